@@ -1,0 +1,159 @@
+package wcp
+
+import (
+	"encoding/json"
+	"math/big"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// RouteDecision is the Hall's answer to a RouteInput (WCP §4.2), allowed or
+// denied, with the evidence PyHall returns. Every key is always present in
+// its JSON, null where unset, in PyHall's order; RequestHash is the Hall's
+// addition.
+type RouteDecision struct {
+	DecisionID    uuid.UUID `json:"decision_id"`
+	Timestamp     time.Time `json:"-"`
+	CorrelationID string    `json:"correlation_id"`
+	TenantID      string    `json:"tenant_id"`
+	CapabilityID  string    `json:"capability_id"`
+	// MatchedRuleID is the matched rule's id, "PRE_ROUTING" for a denial
+	// before shadow/rule checks, "NO_MATCH" for shadow or no-match denials.
+	MatchedRuleID string `json:"matched_rule_id"`
+	Env           string `json:"env"`
+	DataLabel     string `json:"data_label"`
+	TenantRisk    string `json:"tenant_risk"`
+	QoSClass      string `json:"qos_class"`
+
+	Denied bool `json:"denied"`
+	// DenyReason is nil when allowed.
+	DenyReason *DenyReason `json:"deny_reason_if_denied"`
+
+	SelectedWorkerSpeciesID      OptString         `json:"selected_worker_species_id"`
+	CandidateWorkersRanked       []CandidateWorker `json:"candidate_workers_ranked"`
+	RequiredControlsEffective    []string          `json:"required_controls_effective"`
+	RecommendedProfilesEffective JSONArray         `json:"recommended_profiles_effective"`
+	EscalationEffective          Escalation        `json:"escalation_effective"`
+	PreconditionsChecked         Preconditions     `json:"preconditions_checked"`
+
+	// ArtifactHash is "sha256:<hex>" of the selected worker's module, set
+	// when the Hall knows which module will run (dispatch); null otherwise.
+	ArtifactHash             OptString `json:"artifact_hash"`
+	WorkerAttestationChecked bool      `json:"worker_attestation_checked"`
+	WorkerAttestationValid   *bool     `json:"worker_attestation_valid"`
+	DryRun                   bool      `json:"dry_run"`
+	TelemetryEnvelopes       []Event   `json:"telemetry_envelopes"`
+
+	// RequestHash is the SHA-256 of the canonical RouteInput.
+	RequestHash Digest `json:"request_hash"`
+}
+
+// MarshalJSON writes the decision with its timestamp in second place, as
+// PyHall does.
+func (d RouteDecision) MarshalJSON() ([]byte, error) {
+	type plain RouteDecision
+	body, err := json.Marshal(plain(d))
+	if err != nil {
+		return nil, err
+	}
+	// Insert "timestamp" right after decision_id (always 53 bytes:
+	// {"decision_id":"<36>"}).
+	const idLen = len(`{"decision_id":"00000000-0000-0000-0000-000000000000"`)
+	out := make([]byte, 0, len(body)+48)
+	out = append(out, body[:idLen]...)
+	out = append(out, `,"timestamp":`...)
+	out = appendTime(out, d.Timestamp)
+	return append(out, body[idLen:]...), nil
+}
+
+// UnmarshalJSON reads the wire format.
+func (d *RouteDecision) UnmarshalJSON(b []byte) error {
+	type plain RouteDecision
+	var aux struct {
+		plain
+		Timestamp time.Time `json:"timestamp"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*d = RouteDecision(aux.plain)
+	d.Timestamp = aux.Timestamp
+	return nil
+}
+
+// Allowed reports whether the decision allows dispatch.
+func (d *RouteDecision) Allowed() bool { return !d.Denied }
+
+// Code returns the deny code, or "" when allowed.
+func (d *RouteDecision) Code() DenyCode {
+	if d.DenyReason == nil {
+		return ""
+	}
+	return d.DenyReason.Code
+}
+
+// DenyReason is deny_reason_if_denied: a code, a message in the Hall's words,
+// and the extra keys PyHall attaches for that code (in its order).
+type DenyReason struct {
+	Code    DenyCode `json:"code"`
+	Message string   `json:"message"`
+
+	BlastScore         *big.Int `json:"blast_score,omitempty"`
+	ShadowedRuleIDs    []string `json:"shadowed_rule_ids,omitempty"`
+	ShadowCount        *int     `json:"shadow_count,omitempty"`
+	Missing            []string `json:"missing,omitempty"`
+	TenantID           *string  `json:"tenant_id,omitempty"`
+	Reason             *string  `json:"reason,omitempty"`
+	PolicyVersion      *string  `json:"policy_version,omitempty"`
+	SupervisorRequired bool     `json:"supervisor_required,omitempty"`
+	WorkerSpeciesID    *string  `json:"worker_species_id,omitempty"`
+}
+
+// Skip reasons of a candidate worker that was not selected.
+const (
+	SkipUnavailable     = "unavailable"
+	SkipAlreadySelected = "already_selected"
+	// SkipEnvNotAllowed and SkipWorkerControlsMissing are the Hall's own,
+	// reported only when the matching HallConfig field is on.
+	SkipEnvNotAllowed         = "env_not_allowed"
+	SkipWorkerControlsMissing = "worker_controls_missing"
+)
+
+// CandidateWorker is one ranked candidate of the matched rule, annotated
+// with why it was skipped (nil SkipReason: selected).
+type CandidateWorker struct {
+	WorkerSpeciesID         string    `json:"worker_species_id"`
+	ScoreHint               *PyFloat  `json:"score_hint"`
+	RequiresControlsMinimum *[]string `json:"requires_controls_minimum"`
+	SkipReason              OptString `json:"skip_reason"`
+}
+
+// Escalation is the matched rule's escalation block as echoed in a decision.
+// Only PolicyGate changes routing.
+type Escalation struct {
+	PolicyGate           bool      `json:"policy_gate"`
+	MsavxStepUp          bool      `json:"msavx_step_up"`
+	HumanRequiredDefault bool      `json:"human_required_default"`
+	HumanRequiredIf      JSONArray `json:"human_required_if"`
+	Rationale            *string   `json:"rationale"`
+}
+
+// Preconditions is the matched rule's preconditions merged over WCP's
+// defaults (DefaultPreconditions).
+type Preconditions struct {
+	MustHaveCorrelationID            bool `json:"must_have_correlation_id"`
+	MustAttachPolicyVersion          bool `json:"must_attach_policy_version"`
+	MustRecordArtifactHashIfExecutes bool `json:"must_record_artifact_hash_if_executes"`
+	DenyIfMissingRequiredControls    bool `json:"deny_if_missing_required_controls"`
+	DenyIfUnsignedArtifactInProd     bool `json:"deny_if_unsigned_artifact_in_prod"`
+	DenyIfNoAttestationInProd        bool `json:"deny_if_no_attestation_in_prod"`
+}
+
+// DefaultPreconditions are WCP's defaults for a rule that sets none.
+var DefaultPreconditions = Preconditions{
+	MustHaveCorrelationID:            true,
+	MustAttachPolicyVersion:          true,
+	MustRecordArtifactHashIfExecutes: true,
+	DenyIfMissingRequiredControls:    true,
+}

@@ -59,6 +59,13 @@ type LegacyEgress struct {
 	Extra     Extra    `json:"-"`
 }
 
+// IsEmpty reports whether the envelope declares nothing at all (an empty
+// JSON object), which PyHall treats as no envelope.
+func (p *PrivilegeEnvelope) IsEmpty() bool {
+	return p == nil || (p.SecretsAccess == nil && p.NetworkEgress.IsZero() && p.FilesystemWrites == nil &&
+		p.FilesystemReads == nil && p.Tools == nil && p.Egress == nil && len(p.Extra) == 0)
+}
+
 // NetworkEgress is "none" (the default: no network at all), "unrestricted",
 // or a list of "host" / "host:port" entries.
 type NetworkEgress struct {

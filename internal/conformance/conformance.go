@@ -64,12 +64,28 @@ func (m liveHashes) WorkerHash(_ context.Context, species string) (string, bool)
 	return *h, true
 }
 
-// ReadFile decodes a JSON array of vectors.
+// ReadFile decodes a vectors file: one vector object or an array of them.
 func ReadFile(r io.Reader) ([]Vector, error) {
-	dec := json.NewDecoder(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
+// Parse decodes one vector object or an array of them.
+func Parse(data []byte) ([]Vector, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) > 0 && data[0] == '{' {
+		var v Vector
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, fmt.Errorf("not a conformance vector: %w", err)
+		}
+		return []Vector{v}, nil
+	}
 	var vs []Vector
-	if err := dec.Decode(&vs); err != nil {
-		return nil, fmt.Errorf("conformance: vectors must be a JSON array of vector objects: %w", err)
+	if err := json.Unmarshal(data, &vs); err != nil {
+		return nil, fmt.Errorf("expected a vector object or a JSON array of vectors: %w", err)
 	}
 	return vs, nil
 }

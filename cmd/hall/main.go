@@ -1,0 +1,90 @@
+// Command hall is the Hall's command-line interface: route requests,
+// validate rules, run the WCP conformance vectors, enroll and run workers.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitError  = 1 // bad input, files that do not load, internal failure
+	exitDenied = 2 // the Hall denied the request
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := ec.Error(); msg != "" {
+			fmt.Fprintln(stderr, msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(stderr, "hall: "+err.Error())
+	return exitError
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:                 "hall",
+		Usage:                "govern and run sandboxed WebAssembly workers (WCP)",
+		Version:              buildVersion(),
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideVersion:          true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors
+		Commands: []*cli.Command{
+			routeCommand(),
+			validateCommand(),
+			conformanceCommand(),
+			versionCommand(),
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the Hall's version",
+		Action: func(c *cli.Context) error {
+			fmt.Fprintf(c.App.Writer, "hall %s\n", buildVersion())
+			return nil
+		},
+	}
+}
+
+// failf is an error exit with one message.
+func failf(format string, args ...any) error {
+	return cli.Exit("hall: "+fmt.Sprintf(format, args...), exitError)
+}

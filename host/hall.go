@@ -1,0 +1,198 @@
+// Package host is the embeddable Hall: it loads routing rules, the enrolled
+// worker registry and the Hall configuration from a working directory and
+// answers routing requests with WCP RouteDecisions. The `hall` CLI and the
+// HTTP server are thin layers over this package.
+//
+//	h, err := host.Open(ctx, host.Options{Dir: "."})
+//	if err != nil { ... }
+//	dec := h.Decide(ctx, &input)
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/wcphall/hall/host/registry"
+	"github.com/wcphall/hall/host/router"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// Options say where a Hall's files are. Relative paths are relative to Dir.
+type Options struct {
+	// Dir is the working directory (default ".").
+	Dir string
+	// Rules is the rules file (default "rules.json", as PyHall).
+	Rules string
+	// RegistryDir is the enrolled records directory (default "enrolled").
+	RegistryDir string
+	// Home is the state directory (default $HALL_HOME, else ".hall").
+	Home string
+	// ConfigFile is the Hall configuration (default "hall.json" in Dir if
+	// it exists; otherwise the strict defaults of DefaultConfig).
+	ConfigFile string
+	// Gate is the policy gate for rules that set escalation.policy_gate
+	// (default none: such rules are denied DENY_POLICY_GATE_UNCONFIGURED).
+	Gate router.PolicyGate
+	// Logger receives the Hall's operational log (default: discarded).
+	Logger *slog.Logger
+}
+
+// Config is the Hall configuration file (hall.json): PyHall's HallConfig
+// fields at the top level, plus the Hall's own settings.
+type Config struct {
+	wcp.HallConfig
+	// EgressAllowlist maps an env to the network destinations privilege
+	// envelopes may name in it (PyHall's set_egress_allowlist).
+	EgressAllowlist map[string][]string `json:"egress_allowlist,omitempty"`
+}
+
+// DefaultConfig is the configuration of a Hall without a hall.json:
+// PyHall's floors plus the Hall's stricter checks (README, "Deviations").
+func DefaultConfig() Config { return Config{HallConfig: wcp.DefaultStrict()} }
+
+// ParseConfig decodes a hall.json document; unknown keys are errors (a
+// misspelt governance switch must not silently do nothing).
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist)", err)
+	}
+	return c, nil
+}
+
+// Hall is a loaded Hall. Its methods are safe for concurrent use.
+type Hall struct {
+	opts     Options
+	rules    *router.RuleSet
+	reg      *registry.Registry
+	cfg      Config
+	problems error
+	warnings []string
+	log      *slog.Logger
+}
+
+// Open loads the rules, the registry and the configuration. A rules file
+// or configuration that does not load is an error; enrolled records that
+// do not validate are skipped and reported by Problems, so one bad file
+// does not take the Hall down.
+func Open(ctx context.Context, opts Options) (*Hall, error) {
+	if opts.Dir == "" {
+		opts.Dir = "."
+	}
+	if opts.Rules == "" {
+		opts.Rules = "rules.json"
+	}
+	if opts.RegistryDir == "" {
+		opts.RegistryDir = "enrolled"
+	}
+	if opts.Home == "" {
+		opts.Home = os.Getenv("HALL_HOME")
+	}
+	if opts.Home == "" {
+		opts.Home = ".hall"
+	}
+	opts.Rules = opts.path(opts.Rules)
+	opts.RegistryDir = opts.path(opts.RegistryDir)
+	opts.Home = opts.path(opts.Home)
+	h := &Hall{opts: opts, log: opts.Logger}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+
+	cfg, err := loadConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	h.cfg = cfg
+
+	rules, err := router.LoadRules(opts.Rules)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("rules file %s does not exist: pass --rules FILE or create it (see examples/quickstart/rules.json)", opts.Rules)
+		}
+		return nil, err
+	}
+	h.rules = rules
+
+	reg, warnings, err := registry.LoadDir(opts.RegistryDir)
+	if err != nil && reg == nil {
+		return nil, err
+	}
+	h.reg, h.warnings, h.problems = reg, warnings, err
+	for _, w := range rules.Warnings {
+		h.warnings = append(h.warnings, opts.Rules+": "+w)
+	}
+	return h, nil
+}
+
+func (o Options) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(o.Dir, p)
+}
+
+func loadConfig(opts Options) (Config, error) {
+	path := opts.ConfigFile
+	explicit := path != ""
+	if !explicit {
+		path = "hall.json"
+	}
+	path = opts.path(path)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return DefaultConfig(), nil
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Rules returns the compiled rules.
+func (h *Hall) Rules() *router.RuleSet { return h.rules }
+
+// Registry returns the enrolled workers.
+func (h *Hall) Registry() *registry.Registry { return h.reg }
+
+// Config returns the configuration in force.
+func (h *Hall) Config() Config { return h.cfg }
+
+// Problems returns the enrolled records that were skipped (one
+// *registry.RecordError per file, joined), or nil.
+func (h *Hall) Problems() error { return h.problems }
+
+// Warnings returns what loading noticed but accepted (rules conditions
+// that never match, invalid control ids ignored at enrollment).
+func (h *Hall) Warnings() []string { return h.warnings }
+
+// Decide routes one request. It never fails: every problem is a denied
+// decision.
+func (h *Hall) Decide(ctx context.Context, in *wcp.RouteInput) wcp.RouteDecision {
+	return router.Decide(ctx, in, h.rules, h.reg, h.routerOptions())
+}
+
+func (h *Hall) routerOptions() router.Options {
+	return router.Options{
+		Config:           &h.cfg.HallConfig,
+		Gate:             h.opts.Gate,
+		RegisteredHashes: registeredArtifacts{h.reg},
+		CurrentHashes:    h.currentArtifacts(),
+		Envelopes:        h.reg,
+		Privilege:        registry.StockPrivilegePolicy{EgressAllowlist: h.cfg.EgressAllowlist},
+		Logger:           h.log,
+	}
+}

@@ -1,0 +1,27 @@
+// Package ledger is the Hall's evidence ledger: the append-only record of
+// every routing decision (allowed, denied or dry-run, with its telemetry
+// envelopes), every telemetry event a worker emits, and one signed receipt
+// per dispatch (WCP §5.7).
+//
+// Receipts form one hash chain per tenant stream: each receipt carries the
+// hash of the previous receipt of its tenant, a per-stream sequence number,
+// its own hash and an Ed25519 signature over that hash. [SQLite.Verify] walks
+// every chain and reports the first break in each; [SQLite.Export] writes the
+// chains as JSON Lines so they can be checked without the Hall.
+//
+// Storage sits behind the small [Store] interface. [Open] gives the SQLite
+// engine, which keeps the database in <state dir>/hall.db and the signing key
+// in <state dir>/keys/ed25519.key, and is safe for several processes (a CLI
+// and a server) writing at the same time.
+//
+// The package decides nothing and runs nothing: the dispatch choke point in
+// package host calls it after deciding and running. It does not read
+// registry records or rules; everything it stores is handed to it.
+//
+// # Notes
+//
+// What the chain can and cannot prove is in RATIONALE.md next to this file;
+// in short, an attacker who can write the database but not read the key
+// cannot change, remove or reorder a receipt without Verify noticing, except
+// for cutting the newest receipts of a stream together with its head row.
+package ledger

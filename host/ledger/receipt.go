@@ -1,0 +1,304 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"time"
+
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// Receipt is the evidence of one dispatch (WCP §5.7): who ran what, under
+// which decision and limits, on which input, with which result, linked into
+// its tenant's hash chain and signed by the Hall.
+//
+// The caller fills the dispatch fields; [Store.Append] fills the chain
+// fields (ReceiptID through Signature).
+//
+// # Notes
+//
+//   - ReceiptHash is "sha256:" + hex SHA-256 of the receipt's canonical JSON
+//     without receipt_hash and signature (see [Receipt.CanonicalBody]).
+//   - Signature is the standard base64 (RFC 4648 §4, padded) Ed25519
+//     signature of the ASCII bytes of ReceiptHash.
+//   - Sequence is the Hall's addition to the §5.7 fields: it numbers the
+//     receipts of a stream from 1 and is covered by the hash, so a gap or a
+//     swap is visible from the receipts alone.
+type Receipt struct {
+	// Chain fields, set by Append.
+	ReceiptID string
+	Sequence  uint64
+	// PrevReceiptHash is "" (JSON null) for the first receipt of a stream.
+	PrevReceiptHash string
+	ReceiptHash     string
+	SigningKeyID    string
+	Signature       string
+
+	// Dispatch fields, set by the caller.
+	CorrelationID string
+	// DispatchedAt is stored in UTC with microsecond precision.
+	DispatchedAt     time.Time
+	WorkerID         string
+	CapabilityID     string
+	PolicyDecision   string // "ALLOW" for a dispatch
+	ControlsVerified []string
+	ArtifactHash     string // "sha256:<hex>" of the module that ran
+	DecisionID       string
+	TenantID         string
+	RequestHash      string // the decision's request_hash
+	InputHash        string
+	OutputHash       string // "" when the worker produced no output
+	DurationMS       float64
+	// Outcome is "ok" or an upper-case error code such as LIMIT_TIMEOUT.
+	Outcome      string
+	ErrorMessage string
+	Limits       Limits
+	// Determinism says which sources of nondeterminism the sandbox gave
+	// the worker (for example "deterministic" or "clock,random").
+	Determinism string
+	// InputPayload and OutputPayload are kept only when the ledger was
+	// opened with [WithPayloads]; otherwise Append drops them and only the
+	// hashes remain.
+	InputPayload  []byte
+	OutputPayload []byte
+}
+
+// Limits are the resource limits the worker ran under.
+type Limits struct {
+	TimeoutMS   int64 `json:"timeout_ms"`
+	MemoryMB    int64 `json:"memory_mb"`
+	InputBytes  int64 `json:"input_bytes"`
+	OutputBytes int64 `json:"output_bytes"`
+}
+
+// receiptJSON is the wire form. Key order here does not matter: every
+// encoding goes through canonical.
+type receiptJSON struct {
+	ReceiptID        string   `json:"receipt_id"`
+	Sequence         uint64   `json:"sequence"`
+	PrevReceiptHash  *string  `json:"prev_receipt_hash"`
+	ReceiptHash      string   `json:"receipt_hash,omitempty"`
+	SigningKeyID     string   `json:"signing_key_id"`
+	Signature        string   `json:"signature,omitempty"`
+	CorrelationID    string   `json:"correlation_id"`
+	DispatchedAt     string   `json:"dispatched_at"`
+	WorkerID         string   `json:"worker_id"`
+	CapabilityID     string   `json:"capability_id"`
+	PolicyDecision   string   `json:"policy_decision"`
+	ControlsVerified []string `json:"controls_verified"`
+	ArtifactHash     string   `json:"artifact_hash"`
+	DecisionID       string   `json:"decision_id"`
+	TenantID         string   `json:"tenant_id"`
+	RequestHash      string   `json:"request_hash"`
+	InputHash        string   `json:"input_hash"`
+	OutputHash       string   `json:"output_hash,omitempty"`
+	DurationMS       float64  `json:"duration_ms"`
+	Outcome          string   `json:"outcome"`
+	ErrorMessage     string   `json:"error_message,omitempty"`
+	Limits           Limits   `json:"limits"`
+	Determinism      string   `json:"determinism"`
+	InputPayload     []byte   `json:"input_payload,omitempty"`
+	OutputPayload    []byte   `json:"output_payload,omitempty"`
+}
+
+func (r *Receipt) wire(withSeal bool) receiptJSON {
+	w := receiptJSON{
+		ReceiptID:        r.ReceiptID,
+		Sequence:         r.Sequence,
+		SigningKeyID:     r.SigningKeyID,
+		CorrelationID:    r.CorrelationID,
+		DispatchedAt:     r.DispatchedAt.UTC().Format(wcp.TimeLayout),
+		WorkerID:         r.WorkerID,
+		CapabilityID:     r.CapabilityID,
+		PolicyDecision:   r.PolicyDecision,
+		ControlsVerified: r.ControlsVerified,
+		ArtifactHash:     r.ArtifactHash,
+		DecisionID:       r.DecisionID,
+		TenantID:         r.TenantID,
+		RequestHash:      r.RequestHash,
+		InputHash:        r.InputHash,
+		OutputHash:       r.OutputHash,
+		DurationMS:       r.DurationMS,
+		Outcome:          r.Outcome,
+		ErrorMessage:     r.ErrorMessage,
+		Limits:           r.Limits,
+		Determinism:      r.Determinism,
+		InputPayload:     r.InputPayload,
+		OutputPayload:    r.OutputPayload,
+	}
+	if w.ControlsVerified == nil {
+		w.ControlsVerified = []string{}
+	}
+	if r.PrevReceiptHash != "" {
+		p := r.PrevReceiptHash
+		w.PrevReceiptHash = &p
+	}
+	if withSeal {
+		w.ReceiptHash = r.ReceiptHash
+		w.Signature = r.Signature
+	}
+	return w
+}
+
+// CanonicalBody returns the bytes receipt_hash is computed over: the
+// receipt's JSON without receipt_hash and signature, in canonical form
+// (object keys sorted at every level, no insignificant whitespace, no HTML
+// escaping, encoding/json's string escapes otherwise).
+func (r *Receipt) CanonicalBody() ([]byte, error) {
+	return canonicalMarshal(r.wire(false))
+}
+
+// ComputeHash returns "sha256:<hex>" of r's canonical body. It does not
+// modify r.
+func (r *Receipt) ComputeHash() (string, error) {
+	body, err := r.CanonicalBody()
+	if err != nil {
+		return "", err
+	}
+	return hashBody(body), nil
+}
+
+func hashBody(body []byte) string {
+	return wcp.Digest(sha256.Sum256(body)).String()
+}
+
+// MarshalJSON writes the receipt with its hash and signature, in canonical
+// form: the line format of [Store.Export].
+func (r Receipt) MarshalJSON() ([]byte, error) {
+	return canonicalMarshal(r.wire(true))
+}
+
+// UnmarshalJSON reads the form MarshalJSON writes.
+func (r *Receipt) UnmarshalJSON(b []byte) error {
+	var w receiptJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	at, err := time.Parse(time.RFC3339Nano, w.DispatchedAt)
+	if err != nil {
+		return fmt.Errorf("dispatched_at: %w", err)
+	}
+	*r = Receipt{
+		ReceiptID:        w.ReceiptID,
+		Sequence:         w.Sequence,
+		ReceiptHash:      w.ReceiptHash,
+		SigningKeyID:     w.SigningKeyID,
+		Signature:        w.Signature,
+		CorrelationID:    w.CorrelationID,
+		DispatchedAt:     at.UTC(),
+		WorkerID:         w.WorkerID,
+		CapabilityID:     w.CapabilityID,
+		PolicyDecision:   w.PolicyDecision,
+		ControlsVerified: w.ControlsVerified,
+		ArtifactHash:     w.ArtifactHash,
+		DecisionID:       w.DecisionID,
+		TenantID:         w.TenantID,
+		RequestHash:      w.RequestHash,
+		InputHash:        w.InputHash,
+		OutputHash:       w.OutputHash,
+		DurationMS:       w.DurationMS,
+		Outcome:          w.Outcome,
+		ErrorMessage:     w.ErrorMessage,
+		Limits:           w.Limits,
+		Determinism:      w.Determinism,
+		InputPayload:     w.InputPayload,
+		OutputPayload:    w.OutputPayload,
+	}
+	if w.PrevReceiptHash != nil {
+		r.PrevReceiptHash = *w.PrevReceiptHash
+	}
+	return nil
+}
+
+// outcomeCode is "ok" or a deny/limit/error code in WCP's style.
+var outcomeCode = regexp.MustCompile(`^(ok|[A-Z][A-Z0-9_]*)$`)
+
+// validate checks the caller's fields. Chain fields are ignored: Append
+// overwrites them.
+func (r *Receipt) validate() error {
+	required := []struct{ name, v string }{
+		{"tenant_id", r.TenantID},
+		{"correlation_id", r.CorrelationID},
+		{"decision_id", r.DecisionID},
+		{"worker_id", r.WorkerID},
+		{"capability_id", r.CapabilityID},
+		{"policy_decision", r.PolicyDecision},
+		{"outcome", r.Outcome},
+	}
+	for _, f := range required {
+		if f.v == "" {
+			return invalid(f.name, "is required")
+		}
+	}
+	if r.DispatchedAt.IsZero() {
+		return invalid("dispatched_at", "is required")
+	}
+	if y := r.DispatchedAt.UTC().Year(); y < 1 || y > 9999 {
+		return invalid("dispatched_at", "year must be between 1 and 9999")
+	}
+	digests := []struct {
+		name, v string
+		need    bool
+	}{
+		{"artifact_hash", r.ArtifactHash, true},
+		{"request_hash", r.RequestHash, true},
+		{"input_hash", r.InputHash, true},
+		{"output_hash", r.OutputHash, false},
+	}
+	for _, d := range digests {
+		if d.v == "" && !d.need {
+			continue
+		}
+		if !wcp.ValidArtifactHash(d.v) {
+			return invalid(d.name, fmt.Sprintf("%q is not sha256:<64 lowercase hex>", d.v))
+		}
+	}
+	if !outcomeCode.MatchString(r.Outcome) {
+		return invalid("outcome", fmt.Sprintf("%q is neither \"ok\" nor an upper-case error code", r.Outcome))
+	}
+	if r.DurationMS < 0 || math.IsNaN(r.DurationMS) || math.IsInf(r.DurationMS, 0) {
+		return invalid("duration_ms", "must be a finite number ≥ 0")
+	}
+	return nil
+}
+
+func invalid(field, msg string) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, msg)
+}
+
+// canonicalMarshal encodes v and canonicalizes the result.
+func canonicalMarshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return canonical(b)
+}
+
+// canonical rewrites raw JSON with object keys sorted at every level, no
+// insignificant whitespace and no HTML escaping; numbers are kept as
+// written. host/wcp has the same rules in an unexported helper; this one
+// leans on encoding/json, which sorts map keys.
+func canonical(raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("trailing data after JSON value")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -1,0 +1,144 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migration is one step of the schema. Steps are append-only: a released
+// step is never edited, a change is a new step. PRAGMA user_version holds
+// the number of steps applied; schema_migrations keeps when each ran.
+type migration struct {
+	name string
+	sql  string
+}
+
+var migrations = []migration{
+	{"initial schema", `
+CREATE TABLE schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL,
+	applied_at TEXT NOT NULL
+);
+
+CREATE TABLE decisions (
+	decision_id    TEXT PRIMARY KEY,
+	correlation_id TEXT NOT NULL,
+	tenant_id      TEXT NOT NULL,
+	capability_id  TEXT NOT NULL,
+	denied         INTEGER NOT NULL,
+	deny_code      TEXT NOT NULL,
+	dry_run        INTEGER NOT NULL,
+	decided_at     TEXT NOT NULL,
+	decision       TEXT NOT NULL
+);
+CREATE INDEX decisions_correlation ON decisions (correlation_id);
+CREATE INDEX decisions_tenant ON decisions (tenant_id, decided_at);
+
+-- Telemetry: the envelopes of each decision (source 'decision') and the
+-- events workers emit (source 'worker').
+CREATE TABLE events (
+	id             INTEGER PRIMARY KEY,
+	correlation_id TEXT NOT NULL,
+	decision_id    TEXT,
+	source         TEXT NOT NULL,
+	event_id       TEXT NOT NULL,
+	recorded_at    TEXT NOT NULL,
+	event          TEXT NOT NULL
+);
+CREATE INDEX events_correlation ON events (correlation_id, id);
+
+-- body is the canonical JSON receipt_hash covers; the other columns are
+-- copies for lookups, checked against body by Verify.
+CREATE TABLE receipts (
+	id                INTEGER PRIMARY KEY,
+	tenant_id         TEXT NOT NULL,
+	seq               INTEGER NOT NULL,
+	receipt_id        TEXT NOT NULL UNIQUE,
+	correlation_id    TEXT NOT NULL,
+	worker_id         TEXT NOT NULL,
+	dispatched_at     TEXT NOT NULL,
+	prev_receipt_hash TEXT,
+	receipt_hash      TEXT NOT NULL,
+	signing_key_id    TEXT NOT NULL,
+	signature         TEXT NOT NULL,
+	body              TEXT NOT NULL,
+	UNIQUE (tenant_id, seq)
+);
+CREATE INDEX receipts_correlation ON receipts (correlation_id);
+CREATE INDEX receipts_worker ON receipts (worker_id);
+CREATE INDEX receipts_dispatched ON receipts (dispatched_at);
+
+-- The newest receipt of each stream, written in the same transaction as
+-- the receipt: it is what makes deleting the newest receipt visible.
+CREATE TABLE stream_heads (
+	tenant_id    TEXT PRIMARY KEY,
+	seq          INTEGER NOT NULL,
+	receipt_id   TEXT NOT NULL,
+	receipt_hash TEXT NOT NULL
+);
+
+-- Guard rails against accidents, not attackers (who can drop them).
+CREATE TRIGGER receipts_no_update BEFORE UPDATE ON receipts
+BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
+CREATE TRIGGER receipts_no_delete BEFORE DELETE ON receipts
+BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
+`},
+}
+
+// SchemaVersion is the schema version this package writes and reads.
+var SchemaVersion = len(migrations)
+
+func userVersion(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
+	var v int
+	err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+// migrate brings the database to SchemaVersion. The check is repeated
+// inside a BEGIN IMMEDIATE transaction so that two processes opening a new
+// state directory at once apply each step exactly once.
+func migrate(ctx context.Context, db *sql.DB, readOnly bool) error {
+	v, err := userVersion(ctx, db)
+	if err != nil {
+		return err
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("%w: database schema version %d is newer than this Hall's %d", ErrSchemaTooNew, v, SchemaVersion)
+	}
+	if v == SchemaVersion {
+		return nil
+	}
+	if readOnly {
+		return fmt.Errorf("%w: database schema version %d needs migrating to %d; open it read-write once", ErrReadOnly, v, SchemaVersion)
+	}
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if v, err = userVersion(ctx, tx); err != nil {
+		return err
+	}
+	for i := v; i < len(migrations); i++ {
+		m := migrations[i]
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", i+1, m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			i+1, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", i+1, m.name, err)
+		}
+	}
+	if v < len(migrations) {
+		// PRAGMA takes no bound parameters; the value is our own integer.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}

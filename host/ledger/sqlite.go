@@ -1,0 +1,497 @@
+package ledger
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/wcphall/hall/host/wcp"
+	"modernc.org/sqlite"
+)
+
+// DBFile is the database's name inside the Hall state directory.
+const DBFile = "hall.db"
+
+// Sync is how hard a commit waits for the disk.
+type Sync int
+
+const (
+	// SyncFull (the default) fsyncs the write-ahead log at every commit: a
+	// receipt Append returned survives a power cut or kernel crash.
+	SyncFull Sync = iota
+	// SyncNormal fsyncs only at checkpoints: a receipt survives the Hall
+	// being killed, but the last commits can be lost on power failure.
+	SyncNormal
+)
+
+// Option configures [Open].
+type Option func(*options)
+
+type options struct {
+	payloads    bool
+	readOnly    bool
+	busyTimeout time.Duration
+	sync        Sync
+}
+
+// WithPayloads keeps receipts' InputPayload and OutputPayload. Without it
+// Append drops them and only their hashes are kept: payloads may hold
+// personal data an operator must opt in to retaining.
+func WithPayloads() Option { return func(o *options) { o.payloads = true } }
+
+// ReadOnly opens an existing ledger without write access (SQLite
+// mode=ro): every write returns an error wrapping [ErrReadOnly], a missing
+// database is an error, and no signing key is created.
+func ReadOnly() Option { return func(o *options) { o.readOnly = true } }
+
+// WithBusyTimeout sets how long a write waits for another process's write
+// to finish before failing (default 10s).
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
+
+// WithSync sets the commit durability (default [SyncFull]).
+func WithSync(s Sync) Option { return func(o *options) { o.sync = s } }
+
+// SQLite is the SQLite ledger engine. It implements [Store].
+//
+// # Notes
+//
+//   - The database runs in WAL mode: readers never block the writer.
+//   - Writes from this process go through one connection; writes from other
+//     processes are serialized by SQLite's lock (BEGIN IMMEDIATE), waiting
+//     up to the busy timeout.
+type SQLite struct {
+	// w carries every write (one connection, BEGIN IMMEDIATE); r carries
+	// reads (deferred transactions, query_only).
+	w, r     *sql.DB
+	path     string
+	opts     options
+	priv     ed25519.PrivateKey
+	pub      ed25519.PublicKey
+	keyID    string
+	keyError error
+}
+
+var _ Store = (*SQLite)(nil)
+
+// Open opens the ledger of the Hall state directory dir, creating dir
+// (0700), the database dir/hall.db and the signing key dir/keys/ed25519.key
+// (0600, in a 0700 directory) when they do not exist, and applying pending
+// schema migrations.
+//
+// # Notes
+//
+//   - A state directory may be opened by several processes at once.
+//   - Open refuses a private key file readable by group or others.
+//   - With [ReadOnly] the key is optional: Verify then needs a public key.
+func Open(dir string, opts ...Option) (*SQLite, error) {
+	o := options{busyTimeout: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !o.readOnly {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	path := filepath.Join(dir, DBFile)
+	s := &SQLite{path: path, opts: o}
+	var err error
+	if s.w, err = sql.Open("sqlite", s.dsn(true)); err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetConnMaxIdleTime(0)
+	if s.r, err = sql.Open("sqlite", s.dsn(false)); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	ctx := context.Background()
+	if err := migrate(ctx, s.w, o.readOnly); err != nil {
+		s.Close()
+		return nil, s.wrap("open "+path, err)
+	}
+	priv, err := loadKey(filepath.Join(dir, KeyFile), !o.readOnly)
+	switch {
+	case err == nil:
+		s.priv = priv
+		s.pub = priv.Public().(ed25519.PublicKey)
+		s.keyID = KeyID(s.pub)
+	case o.readOnly:
+		s.keyError = err
+	default:
+		s.Close()
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	return s, nil
+}
+
+// dsn builds the connection string. Pragmas are set per connection by the
+// driver, so every pooled connection has them.
+func (s *SQLite) dsn(writer bool) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.FormatInt(s.opts.busyTimeout.Milliseconds(), 10))
+	if s.opts.readOnly {
+		// mode=ro is an SQLite URI parameter: it needs the file: form.
+		q.Set("mode", "ro")
+		return "file:" + (&url.URL{Path: s.path}).EscapedPath() + "?" + q.Encode()
+	}
+	q.Set("_journal_mode", "WAL")
+	if writer {
+		q.Set("_txlock", "immediate")
+		if s.opts.sync == SyncNormal {
+			q.Set("_synchronous", "NORMAL")
+		} else {
+			q.Set("_synchronous", "FULL")
+		}
+	} else {
+		q.Set("_query_only", "1")
+	}
+	return "file:" + (&url.URL{Path: s.path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Path returns the database file's path.
+func (s *SQLite) Path() string { return s.path }
+
+// PublicKey returns the ledger's signing public key, or nil when a
+// read-only ledger has no key file.
+func (s *SQLite) PublicKey() ed25519.PublicKey { return s.pub }
+
+// KeyID returns the signing key's id (see [KeyID]), or "" without a key.
+func (s *SQLite) KeyID() string { return s.keyID }
+
+// Close closes the database.
+func (s *SQLite) Close() error {
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// SQLite result codes the ledger turns into its own errors.
+const (
+	sqliteReadOnly = 8
+	sqliteCantOpen = 14
+)
+
+// wrap adds op and maps SQLite's read-only conditions to ErrReadOnly.
+func (s *SQLite) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqliteReadOnly:
+			return fmt.Errorf("ledger: %s: %w (%v)", op, ErrReadOnly, err)
+		case sqliteCantOpen:
+			return fmt.Errorf("ledger: %s: cannot open %s (missing, or its directory is not writable): %w", op, s.path, err)
+		}
+	}
+	if strings.HasPrefix(err.Error(), "ledger: ") {
+		return err
+	}
+	return fmt.Errorf("ledger: %s: %w", op, err)
+}
+
+// Append implements [Store.Append].
+func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
+	if err := r.validate(); err != nil {
+		return fmt.Errorf("ledger: append: %w", err)
+	}
+	if s.priv == nil {
+		return fmt.Errorf("ledger: append: %w", s.keyError)
+	}
+	c := *r
+	c.DispatchedAt = r.DispatchedAt.UTC().Truncate(time.Microsecond)
+	c.ControlsVerified = slices.Clone(r.ControlsVerified)
+	if !s.opts.payloads {
+		c.InputPayload, c.OutputPayload = nil, nil
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("ledger: append: %w", err)
+	}
+	c.ReceiptID = id.String()
+	c.SigningKeyID = s.keyID
+
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the stream head cannot move under us
+	if err != nil {
+		return s.wrap("append", err)
+	}
+	defer tx.Rollback()
+	var seq uint64
+	var head string
+	err = tx.QueryRowContext(ctx, `SELECT seq, receipt_hash FROM stream_heads WHERE tenant_id = ?`, c.TenantID).Scan(&seq, &head)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return s.wrap("append", err)
+	}
+	c.Sequence = seq + 1
+	c.PrevReceiptHash = head
+	body, err := c.CanonicalBody()
+	if err != nil {
+		return fmt.Errorf("ledger: append: %w", err)
+	}
+	c.ReceiptHash = hashBody(body)
+	c.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.priv, []byte(c.ReceiptHash)))
+	var prev any
+	if c.PrevReceiptHash != "" {
+		prev = c.PrevReceiptHash
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO receipts
+		(tenant_id, seq, receipt_id, correlation_id, worker_id, dispatched_at, prev_receipt_hash, receipt_hash, signing_key_id, signature, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.TenantID, int64(c.Sequence), c.ReceiptID, c.CorrelationID, c.WorkerID, c.DispatchedAt.Format(wcp.TimeLayout),
+		prev, c.ReceiptHash, c.SigningKeyID, c.Signature, string(body)); err != nil {
+		// UNIQUE(tenant_id, seq) failing means the head row no longer
+		// matches the receipts: tampering, caught here before it forks.
+		return s.wrap("append to stream "+strconv.Quote(c.TenantID), err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO stream_heads (tenant_id, seq, receipt_id, receipt_hash) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, receipt_id = excluded.receipt_id, receipt_hash = excluded.receipt_hash`,
+		c.TenantID, int64(c.Sequence), c.ReceiptID, c.ReceiptHash); err != nil {
+		return s.wrap("append", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return s.wrap("append: commit", err)
+	}
+	*r = c
+	return nil
+}
+
+// Receipt implements [Store.Receipt].
+func (s *SQLite) Receipt(ctx context.Context, id string) (*Receipt, error) {
+	var body, hash, sig string
+	err := s.r.QueryRowContext(ctx, `SELECT body, receipt_hash, signature FROM receipts WHERE receipt_id = ?`, id).Scan(&body, &hash, &sig)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("ledger: receipt %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.wrap("receipt", err)
+	}
+	return decodeReceipt(body, hash, sig)
+}
+
+func decodeReceipt(body, hash, sig string) (*Receipt, error) {
+	var r Receipt
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		return nil, fmt.Errorf("ledger: stored receipt is malformed: %w", err)
+	}
+	r.ReceiptHash, r.Signature = hash, sig
+	return &r, nil
+}
+
+// Receipts implements [Store.Receipts].
+func (s *SQLite) Receipts(ctx context.Context, f Filter) ([]Receipt, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if f.CorrelationID != "" {
+		add("correlation_id = ?", f.CorrelationID)
+	}
+	if f.TenantID != "" {
+		add("tenant_id = ?", f.TenantID)
+	}
+	if f.WorkerID != "" {
+		add("worker_id = ?", f.WorkerID)
+	}
+	if !f.Since.IsZero() {
+		// The fixed-width UTC layout makes text order time order.
+		add("dispatched_at >= ?", f.Since.UTC().Format(wcp.TimeLayout))
+	}
+	q := `SELECT body, receipt_hash, signature FROM receipts`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.wrap("receipts", err)
+	}
+	defer rows.Close()
+	var out []Receipt
+	for rows.Next() {
+		var body, hash, sig string
+		if err := rows.Scan(&body, &hash, &sig); err != nil {
+			return nil, s.wrap("receipts", err)
+		}
+		r, err := decodeReceipt(body, hash, sig)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	return out, s.wrap("receipts", rows.Err())
+}
+
+// Export implements [Store.Export]. Each line is [Receipt.MarshalJSON]:
+// canonical JSON with receipt_hash and signature; removing those two keys
+// and hashing the canonical rest gives receipt_hash back.
+func (s *SQLite) Export(ctx context.Context, w io.Writer) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // one snapshot
+	if err != nil {
+		return s.wrap("export", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT body, receipt_hash, signature FROM receipts ORDER BY tenant_id, seq`)
+	if err != nil {
+		return s.wrap("export", err)
+	}
+	defer rows.Close()
+	bw := bufio.NewWriter(w)
+	for rows.Next() {
+		var body, hash, sig string
+		if err := rows.Scan(&body, &hash, &sig); err != nil {
+			return s.wrap("export", err)
+		}
+		r, err := decodeReceipt(body, hash, sig)
+		if err != nil {
+			return err
+		}
+		line, err := r.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("ledger: export: %w", err)
+		}
+		bw.Write(line)
+		bw.WriteByte('\n')
+	}
+	if err := rows.Err(); err != nil {
+		return s.wrap("export", err)
+	}
+	return bw.Flush()
+}
+
+// RecordDecision implements [Store.RecordDecision].
+func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
+	if d.DecisionID == "" {
+		return fmt.Errorf("ledger: record decision: %w", invalid("decision_id", "is required"))
+	}
+	var envelopes struct {
+		TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
+	}
+	if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
+		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
+	}
+	at := d.Timestamp
+	if at.IsZero() {
+		at = time.Now()
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap("record decision", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO decisions
+		(decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
+		at.UTC().Format(wcp.TimeLayout), string(d.Decision)); err != nil {
+		return s.wrap("record decision "+d.DecisionID, err)
+	}
+	if err := insertEvents(ctx, tx, d.CorrelationID, d.DecisionID, "decision", envelopes.TelemetryEnvelopes); err != nil {
+		return s.wrap("record decision "+d.DecisionID, err)
+	}
+	return s.wrap("record decision: commit", tx.Commit())
+}
+
+// RecordEvents implements [Store.RecordEvents]. Each event must be a JSON
+// object; none is stored unless all are.
+func (s *SQLite) RecordEvents(ctx context.Context, correlationID string, events []json.RawMessage) error {
+	if len(events) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap("record events", err)
+	}
+	defer tx.Rollback()
+	if err := insertEvents(ctx, tx, correlationID, "", "worker", events); err != nil {
+		return s.wrap("record events", err)
+	}
+	return s.wrap("record events: commit", tx.Commit())
+}
+
+func insertEvents(ctx context.Context, tx *sql.Tx, correlationID, decisionID, source string, events []json.RawMessage) error {
+	now := time.Now().UTC().Format(wcp.TimeLayout)
+	var dec any
+	if decisionID != "" {
+		dec = decisionID
+	}
+	for i, ev := range events {
+		var head struct {
+			EventID string `json:"event_id"`
+		}
+		if err := json.Unmarshal(ev, &head); err != nil {
+			return invalid(fmt.Sprintf("events[%d]", i), "must be a JSON object: "+err.Error())
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event)
+			VALUES (?, ?, ?, ?, ?, ?)`, correlationID, dec, source, head.EventID, now, string(ev)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Decision returns the decision recorded with the given id, or an error
+// wrapping [ErrNotFound].
+func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, error) {
+	var d DecisionRecord
+	var at, body string
+	err := s.r.QueryRowContext(ctx, `SELECT decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision
+		FROM decisions WHERE decision_id = ?`, id).Scan(&d.DecisionID, &d.CorrelationID, &d.TenantID, &d.CapabilityID,
+		&d.Denied, &d.DenyCode, &d.DryRun, &at, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("ledger: decision %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.wrap("decision", err)
+	}
+	d.Decision = json.RawMessage(body)
+	if d.Timestamp, err = time.Parse(time.RFC3339Nano, at); err != nil {
+		return nil, fmt.Errorf("ledger: decision %q: decided_at: %w", id, err)
+	}
+	return &d, nil
+}
+
+// Events returns the telemetry recorded for a correlation id in the order
+// it was recorded: decision envelopes and worker events alike.
+func (s *SQLite) Events(ctx context.Context, correlationID string) ([]json.RawMessage, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT event FROM events WHERE correlation_id = ? ORDER BY id`, correlationID)
+	if err != nil {
+		return nil, s.wrap("events", err)
+	}
+	defer rows.Close()
+	var out []json.RawMessage
+	for rows.Next() {
+		var ev string
+		if err := rows.Scan(&ev); err != nil {
+			return nil, s.wrap("events", err)
+		}
+		out = append(out, json.RawMessage(ev))
+	}
+	return out, s.wrap("events", rows.Err())
+}

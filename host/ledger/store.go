@@ -1,0 +1,136 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+)
+
+// Store is where evidence goes. The SQLite engine returned by [Open] is the
+// only implementation today; the interface exists so that another engine
+// (a networked database, an append-only object store) can be added without
+// touching the dispatch path.
+//
+// # Notes
+//
+//   - Every method is safe for concurrent use.
+//   - Append assigns the chain fields itself; a Store never accepts a
+//     receipt whose chain fields were computed elsewhere.
+//   - A method returns only after its data is durable (see [Open]).
+type Store interface {
+	// RecordDecision stores one routing decision, allowed or denied, with
+	// the telemetry envelopes it carries.
+	RecordDecision(ctx context.Context, d DecisionRecord) error
+	// RecordEvents stores telemetry events a worker emitted while serving
+	// the request with the given correlation id, in order.
+	RecordEvents(ctx context.Context, correlationID string, events []json.RawMessage) error
+	// Append validates r, links it to the head of its tenant's stream, signs
+	// it and stores it. On success it has filled r's ReceiptID, Sequence,
+	// PrevReceiptHash, ReceiptHash, SigningKeyID and Signature; on failure r
+	// is unchanged.
+	Append(ctx context.Context, r *Receipt) error
+	// Receipt returns the receipt with the given id, or an error wrapping
+	// [ErrNotFound].
+	Receipt(ctx context.Context, id string) (*Receipt, error)
+	// Receipts returns the receipts that match every non-zero field of f,
+	// newest first.
+	Receipts(ctx context.Context, f Filter) ([]Receipt, error)
+	// Verify walks every stream and checks hashes, links, sequence numbers
+	// and signatures against pub (the store's own key when pub is nil).
+	// Breaks are data in the report; the error is for failing to read.
+	Verify(ctx context.Context, pub ed25519.PublicKey) (*Report, error)
+	// Export writes every receipt as one JSON object per line, stream by
+	// stream (tenants in byte order), each stream in chain order.
+	Export(ctx context.Context, w io.Writer) error
+	// Close releases the store. It does not wait for in-flight calls.
+	Close() error
+}
+
+// DecisionRecord is one routing decision as the ledger keeps it: the full
+// decision JSON plus the columns it is searched by.
+type DecisionRecord struct {
+	DecisionID    string
+	CorrelationID string
+	TenantID      string
+	CapabilityID  string
+	Denied        bool
+	DenyCode      string // "" when allowed
+	DryRun        bool
+	// Decision is the RouteDecision JSON exactly as returned to the caller.
+	// Its telemetry_envelopes, when present, are also stored as events of
+	// the decision's correlation id.
+	Decision  json.RawMessage
+	Timestamp time.Time
+}
+
+// Filter selects receipts. Zero fields match everything; Limit 0 means no
+// limit.
+type Filter struct {
+	CorrelationID string
+	TenantID      string
+	WorkerID      string
+	// Since keeps receipts dispatched at or after this instant.
+	Since time.Time
+	Limit int
+}
+
+// Report is the result of [Store.Verify].
+type Report struct {
+	// Streams is the number of tenant streams walked, Receipts the number
+	// of receipts read.
+	Streams  int
+	Receipts int
+	// Breaks lists the first break found in each broken stream, in tenant
+	// order.
+	Breaks []Break
+	// Heads is the last receipt of every stream as the store records it.
+	// Copying the heads somewhere the database's writers cannot reach is
+	// what makes cutting the end of a stream detectable (see RATIONALE.md).
+	Heads []Head
+}
+
+// OK reports whether no stream is broken.
+func (r *Report) OK() bool { return len(r.Breaks) == 0 }
+
+// Break is the first inconsistency in one stream.
+type Break struct {
+	Tenant string
+	// ReceiptID is the receipt at which the stream stops verifying: the
+	// receipt that was altered, the first one after a gap, or the missing
+	// head itself.
+	ReceiptID string
+	Sequence  uint64
+	Reason    string
+}
+
+func (b Break) String() string {
+	return "tenant " + b.Tenant + ": receipt " + b.ReceiptID + ": " + b.Reason
+}
+
+// Head is the newest receipt of one stream.
+type Head struct {
+	Tenant      string
+	Sequence    uint64
+	ReceiptID   string
+	ReceiptHash string
+}
+
+// Errors a caller can act on. Every error the package returns for one of
+// these conditions wraps the matching value.
+var (
+	// ErrNotFound: no such receipt or decision.
+	ErrNotFound = errors.New("LEDGER_NOT_FOUND: not found")
+	// ErrInvalid: a receipt, decision or event is malformed; the message
+	// names the field.
+	ErrInvalid = errors.New("RECORD_INVALID")
+	// ErrReadOnly: the ledger cannot be written (opened with [ReadOnly], a
+	// read-only file or file system).
+	ErrReadOnly = errors.New("LEDGER_READ_ONLY: the ledger database is read-only")
+	// ErrSchemaTooNew: the database was migrated by a newer Hall.
+	ErrSchemaTooNew = errors.New("LEDGER_SCHEMA_TOO_NEW")
+	// ErrKey: the signing key is missing, unreadable or malformed.
+	ErrKey = errors.New("LEDGER_KEY")
+)

@@ -1,0 +1,42 @@
+package sdk
+
+import "errors"
+
+// Error is a failure reported by a Hall host function ({"error": {"code",
+// "message"}} in docs/ABI.md). Code is stable and meant for programs;
+// Message is for people.
+//
+// Test for a code with errors.Is against the Err* values, which match any
+// Error with the same code:
+//
+//	if errors.Is(err, sdk.ErrSecretNotDeclared) { ... }
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Is reports whether target is an *Error with the same Code.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Code == e.Code
+}
+
+// The error codes of the Hall host functions (docs/ABI.md), plus
+// HOST_PROTOCOL for a host reply the SDK cannot understand.
+var (
+	ErrSecretNotDeclared = &Error{Code: "SECRET_NOT_DECLARED"}
+	ErrSecretUnavailable = &Error{Code: "SECRET_UNAVAILABLE"}
+	ErrEgressDenied      = &Error{Code: "EGRESS_DENIED"}
+	ErrHTTPFailed        = &Error{Code: "HTTP_FAILED"}
+	ErrResponseTooLarge  = &Error{Code: "RESPONSE_TOO_LARGE"}
+	ErrBadRequest        = &Error{Code: "BAD_REQUEST"}
+	ErrRateLimited       = &Error{Code: "RATE_LIMITED"}
+	ErrHostProtocol      = &Error{Code: "HOST_PROTOCOL"}
+)

@@ -148,8 +148,13 @@ func Decide(ctx context.Context, in *wcp.RouteInput, rules *RuleSet, reg Registr
 	x := decider{ctx: ctx, in: in, opts: &opts}
 	defer func() {
 		if r := recover(); r != nil {
+			matched := x.d.MatchedRuleID // keep the rule once one matched
+			if matched == "" {
+				matched = matchedPreRouting
+			}
+			dec = x.deny(wcp.DenyInternalError, matched, "The Hall failed while deciding; nothing was dispatched.")
+			defer func() { _ = recover() }() // the Logger itself may be what panicked
 			x.logger().Error("router: recovered from a panic while deciding", "panic", fmt.Sprint(r))
-			dec = x.deny(wcp.DenyInternalError, matchedPreRouting, "The Hall failed while deciding; nothing was dispatched.")
 		}
 	}()
 	x.start()
@@ -348,7 +353,7 @@ func (x *decider) decide(rules *RuleSet, reg Registry) {
 		if c.species == "" {
 			cw.WorkerSpeciesID = missingSpecies
 		}
-		avail := c.species != "" && reg != nil && reg.WorkerAvailable(c.species)
+		avail := c.species != "" && reg != nil && x.available(reg, c.species)
 		skip := ""
 		if avail && elig != nil {
 			skip = elig.Ineligible(c.species, in.Env, checkEnv, checkCtl)
@@ -526,6 +531,18 @@ func (x *decider) hash(src HashSource, species string) (h string, ok bool) {
 		}
 	}()
 	return src.WorkerHash(x.ctx, species)
+}
+
+// available asks reg about species; a panic counts as unavailable, as
+// PyHall treats a raising registry_worker_available.
+func (x *decider) available(reg Registry, species string) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			x.logger().Error("router: worker availability panicked", "species", species, "panic", fmt.Sprint(r))
+			ok = false
+		}
+	}()
+	return reg.WorkerAvailable(species)
 }
 
 func (x *decider) checkPrivilege(species string) (ok bool, reason string, err error) {

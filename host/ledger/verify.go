@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -231,4 +232,30 @@ func (w *walker) end(heads map[string]Head) (Break, bool) {
 
 func sortBreaks(b []Break) {
 	slices.SortStableFunc(b, func(x, y Break) int { return strings.Compare(x.Tenant, y.Tenant) })
+}
+
+// CheckHeads compares the ledger with heads saved earlier (from
+// [Report.Heads], kept where the database's writers cannot reach). Verify
+// proves each stream is consistent up to its current head; CheckHeads
+// proves each stream still contains the saved head unchanged, which
+// together rule out cutting or rewriting a stream's end back past the
+// saved point. It returns one break per stream that fails.
+func (s *SQLite) CheckHeads(ctx context.Context, saved []Head) ([]Break, error) {
+	var breaks []Break
+	for _, h := range saved {
+		var id, hash string
+		err := s.r.QueryRowContext(ctx, `SELECT receipt_id, receipt_hash FROM receipts WHERE tenant_id = ? AND seq = ?`,
+			h.Tenant, int64(h.Sequence)).Scan(&id, &hash)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			breaks = append(breaks, Break{Tenant: h.Tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
+				Reason: fmt.Sprintf("saved head receipt %d is gone: stream truncated", h.Sequence)})
+		case err != nil:
+			return nil, s.wrap("check heads", err)
+		case id != h.ReceiptID || hash != h.ReceiptHash:
+			breaks = append(breaks, Break{Tenant: h.Tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
+				Reason: fmt.Sprintf("receipt %d is now %s (%s), not the saved %s (%s): stream rewritten", h.Sequence, id, hash, h.ReceiptID, h.ReceiptHash)})
+		}
+	}
+	return breaks, nil
 }

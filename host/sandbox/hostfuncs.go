@@ -1,0 +1,149 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	extism "github.com/extism/go-sdk"
+)
+
+// Per-call bounds of hall_emit (docs/ABI.md: RATE_LIMITED).
+const (
+	maxEvents     = 256
+	maxEventBytes = 256 << 10
+	// maxHostArg bounds any block a host function reads from the guest.
+	maxHostArg = 8 << 20
+)
+
+// hostFunctions are the Hall imports of docs/ABI.md, in the Extism default
+// namespace extism:host/user.
+//
+// # Notes
+//
+//   - Bad guest input never panics the host. A host function traps the call
+//     only for an offset that is not a kernel block (WORKER_BAD_POINTER):
+//     the trap is a panic wazero recovers and returns from the guest call,
+//     and Worker.Call reports the code. Everything else is an error JSON the
+//     guest can act on.
+func (w *Worker) hostFunctions() []extism.HostFunction {
+	i64 := []extism.ValueType{extism.ValueTypeI64}
+	return []extism.HostFunction{
+		extism.NewHostFunctionWithStack("hall_secret", hallSecret, i64, i64),
+		extism.NewHostFunctionWithStack("hall_http", hallHTTP, i64, i64),
+		extism.NewHostFunctionWithStack("hall_emit", hallEmit, i64, nil),
+	}
+}
+
+func stateOf(ctx context.Context) *callState {
+	cs, ok := ctx.Value(callKey{}).(*callState)
+	if !ok {
+		// Only reachable if Extism calls a host function outside Worker.Call.
+		panic(errorf(CodeWorkerTrap, "host function called outside a Hall call"))
+	}
+	return cs
+}
+
+func badPointer(format string, args ...any) {
+	panic(&Error{Code: CodeWorkerBadPointer, Message: fmt.Sprintf(format, args...)})
+}
+
+// readBlock copies the Extism kernel block at offs. Offset 0 is "no block".
+func readBlock(ctx context.Context, p *extism.CurrentPlugin, offs uint64) []byte {
+	if offs == 0 {
+		return nil
+	}
+	mem := p.Memory()
+	size := uint64(mem.Size())
+	if offs >= size {
+		badPointer("offset %d outside kernel memory of %d bytes", offs, size)
+	}
+	n, err := p.LengthWithContext(ctx, offs)
+	if err != nil || n == 0 {
+		badPointer("offset %d is not a kernel memory block", offs)
+	}
+	if n > size-offs {
+		badPointer("block at %d of %d bytes overruns kernel memory", offs, n)
+	}
+	if n > maxHostArg {
+		badPointer("block at %d of %d bytes exceeds the %d-byte host argument limit", offs, n, maxHostArg)
+	}
+	b, ok := mem.Read(uint32(offs), uint32(n))
+	if !ok {
+		badPointer("block at %d of %d bytes is unreadable", offs, n)
+	}
+	return append([]byte(nil), b...)
+}
+
+// writeBlock returns a new kernel block holding b.
+func writeBlock(p *extism.CurrentPlugin, b []byte) uint64 {
+	offs, err := p.WriteBytes(b)
+	if err != nil {
+		// The kernel could not allocate: the memory guard has recorded the
+		// cause, and Worker.Call reports LIMIT_MEMORY.
+		panic(errorf(CodeLimitMemory, "cannot return %d bytes to the guest: %v", len(b), err))
+	}
+	return offs
+}
+
+type guestError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func errorJSON(code, format string, args ...any) []byte {
+	b, _ := json.Marshal(struct {
+		Error guestError `json:"error"`
+	}{guestError{code, fmt.Sprintf(format, args...)}})
+	return b
+}
+
+func hallSecret(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
+	cs := stateOf(ctx)
+	name := string(readBlock(ctx, p, stack[0]))
+	var out []byte
+	switch {
+	case name == "":
+		out = errorJSON(GuestBadRequest, "no secret name")
+	case !cs.w.secrets[name]:
+		out = errorJSON(GuestSecretNotDeclared, "secret %q is not declared by the worker's policy", name)
+	default:
+		var v string
+		ok := false
+		if src := cs.w.eng.secrets; src != nil {
+			v, ok = src.Secret(name)
+		}
+		if !ok {
+			out = errorJSON(GuestSecretUnavailable, "secret %q is declared but has no value", name)
+		} else {
+			out, _ = json.Marshal(struct {
+				Value string `json:"value"`
+			}{v})
+		}
+	}
+	stack[0] = writeBlock(p, out)
+}
+
+func hallEmit(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
+	cs := stateOf(ctx)
+	ev := readBlock(ctx, p, stack[0])
+	var obj map[string]json.RawMessage
+	if len(cs.events) >= maxEvents || cs.eventBytes+len(ev) > maxEventBytes || json.Unmarshal(ev, &obj) != nil {
+		cs.eventsDropped++
+		return
+	}
+	cs.events = append(cs.events, json.RawMessage(ev))
+	cs.eventBytes += len(ev)
+}
+
+func hallHTTP(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
+	cs := stateOf(ctx)
+	raw := readBlock(ctx, p, stack[0])
+	var out []byte
+	if cs.w.egress == nil {
+		out = errorJSON(GuestEgressDenied, "the worker's policy allows no network egress")
+	} else {
+		out = cs.w.egress.do(ctx, raw)
+	}
+	stack[0] = writeBlock(p, out)
+}

@@ -1,0 +1,292 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// Policy is a worker's privilege envelope: what it may touch besides its own
+// memory. The zero Policy grants nothing.
+type Policy struct {
+	// Writes are absolute host directories mounted read-write at the same
+	// path in the guest.
+	Writes []string
+	// Reads are absolute host directories mounted read-only at the same path.
+	Reads []string
+	// Egress lists "host" or "host:port" entries hall_http may reach. A
+	// missing port means the scheme's default port (80 for http, 443 for
+	// https). Empty means no network at all.
+	Egress []string
+	// Secrets are the secret names the worker may read through hall_secret.
+	Secrets []string
+	// Deterministic selects wazero's fake clocks and deterministic random
+	// source. The default (false) gives the guest real wall and monotonic
+	// clocks, real sleeps and crypto/rand.
+	Deterministic bool
+}
+
+// Limits bound one call. In a Spec, zero fields mean "the Hall default"
+// (Config.Max); every field is capped by Config.Max.
+type Limits struct {
+	// Timeout is the wall-clock limit of a call, guest initialisation
+	// included (LIMIT_TIMEOUT).
+	Timeout time.Duration
+	// MemoryBytes bounds each linear memory of an instance (the guest's and
+	// the Extism kernel's, which holds input and output), rounded down to
+	// whole 64 KiB pages (LIMIT_MEMORY).
+	MemoryBytes uint64
+	// InputBytes bounds Request.Input (LIMIT_INPUT, checked before running).
+	InputBytes int64
+	// OutputBytes bounds Result.Output (LIMIT_OUTPUT).
+	OutputBytes int64
+	// LogBytes bounds Result.Logs; what does not fit is dropped.
+	LogBytes int
+}
+
+// DefaultLimits are used for every zero field of Config.Max.
+var DefaultLimits = Limits{
+	Timeout:     10 * time.Second,
+	MemoryBytes: 64 << 20,
+	InputBytes:  1 << 20,
+	OutputBytes: 1 << 20,
+	LogBytes:    64 << 10,
+}
+
+// minMemoryBytes is the Extism kernel's initial memory (16 pages); no
+// instance can exist below it.
+const minMemoryBytes = 16 * wasmPageSize
+
+func (l Limits) withDefaults(d Limits) Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = d.Timeout
+	}
+	if l.MemoryBytes == 0 {
+		l.MemoryBytes = d.MemoryBytes
+	}
+	if l.InputBytes <= 0 {
+		l.InputBytes = d.InputBytes
+	}
+	if l.OutputBytes <= 0 {
+		l.OutputBytes = d.OutputBytes
+	}
+	if l.LogBytes <= 0 {
+		l.LogBytes = d.LogBytes
+	}
+	return l
+}
+
+func (l Limits) capped(c Limits) Limits {
+	l.Timeout = min(l.Timeout, c.Timeout)
+	l.MemoryBytes = min(l.MemoryBytes, c.MemoryBytes)
+	l.InputBytes = min(l.InputBytes, c.InputBytes)
+	l.OutputBytes = min(l.OutputBytes, c.OutputBytes)
+	l.LogBytes = min(l.LogBytes, c.LogBytes)
+	return l
+}
+
+// SecretSource supplies secret values for hall_secret. Implementations must
+// be safe for concurrent use.
+type SecretSource interface {
+	// Secret returns the value of the named secret and whether it exists.
+	Secret(name string) (string, bool)
+}
+
+// EnvSecrets reads secret NAME from the host environment variable
+// HALL_SECRET_<NAME>, NAME upper-cased with every character outside [A-Z0-9]
+// replaced by '_'. Only names a Policy declares are ever asked for.
+type EnvSecrets struct{}
+
+// Secret implements SecretSource.
+func (EnvSecrets) Secret(name string) (string, bool) {
+	var b strings.Builder
+	b.WriteString("HALL_SECRET_")
+	for _, r := range strings.ToUpper(name) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return os.LookupEnv(b.String())
+}
+
+// Config configures an Engine.
+type Config struct {
+	// CacheDir holds wazero's compilation cache so that a fresh process
+	// loads known modules without recompiling. It is created with mode 0700
+	// and refused if group or others can write it (the cache holds machine
+	// code the Hall executes). "" keeps the cache in memory only.
+	CacheDir string
+	// Max is the Hall ceiling for every Spec's Limits and the default for
+	// their zero fields. Zero fields of Max take DefaultLimits.
+	Max Limits
+	// Secrets backs hall_secret. Nil means every declared secret is
+	// SECRET_UNAVAILABLE.
+	Secrets SecretSource
+	// Logger receives the Engine's own diagnostics. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Engine compiles and runs workers. It is safe for concurrent use.
+//
+// # Notes
+//
+//   - All Workers of an Engine share one wazero CompilationCache and nothing
+//     else.
+type Engine struct {
+	cache   wazero.CompilationCache
+	max     Limits
+	secrets SecretSource
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	workers map[*Worker]struct{}
+	closed  bool
+}
+
+// New returns an Engine.
+//
+// New refuses to start when EXTISM_ENABLE_WASI_OUTPUT is set in the process
+// environment: Extism would then send every guest's stdout and stderr to the
+// host's, bypassing Limits.LogBytes.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if _, ok := os.LookupEnv("EXTISM_ENABLE_WASI_OUTPUT"); ok {
+		return nil, errors.New("sandbox: EXTISM_ENABLE_WASI_OUTPUT is set; unset it so guest output stays captured and bounded")
+	}
+	max := cfg.Max.withDefaults(DefaultLimits)
+	if max.MemoryBytes < minMemoryBytes {
+		return nil, fmt.Errorf("sandbox: Config.Max.MemoryBytes %d is below the Extism kernel's %d bytes", max.MemoryBytes, minMemoryBytes)
+	}
+	e := &Engine{max: max, secrets: cfg.Secrets, log: cfg.Logger, workers: map[*Worker]struct{}{}}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheDir == "" {
+		e.cache = wazero.NewCompilationCache()
+		return e, nil
+	}
+	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox: cache dir: %w", err)
+	}
+	st, err := os.Stat(cfg.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: cache dir: %w", err)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("sandbox: cache dir %s is writable by group or others (mode %v)", cfg.CacheDir, st.Mode().Perm())
+	}
+	c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: cache dir: %w", err)
+	}
+	e.cache = c
+	return e, nil
+}
+
+// Close closes every Worker of the Engine and the compilation cache. Calls in
+// progress fail.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	ws := make([]*Worker, 0, len(e.workers))
+	for w := range e.workers {
+		ws = append(ws, w)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, w := range ws {
+		errs = append(errs, w.Close(ctx))
+	}
+	errs = append(errs, e.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+// Spec describes how one worker module is run.
+type Spec struct {
+	// Name identifies the worker in logs and error messages.
+	Name string
+	// Policy is the worker's privilege envelope.
+	Policy Policy
+	// Limits per call; zero fields take Config.Max, all capped by it.
+	Limits Limits
+	// Pool is how many pre-instantiated, never-used instances are kept ready
+	// (refilled in the background). 0 means 2; negative means none.
+	Pool int
+	// Reuse lets an instance serve further calls with the same
+	// Request.ReuseKey. Instances are never reused after a trap, a timeout
+	// or a memory limit.
+	Reuse bool
+}
+
+// validatePolicy checks the shape of a Policy; it does not touch the network.
+func validatePolicy(p Policy) error {
+	for _, list := range []struct {
+		field string
+		dirs  []string
+	}{{"Writes", p.Writes}, {"Reads", p.Reads}} {
+		for i, d := range list.dirs {
+			if !filepath.IsAbs(d) || filepath.Clean(d) != d {
+				return fmt.Errorf("Policy.%s[%d]: %q must be a clean absolute path", list.field, i, d)
+			}
+			st, err := os.Stat(d)
+			if err != nil {
+				return fmt.Errorf("Policy.%s[%d]: %w", list.field, i, err)
+			}
+			if !st.IsDir() {
+				return fmt.Errorf("Policy.%s[%d]: %q is not a directory", list.field, i, d)
+			}
+		}
+	}
+	for i, h := range p.Egress {
+		if _, _, err := parseEgress(h); err != nil {
+			return fmt.Errorf("Policy.Egress[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// parseEgress splits a "host" or "host:port" entry; port 0 means "the
+// scheme's default".
+func parseEgress(entry string) (string, int, error) {
+	if entry == "" || strings.ContainsAny(entry, "/*@ ") {
+		return "", 0, fmt.Errorf("%q: want host or host:port", entry)
+	}
+	host, port := entry, 0
+	if h, p, err := net.SplitHostPort(entry); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return "", 0, fmt.Errorf("%q: bad port", entry)
+		}
+		host, port = h, n
+	} else if strings.Count(entry, ":") > 1 {
+		host = strings.Trim(entry, "[]") // bare IPv6 literal
+	}
+	return strings.ToLower(host), port, nil
+}
+
+// wasmMagic is the binary module header (magic and version 1). Load accepts
+// only this: never text, never precompiled machine code.
+var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+
+func checkModuleBytes(wasm []byte) error {
+	if !bytes.HasPrefix(wasm, wasmMagic) {
+		return errorf(CodeModuleInvalid, "not a WebAssembly binary module (bad magic or version)")
+	}
+	return nil
+}

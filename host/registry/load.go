@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
@@ -122,6 +123,15 @@ func Validate(data []byte) (*wcp.Record, error) {
 // appendSchemaProblems flattens a validation error tree into its leaves.
 func appendSchemaProblems(probs []Problem, ve *jsonschema.ValidationError) []Problem {
 	if len(ve.Causes) == 0 {
+		// A missing required member is a problem of that member, so that
+		// every problem names the field at fault.
+		if req, ok := ve.ErrorKind.(*kind.Required); ok {
+			for _, m := range req.Missing {
+				loc := append(slices.Clone(ve.InstanceLocation), m)
+				probs = append(probs, Problem{Field: jsonPath(loc), Message: "is required"})
+			}
+			return probs
+		}
 		return append(probs, Problem{Field: jsonPath(ve.InstanceLocation), Message: ve.ErrorKind.LocalizedString(printer)})
 	}
 	for _, c := range ve.Causes {

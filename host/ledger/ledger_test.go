@@ -644,3 +644,22 @@ func TestUnwritableFile(t *testing.T) {
 		t.Fatalf("write to a 0444 database: %v, want ErrReadOnly", err)
 	}
 }
+
+func TestAppendCancelledLeavesNoTrace(t *testing.T) {
+	s := openT(t, t.TempDir())
+	first := appendN(t, s, "a", 1)[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := newReceipt("a", 1)
+	if err := s.Append(ctx, r); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with a cancelled context: %v, want context.Canceled", err)
+	}
+	if r.ReceiptID != "" {
+		t.Error("a failed Append filled the receipt")
+	}
+	next := appendN(t, s, "a", 1)[0]
+	if next.Sequence != 2 || next.PrevReceiptHash != first.ReceiptHash {
+		t.Errorf("after a cancelled Append: seq %d prev %q", next.Sequence, next.PrevReceiptHash)
+	}
+	verifyOK(t, s, nil)
+}

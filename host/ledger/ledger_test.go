@@ -464,12 +464,12 @@ func TestMigrationsIdempotent(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		s := openT(t, dir)
 		v, err := userVersion(context.Background(), s.r)
-		if err != nil || v != SchemaVersion {
-			t.Fatalf("user_version = %d, %v; want %d", v, err, SchemaVersion)
+		if err != nil || v != schemaVersion {
+			t.Fatalf("user_version = %d, %v; want %d", v, err, schemaVersion)
 		}
 		var n int
-		if err := s.r.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != SchemaVersion {
-			t.Fatalf("schema_migrations rows = %d, %v; want %d", n, err, SchemaVersion)
+		if err := s.r.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != schemaVersion {
+			t.Fatalf("schema_migrations rows = %d, %v; want %d", n, err, schemaVersion)
 		}
 		rep := verifyOK(t, s, nil)
 		if rep.Receipts != 2 {
@@ -479,7 +479,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 	// A database from a newer Hall is refused, not misread.
 	s = openT(t, dir)
-	if _, err := s.w.Exec(fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion+1)); err != nil {
+	if _, err := s.w.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion+1)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

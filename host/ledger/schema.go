@@ -88,8 +88,8 @@ BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
 `},
 }
 
-// SchemaVersion is the schema version this package writes and reads.
-var SchemaVersion = len(migrations)
+// schemaVersion is the schema version this package writes and reads.
+var schemaVersion = len(migrations)
 
 func userVersion(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
@@ -99,7 +99,7 @@ func userVersion(ctx context.Context, q interface {
 	return v, err
 }
 
-// migrate brings the database to SchemaVersion. The check is repeated
+// migrate brings the database to schemaVersion. The check is repeated
 // inside a BEGIN IMMEDIATE transaction so that two processes opening a new
 // state directory at once apply each step exactly once.
 func migrate(ctx context.Context, db *sql.DB, readOnly bool) error {
@@ -107,14 +107,14 @@ func migrate(ctx context.Context, db *sql.DB, readOnly bool) error {
 	if err != nil {
 		return err
 	}
-	if v > SchemaVersion {
-		return fmt.Errorf("%w: database schema version %d is newer than this Hall's %d", ErrSchemaTooNew, v, SchemaVersion)
+	if v > schemaVersion {
+		return fmt.Errorf("%w: database schema version %d is newer than this Hall's %d", ErrSchemaTooNew, v, schemaVersion)
 	}
-	if v == SchemaVersion {
+	if v == schemaVersion {
 		return nil
 	}
 	if readOnly {
-		return fmt.Errorf("%w: database schema version %d needs migrating to %d; open it read-write once", ErrReadOnly, v, SchemaVersion)
+		return fmt.Errorf("%w: database schema version %d needs migrating to %d; open it read-write once", ErrReadOnly, v, schemaVersion)
 	}
 	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
 	if err != nil {

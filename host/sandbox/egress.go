@@ -178,11 +178,14 @@ func (e *egress) do(ctx context.Context, raw []byte) []byte {
 		r.Method = http.MethodGet
 	}
 	u, err := url.Parse(r.URL)
-	if err != nil || u.Host == "" {
+	if err != nil {
 		return errorJSON(GuestBadRequest, "bad url %q", r.URL)
 	}
 	if err := e.check(u); err != nil {
 		return errorJSON(GuestEgressDenied, "%v", err)
+	}
+	if u.User != nil {
+		return errorJSON(GuestBadRequest, "credentials in the url are not allowed")
 	}
 	ctx, cancel := context.WithTimeout(ctx, httpTimeout)
 	defer cancel()

@@ -5,7 +5,7 @@ HALL      := $(BIN)/hall
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
-PLUGINS   := $(notdir $(wildcard plugins/*))
+PLUGINS   := $(filter-out internal,$(notdir $(wildcard plugins/*)))
 
 .PHONY: all build test bench fuzz demo plugins lint clean
 

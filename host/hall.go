@@ -18,9 +18,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 
+	"github.com/wcphall/hall/host/artifact"
+	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/router"
+	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
 )
 
@@ -42,6 +47,15 @@ type Options struct {
 	Gate router.PolicyGate
 	// Logger receives the Hall's operational log (default: discarded).
 	Logger *slog.Logger
+	// Secrets is where hall_secret values come from (default: environment
+	// variables HALL_SECRET_<NAME>).
+	Secrets sandbox.SecretSource
+	// Ledger is the evidence store (default: the SQLite ledger in Home,
+	// opened on first use).
+	Ledger ledger.Store
+	// StorePayloads keeps dispatch inputs and outputs in the ledger (by
+	// default only their hashes are recorded).
+	StorePayloads bool
 }
 
 // Config is the Hall configuration file (hall.json): PyHall's HallConfig
@@ -51,6 +65,19 @@ type Config struct {
 	// EgressAllowlist maps an env to the network destinations privilege
 	// envelopes may name in it (PyHall's set_egress_allowlist).
 	EgressAllowlist map[string][]string `json:"egress_allowlist,omitempty"`
+	// Limits are the Hall's ceilings on every dispatch, and the defaults
+	// for workers whose record declares none.
+	Limits LimitsConfig `json:"limits,omitzero"`
+}
+
+// LimitsConfig is the "limits" block of hall.json. Zero fields take the
+// defaults of DefaultLimits.
+type LimitsConfig struct {
+	TimeoutMS   int64 `json:"timeout_ms,omitempty"`
+	MemoryMB    int64 `json:"memory_mb,omitempty"`
+	InputBytes  int64 `json:"input_bytes,omitempty"`
+	OutputBytes int64 `json:"output_bytes,omitempty"`
+	LogBytes    int64 `json:"log_bytes,omitempty"`
 }
 
 // DefaultConfig is the configuration of a Hall without a hall.json:
@@ -64,7 +91,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits)", err)
 	}
 	return c, nil
 }
@@ -72,12 +99,19 @@ func ParseConfig(data []byte) (Config, error) {
 // Hall is a loaded Hall. Its methods are safe for concurrent use.
 type Hall struct {
 	opts     Options
-	rules    *router.RuleSet
+	rules    atomic.Pointer[router.RuleSet]
 	reg      *registry.Registry
 	cfg      Config
 	problems error
 	warnings []string
 	log      *slog.Logger
+
+	mu      sync.Mutex // guards the fields below
+	store   *artifact.Store
+	engine  *sandbox.Engine
+	workers map[string]*loadedWorker // by worker id
+	ledger    ledger.Store
+	ownLedger bool // opened by the Hall, closed by Close
 }
 
 // Open loads the rules, the registry and the configuration. A rules file
@@ -121,7 +155,7 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 		}
 		return nil, err
 	}
-	h.rules = rules
+	h.rules.Store(rules)
 
 	reg, warnings, err := registry.LoadDir(opts.RegistryDir)
 	if err != nil && reg == nil {
@@ -163,7 +197,7 @@ func loadConfig(opts Options) (Config, error) {
 }
 
 // Rules returns the compiled rules.
-func (h *Hall) Rules() *router.RuleSet { return h.rules }
+func (h *Hall) Rules() *router.RuleSet { return h.rules.Load() }
 
 // Registry returns the enrolled workers.
 func (h *Hall) Registry() *registry.Registry { return h.reg }
@@ -182,7 +216,13 @@ func (h *Hall) Warnings() []string { return h.warnings }
 // Decide routes one request. It never fails: every problem is a denied
 // decision.
 func (h *Hall) Decide(ctx context.Context, in *wcp.RouteInput) wcp.RouteDecision {
-	return router.Decide(ctx, in, h.rules, h.reg, h.routerOptions())
+	dec := router.Decide(ctx, in, h.Rules(), h.reg, h.routerOptions())
+	if !dec.Denied {
+		if rec := selectWorker(h.reg, string(dec.SelectedWorkerSpeciesID)); rec != nil && rec.ArtifactHash != "" {
+			dec.ArtifactHash = wcp.OptString(rec.ArtifactHash)
+		}
+	}
+	return dec
 }
 
 func (h *Hall) routerOptions() router.Options {

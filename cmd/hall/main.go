@@ -28,7 +28,7 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(args)
+	err := app.Run(interspersed(app.Commands, args))
 	if err == nil {
 		return exitOK
 	}
@@ -54,14 +54,20 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		HideVersion:          true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			routeCommand(),
+			runCommand(),
+			enrollCommand(),
 			validateCommand(),
 			conformanceCommand(),
 			versionCommand(),
-		},
+		}, extraCommands...),
 	}
 }
+
+// extraCommands are registered by the init functions of the files that
+// define them (one file per command family).
+var extraCommands []*cli.Command
 
 func buildVersion() string {
 	if version != "" {

@@ -62,7 +62,11 @@ func routeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			dec := h.Decide(c.Context, in)
+			defer h.Close(contextOf(c))
+			dec, err := h.Route(contextOf(c), in)
+			if err != nil {
+				fmt.Fprintln(c.App.ErrWriter, "hall: warning: "+err.Error())
+			}
 			return printDecision(c, &dec)
 		},
 	}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wcphall/hall/host"
+)
+
+// exitWorkerFailed is the status of `hall run` when the worker ran and
+// failed (limit hit, trap, error).
+const exitWorkerFailed = 3
+
+func enrollCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "enroll",
+		Usage:     "enroll a worker module: store it by digest, write enrolled/<worker_id>.json, compile it",
+		ArgsUsage: "MODULE.wasm",
+		Description: "The registry record comes from --record FILE, else the module's wcp.record custom section,\n" +
+			"else registry_record.json beside the module. artifact_hash is set to the module's digest; a record\n" +
+			"whose artifact_hash names other bytes is refused.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "record", Usage: "registry record `FILE`"},
+			&cli.BoolFlag{Name: "add-rule", Usage: "append a dev-only rule for capabilities no rule routes to the worker"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+		}, hallFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return failf("enroll needs exactly one MODULE.wasm")
+			}
+			path := c.Args().First()
+			module, err := os.ReadFile(path)
+			if err != nil {
+				return failf("%v", err)
+			}
+			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule")}
+			if rp := c.String("record"); rp != "" {
+				if req.Record, err = os.ReadFile(rp); err != nil {
+					return failf("--record: %v", err)
+				}
+				req.RecordSource = rp
+			} else if !hasRecordSection(module) {
+				beside := filepath.Join(filepath.Dir(path), "registry_record.json")
+				if b, err := os.ReadFile(beside); err == nil {
+					req.Record, req.RecordSource = b, beside
+				}
+			}
+			h, err := openHall(c)
+			if err != nil {
+				return err
+			}
+			defer h.Close(contextOf(c))
+			res, err := h.Enroll(contextOf(c), req)
+			if err != nil {
+				return cli.Exit(prefixLines("hall: enroll refused: ", err.Error()), exitError)
+			}
+			if c.Bool("json") {
+				return printJSON(c, map[string]any{
+					"enrolled": true, "worker_id": res.Record.WorkerID, "worker_species_id": res.Record.WorkerSpeciesID,
+					"artifact_hash": res.ArtifactHash.String(), "record_path": res.RecordPath, "module_path": res.ModulePath,
+					"record_source": res.RecordSource, "replaced": res.Replaced, "previous_artifact_hash": res.PreviousArtifact,
+					"unrouted_capabilities": nonNil(res.Unrouted), "rules_added": nonNil(res.RulesAdded),
+				})
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "enrolled %s (%s)\n", res.Record.WorkerID, res.Record.WorkerSpeciesID)
+			fmt.Fprintf(w, "  artifact:  %s\n  module:    %s\n  record:    %s (from %s)\n", res.ArtifactHash, res.ModulePath, res.RecordPath, res.RecordSource)
+			for _, cp := range res.Record.Capabilities {
+				export := res.Record.Entrypoints[cp]
+				if export == "" {
+					export = host.DefaultExport
+				}
+				fmt.Fprintf(w, "  serves:    %s -> export %s\n", cp, export)
+			}
+			if res.Replaced {
+				fmt.Fprintf(w, "  replaced:  the previous module %s of %s\n", res.PreviousArtifact, res.Record.WorkerID)
+			}
+			for _, id := range res.RulesAdded {
+				fmt.Fprintf(w, "  rule:      added %s (dev only) to %s\n", id, c.String("rules"))
+			}
+			for _, cp := range res.Unrouted {
+				fmt.Fprintf(c.App.ErrWriter, "hall: warning: no rule in %s routes %s to %s, so it cannot be dispatched (fail-closed); add a rule, or re-run with --add-rule for a dev-only one\n", c.String("rules"), cp, res.Record.WorkerSpeciesID)
+			}
+			return nil
+		},
+	}
+}
+
+func hasRecordSection(module []byte) bool {
+	return strings.Contains(string(module), host.RecordSection) // cheap pre-check; Enroll parses properly
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "decide a request and run the selected worker on standard input",
+		ArgsUsage: "CAPABILITY < input",
+		Description: "The worker's output goes to standard output, a one-line outcome to standard error.\n" +
+			"Exit status: 0 ok, 2 denied (nothing ran), 3 the worker failed (limit, trap, error), 1 bad input.",
+		Flags: append(append(requestFlags(), &cli.DurationFlag{Name: "timeout", Usage: "lower the worker's time limit for this run"}), hallFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return failf("run takes one CAPABILITY (flags go before it)")
+			}
+			if c.NArg() == 1 {
+				if c.IsSet("capability") && c.String("capability") != c.Args().First() {
+					return failf("the capability is given twice (%s and --capability %s)", c.Args().First(), c.String("capability"))
+				}
+				if err := c.Set("capability", c.Args().First()); err != nil {
+					return failf("%v", err)
+				}
+			}
+			in, err := routeInput(c)
+			if err != nil {
+				return err
+			}
+			h, err := openHall(c)
+			if err != nil {
+				return err
+			}
+			defer h.Close(contextOf(c))
+			limit := h.Config().MaxInputBytes()
+			payload, err := io.ReadAll(io.LimitReader(c.App.Reader, limit+1))
+			if err != nil {
+				return failf("reading standard input: %v", err)
+			}
+			res, err := h.Run(contextOf(c), host.RunRequest{Input: in, Payload: payload, Timeout: c.Duration("timeout")})
+			if err != nil {
+				return failf("%v", err)
+			}
+			return printRun(c, res)
+		},
+	}
+}
+
+func printRun(c *cli.Context, res *host.RunResult) error {
+	d := &res.Decision
+	if c.Bool("json") {
+		out := map[string]any{"decision": d, "ran": res.Ran, "outcome": res.Outcome, "worker_id": res.WorkerID}
+		if res.Ran {
+			out["duration_ms"] = float64(res.Duration.Microseconds()) / 1000
+			if utf8.Valid(res.Output) {
+				out["output"], out["output_encoding"] = string(res.Output), "utf-8"
+			} else {
+				out["output"], out["output_encoding"] = res.Output, "base64"
+			}
+			if res.Err != nil {
+				out["error"] = res.Err.Error()
+			}
+		}
+		if err := printJSON(c, out); err != nil {
+			return err
+		}
+	} else if res.Ran {
+		c.App.Writer.Write(res.Output)
+	}
+	ew := c.App.ErrWriter
+	switch {
+	case d.Denied:
+		fmt.Fprintf(ew, "hall: DENIED %s: %s (decision %s, correlation %s)\n", d.DenyReason.Code, d.DenyReason.Message, d.DecisionID, d.CorrelationID)
+		return cli.Exit("", exitDenied)
+	case !res.Ran:
+		fmt.Fprintf(ew, "hall: dry run: allowed, %s would run (decision %s, correlation %s)\n", d.SelectedWorkerSpeciesID, d.DecisionID, d.CorrelationID)
+		return nil
+	case res.Err != nil:
+		fmt.Fprintf(ew, "hall: %s %s: %v (%s, decision %s, correlation %s)\n", res.Outcome, res.WorkerID, res.Err, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
+		return cli.Exit("", exitWorkerFailed)
+	}
+	fmt.Fprintf(ew, "hall: ok %s %s in %s (decision %s, correlation %s)\n", res.WorkerID, res.Export, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
+	return nil
+}
+
+func printJSON(c *cli.Context, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return failf("encoding JSON: %v", err)
+	}
+	fmt.Fprintln(c.App.Writer, string(b))
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

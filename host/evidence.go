@@ -1,0 +1,111 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// Ledger returns the Hall's evidence ledger, opening it (and creating the
+// state directory, the database and the signing key) on first use.
+func (h *Hall) Ledger() (ledger.Store, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ledger != nil {
+		return h.ledger, nil
+	}
+	if h.opts.Ledger != nil {
+		h.ledger = h.opts.Ledger
+		return h.ledger, nil
+	}
+	var opts []ledger.Option
+	if h.opts.StorePayloads {
+		opts = append(opts, ledger.WithPayloads())
+	}
+	s, err := ledger.Open(h.opts.Home, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("evidence ledger: %w", err)
+	}
+	h.ledger, h.ownLedger = s, true
+	return s, nil
+}
+
+// Route decides a request and records the decision, with its telemetry,
+// in the evidence ledger. The decision is returned even when recording
+// fails; the error says so.
+func (h *Hall) Route(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, error) {
+	dec := h.Decide(ctx, in)
+	return dec, h.recordDecision(ctx, &dec)
+}
+
+func (h *Hall) recordDecision(ctx context.Context, dec *wcp.RouteDecision) error {
+	store, err := h.Ledger()
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(dec)
+	if err != nil {
+		return err
+	}
+	err = store.RecordDecision(ctx, ledger.DecisionRecord{
+		DecisionID:    dec.DecisionID.String(),
+		CorrelationID: dec.CorrelationID,
+		TenantID:      dec.TenantID,
+		CapabilityID:  dec.CapabilityID,
+		Denied:        dec.Denied,
+		DenyCode:      string(dec.Code()),
+		DryRun:        dec.DryRun,
+		Decision:      body,
+		Timestamp:     dec.Timestamp,
+	})
+	if err != nil {
+		return fmt.Errorf("recording decision %s in the evidence ledger: %w", dec.DecisionID, err)
+	}
+	return nil
+}
+
+// receipt builds the evidence receipt of a dispatch.
+func receipt(res *RunResult, rec *wcp.Record, payload []byte, started time.Time) *ledger.Receipt {
+	d := &res.Decision
+	r := &ledger.Receipt{
+		CorrelationID:    d.CorrelationID,
+		DispatchedAt:     started,
+		WorkerID:         rec.WorkerID,
+		CapabilityID:     d.CapabilityID,
+		PolicyDecision:   "ALLOW",
+		ControlsVerified: d.RequiredControlsEffective,
+		ArtifactHash:     rec.ArtifactHash,
+		DecisionID:       d.DecisionID.String(),
+		TenantID:         d.TenantID,
+		RequestHash:      d.RequestHash.String(),
+		InputHash:        digestOf(payload),
+		DurationMS:       float64(res.Duration.Microseconds()) / 1000,
+		Outcome:          res.Outcome,
+		Limits: ledger.Limits{
+			TimeoutMS:   res.Limits.Timeout.Milliseconds(),
+			MemoryMB:    int64(res.Limits.MemoryBytes >> 20),
+			InputBytes:  res.Limits.InputBytes,
+			OutputBytes: res.Limits.OutputBytes,
+		},
+		Determinism:   "clock,random",
+		InputPayload:  payload,
+		OutputPayload: res.Output,
+	}
+	if rec.Determinism == "full" {
+		r.Determinism = "deterministic"
+	}
+	if len(res.Output) > 0 {
+		r.OutputHash = digestOf(res.Output)
+	}
+	if res.Err != nil {
+		r.ErrorMessage = res.Err.Error()
+	}
+	return r
+}
+
+func digestOf(b []byte) string { return wcp.Digest(sha256.Sum256(b)).String() }

@@ -106,10 +106,10 @@ type Hall struct {
 	warnings []string
 	log      *slog.Logger
 
-	mu      sync.Mutex // guards the fields below
-	store   *artifact.Store
-	engine  *sandbox.Engine
-	workers map[string]*loadedWorker // by worker id
+	mu        sync.Mutex // guards the fields below
+	store     *artifact.Store
+	engine    *sandbox.Engine
+	workers   map[string]*loadedWorker // by worker id
 	ledger    ledger.Store
 	ownLedger bool // opened by the Hall, closed by Close
 }

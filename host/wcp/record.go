@@ -55,7 +55,7 @@ type PrivilegeEnvelope struct {
 
 // LegacyEgress is PyHall's egress block: {"allowlist": ["host", ...]}.
 type LegacyEgress struct {
-	Allowlist []string `json:"allowlist"`
+	Allowlist []string `json:"allowlist,omitzero"`
 	Extra     Extra    `json:"-"`
 }
 

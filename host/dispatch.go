@@ -267,6 +267,9 @@ type RunResult struct {
 // an error; neither is a worker failure (see RunResult.Outcome). The error
 // is for failures of the Hall itself.
 func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
+	if !h.Online() {
+		return nil, ErrOffline
+	}
 	res := &RunResult{Decision: h.Decide(ctx, req.Input)}
 	dec := &res.Decision
 	if dec.Denied || dec.DryRun {

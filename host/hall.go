@@ -112,6 +112,7 @@ type Hall struct {
 	workers   map[string]*loadedWorker // by worker id
 	ledger    ledger.Store
 	ownLedger bool // opened by the Hall, closed by Close
+	offline   atomic.Bool
 }
 
 // Open loads the rules, the registry and the configuration. A rules file

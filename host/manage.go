@@ -1,0 +1,73 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/wcphall/hall/host/artifact"
+	"github.com/wcphall/hall/host/registry"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// ErrUnknownArtifact is returned by EnrollStored when the record names a
+// module the artifact store does not hold.
+var ErrUnknownArtifact = errors.New("the record's artifact_hash names no module in the artifact store")
+
+// ErrOffline is returned by Run while the Hall is offline.
+var ErrOffline = errors.New("HALL_OFFLINE: the Hall is offline and refuses dispatch (an administrator brings it online)")
+
+// PutArtifact stores module bytes in the artifact store. When want is not
+// zero, the bytes must hash to it (an upload names its digest) or nothing
+// is stored and a *artifact.TamperedError is returned.
+func (h *Hall) PutArtifact(module []byte, want wcp.Digest) (wcp.Digest, error) {
+	got := wcp.Digest(sha256Sum(module))
+	if !want.IsZero() && got != want {
+		return got, &artifact.TamperedError{Want: want, Got: got, Path: "upload"}
+	}
+	store, err := h.artifacts()
+	if err != nil {
+		return got, err
+	}
+	return store.Put(module)
+}
+
+// EnrollStored enrolls a record whose artifact_hash names a module already
+// in the artifact store (the seed's POST /enroll). The module is read back
+// and verified before anything is enrolled.
+func (h *Hall) EnrollStored(ctx context.Context, record []byte) (*EnrollResult, error) {
+	var head struct {
+		ArtifactHash string `json:"artifact_hash"`
+	}
+	if err := json.Unmarshal(record, &head); err != nil {
+		return nil, &EnrollError{Source: "record", Problems: []registry.Problem{{Message: "not a JSON object: " + err.Error()}}}
+	}
+	if head.ArtifactHash == "" {
+		return nil, &EnrollError{Source: "record", Problems: []registry.Problem{{Field: "artifact_hash", Message: `is required: "sha256:<hex>" of a module uploaded with PUT /artifacts/sha256:<hex>`}}}
+	}
+	d, err := wcp.ParseDigest(head.ArtifactHash)
+	if err != nil {
+		return nil, &EnrollError{Source: "record", Problems: []registry.Problem{{Field: "artifact_hash", Message: `must be "sha256:" followed by 64 lowercase hex characters`}}}
+	}
+	store, err := h.artifacts()
+	if err != nil {
+		return nil, err
+	}
+	module, err := store.Get(d)
+	if errors.Is(err, artifact.ErrNotFound) {
+		return nil, fmt.Errorf("%w: upload it first (PUT /artifacts/%s or hall enroll MODULE.wasm)", ErrUnknownArtifact, d)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return h.Enroll(ctx, EnrollRequest{Module: module, Record: record, RecordSource: "record"})
+}
+
+// Online reports whether the Hall accepts dispatches. A Hall starts
+// online.
+func (h *Hall) Online() bool { return !h.offline.Load() }
+
+// SetOnline brings the Hall online or takes it offline. Offline, Run
+// refuses every dispatch with ErrOffline; Decide and Route still answer.
+func (h *Hall) SetOnline(online bool) { h.offline.Store(!online) }

@@ -373,3 +373,16 @@ func TestStockPrivilegePolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateCaseVariantMembersDoNotBypassTheSchema(t *testing.T) {
+	rec, err := Validate([]byte(goodRecord("org.acme.w", "wrk.a", `,"Privilege_Envelope":{"filesystem_writes":["relative"]},"BLAST_RADIUS":{"data":99}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.PrivilegeEnvelope != nil || rec.BlastRadius != nil {
+		t.Errorf("case-variant members were decoded: %+v %+v", rec.PrivilegeEnvelope, rec.BlastRadius)
+	}
+	if len(rec.Extra) != 2 {
+		t.Errorf("extra = %s", rec.Extra)
+	}
+}

@@ -49,15 +49,47 @@ func decodeWithExtra(data []byte, v any) (Extra, error) {
 	}
 	known := declaredKeys(reflect.TypeOf(v).Elem())
 	var extra Extra
+	folded := false
 	for k, raw := range all {
 		if !known[k] {
 			if extra == nil {
 				extra = Extra{}
 			}
 			extra[k] = raw
+			folded = folded || foldsToDeclared(known, k)
+		}
+	}
+	if folded {
+		// encoding/json also fills a field from a member whose name
+		// differs only in case ("Privilege_Envelope"); that member would
+		// escape the (case-sensitive) schema. Decode the declared members
+		// alone: like PyHall, treat the variant as an unknown member.
+		exact := make(map[string]json.RawMessage, len(all))
+		for k, raw := range all {
+			if known[k] {
+				exact[k] = raw
+			}
+		}
+		b, err := json.Marshal(exact)
+		if err != nil {
+			return nil, err
+		}
+		rv := reflect.ValueOf(v).Elem()
+		rv.SetZero()
+		if err := json.Unmarshal(b, v); err != nil {
+			return nil, err
 		}
 	}
 	return extra, nil
+}
+
+func foldsToDeclared(known map[string]bool, k string) bool {
+	for d := range known {
+		if strings.EqualFold(d, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // encodeWithExtra encodes v (an alias struct value) and appends the extra

@@ -336,3 +336,24 @@ func TestIDs(t *testing.T) {
 		t.Error("ValidArtifactHash")
 	}
 }
+
+func TestRecordMemberNamesAreCaseSensitive(t *testing.T) {
+	doc := `{"worker_id":"org.acme.w","Worker_ID":"evil","privilege_envelope":{"Egress":{"allowlist":["x"]}},"PRIVILEGE_ENVELOPE":{"filesystem_writes":["relative"]},"egress":{}}`
+	var rec Record
+	if err := json.Unmarshal([]byte(doc), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.WorkerID != "org.acme.w" || rec.PrivilegeEnvelope == nil || rec.PrivilegeEnvelope.FilesystemWrites != nil || rec.PrivilegeEnvelope.Egress != nil {
+		t.Errorf("a case variant filled a declared field: %+v / %+v", rec, rec.PrivilegeEnvelope)
+	}
+	want := Extra{"Worker_ID": json.RawMessage(`"evil"`), "PRIVILEGE_ENVELOPE": json.RawMessage(`{"filesystem_writes":["relative"]}`), "egress": json.RawMessage(`{}`)}
+	if !reflect.DeepEqual(rec.Extra, want) || !reflect.DeepEqual(rec.PrivilegeEnvelope.Extra, Extra{"Egress": json.RawMessage(`{"allowlist":["x"]}`)}) {
+		t.Errorf("extras = %s / %s", rec.Extra, rec.PrivilegeEnvelope.Extra)
+	}
+	// An empty legacy egress block survives a round trip without a null
+	// allowlist.
+	b, _ := json.Marshal(PrivilegeEnvelope{Egress: &LegacyEgress{}})
+	if string(b) != `{"egress":{}}` {
+		t.Errorf("empty egress = %s", b)
+	}
+}

@@ -118,7 +118,7 @@ type BlastRadius struct {
 	Network       int    `json:"network"`
 	Financial     int    `json:"financial"`
 	Time          int    `json:"time"`
-	Reversibility string `json:"reversibility"`
+	Reversibility string `json:"reversibility,omitzero"`
 	Extra         Extra  `json:"-"`
 }
 

@@ -43,9 +43,16 @@ type linearMemory struct {
 	unmap      func()
 }
 
-// Reallocate implements experimental.LinearMemory. Growing copies, as wazero's
-// own default does; the backing array is Go memory, so a Worker closed while
-// a call is still running can never turn into a use-after-free.
+// Reallocate implements experimental.LinearMemory.
+//
+// # Notes
+//
+//   - Growing copies, as wazero's own default does. The backing array is Go
+//     memory, so even a module closed under a running call cannot turn into
+//     a use-after-free. (A whole-limit mmap reservation avoids the copies but
+//     made no measurable difference on a loaded 2-core machine; not worth
+//     the unmap hazard.) Worker.Close nevertheless stops and waits for
+//     running calls before closing the Runtime.
 func (m *linearMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {
 		m.guard.hit.Store(true)

@@ -42,6 +42,12 @@ type Worker struct {
 	done   chan struct{}
 	bg     sync.WaitGroup
 
+	// stop is canceled by Close: running calls end (CloseOnContextDone) and
+	// inflight lets Close wait for them before freeing their memories.
+	stop     context.Context
+	stopCall context.CancelFunc
+	inflight sync.WaitGroup
+
 	mu     sync.Mutex
 	idle   map[string][]*instance
 	closed bool
@@ -144,6 +150,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		done:    make(chan struct{}),
 		idle:    map[string][]*instance{},
 	}
+	w.stop, w.stopCall = context.WithCancel(context.Background())
 	for n := range exports {
 		w.names = append(w.names, n)
 	}
@@ -364,11 +371,13 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 		return res, errorf(CodeLimitInput, "%s: input of %d bytes exceeds %d", w.name, len(req.Input), lim.InputBytes)
 	}
 	w.mu.Lock()
-	closed := w.closed
-	w.mu.Unlock()
-	if closed {
+	if w.closed {
+		w.mu.Unlock()
 		return nil, fmt.Errorf("sandbox: %s: worker closed", w.name)
 	}
+	w.inflight.Add(1)
+	w.mu.Unlock()
+	defer w.inflight.Done()
 	in, err := w.acquire(req.ReuseKey)
 	if err != nil {
 		return res, err
@@ -377,6 +386,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	cs := &callState{w: w, limits: lim}
 	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
+	defer context.AfterFunc(w.stop, cancel)()
 	cctx = context.WithValue(cctx, callKey{}, cs)
 	in.p.Config = maps.Clone(req.Config)
 	in.logs.reset(lim.LogBytes)
@@ -424,6 +434,9 @@ func (w *Worker) classify(parent, cctx context.Context, in *instance, rc uint32,
 	}
 	var exit *sys.ExitError
 	isExit := errors.As(err, &exit)
+	if w.stop.Err() != nil {
+		return nil, fmt.Errorf("sandbox: %s: worker closed during the call", w.name)
+	}
 	if parent.Err() != nil {
 		return nil, fmt.Errorf("sandbox: %s: call abandoned by caller: %w", w.name, parent.Err())
 	}
@@ -493,6 +506,8 @@ func (w *Worker) Close(ctx context.Context) error {
 }
 
 func (w *Worker) shutdown(ctx context.Context) error {
+	w.stopCall()
+	w.inflight.Wait()
 	close(w.done)
 	w.bg.Wait()
 	for {

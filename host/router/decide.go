@@ -133,7 +133,7 @@ var (
 type decider struct {
 	ctx  context.Context
 	in   *wcp.RouteInput
-	opts *Options
+	opts Options
 	d    wcp.RouteDecision
 	now  time.Time
 
@@ -145,7 +145,7 @@ type decider struct {
 // every failure is a denial. in should have passed Validate (ParseRouteInput
 // does that); Decide re-checks only what PyHall's router re-checks.
 func Decide(ctx context.Context, in *wcp.RouteInput, rules *RuleSet, reg Registry, opts Options) (dec wcp.RouteDecision) {
-	x := decider{ctx: ctx, in: in, opts: &opts}
+	x := decider{ctx: ctx, in: in, opts: opts}
 	defer func() {
 		if r := recover(); r != nil {
 			matched := x.d.MatchedRuleID // keep the rule once one matched

@@ -366,3 +366,26 @@ func TestEngineConfig(t *testing.T) {
 		}
 	})
 }
+
+func TestCloseDuringCall(t *testing.T) {
+	e := newEngine(t, Config{})
+	w := load(t, e, fixtures.goguest, Spec{Name: "closing", Limits: Limits{Timeout: 10 * time.Second}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Call(context.Background(), Request{Export: "spin"})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("spinning call succeeded")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	other := load(t, e, fixtures.adversary, Spec{Name: "after"})
+	call(t, other, Request{Export: "run"})
+}

@@ -127,10 +127,9 @@ func runCommand() *cli.Command {
 				return err
 			}
 			defer h.Close(contextOf(c))
-			limit := h.Config().MaxInputBytes()
-			payload, err := io.ReadAll(io.LimitReader(c.App.Reader, limit+1))
+			payload, err := readAllLimited(c, h.Config().MaxInputBytes())
 			if err != nil {
-				return failf("reading standard input: %v", err)
+				return err
 			}
 			res, err := h.Run(contextOf(c), host.RunRequest{Input: in, Payload: payload, Timeout: c.Duration("timeout")})
 			if err != nil {
@@ -141,10 +140,20 @@ func runCommand() *cli.Command {
 	}
 }
 
+// readAllLimited reads standard input, at most one byte over limit (so
+// that the sandbox reports LIMIT_INPUT without the CLI buffering more).
+func readAllLimited(c *cli.Context, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(c.App.Reader, limit+1))
+	if err != nil {
+		return nil, failf("reading standard input: %v", err)
+	}
+	return b, nil
+}
+
 func printRun(c *cli.Context, res *host.RunResult) error {
 	d := &res.Decision
 	if c.Bool("json") {
-		out := map[string]any{"decision": d, "ran": res.Ran, "outcome": res.Outcome, "worker_id": res.WorkerID}
+		out := map[string]any{"decision": d, "ran": res.Ran, "outcome": res.Outcome, "worker_id": res.WorkerID, "receipt_id": res.ReceiptID}
 		if res.Ran {
 			out["duration_ms"] = float64(res.Duration.Microseconds()) / 1000
 			if utf8.Valid(res.Output) {
@@ -174,7 +183,7 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 		fmt.Fprintf(ew, "hall: %s %s: %v (%s, decision %s, correlation %s)\n", res.Outcome, res.WorkerID, res.Err, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
 		return cli.Exit("", exitWorkerFailed)
 	}
-	fmt.Fprintf(ew, "hall: ok %s %s in %s (decision %s, correlation %s)\n", res.WorkerID, res.Export, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
+	fmt.Fprintf(ew, "hall: ok %s %s in %s (decision %s, correlation %s, receipt %s)\n", res.WorkerID, res.Export, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID, res.ReceiptID)
 	return nil
 }
 

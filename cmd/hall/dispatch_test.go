@@ -1,0 +1,377 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wcphall/hall/host/wasmmod"
+)
+
+var (
+	pluginOnce sync.Map // name → *pluginBuild
+)
+
+type pluginBuild struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// plugin builds plugins/<name> to .wasm once per test binary.
+func plugin(t *testing.T, name string) string {
+	t.Helper()
+	v, _ := pluginOnce.LoadOrStore(name, &pluginBuild{})
+	b := v.(*pluginBuild)
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "hall-plugin")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, name+".wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", b.path, "../../plugins/"+name)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		b.out, b.err = cmd.CombinedOutput()
+	})
+	if b.err != nil {
+		t.Fatalf("building plugin %s: %v\n%s", name, b.err, b.out)
+	}
+	return b.path
+}
+
+// wat compiles a WebAssembly text module with wat2wasm.
+func wat(t *testing.T, src string) string {
+	t.Helper()
+	bin, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		t.Fatal("wat2wasm not found: install wabt (apt-get install -y wabt); .ci/run does")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(bin, in, "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm: %v\n%s", err, b)
+	}
+	return out
+}
+
+// hallDir is a working directory with the quick start's rules.
+func hallDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(quickstart, "rules.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "rules.json", string(data))
+	return dir
+}
+
+// hallIn runs hall in dir with HALL_HOME = dir/.hall, so that successive
+// commands share the state directory.
+func hallIn(t *testing.T, dir, stdin string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(hallBin, args...)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "HALL_HOME=" + filepath.Join(dir, ".hall")}
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running hall %v: %v", args, err)
+	}
+	if strings.Contains(errb.String(), "goroutine ") || strings.Contains(errb.String(), "panic:") {
+		t.Fatalf("hall %v printed a Go stack trace:\n%s", args, errb.String())
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func mustOK(t *testing.T, r result, what string) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", what, r.code, r.stdout, r.stderr)
+	}
+}
+
+const document = `The Hall governs workers that run in a WebAssembly sandbox. Every request names a capability, and routing rules decide which worker species may serve it. The sandbox grants a worker only the privileges its registry record declares. No network is reachable unless the record lists a host. Files can be written only under the directories the record names. Every dispatch leaves an evidence receipt that is hashed, chained and signed. Operators verify the receipt chain with a single command. The weather was pleasant on the day this was written.`
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+func enrollPlugin(t *testing.T, dir, name string, extra ...string) result {
+	t.Helper()
+	rec, err := filepath.Abs("../../plugins/" + name + "/registry_record.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hallIn(t, dir, "", nil, append([]string{"enroll", plugin(t, name), "--record", rec}, extra...)...)
+}
+
+func TestEnrollRunReceiptsAuditReplay(t *testing.T) {
+	dir := hallDir(t)
+	r := enrollPlugin(t, dir, "summarizer")
+	mustOK(t, r, "enroll")
+	module, err := os.ReadFile(plugin(t, "summarizer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha(module)
+	if !strings.Contains(r.stdout, "enrolled org.acme.summarizer (wrk.doc.summarizer)") || !strings.Contains(r.stdout, digest) {
+		t.Fatalf("enroll output:\n%s", r.stdout)
+	}
+	var rec map[string]any
+	data, err := os.ReadFile(filepath.Join(dir, "enrolled", "org.acme.summarizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil || rec["artifact_hash"] != digest {
+		t.Fatalf("enrolled record artifact_hash = %v (err %v), want %s", rec["artifact_hash"], err, digest)
+	}
+
+	r = hallIn(t, dir, document, nil, "run", "cap.doc.summarize", "--tenant", "org.acme", "--correlation-id", "corr-1")
+	mustOK(t, r, "run")
+	output := r.stdout
+	summary := strings.TrimSpace(output)
+	if summary == "" || len(summary) >= len(document) {
+		t.Fatalf("summary is empty or not shorter than the document: %q", summary)
+	}
+	for _, s := range strings.SplitAfter(summary, ". ") {
+		if !strings.Contains(document, strings.TrimSpace(s)) {
+			t.Errorf("summary sentence %q is not from the document", s)
+		}
+	}
+	if !strings.HasPrefix(r.stderr, "hall: ok org.acme.summarizer summarize in ") || !strings.Contains(r.stderr, "correlation corr-1") {
+		t.Fatalf("outcome line: %q", r.stderr)
+	}
+
+	// A dry run decides but runs nothing and leaves no receipt.
+	r = hallIn(t, dir, document, nil, "run", "cap.doc.summarize", "--tenant", "org.acme", "--dry-run", "--correlation-id", "corr-dry")
+	mustOK(t, r, "dry run")
+	if r.stdout != "" || !strings.Contains(r.stderr, "dry run") {
+		t.Fatalf("dry run: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+
+	r = hallIn(t, dir, "", nil, "receipts", "--json")
+	mustOK(t, r, "receipts")
+	var rs []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
+		t.Fatalf("receipts --json: %v\n%s", err, r.stdout)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("want 1 receipt (the dry run leaves none), got %d", len(rs))
+	}
+	rc := rs[0]
+	for k, want := range map[string]any{
+		"input_hash": sha([]byte(document)), "output_hash": sha([]byte(output)), "artifact_hash": digest,
+		"worker_id": "org.acme.summarizer", "tenant_id": "org.acme", "outcome": "ok", "policy_decision": "ALLOW",
+		"capability_id": "cap.doc.summarize", "prev_receipt_hash": nil, "correlation_id": "corr-1",
+	} {
+		if rc[k] != want {
+			t.Errorf("receipt %s = %v, want %v", k, rc[k], want)
+		}
+	}
+	id, _ := rc["receipt_id"].(string)
+
+	r = hallIn(t, dir, "", nil, "receipts", "show", id)
+	mustOK(t, r, "receipts show")
+	if !strings.Contains(r.stdout, `"receipt_hash": "sha256:`) || !strings.Contains(r.stdout, `"signature": "`) {
+		t.Fatalf("receipts show:\n%s", r.stdout)
+	}
+	r = hallIn(t, dir, "", nil, "audit", "verify")
+	mustOK(t, r, "audit verify")
+	if !strings.Contains(r.stdout, "verified 1 receipt(s) in 1 stream(s)") {
+		t.Fatalf("audit verify: %s", r.stdout)
+	}
+	r = hallIn(t, dir, "", nil, "keys", "show")
+	mustOK(t, r, "keys show")
+	if !strings.Contains(r.stdout, "key id: ed25519:") || !strings.Contains(r.stdout, "BEGIN PUBLIC KEY") {
+		t.Fatalf("keys show: %s", r.stdout)
+	}
+	keyDir := t.TempDir()
+	write(t, keyDir, "hall.pub", r.stdout[strings.Index(r.stdout, "-----BEGIN"):])
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify", "--public-key", filepath.Join(keyDir, "hall.pub")), "audit verify --public-key")
+
+	r = hallIn(t, dir, document, nil, "replay", id)
+	mustOK(t, r, "replay")
+	if !strings.HasPrefix(r.stdout, "MATCH receipt "+id) {
+		t.Fatalf("replay: %s", r.stdout)
+	}
+	r = hallIn(t, dir, document+" changed", nil, "replay", id)
+	if r.code != exitError || !strings.Contains(r.stderr, "replay needs the same input") {
+		t.Fatalf("replay with other input: exit %d %s", r.code, r.stderr)
+	}
+	r = hallIn(t, dir, "", nil, "audit", "export")
+	mustOK(t, r, "audit export")
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 1 || !strings.Contains(lines[0], id) {
+		t.Fatalf("export:\n%s", r.stdout)
+	}
+}
+
+func TestRunTamperedModuleIsNotRun(t *testing.T) {
+	for _, cfg := range []struct{ name, hallJSON string }{
+		{"strict defaults (attestation)", ""},
+		{"attestation off", `{"require_worker_attestation": false}`},
+	} {
+		t.Run(cfg.name, func(t *testing.T) {
+			dir := hallDir(t)
+			if cfg.hallJSON != "" {
+				write(t, dir, "hall.json", cfg.hallJSON)
+			}
+			mustOK(t, enrollPlugin(t, dir, "summarizer"), "enroll")
+			module, _ := os.ReadFile(plugin(t, "summarizer"))
+			stored := filepath.Join(dir, ".hall", "artifacts", "sha256", strings.TrimPrefix(sha(module), "sha256:")+".wasm")
+			if err := os.Chmod(stored, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tampered := append([]byte(nil), module...)
+			tampered[len(tampered)-1] ^= 0xff
+			if err := os.WriteFile(stored, tampered, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := hallIn(t, dir, document, nil, "run", "cap.doc.summarize", "--tenant", "org.acme")
+			if r.code != exitDenied || !strings.Contains(r.stderr, "DENIED DENY_WORKER_TAMPERED") || r.stdout != "" {
+				t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+			}
+			r = hallIn(t, dir, "", nil, "receipts", "--json")
+			if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
+				t.Fatalf("a refused dispatch left receipts: %s %s", r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func TestRunDeniedRunsNothing(t *testing.T) {
+	dir := hallDir(t)
+	mustOK(t, enrollPlugin(t, dir, "summarizer"), "enroll")
+	r := hallIn(t, dir, document, nil, "run", "cap.doc.summarize", "--tenant", "org.acme", "--env", "prod", "--data-label", "RESTRICTED")
+	if r.code != exitDenied || r.stdout != "" || !strings.Contains(r.stderr, "hall: DENIED DENY_") {
+		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = hallIn(t, dir, "x", nil, "run", "cap.nothing", "--tenant", "org.acme")
+	if r.code != exitDenied || !strings.Contains(r.stderr, "DENY_NO_MATCHING_RULE") {
+		t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestEnrollRefusesRecordForOtherBytes(t *testing.T) {
+	dir := hallDir(t)
+	src, _ := os.ReadFile("../../plugins/summarizer/registry_record.json")
+	var rec map[string]any
+	if err := json.Unmarshal(src, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["artifact_hash"] = sha([]byte("other bytes"))
+	rec["risk_tier"] = "extreme"
+	b, _ := json.Marshal(rec)
+	write(t, dir, "rec.json", string(b))
+	r := hallIn(t, dir, "", nil, "enroll", plugin(t, "summarizer"), "--record", "rec.json")
+	if r.code != exitError || !strings.Contains(r.stderr, "rec.json: risk_tier") {
+		t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	}
+	rec["risk_tier"] = "low"
+	b, _ = json.Marshal(rec)
+	write(t, dir, "rec.json", string(b))
+	r = hallIn(t, dir, "", nil, "enroll", plugin(t, "summarizer"), "--record", "rec.json")
+	if r.code != exitError || !strings.Contains(r.stderr, "rec.json: artifact_hash: ") || !strings.Contains(r.stderr, "other bytes") {
+		t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "enrolled")); !os.IsNotExist(err) {
+		t.Fatalf("a refused enrollment wrote enrolled/: %v", err)
+	}
+}
+
+func TestEnrollUnroutedCapabilityAndAddRule(t *testing.T) {
+	dir := hallDir(t)
+	r := enrollPlugin(t, dir, "redactor")
+	mustOK(t, r, "enroll")
+	if !strings.Contains(r.stderr, "no rule in rules.json routes cap.doc.redact to wrk.doc.redactor") {
+		t.Fatalf("no warning about the unrouted capability: %q", r.stderr)
+	}
+	r = hallIn(t, dir, "mail me at jane@example.com", nil, "run", "cap.doc.redact", "--tenant", "org.acme")
+	if r.code != exitDenied || !strings.Contains(r.stderr, "DENY_NO_MATCHING_RULE") {
+		t.Fatalf("fail-closed expected: exit %d %q", r.code, r.stderr)
+	}
+	r = enrollPlugin(t, dir, "redactor", "--add-rule")
+	mustOK(t, r, "enroll --add-rule")
+	if !strings.Contains(r.stdout, "added rr_doc_redact_dev_enrolled (dev only)") {
+		t.Fatalf("enroll --add-rule: %s", r.stdout)
+	}
+	r = hallIn(t, dir, "mail me at jane@example.com", nil, "run", "cap.doc.redact", "--tenant", "org.acme")
+	mustOK(t, r, "run after --add-rule")
+	if strings.Contains(r.stdout, "jane@example.com") {
+		t.Fatalf("email not redacted: %q", r.stdout)
+	}
+	r = hallIn(t, dir, "x", nil, "run", "cap.doc.redact", "--tenant", "org.acme", "--env", "stage")
+	if r.code != exitDenied {
+		t.Fatalf("the added rule must be dev only; stage: exit %d", r.code)
+	}
+	mustOK(t, hallIn(t, dir, "", nil, "validate", "rules.json"), "validate after --add-rule")
+}
+
+func TestEnrollReplaceSaysSo(t *testing.T) {
+	dir := hallDir(t)
+	mustOK(t, enrollPlugin(t, dir, "summarizer"), "enroll")
+	module, _ := os.ReadFile(plugin(t, "summarizer"))
+	// Other bytes, same record: a custom section changes the digest, not the code.
+	other, err := wasmmod.SetCustomSection(module, "hall.test", []byte("v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "v2.wasm", string(other))
+	rec, _ := filepath.Abs("../../plugins/summarizer/registry_record.json")
+	r := hallIn(t, dir, "", nil, "enroll", "v2.wasm", "--record", rec)
+	mustOK(t, r, "re-enroll")
+	if !strings.Contains(r.stdout, "replaced:  the previous module "+sha(module)) {
+		t.Fatalf("re-enroll output: %s", r.stdout)
+	}
+	r = hallIn(t, dir, document, nil, "run", "cap.doc.summarize", "--tenant", "org.acme", "--json")
+	mustOK(t, r, "run v2")
+	if !strings.Contains(r.stdout, `"artifact_hash": "`+sha(other)+`"`) {
+		t.Fatalf("the decision does not name the new module: %s", r.stdout)
+	}
+}
+
+const loopWAT = `(module
+  (memory (export "memory") 1)
+  (func (export "run") (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0)))`
+
+func TestRunRunawayWorkerStoppedAndRecorded(t *testing.T) {
+	dir := hallDir(t)
+	write(t, dir, "rules.json", `{"rules":[{"rule_id":"loop","match":{"capability_id":"cap.test.loop"},"decision":{"candidate_workers_ranked":[{"worker_species_id":"wrk.test.loop"}]}}]}`)
+	write(t, dir, "loop.json", `{"worker_id":"org.acme.loop","worker_species_id":"wrk.test.loop","capabilities":["cap.test.loop"],"risk_tier":"low","limits":{"timeout_ms":300}}`)
+	write(t, dir, "hall.json", `{"enforce_allowed_environments": true}`)
+	mustOK(t, hallIn(t, dir, "", nil, "enroll", wat(t, loopWAT), "--record", "loop.json"), "enroll loop")
+	r := hallIn(t, dir, "", nil, "run", "cap.test.loop", "--tenant", "org.acme")
+	if r.code != exitWorkerFailed || !strings.Contains(r.stderr, "hall: LIMIT_TIMEOUT org.acme.loop") {
+		t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	}
+	r = hallIn(t, dir, "", nil, "receipts", "--json")
+	mustOK(t, r, "receipts")
+	if !strings.Contains(r.stdout, `"outcome": "LIMIT_TIMEOUT"`) {
+		t.Fatalf("the failed dispatch has no receipt: %s", r.stdout)
+	}
+	r = hallIn(t, dir, "", nil, "run", "cap.test.loop", "--tenant", "org.acme", "--timeout", "50ms")
+	if r.code != exitWorkerFailed || !strings.Contains(r.stderr, "LIMIT_TIMEOUT") {
+		t.Fatalf("--timeout: exit %d stderr %q", r.code, r.stderr)
+	}
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify")
+}

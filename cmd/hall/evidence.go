@@ -1,0 +1,264 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wcphall/hall/host/ledger"
+)
+
+func init() {
+	extraCommands = append(extraCommands, receiptsCommand(), auditCommand(), keysCommand(), replayCommand())
+}
+
+func homeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "home", EnvVars: []string{"HALL_HOME"}, Value: ".hall", Usage: "state `DIR` (artifacts, ledger, keys)"}
+}
+
+// openLedger opens the evidence ledger of the state directory; reading
+// commands open it read-only and do not create it.
+func openLedger(c *cli.Context, readOnly bool) (*ledger.SQLite, error) {
+	home := c.String("home")
+	if readOnly {
+		if _, err := os.Stat(filepath.Join(home, ledger.DBFile)); errors.Is(err, os.ErrNotExist) {
+			return nil, failf("no evidence ledger at %s: nothing has been recorded yet (or pass --home / HALL_HOME)", filepath.Join(home, ledger.DBFile))
+		}
+		s, err := ledger.Open(home, ledger.ReadOnly())
+		if err != nil {
+			return nil, failf("%v", err)
+		}
+		return s, nil
+	}
+	s, err := ledger.Open(home)
+	if err != nil {
+		return nil, failf("%v", err)
+	}
+	return s, nil
+}
+
+func receiptsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "receipts",
+		Usage: "list evidence receipts of dispatches (newest first)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "correlation-id", Usage: "only this correlation `ID`"},
+			&cli.StringFlag{Name: "tenant", Usage: "only this tenant"},
+			&cli.StringFlag{Name: "worker", Usage: "only this worker id"},
+			&cli.DurationFlag{Name: "since", Usage: "only receipts of the last `DURATION` (e.g. 1h)"},
+			&cli.IntFlag{Name: "limit", Value: 50, Usage: "at most `N` receipts (0: all)"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			homeFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			s, err := openLedger(c, true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if c.Int("limit") < 0 {
+				return failf("--limit must be 0 (all) or positive")
+			}
+			f := ledger.Filter{CorrelationID: c.String("correlation-id"), TenantID: c.String("tenant"), WorkerID: c.String("worker"), Limit: c.Int("limit")}
+			if d := c.Duration("since"); d > 0 {
+				f.Since = time.Now().Add(-d)
+			}
+			rs, err := s.Receipts(contextOf(c), f)
+			if err != nil {
+				return failf("%v", err)
+			}
+			if c.Bool("json") {
+				if rs == nil {
+					rs = []ledger.Receipt{}
+				}
+				return printJSON(c, rs)
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RECEIPT\tDISPATCHED\tTENANT\tWORKER\tCAPABILITY\tOUTCOME\tMS\tCORRELATION")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", r.ReceiptID, r.DispatchedAt.Format(time.RFC3339), r.TenantID, r.WorkerID, r.CapabilityID, r.Outcome, r.DurationMS, r.CorrelationID)
+			}
+			tw.Flush()
+			fmt.Fprintf(c.App.ErrWriter, "%d receipt(s)\n", len(rs))
+			return nil
+		},
+		Subcommands: []*cli.Command{{
+			Name:      "show",
+			Usage:     "print one receipt as JSON",
+			ArgsUsage: "RECEIPT_ID",
+			Flags:     []cli.Flag{homeFlag()},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return failf("receipts show needs one RECEIPT_ID")
+				}
+				s, err := openLedger(c, true)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				r, err := s.Receipt(contextOf(c), c.Args().First())
+				if errors.Is(err, ledger.ErrNotFound) {
+					return failf("no receipt %s", c.Args().First())
+				}
+				if err != nil {
+					return failf("%v", err)
+				}
+				return printJSON(c, r)
+			},
+		}},
+	}
+}
+
+func auditCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "audit",
+		Usage: "verify or export the evidence ledger",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "verify",
+				Usage: "walk every receipt chain: hashes, links, sequence and signatures (exit 0 only if all verify)",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "public-key", Usage: "verify signatures with this public key `FILE` (PEM or hex) instead of the Hall's own"},
+					homeFlag(),
+				},
+				Action: func(c *cli.Context) error {
+					var pub ed25519.PublicKey
+					if p := c.String("public-key"); p != "" {
+						k, err := ledger.ReadPublicKey(p)
+						if err != nil {
+							return failf("--public-key: %v", err)
+						}
+						pub = k
+					}
+					s, err := openLedger(c, true)
+					if err != nil {
+						return err
+					}
+					defer s.Close()
+					rep, err := s.Verify(contextOf(c), pub)
+					if err != nil {
+						return failf("%v", err)
+					}
+					for _, b := range rep.Breaks {
+						fmt.Fprintf(c.App.Writer, "BROKEN %s\n", b)
+					}
+					if !rep.OK() {
+						return cli.Exit(fmt.Sprintf("hall: audit failed: %d of %d stream(s) broken (%d receipts read)", len(rep.Breaks), rep.Streams, rep.Receipts), exitError)
+					}
+					fmt.Fprintf(c.App.Writer, "verified %d receipt(s) in %d stream(s)\n", rep.Receipts, rep.Streams)
+					return nil
+				},
+			},
+			{
+				Name:  "export",
+				Usage: "write every receipt as JSON Lines (stream by stream, chain order)",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of standard output"},
+					homeFlag(),
+				},
+				Action: func(c *cli.Context) error {
+					s, err := openLedger(c, true)
+					if err != nil {
+						return err
+					}
+					defer s.Close()
+					w := c.App.Writer
+					if p := c.String("output"); p != "" {
+						f, err := os.Create(p)
+						if err != nil {
+							return failf("%v", err)
+						}
+						defer f.Close()
+						w = f
+					}
+					if err := s.Export(contextOf(c), w); err != nil {
+						return failf("%v", err)
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func keysCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "keys",
+		Usage: "the Hall's receipt-signing key",
+		Subcommands: []*cli.Command{{
+			Name:  "show",
+			Usage: "print the public key (PEM) and key id; creates the key on first use",
+			Flags: []cli.Flag{homeFlag()},
+			Action: func(c *cli.Context) error {
+				s, err := openLedger(c, false)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				fmt.Fprintf(c.App.Writer, "key id: %s\n%s", s.KeyID(), ledger.EncodePublicKey(s.PublicKey()))
+				return nil
+			},
+		}},
+	}
+}
+
+func replayCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "replay",
+		Usage:     "re-run a receipt's module on the same input and report whether the output hash matches",
+		ArgsUsage: "RECEIPT_ID < input",
+		Flags:     append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}}, hallFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return failf("replay needs one RECEIPT_ID")
+			}
+			h, err := openHall(c)
+			if err != nil {
+				return err
+			}
+			defer h.Close(contextOf(c))
+			input, err := readAllLimited(c, h.Config().MaxInputBytes())
+			if err != nil {
+				return err
+			}
+			res, err := h.Replay(contextOf(c), c.Args().First(), input)
+			if errors.Is(err, ledger.ErrNotFound) {
+				return failf("no receipt %s", c.Args().First())
+			}
+			if err != nil {
+				return failf("%v", err)
+			}
+			if c.Bool("json") {
+				if err := printJSON(c, map[string]any{"receipt_id": res.ReceiptID, "worker_id": res.WorkerID, "artifact_hash": res.ArtifactHash,
+					"recorded_output_hash": res.RecordedOutputHash, "output_hash": res.OutputHash, "outcome": res.Outcome, "match": res.Match}); err != nil {
+					return err
+				}
+			} else {
+				verdict := "MATCH"
+				if !res.Match {
+					verdict = "MISMATCH"
+				}
+				fmt.Fprintf(c.App.Writer, "%s receipt %s (%s, %s)\n  recorded output: %s\n  replayed output: %s (%s)\n", verdict, res.ReceiptID, res.WorkerID, res.ArtifactHash,
+					orNone(res.RecordedOutputHash), orNone(res.OutputHash), res.Outcome)
+			}
+			if !res.Match {
+				return cli.Exit("", exitWorkerFailed)
+			}
+			return nil
+		},
+	}
+}
+
+func orNone(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "(none)"
+	}
+	return s
+}

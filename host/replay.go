@@ -1,0 +1,95 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/wcphall/hall/host/sandbox"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// ReplayResult compares a re-run with the receipt it replays.
+type ReplayResult struct {
+	ReceiptID    string
+	WorkerID     string
+	ArtifactHash string
+	// RecordedOutputHash and OutputHash are the receipt's and the re-run's
+	// output digests; Match reports whether they are equal.
+	RecordedOutputHash string
+	OutputHash         string
+	Match              bool
+	Outcome            string
+	Output             []byte
+}
+
+// Replay re-runs the module a receipt names (by its artifact_hash, even if
+// the worker has since been re-enrolled with other bytes) on input, with
+// the receipt's correlation context, and reports whether the output hash
+// matches. Only workers that declare determinism "full" can be replayed:
+// they run with a deterministic clock and random source. The input must be
+// the one the receipt hashed. Replays are not dispatches and leave no
+// receipt.
+func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*ReplayResult, error) {
+	store, err := h.Ledger()
+	if err != nil {
+		return nil, err
+	}
+	r, err := store.Receipt(ctx, receiptID)
+	if err != nil {
+		return nil, err
+	}
+	if got := digestOf(input); got != r.InputHash {
+		return nil, fmt.Errorf("the input hashes to %s but receipt %s recorded input %s: replay needs the same input", got, receiptID, r.InputHash)
+	}
+	cur, ok := h.reg.Record(r.WorkerID)
+	if !ok {
+		return nil, fmt.Errorf("worker %s of receipt %s is no longer enrolled", r.WorkerID, receiptID)
+	}
+	if cur.Determinism != "full" {
+		return nil, fmt.Errorf("worker %s declares determinism %q: only workers declaring \"full\" run with a deterministic clock and random source and can be replayed", r.WorkerID, cur.Determinism)
+	}
+	d, err := wcp.ParseDigest(r.ArtifactHash)
+	if err != nil {
+		return nil, fmt.Errorf("receipt %s: artifact_hash: %w", receiptID, err)
+	}
+	arts, err := h.artifacts()
+	if err != nil {
+		return nil, err
+	}
+	module, err := arts.Get(d)
+	if err != nil {
+		return nil, err
+	}
+	rec := *cur
+	rec.ArtifactHash = r.ArtifactHash
+	w, err := h.load(ctx, &rec, module)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close(ctx)
+	res := &ReplayResult{ReceiptID: receiptID, WorkerID: r.WorkerID, ArtifactHash: r.ArtifactHash, RecordedOutputHash: r.OutputHash, Outcome: "ok"}
+	out, err := w.Call(ctx, sandbox.Request{
+		Export: entrypoint(&rec, r.CapabilityID),
+		Input:  input,
+		Config: map[string]string{
+			"wcp.correlation_id": r.CorrelationID,
+			"wcp.tenant_id":      r.TenantID,
+			"wcp.capability_id":  r.CapabilityID,
+			"wcp.worker_id":      r.WorkerID,
+		},
+	})
+	if err != nil {
+		var se *sandbox.Error
+		if !errors.As(err, &se) {
+			return nil, err
+		}
+		res.Outcome = se.Code
+	}
+	if out != nil && len(out.Output) > 0 {
+		res.Output = out.Output
+		res.OutputHash = digestOf(out.Output)
+	}
+	res.Match = res.Outcome == r.Outcome && res.OutputHash == r.OutputHash
+	return res, nil
+}

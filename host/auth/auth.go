@@ -1,0 +1,289 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+// DBFile is the token database's file name inside the Hall state directory.
+const DBFile = "auth.db"
+
+// Errors a caller can act on.
+var (
+	// ErrInvalidToken: the presented token is malformed, unknown or revoked.
+	// The three cases are deliberately not distinguished.
+	ErrInvalidToken = errors.New("AUTH_INVALID_TOKEN: the token is not valid (malformed, unknown or revoked)")
+	// ErrNotFound: no token has the given id.
+	ErrNotFound = errors.New("AUTH_NOT_FOUND: no such token")
+	// ErrInvalidScope: a scope is neither "admin" nor "tenant:<tenant_id>".
+	ErrInvalidScope = errors.New("AUTH_INVALID_SCOPE")
+)
+
+// Scope is what a token may do: administer the Hall, or act as one tenant.
+// Exactly one of Admin and Tenant is set.
+type Scope struct {
+	Admin  bool
+	Tenant string
+}
+
+// AdminScope is the scope of an administrator token.
+func AdminScope() Scope { return Scope{Admin: true} }
+
+// TenantScope is the scope of a token acting as tenant.
+func TenantScope(tenant string) Scope { return Scope{Tenant: tenant} }
+
+// String returns "admin" or "tenant:<tenant_id>".
+func (s Scope) String() string {
+	if s.Admin {
+		return "admin"
+	}
+	return "tenant:" + s.Tenant
+}
+
+// ParseScope parses the form String returns.
+func ParseScope(s string) (Scope, error) {
+	if s == "admin" {
+		return AdminScope(), nil
+	}
+	if t, ok := strings.CutPrefix(s, "tenant:"); ok {
+		if err := CheckTenant(t); err != nil {
+			return Scope{}, err
+		}
+		return TenantScope(t), nil
+	}
+	return Scope{}, fmt.Errorf("%w: %q is neither \"admin\" nor \"tenant:<tenant_id>\"", ErrInvalidScope, s)
+}
+
+// CheckTenant reports whether t can be a token's tenant: 1 to 128
+// printable characters without spaces (a tenant id travels into decisions,
+// receipts and logs, and must not be blank, as WCP requires of tenant_id).
+func CheckTenant(t string) error {
+	if t == "" || len(t) > 128 {
+		return fmt.Errorf("%w: a tenant id has 1 to 128 characters", ErrInvalidScope)
+	}
+	for _, r := range t {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("%w: tenant id %q contains a space or control character", ErrInvalidScope, t)
+		}
+	}
+	return nil
+}
+
+// Token is a stored token's metadata. The token itself is never stored.
+type Token struct {
+	// ID is the public identifier, "tok_<12 hex>", shown by `hall tokens list`.
+	ID        string
+	Scope     Scope
+	Name      string
+	CreatedAt time.Time
+	// RevokedAt is zero while the token is valid.
+	RevokedAt time.Time
+}
+
+// Revoked reports whether the token was revoked.
+func (t Token) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// Store is the token database. Its methods are safe for concurrent use,
+// and several processes may open the same file.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS tokens (
+	id         TEXT PRIMARY KEY,
+	hash       BLOB NOT NULL,
+	scope      TEXT NOT NULL,
+	name       TEXT NOT NULL DEFAULT '',
+	created_at TEXT NOT NULL,
+	revoked_at TEXT
+) STRICT;`
+
+// Open opens (creating it and its directory when missing) the token
+// database at path. The file is made readable by its owner only: it holds
+// no tokens, but its hashes and scopes are still the Hall's access list.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	// Create the file 0600 before SQLite does (SQLite would use the umask).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	f.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", "5000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("auth: open %s: %w", path, err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("auth: open %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Path returns the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close releases the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+const (
+	tokenPrefix = "hall_"
+	idHexLen    = 12
+	secretLen   = 43 // base64url (no padding) of 32 bytes
+)
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// Create makes a new token with scope and an optional descriptive name,
+// and returns the token (the only time it exists outside the caller) with
+// its metadata.
+func (s *Store) Create(ctx context.Context, scope Scope, name string) (string, Token, error) {
+	if !scope.Admin {
+		if err := CheckTenant(scope.Tenant); err != nil {
+			return "", Token{}, err
+		}
+	} else if scope.Tenant != "" {
+		return "", Token{}, fmt.Errorf("%w: a token is admin or a tenant's, not both", ErrInvalidScope)
+	}
+	var idb [idHexLen / 2]byte
+	var secret [32]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return "", Token{}, err
+	}
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", Token{}, err
+	}
+	idHex := hex.EncodeToString(idb[:])
+	token := tokenPrefix + idHex + "_" + base64.RawURLEncoding.EncodeToString(secret[:])
+	t := Token{ID: "tok_" + idHex, Scope: scope, Name: name, CreatedAt: time.Now().UTC().Truncate(time.Second)}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (id, hash, scope, name, created_at) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, hashToken(token), scope.String(), name, t.CreatedAt.Format(time.RFC3339))
+	if err != nil {
+		return "", Token{}, fmt.Errorf("auth: creating token: %w", err)
+	}
+	return token, t, nil
+}
+
+// Authenticate returns the metadata of a valid token, or an error wrapping
+// ErrInvalidToken.
+func (s *Store) Authenticate(ctx context.Context, token string) (Token, error) {
+	rest, ok := strings.CutPrefix(token, tokenPrefix)
+	if !ok || len(rest) != idHexLen+1+secretLen || rest[idHexLen] != '_' {
+		return Token{}, ErrInvalidToken
+	}
+	if _, err := hex.DecodeString(rest[:idHexLen]); err != nil {
+		return Token{}, ErrInvalidToken
+	}
+	var stored []byte
+	t, err := s.get(ctx, "tok_"+rest[:idHexLen], &stored)
+	if errors.Is(err, ErrNotFound) {
+		return Token{}, ErrInvalidToken
+	}
+	if err != nil {
+		return Token{}, err
+	}
+	if subtle.ConstantTimeCompare(stored, hashToken(token)) != 1 || t.Revoked() {
+		return Token{}, ErrInvalidToken
+	}
+	return t, nil
+}
+
+func (s *Store) get(ctx context.Context, id string, hash *[]byte) (Token, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT id, hash, scope, name, created_at, revoked_at FROM tokens WHERE id = ?`, id)
+	t, h, err := scanToken(row.Scan)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, ErrNotFound
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("auth: %w", err)
+	}
+	if hash != nil {
+		*hash = h
+	}
+	return t, nil
+}
+
+func scanToken(scan func(...any) error) (Token, []byte, error) {
+	var (
+		t        Token
+		h        []byte
+		scope    string
+		created  string
+		revokedS sql.NullString
+	)
+	if err := scan(&t.ID, &h, &scope, &t.Name, &created, &revokedS); err != nil {
+		return Token{}, nil, err
+	}
+	sc, err := ParseScope(scope)
+	if err != nil {
+		return Token{}, nil, fmt.Errorf("token %s: %w", t.ID, err)
+	}
+	t.Scope = sc
+	if t.CreatedAt, err = time.Parse(time.RFC3339, created); err != nil {
+		return Token{}, nil, fmt.Errorf("token %s: created_at: %w", t.ID, err)
+	}
+	if revokedS.Valid {
+		if t.RevokedAt, err = time.Parse(time.RFC3339, revokedS.String); err != nil {
+			return Token{}, nil, fmt.Errorf("token %s: revoked_at: %w", t.ID, err)
+		}
+	}
+	return t, h, nil
+}
+
+// List returns every token's metadata, oldest first, revoked ones included.
+func (s *Store) List(ctx context.Context) ([]Token, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, hash, scope, name, created_at, revoked_at FROM tokens ORDER BY rowid`)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	defer rows.Close()
+	var out []Token
+	for rows.Next() {
+		t, _, err := scanToken(rows.Scan)
+		if err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Revoke revokes the token with the given id ("tok_<hex>"). Revoking a
+// revoked token is not an error; an unknown id wraps ErrNotFound.
+func (s *Store) Revoke(ctx context.Context, id string) (Token, error) {
+	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
+		time.Now().UTC().Format(time.RFC3339), id)
+	if err != nil {
+		return Token{}, fmt.Errorf("auth: %w", err)
+	}
+	return s.get(ctx, id, nil)
+}

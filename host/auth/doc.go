@@ -1,0 +1,28 @@
+// Package auth holds the Hall API's bearer tokens: who may call the HTTP
+// server and with which scope (an administrator, or one tenant).
+//
+// Only a SHA-256 hash of each token is stored, in the SQLite database
+// <home>/auth.db (mode 0600). A token is shown once, when it is created:
+//
+//	st, err := auth.Open(filepath.Join(home, auth.DBFile))
+//	secret, tok, err := st.Create(ctx, auth.TenantScope("org.acme"), "ci")
+//	...
+//	tok, err = st.Authenticate(ctx, secret) // on every request
+//
+// # Notes
+//
+//   - A token is "hall_" + a 12-hex-digit public id + "_" + 43 characters of
+//     base64url randomness (256 bits). The public id locates the row; the
+//     hash of the whole token is then compared with crypto/subtle, so the
+//     comparison that decides authentication takes the same time whatever
+//     the presented token is, and the database index is never probed with
+//     secret material.
+//   - Revocation is immediate: every Authenticate reads the database, so a
+//     token revoked by `hall tokens revoke` in another process is refused by
+//     a running server on its next request.
+//   - Why SQLite rather than a JSON file (RATIONALE): the CLI creates and
+//     revokes tokens while `hall serve` reads them from another process.
+//     SQLite gives atomic writes, cross-process locking and immediate
+//     visibility without a reload protocol, and the module already depends
+//     on modernc.org/sqlite for the evidence ledger.
+package auth

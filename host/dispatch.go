@@ -163,7 +163,12 @@ func (h *Hall) load(ctx context.Context, rec *wcp.Record, module []byte) (*sandb
 			return nil, fmt.Errorf("privilege_envelope.filesystem_writes: cannot create %s: %w", d, err)
 		}
 	}
-	return eng.Load(ctx, module, sandbox.Spec{Name: rec.WorkerID, Policy: p, Limits: workerLimits(rec)})
+	ws := h.cfg.Workers[rec.WorkerID]
+	pool := h.opts.Pool
+	if ws.Pool != 0 {
+		pool = ws.Pool
+	}
+	return eng.Load(ctx, module, sandbox.Spec{Name: rec.WorkerID, Policy: p, Limits: workerLimits(rec), Pool: pool, Reuse: ws.ReuseInstances})
 }
 
 // worker returns the loaded worker for rec, loading and verifying its

@@ -53,6 +53,11 @@ type Options struct {
 	// Ledger is the evidence store (default: the SQLite ledger in Home,
 	// opened on first use).
 	Ledger ledger.Store
+	// Pool is how many pre-instantiated instances each worker keeps ready
+	// (0: the sandbox default of 2; negative: none, for one-shot processes
+	// such as `hall run`, where a background refill only competes with the
+	// call).
+	Pool int
 	// StorePayloads keeps dispatch inputs and outputs in the ledger (by
 	// default only their hashes are recorded).
 	StorePayloads bool
@@ -68,6 +73,19 @@ type Config struct {
 	// Limits are the Hall's ceilings on every dispatch, and the defaults
 	// for workers whose record declares none.
 	Limits LimitsConfig `json:"limits,omitzero"`
+	// Workers holds per-worker dispatch settings, by worker id.
+	Workers map[string]WorkerSettings `json:"workers,omitempty"`
+}
+
+// WorkerSettings tune how one worker is dispatched.
+type WorkerSettings struct {
+	// ReuseInstances lets an instance serve further calls of the same
+	// tenant instead of a fresh instance per call: faster, but state a call
+	// leaves in the instance's memory is visible to the next call of that
+	// tenant. Never across tenants, never after a trap or a limit.
+	ReuseInstances bool `json:"reuse_instances,omitempty"`
+	// Pool overrides Options.Pool for this worker.
+	Pool int `json:"pool,omitempty"`
 }
 
 // LimitsConfig is the "limits" block of hall.json. Zero fields take the
@@ -91,7 +109,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, workers)", err)
 	}
 	return c, nil
 }

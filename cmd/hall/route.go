@@ -80,6 +80,7 @@ func openHall(c *cli.Context) (*host.Hall, error) {
 		RegistryDir: c.String("registry-dir"),
 		ConfigFile:  c.String("config"),
 		Home:        c.String("home"),
+		Pool:        -1, // one-shot process: no background instances
 	})
 	if err != nil {
 		return nil, cli.Exit(prefixLines("hall: ", err.Error()), exitError)

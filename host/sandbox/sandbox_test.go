@@ -58,7 +58,7 @@ func contains(list []string, s string) bool {
 func TestOutcomes(t *testing.T) {
 	e := newEngine(t, Config{Max: Limits{Timeout: 5 * time.Second, MemoryBytes: 64 << 20}})
 	healthy := load(t, e, fixtures.goguest, Spec{Name: "healthy"})
-	small := Limits{Timeout: 3 * time.Second, MemoryBytes: 32 << 20, OutputBytes: 1 << 20, InputBytes: 1 << 10}
+	small := Limits{Timeout: 5 * time.Second, MemoryBytes: 16 << 20, OutputBytes: 1 << 20, InputBytes: 1 << 10}
 	adv := load(t, e, fixtures.adversary, Spec{Name: "adversary", Limits: small})
 	gog := load(t, e, fixtures.goguest, Spec{Name: "goguest-small", Limits: small})
 

@@ -228,15 +228,11 @@ func (s storedHashes) WorkerHash(ctx context.Context, species string) (string, b
 	if err != nil {
 		return "", false
 	}
-	_, err = store.Get(d)
-	var te *artifact.TamperedError
-	switch {
-	case err == nil:
-		return d.Hex(), true
-	case errors.As(err, &te):
-		return te.Got.Hex(), true
+	got, err := store.Verify(d)
+	if err != nil {
+		return "", false
 	}
-	return "", false
+	return got.Hex(), true
 }
 
 // RunRequest is one governed dispatch.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 
 	"github.com/urfave/cli/v2"
 )
@@ -23,6 +24,18 @@ const (
 )
 
 func main() {
+	// HALL_CPUPROFILE=FILE writes a CPU profile of the command (for
+	// diagnosing slow runs: go tool pprof FILE).
+	if path := os.Getenv("HALL_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				code := run(os.Args, os.Stdin, os.Stdout, os.Stderr)
+				pprof.StopCPUProfile()
+				f.Close()
+				os.Exit(code)
+			}
+		}
+	}
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
 
 	"github.com/wcphall/hall/host/wcp"
 )
@@ -30,14 +32,41 @@ func (e *TamperedError) Error() string {
 
 // Store is a directory of modules named by digest. It is safe for
 // concurrent use by goroutines and processes (writes are atomic renames).
-type Store struct{ dir string }
+type Store struct {
+	dir      string
+	mu       sync.Mutex
+	verified map[wcp.Digest]fileID // files whose bytes were hashed, as they were then
+}
+
+// fileID identifies a file's content without reading it: any write,
+// truncation, replacement or chmod changes the inode change time (which,
+// unlike the modification time, cannot be set back by a user).
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64
+	ctime    int64
+}
+
+func statID(path string) (fileID, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, err
+	}
+	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), st.Ino
+		id.ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+	}
+	return id, nil
+}
 
 // Open opens (creating, mode 0700) the store directory.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o700); err != nil {
 		return nil, fmt.Errorf("artifact store: %w", err)
 	}
-	return &Store{dir: dir}, nil
+	return &Store{dir: dir, verified: map[wcp.Digest]fileID{}}, nil
 }
 
 // Path returns where the module with digest d is (or would be) stored.
@@ -79,9 +108,11 @@ func (s *Store) Put(module []byte) (wcp.Digest, error) {
 }
 
 // Get reads the module with digest d and verifies it: bytes that do not
-// hash to d give a *TamperedError.
+// hash to d give a *TamperedError. A file unchanged since it was last
+// verified (see Verify) is not hashed again.
 func (s *Store) Get(d wcp.Digest) ([]byte, error) {
 	path := s.Path(d)
+	before, statErr := statID(path)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s (enroll the worker again)", ErrNotFound, d)
@@ -89,8 +120,52 @@ func (s *Store) Get(d wcp.Digest) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("artifact store: %w", err)
 	}
+	if statErr == nil {
+		after, err := statID(path)
+		s.mu.Lock()
+		known, ok := s.verified[d]
+		s.mu.Unlock()
+		if ok && err == nil && known == before && after == before {
+			return b, nil
+		}
+	}
 	if got := wcp.Digest(sha256.Sum256(b)); got != d {
 		return nil, &TamperedError{Want: d, Got: got, Path: path}
 	}
+	if after, err := statID(path); statErr == nil && err == nil && after == before {
+		s.mu.Lock()
+		s.verified[d] = before
+		s.mu.Unlock()
+	}
 	return b, nil
+}
+
+// Verify checks that the stored module still hashes to d without reading
+// it again when the file is unchanged since it was last hashed (same
+// inode, size, modification and change times). It returns the digest the
+// file hashes to: d, or another one for a tampered file.
+func (s *Store) Verify(d wcp.Digest) (wcp.Digest, error) {
+	path := s.Path(d)
+	before, err := statID(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return wcp.Digest{}, fmt.Errorf("%w: %s (enroll the worker again)", ErrNotFound, d)
+	}
+	if err != nil {
+		return wcp.Digest{}, fmt.Errorf("artifact store: %w", err)
+	}
+	s.mu.Lock()
+	known, ok := s.verified[d]
+	s.mu.Unlock()
+	if ok && known == before {
+		return d, nil
+	}
+	_, err = s.Get(d)
+	var te *TamperedError
+	if errors.As(err, &te) {
+		return te.Got, nil
+	}
+	if err != nil {
+		return wcp.Digest{}, err
+	}
+	return d, nil
 }

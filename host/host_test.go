@@ -1,0 +1,263 @@
+package host_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// Real modules, built once per test binary.
+var mods struct {
+	summarizer []byte // standard-Go worker (plugins/summarizer)
+	tiny       []byte // WAT: run returns 0
+	hog        []byte // WAT: grows memory until refused, then traps
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hall-host-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := 1
+	if err := buildModules(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func buildModules(dir string) error {
+	out := filepath.Join(dir, "summarizer.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../plugins/summarizer")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the summarizer: %v\n%s", err, b)
+	}
+	var err error
+	if mods.summarizer, err = os.ReadFile(out); err != nil {
+		return err
+	}
+	if mods.tiny, err = watModule(dir, "tiny", `(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 0)))`); err != nil {
+		return err
+	}
+	mods.hog, err = watModule(dir, "hog", `(module (memory (export "memory") 1)
+	  (func (export "run") (result i32)
+	    (loop $more (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+	    unreachable))`)
+	return err
+}
+
+func watModule(dir, name, src string) ([]byte, error) {
+	bin, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		return nil, errors.New("wat2wasm not found: install wabt (apt-get install -y wabt); .ci/run does")
+	}
+	in, out := filepath.Join(dir, name+".wat"), filepath.Join(dir, name+".wasm")
+	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
+		return nil, err
+	}
+	if b, err := exec.Command(bin, in, "-o", out).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("wat2wasm %s: %v\n%s", name, err, b)
+	}
+	return os.ReadFile(out)
+}
+
+const rules = `{"rules": [
+  {"rule_id": "sum", "match": {"capability_id": "cap.doc.summarize"},
+   "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.doc.summarizer"}]}},
+  {"rule_id": "tiny", "match": {"capability_id": "cap.test.tiny"},
+   "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.tiny"}]}},
+  {"rule_id": "hog", "match": {"capability_id": "cap.test.hog"},
+   "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.hog"}]}}]}`
+
+func record(id, species, capability string, extra string) []byte {
+	return fmt.Appendf(nil, `{"worker_id": %q, "worker_species_id": %q, "capabilities": [%q], "risk_tier": "low", "determinism": "full"%s}`, id, species, capability, extra)
+}
+
+// newHall opens a Hall in a fresh directory with the test rules and the
+// three test workers enrolled.
+func newHall(t testing.TB, opts host.Options) *host.Hall {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rules.json"), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts.Dir = dir
+	h, err := host.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	summ, err := os.ReadFile("../plugins/summarizer/registry_record.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		module, rec []byte
+	}{
+		{mods.summarizer, summ},
+		{mods.tiny, record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny", "")},
+		{mods.hog, record("org.acme.hog", "wrk.test.hog", "cap.test.hog", `, "limits": {"memory_mb": 4}`)},
+	} {
+		if _, err := h.Enroll(context.Background(), host.EnrollRequest{Module: w.module, Record: w.rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h
+}
+
+func input(t testing.TB, capability, tenant string) *wcp.RouteInput {
+	t.Helper()
+	in, err := wcp.ParseRouteInput(fmt.Appendf(nil, `{"capability_id": %q, "env": "dev", "data_label": "INTERNAL", "tenant_risk": "low", "qos_class": "P2", "tenant_id": %q, "correlation_id": "c-%s"}`, capability, tenant, tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &in
+}
+
+const text = "Sandboxes contain workers. Workers declare privileges in records. The Hall grants exactly the declared privileges. Receipts prove what ran. Unrelated filler closes the text."
+
+func TestRunConcurrentDispatchesChainIntact(t *testing.T) {
+	h := newHall(t, host.Options{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := h.Run(ctx, host.RunRequest{Input: input(t, "cap.doc.summarize", fmt.Sprintf("org.t%d", i%2)), Payload: []byte(text)})
+			if err == nil && (res.Outcome != "ok" || !res.Ran || len(res.Output) == 0 || res.ReceiptID == "") {
+				err = fmt.Errorf("run %d: %+v", i, res)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := h.Ledger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := store.Verify(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Receipts != 16 || rep.Streams != 2 {
+		t.Fatalf("verify: %+v", rep)
+	}
+}
+
+func TestRunMemoryHogStoppedHallKeepsServing(t *testing.T) {
+	h := newHall(t, host.Options{})
+	ctx := context.Background()
+	res, err := h.Run(ctx, host.RunRequest{Input: input(t, "cap.test.hog", "org.acme"), Payload: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != "LIMIT_MEMORY" || !res.Ran {
+		t.Fatalf("outcome %q (%v), want LIMIT_MEMORY", res.Outcome, res.Err)
+	}
+	if res.Limits.MemoryBytes != 4<<20 {
+		t.Fatalf("limits in force: %+v, want the record's 4 MiB", res.Limits)
+	}
+	r, err := h.Ledger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := r.Receipt(ctx, res.ReceiptID)
+	if err != nil || rc.Outcome != "LIMIT_MEMORY" || rc.Limits.MemoryMB != 4 {
+		t.Fatalf("receipt %+v, %v", rc, err)
+	}
+	res, err = h.Run(ctx, host.RunRequest{Input: input(t, "cap.doc.summarize", "org.acme"), Payload: []byte(text)})
+	if err != nil || res.Outcome != "ok" {
+		t.Fatalf("the next dispatch: %v %+v", err, res)
+	}
+}
+
+func TestRunOfflineRefuses(t *testing.T) {
+	h := newHall(t, host.Options{})
+	h.SetOnline(false)
+	if _, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.test.tiny", "org.acme")}); !errors.Is(err, host.ErrOffline) {
+		t.Fatalf("err = %v, want ErrOffline", err)
+	}
+	h.SetOnline(true)
+	if res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.test.tiny", "org.acme")}); err != nil || res.Outcome != "ok" {
+		t.Fatalf("online again: %v %+v", err, res)
+	}
+}
+
+// failingLedger refuses every write, like a full disk.
+type failingLedger struct{ ledger.Store }
+
+func (failingLedger) RecordDecision(context.Context, ledger.DecisionRecord) error {
+	return errors.New("disk full")
+}
+func (failingLedger) Append(context.Context, *ledger.Receipt) error { return errors.New("disk full") }
+func (failingLedger) Close() error                                  { return nil }
+
+func TestRunWithoutEvidenceDoesNotRun(t *testing.T) {
+	h := newHall(t, host.Options{Ledger: failingLedger{}})
+	res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.doc.summarize", "org.acme"), Payload: []byte(text)})
+	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "not run") {
+		t.Fatalf("err = %v", err)
+	}
+	if res == nil || res.Ran || len(res.Output) != 0 {
+		t.Fatalf("the worker ran without evidence: %+v", res)
+	}
+}
+
+// receiptFailsLedger accepts decisions but cannot commit receipts.
+type receiptFailsLedger struct{ ledger.Store }
+
+func (receiptFailsLedger) RecordDecision(context.Context, ledger.DecisionRecord) error { return nil }
+func (receiptFailsLedger) RecordEvents(context.Context, string, []json.RawMessage) error {
+	return nil
+}
+func (receiptFailsLedger) Append(context.Context, *ledger.Receipt) error {
+	return errors.New("database is locked")
+}
+func (receiptFailsLedger) Close() error { return nil }
+
+func TestRunReceiptNotCommittedWithholdsOutput(t *testing.T) {
+	h := newHall(t, host.Options{Ledger: receiptFailsLedger{}})
+	res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.doc.summarize", "org.acme"), Payload: []byte(text)})
+	if err == nil || !strings.Contains(err.Error(), "receipt could not be committed") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(res.Output) != 0 || res.ReceiptID != "" {
+		t.Fatalf("output returned without a receipt: %+v", res)
+	}
+}
+
+func TestDecideSetsArtifactHash(t *testing.T) {
+	h := newHall(t, host.Options{})
+	dec := h.Decide(context.Background(), input(t, "cap.test.tiny", "org.acme"))
+	if dec.Denied || string(dec.ArtifactHash) != digest(mods.tiny) || !dec.WorkerAttestationChecked || dec.WorkerAttestationValid == nil || !*dec.WorkerAttestationValid {
+		t.Fatalf("decision: denied=%v artifact=%s attestation=%v/%v", dec.Denied, dec.ArtifactHash, dec.WorkerAttestationChecked, dec.WorkerAttestationValid)
+	}
+}
+
+func digest(b []byte) string { return fmt.Sprintf("sha256:%x", sha256sum(b)) }
+
+func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }

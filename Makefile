@@ -41,10 +41,21 @@ plugins:
 		GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $(BIN)/plugins/$$p.wasm ./plugins/$$p || exit 1; \
 	done
 
-# End to end on the embedded defaults: route a request with the quick start's
-# rules and enrolled summarizer.
-demo: build
-	cd examples/quickstart && ../../$(HALL) route --capability cap.doc.summarize --tenant org.acme
+# End to end on the embedded defaults, in a scratch Hall (bin/demo): build
+# the summarizer worker, enroll it (stored by digest, compiled, record
+# written), route a request, run it on the quick start's document inside the
+# sandbox, list the evidence receipt and verify the receipt chain.
+DEMO := bin/demo
+demo: build plugins
+	@rm -rf $(DEMO) && mkdir -p $(DEMO) && cp examples/quickstart/rules.json $(DEMO)/
+	@echo '$$ hall enroll summarizer.wasm'
+	@cd $(DEMO) && ../hall enroll ../plugins/summarizer.wasm --record ../../plugins/summarizer/registry_record.json
+	@echo '$$ hall route --capability cap.doc.summarize --tenant org.acme'
+	@cd $(DEMO) && ../hall route --capability cap.doc.summarize --tenant org.acme
+	@echo '$$ hall run cap.doc.summarize --tenant org.acme < document.txt'
+	@cd $(DEMO) && ../hall run cap.doc.summarize --tenant org.acme < ../../examples/quickstart/document.txt
+	@echo '$$ hall receipts && hall audit verify'
+	@cd $(DEMO) && ../hall receipts && ../hall audit verify
 
 clean:
 	rm -rf $(BIN)

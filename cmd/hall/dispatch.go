@@ -170,6 +170,10 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 		}
 	} else if res.Ran {
 		c.App.Writer.Write(res.Output)
+		// On a terminal, keep the outcome line off the output's last line.
+		if n := len(res.Output); n > 0 && res.Output[n-1] != '\n' && isTerminal(c.App.Writer) {
+			fmt.Fprintln(c.App.Writer)
+		}
 	}
 	ew := c.App.ErrWriter
 	switch {
@@ -185,6 +189,15 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 	}
 	fmt.Fprintf(ew, "hall: ok %s %s in %s (decision %s, correlation %s, receipt %s)\n", res.WorkerID, res.Export, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID, res.ReceiptID)
 	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func printJSON(c *cli.Context, v any) error {

@@ -191,15 +191,6 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 	return nil
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
 func printJSON(c *cli.Context, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {

@@ -30,18 +30,22 @@ func init() {
 // recordFlags set fields of the registry record; each names the field it
 // sets so that a problem with the field can point back at the flag.
 var recordFlags = map[string]string{
-	"worker_id":            "--worker-id",
-	"worker_species_id":    "--species",
-	"capabilities":         "--capability",
-	"risk_tier":            "--risk-tier",
-	"required_controls":    "--control",
-	"currently_implements": "--control",
-	"allowed_environments": "--env",
-	"privilege_envelope":   "--write-dir, --read-dir, --egress, --secret",
-	"blast_radius":         "--blast",
-	"entrypoints":          "--entrypoint",
-	"owner":                "--owner",
-	"contact":              "--contact",
+	"worker_id":                            "--worker-id",
+	"worker_species_id":                    "--species",
+	"capabilities":                         "--capability",
+	"risk_tier":                            "--risk-tier",
+	"required_controls":                    "--control",
+	"currently_implements":                 "--control",
+	"allowed_environments":                 "--env",
+	"privilege_envelope":                   "--write-dir, --read-dir, --egress, --secret",
+	"privilege_envelope.filesystem_writes": "--write-dir",
+	"privilege_envelope.filesystem_reads":  "--read-dir",
+	"privilege_envelope.network_egress":    "--egress",
+	"privilege_envelope.secrets_access":    "--secret",
+	"blast_radius":                         "--blast",
+	"entrypoints":                          "--entrypoint",
+	"owner":                                "--owner",
+	"contact":                              "--contact",
 }
 
 func buildCommand() *cli.Command {
@@ -199,6 +203,23 @@ func checkRecord(path string, rec *wcp.Record) ([]byte, error) {
 	if err != nil {
 		return nil, failf("encoding the record: %v", err)
 	}
+	// An unset id or list is missing, not empty: drop it so that the
+	// schema says "is required" rather than "minLength".
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, failf("encoding the record: %v", err)
+	}
+	for _, k := range []string{"worker_id", "worker_species_id", "capabilities"} {
+		if v := string(m[k]); v == `""` || v == "null" {
+			delete(m, k)
+			data = nil
+		}
+	}
+	if data == nil {
+		if data, err = json.Marshal(m); err != nil {
+			return nil, failf("encoding the record: %v", err)
+		}
+	}
 	if _, err := registry.Validate(data); err != nil {
 		return nil, recordProblems(path, err)
 	}
@@ -215,13 +236,28 @@ func recordProblems(path string, err error) error {
 	lines := make([]string, len(re.Problems))
 	for i, p := range re.Problems {
 		lines[i] = "hall: " + path + ": " + p.String()
-		top, _, _ := strings.Cut(p.Field, ".")
-		top, _, _ = strings.Cut(top, "[")
-		if flag := recordFlags[top]; flag != "" {
+		if flag := flagOf(p.Field); flag != "" {
 			lines[i] += " (set with " + flag + ")"
 		}
 	}
 	return cli.Exit(strings.Join(lines, "\n"), exitError)
+}
+
+// flagOf returns the flags that set field ("privilege_envelope.secrets_access[0]"
+// → "--secret"), trying the field and then each enclosing member.
+func flagOf(field string) string {
+	f, _, _ := strings.Cut(field, "[")
+	for f != "" {
+		if flag := recordFlags[f]; flag != "" {
+			return flag
+		}
+		i := strings.LastIndex(f, ".")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	return ""
 }
 
 // applyRecordFlags sets the fields the flags name; a flag given replaces

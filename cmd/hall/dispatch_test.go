@@ -375,3 +375,27 @@ func TestRunRunawayWorkerStoppedAndRecorded(t *testing.T) {
 	}
 	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify")
 }
+
+// An unmodified Extism plugin written by someone else (count_vowels, in
+// Rust, shipped with the Extism Go SDK) enrolls with a record and runs.
+func TestRunUnmodifiedExtismPlugin(t *testing.T) {
+	dir := hallDir(t)
+	write(t, dir, "rules.json", `{"rules":[{"rule_id":"vowels","match":{"capability_id":"cap.text.count-vowels","env":{"in":["dev"]}},
+	  "decision":{"candidate_workers_ranked":[{"worker_species_id":"wrk.text.vowels"}]}}]}`)
+	write(t, dir, "vowels.json", `{"worker_id":"org.extism.count-vowels","worker_species_id":"wrk.text.vowels",
+	  "capabilities":["cap.text.count-vowels"],"risk_tier":"low","entrypoints":{"cap.text.count-vowels":"count_vowels"},
+	  "privilege_envelope":{"network_egress":"none"}}`)
+	wasm, err := filepath.Abs("../../testdata/sandbox/count_vowels.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, hallIn(t, dir, "", nil, "enroll", wasm, "--record", "vowels.json"), "enroll count_vowels")
+	r := hallIn(t, dir, "Hello, governed world", nil, "run", "cap.text.count-vowels", "--tenant", "org.acme")
+	mustOK(t, r, "run count_vowels")
+	var out struct {
+		Count int `json:"count"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Count != 6 {
+		t.Fatalf("output %q (%v), want a count of 6 vowels", r.stdout, err)
+	}
+}

@@ -1,0 +1,250 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/sandbox"
+	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/pyval"
+)
+
+// routeInput builds the RouteInput of a request body with the token's
+// tenant: the token, not the body, determines tenant_id (a body naming
+// another tenant is refused, one naming none gets the token's).
+func (s *Server) routeInput(r *http.Request, raw []byte) (*wcp.RouteInput, *apiError) {
+	v, err := pyval.Decode(raw)
+	if err != nil {
+		return nil, errf(http.StatusBadRequest, CodeInvalidJSON, "the RouteInput is not valid JSON: "+err.Error()).field("input")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidInput, "the RouteInput must be a JSON object").field("input")
+	}
+	tenant := principal(r).Scope.Tenant
+	switch t := obj["tenant_id"].(type) {
+	case nil:
+		obj["tenant_id"] = tenant
+	case string:
+		if t != tenant {
+			return nil, errf(http.StatusForbidden, CodeTenantMismatch, fmt.Sprintf("tenant_id %q is not the token's tenant %q (leave tenant_id out: the token determines it)", t, tenant)).field("tenant_id")
+		}
+	}
+	in, err := wcp.RouteInputFromMap(obj)
+	if err != nil {
+		var ie *wcp.InputError
+		if errors.As(err, &ie) && len(ie.Problems) > 0 {
+			e := errf(http.StatusUnprocessableEntity, CodeInvalidInput, ie.Error()).field(ie.Problems[0].Field)
+			e.Problems = ie.Problems
+			return nil, e
+		}
+		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidInput, err.Error())
+	}
+	state(r).correlationID = in.CorrelationID
+	return &in, nil
+}
+
+// route answers POST /wcp/route: the decision only, always a dry run, and
+// recorded in the ledger. A denial is a decision, so it is a 200 as well.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if e := requireMedia(r, "application/json"); e != nil {
+		writeError(w, r, e)
+		return
+	}
+	body, e := readBody(w, r, s.cfg.MaxBody)
+	if e != nil {
+		writeError(w, r, e)
+		return
+	}
+	in, e := s.routeInput(r, body)
+	if e != nil {
+		writeError(w, r, e)
+		return
+	}
+	in.DryRun = true
+	dec, err := s.h.Route(context.WithoutCancel(r.Context()), in)
+	s.metrics.decision("route", dec.Denied, string(dec.Code()))
+	if err != nil {
+		s.log.Error("hall: decision not recorded", "request_id", requestID(r), "correlation_id", in.CorrelationID, "error", err)
+		writeError(w, r, &apiError{Status: http.StatusInternalServerError, Code: CodeEvidence,
+			Message: "the decision could not be recorded in the evidence ledger", Extra: map[string]any{"decision": dec}})
+		return
+	}
+	writeJSON(w, http.StatusOK, dec)
+}
+
+// runRequest is the body of POST /wcp/run.
+type runRequest struct {
+	Input json.RawMessage `json:"input"`
+	// Payload is the worker's input: a JSON string is passed as its UTF-8
+	// bytes, any other JSON value as its JSON text.
+	Payload json.RawMessage `json:"payload"`
+	// PayloadBase64 is the worker's input as standard base64 (binary input).
+	PayloadBase64 *string `json:"payload_base64"`
+	// TimeoutMS lowers the worker's time limit for this run.
+	TimeoutMS *int64 `json:"timeout_ms"`
+}
+
+func isNull(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
+}
+
+func (s *Server) parseRun(r *http.Request, body []byte) (*host.RunRequest, *apiError) {
+	if !json.Valid(body) {
+		return nil, errf(http.StatusBadRequest, CodeInvalidJSON, "the request body is not valid JSON")
+	}
+	var req runRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, `the body must be {"input": <RouteInput>, "payload": <string or JSON> | "payload_base64": <base64>, "timeout_ms"?: <int>}: `+err.Error())
+	}
+	if isNull(req.Input) {
+		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "input (the RouteInput) is required").field("input")
+	}
+	in, e := s.routeInput(r, req.Input)
+	if e != nil {
+		return nil, e
+	}
+	rr := &host.RunRequest{Input: in}
+	switch {
+	case !isNull(req.Payload) && req.PayloadBase64 != nil:
+		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "give payload or payload_base64, not both").field("payload_base64")
+	case req.PayloadBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*req.PayloadBase64)
+		if err != nil {
+			return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "payload_base64 is not standard base64: "+err.Error()).field("payload_base64")
+		}
+		rr.Payload = b
+	case !isNull(req.Payload):
+		if bytes.TrimSpace(req.Payload)[0] == '"' {
+			var str string
+			if err := json.Unmarshal(req.Payload, &str); err != nil {
+				return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "payload: "+err.Error()).field("payload")
+			}
+			rr.Payload = []byte(str)
+		} else {
+			rr.Payload = bytes.TrimSpace(req.Payload)
+		}
+	}
+	if req.TimeoutMS != nil {
+		if *req.TimeoutMS <= 0 {
+			return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "timeout_ms must be positive").field("timeout_ms")
+		}
+		rr.Timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
+	}
+	return rr, nil
+}
+
+// outcomeStatus is the HTTP status of a dispatch whose worker ran and
+// failed: the Hall is a gateway to the worker, so a worker failure is a 502,
+// a worker that ran out of time a 504, an input over the worker's limit a
+// 413.
+func outcomeStatus(outcome string) int {
+	switch outcome {
+	case sandbox.CodeLimitTimeout:
+		return http.StatusGatewayTimeout
+	case sandbox.CodeLimitInput:
+		return http.StatusRequestEntityTooLarge
+	case "HALL_ERROR":
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadGateway
+}
+
+// run answers POST /wcp/run: decide, dispatch and record, through
+// host.Hall.Run, bounded by the dispatch semaphore.
+func (s *Server) run(w http.ResponseWriter, r *http.Request) {
+	if e := requireMedia(r, "application/json"); e != nil {
+		writeError(w, r, e)
+		return
+	}
+	body, e := readBody(w, r, s.cfg.MaxBody)
+	if e != nil {
+		writeError(w, r, e)
+		return
+	}
+	req, e := s.parseRun(r, body)
+	if e != nil {
+		writeError(w, r, e)
+		return
+	}
+	if !s.h.Online() {
+		s.metrics.rejected.WithLabelValues("offline").Inc()
+		writeError(w, r, errf(http.StatusServiceUnavailable, CodeHallOffline, "the Hall is offline and refuses dispatch (an administrator brings it online with POST /api/server/go-online)"))
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.metrics.rejected.WithLabelValues("saturated").Inc()
+		writeError(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: CodeSaturated, RetryAfter: 1,
+			Message: fmt.Sprintf("the Hall is running its maximum of %d dispatches; retry later", cap(s.sem))})
+		return
+	}
+	defer func() { <-s.sem }()
+
+	s.metrics.inFlight.Inc()
+	start := time.Now()
+	// Detached from the request: a client hanging up must not cancel a
+	// running worker half-way or the commit of its receipt.
+	res, err := s.h.Run(context.WithoutCancel(r.Context()), *req)
+	elapsed := time.Since(start)
+	s.metrics.inFlight.Dec()
+
+	if errors.Is(err, host.ErrOffline) {
+		s.metrics.rejected.WithLabelValues("offline").Inc()
+		writeError(w, r, errf(http.StatusServiceUnavailable, CodeHallOffline, "the Hall is offline and refuses dispatch (an administrator brings it online with POST /api/server/go-online)"))
+		return
+	}
+	if res != nil {
+		s.metrics.decision("run", res.Decision.Denied, string(res.Decision.Code()))
+	}
+	if err != nil {
+		s.log.Error("hall: dispatch failed", "request_id", requestID(r), "correlation_id", req.Input.CorrelationID, "error", err)
+		e := errf(http.StatusInternalServerError, CodeInternal, "the Hall failed to complete the dispatch (see the server log under request id "+requestID(r)+")")
+		if res != nil {
+			e.Extra = map[string]any{"decision": res.Decision, "ran": res.Ran}
+		}
+		writeError(w, r, e)
+		return
+	}
+	d := &res.Decision
+	if d.Denied {
+		writeError(w, r, &apiError{Status: d.Code().HTTPStatus(), Code: string(d.Code()), Message: d.DenyReason.Message,
+			Extra: map[string]any{"decision": res.Decision, "ran": false}})
+		return
+	}
+	if !res.Ran {
+		writeJSON(w, http.StatusOK, map[string]any{"decision": res.Decision, "ran": false, "outcome": "dry_run"})
+		return
+	}
+	s.metrics.ran(res, elapsed.Seconds())
+	out := map[string]any{
+		"decision":    res.Decision,
+		"ran":         true,
+		"worker_id":   res.WorkerID,
+		"outcome":     res.Outcome,
+		"receipt_id":  res.ReceiptID,
+		"duration_ms": float64(res.Duration.Microseconds()) / 1000,
+	}
+	if res.Err != nil {
+		writeError(w, r, &apiError{Status: outcomeStatus(res.Outcome), Code: res.Outcome, Message: res.Err.Error(), Extra: out})
+		return
+	}
+	if utf8.Valid(res.Output) {
+		out["output"], out["output_encoding"] = string(res.Output), "utf-8"
+	} else {
+		out["output"], out["output_encoding"] = res.Output, "base64"
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,232 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+func sprint(v ...any) string { return fmt.Sprint(v...) }
+
+func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+// health is the liveness probe (no token): 200 while the process serves,
+// with the online state.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	status := "ok"
+	if !s.h.Online() {
+		status = "offline"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":    status,
+		"online":    s.h.Online(),
+		"version":   s.cfg.Version,
+		"timestamp": now(),
+	})
+}
+
+// Compliance levels of the Hall as /wcp/health reports them (docs/HTTP.md).
+const (
+	levelBasic    = "WCP-Basic"
+	levelStandard = "WCP-Standard"
+	levelFull     = "WCP-Full"
+)
+
+func (s *Server) wcpHealth(w http.ResponseWriter, r *http.Request) {
+	cfg := s.h.Config()
+	hc := &cfg.HallConfig
+	_, lerr := s.h.Ledger()
+	enabled := map[string]bool{
+		"signatory":                cfg.RequireSignatory,
+		"attestation":              cfg.RequireWorkerAttestation,
+		"envelopes":                cfg.EnforcePrivilegeEnvelopes,
+		"ledger":                   lerr == nil,
+		"correlation_id":           hc.CorrelationFloor(),
+		"required_controls":        hc.ControlsFloor(),
+		"blast_scoring_in_prod":    hc.BlastFloor(),
+		"allowed_environments":     cfg.EnforceAllowedEnvironments,
+		"worker_controls":          cfg.EnforceWorkerControls,
+		"authentication":           true,
+		"tenant_bound_to_token":    true,
+		"dispatch_concurrency_cap": true,
+	}
+	level := levelBasic
+	if enabled["correlation_id"] && enabled["required_controls"] && enabled["ledger"] {
+		level = levelStandard
+		if enabled["attestation"] && enabled["envelopes"] && enabled["blast_scoring_in_prod"] {
+			level = levelFull
+		}
+	}
+	body := map[string]any{
+		"status":           map[bool]string{true: "ok", false: "offline"}[s.h.Online()],
+		"online":           s.h.Online(),
+		"compliance_level": level,
+		"enabled":          enabled,
+		"workers":          len(s.h.Registry().Records()),
+		"capabilities":     len(s.h.Registry().Capabilities()),
+		"rules":            len(s.h.Rules().Rules),
+		"max_concurrent":   s.cfg.MaxConcurrent,
+		"timestamp":        now(),
+	}
+	if lerr != nil {
+		s.log.Error("http: evidence ledger unavailable", "request_id", requestID(r), "error", lerr)
+		body["ledger_error"] = "the evidence ledger cannot be opened (see the server log)"
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) {
+	caps := s.h.Registry().Capabilities()
+	ids := make([]string, 0, len(caps))
+	for c := range caps {
+		ids = append(ids, c)
+	}
+	slices.Sort(ids)
+	type capability struct {
+		CapabilityID string   `json:"capability_id"`
+		Species      []string `json:"worker_species"`
+	}
+	out := make([]capability, len(ids))
+	for i, c := range ids {
+		out[i] = capability{c, caps[c]}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"capabilities": out, "count": len(out), "controls_present": s.h.Registry().Controls()})
+}
+
+// workers lists enrolled records. A record names the secrets a worker may
+// read (privilege_envelope.secrets_access), never their values; the server
+// adds nothing to it.
+func (s *Server) workers(w http.ResponseWriter, r *http.Request) {
+	recs := s.h.Registry().Records()
+	writeJSON(w, http.StatusOK, map[string]any{"workers": recs, "count": len(recs)})
+}
+
+// pathParam returns a path parameter, unescaped (chi matches on the escaped
+// path, so "..%2F.." arrives here as one segment and is decoded before it
+// is validated).
+func pathParam(r *http.Request, name string) (string, bool) {
+	v, err := url.PathUnescape(chi.URLParam(r, name))
+	return v, err == nil
+}
+
+func (s *Server) worker(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathParam(r, "worker_id")
+	if !ok || !wcp.ValidID(wcp.KindWorker, id) {
+		writeError(w, r, errf(http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("%q is not a worker id (org.<name>.<worker> or x.<name>.<worker>)", id)).field("worker_id"))
+		return
+	}
+	rec, found := s.h.Registry().Record(id)
+	if !found {
+		writeError(w, r, errf(http.StatusNotFound, CodeWorkerNotFound, "no worker "+id+" is enrolled").field("worker_id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+// Receipt listing bounds.
+const (
+	defaultReceiptLimit = 50
+	maxReceiptLimit     = 1000
+)
+
+func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := ledger.Filter{
+		CorrelationID: q.Get("correlation_id"),
+		WorkerID:      q.Get("worker_id"),
+		TenantID:      q.Get("tenant"),
+		Limit:         defaultReceiptLimit,
+	}
+	if f.TenantID == "" {
+		f.TenantID = q.Get("tenant_id")
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxReceiptLimit {
+			writeError(w, r, errf(http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("limit must be an integer from 1 to %d", maxReceiptLimit)).field("limit"))
+			return
+		}
+		f.Limit = n
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(w, r, errf(http.StatusBadRequest, CodeInvalidRequest, "since must be an RFC 3339 time").field("since"))
+			return
+		}
+		f.Since = t
+	}
+	if tok := principal(r); !tok.Scope.Admin {
+		if f.TenantID != "" && f.TenantID != tok.Scope.Tenant {
+			writeError(w, r, errf(http.StatusForbidden, CodeTenantMismatch, "a tenant token reads its own tenant's receipts only ("+tok.Scope.Tenant+")").field("tenant"))
+			return
+		}
+		f.TenantID = tok.Scope.Tenant
+	}
+	state(r).correlationID = f.CorrelationID
+	store, err := s.h.Ledger()
+	if err != nil {
+		s.evidenceError(w, r, err)
+		return
+	}
+	rs, err := store.Receipts(r.Context(), f)
+	if err != nil {
+		s.evidenceError(w, r, err)
+		return
+	}
+	if rs == nil {
+		rs = []ledger.Receipt{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"receipts": rs, "count": len(rs)})
+}
+
+func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathParam(r, "receipt_id")
+	if _, err := uuid.Parse(id); !ok || err != nil || len(id) != 36 {
+		writeError(w, r, errf(http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("%q is not a receipt id (a UUID)", id)).field("receipt_id"))
+		return
+	}
+	store, err := s.h.Ledger()
+	if err != nil {
+		s.evidenceError(w, r, err)
+		return
+	}
+	rc, err := store.Receipt(r.Context(), id)
+	// Another tenant's receipt is reported as missing: a tenant token does
+	// not learn that it exists.
+	if errors.Is(err, ledger.ErrNotFound) || (err == nil && !principal(r).Scope.Admin && rc.TenantID != principal(r).Scope.Tenant) {
+		writeError(w, r, errf(http.StatusNotFound, CodeReceiptNotFound, "no receipt "+id).field("receipt_id"))
+		return
+	}
+	if err != nil {
+		s.evidenceError(w, r, err)
+		return
+	}
+	state(r).correlationID = rc.CorrelationID
+	writeJSON(w, http.StatusOK, rc)
+}
+
+func (s *Server) evidenceError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("http: evidence ledger failed", "request_id", requestID(r), "error", err)
+	writeError(w, r, errf(http.StatusInternalServerError, CodeEvidence, "the evidence ledger could not be read or written (see the server log)"))
+}
+
+func (s *Server) goOnline(w http.ResponseWriter, r *http.Request)  { s.setOnline(w, r, true) }
+func (s *Server) goOffline(w http.ResponseWriter, r *http.Request) { s.setOnline(w, r, false) }
+
+func (s *Server) setOnline(w http.ResponseWriter, r *http.Request, online bool) {
+	was := s.h.Online()
+	s.h.SetOnline(online)
+	s.log.Warn("hall: standing changed", "request_id", requestID(r), "token_id", principal(r).ID, "online", online, "was_online", was)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "online": online, "was_online": was})
+}

@@ -1,0 +1,84 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wcphall/hall/host"
+)
+
+// metrics are the server's Prometheus collectors, in a registry of its own.
+type metrics struct {
+	reg       *prometheus.Registry
+	decisions *prometheus.CounterVec
+	dispatch  *prometheus.HistogramVec
+	limitHits *prometheus.CounterVec
+	inFlight  prometheus.Gauge
+	rejected  *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+}
+
+func newMetrics(online func() bool, workers func() int) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hall_decisions_total",
+			Help: "Routing decisions made over HTTP, by endpoint (route, run), outcome (allowed, denied) and deny code.",
+		}, []string{"endpoint", "outcome", "deny_code"}),
+		dispatch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hall_dispatch_duration_seconds",
+			Help: "Wall time of governed dispatches that ran a worker (decide, run, commit the receipt), by outcome (ok or the sandbox code).",
+			// From a pooled small worker (~0.5 ms) to the default 10 s ceiling.
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"outcome"}),
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hall_sandbox_limit_hits_total",
+			Help: "Dispatches stopped by a sandbox limit, by code (LIMIT_TIMEOUT, LIMIT_MEMORY, LIMIT_INPUT, LIMIT_OUTPUT).",
+		}, []string{"code"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hall_dispatches_in_flight",
+			Help: "Dispatches running now.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hall_dispatch_rejected_total",
+			Help: "Dispatches refused before deciding, by reason (saturated: the concurrency bound was reached; offline).",
+		}, []string{"reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hall_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+	}
+	onlineGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hall_online",
+		Help: "1 while the Hall accepts dispatches, 0 while it is offline.",
+	}, func() float64 {
+		if online() {
+			return 1
+		}
+		return 0
+	})
+	workersGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hall_workers_enrolled",
+		Help: "Enrolled worker records.",
+	}, func() float64 { return float64(workers()) })
+	m.reg.MustRegister(m.decisions, m.dispatch, m.limitHits, m.inFlight, m.rejected, m.requests, onlineGauge, workersGauge,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) decision(endpoint string, denied bool, code string) {
+	outcome := "allowed"
+	if denied {
+		outcome = "denied"
+	}
+	m.decisions.WithLabelValues(endpoint, outcome, code).Inc()
+}
+
+func (m *metrics) ran(res *host.RunResult, seconds float64) {
+	m.dispatch.WithLabelValues(res.Outcome).Observe(seconds)
+	if strings.HasPrefix(res.Outcome, "LIMIT_") {
+		m.limitHits.WithLabelValues(res.Outcome).Inc()
+	}
+}

@@ -1,0 +1,122 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/auth"
+)
+
+// Defaults of Config's zero fields.
+const (
+	// DefaultMaxBody bounds JSON request bodies. A dispatch payload travels
+	// inside one, so it is the largest payload the API accepts (before the
+	// worker's own input limit).
+	DefaultMaxBody = 8 << 20
+	// DefaultMaxUpload bounds module uploads (PUT /artifacts, multipart
+	// POST /enroll).
+	DefaultMaxUpload = 64 << 20
+)
+
+// DefaultMaxConcurrent is the bound on concurrent dispatches when
+// Config.MaxConcurrent is zero: 16 per CPU. A dispatch is CPU-bound in the
+// sandbox, so more in flight only adds latency; the bound exists so that a
+// burst is refused (503) instead of queued without limit.
+func DefaultMaxConcurrent() int { return 16 * runtime.GOMAXPROCS(0) }
+
+// Config configures the HTTP API.
+type Config struct {
+	// Tokens authenticates callers. Without it every authenticated endpoint
+	// answers 401.
+	Tokens *auth.Store
+	// MaxBody bounds JSON request bodies (default DefaultMaxBody).
+	MaxBody int64
+	// MaxUpload bounds module uploads (default DefaultMaxUpload).
+	MaxUpload int64
+	// MaxConcurrent bounds dispatches in flight (default
+	// DefaultMaxConcurrent()).
+	MaxConcurrent int
+	// Logger receives one line per request and the server's errors
+	// (default: discarded).
+	Logger *slog.Logger
+	// Version is reported by GET /health.
+	Version string
+}
+
+// Server is the Hall API's http.Handler.
+type Server struct {
+	h       *host.Hall
+	cfg     Config
+	log     *slog.Logger
+	sem     chan struct{}
+	metrics *metrics
+	mux     chi.Router
+}
+
+// New returns the Hall API over h. The endpoints are listed in
+// docs/HTTP.md.
+func New(h *host.Hall, cfg Config) http.Handler {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = DefaultMaxUpload
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent()
+	}
+	s := &Server{h: h, cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConcurrent)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.metrics = newMetrics(h.Online, func() int { return len(h.Registry().Records()) })
+
+	r := chi.NewRouter()
+	r.Use(s.observe)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, errf(http.StatusNotFound, CodeNotFound, "no endpoint "+r.Method+" "+r.URL.EscapedPath()+" (see docs/HTTP.md)"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, errf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.EscapedPath()))
+	})
+
+	r.Get("/health", s.health)
+	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}}))
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate(adminToken))
+		r.Post("/enroll", s.enroll)
+		r.Put("/artifacts/{digest}", s.putArtifact)
+		r.Post("/api/server/go-online", s.goOnline)
+		r.Post("/api/server/go-offline", s.goOffline)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate(tenantToken))
+		r.Post("/wcp/route", s.route)
+		r.Post("/wcp/run", s.run)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate(anyToken))
+		r.Get("/wcp/health", s.wcpHealth)
+		r.Get("/wcp/capabilities", s.capabilities)
+		r.Get("/wcp/workers", s.workers)
+		r.Get("/wcp/workers/{worker_id}", s.worker)
+		r.Get("/wcp/receipts", s.receipts)
+		r.Get("/wcp/receipts/{receipt_id}", s.receipt)
+	})
+	s.mux = r
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// slogPrinter adapts a slog.Logger to promhttp's Println logger.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.l.Error("metrics: " + sprint(v...)) }

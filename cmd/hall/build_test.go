@@ -343,6 +343,14 @@ func TestAuthoringREADME(t *testing.T) {
 		copyFiles(t, authoringDir, pkg, "registry_record.json")
 		testWizard(t, pkg)
 	})
+
+	t.Run("wizard-full-screen", func(t *testing.T) {
+		t.Parallel()
+		pkg := t.TempDir()
+		copyFiles(t, dir, pkg, "go.mod", "main.go")
+		copyFiles(t, authoringDir, pkg, "registry_record.json")
+		testWizardTUI(t, pkg)
+	})
 }
 
 func checkSignature(t *testing.T, path, key string, doc []byte, corr string) {
@@ -582,5 +590,94 @@ func TestInspectNotAModule(t *testing.T) {
 	r := hall(t, dir, "", "inspect", "x.wasm")
 	if r.code != exitError || !strings.HasPrefix(r.stderr, "hall: x.wasm: not a WebAssembly module") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// testWizardTUI drives the full-screen form with keystrokes: it replaces the
+// worker id, moves the risk tier down one, replaces the data blast radius
+// and accepts every other pre-filled answer.
+func testWizardTUI(t *testing.T, pkg string) {
+	out := filepath.Join(pkg, "tui.wasm")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hallBin, "build", "-o", out)
+	cmd.Dir = pkg
+	cmd.Env = testEnv("TERM=xterm-256color")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 60, Cols: 160})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var (
+		mu     sync.Mutex
+		screen []byte
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := tty.Read(buf)
+			mu.Lock()
+			screen = append(screen, buf[:n]...)
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	expect := func(s string) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			ok := bytes.Contains(screen, []byte(s))
+			mu.Unlock()
+			if ok {
+				return
+			}
+		}
+		t.Fatalf("the form never showed %q", s)
+	}
+	// huh moves between fields and groups through commands, so a key sent
+	// before the previous one is processed could reach the wrong field.
+	keys := func(ks ...string) {
+		t.Helper()
+		for _, k := range ks {
+			if _, err := tty.Write([]byte(k)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+	}
+	const enter, down, clear = "\r", "\x1b[B", "\x15" // ctrl+u clears an input
+	expect("Worker id")
+	keys(clear, "org.example.tui", enter, enter, enter, down, enter)
+	expect("Allowed environments")
+	keys(enter, enter)
+	expect("Readable directories")
+	keys(enter, enter, enter, enter)
+	expect("Blast radius: data")
+	keys(clear, "4", enter, enter, enter, enter, enter)
+	waitErr := cmd.Wait()
+	<-done
+	if waitErr != nil {
+		t.Fatalf("hall build: %v; the terminal shows:\n%s", waitErr, screen)
+	}
+	var rec struct {
+		WorkerID string                   `json:"worker_id"`
+		RiskTier string                   `json:"risk_tier"`
+		Envs     []string                 `json:"allowed_environments"`
+		Blast    struct{ Data, Time int } `json:"blast_radius"`
+		Envelope struct {
+			Secrets []string `json:"secrets_access"`
+			Reads   []string `json:"filesystem_reads"`
+		} `json:"privilege_envelope"`
+		ArtifactHash string `json:"artifact_hash"`
+	}
+	readJSON(t, filepath.Join(pkg, "registry_record.json"), &rec)
+	if rec.WorkerID != "org.example.tui" || rec.RiskTier != "high" || rec.Blast.Data != 4 || rec.Blast.Time != 1 ||
+		!slices.Equal(rec.Envs, []string{"dev"}) || !slices.Equal(rec.Envelope.Secrets, []string{"signing_key"}) ||
+		!slices.Equal(rec.Envelope.Reads, []string{"/srv/documents"}) || rec.ArtifactHash != digestOf(t, out) {
+		t.Errorf("record after the form: %+v", rec)
 	}
 }

@@ -139,6 +139,12 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: open %s: %w", path, err)
 	}
+	// Every authenticated request reads the database; keep its connections
+	// open (database/sql keeps 2 idle by default, and opening an SQLite
+	// connection costs far more than the lookup).
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(0)
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("auth: open %s: %w", path, err)

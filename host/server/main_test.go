@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -294,3 +295,29 @@ const article = "The Hall governs workers. Every dispatch is decided before it r
 	"Receipts record what ran, on which input, with which result. " +
 	"Workers run in a sandbox with limits on time and memory. " +
 	"Nothing runs without evidence."
+
+func listen(tb testing.TB) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ln
+}
+
+// enrollNoop enrolls a module whose run returns at once, as the worker of
+// cap.test.uploaded, with a dev rule routing to it.
+func enrollNoop(tb testing.TB) {
+	tb.Helper()
+	mod, err := wat(tb.TempDir(), "testdata/noop.wat")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec, err := os.ReadFile("testdata/noop.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := fx.hall.Enroll(context.Background(), host.EnrollRequest{Module: mod, Record: rec, RecordSource: "noop.json", AddRule: true}); err != nil {
+		tb.Fatal(err)
+	}
+}

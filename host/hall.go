@@ -42,6 +42,11 @@ type Options struct {
 	// ConfigFile is the Hall configuration (default "hall.json" in Dir if
 	// it exists; otherwise the strict defaults of DefaultConfig).
 	ConfigFile string
+	// MissingRulesOK opens a Hall whose rules file does not exist yet with
+	// no rules (every request is denied DENY_NO_MATCHING_RULE), for
+	// enrollment into a fresh directory. Otherwise a missing rules file is
+	// an error.
+	MissingRulesOK bool
 	// Gate is the policy gate for rules that set escalation.policy_gate
 	// (default none: such rules are denied DENY_POLICY_GATE_UNCONFIGURED).
 	Gate router.PolicyGate
@@ -168,6 +173,9 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	h.cfg = cfg
 
 	rules, err := router.LoadRules(opts.Rules)
+	if err != nil && errors.Is(err, fs.ErrNotExist) && opts.MissingRulesOK {
+		rules, err = router.ParseRules([]byte(`{"rules": []}`))
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("rules file %s does not exist: pass --rules FILE or create it (see examples/quickstart/rules.json)", opts.Rules)

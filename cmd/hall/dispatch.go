@@ -53,7 +53,7 @@ func enrollCommand() *cli.Command {
 					req.Record, req.RecordSource = b, beside
 				}
 			}
-			h, err := openHall(c)
+			h, err := openHallWith(c, host.Options{MissingRulesOK: true})
 			if err != nil {
 				return err
 			}
@@ -105,7 +105,10 @@ func runCommand() *cli.Command {
 		ArgsUsage: "CAPABILITY < input",
 		Description: "The worker's output goes to standard output, a one-line outcome to standard error.\n" +
 			"Exit status: 0 ok, 2 denied (nothing ran), 3 the worker failed (limit, trap, error), 1 bad input.",
-		Flags: append(append(requestFlags(), &cli.DurationFlag{Name: "timeout", Usage: "lower the worker's time limit for this run"}), hallFlags()...),
+		Flags: append(append(requestFlags(),
+			&cli.DurationFlag{Name: "timeout", Usage: "lower the worker's time limit for this run"},
+			&cli.BoolFlag{Name: "logs", Usage: "print the worker's captured log, stdout and stderr to standard error"},
+		), hallFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return failf("run takes one CAPABILITY (flags go before it)")
@@ -164,6 +167,7 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 			if res.Err != nil {
 				out["error"] = res.Err.Error()
 			}
+			out["logs"] = string(res.Logs)
 		}
 		if err := printJSON(c, out); err != nil {
 			return err
@@ -176,6 +180,12 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 		}
 	}
 	ew := c.App.ErrWriter
+	if c.Bool("logs") && len(res.Logs) > 0 {
+		fmt.Fprintf(ew, "hall: worker log (%d bytes):\n%s", len(res.Logs), res.Logs)
+		if res.Logs[len(res.Logs)-1] != '\n' {
+			fmt.Fprintln(ew)
+		}
+	}
 	switch {
 	case d.Denied:
 		fmt.Fprintf(ew, "hall: DENIED %s: %s (decision %s, correlation %s)\n", d.DenyReason.Code, d.DenyReason.Message, d.DecisionID, d.CorrelationID)

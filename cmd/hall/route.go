@@ -75,12 +75,18 @@ func routeCommand() *cli.Command {
 // openHall opens the Hall the flags point at and reports skipped records
 // and warnings on stderr.
 func openHall(c *cli.Context) (*host.Hall, error) {
+	return openHallWith(c, host.Options{})
+}
+
+// openHallWith is openHall with extra options.
+func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 	h, err := host.Open(contextOf(c), host.Options{
-		Rules:       c.String("rules"),
-		RegistryDir: c.String("registry-dir"),
-		ConfigFile:  c.String("config"),
-		Home:        c.String("home"),
-		Pool:        -1, // one-shot process: no background instances
+		MissingRulesOK: extra.MissingRulesOK,
+		Rules:          c.String("rules"),
+		RegistryDir:    c.String("registry-dir"),
+		ConfigFile:     c.String("config"),
+		Home:           c.String("home"),
+		Pool:           -1, // one-shot process: no background instances
 	})
 	if err != nil {
 		return nil, cli.Exit(prefixLines("hall: ", err.Error()), exitError)

@@ -106,11 +106,21 @@ func Validate(data []byte) (*wcp.Record, error) {
 		probs = appendSchemaProblems(probs, ve)
 	}
 	var rec wcp.Record
-	if len(probs) == 0 {
-		if err := json.Unmarshal(data, &rec); err != nil {
+	if err := json.Unmarshal(data, &rec); err != nil {
+		if len(probs) == 0 {
 			probs = append(probs, Problem{Message: err.Error()})
-		} else {
-			probs = append(probs, idProblems(&rec)...)
+		}
+	} else {
+		// Id rules apply to fields the schema accepted; a field the schema
+		// already reported is not reported twice.
+		reported := map[string]bool{}
+		for _, p := range probs {
+			reported[p.Field] = true
+		}
+		for _, p := range idProblems(&rec) {
+			if !reported[p.Field] {
+				probs = append(probs, p)
+			}
 		}
 	}
 	if len(probs) > 0 {

@@ -165,7 +165,7 @@ func TestLoadDir(t *testing.T) {
 		file   string
 		fields []string
 	}{
-		{"c-bad.json", []string{"risk_tier"}}, // schema first: id rules only run on schema-valid records
+		{"c-bad.json", []string{"risk_tier", "worker_species_id"}}, // schema problems and id rules together
 		{"d-broken.json", []string{""}},
 		{"e-badctl.json", []string{"currently_implements[1]"}},
 	}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -21,6 +22,45 @@ const wasmPageSize = 65536
 type memoryGuard struct {
 	limit uint64
 	hit   atomic.Bool
+	// copies counts grows that had to move a memory to a larger buffer.
+	copies atomic.Int64
+	// sizes, shared by the instances of one Worker, may be nil.
+	sizes *sizeHints
+}
+
+// sizeHints remembers, per declared initial size of a linear memory (the
+// Extism kernel's and the guest's differ), the size that memory had when its
+// last instance was freed. A new instance reserves that much capacity up
+// front, so a guest that grows the way its predecessor did (a Go guest grows
+// once or twice during _initialize) never grows by copying: it costs one
+// zeroed allocation instead of two plus a copy.
+//
+// The hint is the last final size, not the largest ever seen: a single call
+// that grew memory a lot makes the next instance allocate that much, and the
+// next ordinary call brings the hint back down. It never exceeds the
+// memory's limit, and only capacity depends on it: the size wazero sees, and
+// so LIMIT_MEMORY, do not.
+type sizeHints struct{ m sync.Map } // initial size -> *atomic.Uint64
+
+func (h *sizeHints) get(initial uint64) uint64 {
+	if h == nil {
+		return 0
+	}
+	if v, ok := h.m.Load(initial); ok {
+		return v.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
+func (h *sizeHints) set(initial, size uint64) {
+	if h == nil || size == 0 {
+		return
+	}
+	v, ok := h.m.Load(initial)
+	if !ok {
+		v, _ = h.m.LoadOrStore(initial, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Store(size)
 }
 
 // Allocate implements experimental.MemoryAllocator.
@@ -32,13 +72,18 @@ func (g *memoryGuard) Allocate(capacity, max uint64) experimental.LinearMemory {
 	if capacity > limit {
 		capacity = limit
 	}
-	return &linearMemory{guard: g, limit: limit, initialCap: capacity}
+	initial := capacity
+	if h := g.sizes.get(initial); h > capacity {
+		capacity = min(h, limit)
+	}
+	return &linearMemory{guard: g, limit: limit, initial: initial, initialCap: capacity}
 }
 
 type linearMemory struct {
 	guard      *memoryGuard
 	limit      uint64
-	initialCap uint64
+	initial    uint64 // capacity wazero asked for: the sizeHints key
+	initialCap uint64 // capacity of the first allocation
 	buf        []byte
 	unmap      func()
 }
@@ -75,6 +120,9 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	newCap := max(size, 2*uint64(cap(m.buf)), m.initialCap)
 	newCap = min(newCap, m.limit)
 	nb := make([]byte, size, newCap)
+	if m.buf != nil {
+		m.guard.copies.Add(1)
+	}
 	copy(nb, m.buf)
 	m.buf = nb
 	return nb
@@ -82,6 +130,9 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 
 // Free implements experimental.LinearMemory.
 func (m *linearMemory) Free() {
+	if m.unmap == nil {
+		m.guard.sizes.set(m.initial, uint64(len(m.buf)))
+	}
 	m.buf = nil
 	if m.unmap != nil {
 		m.unmap()

@@ -17,6 +17,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wcphall/hall/host/wasmmod"
 )
 
 // Worker is a compiled worker module with its own wazero Runtime, ready to be
@@ -36,6 +38,8 @@ type Worker struct {
 	modCfg   wazero.ModuleConfig
 	closeFS  func()
 	poolSize int
+	// sizes are the linear memory sizes instances last ended with (memory.go).
+	sizes sizeHints
 
 	pool   chan *instance
 	refill chan struct{}
@@ -121,6 +125,8 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		return nil, errorf(CodeLimitMemory, "%s: MemoryBytes %d is below the Extism kernel's %d bytes", spec.Name, lim.MemoryBytes, minMemoryBytes)
 	}
 	lim.MemoryBytes -= lim.MemoryBytes % wasmPageSize
+
+	wasm = compiledForm(wasm)
 
 	rtCfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(e.cache).
@@ -210,6 +216,19 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	return w, nil
 }
 
+// compiledForm returns the bytes Load compiles for wasm: wasm with its data
+// segments merged (wasmmod.MergeDataSegments; RATIONALE.md, "Data
+// segments"). The rewrite is internal and deterministic and the caller's
+// bytes (hashed, enrolled, attested) are never modified. A module the merge
+// does not rewrite, malformed ones included, is returned as is, so wazero
+// judges it.
+func compiledForm(wasm []byte) []byte {
+	if merged, ok, err := wasmmod.MergeDataSegments(wasm); err == nil && ok {
+		return merged
+	}
+	return wasm
+}
+
 // inspectModule compiles wasm and returns its callable exports: functions
 // with no parameters and at most one i32 result.
 func inspectModule(ctx context.Context, rtCfg wazero.RuntimeConfig, wasm []byte) (map[string]bool, error) {
@@ -241,7 +260,7 @@ func (w *Worker) Exports() []string { return slices.Clone(w.names) }
 func (w *Worker) Limits() Limits { return w.limits }
 
 func (w *Worker) newInstance() (*instance, error) {
-	g := &memoryGuard{limit: w.limits.MemoryBytes}
+	g := &memoryGuard{limit: w.limits.MemoryBytes, sizes: &w.sizes}
 	logs := &logSink{}
 	ctx := experimental.WithMemoryAllocator(context.Background(), g)
 	p, err := w.plugin.Instance(ctx, extism.PluginInstanceConfig{

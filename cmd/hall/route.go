@@ -82,6 +82,7 @@ func openHall(c *cli.Context) (*host.Hall, error) {
 func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 	h, err := host.Open(contextOf(c), host.Options{
 		MissingRulesOK: extra.MissingRulesOK,
+		Logger:         extra.Logger,
 		Rules:          c.String("rules"),
 		RegistryDir:    c.String("registry-dir"),
 		ConfigFile:     c.String("config"),

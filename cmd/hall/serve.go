@@ -43,7 +43,7 @@ func serveCommand() *cli.Command {
 				return failf("--log-level: %v", err)
 			}
 			logger := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-			h, err := openHall(c)
+			h, err := openHallWith(c, host.Options{Logger: logger})
 			if err != nil {
 				return err
 			}

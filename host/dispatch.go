@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
+
+	extism "github.com/extism/go-sdk"
 
 	"github.com/wcphall/hall/host/artifact"
 	"github.com/wcphall/hall/host/sandbox"
@@ -103,7 +106,13 @@ func (h *Hall) artifacts() (*artifact.Store, error) {
 	return h.store, nil
 }
 
+// guestLogs raises Extism's process-wide log level (to info) once so that guest
+// log_* calls reach each instance's logger (and RunResult.Logs); Extism's
+// default is off.
+var guestLogs sync.Once
+
 func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
+	guestLogs.Do(func() { extism.SetLogLevel(extism.LogLevelInfo) })
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.engine == nil {

@@ -23,6 +23,7 @@ var mods struct {
 	summarizer []byte // standard-Go worker (plugins/summarizer)
 	tiny       []byte // WAT: run returns 0
 	hog        []byte // WAT: grows memory until refused, then traps
+	logger     []byte // WAT: logs a line through Extism's log_info
 }
 
 func TestMain(m *testing.M) {
@@ -55,6 +56,24 @@ func buildModules(dir string) error {
 	if mods.tiny, err = watModule(dir, "tiny", `(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 0)))`); err != nil {
 		return err
 	}
+	if mods.logger, err = watModule(dir, "logger", `(module
+	  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+	  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+	  (import "extism:host/env" "log_info" (func $log_info (param i64)))
+	  (memory (export "memory") 1)
+	  (data (i32.const 0) "hello from the guest")
+	  (func (export "run") (result i32)
+	    (local $offs i64) (local $i i32)
+	    (local.set $offs (call $alloc (i64.const 20)))
+	    (block $done (loop $next
+	      (br_if $done (i32.ge_u (local.get $i) (i32.const 20)))
+	      (call $store_u8 (i64.add (local.get $offs) (i64.extend_i32_u (local.get $i))) (i32.load8_u (local.get $i)))
+	      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+	      (br $next)))
+	    (call $log_info (local.get $offs))
+	    (i32.const 0)))`); err != nil {
+		return err
+	}
 	mods.hog, err = watModule(dir, "hog", `(module (memory (export "memory") 1)
 	  (func (export "run") (result i32)
 	    (loop $more (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
@@ -83,7 +102,9 @@ const rules = `{"rules": [
   {"rule_id": "tiny", "match": {"capability_id": "cap.test.tiny"},
    "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.tiny"}]}},
   {"rule_id": "hog", "match": {"capability_id": "cap.test.hog"},
-   "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.hog"}]}}]}`
+   "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.hog"}]}},
+  {"rule_id": "logger", "match": {"capability_id": "cap.test.logger"},
+   "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.logger"}]}}]}`
 
 func record(id, species, capability string, extra string) []byte {
 	return fmt.Appendf(nil, `{"worker_id": %q, "worker_species_id": %q, "capabilities": [%q], "risk_tier": "low", "determinism": "full"%s}`, id, species, capability, extra)
@@ -113,6 +134,7 @@ func newHall(t testing.TB, opts host.Options) *host.Hall {
 		{mods.summarizer, summ},
 		{mods.tiny, record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny", "")},
 		{mods.hog, record("org.acme.hog", "wrk.test.hog", "cap.test.hog", `, "limits": {"memory_mb": 4}`)},
+		{mods.logger, record("org.acme.logger", "wrk.test.logger", "cap.test.logger", "")},
 	} {
 		if _, err := h.Enroll(context.Background(), host.EnrollRequest{Module: w.module, Record: w.rec}); err != nil {
 			t.Fatal(err)
@@ -261,3 +283,14 @@ func TestDecideSetsArtifactHash(t *testing.T) {
 func digest(b []byte) string { return fmt.Sprintf("sha256:%x", sha256sum(b)) }
 
 func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func TestRunCapturesGuestLogs(t *testing.T) {
+	h := newHall(t, host.Options{})
+	res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.test.logger", "org.acme")})
+	if err != nil || res.Outcome != "ok" {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	if !strings.Contains(string(res.Logs), "hello from the guest") {
+		t.Fatalf("guest log not captured: %q", res.Logs)
+	}
+}

@@ -132,11 +132,18 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		WithCompilationCache(e.cache).
 		WithCloseOnContextDone(true)
 
-	// Validate and list exports on a throwaway runtime sharing the cache, so
-	// Extism's compilation below is a cache hit.
-	exports, err := inspectModule(ctx, rtCfg, wasm)
+	// The callable exports come from the module's type, function and
+	// export sections; only modules with non-MVP type encodings need a
+	// throwaway compilation (which validates the whole module again: about
+	// 30 ms for a standard-Go guest even with a warm cache).
+	exports, err := callableExports(wasm)
 	if err != nil {
 		return nil, err
+	}
+	if exports == nil {
+		if exports, err = inspectModule(ctx, rtCfg, wasm); err != nil {
+			return nil, err
+		}
 	}
 
 	fsCfg, closeFS, err := mountFS(spec.Policy)
@@ -227,6 +234,29 @@ func compiledForm(wasm []byte) []byte {
 		return merged
 	}
 	return wasm
+}
+
+// callableExports decodes the callable exports (see inspectModule) from
+// the module's sections; nil without an error when it cannot tell.
+func callableExports(wasm []byte) (map[string]bool, error) {
+	sigs, ok, err := wasmmod.ExportedFuncTypes(wasm)
+	if err != nil {
+		return nil, errorf(CodeModuleInvalid, "%v", err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	out := map[string]bool{}
+	for name, sig := range sigs {
+		if name == "_start" || name == "_initialize" || len(sig.Params) != 0 {
+			continue
+		}
+		if len(sig.Results) > 1 || (len(sig.Results) == 1 && sig.Results[0] != wasmmod.I32) {
+			continue
+		}
+		out[name] = true
+	}
+	return out, nil
 }
 
 // inspectModule compiles wasm and returns its callable exports: functions

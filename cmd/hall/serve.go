@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -41,6 +42,9 @@ func serveCommand() *cli.Command {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 				return failf("--log-level: %v", err)
+			}
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(100) // a long-running server: the default
 			}
 			logger := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 			h, err := openHallWith(c, host.Options{Logger: logger})

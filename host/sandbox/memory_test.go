@@ -3,10 +3,14 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
 func TestCompiledFormMergesGoDataSegments(t *testing.T) {
+	mem := &Engine{}
+	compiledForm := mem.compiledForm
 	orig := bytes.Clone(fixtures.goguest)
 	got := compiledForm(fixtures.goguest)
 	if !bytes.Equal(fixtures.goguest, orig) {
@@ -20,6 +24,27 @@ func TestCompiledFormMergesGoDataSegments(t *testing.T) {
 		if !bytes.Equal(compiledForm(wasm), wasm) {
 			t.Errorf("%s: rewritten", name)
 		}
+	}
+	// With an on-disk cache the merged form is kept and reused by a new
+	// Engine; a corrupt cached file is ignored and rewritten.
+	dir := t.TempDir()
+	disk := &Engine{cacheDir: dir}
+	first := disk.compiledForm(fixtures.goguest)
+	if !bytes.Equal(first, got) {
+		t.Fatal("cached merge differs from the in-memory merge")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "merged-*.wasm"))
+	if len(files) != 1 {
+		t.Fatalf("merged form not cached: %v", files)
+	}
+	if again := (&Engine{cacheDir: dir}).compiledForm(fixtures.goguest); !bytes.Equal(again, got) {
+		t.Fatal("a new engine did not reuse the cached merge")
+	}
+	if err := os.WriteFile(files[0], []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if again := (&Engine{cacheDir: dir}).compiledForm(fixtures.goguest); !bytes.Equal(again, got) {
+		t.Fatal("a corrupt cached merge was used")
 	}
 	// Load still reports a broken module as MODULE_INVALID (wazero's verdict).
 	e := newEngine(t, Config{})

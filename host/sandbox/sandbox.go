@@ -146,7 +146,8 @@ type Config struct {
 //   - All Workers of an Engine share one wazero CompilationCache and nothing
 //     else.
 type Engine struct {
-	cache   wazero.CompilationCache
+	cache    wazero.CompilationCache
+	cacheDir string // "" when the cache is in memory only
 	max     Limits
 	secrets SecretSource
 	log     *slog.Logger
@@ -191,7 +192,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: cache dir: %w", err)
 	}
-	e.cache = c
+	e.cache, e.cacheDir = c, cfg.CacheDir
 	return e, nil
 }
 

@@ -3,10 +3,14 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -126,7 +130,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	}
 	lim.MemoryBytes -= lim.MemoryBytes % wasmPageSize
 
-	wasm = compiledForm(wasm)
+	wasm = e.compiledForm(wasm)
 
 	rtCfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(e.cache).
@@ -229,11 +233,38 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 // bytes (hashed, enrolled, attested) are never modified. A module the merge
 // does not rewrite, malformed ones included, is returned as is, so wazero
 // judges it.
-func compiledForm(wasm []byte) []byte {
-	if merged, ok, err := wasmmod.MergeDataSegments(wasm); err == nil && ok {
-		return merged
+//
+// With an on-disk cache the merged form is kept there too, named by the
+// SHA-256 of the original bytes, so a fresh process does not merge again
+// (~30 ms for a standard-Go module): it shares the trust of the compiled
+// machine code next to it (a directory only the Hall can write), and a
+// file that does not parse as a merged module is ignored and rewritten.
+func (e *Engine) compiledForm(wasm []byte) []byte {
+	var path string
+	if e.cacheDir != "" {
+		sum := sha256.Sum256(wasm)
+		path = filepath.Join(e.cacheDir, "merged-"+hex.EncodeToString(sum[:])+".wasm")
+		if b, err := os.ReadFile(path); err == nil {
+			if _, err := wasmmod.Inspect(b); err == nil {
+				return b
+			}
+		}
 	}
-	return wasm
+	merged, ok, err := wasmmod.MergeDataSegments(wasm)
+	if err != nil || !ok {
+		return wasm
+	}
+	if path != "" {
+		if tmp, err := os.CreateTemp(e.cacheDir, ".merged-*"); err == nil {
+			_, werr := tmp.Write(merged)
+			cerr := tmp.Close()
+			if werr == nil && cerr == nil {
+				_ = os.Rename(tmp.Name(), path)
+			}
+			_ = os.Remove(tmp.Name())
+		}
+	}
+	return merged
 }
 
 // callableExports decodes the callable exports (see inspectModule) from

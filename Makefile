@@ -28,10 +28,14 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 # Each fuzz target runs for FUZZTIME (go test allows one -fuzz target per run).
+FUZZ_TARGETS := host/router:FuzzParseRules host/router:FuzzDecide host/wcp:FuzzParseRouteInput \
+	host/registry:FuzzValidateRecord host/wasmmod:FuzzInspect host/wasmmod:FuzzMergeDataSegments \
+	host/ledger:FuzzParsePublicKey host/ledger:FuzzCanonical
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime $(FUZZTIME) ./host/router
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRouteInput$$' -fuzztime $(FUZZTIME) ./host/wcp
-	$(GO) test -run '^$$' -fuzz '^FuzzValidateRecord$$' -fuzztime $(FUZZTIME) ./host/registry
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
 
 # First-party worker plugins, built with the standard Go toolchain.
 plugins:

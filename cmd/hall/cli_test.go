@@ -66,10 +66,15 @@ func hall(t *testing.T, dir, stdin string, args ...string) result {
 	return result{out.String(), errb.String(), code}
 }
 
-var quickstart, _ = filepath.Abs("../../examples/quickstart")
+// quickstart is the quick start's rules; routedir is a Hall directory with
+// those rules and the seed's summarizer record (testdata/routedir).
+var (
+	quickstart, _ = filepath.Abs("../../examples/quickstart")
+	routedir, _   = filepath.Abs("testdata/routedir")
+)
 
 func TestRouteQuickstartAllowed(t *testing.T) {
-	r := hall(t, quickstart, "", "route", "--capability", "cap.doc.summarize", "--tenant", "org.acme", "--json")
+	r := hall(t, routedir, "", "route", "--capability", "cap.doc.summarize", "--tenant", "org.acme", "--json")
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
 	}
@@ -104,7 +109,7 @@ func TestRouteQuickstartAllowed(t *testing.T) {
 }
 
 func TestRouteDeniedExitCode(t *testing.T) {
-	r := hall(t, quickstart, "", "route", "--capability", "cap.nothing.here", "--tenant", "org.acme")
+	r := hall(t, routedir, "", "route", "--capability", "cap.nothing.here", "--tenant", "org.acme")
 	if r.code != exitDenied {
 		t.Fatalf("exit %d, want %d; stdout:\n%s", r.code, exitDenied, r.stdout)
 	}
@@ -114,7 +119,7 @@ func TestRouteDeniedExitCode(t *testing.T) {
 }
 
 func TestRouteInvalidInputNamesEveryField(t *testing.T) {
-	r := hall(t, quickstart, "", "route", "--capability", "cap.doc.summarize", "--env", "production", "--qos", "P9")
+	r := hall(t, routedir, "", "route", "--capability", "cap.doc.summarize", "--env", "production", "--qos", "P9")
 	if r.code != exitError {
 		t.Fatalf("exit %d, want %d", r.code, exitError)
 	}
@@ -130,7 +135,7 @@ func TestRouteInvalidInputNamesEveryField(t *testing.T) {
 
 func TestRouteInputFileAndFlagsOverride(t *testing.T) {
 	in := `{"capability_id":"cap.nothing","env":"dev","data_label":"INTERNAL","tenant_risk":"low","qos_class":"P2","tenant_id":"org.acme","correlation_id":"c-1","request":{"x":1}}`
-	r := hall(t, quickstart, in, "route", "--input", "-", "--capability", "cap.doc.summarize", "--json")
+	r := hall(t, routedir, in, "route", "--input", "-", "--capability", "cap.doc.summarize", "--json")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s%s", r.code, r.stdout, r.stderr)
 	}
@@ -169,14 +174,14 @@ func TestRouteBadRecordSkippedOthersLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, dir, "rules.json", string(data))
-	good, err := os.ReadFile(filepath.Join(quickstart, "enrolled", "org.acme.summarizer.json"))
+	good, err := os.ReadFile(filepath.Join(routedir, "enrolled", "org.acme.summarizer.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	write(t, dir, "enrolled/b-good.json", string(good))
 	write(t, dir, "enrolled/a-bad.json", `{"worker_id":"Acme Worker","worker_species_id":"wrk.doc.summarizer","capabilities":[],"risk_tier":"extreme"}`)
 	write(t, dir, "enrolled/c-broken.json", `{"worker_id":`)
-	r := hall(t, dir, "", "route", "--capability", "cap.doc.summarize", "--tenant", "org.acme", "--config", filepath.Join(quickstart, "hall.json"))
+	r := hall(t, dir, "", "route", "--capability", "cap.doc.summarize", "--tenant", "org.acme", "--config", filepath.Join(routedir, "hall.json"))
 	if r.code != 0 {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -200,7 +205,7 @@ func TestValidateShadowsAndFixtures(t *testing.T) {
 		 "expect":{"denied":false,"selected_worker_species_id":"wrk.doc.summarizer","matched_rule_id":"broad"}},
 		{"name":"wrong-on-purpose","input":{"capability_id":"cap.x","env":"dev","data_label":"INTERNAL","tenant_risk":"low","qos_class":"P2","tenant_id":"org.acme","correlation_id":"c"},
 		 "expect":{"denied":false}}]`)
-	r := hall(t, dir, "", "validate", "--registry-dir", filepath.Join(quickstart, "enrolled"), "--config", filepath.Join(quickstart, "hall.json"), "rules.json", "tests.json")
+	r := hall(t, dir, "", "validate", "--registry-dir", filepath.Join(routedir, "enrolled"), "--config", filepath.Join(routedir, "hall.json"), "rules.json", "tests.json")
 	if r.code != exitError {
 		t.Fatalf("exit %d, want 1 (shadowed rule and a failing fixture)", r.code)
 	}

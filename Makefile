@@ -46,14 +46,17 @@ plugins:
 	done
 
 # End to end on the embedded defaults, in a scratch Hall (bin/demo): build
-# the summarizer worker, enroll it (stored by digest, compiled, record
-# written), route a request, run it on the quick start's document inside the
-# sandbox, list the evidence receipt and verify the receipt chain.
+# the summarizer worker with `hall build` (record embedded, artifact_hash
+# filled), enroll it (stored by digest, compiled, record written), route a
+# request, run it on the quick start's document inside the sandbox, list the
+# evidence receipt and verify the receipt chain.
 DEMO := bin/demo
-demo: build plugins
-	@rm -rf $(DEMO) && mkdir -p $(DEMO) && cp examples/quickstart/rules.json $(DEMO)/
+demo: build
+	@rm -rf $(DEMO) && mkdir -p $(DEMO) && cp examples/quickstart/rules.json plugins/summarizer/registry_record.json $(DEMO)/
+	@echo '$$ hall build plugins/summarizer -o summarizer.wasm'
+	@$(HALL) build plugins/summarizer --no-input --no-store -o $(DEMO)/summarizer.wasm --record $(DEMO)/registry_record.json
 	@echo '$$ hall enroll summarizer.wasm'
-	@cd $(DEMO) && ../hall enroll ../plugins/summarizer.wasm --record ../../plugins/summarizer/registry_record.json
+	@cd $(DEMO) && ../hall enroll summarizer.wasm
 	@echo '$$ hall route --capability cap.doc.summarize --tenant org.acme'
 	@cd $(DEMO) && ../hall route --capability cap.doc.summarize --tenant org.acme
 	@echo '$$ hall run cap.doc.summarize --tenant org.acme < document.txt'

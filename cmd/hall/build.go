@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/artifact"
 	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
@@ -65,6 +66,8 @@ func buildCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "module `FILE` to write (default: PKG_DIR/<dir name>.wasm)"},
 			&cli.StringFlag{Name: "record", Usage: "registry record `FILE` to read and update (default: PKG_DIR/registry_record.json)"},
 			&cli.BoolFlag{Name: "no-input", Usage: "never prompt, even on a terminal"},
+			&cli.BoolFlag{Name: "no-store", Usage: "do not put the module in the Hall's artifact store (--home)"},
+			homeFlag(),
 			&cli.BoolFlag{Name: "accessible", EnvVars: []string{"HALL_ACCESSIBLE"}, Usage: "line-by-line prompts (screen readers) instead of the full-screen form"},
 			&cli.StringFlag{Name: "worker-id", Usage: "worker_id, e.g. org.acme.summarizer"},
 			&cli.StringFlag{Name: "species", Usage: "worker_species_id, e.g. wrk.doc.summarizer"},
@@ -162,8 +165,26 @@ func buildAction(c *cli.Context) error {
 		return failf("%v", err)
 	}
 
+	// The module also goes into the artifact store, so that the record alone
+	// enrolls it (POST /enroll to a `hall serve` sharing this state
+	// directory, as in the seed's quick start).
+	stored := ""
+	if !c.Bool("no-store") {
+		store, err := artifact.Open(filepath.Join(c.String("home"), "artifacts"))
+		if err == nil {
+			_, err = store.Put(module)
+		}
+		if err != nil {
+			return failf("storing the module in the artifact store: %v (or pass --no-store)", err)
+		}
+		stored = store.Path(wcp.Digest(sum))
+	}
+
 	w := c.App.Writer
 	fmt.Fprintf(w, "built %s (%s, %d bytes)\n", out, rec.ArtifactHash, len(module))
+	if stored != "" {
+		fmt.Fprintf(w, "  stored:   %s\n", stored)
+	}
 	fmt.Fprintf(w, "  worker:   %s (%s), risk tier %s\n", rec.WorkerID, rec.WorkerSpeciesID, rec.RiskTier)
 	fmt.Fprintf(w, "  record:   %s (embedded as %s)\n", recPath, host.RecordSection)
 	for _, cp := range rec.Capabilities {

@@ -151,6 +151,11 @@ func TestAuthoringREADME(t *testing.T) {
 	if rec["artifact_hash"] != digest {
 		t.Fatalf("artifact_hash %v, module digest %s", rec["artifact_hash"], digest)
 	}
+	// hall build also put the module in the state directory's artifact
+	// store, so that the record alone enrolls it (POST /enroll).
+	if stored := digestOf(t, filepath.Join(dir, ".hall", "artifacts", "sha256", strings.TrimPrefix(digest, "sha256:")+".wasm")); stored != digest {
+		t.Fatalf("stored module digest %s, want %s", stored, digest)
+	}
 	var committed map[string]any
 	readJSON(t, filepath.Join(authoringDir, "registry_record.json"), &committed)
 	reads := rec["privilege_envelope"].(map[string]any)["filesystem_reads"]

@@ -40,7 +40,7 @@ type Options struct {
 	// Home is the state directory (default $HALL_HOME, else ".hall").
 	Home string
 	// ConfigFile is the Hall configuration (default "hall.json" in Dir if
-	// it exists; otherwise the strict defaults of DefaultConfig).
+	// it exists), applied over the strict defaults of DefaultConfig.
 	ConfigFile string
 	// MissingRulesOK opens a Hall whose rules file does not exist yet with
 	// no rules (every request is denied DENY_NO_MATCHING_RULE), for
@@ -107,10 +107,13 @@ type LimitsConfig struct {
 // PyHall's floors plus the Hall's stricter checks (README, "Deviations").
 func DefaultConfig() Config { return Config{HallConfig: wcp.DefaultStrict()} }
 
-// ParseConfig decodes a hall.json document; unknown keys are errors (a
-// misspelt governance switch must not silently do nothing).
+// ParseConfig decodes a hall.json document over DefaultConfig: a key given
+// replaces the default, a key left out keeps it (so a file that only sets
+// limits keeps the strict governance defaults; PyHall's behaviour needs
+// the stricter switches set to false explicitly). Unknown keys are errors
+// (a misspelt governance switch must not silently do nothing).
 func ParseConfig(data []byte) (Config, error) {
-	var c Config
+	c := DefaultConfig()
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {

@@ -294,3 +294,18 @@ func TestRunCapturesGuestLogs(t *testing.T) {
 		t.Fatalf("guest log not captured: %q", res.Logs)
 	}
 }
+
+func TestConfigOverridesDefaultsKeyByKey(t *testing.T) {
+	c, err := host.ParseConfig([]byte(`{"limits": {"timeout_ms": 500}, "require_worker_attestation": false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := host.DefaultConfig()
+	if c.RequireWorkerAttestation || !c.EnforcePrivilegeEnvelopes || !c.EnforceAllowedEnvironments || !c.EnforceWorkerControls ||
+		c.Limits.TimeoutMS != 500 || !d.RequireWorkerAttestation {
+		t.Fatalf("config %+v", c)
+	}
+	if _, err := host.ParseConfig([]byte(`{"require_worker_atestation": true}`)); err == nil || !strings.Contains(err.Error(), "require_worker_atestation") {
+		t.Fatalf("a misspelt key was accepted: %v", err)
+	}
+}

@@ -95,6 +95,12 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 
+	// The small test worker reuses instances per tenant (the Hall's opt-in
+	// for throughput, measured by BenchmarkRunHTTP/wat-noop).
+	cfg := `{"workers": {"org.test.noop": {"reuse_instances": true}}}`
+	if err := os.WriteFile(filepath.Join(tmp, "hall.json"), []byte(cfg), 0o644); err != nil {
+		return 0, err
+	}
 	ctx := context.Background()
 	fx.hall, err = host.Open(ctx, host.Options{Dir: tmp, Home: fx.home, Secrets: secrets{"KEYHOLDER_API_KEY": secretValue}})
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,13 +72,31 @@ func WithSync(s Sync) Option { return func(o *options) { o.sync = s } }
 // # Notes
 //
 //   - The database runs in WAL mode: readers never block the writer.
-//   - Writes from this process go through one connection; writes from other
-//     processes are serialized by SQLite's lock (BEGIN IMMEDIATE), waiting
-//     up to the busy timeout.
+//   - Writes from this process are group-committed: calls made at the same
+//     time from several goroutines share one transaction and one fsync
+//     (at most 256 writes each); a call returns when the transaction
+//     holding its write has committed, with its own error if its write
+//     failed. A lone call commits at once.
+//   - A write whose ctx ends while it waits for a transaction returns ctx's
+//     error and nothing is written; once in a transaction it commits or
+//     fails with it, whatever ctx does.
+//   - Writes from other processes are serialized by SQLite's lock (BEGIN
+//     IMMEDIATE), waiting up to the busy timeout.
 type SQLite struct {
 	// w carries every write (one connection, BEGIN IMMEDIATE); r carries
 	// reads (deferred transactions, query_only).
-	w, r     *sql.DB
+	w, r *sql.DB
+	// queue feeds commitLoop, the only goroutine that writes through w;
+	// stopped is closed when it has returned. mu guards closed and the
+	// sends on queue, so Close cannot close queue under a sender.
+	queue   chan *write
+	stopped chan struct{}
+	mu      sync.RWMutex
+	closed  bool
+	// commits counts the transactions commitLoop committed and written
+	// the writes they carried: written/commits is the batching achieved.
+	commits, written atomic.Uint64
+
 	path     string
 	opts     options
 	priv     ed25519.PrivateKey
@@ -108,7 +128,8 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 		}
 	}
 	path := filepath.Join(dir, DBFile)
-	s := &SQLite{path: path, opts: o}
+	s := &SQLite{path: path, opts: o, queue: make(chan *write, maxBatch), stopped: make(chan struct{})}
+	go s.commitLoop()
 	var err error
 	if s.w, err = sql.Open("sqlite", s.dsn(true)); err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
@@ -173,8 +194,17 @@ func (s *SQLite) PublicKey() ed25519.PublicKey { return s.pub }
 // KeyID returns the signing key's id (see [KeyID]), or "" without a key.
 func (s *SQLite) KeyID() string { return s.keyID }
 
-// Close closes the database.
+// Close closes the database. Writes already queued are committed first and
+// their callers get their results; writes submitted after Close fail with
+// [ErrClosed]. Calling Close again does nothing more.
 func (s *SQLite) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.queue)
+	}
+	s.mu.Unlock()
+	<-s.stopped
 	var errs []error
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
@@ -231,15 +261,17 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 	}
 	c.ReceiptID = id.String()
 	c.SigningKeyID = s.keyID
+	return s.submit(ctx, newWrite("append", func(tx *sql.Tx) error { return s.link(tx, &c) }, func() { *r = c }))
+}
 
-	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the stream head cannot move under us
-	if err != nil {
-		return s.wrap("append", err)
-	}
-	defer tx.Rollback()
+// link chains c to its stream's head, seals it and stores it. The head is
+// read inside the write transaction (BEGIN IMMEDIATE: no other process can
+// move it), after the earlier receipts of the same batch.
+func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
+	ctx := context.Background()
 	var seq uint64
 	var head string
-	err = tx.QueryRowContext(ctx, `SELECT seq, receipt_hash FROM stream_heads WHERE tenant_id = ?`, c.TenantID).Scan(&seq, &head)
+	err := tx.QueryRowContext(ctx, `SELECT seq, receipt_hash FROM stream_heads WHERE tenant_id = ?`, c.TenantID).Scan(&seq, &head)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap("append", err)
 	}
@@ -269,10 +301,6 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 		c.TenantID, int64(c.Sequence), c.ReceiptID, c.ReceiptHash); err != nil {
 		return s.wrap("append", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return s.wrap("append: commit", err)
-	}
-	*r = c
 	return nil
 }
 
@@ -396,26 +424,25 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 	if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
 		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
 	}
+	evs, err := eventRows(envelopes.TelemetryEnvelopes)
+	if err != nil {
+		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, err)
+	}
 	at := d.Timestamp
 	if at.IsZero() {
 		at = time.Now()
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return s.wrap("record decision", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO decisions
-		(decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
-		at.UTC().Format(wcp.TimeLayout), string(d.Decision)); err != nil {
-		return s.wrap("record decision "+d.DecisionID, err)
-	}
-	if err := insertEvents(ctx, tx, d.CorrelationID, d.DecisionID, "decision", envelopes.TelemetryEnvelopes); err != nil {
-		return s.wrap("record decision "+d.DecisionID, err)
-	}
-	return s.wrap("record decision: commit", tx.Commit())
+	op := "record decision " + d.DecisionID
+	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(context.Background(), `INSERT INTO decisions
+			(decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
+			at.UTC().Format(wcp.TimeLayout), string(d.Decision)); err != nil {
+			return s.wrap(op, err)
+		}
+		return s.wrap(op, insertEvents(tx, d.CorrelationID, d.DecisionID, "decision", evs))
+	}, nil))
 }
 
 // RecordEvents implements [Store.RecordEvents]. Each event must be a JSON
@@ -424,32 +451,46 @@ func (s *SQLite) RecordEvents(ctx context.Context, correlationID string, events 
 	if len(events) == 0 {
 		return nil
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	evs, err := eventRows(events)
 	if err != nil {
-		return s.wrap("record events", err)
+		return fmt.Errorf("ledger: record events: %w", err)
 	}
-	defer tx.Rollback()
-	if err := insertEvents(ctx, tx, correlationID, "", "worker", events); err != nil {
-		return s.wrap("record events", err)
-	}
-	return s.wrap("record events: commit", tx.Commit())
+	return s.submit(ctx, newWrite("record events", func(tx *sql.Tx) error {
+		return s.wrap("record events", insertEvents(tx, correlationID, "", "worker", evs))
+	}, nil))
 }
 
-func insertEvents(ctx context.Context, tx *sql.Tx, correlationID, decisionID, source string, events []json.RawMessage) error {
-	now := time.Now().UTC().Format(wcp.TimeLayout)
-	var dec any
-	if decisionID != "" {
-		dec = decisionID
-	}
+// eventRow is one telemetry event checked and ready to insert.
+type eventRow struct {
+	id    string
+	event string
+}
+
+// eventRows checks that every event is a JSON object before anything is
+// queued, so a malformed event never reaches a shared transaction.
+func eventRows(events []json.RawMessage) ([]eventRow, error) {
+	rows := make([]eventRow, len(events))
 	for i, ev := range events {
 		var head struct {
 			EventID string `json:"event_id"`
 		}
 		if err := json.Unmarshal(ev, &head); err != nil {
-			return invalid(fmt.Sprintf("events[%d]", i), "must be a JSON object: "+err.Error())
+			return nil, invalid(fmt.Sprintf("events[%d]", i), "must be a JSON object: "+err.Error())
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event)
-			VALUES (?, ?, ?, ?, ?, ?)`, correlationID, dec, source, head.EventID, now, string(ev)); err != nil {
+		rows[i] = eventRow{head.EventID, string(ev)}
+	}
+	return rows, nil
+}
+
+func insertEvents(tx *sql.Tx, correlationID, decisionID, source string, events []eventRow) error {
+	now := time.Now().UTC().Format(wcp.TimeLayout)
+	var dec any
+	if decisionID != "" {
+		dec = decisionID
+	}
+	for _, ev := range events {
+		if _, err := tx.ExecContext(context.Background(), `INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event)
+			VALUES (?, ?, ?, ?, ?, ?)`, correlationID, dec, source, ev.id, now, ev.event); err != nil {
 			return err
 		}
 	}

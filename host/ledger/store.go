@@ -133,4 +133,6 @@ var (
 	ErrSchemaTooNew = errors.New("LEDGER_SCHEMA_TOO_NEW")
 	// ErrKey: the signing key is missing, unreadable or malformed.
 	ErrKey = errors.New("LEDGER_KEY")
+	// ErrClosed: a write was submitted after the ledger was closed.
+	ErrClosed = errors.New("LEDGER_CLOSED: the ledger is closed")
 )

@@ -1,0 +1,178 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync/atomic"
+)
+
+// maxBatch bounds how many writes one transaction carries, so that one
+// commit's latency (and the WAL it writes) stays bounded under any load.
+const maxBatch = 256
+
+// States of a write: a caller may withdraw it only while it is pending;
+// once the committer has taken it, it shares the fate of its batch.
+const (
+	writePending int32 = iota
+	writeTaken
+	writeWithdrawn
+)
+
+// write is one caller's RecordDecision, RecordEvents or Append waiting for
+// the group committer. Everything that can be checked without the database
+// was checked before it was queued.
+type write struct {
+	// op names the call in errors ("append", "record decision d1"...).
+	op string
+	// exec stores the write inside the batch's transaction. It sees the
+	// writes of earlier items of the same batch (a receipt reads the
+	// stream head they left). Its errors are already wrapped.
+	exec func(tx *sql.Tx) error
+	// committed, when set, runs after the transaction holding the write
+	// has committed and before the caller is released.
+	committed func()
+	state     atomic.Int32
+	done      chan error // buffered: the committer never blocks on a caller
+}
+
+func newWrite(op string, exec func(*sql.Tx) error, committed func()) *write {
+	return &write{op: op, exec: exec, committed: committed, done: make(chan error, 1)}
+}
+
+// submit queues w for the committer and waits until the transaction
+// holding it has committed or failed.
+//
+// A caller whose ctx ends before the committer took its write gets ctx's
+// error and nothing is written; after that the write is committed or fails
+// with its batch, whatever ctx does, because the caller could not tell
+// which had happened otherwise.
+func (s *SQLite) submit(ctx context.Context, w *write) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ledger: %s: %w", w.op, err)
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("ledger: %s: %w", w.op, ErrClosed)
+	}
+	select {
+	case s.queue <- w:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return fmt.Errorf("ledger: %s: %w", w.op, ctx.Err())
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		if w.state.CompareAndSwap(writePending, writeWithdrawn) {
+			return fmt.Errorf("ledger: %s: %w", w.op, ctx.Err())
+		}
+		return <-w.done
+	}
+}
+
+// commitLoop is the one goroutine that writes. It takes whatever is queued
+// (up to maxBatch) and commits it in one transaction: callers that arrive
+// while a commit is running are carried by the next one, so under load one
+// fsync serves many writes, and a lone write is committed at once. It
+// returns when Close has closed the queue and every queued write is done.
+func (s *SQLite) commitLoop() {
+	defer close(s.stopped)
+	batch := make([]*write, 0, maxBatch)
+	for w := range s.queue {
+		batch = batch[:0]
+		if w.state.CompareAndSwap(writePending, writeTaken) {
+			batch = append(batch, w)
+		}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case w, ok := <-s.queue:
+				if !ok {
+					break gather
+				}
+				if w.state.CompareAndSwap(writePending, writeTaken) {
+					batch = append(batch, w)
+				}
+			default:
+				break gather
+			}
+		}
+		if len(batch) > 0 {
+			s.commitBatch(batch)
+		}
+	}
+}
+
+// commitBatch writes batch in one BEGIN IMMEDIATE transaction. Each item
+// runs inside its own SAVEPOINT, so an item that fails (a duplicate
+// decision id, a UNIQUE guard) is undone alone and reported to its caller
+// only; the rest commit. A failure of the transaction itself (BEGIN,
+// a savepoint that cannot be rolled back, COMMIT) fails every item that
+// had not failed on its own.
+func (s *SQLite) commitBatch(batch []*write) {
+	ctx := context.Background() // the callers' contexts no longer apply: see submit
+	errs := make([]error, len(batch))
+	failAll := func(err error) {
+		for i, w := range batch {
+			if errs[i] == nil {
+				errs[i] = s.wrap(w.op, err)
+			}
+			w.done <- errs[i]
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	if len(batch) == 1 {
+		// Alone: the transaction is the item's own, no savepoint needed.
+		if err := batch[0].exec(tx); err != nil {
+			tx.Rollback()
+			batch[0].done <- err
+			return
+		}
+	} else {
+		for i, w := range batch {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT item"); err != nil {
+				tx.Rollback()
+				failAll(err)
+				return
+			}
+			if errs[i] = w.exec(tx); errs[i] != nil {
+				// ROLLBACK TO keeps the savepoint open; RELEASE ends it.
+				// Both fail if SQLite already rolled the whole
+				// transaction back (e.g. disk full): then nothing of the
+				// batch can commit.
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO item"); err != nil {
+					tx.Rollback()
+					failAll(err)
+					return
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE item"); err != nil {
+				tx.Rollback()
+				failAll(err)
+				return
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		failAll(fmt.Errorf("commit: %w", err))
+		return
+	}
+	s.commits.Add(1)
+	for i, w := range batch {
+		if errs[i] == nil {
+			s.written.Add(1)
+			if w.committed != nil {
+				w.committed()
+			}
+		}
+		w.done <- errs[i]
+	}
+}

@@ -148,9 +148,9 @@ type Config struct {
 type Engine struct {
 	cache    wazero.CompilationCache
 	cacheDir string // "" when the cache is in memory only
-	max     Limits
-	secrets SecretSource
-	log     *slog.Logger
+	max      Limits
+	secrets  SecretSource
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	workers map[*Worker]struct{}

@@ -18,6 +18,11 @@ build:
 # the CLI binary and the .wasm fixtures they need themselves).
 test: lint
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+
+# The packages with concurrent state (pools, group commit, the server, the
+# Hall facade) also run under the race detector.
+RACE_PKGS := ./host/ ./host/ledger/ ./host/sandbox/ ./host/server/ ./host/artifact/
 
 lint:
 	$(GO) vet ./...

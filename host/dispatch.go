@@ -260,7 +260,7 @@ type RunResult struct {
 	WorkerID string
 	Export   string
 	Output   []byte
-	Events   [][]byte // telemetry the worker emitted
+	Events   []json.RawMessage // telemetry the worker emitted (hall_emit)
 	Logs     []byte
 	Duration time.Duration
 	// Outcome is "ok", or the sandbox code of a failed run (LIMIT_TIMEOUT,
@@ -327,10 +327,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		},
 	})
 	if out != nil {
-		res.Output, res.Logs, res.Duration, res.Limits = out.Output, out.Logs, out.Duration, out.Limits
-		for _, e := range out.Events {
-			res.Events = append(res.Events, e)
-		}
+		res.Output, res.Logs, res.Duration, res.Limits, res.Events = out.Output, out.Logs, out.Duration, out.Limits, out.Events
 	}
 	res.Outcome = "ok"
 	if err != nil {
@@ -344,11 +341,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		h.log.Warn("hall: worker failed", "worker_id", rec.WorkerID, "correlation_id", req.Input.CorrelationID, "outcome", res.Outcome, "error", err)
 	}
 	if len(res.Events) > 0 {
-		evs := make([]json.RawMessage, len(res.Events))
-		for i, e := range res.Events {
-			evs[i] = e
-		}
-		if err := store.RecordEvents(ctx, req.Input.CorrelationID, evs); err != nil {
+		if err := store.RecordEvents(ctx, req.Input.CorrelationID, res.Events); err != nil {
 			h.log.Error("hall: recording worker telemetry failed", "correlation_id", req.Input.CorrelationID, "error", err)
 		}
 	}

@@ -24,6 +24,7 @@ var mods struct {
 	tiny       []byte // WAT: run returns 0
 	hog        []byte // WAT: grows memory until refused, then traps
 	logger     []byte // WAT: logs a line through Extism's log_info
+	emitter    []byte // WAT: emits one telemetry event through hall_emit
 }
 
 func TestMain(m *testing.M) {
@@ -74,6 +75,24 @@ func buildModules(dir string) error {
 	    (i32.const 0)))`); err != nil {
 		return err
 	}
+	if mods.emitter, err = watModule(dir, "emitter", `(module
+	  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+	  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+	  (import "extism:host/user" "hall_emit" (func $hall_emit (param i64)))
+	  (memory (export "memory") 1)
+	  (data (i32.const 0) "{\"event_id\":\"evt.test.done\",\"n\":1}")
+	  (func (export "run") (result i32)
+	    (local $offs i64) (local $i i32)
+	    (local.set $offs (call $alloc (i64.const 34)))
+	    (block $done (loop $next
+	      (br_if $done (i32.ge_u (local.get $i) (i32.const 34)))
+	      (call $store_u8 (i64.add (local.get $offs) (i64.extend_i32_u (local.get $i))) (i32.load8_u (local.get $i)))
+	      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+	      (br $next)))
+	    (call $hall_emit (local.get $offs))
+	    (i32.const 0)))`); err != nil {
+		return err
+	}
 	mods.hog, err = watModule(dir, "hog", `(module (memory (export "memory") 1)
 	  (func (export "run") (result i32)
 	    (loop $more (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
@@ -103,6 +122,8 @@ const rules = `{"rules": [
    "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.tiny"}]}},
   {"rule_id": "hog", "match": {"capability_id": "cap.test.hog"},
    "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.hog"}]}},
+  {"rule_id": "emitter", "match": {"capability_id": "cap.test.emitter"},
+   "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.emitter"}]}},
   {"rule_id": "logger", "match": {"capability_id": "cap.test.logger"},
    "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.logger"}]}}]}`
 
@@ -135,6 +156,7 @@ func newHall(t testing.TB, opts host.Options) *host.Hall {
 		{mods.tiny, record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny", "")},
 		{mods.hog, record("org.acme.hog", "wrk.test.hog", "cap.test.hog", `, "limits": {"memory_mb": 4}`)},
 		{mods.logger, record("org.acme.logger", "wrk.test.logger", "cap.test.logger", "")},
+		{mods.emitter, record("org.acme.emitter", "wrk.test.emitter", "cap.test.emitter", "")},
 	} {
 		if _, err := h.Enroll(context.Background(), host.EnrollRequest{Module: w.module, Record: w.rec}); err != nil {
 			t.Fatal(err)
@@ -307,5 +329,30 @@ func TestConfigOverridesDefaultsKeyByKey(t *testing.T) {
 	}
 	if _, err := host.ParseConfig([]byte(`{"require_worker_atestation": true}`)); err == nil || !strings.Contains(err.Error(), "require_worker_atestation") {
 		t.Fatalf("a misspelt key was accepted: %v", err)
+	}
+}
+
+func TestRunRecordsWorkerTelemetry(t *testing.T) {
+	h := newHall(t, host.Options{})
+	ctx := context.Background()
+	in := input(t, "cap.test.emitter", "org.acme")
+	res, err := h.Run(ctx, host.RunRequest{Input: in})
+	if err != nil || res.Outcome != "ok" || len(res.Events) != 1 {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	store, err := h.Ledger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := store.(*ledger.SQLite).Events(ctx, in.CorrelationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range evs {
+		found = found || strings.Contains(string(e), `"evt.test.done"`)
+	}
+	if !found {
+		t.Fatalf("the worker's event was not recorded under %s: %s", in.CorrelationID, evs)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/fsutil"
 )
 
 // RecordSection is the name of the custom section a module may carry its
@@ -107,7 +108,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	for _, c := range rec.Capabilities {
 		export := entrypoint(rec, c)
 		if !info.HasExport(export, wasmmod.KindFunc) {
-			probs = append(probs, registry.Problem{Field: "entrypoints." + c, Message: fmt.Sprintf("the module exports no function %q to serve %s (exports: %s)", export, c, exportList(info))})
+			probs = append(probs, registry.Problem{Field: "entrypoints." + c, Message: fmt.Sprintf("the module exports no function %q to serve %s (exports: %s)", export, c, exportNames(info))})
 		}
 	}
 	if len(probs) > 0 {
@@ -143,7 +144,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if err := os.MkdirAll(h.opts.RegistryDir, 0o755); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	if err := writeFileAtomic(res.RecordPath, append(out, '\n'), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(res.RecordPath, append(out, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	h.reg.Enroll(rec)
@@ -169,19 +170,6 @@ func entrypoint(rec *wcp.Record, c string) string {
 		return e
 	}
 	return DefaultExport
-}
-
-func exportList(info wasmmod.Info) string {
-	var names []string
-	for _, e := range info.Exports {
-		if e.Kind == wasmmod.KindFunc && !strings.HasPrefix(e.Name, "_") {
-			names = append(names, e.Name)
-		}
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
 }
 
 // addDevRules appends one explicit dev-only rule per capability to the
@@ -225,32 +213,17 @@ func (h *Hall) addDevRules(species string, caps []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(h.opts.Rules, append(out, '\n'), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(h.opts.Rules, append(out, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("--add-rule: %w", err)
 	}
 	h.rules.Store(rs)
 	return ids, nil
 }
 
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
+// exportNames lists the module's callable exports for a message.
+func exportNames(info wasmmod.Info) string {
+	if names := info.Functions(); len(names) > 0 {
+		return strings.Join(names, ", ")
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return "none"
 }

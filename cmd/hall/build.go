@@ -22,6 +22,7 @@ import (
 	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/fsutil"
 )
 
 func init() {
@@ -152,7 +153,7 @@ func buildAction(c *cli.Context) error {
 	if err != nil {
 		return failf("embedding the record: %v", err)
 	}
-	if err := writeFile(out, module); err != nil {
+	if err := fsutil.WriteFileAtomic(out, module, 0o644); err != nil {
 		return failf("%v", err)
 	}
 	sum := sha256.Sum256(module)
@@ -161,7 +162,7 @@ func buildAction(c *cli.Context) error {
 	if err != nil {
 		return failf("encoding the record: %v", err)
 	}
-	if err := writeFile(recPath, append(pretty, '\n')); err != nil {
+	if err := fsutil.WriteFileAtomic(recPath, append(pretty, '\n'), 0o644); err != nil {
 		return failf("%v", err)
 	}
 
@@ -496,37 +497,10 @@ func envelopeWarnings(rec *wcp.Record, info wasmmod.Info) []string {
 }
 
 func funcExports(info wasmmod.Info) string {
-	var names []string
-	for _, e := range info.Exports {
-		if e.Kind == wasmmod.KindFunc && !strings.HasPrefix(e.Name, "_") {
-			names = append(names, e.Name)
-		}
+	if names := info.Functions(); len(names) > 0 {
+		return strings.Join(names, ", ")
 	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
-}
-
-// writeFile replaces path through a temporary file in the same directory,
-// so that a reader never sees half a module or half a record.
-func writeFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return "none"
 }
 
 func isTerminal(r any) bool {

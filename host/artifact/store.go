@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/fsutil"
 )
 
 // ErrNotFound is returned for a digest the store does not hold.
@@ -82,27 +83,8 @@ func (s *Store) Put(module []byte) (wcp.Digest, error) {
 	if existing, err := os.ReadFile(path); err == nil && wcp.Digest(sha256.Sum256(existing)) == d {
 		return d, nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".put-*")
-	if err != nil {
-		return d, fmt.Errorf("artifact store: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(module); err != nil {
-		tmp.Close()
+	if err := fsutil.WriteFileAtomic(path, module, 0o400); err != nil {
 		return d, fmt.Errorf("artifact store: writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return d, fmt.Errorf("artifact store: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return d, fmt.Errorf("artifact store: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o400); err != nil {
-		return d, fmt.Errorf("artifact store: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return d, fmt.Errorf("artifact store: %w", err)
 	}
 	return d, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -55,6 +56,19 @@ type Info struct {
 	Imports        []Import
 	Exports        []Export
 	CustomSections []string // names of custom sections, duplicates included
+}
+
+// Functions returns the names of the exported functions meant to be
+// called, in module order: those not starting with "_" (the runtime's
+// _start and _initialize, and internal exports).
+func (i Info) Functions() []string {
+	var names []string
+	for _, e := range i.Exports {
+		if e.Kind == KindFunc && !strings.HasPrefix(e.Name, "_") {
+			names = append(names, e.Name)
+		}
+	}
+	return names
 }
 
 // HasImport reports whether the module imports module.name (any kind).

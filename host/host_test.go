@@ -57,40 +57,10 @@ func buildModules(dir string) error {
 	if mods.tiny, err = watModule(dir, "tiny", `(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 0)))`); err != nil {
 		return err
 	}
-	if mods.logger, err = watModule(dir, "logger", `(module
-	  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-	  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-	  (import "extism:host/env" "log_info" (func $log_info (param i64)))
-	  (memory (export "memory") 1)
-	  (data (i32.const 0) "hello from the guest")
-	  (func (export "run") (result i32)
-	    (local $offs i64) (local $i i32)
-	    (local.set $offs (call $alloc (i64.const 20)))
-	    (block $done (loop $next
-	      (br_if $done (i32.ge_u (local.get $i) (i32.const 20)))
-	      (call $store_u8 (i64.add (local.get $offs) (i64.extend_i32_u (local.get $i))) (i32.load8_u (local.get $i)))
-	      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-	      (br $next)))
-	    (call $log_info (local.get $offs))
-	    (i32.const 0)))`); err != nil {
+	if mods.logger, err = watModule(dir, "logger", passBlock("extism:host/env", "log_info", "hello from the guest")); err != nil {
 		return err
 	}
-	if mods.emitter, err = watModule(dir, "emitter", `(module
-	  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-	  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-	  (import "extism:host/user" "hall_emit" (func $hall_emit (param i64)))
-	  (memory (export "memory") 1)
-	  (data (i32.const 0) "{\"event_id\":\"evt.test.done\",\"n\":1}")
-	  (func (export "run") (result i32)
-	    (local $offs i64) (local $i i32)
-	    (local.set $offs (call $alloc (i64.const 34)))
-	    (block $done (loop $next
-	      (br_if $done (i32.ge_u (local.get $i) (i32.const 34)))
-	      (call $store_u8 (i64.add (local.get $offs) (i64.extend_i32_u (local.get $i))) (i32.load8_u (local.get $i)))
-	      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-	      (br $next)))
-	    (call $hall_emit (local.get $offs))
-	    (i32.const 0)))`); err != nil {
+	if mods.emitter, err = watModule(dir, "emitter", passBlock("extism:host/user", "hall_emit", `{"event_id":"evt.test.done","n":1}`)); err != nil {
 		return err
 	}
 	mods.hog, err = watModule(dir, "hog", `(module (memory (export "memory") 1)
@@ -98,6 +68,27 @@ func buildModules(dir string) error {
 	    (loop $more (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
 	    unreachable))`)
 	return err
+}
+
+// passBlock is a WAT worker whose run export copies text into an Extism
+// kernel block and passes it to the host function module.name (i64) -> ().
+func passBlock(module, name, text string) string {
+	return fmt.Sprintf(`(module
+	  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+	  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+	  (import %q %q (func $host (param i64)))
+	  (memory (export "memory") 1)
+	  (data (i32.const 0) %q)
+	  (func (export "run") (result i32)
+	    (local $offs i64) (local $i i32)
+	    (local.set $offs (call $alloc (i64.const %d)))
+	    (block $done (loop $next
+	      (br_if $done (i32.ge_u (local.get $i) (i32.const %d)))
+	      (call $store_u8 (i64.add (local.get $offs) (i64.extend_i32_u (local.get $i))) (i32.load8_u (local.get $i)))
+	      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+	      (br $next)))
+	    (call $host (local.get $offs))
+	    (i32.const 0)))`, module, name, text, len(text), len(text))
 }
 
 func watModule(dir, name, src string) ([]byte, error) {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,33 +35,10 @@ type result struct {
 	code           int
 }
 
-// hall runs the binary in dir with stdin.
+// hall runs the binary in dir with stdin and a fresh state directory.
 func hall(t *testing.T, dir, stdin string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(hallBin, args...)
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(stdin)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HALL_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, "HALL_HOME="+filepath.Join(t.TempDir(), "home"))
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running hall %v: %v", args, err)
-	}
-	if strings.Contains(errb.String(), "goroutine ") || strings.Contains(errb.String(), "panic:") {
-		t.Fatalf("hall %v printed a Go stack trace:\n%s", args, errb.String())
-	}
-	return result{out.String(), errb.String(), code}
+	return hallWith(t, dir, stdin, []string{"HALL_HOME=" + filepath.Join(t.TempDir(), "home")}, args...)
 }
 
 // quickstart is the quick start's rules; routedir is a Hall directory with

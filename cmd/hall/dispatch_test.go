@@ -81,24 +81,7 @@ func hallDir(t *testing.T) string {
 // commands share the state directory.
 func hallIn(t *testing.T, dir, stdin string, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(hallBin, args...)
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "HALL_HOME=" + filepath.Join(dir, ".hall")}
-	cmd.Env = append(cmd.Env, env...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running hall %v: %v", args, err)
-	}
-	if strings.Contains(errb.String(), "goroutine ") || strings.Contains(errb.String(), "panic:") {
-		t.Fatalf("hall %v printed a Go stack trace:\n%s", args, errb.String())
-	}
-	return result{out.String(), errb.String(), code}
+	return hallWith(t, dir, stdin, append([]string{"HALL_HOME=" + filepath.Join(dir, ".hall")}, env...), args...)
 }
 
 func mustOK(t *testing.T, r result, what string) {

@@ -55,13 +55,8 @@ func (s *Server) routeInput(r *http.Request, raw []byte) (*wcp.RouteInput, *apiE
 // route answers POST /wcp/route: the decision only, always a dry run, and
 // recorded in the ledger. A denial is a decision, so it is a 200 as well.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	if e := requireMedia(r, "application/json"); e != nil {
-		writeError(w, r, e)
-		return
-	}
-	body, e := readBody(w, r, s.cfg.MaxBody)
-	if e != nil {
-		writeError(w, r, e)
+	body, ok := s.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	in, e := s.routeInput(r, body)
@@ -164,13 +159,8 @@ func outcomeStatus(outcome string) int {
 // run answers POST /wcp/run: decide, dispatch and record, through
 // host.Hall.Run, bounded by the dispatch semaphore.
 func (s *Server) run(w http.ResponseWriter, r *http.Request) {
-	if e := requireMedia(r, "application/json"); e != nil {
-		writeError(w, r, e)
-		return
-	}
-	body, e := readBody(w, r, s.cfg.MaxBody)
-	if e != nil {
-		writeError(w, r, e)
+	body, ok := s.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	req, e := s.parseRun(r, body)
@@ -247,4 +237,19 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		out["output"], out["output_encoding"] = res.Output, "base64"
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// jsonBody reads a JSON request body within the size limit; on failure it
+// has written the error response.
+func (s *Server) jsonBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if e := requireMedia(r, "application/json"); e != nil {
+		writeError(w, r, e)
+		return nil, false
+	}
+	body, e := readBody(w, r, s.cfg.MaxBody)
+	if e != nil {
+		writeError(w, r, e)
+		return nil, false
+	}
+	return body, true
 }

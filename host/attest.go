@@ -22,12 +22,15 @@ func (r registeredArtifacts) WorkerHash(ctx context.Context, species string) (st
 }
 
 // selectWorker chooses the worker that serves a species when several are
-// enrolled: the one enrolled last in file-name order of enrolled/ (the same
-// directory always gives the same choice).
+// enrolled: the one whose worker_id sorts last (byte order). The choice
+// depends only on what is enrolled, not on the order it was enrolled in, so
+// every process over the same enrolled/ directory makes the same one.
 func selectWorker(reg *registry.Registry, species string) *wcp.Record {
-	ws := reg.WorkersOf(species)
-	if len(ws) == 0 {
-		return nil
+	var best *wcp.Record
+	for _, rec := range reg.WorkersOf(species) {
+		if best == nil || rec.WorkerID > best.WorkerID {
+			best = rec
+		}
 	}
-	return ws[len(ws)-1]
+	return best
 }

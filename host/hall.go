@@ -226,6 +226,9 @@ func loadConfig(opts Options) (Config, error) {
 	return cfg, nil
 }
 
+// Options returns the options the Hall was opened with, paths resolved.
+func (h *Hall) Options() Options { return h.opts }
+
 // Rules returns the compiled rules.
 func (h *Hall) Rules() *router.RuleSet { return h.rules.Load() }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
 )
 
@@ -346,4 +347,62 @@ func TestRunRecordsWorkerTelemetry(t *testing.T) {
 	if !found {
 		t.Fatalf("the worker's event was not recorded under %s: %s", in.CorrelationID, evs)
 	}
+}
+
+func TestEnrollRefusesUnrestrictedEgress(t *testing.T) {
+	h := newHall(t, host.Options{})
+	_, err := h.Enroll(context.Background(), host.EnrollRequest{Module: mods.tiny,
+		Record: record("org.acme.net", "wrk.test.net", "cap.test.net", `, "privilege_envelope": {"network_egress": "unrestricted"}`)})
+	var ee *host.EnrollError
+	if !errors.As(err, &ee) || len(ee.Problems) != 1 || ee.Problems[0].Field != "privilege_envelope.network_egress" {
+		t.Fatalf("err = %v", err)
+	}
+	if _, ok := h.Registry().Record("org.acme.net"); ok {
+		t.Fatal("the refused worker was enrolled")
+	}
+}
+
+// Several workers of one species: the one whose worker_id sorts last
+// serves it, whatever the order of enrollment, in this process and in a
+// fresh one.
+func TestSpeciesServedByLastWorkerInFileOrder(t *testing.T) {
+	h := newHall(t, host.Options{})
+	ctx := context.Background()
+	// The same WAT with a different custom section: other bytes, same code.
+	other, err := wasmmod.SetCustomSection(mods.tiny, "hall.test", []byte("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		id     string
+		module []byte
+	}{{"org.acme.tiny-b", other}, {"org.acme.tiny-a", mods.tiny}} {
+		if _, err := h.Enroll(ctx, host.EnrollRequest{Module: w.module, Record: record(w.id, "wrk.test.tiny", "cap.test.tiny", "")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// org.acme.tiny (enrolled first, by newHall) < org.acme.tiny-a < org.acme.tiny-b
+	want := digest(other)
+	for _, hall := range []*host.Hall{h, reopen(t, h)} {
+		dec := hall.Decide(ctx, input(t, "cap.test.tiny", "org.acme"))
+		if dec.Denied || string(dec.ArtifactHash) != want {
+			t.Fatalf("artifact %s (denied %v), want %s", dec.ArtifactHash, dec.Denied, want)
+		}
+		res, err := hall.Run(ctx, host.RunRequest{Input: input(t, "cap.test.tiny", "org.acme")})
+		if err != nil || res.WorkerID != "org.acme.tiny-b" {
+			t.Fatalf("ran %q (%v), want org.acme.tiny-b", res.WorkerID, err)
+		}
+	}
+}
+
+// reopen opens a second Hall over the first one's directories.
+func reopen(t *testing.T, h *host.Hall) *host.Hall {
+	t.Helper()
+	o := h.Options()
+	h2, err := host.Open(context.Background(), host.Options{Rules: o.Rules, RegistryDir: o.RegistryDir, Home: o.Home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h2.Close(context.Background()) })
+	return h2
 }

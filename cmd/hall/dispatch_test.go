@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host/wasmmod"
+
+	_ "modernc.org/sqlite" // to tamper with the ledger file in tests
 )
 
 var (
@@ -380,5 +383,61 @@ func TestRunUnmodifiedExtismPlugin(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Count != 6 {
 		t.Fatalf("output %q (%v), want a count of 6 vowels", r.stdout, err)
+	}
+}
+
+// hall audit verify finds a receipt altered, deleted or reordered in the
+// database file behind the Hall's back, names it and exits non-zero.
+func TestAuditVerifyDetectsTampering(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sql  []string
+	}{
+		{"altered output hash", []string{`UPDATE receipts SET body = replace(body, '"outcome":"ok"', '"outcome":"OK"') WHERE seq = 2`}},
+		{"deleted receipt", []string{`DELETE FROM receipts WHERE seq = 2`}},
+		{"forged signature", []string{`UPDATE receipts SET signature = (SELECT signature FROM receipts WHERE seq = 1) WHERE seq = 2`}},
+		{"swapped receipts", []string{
+			`UPDATE receipts SET seq = -1 WHERE seq = 1`, `UPDATE receipts SET seq = 1 WHERE seq = 2`, `UPDATE receipts SET seq = 2 WHERE seq = -1`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := hallDir(t)
+			mustOK(t, enrollPlugin(t, dir, "summarizer"), "enroll")
+			var ids []string
+			for range 3 {
+				mustOK(t, hallIn(t, dir, document, nil, "run", "cap.doc.summarize", "--tenant", "org.acme"), "run")
+			}
+			r := hallIn(t, dir, "", nil, "receipts", "--json")
+			var rs []map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil || len(rs) != 3 {
+				t.Fatalf("receipts: %v %s", err, r.stdout)
+			}
+			for i := len(rs) - 1; i >= 0; i-- { // newest first → chain order
+				ids = append(ids, rs[i]["receipt_id"].(string))
+			}
+			mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "verify before tampering")
+
+			db, err := sql.Open("sqlite", filepath.Join(dir, ".hall", "hall.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range append([]string{"DROP TRIGGER receipts_no_update", "DROP TRIGGER receipts_no_delete"}, tc.sql...) {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			db.Close()
+
+			r = hallIn(t, dir, "", nil, "audit", "verify")
+			if r.code != exitError || !strings.Contains(r.stdout, "BROKEN tenant org.acme: receipt ") || !strings.Contains(r.stderr, "audit failed") {
+				t.Fatalf("tampering not reported: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			named := false
+			for _, id := range ids {
+				named = named || strings.Contains(r.stdout, id)
+			}
+			if !named {
+				t.Fatalf("the break names no receipt of the chain %v:\n%s", ids, r.stdout)
+			}
+		})
 	}
 }

@@ -293,7 +293,7 @@ func (in *RouteInput) Canonical(b []byte) ([]byte, error) {
 	b = append(b, `,"request":`...)
 	req := in.Request
 	if len(req) == 0 {
-		req = json.RawMessage("{}")
+		req = emptyObject
 	}
 	if b, err = appendCanonical(b, req); err != nil {
 		return b, fmt.Errorf("request: %w", err)
@@ -310,6 +310,9 @@ func (in *RouteInput) Canonical(b []byte) ([]byte, error) {
 	b = appendString(b, in.TenantRisk)
 	return append(b, '}'), nil
 }
+
+// emptyObject is the request of a RouteInput without one.
+var emptyObject = json.RawMessage("{}")
 
 // Digest is a SHA-256 digest written as "sha256:<hex>".
 type Digest [sha256.Size]byte

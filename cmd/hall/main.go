@@ -62,8 +62,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitError
 }
 
+// categories group the commands in `hall help`.
+var categories = map[string]string{
+	"build": "Workers", "inspect": "Workers", "enroll": "Workers", "run": "Workers",
+	"route": "Routing", "validate": "Routing", "conformance": "Routing",
+	"receipts": "Evidence", "audit": "Evidence", "keys": "Evidence", "replay": "Evidence",
+	"serve": "HTTP API", "tokens": "HTTP API",
+}
+
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "hall",
 		Usage:                "govern and run sandboxed WebAssembly workers (WCP)",
 		Version:              buildVersion(),
@@ -82,6 +90,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			versionCommand(),
 		}, extraCommands...),
 	}
+	for _, c := range app.Commands {
+		c.Category = categories[c.Name]
+	}
+	return app
 }
 
 // extraCommands are registered by the init functions of the files that

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -340,6 +342,11 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		}
 		h.log.Warn("hall: worker failed", "worker_id", rec.WorkerID, "correlation_id", req.Input.CorrelationID, "outcome", res.Outcome, "error", err)
 	}
+	if len(res.Logs) > 0 {
+		// Captured guest output (bounded by the log limit) joins the Hall's
+		// log under the correlation id.
+		h.log.Info("hall: worker log", "worker_id", rec.WorkerID, "correlation_id", req.Input.CorrelationID, "log", string(res.Logs))
+	}
 	if len(res.Events) > 0 {
 		if err := store.RecordEvents(ctx, req.Input.CorrelationID, res.Events); err != nil {
 			h.log.Error("hall: recording worker telemetry failed", "correlation_id", req.Input.CorrelationID, "error", err)
@@ -374,6 +381,30 @@ func denyTampered(dec *wcp.RouteDecision, te *artifact.TamperedError) {
 		EventID: wcp.EvtTaskDenied, Timestamp: dec.Timestamp, CorrelationID: dec.CorrelationID,
 		TenantID: dec.TenantID, CapabilityID: dec.CapabilityID, DenyCode: wcp.DenyWorkerTampered, DenyMessage: dec.DenyReason.Message, MatchedRuleID: dec.MatchedRuleID,
 	})
+}
+
+// PoolStats is how many sandbox instances a loaded worker has ready.
+type PoolStats struct {
+	WorkerID string
+	Fresh    int // pre-instantiated, never used
+	Idle     int // kept for reuse by the same tenant
+}
+
+// Pools reports the instances ready for each worker loaded in this
+// process, sorted by worker id.
+func (h *Hall) Pools() []PoolStats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]PoolStats, 0, len(h.workers))
+	for id, lw := range h.workers {
+		if lw.worker == nil {
+			continue
+		}
+		fresh, idle := lw.worker.Pooled()
+		out = append(out, PoolStats{WorkerID: id, Fresh: fresh, Idle: idle})
+	}
+	slices.SortFunc(out, func(a, b PoolStats) int { return strings.Compare(a.WorkerID, b.WorkerID) })
+	return out
 }
 
 // Close releases the sandbox (compiled modules, pooled instances).

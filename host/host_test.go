@@ -406,3 +406,24 @@ func reopen(t *testing.T, h *host.Hall) *host.Hall {
 	t.Cleanup(func() { h2.Close(context.Background()) })
 	return h2
 }
+
+func TestPoolsReportFreshAndIdleInstances(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "hall.json")
+	if err := os.WriteFile(cfg, []byte(`{"workers": {"org.acme.tiny": {"reuse_instances": true, "pool": 1}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHall(t, host.Options{ConfigFile: cfg})
+	res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.test.tiny", "org.acme")})
+	if err != nil || res.Outcome != "ok" {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	for _, p := range h.Pools() {
+		if p.WorkerID == "org.acme.tiny" {
+			if p.Idle != 1 {
+				t.Fatalf("tiny: %+v, want the used instance kept idle for the tenant", p)
+			}
+			return
+		}
+	}
+	t.Fatalf("no pool reported for org.acme.tiny: %+v", h.Pools())
+}

@@ -317,6 +317,17 @@ func inspectModule(ctx context.Context, rtCfg wazero.RuntimeConfig, wasm []byte)
 // Exports returns the names of the functions Call accepts, sorted.
 func (w *Worker) Exports() []string { return slices.Clone(w.names) }
 
+// Pooled returns how many instances are ready now: never-used ones in the
+// pool, and idle ones kept for reuse (Spec.Reuse).
+func (w *Worker) Pooled() (fresh, idle int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, list := range w.idle {
+		idle += len(list)
+	}
+	return len(w.pool), idle
+}
+
 // Limits returns the limits in force for this worker's calls.
 func (w *Worker) Limits() Limits { return w.limits }
 

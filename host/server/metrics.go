@@ -20,7 +20,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 }
 
-func newMetrics(online func() bool, workers func() int) *metrics {
+func newMetrics(online func() bool, workers func() int, pools func() []host.PoolStats) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,7 +63,7 @@ func newMetrics(online func() bool, workers func() int) *metrics {
 		Name: "hall_workers_enrolled",
 		Help: "Enrolled worker records.",
 	}, func() float64 { return float64(workers()) })
-	m.reg.MustRegister(m.decisions, m.dispatch, m.limitHits, m.inFlight, m.rejected, m.requests, onlineGauge, workersGauge,
+	m.reg.MustRegister(m.decisions, m.dispatch, m.limitHits, m.inFlight, m.rejected, m.requests, onlineGauge, workersGauge, poolCollector{pools},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,5 +80,25 @@ func (m *metrics) ran(res *host.RunResult, seconds float64) {
 	m.dispatch.WithLabelValues(res.Outcome).Observe(seconds)
 	if strings.HasPrefix(res.Outcome, "LIMIT_") {
 		m.limitHits.WithLabelValues(res.Outcome).Inc()
+	}
+}
+
+// poolCollector reports the sandbox instances each loaded worker has
+// ready, read at scrape time.
+type poolCollector struct{ pools func() []host.PoolStats }
+
+var pooledDesc = prometheus.NewDesc("hall_instances_pooled",
+	"Sandbox instances ready per loaded worker: state fresh (pre-instantiated, never used) or idle (kept for reuse by one tenant).",
+	[]string{"worker_id", "state"}, nil)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pooledDesc }
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.pools == nil {
+		return
+	}
+	for _, p := range c.pools() {
+		ch <- prometheus.MustNewConstMetric(pooledDesc, prometheus.GaugeValue, float64(p.Fresh), p.WorkerID, "fresh")
+		ch <- prometheus.MustNewConstMetric(pooledDesc, prometheus.GaugeValue, float64(p.Idle), p.WorkerID, "idle")
 	}
 }

@@ -794,6 +794,9 @@ func TestMetrics(t *testing.T) {
 		`hall_dispatches_in_flight 0`,
 		`hall_online 1`,
 		`hall_http_requests_total{method="POST",route="/wcp/run",status="404"} 1`,
+		// The summarizer is loaded after the dispatch: its pool is reported.
+		`hall_instances_pooled{state="fresh",worker_id="org.acme.summarizer"} `,
+		`hall_instances_pooled{state="idle",worker_id="org.acme.summarizer"} 0`,
 	} {
 		if !strings.Contains(string(r.raw), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -427,3 +427,16 @@ func TestPoolsReportFreshAndIdleInstances(t *testing.T) {
 	}
 	t.Fatalf("no pool reported for org.acme.tiny: %+v", h.Pools())
 }
+
+func TestEnrollKeepsUnknownRecordMembers(t *testing.T) {
+	h := newHall(t, host.Options{})
+	res, err := h.Enroll(context.Background(), host.EnrollRequest{Module: mods.tiny,
+		Record: record("org.acme.extra", "wrk.test.extra", "cap.test.extra", `, "x_team": "search", "privilege_envelope": {"network_egress": "none", "x_reviewed": true}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(res.RecordPath)
+	if err != nil || !strings.Contains(string(b), `"x_team": "search"`) || !strings.Contains(string(b), `"x_reviewed": true`) || !strings.Contains(string(b), `"artifact_hash": "`+digest(mods.tiny)+`"`) {
+		t.Fatalf("written record (%v):\n%s", err, b)
+	}
+}

@@ -285,6 +285,9 @@ func TestEnrollRefusesRecordForOtherBytes(t *testing.T) {
 
 func TestEnrollUnroutedCapabilityAndAddRule(t *testing.T) {
 	dir := hallDir(t)
+	// Members the Hall does not know survive the rewrite of rules.json.
+	write(t, dir, "rules.json", `{"x_owner": "platform-team", "rules": [{"rule_id": "sum", "x_ticket": "GOV-12",
+	  "match": {"capability_id": "cap.doc.summarize"}, "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.doc.summarizer"}]}}]}`)
 	r := enrollPlugin(t, dir, "redactor")
 	mustOK(t, r, "enroll")
 	if !strings.Contains(r.stderr, "no rule in rules.json routes cap.doc.redact to wrk.doc.redactor") {
@@ -309,6 +312,10 @@ func TestEnrollUnroutedCapabilityAndAddRule(t *testing.T) {
 		t.Fatalf("the added rule must be dev only; stage: exit %d", r.code)
 	}
 	mustOK(t, hallIn(t, dir, "", nil, "validate", "rules.json"), "validate after --add-rule")
+	rules, err := os.ReadFile(filepath.Join(dir, "rules.json"))
+	if err != nil || !strings.Contains(string(rules), `"x_owner": "platform-team"`) || !strings.Contains(string(rules), `"x_ticket": "GOV-12"`) {
+		t.Fatalf("unknown members lost by --add-rule (%v):\n%s", err, rules)
+	}
 }
 
 func TestEnrollReplaceSaysSo(t *testing.T) {

@@ -183,7 +183,9 @@ func (h *Hall) load(ctx context.Context, rec *wcp.Record, module []byte) (*sandb
 }
 
 // worker returns the loaded worker for rec, loading and verifying its
-// module on first use.
+// module on first use. A loaded worker and a tampered module are
+// remembered for the module's digest; other failures (a cancelled load, a
+// missing file) are not, so the next dispatch tries again.
 func (h *Hall) worker(ctx context.Context, rec *wcp.Record) (*sandbox.Worker, error) {
 	h.mu.Lock()
 	lw := h.workers[rec.WorkerID]
@@ -213,7 +215,10 @@ func (h *Hall) worker(ctx context.Context, rec *wcp.Record) (*sandbox.Worker, er
 		}
 		return cur.worker, cur.err
 	}
-	h.workers[rec.WorkerID] = lw
+	var te *artifact.TamperedError
+	if lw.err == nil || errors.As(lw.err, &te) {
+		h.workers[rec.WorkerID] = lw
+	}
 	h.mu.Unlock()
 	return lw.worker, lw.err
 }

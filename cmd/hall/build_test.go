@@ -387,50 +387,9 @@ func testWizard(t *testing.T, pkg string) {
 	cmd := exec.CommandContext(ctx, hallBin, "build", "--accessible", "-o", out)
 	cmd.Dir = pkg
 	cmd.Env = testEnv("TERM=dumb", "NO_COLOR=1")
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tty.Close()
-
-	var (
-		mu     sync.Mutex
-		screen []byte
-		seen   int // screen[:seen] has been matched
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			mu.Lock()
-			screen = append(screen, buf[:n]...)
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	expect := func(s string) {
-		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
-			mu.Lock()
-			i := bytes.Index(screen[seen:], []byte(s))
-			if i >= 0 {
-				seen += i + len(s)
-			}
-			mu.Unlock()
-			if i >= 0 {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("no prompt %q; the terminal shows:\n%s", s, screen[seen:])
-	}
+	term := startPTY(t, cmd, 50, 200)
+	tty := term.tty
+	expect := func(s string) { t.Helper(); term.expect(t, s, true) }
 	answer := func(prompt, line string) {
 		t.Helper()
 		expect(prompt)
@@ -460,8 +419,7 @@ func testWizard(t *testing.T, pkg string) {
 	expect("Reversibility [reversible]")
 	answer("Enter a number between 1 and 3", "2") // partially reversible
 
-	waitErr := cmd.Wait()
-	<-done
+	screen, waitErr := term.wait(cmd)
 	if waitErr != nil {
 		t.Fatalf("hall build: %v; the terminal shows:\n%s", waitErr, screen)
 	}
@@ -608,41 +566,9 @@ func testWizardTUI(t *testing.T, pkg string) {
 	cmd := exec.CommandContext(ctx, hallBin, "build", "-o", out)
 	cmd.Dir = pkg
 	cmd.Env = testEnv("TERM=xterm-256color")
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 60, Cols: 160})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tty.Close()
-	var (
-		mu     sync.Mutex
-		screen []byte
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			mu.Lock()
-			screen = append(screen, buf[:n]...)
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	expect := func(s string) {
-		t.Helper()
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			mu.Lock()
-			ok := bytes.Contains(screen, []byte(s))
-			mu.Unlock()
-			if ok {
-				return
-			}
-		}
-		t.Fatalf("the form never showed %q", s)
-	}
+	term := startPTY(t, cmd, 60, 160)
+	tty := term.tty
+	expect := func(s string) { t.Helper(); term.expect(t, s, false) }
 	// huh moves between fields and groups through commands, so a key sent
 	// before the previous one is processed could reach the wrong field.
 	keys := func(ks ...string) {
@@ -663,8 +589,7 @@ func testWizardTUI(t *testing.T, pkg string) {
 	keys(enter, enter, enter, enter)
 	expect("Blast radius: data")
 	keys(clear, "4", enter, enter, enter, enter, enter)
-	waitErr := cmd.Wait()
-	<-done
+	screen, waitErr := term.wait(cmd)
 	if waitErr != nil {
 		t.Fatalf("hall build: %v; the terminal shows:\n%s", waitErr, screen)
 	}
@@ -685,4 +610,70 @@ func testWizardTUI(t *testing.T, pkg string) {
 		!slices.Equal(rec.Envelope.Reads, []string{"/srv/documents"}) || rec.ArtifactHash != digestOf(t, out) {
 		t.Errorf("record after the form: %+v", rec)
 	}
+}
+
+// ptyScreen runs a command on a pseudo-terminal and records what it shows.
+type ptyScreen struct {
+	tty  *os.File
+	mu   sync.Mutex
+	buf  []byte
+	seen int // buf[:seen] has been matched by ordered expectations
+	done chan struct{}
+}
+
+func startPTY(t *testing.T, cmd *exec.Cmd, rows, cols uint16) *ptyScreen {
+	t.Helper()
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: rows, Cols: cols})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	s := &ptyScreen{tty: tty, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		b := make([]byte, 4096)
+		for {
+			n, err := tty.Read(b)
+			s.mu.Lock()
+			s.buf = append(s.buf, b[:n]...)
+			s.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// expect waits up to a minute for text on the screen: after the previous
+// ordered match when ordered, anywhere otherwise.
+func (s *ptyScreen) expect(t *testing.T, text string, ordered bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		from := 0
+		if ordered {
+			from = s.seen
+		}
+		i := bytes.Index(s.buf[from:], []byte(text))
+		if i >= 0 && ordered {
+			s.seen = from + i + len(text)
+		}
+		s.mu.Unlock()
+		if i >= 0 {
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.Fatalf("the terminal never showed %q; it shows:\n%s", text, s.buf[s.seen:])
+}
+
+// wait waits for the command and returns everything the terminal showed.
+func (s *ptyScreen) wait(cmd *exec.Cmd) ([]byte, error) {
+	err := cmd.Wait()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf, err
 }

@@ -5,12 +5,9 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/host/registry"
-	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/plugins/internal/plugintest"
 )
 
@@ -91,35 +88,7 @@ func TestWasmBadOptions(t *testing.T) {
 }
 
 func TestRegistryRecordMatchesModule(t *testing.T) {
-	data, err := os.ReadFile("registry_record.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := registry.Validate(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(rec.Capabilities, []string{Capability}) {
-		t.Errorf("record serves %v", rec.Capabilities)
-	}
-	info, err := wasmmod.Inspect(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for capability, export := range rec.Entrypoints {
-		if !info.HasExport(export, wasmmod.KindFunc) {
-			t.Errorf("entrypoint %s -> %s is not exported", capability, export)
-		}
-	}
-	env := rec.PrivilegeEnvelope
-	if env == nil || !env.NetworkEgress.None() || len(env.SecretsAccess) != 0 {
-		t.Fatalf("envelope %+v: want no egress and no secrets", env)
-	}
-	for _, name := range []string{"hall_http", "hall_secret"} {
-		if info.HasImport("extism:host/user", name) {
-			t.Errorf("module imports %s, which its envelope cannot grant", name)
-		}
-	}
+	_, info := plugintest.CheckRecord(t, wasm, Capability)
 	if !info.HasImport("extism:host/user", "hall_emit") {
 		t.Error("redactor should import hall_emit for its evt.doc.redacted events")
 	}

@@ -5,11 +5,9 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/plugins/internal/plugintest"
 )
@@ -112,37 +110,12 @@ func TestWasmErrors(t *testing.T) {
 // entrypoint is exported, and the envelope (no secrets, no egress) matches
 // the absence of the hall_secret and hall_http imports.
 func TestRegistryRecordMatchesModule(t *testing.T) {
-	data, err := os.ReadFile("registry_record.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := registry.Validate(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(rec.Capabilities, []string{Capability}) || rec.WorkerSpeciesID != "wrk.doc.summarizer" {
-		t.Errorf("record serves %v as %s", rec.Capabilities, rec.WorkerSpeciesID)
-	}
-	info, err := wasmmod.Inspect(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for capability, export := range rec.Entrypoints {
-		if !info.HasExport(export, wasmmod.KindFunc) {
-			t.Errorf("entrypoint %s -> %s is not exported", capability, export)
-		}
+	rec, info := plugintest.CheckRecord(t, wasm, Capability)
+	if rec.WorkerSpeciesID != "wrk.doc.summarizer" {
+		t.Errorf("species %s", rec.WorkerSpeciesID)
 	}
 	if !info.HasExport("run", wasmmod.KindFunc) {
 		t.Error("no run export")
-	}
-	env := rec.PrivilegeEnvelope
-	if env == nil || !env.NetworkEgress.None() || len(env.SecretsAccess) != 0 {
-		t.Fatalf("envelope %+v: want no egress and no secrets", env)
-	}
-	for _, name := range []string{"hall_http", "hall_secret"} {
-		if info.HasImport("extism:host/user", name) {
-			t.Errorf("module imports %s, which its envelope cannot grant", name)
-		}
 	}
 }
 

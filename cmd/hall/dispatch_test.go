@@ -448,3 +448,44 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		})
 	}
 }
+
+func TestReceiptsFilters(t *testing.T) {
+	dir := hallDir(t)
+	mustOK(t, enrollPlugin(t, dir, "summarizer"), "enroll")
+	for _, tenant := range []string{"org.a", "org.b", "org.b"} {
+		mustOK(t, hallIn(t, dir, document, nil, "run", "cap.doc.summarize", "--tenant", tenant, "--correlation-id", "corr-"+tenant), "run")
+	}
+	count := func(args ...string) int {
+		t.Helper()
+		r := hallIn(t, dir, "", nil, append([]string{"receipts", "--json"}, args...)...)
+		mustOK(t, r, "receipts")
+		var rs []map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
+			t.Fatalf("%v: %s", err, r.stdout)
+		}
+		return len(rs)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 3},
+		{[]string{"--tenant", "org.b"}, 2},
+		{[]string{"--correlation-id", "corr-org.a"}, 1},
+		{[]string{"--worker", "org.acme.summarizer", "--limit", "2"}, 2},
+		{[]string{"--worker", "org.acme.other"}, 0},
+		{[]string{"--since", "1h"}, 3},
+	} {
+		if got := count(tc.args...); got != tc.want {
+			t.Errorf("receipts %v: %d, want %d", tc.args, got, tc.want)
+		}
+	}
+	r := hallIn(t, dir, "", nil, "receipts", "show", "01890000-0000-7000-8000-000000000000")
+	if r.code != exitError || !strings.Contains(r.stderr, "no receipt 01890000-0000-7000-8000-000000000000") {
+		t.Fatalf("show unknown: exit %d %q", r.code, r.stderr)
+	}
+	r = hallIn(t, t.TempDir(), "", nil, "audit", "verify")
+	if r.code != exitError || !strings.Contains(r.stderr, "no evidence ledger") {
+		t.Fatalf("verify without a ledger: exit %d %q", r.code, r.stderr)
+	}
+}

@@ -63,7 +63,8 @@ func summarize(c *sdk.Call) error {
 	s := Summarize(text, opts)
 	c.Logf(sdk.LevelDebug, "summarized %d of %d sentences", len(s.Sentences), s.Total)
 	if !isJSON {
-		c.OutputString(s.Text())
+		// Plain text in, a line of plain text out.
+		c.OutputString(s.Text() + "\n")
 		return nil
 	}
 	return c.OutputJSON(response{Summary: s.Text(), Sentences: s.Sentences, Indices: s.Indices, Total: s.Total})

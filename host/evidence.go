@@ -24,7 +24,7 @@ func (h *Hall) Ledger() (ledger.Store, error) {
 		return h.ledger, nil
 	}
 	var opts []ledger.Option
-	if h.opts.StorePayloads {
+	if h.opts.StorePayloads || h.cfg.StorePayloads {
 		opts = append(opts, ledger.WithPayloads())
 	}
 	s, err := ledger.Open(h.opts.Home, opts...)

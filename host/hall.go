@@ -78,6 +78,9 @@ type Config struct {
 	// Limits are the Hall's ceilings on every dispatch, and the defaults
 	// for workers whose record declares none.
 	Limits LimitsConfig `json:"limits,omitzero"`
+	// StorePayloads keeps dispatch inputs and outputs in the evidence
+	// ledger, inside the signed receipts (by default only their hashes).
+	StorePayloads bool `json:"store_payloads,omitempty"`
 	// Workers holds per-worker dispatch settings, by worker id.
 	Workers map[string]WorkerSettings `json:"workers,omitempty"`
 }
@@ -117,7 +120,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, workers)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers)", err)
 	}
 	return c, nil
 }

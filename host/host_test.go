@@ -440,3 +440,26 @@ func TestEnrollKeepsUnknownRecordMembers(t *testing.T) {
 		t.Fatalf("written record (%v):\n%s", err, b)
 	}
 }
+
+func TestStorePayloadsOptIn(t *testing.T) {
+	for _, optIn := range []bool{false, true} {
+		cfg := filepath.Join(t.TempDir(), "hall.json")
+		if err := os.WriteFile(cfg, fmt.Appendf(nil, `{"store_payloads": %v}`, optIn), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h := newHall(t, host.Options{ConfigFile: cfg})
+		ctx := context.Background()
+		res, err := h.Run(ctx, host.RunRequest{Input: input(t, "cap.doc.summarize", "org.acme"), Payload: []byte(text)})
+		if err != nil || res.Outcome != "ok" {
+			t.Fatalf("run: %v %+v", err, res)
+		}
+		store, _ := h.Ledger()
+		r, err := store.Receipt(ctx, res.ReceiptID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored := string(r.InputPayload) == text && string(r.OutputPayload) == string(res.Output); stored != optIn {
+			t.Fatalf("store_payloads=%v: input payload %q, output payload %q", optIn, r.InputPayload, r.OutputPayload)
+		}
+	}
+}

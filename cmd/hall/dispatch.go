@@ -6,13 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/wasmmod"
 )
 
 // exitWorkerFailed is the status of `hall run` when the worker ran and
@@ -95,7 +95,8 @@ func enrollCommand() *cli.Command {
 }
 
 func hasRecordSection(module []byte) bool {
-	return strings.Contains(string(module), host.RecordSection) // cheap pre-check; Enroll parses properly
+	_, ok, err := wasmmod.CustomSection(module, host.RecordSection)
+	return ok && err == nil
 }
 
 func runCommand() *cli.Command {

@@ -17,6 +17,7 @@ import (
 	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/wasmtest"
 )
 
 // Real modules, built once per test binary.
@@ -45,14 +46,8 @@ func TestMain(m *testing.M) {
 }
 
 func buildModules(dir string) error {
-	out := filepath.Join(dir, "summarizer.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../plugins/summarizer")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the summarizer: %v\n%s", err, b)
-	}
 	var err error
-	if mods.summarizer, err = os.ReadFile(out); err != nil {
+	if mods.summarizer, err = wasmtest.Build("../plugins/summarizer"); err != nil {
 		return err
 	}
 	if mods.tiny, err = watModule(dir, "tiny", `(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 0)))`); err != nil {

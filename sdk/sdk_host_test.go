@@ -8,17 +8,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	extism "github.com/extism/go-sdk"
-	"github.com/tetratelabs/wazero"
 
 	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmtest"
 )
 
 // Test guests, built once per test binary from testdata/ (see TestMain).
@@ -27,37 +25,10 @@ var (
 	echoWasm   []byte // testdata/echo: the smallest worker
 )
 
-// cache shares compiled modules between the plugins of this test binary;
-// compiling a 3 MB Go module takes longer than any test that uses it.
-var cache = wazero.NewCompilationCache()
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sdk-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	workerWasm = buildGuest(dir, "./testdata/worker")
-	echoWasm = buildGuest(dir, "./testdata/echo")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func buildGuest(dir, pkg string) []byte {
-	out := filepath.Join(dir, filepath.Base(pkg)+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, msg)
-		os.Exit(2)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	return b
+	workerWasm = wasmtest.MustBuild("./testdata/worker")
+	echoWasm = wasmtest.MustBuild("./testdata/echo")
+	os.Exit(m.Run())
 }
 
 // fakeHall plays the Hall's side of hall_secret, hall_http and hall_emit
@@ -152,19 +123,7 @@ func newPlugin(tb testing.TB, wasm []byte, config map[string]string, hall *fakeH
 	if hall == nil {
 		hall = &fakeHall{}
 	}
-	manifest := extism.Manifest{
-		Wasm:   []extism.Wasm{extism.WasmData{Data: wasm}},
-		Config: config,
-	}
-	p, err := extism.NewPlugin(context.Background(), manifest, extism.PluginConfig{
-		EnableWasi:    true,
-		RuntimeConfig: wazero.NewRuntimeConfig().WithCompilationCache(cache),
-	}, hall.functions())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { p.Close(context.Background()) })
-	return p
+	return wasmtest.NewPluginWith(tb, wasm, config, hall.functions())
 }
 
 func call(tb testing.TB, p *extism.Plugin, fn string, input []byte) []byte {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmtest"
 
 	_ "modernc.org/sqlite" // to tamper with the ledger file in tests
 )
@@ -25,7 +26,6 @@ type pluginBuild struct {
 	once sync.Once
 	path string
 	err  error
-	out  []byte
 }
 
 // plugin builds plugins/<name> to .wasm once per test binary.
@@ -40,12 +40,10 @@ func plugin(t *testing.T, name string) string {
 			return
 		}
 		b.path = filepath.Join(dir, name+".wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", b.path, "../../plugins/"+name)
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		b.out, b.err = cmd.CombinedOutput()
+		b.err = wasmtest.BuildTo("../../plugins/"+name, b.path)
 	})
 	if b.err != nil {
-		t.Fatalf("building plugin %s: %v\n%s", name, b.err, b.out)
+		t.Fatal(b.err)
 	}
 	return b.path
 }

@@ -3,10 +3,11 @@ package main
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wcphall/hall/internal/wasmtest"
 )
 
 // The example runs for real: it builds the summarizer plugin, then enrolls
@@ -14,10 +15,8 @@ import (
 func TestEmbeddingExample(t *testing.T) {
 	dir := t.TempDir()
 	wasm := filepath.Join(dir, "summarizer.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, "../../plugins/summarizer")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the summarizer: %v\n%s", err, out)
+	if err := wasmtest.BuildTo("../../plugins/summarizer", wasm); err != nil {
+		t.Fatal(err)
 	}
 	rules, err := os.ReadFile("../quickstart/rules.json")
 	if err != nil {

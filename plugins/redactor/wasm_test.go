@@ -8,21 +8,21 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/plugins/internal/plugintest"
+	"github.com/wcphall/hall/internal/wasmtest"
 )
 
 var wasm []byte
 
 func TestMain(m *testing.M) {
-	wasm = plugintest.MustBuild(".")
+	wasm = wasmtest.MustBuild(".")
 	os.Exit(m.Run())
 }
 
 const sample = "Contact jane@example.com or +1 415-555-2671; card 4111 1111 1111 1111; host 10.1.2.3."
 
 func TestWasmPlainText(t *testing.T) {
-	h := &plugintest.Hall{}
-	p := plugintest.NewPlugin(t, wasm, map[string]string{"wcp.correlation_id": "corr-7"}, h)
+	h := &wasmtest.Hall{}
+	p := wasmtest.NewPlugin(t, wasm, map[string]string{"wcp.correlation_id": "corr-7"}, h)
 	for _, export := range []string{"redact", "run"} {
 		rc, out, err := p.Call(export, []byte(sample))
 		if err != nil || rc != 0 {
@@ -51,7 +51,7 @@ func TestWasmPlainText(t *testing.T) {
 }
 
 func TestWasmJSONAndConfig(t *testing.T) {
-	p := plugintest.NewPlugin(t, wasm, map[string]string{"redactor.kinds": "email, ipv4", "redactor.mask": "stars"}, nil)
+	p := wasmtest.NewPlugin(t, wasm, map[string]string{"redactor.kinds": "email, ipv4", "redactor.mask": "stars"}, nil)
 
 	rc, out, err := p.Call("redact", []byte(sample))
 	if err != nil || rc != 0 {
@@ -80,7 +80,7 @@ func TestWasmJSONAndConfig(t *testing.T) {
 }
 
 func TestWasmBadOptions(t *testing.T) {
-	p := plugintest.NewPlugin(t, wasm, nil, nil)
+	p := wasmtest.NewPlugin(t, wasm, nil, nil)
 	rc, _, err := p.Call("redact", []byte(`{"text":"x","kinds":["passport"]}`))
 	if rc != 1 || err == nil || !strings.HasPrefix(err.Error(), `redactor: unknown kind "passport"`) {
 		t.Errorf("rc %d err %v", rc, err)
@@ -88,7 +88,7 @@ func TestWasmBadOptions(t *testing.T) {
 }
 
 func TestRegistryRecordMatchesModule(t *testing.T) {
-	_, info := plugintest.CheckRecord(t, wasm, Capability)
+	_, info := wasmtest.CheckRecord(t, wasm, Capability)
 	if !info.HasImport("extism:host/user", "hall_emit") {
 		t.Error("redactor should import hall_emit for its evt.doc.redacted events")
 	}

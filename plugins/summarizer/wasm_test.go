@@ -9,14 +9,14 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host/wasmmod"
-	"github.com/wcphall/hall/plugins/internal/plugintest"
+	"github.com/wcphall/hall/internal/wasmtest"
 )
 
 // wasm is this plugin built for wasip1, once per test binary.
 var wasm []byte
 
 func TestMain(m *testing.M) {
-	wasm = plugintest.MustBuild(".")
+	wasm = wasmtest.MustBuild(".")
 	os.Exit(m.Run())
 }
 
@@ -30,7 +30,7 @@ func article(t *testing.T) string {
 
 func TestWasmPlainText(t *testing.T) {
 	text := article(t)
-	p := plugintest.NewPlugin(t, wasm, nil, nil)
+	p := wasmtest.NewPlugin(t, wasm, nil, nil)
 	for _, export := range []string{"summarize", "run"} {
 		rc, out, err := p.Call(export, []byte(text))
 		if err != nil || rc != 0 {
@@ -45,7 +45,7 @@ func TestWasmPlainText(t *testing.T) {
 
 func TestWasmJSON(t *testing.T) {
 	text := article(t)
-	p := plugintest.NewPlugin(t, wasm, map[string]string{"summarizer.sentences": "5"}, nil)
+	p := wasmtest.NewPlugin(t, wasm, map[string]string{"summarizer.sentences": "5"}, nil)
 	for _, tc := range []struct {
 		name, input string
 		want        int
@@ -74,7 +74,7 @@ func TestWasmJSON(t *testing.T) {
 }
 
 func TestWasmConfigRatio(t *testing.T) {
-	p := plugintest.NewPlugin(t, wasm, map[string]string{"summarizer.ratio": "0.25"}, nil)
+	p := wasmtest.NewPlugin(t, wasm, map[string]string{"summarizer.ratio": "0.25"}, nil)
 	rc, out, err := p.Call("summarize", []byte(article(t)))
 	if err != nil || rc != 0 {
 		t.Fatalf("rc %d err %v", rc, err)
@@ -96,7 +96,7 @@ func TestWasmErrors(t *testing.T) {
 		{"bad-config", map[string]string{"summarizer.sentences": "many"}, "A. B.", "summarizer: config summarizer.sentences"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := plugintest.NewPlugin(t, wasm, tc.config, nil)
+			p := wasmtest.NewPlugin(t, wasm, tc.config, nil)
 			rc, _, err := p.Call("summarize", []byte(tc.input))
 			if rc != 1 || err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Errorf("rc %d err %v, want prefix %q", rc, err, tc.want)
@@ -110,7 +110,7 @@ func TestWasmErrors(t *testing.T) {
 // entrypoint is exported, and the envelope (no secrets, no egress) matches
 // the absence of the hall_secret and hall_http imports.
 func TestRegistryRecordMatchesModule(t *testing.T) {
-	rec, info := plugintest.CheckRecord(t, wasm, Capability)
+	rec, info := wasmtest.CheckRecord(t, wasm, Capability)
 	if rec.WorkerSpeciesID != "wrk.doc.summarizer" {
 		t.Errorf("species %s", rec.WorkerSpeciesID)
 	}

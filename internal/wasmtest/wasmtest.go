@@ -1,6 +1,7 @@
-// Package plugintest builds a plugin's .wasm and runs it on a plain Extism
-// host with the Hall host functions, for the plugins' own tests.
-package plugintest
+// Package wasmtest builds Go workers to .wasm and runs them on a plain
+// Extism host with stand-ins for the Hall host functions: the one way the
+// tests of the SDK, the plugins, the host and the CLI get real modules.
+package wasmtest
 
 import (
 	"context"
@@ -16,20 +17,28 @@ import (
 	"github.com/tetratelabs/wazero"
 )
 
-// Build compiles the package in dir (a path the go command accepts) for
-// wasip1 as a reactor, the way docs/ABI.md workers are built, and returns the
-// module bytes.
-func Build(dir string) ([]byte, error) {
-	tmp, err := os.MkdirTemp("", "plugintest")
+// BuildTo compiles the Go package pkg (a path the go command accepts,
+// relative to the caller's working directory) for wasip1 as a reactor,
+// the way docs/ABI.md workers are built, into the file out.
+func BuildTo(pkg, out string) error {
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %v\n%s", pkg, err, msg)
+	}
+	return nil
+}
+
+// Build is BuildTo a temporary file, returning the module bytes.
+func Build(pkg string) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "wasmtest")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "worker.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, dir)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building %s: %v\n%s", dir, err, msg)
+	if err := BuildTo(pkg, out); err != nil {
+		return nil, err
 	}
 	return os.ReadFile(out)
 }
@@ -100,13 +109,19 @@ func NewPlugin(tb testing.TB, wasm []byte, config map[string]string, h *Hall) *e
 	if h == nil {
 		h = &Hall{}
 	}
+	return NewPluginWith(tb, wasm, config, h.functions())
+}
+
+// NewPluginWith is NewPlugin with the caller's host functions.
+func NewPluginWith(tb testing.TB, wasm []byte, config map[string]string, funcs []extism.HostFunction) *extism.Plugin {
+	tb.Helper()
 	p, err := extism.NewPlugin(context.Background(), extism.Manifest{
 		Wasm:   []extism.Wasm{extism.WasmData{Data: wasm}},
 		Config: config,
 	}, extism.PluginConfig{
 		EnableWasi:    true,
 		RuntimeConfig: wazero.NewRuntimeConfig().WithCompilationCache(cache),
-	}, h.functions())
+	}, funcs)
 	if err != nil {
 		tb.Fatal(err)
 	}

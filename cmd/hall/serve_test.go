@@ -80,21 +80,6 @@ func startServe(t *testing.T, dir string, args ...string) (string, *exec.Cmd, *s
 	return "", nil, nil
 }
 
-func buildSummarizer(t *testing.T, out string) []byte {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./plugins/summarizer")
-	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the summarizer: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 type httpResult struct {
 	status int
 	body   map[string]any
@@ -138,7 +123,10 @@ func TestServeQuickstart(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, dir, "rules.json", string(rules))
-	module := buildSummarizer(t, filepath.Join(t.TempDir(), "summarizer.wasm"))
+	module, err := os.ReadFile(plugin(t, "summarizer"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sum := sha256.Sum256(module)
 	artifactHash := "sha256:" + hex.EncodeToString(sum[:])
 	var record map[string]any

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/wcphall/hall/internal/wasmtest"
 )
 
 // fixtures are the test workers, built once per test binary from the sources
@@ -57,14 +59,7 @@ func setup(m *testing.M) (int, error) {
 		}
 	}
 
-	out := filepath.Join(tmp, "goguest.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./goguest")
-	cmd.Dir = testdataDir
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("building goguest: %v\n%s", err, b)
-	}
-	if fixtures.goguest, err = os.ReadFile(out); err != nil {
+	if fixtures.goguest, err = wasmtest.Build(filepath.Join(testdataDir, "goguest")); err != nil {
 		return 0, err
 	}
 	if fixtures.countVowels, err = os.ReadFile(filepath.Join(testdataDir, "count_vowels.wasm")); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/wcphall/hall/host/auth"
 	"github.com/wcphall/hall/host/server"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/wasmtest"
 )
 
 // The test binary shares one Hall (the summarizer's compile is paid once)
@@ -60,14 +61,7 @@ func setup(m *testing.M) (int, error) {
 	fx.dir, fx.home = tmp, filepath.Join(tmp, "home")
 
 	// The first-party summarizer, built as docs/ABI.md workers are.
-	out := filepath.Join(tmp, "summarizer.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./plugins/summarizer")
-	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("building the summarizer: %v\n%s", err, b)
-	}
-	if fx.summarizer, err = os.ReadFile(out); err != nil {
+	if fx.summarizer, err = wasmtest.Build("../../plugins/summarizer"); err != nil {
 		return 0, err
 	}
 	if fx.summarizerRecord, err = os.ReadFile("../../plugins/summarizer/registry_record.json"); err != nil {

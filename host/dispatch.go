@@ -317,7 +317,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return res, err
 	}
 	started := time.Now()
-	res.Export = entrypoint(rec, req.Input.CapabilityID)
+	res.Export = rec.Entrypoint(req.Input.CapabilityID)
 	res.Ran = true
 	out, err := w.Call(ctx, sandbox.Request{
 		Export:   res.Export,

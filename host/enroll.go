@@ -22,10 +22,6 @@ import (
 // name the digest of the bytes that contain it).
 const RecordSection = "wcp.record"
 
-// DefaultExport serves every capability the record's entrypoints map does
-// not name.
-const DefaultExport = "run"
-
 // EnrollRequest is a module to enroll and, optionally, its record.
 type EnrollRequest struct {
 	// Module is the .wasm bytes.
@@ -106,7 +102,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 		probs = append(probs, registry.Problem{Field: "artifact_hash", Message: fmt.Sprintf("is %s but the module's digest is %s: the record was generated for other bytes (rebuild it, or drop the field)", rec.ArtifactHash, digest)})
 	}
 	for _, c := range rec.Capabilities {
-		export := entrypoint(rec, c)
+		export := rec.Entrypoint(c)
 		if !info.HasExport(export, wasmmod.KindFunc) {
 			probs = append(probs, registry.Problem{Field: "entrypoints." + c, Message: fmt.Sprintf("the module exports no function %q to serve %s (exports: %s)", export, c, exportNames(info))})
 		}
@@ -164,13 +160,6 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	return res, nil
 }
 
-// entrypoint returns the export that serves capability c.
-func entrypoint(rec *wcp.Record, c string) string {
-	if e, ok := rec.Entrypoints[c]; ok && e != "" {
-		return e
-	}
-	return DefaultExport
-}
 
 // addDevRules appends one explicit dev-only rule per capability to the
 // rules file, refusing if an earlier rule would shadow it.

@@ -70,7 +70,7 @@ func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*Rep
 	defer w.Close(ctx)
 	res := &ReplayResult{ReceiptID: receiptID, WorkerID: r.WorkerID, ArtifactHash: r.ArtifactHash, RecordedOutputHash: r.OutputHash, Outcome: "ok"}
 	out, err := w.Call(ctx, sandbox.Request{
-		Export: entrypoint(&rec, r.CapabilityID),
+		Export: rec.Entrypoint(r.CapabilityID),
 		Input:  input,
 		Config: map[string]string{
 			"wcp.correlation_id": r.CorrelationID,

@@ -74,11 +74,7 @@ func enrollCommand() *cli.Command {
 			fmt.Fprintf(w, "enrolled %s (%s)\n", res.Record.WorkerID, res.Record.WorkerSpeciesID)
 			fmt.Fprintf(w, "  artifact:  %s\n  module:    %s\n  record:    %s (from %s)\n", res.ArtifactHash, res.ModulePath, res.RecordPath, res.RecordSource)
 			for _, cp := range res.Record.Capabilities {
-				export := res.Record.Entrypoints[cp]
-				if export == "" {
-					export = host.DefaultExport
-				}
-				fmt.Fprintf(w, "  serves:    %s -> export %s\n", cp, export)
+				fmt.Fprintf(w, "  serves:    %s -> export %s\n", cp, res.Record.Entrypoint(cp))
 			}
 			if res.Replaced {
 				fmt.Fprintf(w, "  replaced:  the previous module %s of %s\n", res.PreviousArtifact, res.Record.WorkerID)

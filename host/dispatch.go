@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,8 +27,6 @@ const (
 	DefaultOutputBytes = 16 << 20
 	DefaultLogBytes    = 64 << 10
 )
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 // maxLimits is the Hall's ceiling (and default) for every dispatch.
 func (c Config) maxLimits() sandbox.Limits {

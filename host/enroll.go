@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,7 +97,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 		}
 		return nil, err
 	}
-	digest := wcp.Digest(sha256Sum(req.Module))
+	digest := wcp.Digest(sha256.Sum256(req.Module))
 	var probs []registry.Problem
 	if rec.ArtifactHash != "" && rec.ArtifactHash != digest.String() {
 		probs = append(probs, registry.Problem{Field: "artifact_hash", Message: fmt.Sprintf("is %s but the module's digest is %s: the record was generated for other bytes (rebuild it, or drop the field)", rec.ArtifactHash, digest)})
@@ -159,7 +160,6 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	}
 	return res, nil
 }
-
 
 // addDevRules appends one explicit dev-only rule per capability to the
 // rules file, refusing if an earlier rule would shadow it.

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +23,7 @@ var ErrOffline = errors.New("HALL_OFFLINE: the Hall is offline and refuses dispa
 // zero, the bytes must hash to it (an upload names its digest) or nothing
 // is stored and a *artifact.TamperedError is returned.
 func (h *Hall) PutArtifact(module []byte, want wcp.Digest) (wcp.Digest, error) {
-	got := wcp.Digest(sha256Sum(module))
+	got := wcp.Digest(sha256.Sum256(module))
 	if !want.IsZero() && got != want {
 		return got, &artifact.TamperedError{Want: want, Got: got, Path: "upload"}
 	}

@@ -19,10 +19,6 @@ func init() {
 	extraCommands = append(extraCommands, receiptsCommand(), auditCommand(), keysCommand(), replayCommand())
 }
 
-func homeFlag() cli.Flag {
-	return &cli.StringFlag{Name: "home", EnvVars: []string{"HALL_HOME"}, Value: ".hall", Usage: "state `DIR` (artifacts, ledger, keys)"}
-}
-
 // openLedger opens the evidence ledger of the state directory; reading
 // commands open it read-only and do not create it.
 func openLedger(c *cli.Context, readOnly bool) (*ledger.SQLite, error) {

@@ -18,13 +18,19 @@ import (
 	"github.com/wcphall/hall/internal/pyval"
 )
 
+// homeFlag is the state directory: artifacts, compilation cache, ledger,
+// keys, tokens.
+func homeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "home", EnvVars: []string{"HALL_HOME"}, Value: ".hall", Usage: "state `DIR` (artifacts, ledger, keys, tokens)"}
+}
+
 // hallFlags locate the Hall's files; every command that opens a Hall has them.
 func hallFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "rules", Value: "rules.json", Usage: "routing rules `FILE`"},
 		&cli.StringFlag{Name: "registry-dir", Value: "enrolled", Usage: "enrolled worker records `DIR`"},
 		&cli.StringFlag{Name: "config", Usage: "Hall configuration `FILE` (default: hall.json if present, else the strict defaults)"},
-		&cli.StringFlag{Name: "home", EnvVars: []string{"HALL_HOME"}, Value: ".hall", Usage: "state `DIR` (artifacts, ledger, keys)"},
+		homeFlag(),
 	}
 }
 

@@ -12,11 +12,6 @@ import (
 	"github.com/wcphall/hall/host/auth"
 )
 
-// tokenHomeFlag is hallFlags' --home alone: tokens need only the state directory.
-func tokenHomeFlag() cli.Flag {
-	return &cli.StringFlag{Name: "home", EnvVars: []string{"HALL_HOME"}, Value: ".hall", Usage: "state `DIR` (the token database is DIR/auth.db)"}
-}
-
 func openTokens(c *cli.Context) (*auth.Store, error) {
 	st, err := auth.Open(filepath.Join(c.String("home"), auth.DBFile))
 	if err != nil {
@@ -41,7 +36,7 @@ func tokensCommand() *cli.Command {
 					&cli.BoolFlag{Name: "admin", Usage: "an administrator token"},
 					&cli.StringFlag{Name: "name", Usage: "a note on what the token is for"},
 					&cli.BoolFlag{Name: "json", Usage: "print {id, scope, token, created_at} as JSON"},
-					tokenHomeFlag(),
+					homeFlag(),
 				},
 				Action: func(c *cli.Context) error {
 					var scope auth.Scope
@@ -76,7 +71,7 @@ func tokensCommand() *cli.Command {
 				Name:      "list",
 				Usage:     "list tokens: ids, scopes, creation and revocation times (never the tokens)",
 				ArgsUsage: " ",
-				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}, tokenHomeFlag()},
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}, homeFlag()},
 				Action: func(c *cli.Context) error {
 					st, err := openTokens(c)
 					if err != nil {
@@ -114,7 +109,7 @@ func tokensCommand() *cli.Command {
 				Name:      "revoke",
 				Usage:     "revoke a token by id (a running server refuses it from its next request)",
 				ArgsUsage: "ID",
-				Flags:     []cli.Flag{tokenHomeFlag()},
+				Flags:     []cli.Flag{homeFlag()},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return failf("tokens revoke needs exactly one token ID (see hall tokens list)")

@@ -72,3 +72,7 @@ func (h *Hall) Online() bool { return !h.offline.Load() }
 // SetOnline brings the Hall online or takes it offline. Offline, Run
 // refuses every dispatch with ErrOffline; Decide and Route still answer.
 func (h *Hall) SetOnline(online bool) { h.offline.Store(!online) }
+
+// ErrClosed is returned by every Hall method that needs the Hall's state
+// after Close: a closed Hall stays closed.
+var ErrClosed = errors.New("HALL_CLOSED: the Hall is closed")

@@ -38,6 +38,11 @@ func (*nopLedger) Verify(context.Context, ed25519.PublicKey) (*ledger.Report, er
 }
 func (*nopLedger) Export(context.Context, io.Writer) error { return nil }
 func (*nopLedger) Close() error                            { return nil }
+func (*nopLedger) RecordChange(_ context.Context, c *ledger.Change) error {
+	c.ChangeID = "chg_nop"
+	return nil
+}
+func (*nopLedger) Changes(context.Context, string) ([]ledger.Change, error) { return nil, nil }
 
 func runOnce(b *testing.B, h *host.Hall, capability string, payload []byte) {
 	res, err := h.Run(context.Background(), host.RunRequest{Input: input(b, capability, "org.acme"), Payload: payload})

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -121,7 +122,7 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 		}
 		e, err := sandbox.New(ctx, sandbox.Config{
 			CacheDir: filepath.Join(h.opts.Home, "cache"),
-			Max:      h.cfg.maxLimits(),
+			Max:      h.snap.Load().max,
 			Secrets:  secrets,
 			Logger:   h.log,
 		})
@@ -133,119 +134,175 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 	return h.engine, nil
 }
 
-// loadedWorker is an enrolled worker's compiled module, verified against
-// its artifact_hash once when it was loaded.
+// workerKey names one compiled worker: a worker's sealed record and module.
+// Re-enrolling a worker makes a new key; calls planned against the old one
+// finish on the old module.
+type workerKey struct {
+	id           string
+	recordDigest wcp.Digest
+	module       wcp.Digest
+}
+
+// loadedWorker is a compiled module with the sandbox grant of its record.
+// refs counts the calls using it; a worker no longer in the snapshot is
+// closed when its last call returns.
 type loadedWorker struct {
-	digest string
-	worker *sandbox.Worker
-	err    error // *artifact.TamperedError, not found, or load failure
+	worker  *sandbox.Worker
+	refs    int
+	retired bool
 }
 
-// compile loads a module into a sandbox worker once, which also fills the
-// on-disk compilation cache so later processes start warm.
-func (h *Hall) compile(ctx context.Context, rec *wcp.Record, module []byte) error {
-	w, err := h.load(ctx, rec, module)
-	if err != nil {
-		return err
+// Plan is what an allowed decision binds a dispatch to: one concrete
+// worker, its sealed record and module, the envelope and limits it runs
+// under. Run executes exactly the plan of its decision.
+type Plan struct {
+	snap *snapshot
+	w    *boundWorker
+}
+
+// WorkerID is the worker that runs.
+func (p *Plan) WorkerID() string { return p.w.rec.WorkerID }
+
+// ArtifactHash is "sha256:<hex>" of the module that runs ("" for a
+// routing-only record).
+func (p *Plan) ArtifactHash() string {
+	if !p.w.hasModule {
+		return ""
 	}
+	return p.w.module.String()
+}
+
+// RecordDigest is "sha256:<hex>" of the sealed record in force.
+func (p *Plan) RecordDigest() string { return p.w.recordDigest.String() }
+
+// Envelope is the privilege envelope in force, canonical JSON ({} when
+// the record declares none). The returned bytes are a copy.
+func (p *Plan) Envelope() json.RawMessage { return bytes.Clone(p.w.envelope) }
+
+// Limits are the limits the call runs under (the record's, capped by the
+// Hall's ceilings).
+func (p *Plan) Limits() sandbox.Limits { return p.w.limits }
+
+// Export is the function called for capability.
+func (p *Plan) Export(capability string) string { return p.w.rec.Entrypoint(capability) }
+
+func (p *Plan) key() workerKey {
+	return workerKey{id: p.w.rec.WorkerID, recordDigest: p.w.recordDigest, module: p.w.module}
+}
+
+// acquire returns the compiled worker of plan, loading (and verifying) its
+// module on first use; release must follow.
+func (h *Hall) acquire(ctx context.Context, p *Plan) (*loadedWorker, error) {
+	k := p.key()
 	h.mu.Lock()
-	if old := h.workers[rec.WorkerID]; old != nil && old.worker != nil {
-		old.worker.Close(ctx)
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrClosed
 	}
-	if h.workers == nil {
-		h.workers = map[string]*loadedWorker{}
+	if lw := h.loaded[k]; lw != nil {
+		lw.refs++
+		h.mu.Unlock()
+		return lw, nil
 	}
-	h.workers[rec.WorkerID] = &loadedWorker{digest: rec.ArtifactHash, worker: w}
 	h.mu.Unlock()
-	return nil
+	if !p.w.hasModule {
+		return nil, fmt.Errorf("worker %s has no module (its record names no artifact_hash): enroll it with hall enroll", k.id)
+	}
+	store, err := h.artifacts()
+	if err != nil {
+		return nil, err
+	}
+	module, err := store.Get(k.module)
+	if err != nil {
+		return nil, err
+	}
+	w, err := h.load(ctx, p.snap, p.w, module)
+	if err != nil {
+		return nil, err
+	}
+	return h.install(ctx, k, w, 1), nil
 }
 
-func (h *Hall) load(ctx context.Context, rec *wcp.Record, module []byte) (*sandbox.Worker, error) {
+// install records a freshly compiled worker under k (or, when a concurrent
+// load won, closes it and uses that one) with refs references.
+func (h *Hall) install(ctx context.Context, k workerKey, w *sandbox.Worker, refs int) *loadedWorker {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		w.Close(ctx)
+		return &loadedWorker{worker: w, retired: true, refs: refs}
+	}
+	if cur := h.loaded[k]; cur != nil {
+		cur.refs += refs
+		h.mu.Unlock()
+		w.Close(ctx)
+		return cur
+	}
+	lw := &loadedWorker{worker: w, refs: refs}
+	if h.loaded == nil {
+		h.loaded = map[workerKey]*loadedWorker{}
+	}
+	h.loaded[k] = lw
+	// A worker loaded for a plan of an older snapshot is retired at once:
+	// it serves that call and is closed after it.
+	if s := h.snap.Load(); s != nil {
+		if cur := s.workers[k.id]; cur == nil || (workerKey{k.id, cur.recordDigest, cur.module}) != k {
+			lw.retired = true
+			delete(h.loaded, k)
+		}
+	}
+	h.mu.Unlock()
+	return lw
+}
+
+func (h *Hall) release(ctx context.Context, lw *loadedWorker) {
+	h.mu.Lock()
+	lw.refs--
+	done := lw.retired && lw.refs == 0
+	h.mu.Unlock()
+	if done {
+		lw.worker.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// retire closes the compiled workers the snapshot s no longer plans for,
+// once their in-flight calls have returned. Called with changeMu held,
+// after s was installed.
+func (h *Hall) retire(ctx context.Context, s *snapshot) {
+	var idle []*loadedWorker
+	h.mu.Lock()
+	for k, lw := range h.loaded {
+		if cur := s.workers[k.id]; cur != nil && (workerKey{k.id, cur.recordDigest, cur.module}) == k {
+			continue
+		}
+		delete(h.loaded, k)
+		lw.retired = true
+		if lw.refs == 0 {
+			idle = append(idle, lw)
+		}
+	}
+	h.mu.Unlock()
+	for _, lw := range idle {
+		lw.worker.Close(context.WithoutCancel(ctx))
+	}
+}
+
+func (h *Hall) load(ctx context.Context, s *snapshot, w *boundWorker, module []byte) (*sandbox.Worker, error) {
 	eng, err := h.sandboxEngine(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := policy(rec)
-	for _, d := range p.Writes {
+	for _, d := range w.policy.Writes {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("privilege_envelope.filesystem_writes: cannot create %s: %w", d, err)
 		}
 	}
-	ws := h.cfg.Workers[rec.WorkerID]
+	ws := s.cfg.Workers[w.rec.WorkerID]
 	pool := h.opts.Pool
 	if ws.Pool != 0 {
 		pool = ws.Pool
 	}
-	return eng.Load(ctx, module, sandbox.Spec{Name: rec.WorkerID, Policy: p, Limits: workerLimits(rec), Pool: pool, Reuse: ws.ReuseInstances})
-}
-
-// worker returns the loaded worker for rec, loading and verifying its
-// module on first use. A loaded worker and a tampered module are
-// remembered for the module's digest; other failures (a cancelled load, a
-// missing file) are not, so the next dispatch tries again.
-func (h *Hall) worker(ctx context.Context, rec *wcp.Record) (*sandbox.Worker, error) {
-	h.mu.Lock()
-	lw := h.workers[rec.WorkerID]
-	h.mu.Unlock()
-	if lw != nil && lw.digest == rec.ArtifactHash {
-		return lw.worker, lw.err
-	}
-	lw = &loadedWorker{digest: rec.ArtifactHash}
-	d, err := wcp.ParseDigest(rec.ArtifactHash)
-	if err != nil {
-		lw.err = fmt.Errorf("worker %s has no valid artifact_hash (enroll it with hall enroll)", rec.WorkerID)
-	} else if store, err := h.artifacts(); err != nil {
-		lw.err = err
-	} else if module, err := store.Get(d); err != nil {
-		lw.err = err
-	} else {
-		lw.worker, lw.err = h.load(ctx, rec, module)
-	}
-	h.mu.Lock()
-	if h.workers == nil {
-		h.workers = map[string]*loadedWorker{}
-	}
-	if cur := h.workers[rec.WorkerID]; cur != nil && cur.digest == lw.digest {
-		h.mu.Unlock()
-		if lw.worker != nil {
-			lw.worker.Close(ctx)
-		}
-		return cur.worker, cur.err
-	}
-	var te *artifact.TamperedError
-	if lw.err == nil || errors.As(lw.err, &te) {
-		h.workers[rec.WorkerID] = lw
-	}
-	h.mu.Unlock()
-	return lw.worker, lw.err
-}
-
-// currentArtifacts is the live-hash source of worker attestation: the
-// digest of the selected worker's stored module as read from the artifact
-// store (a module altered on disk hashes differently and is denied
-// DENY_WORKER_TAMPERED).
-func (h *Hall) currentArtifacts() storedHashes { return storedHashes{h} }
-
-type storedHashes struct{ h *Hall }
-
-func (s storedHashes) WorkerHash(ctx context.Context, species string) (string, bool) {
-	rec := selectWorker(s.h.reg, species)
-	if rec == nil {
-		return "", false
-	}
-	d, err := wcp.ParseDigest(rec.ArtifactHash)
-	if err != nil {
-		return "", false
-	}
-	store, err := s.h.artifacts()
-	if err != nil {
-		return "", false
-	}
-	got, err := store.Verify(d)
-	if err != nil {
-		return "", false
-	}
-	return got.Hex(), true
+	return eng.Load(ctx, module, sandbox.Spec{Name: w.rec.WorkerID, Policy: w.policy, Limits: w.limits, Pool: pool, Reuse: ws.ReuseInstances})
 }
 
 // RunRequest is one governed dispatch.
@@ -259,6 +316,9 @@ type RunRequest struct {
 // RunResult is a dispatch's decision and, when the worker ran, its output.
 type RunResult struct {
 	Decision wcp.RouteDecision
+	// Plan is what the allowed decision bound the dispatch to (nil when
+	// denied).
+	Plan *Plan
 	// Ran reports whether a worker was run (allowed and not a dry run).
 	Ran      bool
 	WorkerID string
@@ -267,8 +327,8 @@ type RunResult struct {
 	Events   []json.RawMessage // telemetry the worker emitted (hall_emit)
 	Logs     []byte
 	Duration time.Duration
-	// Outcome is "ok", or the sandbox code of a failed run (LIMIT_TIMEOUT,
-	// WORKER_TRAP, ...); Err carries the details.
+	// Outcome is "ok", or the code of a failed run (LIMIT_TIMEOUT,
+	// WORKER_TRAP, CANCELLED, ...); Err carries the details.
 	Outcome string
 	Err     error
 	Limits  sandbox.Limits
@@ -276,37 +336,55 @@ type RunResult struct {
 	ReceiptID string
 }
 
+// evidenceTimeout bounds an evidence write that no longer follows the
+// caller's cancellation.
+const evidenceTimeout = 30 * time.Second
+
+// evidenceContext detaches evidence writes from the caller: a dispatch
+// whose caller gave up is still recorded, within its own bound.
+func evidenceContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), evidenceTimeout)
+}
+
 // Run decides a request and, when it is allowed and not a dry run,
-// dispatches the selected worker in the sandbox. A denied decision is not
-// an error; neither is a worker failure (see RunResult.Outcome). The error
-// is for failures of the Hall itself.
+// dispatches the worker the decision bound in the sandbox. A denied
+// decision is not an error; neither is a worker failure (see
+// RunResult.Outcome). The error is for failures of the Hall itself.
+//
+// # Notes
+//
+//   - The decision, the grant and the receipt come from one snapshot: a
+//     concurrent enrollment does not change what this call runs.
+//   - Evidence is written on a context detached from ctx: a caller that
+//     cancels mid-call gets outcome CANCELLED, and the receipt says so.
 func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
+	if h.isClosed() {
+		return nil, ErrClosed
+	}
 	if !h.Online() {
 		return nil, ErrOffline
 	}
-	res := &RunResult{Decision: h.Decide(ctx, req.Input)}
-	dec := &res.Decision
-	if dec.Denied || dec.DryRun {
-		return res, h.recordDecision(ctx, dec)
+	dec, plan := h.plan(ctx, req.Input)
+	res := &RunResult{Decision: dec, Plan: plan}
+	if res.Decision.Denied || res.Decision.DryRun {
+		return res, h.recordDecision(ctx, &res.Decision)
 	}
-	rec := selectWorker(h.reg, string(dec.SelectedWorkerSpeciesID))
-	if rec == nil {
-		return res, fmt.Errorf("no enrolled worker of species %s", dec.SelectedWorkerSpeciesID)
-	}
-	res.WorkerID = rec.WorkerID
-	w, err := h.worker(ctx, rec)
+	res.WorkerID = plan.WorkerID()
+	lw, err := h.acquire(ctx, plan)
 	var te *artifact.TamperedError
 	if errors.As(err, &te) {
-		denyTampered(dec, te)
-		h.log.Error("hall: stored module tampered", "worker_id", rec.WorkerID, "error", te)
-		return res, h.recordDecision(ctx, dec)
+		denyTampered(&res.Decision, fmt.Sprintf("The stored module of %s no longer matches its enrolled artifact_hash %s; it was not run.", res.WorkerID, te.Want))
+		res.Plan = nil
+		h.log.Error("hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
+		return res, h.recordDecision(ctx, &res.Decision)
 	}
 	if err != nil {
-		return res, fmt.Errorf("loading worker %s: %w", rec.WorkerID, err)
+		return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
 	}
+	defer h.release(ctx, lw)
 	// The decision is committed before anything runs: a Hall that cannot
 	// record evidence does not dispatch.
-	if err := h.recordDecision(ctx, dec); err != nil {
+	if err := h.recordDecision(ctx, &res.Decision); err != nil {
 		return res, fmt.Errorf("%w; the worker was not run", err)
 	}
 	store, err := h.Ledger()
@@ -314,21 +392,15 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return res, err
 	}
 	started := time.Now()
-	res.Export = rec.Entrypoint(req.Input.CapabilityID)
+	in := req.Input
+	res.Export = plan.Export(in.CapabilityID)
 	res.Ran = true
-	out, err := w.Call(ctx, sandbox.Request{
+	out, err := lw.worker.Call(ctx, sandbox.Request{
 		Export:   res.Export,
 		Input:    req.Payload,
 		Timeout:  req.Timeout,
-		ReuseKey: req.Input.TenantID,
-		Config: map[string]string{
-			"wcp.correlation_id": req.Input.CorrelationID,
-			"wcp.tenant_id":      req.Input.TenantID,
-			"wcp.capability_id":  req.Input.CapabilityID,
-			"wcp.env":            req.Input.Env,
-			"wcp.data_label":     req.Input.DataLabel,
-			"wcp.worker_id":      rec.WorkerID,
-		},
+		ReuseKey: in.TenantID,
+		Config:   guestConfig(in.CorrelationID, in.TenantID, in.CapabilityID, in.Env, in.DataLabel, res.WorkerID),
 	})
 	if out != nil {
 		res.Output, res.Logs, res.Duration, res.Limits, res.Events = out.Output, out.Logs, out.Duration, out.Limits, out.Events
@@ -337,25 +409,34 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if err != nil {
 		res.Err = err
 		var se *sandbox.Error
-		if errors.As(err, &se) {
+		switch {
+		case ctx.Err() != nil:
+			res.Outcome = outcomeCancelled
+			res.Output = nil
+		case errors.As(err, &se):
 			res.Outcome = se.Code
-		} else {
-			res.Outcome = "HALL_ERROR"
+		default:
+			res.Outcome = outcomeHallError
 		}
-		h.log.Warn("hall: worker failed", "worker_id", rec.WorkerID, "correlation_id", req.Input.CorrelationID, "outcome", res.Outcome, "error", err)
+		h.log.Warn("hall: worker failed", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
+	}
+	if res.Limits == (sandbox.Limits{}) {
+		res.Limits = plan.Limits()
 	}
 	if len(res.Logs) > 0 {
 		// Captured guest output (bounded by the log limit) joins the Hall's
 		// log under the correlation id.
-		h.log.Info("hall: worker log", "worker_id", rec.WorkerID, "correlation_id", req.Input.CorrelationID, "log", string(res.Logs))
+		h.log.Info("hall: worker log", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "log", string(res.Logs))
 	}
+	ectx, cancel := evidenceContext(ctx)
+	defer cancel()
 	if len(res.Events) > 0 {
-		if err := store.RecordEvents(ctx, req.Input.CorrelationID, res.Events); err != nil {
-			h.log.Error("hall: recording worker telemetry failed", "correlation_id", req.Input.CorrelationID, "error", err)
+		if err := store.RecordEvents(ectx, in.CorrelationID, res.Events); err != nil {
+			h.log.Error("hall: recording worker telemetry failed", "correlation_id", in.CorrelationID, "error", err)
 		}
 	}
-	r := receipt(res, rec, req.Payload, started)
-	if err := store.Append(ctx, r); err != nil {
+	r := receipt(res, plan, req.Payload, started)
+	if err := store.Append(ectx, r); err != nil {
 		res.Output = nil
 		return res, fmt.Errorf("the worker ran but its evidence receipt could not be committed, so its output is withheld: %w", err)
 	}
@@ -363,25 +444,59 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	return res, nil
 }
 
+// Outcomes of a dispatch that are not sandbox codes.
+const (
+	outcomeCancelled = "CANCELLED"
+	outcomeHallError = "HALL_ERROR"
+)
+
+// guestConfig is the Extism config a worker sees: the request's WCP
+// context under reserved wcp.* keys.
+func guestConfig(correlation, tenant, capability, env, label, worker string) map[string]string {
+	m := map[string]string{
+		"wcp.correlation_id": correlation,
+		"wcp.tenant_id":      tenant,
+		"wcp.capability_id":  capability,
+		"wcp.worker_id":      worker,
+	}
+	if env != "" {
+		m["wcp.env"] = env
+	}
+	if label != "" {
+		m["wcp.data_label"] = label
+	}
+	return m
+}
+
 // denyTampered turns an allowed decision into DENY_WORKER_TAMPERED: the
-// stored module no longer matches the digest it was enrolled under, so it
-// must not run (reached when attestation is not required by the config,
-// otherwise the decision itself is already denied).
-func denyTampered(dec *wcp.RouteDecision, te *artifact.TamperedError) {
+// worker's record or stored module no longer matches what was enrolled,
+// so it must not run.
+func denyTampered(dec *wcp.RouteDecision, msg string) {
 	species := string(dec.SelectedWorkerSpeciesID)
 	dec.Denied = true
-	dec.DenyReason = &wcp.DenyReason{
-		Code:            wcp.DenyWorkerTampered,
-		Message:         fmt.Sprintf("The stored module of %s no longer matches its enrolled artifact_hash %s; it was not run.", species, te.Want),
-		WorkerSpeciesID: &species,
-	}
+	dec.DenyReason = &wcp.DenyReason{Code: wcp.DenyWorkerTampered, Message: msg, WorkerSpeciesID: &species}
 	dec.SelectedWorkerSpeciesID = ""
+	dec.ArtifactHash = ""
 	dec.WorkerAttestationChecked = true
 	f := false
 	dec.WorkerAttestationValid = &f
 	dec.TelemetryEnvelopes = append(dec.TelemetryEnvelopes, wcp.Event{
 		EventID: wcp.EvtTaskDenied, Timestamp: dec.Timestamp, CorrelationID: dec.CorrelationID,
-		TenantID: dec.TenantID, CapabilityID: dec.CapabilityID, DenyCode: wcp.DenyWorkerTampered, DenyMessage: dec.DenyReason.Message, MatchedRuleID: dec.MatchedRuleID,
+		TenantID: dec.TenantID, CapabilityID: dec.CapabilityID, DenyCode: wcp.DenyWorkerTampered, DenyMessage: msg, MatchedRuleID: dec.MatchedRuleID,
+	})
+}
+
+// denyInternal turns an allowed decision whose worker cannot be bound into
+// DENY_INTERNAL_ERROR (fail closed).
+func denyInternal(dec *wcp.RouteDecision) {
+	msg := "The Hall could not bind the decision to an enrolled worker; nothing was dispatched."
+	dec.Denied = true
+	dec.DenyReason = &wcp.DenyReason{Code: wcp.DenyInternalError, Message: msg}
+	dec.SelectedWorkerSpeciesID = ""
+	dec.ArtifactHash = ""
+	dec.TelemetryEnvelopes = append(dec.TelemetryEnvelopes, wcp.Event{
+		EventID: wcp.EvtTaskDenied, Timestamp: dec.Timestamp, CorrelationID: dec.CorrelationID,
+		TenantID: dec.TenantID, CapabilityID: dec.CapabilityID, DenyCode: wcp.DenyInternalError, DenyMessage: msg, MatchedRuleID: dec.MatchedRuleID,
 	})
 }
 
@@ -397,36 +512,43 @@ type PoolStats struct {
 func (h *Hall) Pools() []PoolStats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]PoolStats, 0, len(h.workers))
-	for id, lw := range h.workers {
-		if lw.worker == nil {
-			continue
-		}
+	out := make([]PoolStats, 0, len(h.loaded))
+	for k, lw := range h.loaded {
 		fresh, idle := lw.worker.Pooled()
-		out = append(out, PoolStats{WorkerID: id, Fresh: fresh, Idle: idle})
+		out = append(out, PoolStats{WorkerID: k.id, Fresh: fresh, Idle: idle})
 	}
 	slices.SortFunc(out, func(a, b PoolStats) int { return strings.Compare(a.WorkerID, b.WorkerID) })
 	return out
 }
 
-// Close releases the sandbox (compiled modules, pooled instances).
-func (h *Hall) Close(ctx context.Context) error {
+func (h *Hall) isClosed() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.closed
+}
+
+// Close releases the sandbox (compiled modules, pooled instances) and the
+// evidence ledger the Hall opened. It waits for in-flight calls. Close is
+// final: later calls return ErrClosed; closing twice is not an error.
+func (h *Hall) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	loaded, eng, store, own := h.loaded, h.engine, h.ledger, h.ownLedger
+	h.loaded = nil
+	h.mu.Unlock()
 	var errs []error
-	for _, lw := range h.workers {
-		if lw.worker != nil {
-			errs = append(errs, lw.worker.Close(ctx))
-		}
+	for _, lw := range loaded {
+		errs = append(errs, lw.worker.Close(ctx))
 	}
-	h.workers = nil
-	if h.ownLedger && h.ledger != nil {
-		errs = append(errs, h.ledger.Close())
-		h.ledger = nil
+	if eng != nil {
+		errs = append(errs, eng.Close(ctx))
 	}
-	if h.engine != nil {
-		errs = append(errs, h.engine.Close(ctx))
-		h.engine = nil
+	if own && store != nil {
+		errs = append(errs, store.Close())
 	}
 	return errors.Join(errs...)
 }

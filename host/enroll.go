@@ -1,16 +1,22 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/wasmmod"
@@ -28,22 +34,31 @@ type EnrollRequest struct {
 	// Module is the .wasm bytes.
 	Module []byte
 	// Record is the registry record JSON; nil means the module's wcp.record
-	// custom section.
+	// custom section. When the module carries one, Record must say the same
+	// (artifact_hash aside): the embedded record is authoritative.
 	Record []byte
 	// RecordSource names where Record came from, for messages.
 	RecordSource string
 	// AddRule appends an explicit dev-only rule for each capability no rule
 	// routes to the worker's species.
 	AddRule bool
+	// Actor is who enrolls, as the evidence ledger records it: "token:<id>"
+	// over HTTP, "local:<user>" from the CLI (default "embedder").
+	Actor string
 }
 
 // EnrollResult says what was enrolled.
 type EnrollResult struct {
+	// Record is a copy of the sealed record: changing it changes nothing.
 	Record       *wcp.Record
 	RecordSource string
 	ArtifactHash wcp.Digest
+	// RecordDigest is the record's seal (sha256 of its canonical JSON).
+	RecordDigest wcp.Digest
 	RecordPath   string // enrolled/<worker_id>.json
 	ModulePath   string // in the artifact store
+	// ChangeID is the enrollment's entry in the evidence ledger.
+	ChangeID string
 	// Replaced is set when the worker id was enrolled before with other
 	// bytes; PreviousArtifact is that module's digest.
 	Replaced         bool
@@ -58,6 +73,8 @@ type EnrollResult struct {
 type EnrollError struct {
 	Source   string // the record's source or the module
 	Problems []registry.Problem
+	// Code is RECORD_INVALID, RECORD_MISMATCH or MODULE_INVALID.
+	code string
 }
 
 func (e *EnrollError) Error() string {
@@ -68,26 +85,56 @@ func (e *EnrollError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Code is the stable code of the refusal: RECORD_MISMATCH when a supplied
+// record differs from the module's embedded one, MODULE_INVALID when the
+// module is not usable, RECORD_INVALID otherwise.
+func (e *EnrollError) Code() string {
+	if e.code == "" {
+		return "RECORD_INVALID"
+	}
+	return e.code
+}
+
+func moduleError(msg string) *EnrollError {
+	return &EnrollError{Source: "module", Problems: []registry.Problem{{Message: msg}}, code: "MODULE_INVALID"}
+}
+
 // Enroll validates a module and its record, stores the module in the
-// artifact store, compiles it (so that no dispatch pays the cold compile)
-// and writes enrolled/<worker_id>.json with artifact_hash set to the
-// module's digest. The Hall's registry is updated in place.
+// artifact store, compiles it (so that no dispatch pays the cold compile),
+// seals the record (its digest, the module's digest and the actor go into
+// the evidence ledger's change chain) and writes enrolled/<worker_id>.json
+// with artifact_hash set to the module's digest. The new snapshot is
+// swapped in atomically; calls already running on a previous module of the
+// worker finish on it.
 func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, error) {
+	if h.isClosed() {
+		return nil, ErrClosed
+	}
 	info, err := wasmmod.Inspect(req.Module)
 	if err != nil {
-		return nil, &EnrollError{Source: "module", Problems: []registry.Problem{{Message: "not a WebAssembly module: " + err.Error()}}}
+		return nil, moduleError("not a WebAssembly module: " + err.Error())
+	}
+	embedded, err := wasmmod.CustomSections(req.Module, RecordSection)
+	if err != nil {
+		return nil, moduleError("not a WebAssembly module: " + err.Error())
+	}
+	if len(embedded) > 1 {
+		return nil, moduleError(fmt.Sprintf("carries %d %s custom sections; a module carries at most one record (rebuild it with hall build)", len(embedded), RecordSection))
 	}
 	src := req.RecordSource
-	raw := req.Record
-	if raw == nil {
-		sec, ok, err := wasmmod.CustomSection(req.Module, RecordSection)
-		if err != nil || !ok {
-			return nil, &EnrollError{Source: "module", Problems: []registry.Problem{{Message: "no registry record: pass one (--record FILE, or registry_record.json beside the module) or embed it with `hall build`"}}}
-		}
-		raw, src = sec, "the module's "+RecordSection+" section"
-	}
 	if src == "" {
 		src = "record"
+	}
+	raw := req.Record
+	switch {
+	case raw == nil && len(embedded) == 0:
+		return nil, moduleError("no registry record: pass one (--record FILE, or registry_record.json beside the module) or embed it with `hall build`")
+	case raw == nil:
+		raw, src = embedded[0], "the module's "+RecordSection+" section"
+	case len(embedded) == 1:
+		if probs := recordDiff(embedded[0], raw); len(probs) > 0 {
+			return nil, &EnrollError{Source: src, Problems: probs, code: "RECORD_MISMATCH"}
+		}
 	}
 	rec, err := registry.Validate(raw)
 	if err != nil {
@@ -108,9 +155,6 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 			probs = append(probs, registry.Problem{Field: "entrypoints." + c, Message: fmt.Sprintf("the module exports no function %q to serve %s (exports: %s)", export, c, exportNames(info))})
 		}
 	}
-	if len(probs) > 0 {
-		return nil, &EnrollError{Source: src, Problems: probs}
-	}
 	if e := rec.PrivilegeEnvelope; e != nil && e.NetworkEgress.Mode == "unrestricted" {
 		probs = append(probs, registry.Problem{Field: "privilege_envelope.network_egress", Message: `"unrestricted" is not granted by the Hall sandbox: list the "host[:port]" entries the worker needs, or "none"`})
 	}
@@ -119,9 +163,23 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	}
 	rec.ArtifactHash = digest.String()
 
-	if err := h.compile(ctx, rec, req.Module); err != nil {
-		return nil, &EnrollError{Source: "module", Problems: []registry.Problem{{Message: err.Error()}}}
+	h.changeMu.Lock()
+	defer h.changeMu.Unlock()
+	old := h.snap.Load()
+	bw, err := newBoundWorker(rec, old.max)
+	if err != nil {
+		return nil, err
 	}
+	compiled, err := h.load(ctx, old, bw, req.Module)
+	if err != nil {
+		return nil, moduleError(err.Error())
+	}
+	installed := false
+	defer func() {
+		if !installed {
+			compiled.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	store, err := h.artifacts()
 	if err != nil {
 		return nil, err
@@ -129,11 +187,14 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if _, err := store.Put(req.Module); err != nil {
 		return nil, err
 	}
-	res := &EnrollResult{Record: rec, RecordSource: src, ArtifactHash: digest, ModulePath: store.Path(digest)}
-	if prev, ok := h.reg.Record(rec.WorkerID); ok && prev.ArtifactHash != rec.ArtifactHash {
-		res.Replaced, res.PreviousArtifact = true, prev.ArtifactHash
+	res := &EnrollResult{RecordSource: src, ArtifactHash: digest, RecordDigest: bw.recordDigest, ModulePath: store.Path(digest)}
+	if res.Record, err = cloneRecord(bw.rec); err != nil {
+		return nil, err
 	}
-	out, err := json.MarshalIndent(rec, "", "  ")
+	if prev := old.workers[rec.WorkerID]; prev != nil && prev.module != digest {
+		res.Replaced, res.PreviousArtifact = true, prev.rec.ArtifactHash
+	}
+	out, err := json.MarshalIndent(bw.rec, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -141,18 +202,44 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if err := os.MkdirAll(h.opts.RegistryDir, 0o755); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(res.RecordPath, append(out, '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
+	// The seal goes into the ledger before the file is replaced: a crash in
+	// between leaves a file that does not match the newest seal, which is
+	// reported as tampered (and fixed by enrolling again) — never a record
+	// in force that no seal covers.
+	ledgerStore, err := h.Ledger()
+	if err != nil {
+		return nil, err
 	}
-	h.reg.Enroll(rec)
+	compact, err := json.Marshal(bw.rec)
+	if err != nil {
+		return nil, err
+	}
+	change := &ledger.Change{
+		Kind: ledger.ChangeEnroll, Subject: rec.WorkerID, Digest: bw.recordDigest.String(),
+		ArtifactHash: digest.String(), Body: compact, Actor: actor(req.Actor), At: time.Now().UTC(),
+	}
+	ectx, cancel := evidenceContext(ctx)
+	defer cancel()
+	if err := ledgerStore.RecordChange(ectx, change); err != nil {
+		return nil, fmt.Errorf("enroll: recording the enrollment in the evidence ledger: %w; nothing was enrolled", err)
+	}
+	res.ChangeID = change.ChangeID
+	if err := fsutil.WriteFileAtomic(res.RecordPath, append(out, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("enroll: %w (the enrollment was sealed; enroll again to write the record)", err)
+	}
+	next := old.with(bw, h.opts.Rules)
+	h.snap.Store(next)
+	h.install(ctx, workerKey{rec.WorkerID, bw.recordDigest, digest}, compiled, 0)
+	installed = true
+	h.retire(ctx, next)
 
 	for _, c := range rec.Capabilities {
-		if !h.Rules().Routes(c, rec.WorkerSpeciesID) {
+		if !next.rules.Routes(c, rec.WorkerSpeciesID) {
 			res.Unrouted = append(res.Unrouted, c)
 		}
 	}
 	if req.AddRule && len(res.Unrouted) > 0 {
-		added, err := h.addDevRules(rec.WorkerSpeciesID, res.Unrouted)
+		added, err := h.addDevRules(ctx, rec.WorkerSpeciesID, res.Unrouted, actor(req.Actor))
 		if err != nil {
 			return res, err
 		}
@@ -161,9 +248,81 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	return res, nil
 }
 
+func actor(a string) string {
+	if a == "" {
+		return "embedder"
+	}
+	return a
+}
+
+// recordDiff lists the fields in which a supplied record differs from the
+// module's embedded one, artifact_hash aside (the embedded record cannot
+// name the digest of the bytes that contain it).
+func recordDiff(embedded, supplied []byte) []registry.Problem {
+	var a, b any
+	if err := decodeNumbers(embedded, &a); err != nil {
+		return []registry.Problem{{Field: RecordSection, Message: "the module's embedded record is not valid JSON: " + err.Error()}}
+	}
+	if err := decodeNumbers(supplied, &b); err != nil {
+		return []registry.Problem{{Message: "not valid JSON: " + err.Error()}}
+	}
+	if am, ok := a.(map[string]any); ok {
+		delete(am, "artifact_hash")
+	}
+	if bm, ok := b.(map[string]any); ok {
+		delete(bm, "artifact_hash")
+	}
+	var probs []registry.Problem
+	var walk func(path string, x, y any)
+	walk = func(path string, x, y any) {
+		xm, xok := x.(map[string]any)
+		ym, yok := y.(map[string]any)
+		if xok && yok {
+			keys := map[string]bool{}
+			for k := range xm {
+				keys[k] = true
+			}
+			for k := range ym {
+				keys[k] = true
+			}
+			names := slices.Sorted(maps.Keys(keys))
+			for _, k := range names {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				walk(p, xm[k], ym[k])
+			}
+			return
+		}
+		if !reflect.DeepEqual(x, y) {
+			probs = append(probs, registry.Problem{Field: path, Message: fmt.Sprintf("differs from the module's embedded %s record (embedded %s, supplied %s): the embedded record is authoritative; rebuild the module with hall build to change it, or enroll it without --record", RecordSection, jsonText(x), jsonText(y))})
+		}
+	}
+	walk("", a, b)
+	return probs
+}
+
+func decodeNumbers(data []byte, v *any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+func jsonText(v any) string {
+	if v == nil {
+		return "absent"
+	}
+	b, _ := json.Marshal(v)
+	if len(b) > 120 {
+		return string(b[:117]) + "..."
+	}
+	return string(b)
+}
+
 // addDevRules appends one explicit dev-only rule per capability to the
 // rules file, refusing if an earlier rule would shadow it.
-func (h *Hall) addDevRules(species string, caps []string) ([]string, error) {
+func (h *Hall) addDevRules(ctx context.Context, species string, caps []string, who string) ([]string, error) {
 	var file wcp.RulesFile
 	data, err := os.ReadFile(h.opts.Rules)
 	switch {
@@ -202,10 +361,9 @@ func (h *Hall) addDevRules(species string, caps []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := fsutil.WriteFileAtomic(h.opts.Rules, append(out, '\n'), 0o644); err != nil {
+	if err := h.writeRules(ctx, rs, append(out, '\n'), who); err != nil {
 		return nil, fmt.Errorf("--add-rule: %w", err)
 	}
-	h.rules.Store(rs)
 	return ids, nil
 }
 

@@ -1,7 +1,9 @@
 package host
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -11,34 +13,47 @@ import (
 	"github.com/wcphall/hall/host/wcp"
 )
 
-// Ledger returns the Hall's evidence ledger, opening it (and creating the
-// state directory, the database and the signing key) on first use.
+// Ledger returns the Hall's evidence ledger (opened by Open).
 func (h *Hall) Ledger() (ledger.Store, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ledger != nil {
-		return h.ledger, nil
+	if h.closed {
+		return nil, ErrClosed
 	}
+	if h.ledger == nil {
+		return nil, errors.New("evidence ledger: not open")
+	}
+	return h.ledger, nil
+}
+
+// openLedger opens the evidence ledger (creating the state directory, the
+// database and the signing key on first use), or adopts Options.Ledger.
+func (h *Hall) openLedger(storePayloads bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.opts.Ledger != nil {
 		h.ledger = h.opts.Ledger
-		return h.ledger, nil
+		return nil
 	}
 	var opts []ledger.Option
-	if h.opts.StorePayloads || h.cfg.StorePayloads {
+	if h.opts.StorePayloads || storePayloads {
 		opts = append(opts, ledger.WithPayloads())
 	}
 	s, err := ledger.Open(h.opts.Home, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("evidence ledger: %w", err)
+		return fmt.Errorf("evidence ledger: %w", err)
 	}
 	h.ledger, h.ownLedger = s, true
-	return s, nil
+	return nil
 }
 
 // Route decides a request and records the decision, with its telemetry,
 // in the evidence ledger. The decision is returned even when recording
 // fails; the error says so.
 func (h *Hall) Route(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, error) {
+	if h.isClosed() {
+		return wcp.RouteDecision{}, ErrClosed
+	}
 	dec := h.Decide(ctx, in)
 	return dec, h.recordDecision(ctx, &dec)
 }
@@ -52,6 +67,8 @@ func (h *Hall) recordDecision(ctx context.Context, dec *wcp.RouteDecision) error
 	if err != nil {
 		return err
 	}
+	ctx, cancel := evidenceContext(ctx)
+	defer cancel()
 	err = store.RecordDecision(ctx, ledger.DecisionRecord{
 		DecisionID:    dec.DecisionID.String(),
 		CorrelationID: dec.CorrelationID,
@@ -70,8 +87,9 @@ func (h *Hall) recordDecision(ctx context.Context, dec *wcp.RouteDecision) error
 }
 
 // receipt builds the evidence receipt of a dispatch.
-func receipt(res *RunResult, rec *wcp.Record, payload []byte, started time.Time) *ledger.Receipt {
+func receipt(res *RunResult, plan *Plan, payload []byte, started time.Time) *ledger.Receipt {
 	d := &res.Decision
+	rec := plan.w.rec
 	r := &ledger.Receipt{
 		CorrelationID:    d.CorrelationID,
 		DispatchedAt:     started,
@@ -79,7 +97,9 @@ func receipt(res *RunResult, rec *wcp.Record, payload []byte, started time.Time)
 		CapabilityID:     d.CapabilityID,
 		PolicyDecision:   "ALLOW",
 		ControlsVerified: d.RequiredControlsEffective,
-		ArtifactHash:     rec.ArtifactHash,
+		ArtifactHash:     plan.ArtifactHash(),
+		RecordDigest:     plan.RecordDigest(),
+		Envelope:         plan.Envelope(),
 		DecisionID:       d.DecisionID.String(),
 		TenantID:         d.TenantID,
 		RequestHash:      d.RequestHash.String(),
@@ -109,3 +129,11 @@ func receipt(res *RunResult, rec *wcp.Record, payload []byte, started time.Time)
 }
 
 func digestOf(b []byte) string { return wcp.Digest(sha256.Sum256(b)).String() }
+
+func jsonCompact(data []byte) ([]byte, error) {
+	var b bytes.Buffer
+	if err := json.Compact(&b, data); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}

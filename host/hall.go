@@ -18,12 +18,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/wcphall/hall/host/artifact"
 	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
@@ -126,28 +126,40 @@ func ParseConfig(data []byte) (Config, error) {
 }
 
 // Hall is a loaded Hall. Its methods are safe for concurrent use.
+//
+// # Notes
+//
+//   - Every decision reads one immutable snapshot of the rules, the
+//     configuration and the enrolled workers; a change swaps in a new
+//     snapshot atomically and never alters one a decision holds.
+//   - Close is final: afterwards every method that needs the Hall's state
+//     returns an error wrapping ErrClosed.
 type Hall struct {
-	opts     Options
-	rules    atomic.Pointer[router.RuleSet]
-	reg      *registry.Registry
-	cfg      Config
-	problems error
-	warnings []string
-	log      *slog.Logger
+	opts Options
+	log  *slog.Logger
+	snap atomic.Pointer[snapshot]
+
+	// changeMu serialises changes (enroll, rules, reload), so that each
+	// builds on the snapshot the previous one installed.
+	changeMu sync.Mutex
 
 	mu        sync.Mutex // guards the fields below
+	closed    bool
 	store     *artifact.Store
 	engine    *sandbox.Engine
-	workers   map[string]*loadedWorker // by worker id
+	loaded    map[workerKey]*loadedWorker
 	ledger    ledger.Store
 	ownLedger bool // opened by the Hall, closed by Close
 	offline   atomic.Bool
 }
 
-// Open loads the rules, the registry and the configuration. A rules file
-// or configuration that does not load is an error; enrolled records that
-// do not validate are skipped and reported by Problems, so one bad file
-// does not take the Hall down.
+// Open loads the configuration, the rules and the enrolled records, opens
+// the evidence ledger (creating the state directory and signing key on
+// first use) and checks every record against the seal its enrollment left
+// in the ledger. A rules file or configuration that does not load is an
+// error; enrolled records that do not validate or no longer match their
+// seal are not loaded and are reported by Problems, so one bad file does
+// not take the Hall down.
 func Open(ctx context.Context, opts Options) (*Hall, error) {
 	if opts.Dir == "" {
 		opts.Dir = "."
@@ -159,9 +171,6 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 		opts.RegistryDir = "enrolled"
 	}
 	if opts.Home == "" {
-		opts.Home = os.Getenv("HALL_HOME")
-	}
-	if opts.Home == "" {
 		opts.Home = ".hall"
 	}
 	opts.Rules = opts.path(opts.Rules)
@@ -171,33 +180,22 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-
+	// The ledger is opened first and eagerly: it holds the seals the
+	// records are checked against, and a Hall that cannot record evidence
+	// should fail here, not at its first dispatch.
 	cfg, err := loadConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	h.cfg = cfg
-
-	rules, err := router.LoadRules(opts.Rules)
-	if err != nil && errors.Is(err, fs.ErrNotExist) && opts.MissingRulesOK {
-		rules, err = router.ParseRules([]byte(`{"rules": []}`))
+	if err := h.openLedger(cfg.StorePayloads); err != nil {
+		return nil, err
 	}
+	s, err := h.buildSnapshot(ctx)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("rules file %s does not exist: pass --rules FILE or create it (see examples/quickstart/rules.json)", opts.Rules)
-		}
+		h.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	h.rules.Store(rules)
-
-	reg, warnings, err := registry.LoadDir(opts.RegistryDir)
-	if err != nil && reg == nil {
-		return nil, err
-	}
-	h.reg, h.warnings, h.problems = reg, warnings, err
-	for _, w := range rules.Warnings {
-		h.warnings = append(h.warnings, opts.Rules+": "+w)
-	}
+	h.snap.Store(s)
 	return h, nil
 }
 
@@ -232,43 +230,57 @@ func loadConfig(opts Options) (Config, error) {
 // Options returns the options the Hall was opened with, paths resolved.
 func (h *Hall) Options() Options { return h.opts }
 
-// Rules returns the compiled rules.
-func (h *Hall) Rules() *router.RuleSet { return h.rules.Load() }
-
-// Registry returns the enrolled workers.
-func (h *Hall) Registry() *registry.Registry { return h.reg }
+// Rules returns the compiled rules in force. They are shared with running
+// decisions: read them, never change them.
+func (h *Hall) Rules() *router.RuleSet { return h.snap.Load().rules }
 
 // Config returns the configuration in force.
-func (h *Hall) Config() Config { return h.cfg }
+func (h *Hall) Config() Config { return h.snap.Load().cfg }
 
-// Problems returns the enrolled records that were skipped (one
-// *registry.RecordError per file, joined), or nil.
-func (h *Hall) Problems() error { return h.problems }
+// Problems returns the enrolled records that were not loaded (one
+// *registry.RecordError or *TamperedRecordError per file, joined), or nil.
+func (h *Hall) Problems() error { return h.snap.Load().problems }
 
 // Warnings returns what loading noticed but accepted (rules conditions
 // that never match, invalid control ids ignored at enrollment).
-func (h *Hall) Warnings() []string { return h.warnings }
+func (h *Hall) Warnings() []string { return slices.Clone(h.snap.Load().warnings) }
 
 // Decide routes one request. It never fails: every problem is a denied
-// decision.
+// decision. An allowed decision's artifact_hash is the digest of the module
+// of the one worker a dispatch of it would run.
 func (h *Hall) Decide(ctx context.Context, in *wcp.RouteInput) wcp.RouteDecision {
-	dec := router.Decide(ctx, in, h.Rules(), h.reg, h.routerOptions())
-	if !dec.Denied {
-		if rec := selectWorker(h.reg, string(dec.SelectedWorkerSpeciesID)); rec != nil && rec.ArtifactHash != "" {
-			dec.ArtifactHash = wcp.OptString(rec.ArtifactHash)
-		}
-	}
+	dec, _ := h.plan(ctx, in)
 	return dec
 }
 
-func (h *Hall) routerOptions() router.Options {
-	return router.Options{
-		Config:           &h.cfg.HallConfig,
+// plan decides in against the current snapshot and, when allowed, binds
+// the decision to the concrete worker it selected.
+func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, *Plan) {
+	s := h.snap.Load()
+	b := &binding{h: h, s: s}
+	dec := router.Decide(ctx, in, s.rules, b, router.Options{
+		Config:           &s.cfg.HallConfig,
 		Gate:             h.opts.Gate,
-		RegisteredHashes: registeredArtifacts{h.reg},
-		CurrentHashes:    h.currentArtifacts(),
-		Envelopes:        h.reg,
-		Privilege:        registry.StockPrivilegePolicy{EgressAllowlist: h.cfg.EgressAllowlist},
+		RegisteredHashes: (*registeredHashes)(b),
+		CurrentHashes:    (*currentHashes)(b),
+		Envelopes:        b,
+		Privilege:        s.privilege,
 		Logger:           h.log,
+	})
+	if dec.Denied {
+		return dec, nil
 	}
+	w := b.pick(string(dec.SelectedWorkerSpeciesID))
+	if w == nil { // the router selected a species the snapshot does not hold
+		denyInternal(&dec)
+		return dec, nil
+	}
+	if w.tampered != nil {
+		denyTampered(&dec, fmt.Sprintf("The record of %s was changed after it was enrolled; it was not run.", w.rec.WorkerID))
+		return dec, nil
+	}
+	if w.hasModule {
+		dec.ArtifactHash = wcp.OptString(w.module.String())
+	}
+	return dec, &Plan{snap: s, w: w}
 }

@@ -247,8 +247,20 @@ func (failingLedger) RecordDecision(context.Context, ledger.DecisionRecord) erro
 func (failingLedger) Append(context.Context, *ledger.Receipt) error { return errors.New("disk full") }
 func (failingLedger) Close() error                                  { return nil }
 
+// realLedger is a SQLite ledger in a fresh directory, for fakes that fail
+// only some writes.
+func realLedger(t testing.TB) ledger.Store {
+	t.Helper()
+	l, err := ledger.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
 func TestRunWithoutEvidenceDoesNotRun(t *testing.T) {
-	h := newHall(t, host.Options{Ledger: failingLedger{}})
+	h := newHall(t, host.Options{Ledger: failingLedger{realLedger(t)}})
 	res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.doc.summarize", "org.acme"), Payload: []byte(text)})
 	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "not run") {
 		t.Fatalf("err = %v", err)
@@ -271,7 +283,7 @@ func (receiptFailsLedger) Append(context.Context, *ledger.Receipt) error {
 func (receiptFailsLedger) Close() error { return nil }
 
 func TestRunReceiptNotCommittedWithholdsOutput(t *testing.T) {
-	h := newHall(t, host.Options{Ledger: receiptFailsLedger{}})
+	h := newHall(t, host.Options{Ledger: receiptFailsLedger{realLedger(t)}})
 	res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.doc.summarize", "org.acme"), Payload: []byte(text)})
 	if err == nil || !strings.Contains(err.Error(), "receipt could not be committed") {
 		t.Fatalf("err = %v", err)

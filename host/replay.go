@@ -2,9 +2,11 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
 )
@@ -42,12 +44,12 @@ func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*Rep
 	if got := digestOf(input); got != r.InputHash {
 		return nil, fmt.Errorf("the input hashes to %s but receipt %s recorded input %s: replay needs the same input", got, receiptID, r.InputHash)
 	}
-	cur, ok := h.reg.Record(r.WorkerID)
-	if !ok {
-		return nil, fmt.Errorf("worker %s of receipt %s is no longer enrolled", r.WorkerID, receiptID)
+	rec, err := h.recordOf(ctx, r)
+	if err != nil {
+		return nil, err
 	}
-	if cur.Determinism != "full" {
-		return nil, fmt.Errorf("worker %s declares determinism %q: only workers declaring \"full\" run with a deterministic clock and random source and can be replayed", r.WorkerID, cur.Determinism)
+	if rec.Determinism != "full" {
+		return nil, fmt.Errorf("worker %s declares determinism %q: only workers declaring \"full\" run with a deterministic clock and random source and can be replayed", r.WorkerID, rec.Determinism)
 	}
 	d, err := wcp.ParseDigest(r.ArtifactHash)
 	if err != nil {
@@ -61,9 +63,13 @@ func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*Rep
 	if err != nil {
 		return nil, err
 	}
-	rec := *cur
 	rec.ArtifactHash = r.ArtifactHash
-	w, err := h.load(ctx, &rec, module)
+	s := h.snap.Load()
+	bw, err := newBoundWorker(rec, s.max)
+	if err != nil {
+		return nil, err
+	}
+	w, err := h.load(ctx, s, bw, module)
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +78,7 @@ func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*Rep
 	out, err := w.Call(ctx, sandbox.Request{
 		Export: rec.Entrypoint(r.CapabilityID),
 		Input:  input,
-		Config: map[string]string{
-			"wcp.correlation_id": r.CorrelationID,
-			"wcp.tenant_id":      r.TenantID,
-			"wcp.capability_id":  r.CapabilityID,
-			"wcp.worker_id":      r.WorkerID,
-		},
+		Config: guestConfig(r.CorrelationID, r.TenantID, r.CapabilityID, "", "", r.WorkerID),
 	})
 	if err != nil {
 		var se *sandbox.Error
@@ -92,4 +93,35 @@ func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*Rep
 	}
 	res.Match = res.Outcome == r.Outcome && res.OutputHash == r.OutputHash
 	return res, nil
+}
+
+// recordOf is the record a receipt's dispatch ran under: the sealed record
+// its record_digest names in the ledger's change chain, or, for receipts
+// from before records were sealed, the worker's record in force now.
+func (h *Hall) recordOf(ctx context.Context, r *ledger.Receipt) (*wcp.Record, error) {
+	if r.RecordDigest != "" {
+		store, err := h.Ledger()
+		if err != nil {
+			return nil, err
+		}
+		changes, err := store.Changes(ctx, ledger.ChangeEnroll)
+		if err != nil {
+			return nil, err
+		}
+		for i := len(changes) - 1; i >= 0; i-- {
+			if c := changes[i]; c.Subject == r.WorkerID && c.Digest == r.RecordDigest {
+				var rec wcp.Record
+				if err := json.Unmarshal(c.Body, &rec); err != nil {
+					return nil, fmt.Errorf("the sealed record %s of receipt %s: %w", r.RecordDigest, r.ReceiptID, err)
+				}
+				return &rec, nil
+			}
+		}
+		return nil, fmt.Errorf("receipt %s names record %s, which no enrollment in the ledger sealed", r.ReceiptID, r.RecordDigest)
+	}
+	w := h.snap.Load().workers[r.WorkerID]
+	if w == nil {
+		return nil, fmt.Errorf("worker %s of receipt %s is no longer enrolled", r.WorkerID, r.ReceiptID)
+	}
+	return cloneRecord(w.rec)
 }

@@ -72,7 +72,7 @@ func (s *Server) wcpHealth(w http.ResponseWriter, r *http.Request) {
 		"online":           s.h.Online(),
 		"compliance_level": level,
 		"enabled":          enabled,
-		"workers":          len(s.h.Registry().Records()),
+		"workers":          s.h.Registry().Len(),
 		"capabilities":     len(s.h.Registry().Capabilities()),
 		"rules":            len(s.h.Rules().Rules),
 		"max_concurrent":   s.cfg.MaxConcurrent,

@@ -74,7 +74,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.metrics = newMetrics(h.Online, func() int { return len(h.Registry().Records()) }, h.Pools)
+	s.metrics = newMetrics(h.Online, func() int { return h.Registry().Len() }, h.Pools)
 
 	r := chi.NewRouter()
 	r.Use(s.observe)

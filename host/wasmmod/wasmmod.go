@@ -322,6 +322,24 @@ func CustomSection(wasm []byte, name string) ([]byte, bool, error) {
 	return nil, false, nil
 }
 
+// CustomSections returns the payload of every custom section called name,
+// in module order (nil when there is none). A name the binary format allows
+// to repeat can still mean one thing only to its reader: a caller that
+// expects one section should refuse more.
+func CustomSections(wasm []byte, name string) ([][]byte, error) {
+	secs, err := sections(wasm)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, s := range secs {
+		if s.id == sectionCustom && s.name == name {
+			out = append(out, bytes.Clone(wasm[s.dataStart:s.end]))
+		}
+	}
+	return out, nil
+}
+
 // SetCustomSection returns a copy of wasm in which the custom section called
 // name holds data: the first section of that name is replaced in place and
 // any later ones are dropped; without one, the section is appended at the

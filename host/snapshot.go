@@ -1,0 +1,531 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/host/registry"
+	"github.com/wcphall/hall/host/router"
+	"github.com/wcphall/hall/host/sandbox"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// snapshot is everything a decision and its dispatch read: the rules, the
+// configuration and the enrolled workers, built once and never changed.
+// A change (enroll, a rules or hall.json edit, a reload) builds a new
+// snapshot and swaps it in atomically; a decision and the dispatch it
+// plans use the snapshot they started with from start to end.
+type snapshot struct {
+	rules *router.RuleSet
+	// rulesDigest is "sha256:<hex>" of the rules file's bytes ("" for none).
+	rulesDigest string
+	cfg         Config
+	// reg holds the PyHall views of the enrolled records (species and
+	// capability sets, controls present fleet-wide); built for this
+	// snapshot, never enrolled into afterwards.
+	reg       *registry.Registry
+	workers   map[string]*boundWorker   // by worker id
+	species   map[string][]*boundWorker // worker_id descending: the selection order
+	privilege registry.StockPrivilegePolicy
+	max       sandbox.Limits
+
+	problems error
+	warnings []string
+}
+
+// boundWorker is one enrolled worker as a snapshot holds it: a private copy
+// of its sealed record and everything a dispatch derives from it, computed
+// once here so that the decision, the sandbox grant and the evidence all
+// read the same values.
+type boundWorker struct {
+	rec          *wcp.Record // private: never handed out, never mutated
+	recordDigest wcp.Digest
+	module       wcp.Digest // zero when the record names no module
+	hasModule    bool
+	envelope     json.RawMessage // canonical JSON of the envelope in force ({} when none)
+	policy       sandbox.Policy
+	limits       sandbox.Limits
+	// tampered is set when the record file no longer matches its seal:
+	// the worker stays selectable (its sealed record says what it serves)
+	// so that a dispatch to it is denied DENY_WORKER_TAMPERED.
+	tampered error
+
+	verify      sync.Once
+	currentHash string // hex digest of the stored module, "" when unreadable
+}
+
+// current returns the digest of the worker's module as read from the
+// artifact store, computed on first use and kept for the snapshot's life
+// (the store is watched; a change builds a new snapshot).
+func (w *boundWorker) current(h *Hall) (string, bool) {
+	w.verify.Do(func() {
+		if !w.hasModule {
+			return
+		}
+		store, err := h.artifacts()
+		if err != nil {
+			return
+		}
+		if got, err := store.Verify(w.module); err == nil {
+			w.currentHash = got.Hex()
+		}
+	})
+	return w.currentHash, w.currentHash != ""
+}
+
+func (w *boundWorker) allowsEnv(env string) bool {
+	return len(w.rec.AllowedEnvironments) == 0 || slices.Contains(w.rec.AllowedEnvironments, env)
+}
+
+func (w *boundWorker) implementsOwnControls() bool {
+	for _, c := range w.rec.RequiredControls {
+		if !slices.Contains(w.rec.CurrentlyImplements, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// newBoundWorker derives a worker's dispatch values from its record. The
+// record is copied, so a caller's later changes to rec do not reach it.
+func newBoundWorker(rec *wcp.Record, max sandbox.Limits) (*boundWorker, error) {
+	rec, err := cloneRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := wcp.RecordDigest(rec)
+	if err != nil {
+		return nil, err
+	}
+	w := &boundWorker{rec: rec, recordDigest: rd, policy: policy(rec), limits: effectiveLimits(workerLimits(rec), max)}
+	if d, err := wcp.ParseDigest(rec.ArtifactHash); err == nil {
+		w.module, w.hasModule = d, true
+	}
+	w.envelope = json.RawMessage(`{}`)
+	if e := rec.PrivilegeEnvelope; e != nil {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return nil, err
+		}
+		if w.envelope, err = wcp.CanonicalJSON(raw); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// effectiveLimits caps a worker's declared limits by the Hall's ceilings,
+// as the sandbox does, so that a plan states the limits the call gets.
+func effectiveLimits(l, max sandbox.Limits) sandbox.Limits {
+	lower := func(v, m int64) int64 {
+		if v <= 0 || v > m {
+			return m
+		}
+		return v
+	}
+	if l.Timeout <= 0 || l.Timeout > max.Timeout {
+		l.Timeout = max.Timeout
+	}
+	if l.MemoryBytes == 0 || l.MemoryBytes > max.MemoryBytes {
+		l.MemoryBytes = max.MemoryBytes
+	}
+	l.InputBytes = lower(l.InputBytes, max.InputBytes)
+	l.OutputBytes = lower(l.OutputBytes, max.OutputBytes)
+	if l.LogBytes <= 0 || l.LogBytes > max.LogBytes {
+		l.LogBytes = max.LogBytes
+	}
+	return l
+}
+
+func cloneRecord(rec *wcp.Record) (*wcp.Record, error) {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	var out wcp.Record
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// seals maps a worker id to its latest enrollment in the evidence ledger.
+type seals map[string]ledger.Change
+
+func loadSeals(ctx context.Context, store ledger.Store) (seals, error) {
+	changes, err := store.Changes(ctx, ledger.ChangeEnroll)
+	if err != nil {
+		return nil, fmt.Errorf("reading enrollment seals from the evidence ledger: %w", err)
+	}
+	out := make(seals, len(changes))
+	for _, c := range changes { // chain order: the last one wins
+		out[c.Subject] = c
+	}
+	return out, nil
+}
+
+// TamperedRecordError reports an enrolled record file that no longer
+// matches the record sealed when it was enrolled.
+type TamperedRecordError struct {
+	Path     string
+	WorkerID string
+	Sealed   string // the record digest sealed at enrollment
+	Got      string // the file's record digest ("" when it does not parse)
+}
+
+func (e *TamperedRecordError) Error() string {
+	return fmt.Sprintf("%s: RECORD_TAMPERED: the record of %s was changed after it was enrolled (sealed %s, file %s); it is not loaded and dispatches to it are denied DENY_WORKER_TAMPERED: to change a record, enroll it again with hall enroll", e.Path, e.WorkerID, e.Sealed, orNone(e.Got))
+}
+
+// Code is RECORD_TAMPERED.
+func (e *TamperedRecordError) Code() string { return "RECORD_TAMPERED" }
+
+func orNone(s string) string {
+	if s == "" {
+		return "unreadable"
+	}
+	return s
+}
+
+// buildSnapshot reads the rules, the configuration and the enrolled
+// records from disk and checks every record against its seal.
+func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
+	cfg, err := loadConfig(h.opts)
+	if err != nil {
+		return nil, err
+	}
+	rules, rulesDigest, err := loadRules(h.opts)
+	if err != nil {
+		return nil, err
+	}
+	store, err := h.Ledger()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := loadSeals(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	recs, problems, err := readRecords(h.opts.RegistryDir)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	if problems != nil {
+		errs = append(errs, problems)
+	}
+	var keep []*wcp.Record
+	var tampered []*boundWorker
+	max := cfg.maxLimits()
+	for _, f := range recs {
+		seal, ok := sealed[f.rec.WorkerID]
+		if !ok {
+			if f.rec.ArtifactHash != "" {
+				errs = append(errs, &registry.RecordError{Path: f.path, Problems: []registry.Problem{{Message: "RECORD_UNSEALED: this record names a module but was not enrolled by this Hall (no seal in its evidence ledger); it is not loaded: enroll the module with hall enroll"}}})
+				continue
+			}
+			keep = append(keep, f.rec) // a routing-only record: decisions, never a dispatch
+			continue
+		}
+		got, err := wcp.RecordDigest(f.rec)
+		if err == nil && got.String() == seal.Digest {
+			keep = append(keep, f.rec)
+			continue
+		}
+		te := &TamperedRecordError{Path: f.path, WorkerID: f.rec.WorkerID, Sealed: seal.Digest}
+		if err == nil {
+			te.Got = got.String()
+		}
+		errs = append(errs, te)
+		if w := sealedWorker(seal, max, te); w != nil {
+			tampered = append(tampered, w)
+		}
+	}
+	workers := tampered
+	for _, rec := range keep {
+		w, err := newBoundWorker(rec, max)
+		if err != nil {
+			return nil, fmt.Errorf("worker %s: %w", rec.WorkerID, err)
+		}
+		workers = append(workers, w)
+	}
+	s := newSnapshot(rules, h.opts.Rules, cfg, workers)
+	s.rulesDigest = rulesDigest
+	s.problems = errors.Join(errs...)
+	return s, nil
+}
+
+// sealedWorker is the placeholder of a tampered record: what the seal says
+// the worker serves, marked tampered.
+func sealedWorker(seal ledger.Change, max sandbox.Limits, te error) *boundWorker {
+	var rec wcp.Record
+	if json.Unmarshal(seal.Body, &rec) != nil || rec.WorkerID == "" {
+		return nil
+	}
+	w, err := newBoundWorker(&rec, max)
+	if err != nil {
+		return nil
+	}
+	w.tampered = te
+	return w
+}
+
+type recordFile struct {
+	path string
+	rec  *wcp.Record
+}
+
+// readRecords validates every *.json file directly in dir, in file-name
+// order. Files that fail validation are reported together (one
+// *registry.RecordError per file) while the others load.
+func readRecords(dir string) ([]recordFile, error, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry: %w", err)
+	}
+	var (
+		out  []recordFile
+		errs []error
+	)
+	for _, e := range entries {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".json" {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, &registry.RecordError{Path: path, Problems: []registry.Problem{{Message: err.Error()}}})
+			continue
+		}
+		rec, err := registry.Validate(data)
+		if err != nil {
+			var re *registry.RecordError
+			if errors.As(err, &re) {
+				re.Path = path
+			}
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, recordFile{path: path, rec: rec})
+	}
+	return out, errors.Join(errs...), nil
+}
+
+// newSnapshot indexes bound workers for decisions. A tampered worker is
+// selectable (so that a dispatch to it is denied as tampered) but adds
+// nothing to the registry's species, capabilities or controls.
+func newSnapshot(rules *router.RuleSet, rulesPath string, cfg Config, workers []*boundWorker) *snapshot {
+	s := &snapshot{
+		rules:     rules,
+		cfg:       cfg,
+		reg:       registry.New(),
+		workers:   make(map[string]*boundWorker, len(workers)),
+		species:   map[string][]*boundWorker{},
+		privilege: registry.StockPrivilegePolicy{EgressAllowlist: cfg.EgressAllowlist},
+		max:       cfg.maxLimits(),
+	}
+	// Records enter the registry in worker-id order, so that its warnings
+	// (and nothing else: selection is by worker id) read the same in every
+	// process.
+	slices.SortFunc(workers, func(a, b *boundWorker) int { return strings.Compare(a.rec.WorkerID, b.rec.WorkerID) })
+	for _, w := range workers {
+		if old, dup := s.workers[w.rec.WorkerID]; dup && old.tampered == nil {
+			continue // a sound record wins over a tampered placeholder
+		}
+		s.workers[w.rec.WorkerID] = w
+	}
+	for _, w := range workers {
+		if s.workers[w.rec.WorkerID] != w {
+			continue
+		}
+		if w.tampered == nil {
+			s.warnings = append(s.warnings, s.reg.Enroll(w.rec)...)
+		}
+		if sp := w.rec.WorkerSpeciesID; sp != "" {
+			s.species[sp] = append(s.species[sp], w)
+		}
+	}
+	for _, ws := range s.species {
+		slices.Reverse(ws) // worker_id descending
+	}
+	for _, w := range rules.Warnings {
+		s.warnings = append(s.warnings, rulesPath+": "+w)
+	}
+	return s
+}
+
+// with returns a copy of s in which w (just enrolled and sealed) replaces
+// the worker of the same id.
+func (s *snapshot) with(w *boundWorker, rulesPath string) *snapshot {
+	workers := make([]*boundWorker, 0, len(s.workers)+1)
+	for id, old := range s.workers {
+		if id != w.rec.WorkerID {
+			workers = append(workers, old)
+		}
+	}
+	n := newSnapshot(s.rules, rulesPath, s.cfg, append(workers, w))
+	n.rulesDigest = s.rulesDigest
+	n.problems = withoutWorker(s.problems, w.rec.WorkerID)
+	return n
+}
+
+// withRules returns a copy of s with other rules.
+func (s *snapshot) withRules(rules *router.RuleSet, digest, rulesPath string) *snapshot {
+	workers := make([]*boundWorker, 0, len(s.workers))
+	for _, w := range s.workers {
+		workers = append(workers, w)
+	}
+	n := newSnapshot(rules, rulesPath, s.cfg, workers)
+	n.rulesDigest = digest
+	n.problems = s.problems
+	return n
+}
+
+// withoutWorker drops the tamper report of a worker that was enrolled again.
+func withoutWorker(problems error, workerID string) error {
+	if problems == nil {
+		return nil
+	}
+	var keep []error
+	for _, e := range unjoin(problems) {
+		var te *TamperedRecordError
+		if errors.As(e, &te) && te.WorkerID == workerID {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return errors.Join(keep...)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// loadRules reads and compiles the rules file; digest is the SHA-256 of
+// its bytes ("" when a missing file was accepted as no rules).
+func loadRules(opts Options) (rules *router.RuleSet, digest string, err error) {
+	data, err := os.ReadFile(opts.Rules)
+	if errors.Is(err, fs.ErrNotExist) {
+		if opts.MissingRulesOK {
+			rules, err = router.ParseRules([]byte(`{"rules": []}`))
+			return rules, "", err
+		}
+		return nil, "", fmt.Errorf("rules file %s does not exist: pass --rules FILE or create it (see examples/quickstart/rules.json)", opts.Rules)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("rules: %w", err)
+	}
+	rules, err = router.ParseRules(data)
+	var le *router.LoadError
+	if errors.As(err, &le) {
+		le.File = opts.Rules
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return rules, digestOf(data), nil
+}
+
+// binding is one decision's view of a snapshot. It answers the router's
+// questions about species by judging concrete workers, and remembers the
+// worker it chose, so that attestation, the privilege check and the
+// dispatch all concern that one worker.
+type binding struct {
+	h       *Hall
+	s       *snapshot
+	species string
+	w       *boundWorker
+}
+
+func (b *binding) ControlPresent(c string) bool { return b.s.reg.ControlPresent(c) }
+
+func (b *binding) WorkerAvailable(species string) bool { return len(b.s.species[species]) > 0 }
+
+// Ineligible implements router.Eligibility per concrete worker: among the
+// species' workers, in worker_id order from the last, the first that allows
+// env (when checkEnv) and implements its own required controls (when
+// checkControls) is chosen. The skip reason of an ineligible species is
+// the controls one when any worker failed only on controls, else the env
+// one.
+func (b *binding) Ineligible(species, env string, checkEnv, checkControls bool) string {
+	reason := ""
+	for _, w := range b.s.species[species] {
+		if checkEnv && !w.allowsEnv(env) {
+			if reason == "" {
+				reason = wcp.SkipEnvNotAllowed
+			}
+			continue
+		}
+		if checkControls && !w.implementsOwnControls() {
+			reason = wcp.SkipWorkerControlsMissing
+			continue
+		}
+		b.species, b.w = species, w
+		return ""
+	}
+	return reason
+}
+
+// pick is the worker bound to species: the one Ineligible chose, else (no
+// eligibility checks configured) the one whose worker_id sorts last.
+func (b *binding) pick(species string) *boundWorker {
+	if b.w != nil && b.species == species {
+		return b.w
+	}
+	ws := b.s.species[species]
+	if len(ws) == 0 {
+		return nil
+	}
+	b.species, b.w = species, ws[0]
+	return ws[0]
+}
+
+// PrivilegeEnvelope implements router.EnvelopeSource for the bound worker.
+func (b *binding) PrivilegeEnvelope(species string) *wcp.PrivilegeEnvelope {
+	if w := b.pick(species); w != nil {
+		return w.rec.PrivilegeEnvelope
+	}
+	return nil
+}
+
+// registeredHashes is the known-good code hash of the bound worker: the
+// artifact_hash its sealed record declares (the digest of the module it
+// was enrolled with, WCP §5.10), else PyHall's attestation.code_hash.
+type registeredHashes binding
+
+func (r *registeredHashes) WorkerHash(ctx context.Context, species string) (string, bool) {
+	b := (*binding)(r)
+	if w := b.pick(species); w != nil && w.hasModule {
+		return w.module.Hex(), true
+	}
+	return b.s.reg.WorkerHash(ctx, species)
+}
+
+// currentHashes is the live code hash of the bound worker: its module as
+// the artifact store holds it now.
+type currentHashes binding
+
+func (c *currentHashes) WorkerHash(_ context.Context, species string) (string, bool) {
+	b := (*binding)(c)
+	w := b.pick(species)
+	if w == nil {
+		return "", false
+	}
+	return w.current(b.h)
+}
+

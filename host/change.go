@@ -15,7 +15,9 @@ import (
 // unchanged.
 type RulesError struct{ Err error }
 
-func (e *RulesError) Error() string { return "rules refused, the rules in force are unchanged: " + e.Err.Error() }
+func (e *RulesError) Error() string {
+	return "rules refused, the rules in force are unchanged: " + e.Err.Error()
+}
 func (e *RulesError) Unwrap() error { return e.Err }
 
 // Code is RULES_INVALID.

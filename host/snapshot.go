@@ -528,4 +528,3 @@ func (c *currentHashes) WorkerHash(_ context.Context, species string) (string, b
 	}
 	return w.current(b.h)
 }
-

@@ -4,9 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"io"
 	"time"
+
+	"github.com/wcphall/hall/host/wcp"
 )
 
 // Store is where evidence goes. The SQLite engine returned by [Open] is the
@@ -122,17 +123,17 @@ type Head struct {
 // these conditions wraps the matching value.
 var (
 	// ErrNotFound: no such receipt or decision.
-	ErrNotFound = errors.New("LEDGER_NOT_FOUND: not found")
+	ErrNotFound error = &codeError{wcp.CodeLedgerNotFound, "not found"}
 	// ErrInvalid: a receipt, decision or event is malformed; the message
 	// names the field.
-	ErrInvalid = errors.New("RECORD_INVALID")
+	ErrInvalid error = &codeError{wcp.CodeRecordInvalid, ""}
 	// ErrReadOnly: the ledger cannot be written (opened with [ReadOnly], a
 	// read-only file or file system).
-	ErrReadOnly = errors.New("LEDGER_READ_ONLY: the ledger database is read-only")
+	ErrReadOnly error = &codeError{wcp.CodeLedgerReadOnly, "the ledger database is read-only"}
 	// ErrSchemaTooNew: the database was migrated by a newer Hall.
-	ErrSchemaTooNew = errors.New("LEDGER_SCHEMA_TOO_NEW")
+	ErrSchemaTooNew error = &codeError{wcp.CodeLedgerSchemaTooNew, ""}
 	// ErrKey: the signing key is missing, unreadable or malformed.
-	ErrKey = errors.New("LEDGER_KEY")
+	ErrKey error = &codeError{wcp.CodeLedgerKey, ""}
 	// ErrClosed: a write was submitted after the ledger was closed.
-	ErrClosed = errors.New("LEDGER_CLOSED: the ledger is closed")
+	ErrClosed error = &codeError{wcp.CodeLedgerClosed, "the ledger is closed"}
 )

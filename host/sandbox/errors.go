@@ -1,49 +1,55 @@
 package sandbox
 
-import "fmt"
+import (
+	"fmt"
 
-// Sandbox outcome codes (docs/ABI.md, "Sandbox outcome codes"). An *Error
-// returned by Load or Worker.Call carries exactly one of them.
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// Sandbox outcome codes (docs/ABI.md, "Sandbox outcome codes"), the
+// outcome rows of wcp.Codes. An *Error returned by Load or Worker.Call
+// carries exactly one of them.
 const (
 	// CodeLimitTimeout: the call exceeded its wall-clock limit and was stopped.
-	CodeLimitTimeout = "LIMIT_TIMEOUT"
+	CodeLimitTimeout = string(wcp.CodeLimitTimeout)
 	// CodeLimitMemory: the guest tried to grow a linear memory past
 	// Limits.MemoryBytes (or a module's initial memory already exceeds it).
-	CodeLimitMemory = "LIMIT_MEMORY"
+	CodeLimitMemory = string(wcp.CodeLimitMemory)
 	// CodeLimitInput: the request input exceeds Limits.InputBytes; the guest
 	// did not run.
-	CodeLimitInput = "LIMIT_INPUT"
+	CodeLimitInput = string(wcp.CodeLimitInput)
 	// CodeLimitOutput: the guest produced more than Limits.OutputBytes.
-	CodeLimitOutput = "LIMIT_OUTPUT"
+	CodeLimitOutput = string(wcp.CodeLimitOutput)
 	// CodeWorkerTrap: the guest trapped, panicked or exited abnormally.
-	CodeWorkerTrap = "WORKER_TRAP"
+	CodeWorkerTrap = string(wcp.CodeWorkerTrap)
 	// CodeWorkerFailed: the export returned non-zero; Message is the guest's
 	// error message (Extism error_set).
-	CodeWorkerFailed = "WORKER_FAILED"
+	CodeWorkerFailed = string(wcp.CodeWorkerFailed)
 	// CodeWorkerBadPointer: the guest passed a host function an offset that is
 	// not a block of the Extism kernel memory.
-	CodeWorkerBadPointer = "WORKER_BAD_POINTER"
+	CodeWorkerBadPointer = string(wcp.CodeWorkerBadPointer)
 	// CodeExportMissing: the requested export does not exist.
-	CodeExportMissing = "EXPORT_MISSING"
+	CodeExportMissing = string(wcp.CodeExportMissing)
 	// CodeModuleInvalid: the bytes given to Load are not a valid, instantiable
 	// WebAssembly module.
-	CodeModuleInvalid = "MODULE_INVALID"
+	CodeModuleInvalid = string(wcp.CodeModuleInvalid)
 	// CodeEgressDenied: the guest used the Extism http_request import, which
 	// the Hall never allows (network goes through hall_http only).
-	CodeEgressDenied = "EGRESS_DENIED"
+	CodeEgressDenied = string(wcp.CodeEgressDenied)
 )
 
 // Error codes a host function returns to the guest inside an
-// {"error": {"code", "message"}} JSON block (docs/ABI.md). They never fail the
-// call by themselves.
+// {"error": {"code", "message"}} JSON block (docs/ABI.md), the guest rows of
+// wcp.Codes (EGRESS_DENIED is an outcome row). They never fail the call by
+// themselves.
 const (
-	GuestSecretNotDeclared = "SECRET_NOT_DECLARED"
-	GuestSecretUnavailable = "SECRET_UNAVAILABLE"
-	GuestEgressDenied      = "EGRESS_DENIED"
-	GuestHTTPFailed        = "HTTP_FAILED"
-	GuestResponseTooLarge  = "RESPONSE_TOO_LARGE"
-	GuestBadRequest        = "BAD_REQUEST"
-	GuestRateLimited       = "RATE_LIMITED"
+	GuestSecretNotDeclared = string(wcp.CodeSecretNotDeclared)
+	GuestSecretUnavailable = string(wcp.CodeSecretUnavailable)
+	GuestEgressDenied      = string(wcp.CodeEgressDenied)
+	GuestHTTPFailed        = string(wcp.CodeHTTPFailed)
+	GuestResponseTooLarge  = string(wcp.CodeResponseTooLarge)
+	GuestBadRequest        = string(wcp.CodeBadRequest)
+	GuestRateLimited       = string(wcp.CodeRateLimited)
 )
 
 // Error is the outcome of a failed Load or Call. Callers inspect it with

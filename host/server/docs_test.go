@@ -13,8 +13,8 @@ import (
 )
 
 // TestDocsMatchCode keeps docs/HTTP.md in step with the code: every route
-// the server registers is documented, and the deny-code table is
-// wcp.DenyCodes.
+// the server registers is documented, the deny-code table is
+// wcp.DenyCodes, and every HTTP and outcome code of wcp.Codes is mentioned.
 func TestDocsMatchCode(t *testing.T) {
 	b, err := os.ReadFile("../../docs/HTTP.md")
 	if err != nil {
@@ -44,6 +44,36 @@ func TestDocsMatchCode(t *testing.T) {
 		row := fmt.Sprintf("| `%s` | %d |", info.Code, info.Status)
 		if !strings.Contains(doc, row) {
 			t.Errorf("docs/HTTP.md lacks the row %s", row)
+		}
+	}
+	// Every code a caller of the API can receive is documented.
+	for _, info := range wcp.Codes {
+		if info.Kind != wcp.KindHTTP && info.Kind != wcp.KindOutcome {
+			continue
+		}
+		if !strings.Contains(doc, "`"+string(info.Code)+"`") {
+			t.Errorf("docs/HTTP.md does not mention %s", info.Code)
+		}
+	}
+}
+
+// TestCodesFromTable checks that the server's codes are rows of wcp.Codes
+// and that the statuses the server answers with for worker outcomes are the
+// table's.
+func TestCodesFromTable(t *testing.T) {
+	for _, c := range []string{CodeUnauthenticated, CodeForbidden, CodeTenantMismatch, CodeInvalidJSON, CodeInvalidInput,
+		CodeInvalidRequest, CodeBodyTooLarge, CodeUnsupportedMedia, CodeNotFound, CodeMethodNotAllowed, CodeWorkerNotFound,
+		CodeReceiptNotFound, CodeInvalidDigest, CodeArtifactUnknown, CodeModuleInvalid, CodeRecordInvalid, CodeHallOffline,
+		CodeSaturated, CodeEvidence, CodeInternal} {
+		if _, ok := wcp.Code(c).Info(); !ok {
+			t.Errorf("%s is not in wcp.Codes", c)
+		}
+	}
+	for _, info := range wcp.Codes {
+		if info.Kind == wcp.KindOutcome && info.Code != wcp.CodeCancelled {
+			if got := outcomeStatus(string(info.Code)); got != info.HTTPStatus {
+				t.Errorf("outcome %s answers %d, wcp.Codes says %d", info.Code, got, info.HTTPStatus)
+			}
 		}
 	}
 }

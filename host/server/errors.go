@@ -9,28 +9,29 @@ import (
 )
 
 // Error codes of the HTTP API that are not WCP deny codes or sandbox
-// outcome codes (docs/HTTP.md lists them all).
+// outcome codes (docs/HTTP.md lists them all), defined from wcp.Codes, the
+// one table of codes, whose rows also give their usual HTTP status.
 const (
-	CodeUnauthenticated  = "UNAUTHENTICATED"
-	CodeForbidden        = "FORBIDDEN"
-	CodeTenantMismatch   = "TENANT_MISMATCH"
-	CodeInvalidJSON      = "INVALID_JSON"
-	CodeInvalidInput     = "INVALID_INPUT"
-	CodeInvalidRequest   = "INVALID_REQUEST"
-	CodeBodyTooLarge     = "BODY_TOO_LARGE"
-	CodeUnsupportedMedia = "UNSUPPORTED_MEDIA_TYPE"
-	CodeNotFound         = "NOT_FOUND"
-	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
-	CodeWorkerNotFound   = "WORKER_NOT_FOUND"
-	CodeReceiptNotFound  = "RECEIPT_NOT_FOUND"
-	CodeInvalidDigest    = "INVALID_DIGEST"
-	CodeArtifactUnknown  = "ARTIFACT_UNKNOWN"
-	CodeModuleInvalid    = "MODULE_INVALID"
-	CodeRecordInvalid    = "RECORD_INVALID"
-	CodeHallOffline      = "HALL_OFFLINE"
-	CodeSaturated        = "HALL_SATURATED"
-	CodeEvidence         = "EVIDENCE_UNAVAILABLE"
-	CodeInternal         = "INTERNAL"
+	CodeUnauthenticated  = string(wcp.CodeUnauthenticated)
+	CodeForbidden        = string(wcp.CodeForbidden)
+	CodeTenantMismatch   = string(wcp.CodeTenantMismatch)
+	CodeInvalidJSON      = string(wcp.CodeInvalidJSON)
+	CodeInvalidInput     = string(wcp.CodeInvalidInput)
+	CodeInvalidRequest   = string(wcp.CodeInvalidRequest)
+	CodeBodyTooLarge     = string(wcp.CodeBodyTooLarge)
+	CodeUnsupportedMedia = string(wcp.CodeUnsupportedMedia)
+	CodeNotFound         = string(wcp.CodeNotFound)
+	CodeMethodNotAllowed = string(wcp.CodeMethodNotAllowed)
+	CodeWorkerNotFound   = string(wcp.CodeWorkerNotFound)
+	CodeReceiptNotFound  = string(wcp.CodeReceiptNotFound)
+	CodeInvalidDigest    = string(wcp.CodeInvalidDigest)
+	CodeArtifactUnknown  = string(wcp.CodeArtifactUnknown)
+	CodeModuleInvalid    = string(wcp.CodeModuleInvalid)
+	CodeRecordInvalid    = string(wcp.CodeRecordInvalid)
+	CodeHallOffline      = string(wcp.CodeHallOffline)
+	CodeSaturated        = string(wcp.CodeHallSaturated)
+	CodeEvidence         = string(wcp.CodeEvidenceUnavailable)
+	CodeInternal         = string(wcp.CodeInternal)
 )
 
 // apiError is an error response. Extra members go beside "error" in the
@@ -66,7 +67,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"INTERNAL","message":"encoding the response failed"}}`)
+		b = []byte(`{"error":{"code":"` + CodeInternal + `","message":"encoding the response failed"}}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -39,39 +39,26 @@ type DenyCodeInfo struct {
 	Meaning string
 }
 
-// DenyCodes is the table every deny code, its HTTP status and its
-// documentation come from, in the order make_decision can reach them.
-var DenyCodes = []DenyCodeInfo{
-	{DenyUnknownTenant, http.StatusForbidden, "signatory tenants are required and the tenant is not one of them"},
-	{DenyMissingTenantID, http.StatusUnprocessableEntity, "tenant_id is empty or whitespace"},
-	{DenyInvalidInput, http.StatusUnprocessableEntity, "blast_score is outside [0, 100]"},
-	{DenyShadowRulesDetected, http.StatusConflict, "prod/edge request while the rule set contains shadowed rules"},
-	{DenyNoMatchingRule, http.StatusNotFound, "no routing rule matches the request (fail closed)"},
-	{DenyMissingCorrelationID, http.StatusUnprocessableEntity, "correlation_id is empty or whitespace"},
-	{DenyMissingRequiredControls, http.StatusConflict, "a control the rule requires is implemented by no enrolled worker"},
-	{DenyRequiresHuman, http.StatusForbidden, "blast score at or above 85 in prod/edge"},
-	{DenyPolicyGateUnconfigured, http.StatusConflict, "the rule asks for a policy gate and none is configured"},
-	{DenyInternalError, http.StatusInternalServerError, "the policy gate or privilege check failed"},
-	{DenyPolicyGate, http.StatusForbidden, "the policy gate denied the request"},
-	{DenyRequiresHumanApproval, http.StatusForbidden, "the policy gate requires a human approval"},
-	{DenyPolicyGateInvalidResponse, http.StatusInternalServerError, "the policy gate answered something other than ALLOW, DENY or REQUIRE_HUMAN"},
-	{DenyNoAvailableWorker, http.StatusNotFound, "no candidate worker of the matched rule is available"},
-	{DenyAttestationUnconfigured, http.StatusConflict, "attestation is required and no hash source is configured"},
-	{DenyWorkerAttestationMissing, http.StatusConflict, "the selected worker has no registered code hash"},
-	{DenyWorkerAttestationInvalidHash, http.StatusConflict, "the registered code hash is not a SHA-256 hex digest"},
-	{DenyWorkerHashUnavailable, http.StatusConflict, "the worker's current code hash could not be computed"},
-	{DenyWorkerTampered, http.StatusConflict, "the worker's code differs from what was enrolled"},
-	{DenyPrivilegeEnvelopeUnconfigured, http.StatusConflict, "privilege envelopes are required and no privilege check is configured"},
-	{DenyPrivilegeEnvelopeViolated, http.StatusForbidden, "the worker's privilege envelope is not allowed for this env/data label"},
+// DenyCodes is every deny code with its HTTP status and meaning, in the
+// order make_decision can reach them: the deny rows of [Codes], from which
+// it is derived.
+var DenyCodes = denyCodes()
+
+func denyCodes() []DenyCodeInfo {
+	var out []DenyCodeInfo
+	for _, info := range Codes {
+		if info.Kind == KindDeny {
+			out = append(out, DenyCodeInfo{DenyCode(info.Code), info.HTTPStatus, info.Meaning})
+		}
+	}
+	return out
 }
 
 // HTTPStatus returns the HTTP status for code (409 for a code not in the
 // table).
 func (c DenyCode) HTTPStatus() int {
-	for _, info := range DenyCodes {
-		if info.Code == c {
-			return info.Status
-		}
+	if info, ok := Code(c).Info(); ok && info.Kind == KindDeny {
+		return info.HTTPStatus
 	}
 	return http.StatusConflict
 }

@@ -1,0 +1,238 @@
+package wcp
+
+import "net/http"
+
+// Code is a stable code the Hall emits: a WCP deny code, a sandbox outcome
+// recorded in a receipt, a ledger or enrollment error, an HTTP API error, or
+// an error a host function returns to a guest. Programs act on the code;
+// messages are for people.
+//
+// Every code is a row of [Codes], which is also where docs/CODES.md and the
+// other packages' constants come from.
+//
+// # Notes
+//
+//   - Codes are upper-case snake case and never change meaning once
+//     released: they are written into signed receipts.
+//   - The DENY_* codes are WCP's, verbatim; their typed names are the
+//     [DenyCode] constants.
+type Code string
+
+// Kind says where a [Code] appears.
+type Kind string
+
+// The kinds of codes.
+const (
+	// KindDeny: a WCP deny code, the deny_reason_if_denied.code of a
+	// RouteDecision (WCP §4.2).
+	KindDeny Kind = "deny"
+	// KindOutcome: the outcome of a dispatch whose worker did not succeed,
+	// as recorded in its receipt (sandbox outcomes and Hall failures).
+	KindOutcome Kind = "outcome"
+	// KindLedger: an error of the evidence ledger.
+	KindLedger Kind = "ledger"
+	// KindEnroll: an error of enrolling a worker or of the enrolled
+	// registry.
+	KindEnroll Kind = "enroll"
+	// KindHTTP: an error code of the HTTP API only.
+	KindHTTP Kind = "http"
+	// KindGuest: an error a host function returns to the guest in an
+	// {"error": {"code", "message"}} block (docs/ABI.md); it does not fail
+	// the call and never reaches an HTTP caller.
+	KindGuest Kind = "guest"
+)
+
+// Sandbox outcomes and Hall failures recorded as a receipt's outcome.
+const (
+	CodeLimitTimeout     Code = "LIMIT_TIMEOUT"
+	CodeLimitMemory      Code = "LIMIT_MEMORY"
+	CodeLimitInput       Code = "LIMIT_INPUT"
+	CodeLimitOutput      Code = "LIMIT_OUTPUT"
+	CodeWorkerTrap       Code = "WORKER_TRAP"
+	CodeWorkerFailed     Code = "WORKER_FAILED"
+	CodeWorkerBadPointer Code = "WORKER_BAD_POINTER"
+	CodeExportMissing    Code = "EXPORT_MISSING"
+	CodeModuleInvalid    Code = "MODULE_INVALID"
+	CodeEgressDenied     Code = "EGRESS_DENIED"
+	CodeCancelled        Code = "CANCELLED"
+	CodeHallError        Code = "HALL_ERROR"
+)
+
+// Ledger errors.
+const (
+	CodeLedgerNotFound     Code = "LEDGER_NOT_FOUND"
+	CodeRecordInvalid      Code = "RECORD_INVALID"
+	CodeLedgerReadOnly     Code = "LEDGER_READ_ONLY"
+	CodeLedgerSchemaTooNew Code = "LEDGER_SCHEMA_TOO_NEW"
+	CodeLedgerKey          Code = "LEDGER_KEY"
+	CodeLedgerClosed       Code = "LEDGER_CLOSED"
+)
+
+// Enrollment and registry errors.
+const (
+	CodeRecordMismatch Code = "RECORD_MISMATCH"
+	CodeRecordTampered Code = "RECORD_TAMPERED"
+	CodeHallClosed     Code = "HALL_CLOSED"
+)
+
+// HTTP API errors.
+const (
+	CodeUnauthenticated     Code = "UNAUTHENTICATED"
+	CodeForbidden           Code = "FORBIDDEN"
+	CodeTenantMismatch      Code = "TENANT_MISMATCH"
+	CodeInvalidJSON         Code = "INVALID_JSON"
+	CodeInvalidInput        Code = "INVALID_INPUT"
+	CodeInvalidRequest      Code = "INVALID_REQUEST"
+	CodeBodyTooLarge        Code = "BODY_TOO_LARGE"
+	CodeUnsupportedMedia    Code = "UNSUPPORTED_MEDIA_TYPE"
+	CodeNotFound            Code = "NOT_FOUND"
+	CodeMethodNotAllowed    Code = "METHOD_NOT_ALLOWED"
+	CodeWorkerNotFound      Code = "WORKER_NOT_FOUND"
+	CodeReceiptNotFound     Code = "RECEIPT_NOT_FOUND"
+	CodeInvalidDigest       Code = "INVALID_DIGEST"
+	CodeArtifactUnknown     Code = "ARTIFACT_UNKNOWN"
+	CodeHallOffline         Code = "HALL_OFFLINE"
+	CodeHallSaturated       Code = "HALL_SATURATED"
+	CodeEvidenceUnavailable Code = "EVIDENCE_UNAVAILABLE"
+	CodeInternal            Code = "INTERNAL"
+)
+
+// Errors host functions return to the guest (docs/ABI.md).
+const (
+	CodeSecretNotDeclared Code = "SECRET_NOT_DECLARED"
+	CodeSecretUnavailable Code = "SECRET_UNAVAILABLE"
+	CodeHTTPFailed        Code = "HTTP_FAILED"
+	CodeResponseTooLarge  Code = "RESPONSE_TOO_LARGE"
+	CodeBadRequest        Code = "BAD_REQUEST"
+	CodeRateLimited       Code = "RATE_LIMITED"
+)
+
+// CodeInfo is one row of [Codes].
+type CodeInfo struct {
+	Code Code
+	Kind Kind
+	// HTTPStatus is the status the HTTP API answers with when this code is
+	// the error; 0 for guest codes, which never reach an HTTP caller.
+	HTTPStatus int
+	// Meaning is what the code tells the caller (docs/CODES.md shows it).
+	Meaning string
+}
+
+// Codes is the one table of every code the Hall emits, each with its kind,
+// HTTP status and meaning. [DenyCodes], the constants of the sandbox,
+// ledger and server packages, docs/CODES.md and the code tables of
+// docs/HTTP.md come from it; tests keep the documents in step.
+//
+// # Notes
+//
+//   - Each code appears once. A code used in two places (MODULE_INVALID
+//     is a dispatch outcome and an enrollment refusal; RECORD_INVALID a
+//     ledger and an enrollment error) keeps its first kind, and its
+//     meaning says where else it appears.
+//   - The deny rows are in the order make_decision can reach them.
+var Codes = []CodeInfo{
+	{Code(DenyUnknownTenant), KindDeny, http.StatusForbidden, "signatory tenants are required and the tenant is not one of them"},
+	{Code(DenyMissingTenantID), KindDeny, http.StatusUnprocessableEntity, "tenant_id is empty or whitespace"},
+	{Code(DenyInvalidInput), KindDeny, http.StatusUnprocessableEntity, "blast_score is outside [0, 100]"},
+	{Code(DenyShadowRulesDetected), KindDeny, http.StatusConflict, "prod/edge request while the rule set contains shadowed rules"},
+	{Code(DenyNoMatchingRule), KindDeny, http.StatusNotFound, "no routing rule matches the request (fail closed)"},
+	{Code(DenyMissingCorrelationID), KindDeny, http.StatusUnprocessableEntity, "correlation_id is empty or whitespace"},
+	{Code(DenyMissingRequiredControls), KindDeny, http.StatusConflict, "a control the rule requires is implemented by no enrolled worker"},
+	{Code(DenyRequiresHuman), KindDeny, http.StatusForbidden, "blast score at or above 85 in prod/edge"},
+	{Code(DenyPolicyGateUnconfigured), KindDeny, http.StatusConflict, "the rule asks for a policy gate and none is configured"},
+	{Code(DenyInternalError), KindDeny, http.StatusInternalServerError, "the policy gate or privilege check failed"},
+	{Code(DenyPolicyGate), KindDeny, http.StatusForbidden, "the policy gate denied the request"},
+	{Code(DenyRequiresHumanApproval), KindDeny, http.StatusForbidden, "the policy gate requires a human approval"},
+	{Code(DenyPolicyGateInvalidResponse), KindDeny, http.StatusInternalServerError, "the policy gate answered something other than ALLOW, DENY or REQUIRE_HUMAN"},
+	{Code(DenyNoAvailableWorker), KindDeny, http.StatusNotFound, "no candidate worker of the matched rule is available"},
+	{Code(DenyAttestationUnconfigured), KindDeny, http.StatusConflict, "attestation is required and no hash source is configured"},
+	{Code(DenyWorkerAttestationMissing), KindDeny, http.StatusConflict, "the selected worker has no registered code hash"},
+	{Code(DenyWorkerAttestationInvalidHash), KindDeny, http.StatusConflict, "the registered code hash is not a SHA-256 hex digest"},
+	{Code(DenyWorkerHashUnavailable), KindDeny, http.StatusConflict, "the worker's current code hash could not be computed"},
+	{Code(DenyWorkerTampered), KindDeny, http.StatusConflict, "the worker's code differs from what was enrolled"},
+	{Code(DenyPrivilegeEnvelopeUnconfigured), KindDeny, http.StatusConflict, "privilege envelopes are required and no privilege check is configured"},
+	{Code(DenyPrivilegeEnvelopeViolated), KindDeny, http.StatusForbidden, "the worker's privilege envelope is not allowed for this env/data label"},
+
+	// A worker that ran and failed is a gateway error: 502, 504 when it ran
+	// out of time.
+	{CodeLimitTimeout, KindOutcome, http.StatusGatewayTimeout, "the worker exceeded its wall-clock limit and was stopped"},
+	{CodeLimitMemory, KindOutcome, http.StatusBadGateway, "the worker tried to grow its memory past its limit (or its initial memory exceeds it)"},
+	{CodeLimitInput, KindOutcome, http.StatusRequestEntityTooLarge, "the input exceeds the worker's input limit; the worker did not run"},
+	{CodeLimitOutput, KindOutcome, http.StatusBadGateway, "the worker produced more output than its limit"},
+	{CodeWorkerTrap, KindOutcome, http.StatusBadGateway, "the worker trapped, panicked or exited abnormally"},
+	{CodeWorkerFailed, KindOutcome, http.StatusBadGateway, "the worker's export returned non-zero; the message is the worker's own error"},
+	{CodeWorkerBadPointer, KindOutcome, http.StatusBadGateway, "the worker passed a host function an offset that is not a block of the Extism kernel memory"},
+	{CodeExportMissing, KindOutcome, http.StatusBadGateway, "the requested export does not exist in the module"},
+	{CodeModuleInvalid, KindOutcome, http.StatusBadGateway, "the module is not a valid, instantiable WebAssembly module (422 when POST /enroll or PUT /artifacts refuses it)"},
+	{CodeEgressDenied, KindOutcome, http.StatusBadGateway, "the worker used the Extism http_request import, which the Hall never allows; hall_http returns it to the guest for a host outside network_egress"},
+	// 499 is the "client closed request" status of nginx and grpc-gateway;
+	// the HTTP server detaches dispatches from their clients, so no HTTP
+	// caller receives it.
+	{CodeCancelled, KindOutcome, 499, "the caller cancelled the dispatch while the worker ran; recorded"},
+	{CodeHallError, KindOutcome, http.StatusInternalServerError, "the Hall itself failed during the dispatch"},
+
+	{CodeLedgerNotFound, KindLedger, http.StatusNotFound, "no such receipt or decision in the ledger"},
+	{CodeRecordInvalid, KindLedger, http.StatusUnprocessableEntity, "a receipt, decision, event or registry record is malformed; the message (or problems) names the field"},
+	{CodeLedgerReadOnly, KindLedger, http.StatusInternalServerError, "the ledger cannot be written (opened read-only, a read-only file or file system)"},
+	{CodeLedgerSchemaTooNew, KindLedger, http.StatusInternalServerError, "the ledger database was migrated by a newer Hall"},
+	{CodeLedgerKey, KindLedger, http.StatusInternalServerError, "the ledger signing key is missing, unreadable or malformed"},
+	{CodeLedgerClosed, KindLedger, http.StatusServiceUnavailable, "a write was submitted after the ledger was closed"},
+
+	{CodeRecordMismatch, KindEnroll, http.StatusUnprocessableEntity, "a supplied record differs from the module's embedded wcp.record"},
+	{CodeRecordTampered, KindEnroll, http.StatusConflict, "an enrolled record file no longer matches its seal"},
+	{CodeHallClosed, KindEnroll, http.StatusServiceUnavailable, "the Hall was closed"},
+
+	{CodeUnauthenticated, KindHTTP, http.StatusUnauthorized, "no bearer token, or a token that is malformed, unknown or revoked"},
+	{CodeForbidden, KindHTTP, http.StatusForbidden, "a valid token of the wrong scope"},
+	{CodeTenantMismatch, KindHTTP, http.StatusForbidden, "the request names another tenant than the token's"},
+	{CodeInvalidJSON, KindHTTP, http.StatusBadRequest, "the body (or a part of it) is not JSON"},
+	{CodeInvalidInput, KindHTTP, http.StatusUnprocessableEntity, "the RouteInput is invalid; problems lists every field"},
+	{CodeInvalidRequest, KindHTTP, http.StatusUnprocessableEntity, "the request is malformed (400 when a path or query parameter is)"},
+	{CodeBodyTooLarge, KindHTTP, http.StatusRequestEntityTooLarge, "the body or a part is over its limit"},
+	{CodeUnsupportedMedia, KindHTTP, http.StatusUnsupportedMediaType, "the Content-Type is not one the endpoint takes"},
+	{CodeNotFound, KindHTTP, http.StatusNotFound, "no such endpoint"},
+	{CodeMethodNotAllowed, KindHTTP, http.StatusMethodNotAllowed, "the endpoint does not take this method"},
+	{CodeWorkerNotFound, KindHTTP, http.StatusNotFound, "no worker with this id is enrolled"},
+	{CodeReceiptNotFound, KindHTTP, http.StatusNotFound, "no such receipt, or another tenant's"},
+	{CodeInvalidDigest, KindHTTP, http.StatusBadRequest, "the artifact path is not sha256: and 64 lowercase hex digits"},
+	{CodeArtifactUnknown, KindHTTP, http.StatusUnprocessableEntity, "artifact_hash names no uploaded module"},
+	{CodeHallOffline, KindHTTP, http.StatusServiceUnavailable, "the Hall is offline and refuses dispatch"},
+	{CodeHallSaturated, KindHTTP, http.StatusServiceUnavailable, "every dispatch slot is taken; retry after a second"},
+	{CodeEvidenceUnavailable, KindHTTP, http.StatusInternalServerError, "the evidence ledger could not be read or written"},
+	{CodeInternal, KindHTTP, http.StatusInternalServerError, "the server failed; its log has the details under the request id"},
+
+	{CodeSecretNotDeclared, KindGuest, 0, "hall_secret: the secret is not declared by the worker's policy"},
+	{CodeSecretUnavailable, KindGuest, 0, "hall_secret: the secret is declared but has no value"},
+	{CodeHTTPFailed, KindGuest, 0, "hall_http: the request or reading its response failed"},
+	{CodeResponseTooLarge, KindGuest, 0, "hall_http: the response body exceeds the host function's limit"},
+	{CodeBadRequest, KindGuest, 0, "a host function was given a malformed request"},
+	{CodeRateLimited, KindGuest, 0, "the worker emitted too many events"},
+}
+
+// codeIndex finds a code's row in Codes.
+var codeIndex = func() map[Code]int {
+	m := make(map[Code]int, len(Codes))
+	for i, info := range Codes {
+		m[info.Code] = i
+	}
+	return m
+}()
+
+// Info returns c's row of [Codes], and false for a code not in the table.
+func (c Code) Info() (CodeInfo, bool) {
+	i, ok := codeIndex[c]
+	if !ok {
+		return CodeInfo{}, false
+	}
+	return Codes[i], true
+}
+
+// HTTPStatus returns the HTTP status the API answers with for c: 500 for a
+// code not in [Codes] (emitting one is a Hall bug), 0 for a guest code.
+func (c Code) HTTPStatus() int {
+	info, ok := c.Info()
+	if !ok {
+		return http.StatusInternalServerError
+	}
+	return info.HTTPStatus
+}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,9 +90,9 @@ func receiptsCommand() *cli.Command {
 		},
 		Subcommands: []*cli.Command{{
 			Name:      "show",
-			Usage:     "print one receipt as JSON",
+			Usage:     "print one receipt: what ran (worker, module and record digests) under which privilege envelope, then the signed receipt",
 			ArgsUsage: "RECEIPT_ID",
-			Flags:     []cli.Flag{homeFlag()},
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print only the signed receipt as JSON"}, homeFlag()},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
 					return failf("receipts show needs one RECEIPT_ID")
@@ -106,6 +109,10 @@ func receiptsCommand() *cli.Command {
 				if err != nil {
 					return failf("%v", err)
 				}
+				if !c.Bool("json") {
+					printReceipt(c.App.Writer, r)
+					fmt.Fprintln(c.App.Writer, "\nsigned receipt:")
+				}
 				return printJSON(c, r)
 			},
 		}},
@@ -119,7 +126,7 @@ func auditCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "verify",
-				Usage: "walk every receipt chain: hashes, links, sequence and signatures (exit 0 only if all verify)",
+				Usage: "walk every receipt chain and the change chain: hashes, links, sequence and signatures (exit 0 only if all verify)",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "public-key", Usage: "verify signatures with this public key `FILE` (PEM or hex) instead of the Hall's own"},
 					homeFlag(),
@@ -146,9 +153,18 @@ func auditCommand() *cli.Command {
 						fmt.Fprintf(c.App.Writer, "BROKEN %s\n", b)
 					}
 					if !rep.OK() {
-						return cli.Exit(fmt.Sprintf("hall: audit failed: %d of %d stream(s) broken (%d receipts read)", len(rep.Breaks), rep.Streams, rep.Receipts), exitError)
+						streams, changes := 0, "intact"
+						for _, b := range rep.Breaks {
+							if b.Tenant == ledger.ChangeChain {
+								changes = "broken"
+							} else {
+								streams++
+							}
+						}
+						return cli.Exit(fmt.Sprintf("hall: audit failed: %d of %d stream(s) broken, change chain %s (%d receipts, %d changes read)",
+							streams, rep.Streams, changes, rep.Receipts, rep.Changes), exitError)
 					}
-					fmt.Fprintf(c.App.Writer, "verified %d receipt(s) in %d stream(s)\n", rep.Receipts, rep.Streams)
+					fmt.Fprintf(c.App.Writer, "verified %d receipt(s) in %d stream(s) and %d change(s)\n", rep.Receipts, rep.Streams, rep.Changes)
 					return nil
 				},
 			},
@@ -250,6 +266,48 @@ func replayCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// printReceipt writes the human summary of r: what ran, as what, under
+// which envelope. Receipts written before record digests and envelopes
+// were recorded say so rather than pretend none applied.
+func printReceipt(w io.Writer, r *ledger.Receipt) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "receipt\t%s (tenant %s, sequence %d)\n", r.ReceiptID, r.TenantID, r.Sequence)
+	fmt.Fprintf(tw, "dispatched\t%s\n", r.DispatchedAt.Format(time.RFC3339Nano))
+	fmt.Fprintf(tw, "worker\t%s\n", r.WorkerID)
+	fmt.Fprintf(tw, "capability\t%s\n", r.CapabilityID)
+	fmt.Fprintf(tw, "artifact hash\t%s\n", r.ArtifactHash)
+	fmt.Fprintf(tw, "record digest\t%s\n", orNotRecorded(r.RecordDigest))
+	fmt.Fprintf(tw, "outcome\t%s in %.2f ms\n", r.Outcome, r.DurationMS)
+	fmt.Fprintf(tw, "correlation\t%s\n", r.CorrelationID)
+	fmt.Fprintf(tw, "decision\t%s\n", r.DecisionID)
+	tw.Flush()
+	fmt.Fprintf(w, "privilege envelope: %s\n", envelopeText(r.Envelope))
+}
+
+// envelopeText is the envelope as indented JSON, or a phrase when there is
+// nothing to show.
+func envelopeText(env json.RawMessage) string {
+	if len(env) == 0 {
+		return "not recorded"
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(env, &m) == nil && len(m) == 0 {
+		return "none declared"
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, env, "", "  "); err != nil {
+		return string(env)
+	}
+	return b.String()
+}
+
+func orNotRecorded(s string) string {
+	if s == "" {
+		return "not recorded"
+	}
+	return s
 }
 
 func orNone(s string) string {

@@ -9,6 +9,13 @@
 // every chain and reports the first break in each; [SQLite.Export] writes the
 // chains as JSON Lines so they can be checked without the Hall.
 //
+// A receipt also names the registry record (RecordDigest) and the privilege
+// envelope in force when the worker ran. Changes to what governs dispatch —
+// enrollments, replaced rules or configuration, each with who made it and
+// the digest of what was in force afterwards — form one more chain for the
+// whole ledger ([Change], [SQLite.RecordChange]), signed with the same key
+// and walked by the same Verify.
+//
 // Storage sits behind the small [Store] interface. [Open] gives the SQLite
 // engine, which keeps the database in <state dir>/hall.db and the signing key
 // in <state dir>/keys/ed25519.key, and is safe for several processes (a CLI
@@ -16,7 +23,8 @@
 //
 // The package decides nothing and runs nothing: the dispatch choke point in
 // package host calls it after deciding and running. It does not read
-// registry records or rules; everything it stores is handed to it.
+// registry records or rules; everything it stores, changes included, is
+// handed to it.
 //
 // # Notes
 //

@@ -58,3 +58,44 @@ func ExampleOpen() {
 	// receipt 2 links to previous: true
 	// streams: 1 receipts: 2 ok: true
 }
+
+func ExampleSQLite_RecordChange() {
+	dir, err := os.MkdirTemp("", "hall-state-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	l, err := ledger.Open(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+
+	sum := func(s string) string { return wcp.Digest(sha256.Sum256([]byte(s))).String() }
+	ctx := context.Background()
+	record := []byte(`{"worker_id":"org.acme.summarizer"}`)
+	for _, c := range []*ledger.Change{
+		{Kind: ledger.ChangeEnroll, Subject: "org.acme.summarizer", Digest: sum(string(record)),
+			ArtifactHash: sum("module"), Body: record, Actor: "local:alice"},
+		{Kind: ledger.ChangeRules, Subject: "/srv/hall/rules.json", Digest: sum("rules file bytes"), Actor: "token:tok_0123456789ab"},
+	} {
+		if err := l.RecordChange(ctx, c); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("change", c.Sequence, c.Kind, "links to previous:", c.PrevHash != "")
+	}
+
+	enrollments, err := l.Changes(ctx, ledger.ChangeEnroll)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rep, err := l.Verify(ctx, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("enrollments:", len(enrollments), "changes:", rep.Changes, "ok:", rep.OK())
+	// Output:
+	// change 1 enroll links to previous: false
+	// change 2 rules links to previous: true
+	// enrollments: 1 changes: 2 ok: true
+}

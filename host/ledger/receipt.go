@@ -60,6 +60,15 @@ type Receipt struct {
 	// Determinism says which sources of nondeterminism the sandbox gave
 	// the worker (for example "deterministic" or "clock,random").
 	Determinism string
+	// RecordDigest is "sha256:<hex>" of the canonical JSON of the worker's
+	// sealed registry record in force at dispatch, "" when not known.
+	// With ArtifactHash it pins both what ran and what it was allowed to
+	// declare (WCP §5.7 asks for the worker; the record says which one).
+	RecordDigest string
+	// Envelope is the privilege envelope in force (WCP §4), a JSON object;
+	// "{}" when the worker declared none, empty when not known. Append
+	// stores it canonicalized.
+	Envelope json.RawMessage
 	// InputPayload and OutputPayload are kept only when the ledger was
 	// opened with [WithPayloads]; otherwise Append drops them and only the
 	// hashes remain.
@@ -101,8 +110,12 @@ type receiptJSON struct {
 	ErrorMessage     string   `json:"error_message,omitempty"`
 	Limits           Limits   `json:"limits"`
 	Determinism      string   `json:"determinism"`
-	InputPayload     []byte   `json:"input_payload,omitempty"`
-	OutputPayload    []byte   `json:"output_payload,omitempty"`
+	// Both omitted when empty, so receipts written before they existed
+	// keep their canonical bodies and hashes.
+	RecordDigest  string          `json:"record_digest,omitempty"`
+	Envelope      json.RawMessage `json:"privilege_envelope,omitempty"`
+	InputPayload  []byte          `json:"input_payload,omitempty"`
+	OutputPayload []byte          `json:"output_payload,omitempty"`
 }
 
 func (r *Receipt) wire(withSeal bool) receiptJSON {
@@ -127,6 +140,8 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		ErrorMessage:     r.ErrorMessage,
 		Limits:           r.Limits,
 		Determinism:      r.Determinism,
+		RecordDigest:     r.RecordDigest,
+		Envelope:         r.Envelope,
 		InputPayload:     r.InputPayload,
 		OutputPayload:    r.OutputPayload,
 	}
@@ -205,6 +220,8 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		ErrorMessage:     w.ErrorMessage,
 		Limits:           w.Limits,
 		Determinism:      w.Determinism,
+		RecordDigest:     w.RecordDigest,
+		Envelope:         w.Envelope,
 		InputPayload:     w.InputPayload,
 		OutputPayload:    w.OutputPayload,
 	}
@@ -234,6 +251,9 @@ func (r *Receipt) validate() error {
 			return invalid(f.name, "is required")
 		}
 	}
+	if r.TenantID == ChangeChain {
+		return invalid("tenant_id", fmt.Sprintf("%q is reserved for the change chain", ChangeChain))
+	}
 	if r.DispatchedAt.IsZero() {
 		return invalid("dispatched_at", "is required")
 	}
@@ -248,6 +268,7 @@ func (r *Receipt) validate() error {
 		{"request_hash", r.RequestHash, true},
 		{"input_hash", r.InputHash, true},
 		{"output_hash", r.OutputHash, false},
+		{"record_digest", r.RecordDigest, false},
 	}
 	for _, d := range digests {
 		if d.v == "" && !d.need {
@@ -257,6 +278,9 @@ func (r *Receipt) validate() error {
 			return invalid(d.name, fmt.Sprintf("%q is not sha256:<64 lowercase hex>", d.v))
 		}
 	}
+	if len(r.Envelope) > 0 && !isJSONObject(r.Envelope) {
+		return invalid("privilege_envelope", "must be a JSON object")
+	}
 	if !outcomeCode.MatchString(r.Outcome) {
 		return invalid("outcome", fmt.Sprintf("%q is neither \"ok\" nor an upper-case error code", r.Outcome))
 	}
@@ -264,6 +288,12 @@ func (r *Receipt) validate() error {
 		return invalid("duration_ms", "must be a finite number ≥ 0")
 	}
 	return nil
+}
+
+// isJSONObject reports whether b is one well-formed JSON object.
+func isJSONObject(b []byte) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(b, &m) == nil && m != nil
 }
 
 func invalid(field, msg string) error {

@@ -86,6 +86,39 @@ BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
 CREATE TRIGGER receipts_no_delete BEFORE DELETE ON receipts
 BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
 `},
+	{"change chain", `
+-- The Hall's change chain: enrollments and replaced rules or configuration,
+-- one chain for the whole ledger. body is the canonical JSON hash covers;
+-- the other columns are copies for lookups, checked against body by Verify.
+CREATE TABLE changes (
+	id             INTEGER PRIMARY KEY,
+	seq            INTEGER NOT NULL UNIQUE,
+	change_id      TEXT NOT NULL UNIQUE,
+	kind           TEXT NOT NULL,
+	subject        TEXT NOT NULL,
+	recorded_at    TEXT NOT NULL,
+	prev_hash      TEXT,
+	hash           TEXT NOT NULL,
+	signing_key_id TEXT NOT NULL,
+	signature      TEXT NOT NULL,
+	body           TEXT NOT NULL
+);
+CREATE INDEX changes_kind ON changes (kind, seq);
+
+-- The newest change, written in the same transaction: it is what makes
+-- deleting the newest change visible. One row at most.
+CREATE TABLE change_head (
+	chain     INTEGER PRIMARY KEY CHECK (chain = 1),
+	seq       INTEGER NOT NULL,
+	change_id TEXT NOT NULL,
+	hash      TEXT NOT NULL
+);
+
+CREATE TRIGGER changes_no_update BEFORE UPDATE ON changes
+BEGIN SELECT RAISE(ABORT, 'changes are append-only'); END;
+CREATE TRIGGER changes_no_delete BEFORE DELETE ON changes
+BEGIN SELECT RAISE(ABORT, 'changes are append-only'); END;
+`},
 }
 
 // schemaVersion is the schema version this package writes and reads.

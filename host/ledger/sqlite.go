@@ -252,6 +252,15 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 	c := *r
 	c.DispatchedAt = r.DispatchedAt.UTC().Truncate(time.Microsecond)
 	c.ControlsVerified = slices.Clone(r.ControlsVerified)
+	if len(r.Envelope) > 0 {
+		// A copy the caller cannot change under the queued write, in the
+		// form the body will hold, so r reads back as it was stored.
+		env, err := canonical(r.Envelope)
+		if err != nil {
+			return fmt.Errorf("ledger: append: %w", invalid("privilege_envelope", err.Error()))
+		}
+		c.Envelope = env
+	}
 	if !s.opts.payloads {
 		c.InputPayload, c.OutputPayload = nil, nil
 	}

@@ -39,9 +39,19 @@ type Store interface {
 	// Receipts returns the receipts that match every non-zero field of f,
 	// newest first.
 	Receipts(ctx context.Context, f Filter) ([]Receipt, error)
-	// Verify walks every stream and checks hashes, links, sequence numbers
-	// and signatures against pub (the store's own key when pub is nil).
-	// Breaks are data in the report; the error is for failing to read.
+	// RecordChange validates c, links it to the head of the Hall's change
+	// chain (one chain for the whole ledger), signs it with the receipt
+	// key and stores it. On success it has filled c's ChangeID, Sequence,
+	// PrevHash, Hash, SigningKeyID and Signature (and At when zero); on
+	// failure c is unchanged.
+	RecordChange(ctx context.Context, c *Change) error
+	// Changes returns the changes of the given kind ("" for all) in chain
+	// order.
+	Changes(ctx context.Context, kind string) ([]Change, error)
+	// Verify walks every receipt stream and the change chain and checks
+	// hashes, links, sequence numbers and signatures against pub (the
+	// store's own key when pub is nil). Breaks are data in the report;
+	// the error is for failing to read.
 	Verify(ctx context.Context, pub ed25519.PublicKey) (*Report, error)
 	// Export writes every receipt as one JSON object per line, stream by
 	// stream (tenants in byte order), each stream in chain order.
@@ -84,30 +94,39 @@ type Report struct {
 	// of receipts read.
 	Streams  int
 	Receipts int
+	// Changes is the number of entries of the change chain read.
+	Changes int
 	// Breaks lists the first break found in each broken stream, in tenant
-	// order.
+	// order. A break of the change chain has Tenant [ChangeChain] and
+	// comes first.
 	Breaks []Break
-	// Heads is the last receipt of every stream as the store records it.
-	// Copying the heads somewhere the database's writers cannot reach is
-	// what makes cutting the end of a stream detectable (see RATIONALE.md).
+	// Heads is the last receipt of every stream as the store records it,
+	// and, with Tenant [ChangeChain], the last change (its ReceiptID and
+	// ReceiptHash are the change's id and hash). Copying the heads
+	// somewhere the database's writers cannot reach is what makes cutting
+	// the end of a chain detectable (see RATIONALE.md).
 	Heads []Head
 }
 
-// OK reports whether no stream is broken.
+// OK reports whether nothing is broken: no stream, nor the change chain.
 func (r *Report) OK() bool { return len(r.Breaks) == 0 }
 
-// Break is the first inconsistency in one stream.
+// Break is the first inconsistency in one stream or in the change chain.
 type Break struct {
+	// Tenant is the stream's tenant, or [ChangeChain].
 	Tenant string
-	// ReceiptID is the receipt at which the stream stops verifying: the
-	// receipt that was altered, the first one after a gap, or the missing
-	// head itself.
+	// ReceiptID is the receipt (or change) at which the chain stops
+	// verifying: the one that was altered, the first one after a gap, or
+	// the missing head itself.
 	ReceiptID string
 	Sequence  uint64
 	Reason    string
 }
 
 func (b Break) String() string {
+	if b.Tenant == ChangeChain {
+		return "change chain: change " + b.ReceiptID + ": " + b.Reason
+	}
 	return "tenant " + b.Tenant + ": receipt " + b.ReceiptID + ": " + b.Reason
 }
 

@@ -30,6 +30,11 @@ import (
 // and, at the end of each stream, that the stream_heads row names the last
 // receipt (deleted newest receipts). Only the first break of a stream is
 // reported: after it, every later receipt would also fail its link.
+//
+// The change chain is checked the same way against its change_head row;
+// its break, if any, has Tenant [ChangeChain]. Receipts additionally must
+// carry a well-formed record_digest and privilege_envelope when they have
+// them (the signature already covers both).
 func (s *SQLite) Verify(ctx context.Context, pub ed25519.PublicKey) (*Report, error) {
 	if pub == nil {
 		if s.pub == nil {
@@ -110,6 +115,9 @@ func (s *SQLite) Verify(ctx context.Context, pub ed25519.PublicKey) (*Report, er
 		return nil, s.wrap("verify", err)
 	}
 	finish()
+	if err := s.verifyChanges(ctx, tx, pub, rep); err != nil {
+		return nil, err
+	}
 	for _, t := range headOrder {
 		h := heads[t]
 		rep.Heads = append(rep.Heads, h)
@@ -194,6 +202,12 @@ func (w *walker) step(row *storedRow) (Break, bool) {
 	if row.prevNull != (r.PrevReceiptHash == "") {
 		return w.brk(row, "column prev_receipt_hash nullness disagrees with the signed receipt")
 	}
+	if r.RecordDigest != "" && !wcp.ValidArtifactHash(r.RecordDigest) {
+		return w.brk(row, "signed record_digest %q is not sha256:<64 lowercase hex>", r.RecordDigest)
+	}
+	if len(r.Envelope) > 0 && !isJSONObject(r.Envelope) {
+		return w.brk(row, "signed privilege_envelope is not a JSON object")
+	}
 	if want := w.lastSeq + 1; r.Sequence != want {
 		if r.Sequence > want {
 			return w.brk(row, "sequence %d follows %d: receipts %d..%d are missing", r.Sequence, w.lastSeq, want, r.Sequence-1)
@@ -230,8 +244,151 @@ func (w *walker) end(heads map[string]Head) (Break, bool) {
 	return Break{}, true
 }
 
+// verifyChanges walks the change chain in seq order inside tx, the
+// snapshot the receipts were read from, and adds its count, its first
+// break and its head to rep.
+func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, pub ed25519.PublicKey, rep *Report) error {
+	var head Head
+	var headSeq int64
+	err := tx.QueryRowContext(ctx, `SELECT seq, change_id, hash FROM change_head WHERE chain = 1`).Scan(&headSeq, &head.ReceiptID, &head.ReceiptHash)
+	hasHead := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return s.wrap("verify", err)
+	}
+	head.Tenant, head.Sequence = ChangeChain, uint64(headSeq)
+
+	rows, err := tx.QueryContext(ctx, `SELECT seq, change_id, kind, subject, recorded_at, prev_hash, hash, signing_key_id, signature, body
+		FROM changes ORDER BY seq`)
+	if err != nil {
+		return s.wrap("verify", err)
+	}
+	defer rows.Close()
+	w := changeWalker{pub: pub, keyID: KeyID(pub)}
+	var brk *Break
+	for rows.Next() {
+		var row changeRow
+		var seq int64
+		var prev sql.NullString
+		if err := rows.Scan(&seq, &row.changeID, &row.kind, &row.subject, &row.at, &prev, &row.hash, &row.keyID, &row.signature, &row.body); err != nil {
+			return s.wrap("verify", err)
+		}
+		row.seq, row.prev, row.prevNull = uint64(seq), prev.String, !prev.Valid
+		rep.Changes++
+		if brk == nil {
+			if reason := w.step(&row); reason != "" {
+				brk = &Break{Tenant: ChangeChain, ReceiptID: row.changeID, Sequence: row.seq, Reason: reason}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.wrap("verify", err)
+	}
+	if brk == nil {
+		switch {
+		case !hasHead && rep.Changes > 0:
+			brk = &Break{Tenant: ChangeChain, ReceiptID: w.lastID, Sequence: w.lastSeq, Reason: "change chain has no head record: head row deleted"}
+		case hasHead && rep.Changes == 0:
+			brk = &Break{Tenant: ChangeChain, ReceiptID: head.ReceiptID, Sequence: head.Sequence,
+				Reason: fmt.Sprintf("change head names change %d but there are no changes: all were deleted", head.Sequence)}
+		case hasHead && (head.Sequence != w.lastSeq || head.ReceiptHash != w.lastHash || head.ReceiptID != w.lastID):
+			reason := fmt.Sprintf("change head names change %d (%s) but the chain ends at change %d (%s)", head.Sequence, head.ReceiptID, w.lastSeq, w.lastID)
+			if head.Sequence > w.lastSeq {
+				reason += ": newest changes deleted"
+			}
+			brk = &Break{Tenant: ChangeChain, ReceiptID: head.ReceiptID, Sequence: head.Sequence, Reason: reason}
+		}
+	}
+	if brk != nil {
+		rep.Breaks = append(rep.Breaks, *brk)
+	}
+	if hasHead {
+		rep.Heads = append(rep.Heads, head)
+	}
+	return nil
+}
+
+type changeRow struct {
+	changeID, kind, subject, at string
+	seq                         uint64
+	prev                        string
+	prevNull                    bool
+	hash, keyID, signature      string
+	body                        string
+}
+
+// changeWalker checks the change chain as walker checks a stream.
+type changeWalker struct {
+	pub      ed25519.PublicKey
+	keyID    string
+	lastSeq  uint64
+	lastHash string
+	lastID   string
+}
+
+// step checks one change and returns why it breaks the chain, or "".
+func (w *changeWalker) step(row *changeRow) string {
+	body := []byte(row.body)
+	if c, err := canonical(body); err != nil || !bytes.Equal(c, body) {
+		return "stored change is not canonical JSON: altered"
+	}
+	if got := hashBody(body); got != row.hash {
+		return fmt.Sprintf("content hashes to %s, not its hash %s: change altered", got, row.hash)
+	}
+	if row.keyID != w.keyID {
+		return fmt.Sprintf("signed by key %s, not by %s", row.keyID, w.keyID)
+	}
+	sig, err := base64.StdEncoding.DecodeString(row.signature)
+	if err != nil || !ed25519.Verify(w.pub, []byte(row.hash), sig) {
+		return fmt.Sprintf("signature does not verify with key %s: hash or signature altered", w.keyID)
+	}
+	var c Change
+	if err := json.Unmarshal(body, &c); err != nil {
+		return fmt.Sprintf("signed change does not decode: %v", err)
+	}
+	cols := []struct{ name, col, signed string }{
+		{"change_id", row.changeID, c.ChangeID},
+		{"seq", fmt.Sprint(row.seq), fmt.Sprint(c.Sequence)},
+		{"kind", row.kind, c.Kind},
+		{"subject", row.subject, c.Subject},
+		{"recorded_at", row.at, c.At.Format(wcp.TimeLayout)},
+		{"prev_hash", row.prev, c.PrevHash},
+		{"signing_key_id", row.keyID, c.SigningKeyID},
+	}
+	for _, col := range cols {
+		if col.col != col.signed {
+			return fmt.Sprintf("column %s is %q but the signed change says %q: row altered or moved", col.name, col.col, col.signed)
+		}
+	}
+	if row.prevNull != (c.PrevHash == "") {
+		return "column prev_hash nullness disagrees with the signed change"
+	}
+	if want := w.lastSeq + 1; c.Sequence != want {
+		if c.Sequence > want {
+			return fmt.Sprintf("sequence %d follows %d: changes %d..%d are missing", c.Sequence, w.lastSeq, want, c.Sequence-1)
+		}
+		return fmt.Sprintf("sequence %d follows %d: changes reordered or duplicated", c.Sequence, w.lastSeq)
+	}
+	if c.PrevHash != w.lastHash {
+		if w.lastHash == "" {
+			return fmt.Sprintf("first change has prev_hash %s, want null", c.PrevHash)
+		}
+		return fmt.Sprintf("prev_hash %s does not link to change %s (%s)", c.PrevHash, w.lastID, w.lastHash)
+	}
+	w.lastSeq, w.lastHash, w.lastID = c.Sequence, row.hash, row.changeID
+	return ""
+}
+
+// sortBreaks orders breaks by tenant, the change chain's first.
 func sortBreaks(b []Break) {
-	slices.SortStableFunc(b, func(x, y Break) int { return strings.Compare(x.Tenant, y.Tenant) })
+	slices.SortStableFunc(b, func(x, y Break) int {
+		if (x.Tenant == ChangeChain) != (y.Tenant == ChangeChain) {
+			if x.Tenant == ChangeChain {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x.Tenant, y.Tenant)
+	})
 }
 
 // CheckHeads compares the ledger with heads saved earlier (from
@@ -239,22 +396,30 @@ func sortBreaks(b []Break) {
 // proves each stream is consistent up to its current head; CheckHeads
 // proves each stream still contains the saved head unchanged, which
 // together rule out cutting or rewriting a stream's end back past the
-// saved point. It returns one break per stream that fails.
+// saved point. A head with Tenant [ChangeChain] is checked against the
+// change chain the same way. It returns one break per chain that fails.
 func (s *SQLite) CheckHeads(ctx context.Context, saved []Head) ([]Break, error) {
 	var breaks []Break
 	for _, h := range saved {
 		var id, hash string
-		err := s.r.QueryRowContext(ctx, `SELECT receipt_id, receipt_hash FROM receipts WHERE tenant_id = ? AND seq = ?`,
-			h.Tenant, int64(h.Sequence)).Scan(&id, &hash)
+		var err error
+		what, chain := "receipt", "stream"
+		if h.Tenant == ChangeChain {
+			what, chain = "change", "change chain"
+			err = s.r.QueryRowContext(ctx, `SELECT change_id, hash FROM changes WHERE seq = ?`, int64(h.Sequence)).Scan(&id, &hash)
+		} else {
+			err = s.r.QueryRowContext(ctx, `SELECT receipt_id, receipt_hash FROM receipts WHERE tenant_id = ? AND seq = ?`,
+				h.Tenant, int64(h.Sequence)).Scan(&id, &hash)
+		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			breaks = append(breaks, Break{Tenant: h.Tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
-				Reason: fmt.Sprintf("saved head receipt %d is gone: stream truncated", h.Sequence)})
+				Reason: fmt.Sprintf("saved head %s %d is gone: %s truncated", what, h.Sequence, chain)})
 		case err != nil:
 			return nil, s.wrap("check heads", err)
 		case id != h.ReceiptID || hash != h.ReceiptHash:
 			breaks = append(breaks, Break{Tenant: h.Tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
-				Reason: fmt.Sprintf("receipt %d is now %s (%s), not the saved %s (%s): stream rewritten", h.Sequence, id, hash, h.ReceiptID, h.ReceiptHash)})
+				Reason: fmt.Sprintf("%s %d is now %s (%s), not the saved %s (%s): %s rewritten", what, h.Sequence, id, hash, h.ReceiptID, h.ReceiptHash, chain)})
 		}
 	}
 	return breaks, nil

@@ -1,0 +1,315 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// Kinds of [Change]. Kind is free-form lower-case text; these are the ones
+// the Hall records.
+const (
+	// ChangeEnroll: a worker was enrolled (or re-enrolled). Subject is the
+	// worker id, Digest the sealed record's digest, ArtifactHash the
+	// module's, Body the sealed record.
+	ChangeEnroll = "enroll"
+	// ChangeRules: the routing rules were replaced. Subject is the rules
+	// file, Digest the digest of its bytes, Body the document.
+	ChangeRules = "rules"
+	// ChangeConfig: the Hall's configuration was replaced. Subject is the
+	// file, Digest the digest of its bytes, Body the document.
+	ChangeConfig = "config"
+)
+
+// ChangeChain is the Tenant under which [Report.Breaks] and [Report.Heads]
+// name the change chain. Append refuses it as a receipt's tenant, so it
+// never names a receipt stream.
+const ChangeChain = "(changes)"
+
+// Change is the evidence of one change to what governs dispatch: an
+// enrollment, replaced rules or configuration, with who made it and the
+// digest of what was in force afterwards.
+//
+// Changes form one hash chain for the whole ledger, separate from the
+// receipt streams: the caller fills the change fields; [Store.RecordChange]
+// fills the chain fields (ChangeID through Signature).
+//
+// # Notes
+//
+//   - Hash is "sha256:" + hex SHA-256 of the change's canonical JSON
+//     without hash and signature (see [Change.CanonicalBody]), with the
+//     same canonical form as receipts.
+//   - Signature is the standard base64 Ed25519 signature of the ASCII bytes
+//     of Hash, by the key that signs receipts.
+//   - The ledger does not recompute Digest from Body: for rules and
+//     configuration Digest covers the file's bytes, Body its JSON document,
+//     which need not be byte-identical.
+type Change struct {
+	// Chain fields, set by RecordChange.
+	ChangeID string // "chg_" + 32 hex digits
+	Sequence uint64 // from 1, over the whole ledger
+	// PrevHash is "" (JSON null) for the first change.
+	PrevHash     string
+	Hash         string
+	SigningKeyID string
+	Signature    string
+
+	// Change fields, set by the caller.
+	Kind string // ChangeEnroll, ChangeRules, ChangeConfig
+	// Subject is what changed: the worker id (enroll) or the file (rules,
+	// config).
+	Subject string
+	// Digest is "sha256:<hex>" of the canonical record JSON (enroll) or of
+	// the file's bytes (rules, config).
+	Digest string
+	// ArtifactHash is "sha256:<hex>" of the enrolled module; required for
+	// ChangeEnroll, "" otherwise.
+	ArtifactHash string
+	// Body is the sealed record (enroll) or the document (rules, config),
+	// any JSON value, stored canonicalized; may be empty.
+	Body json.RawMessage
+	// Actor says who made the change: "token:<id>", "local:<user>" or
+	// "embedder".
+	Actor string
+	// At is when the change took effect, stored in UTC with microsecond
+	// precision; RecordChange sets it to the current time when zero.
+	At time.Time
+}
+
+// changeJSON is the wire form; every encoding goes through canonical.
+type changeJSON struct {
+	ChangeID     string          `json:"change_id"`
+	Sequence     uint64          `json:"sequence"`
+	PrevHash     *string         `json:"prev_hash"`
+	Hash         string          `json:"hash,omitempty"`
+	SigningKeyID string          `json:"signing_key_id"`
+	Signature    string          `json:"signature,omitempty"`
+	Kind         string          `json:"kind"`
+	Subject      string          `json:"subject"`
+	Digest       string          `json:"digest"`
+	ArtifactHash string          `json:"artifact_hash,omitempty"`
+	Body         json.RawMessage `json:"body,omitempty"`
+	Actor        string          `json:"actor"`
+	At           string          `json:"at"`
+}
+
+func (c *Change) wire(withSeal bool) changeJSON {
+	w := changeJSON{
+		ChangeID:     c.ChangeID,
+		Sequence:     c.Sequence,
+		SigningKeyID: c.SigningKeyID,
+		Kind:         c.Kind,
+		Subject:      c.Subject,
+		Digest:       c.Digest,
+		ArtifactHash: c.ArtifactHash,
+		Body:         c.Body,
+		Actor:        c.Actor,
+		At:           c.At.UTC().Format(wcp.TimeLayout),
+	}
+	if c.PrevHash != "" {
+		p := c.PrevHash
+		w.PrevHash = &p
+	}
+	if withSeal {
+		w.Hash = c.Hash
+		w.Signature = c.Signature
+	}
+	return w
+}
+
+// CanonicalBody returns the bytes Hash is computed over: the change's JSON
+// without hash and signature, in canonical form.
+func (c *Change) CanonicalBody() ([]byte, error) {
+	return canonicalMarshal(c.wire(false))
+}
+
+// ComputeHash returns "sha256:<hex>" of c's canonical body. It does not
+// modify c.
+func (c *Change) ComputeHash() (string, error) {
+	body, err := c.CanonicalBody()
+	if err != nil {
+		return "", err
+	}
+	return hashBody(body), nil
+}
+
+// MarshalJSON writes the change with its hash and signature, in canonical
+// form.
+func (c Change) MarshalJSON() ([]byte, error) {
+	return canonicalMarshal(c.wire(true))
+}
+
+// UnmarshalJSON reads the form MarshalJSON writes.
+func (c *Change) UnmarshalJSON(b []byte) error {
+	var w changeJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	at, err := time.Parse(time.RFC3339Nano, w.At)
+	if err != nil {
+		return fmt.Errorf("at: %w", err)
+	}
+	*c = Change{
+		ChangeID:     w.ChangeID,
+		Sequence:     w.Sequence,
+		Hash:         w.Hash,
+		SigningKeyID: w.SigningKeyID,
+		Signature:    w.Signature,
+		Kind:         w.Kind,
+		Subject:      w.Subject,
+		Digest:       w.Digest,
+		ArtifactHash: w.ArtifactHash,
+		Body:         w.Body,
+		Actor:        w.Actor,
+		At:           at.UTC(),
+	}
+	if w.PrevHash != nil {
+		c.PrevHash = *w.PrevHash
+	}
+	return nil
+}
+
+var changeKind = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// validate checks the caller's fields. Chain fields are ignored:
+// RecordChange overwrites them.
+func (c *Change) validate() error {
+	if !changeKind.MatchString(c.Kind) {
+		return invalid("kind", fmt.Sprintf("%q is not a lower-case word such as %q", c.Kind, ChangeEnroll))
+	}
+	if c.Subject == "" {
+		return invalid("subject", "is required")
+	}
+	if strings.TrimSpace(c.Actor) == "" {
+		return invalid("actor", "is required (token:<id>, local:<user> or embedder)")
+	}
+	if strings.ContainsFunc(c.Actor, unicode.IsControl) {
+		return invalid("actor", "must not contain control characters")
+	}
+	if !wcp.ValidArtifactHash(c.Digest) {
+		return invalid("digest", fmt.Sprintf("%q is not sha256:<64 lowercase hex>", c.Digest))
+	}
+	if c.ArtifactHash != "" || c.Kind == ChangeEnroll {
+		if !wcp.ValidArtifactHash(c.ArtifactHash) {
+			return invalid("artifact_hash", fmt.Sprintf("%q is not sha256:<64 lowercase hex>", c.ArtifactHash))
+		}
+	}
+	if len(c.Body) > 0 && !json.Valid(c.Body) {
+		return invalid("body", "is not valid JSON")
+	}
+	if y := c.At.UTC().Year(); !c.At.IsZero() && (y < 1 || y > 9999) {
+		return invalid("at", "year must be between 1 and 9999")
+	}
+	return nil
+}
+
+// RecordChange implements [Store.RecordChange].
+func (s *SQLite) RecordChange(ctx context.Context, c *Change) error {
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("ledger: record change: %w", err)
+	}
+	if s.priv == nil {
+		return fmt.Errorf("ledger: record change: %w", s.keyError)
+	}
+	n := *c
+	if n.At.IsZero() {
+		n.At = time.Now()
+	}
+	n.At = n.At.UTC().Truncate(time.Microsecond)
+	if len(c.Body) > 0 {
+		body, err := canonical(c.Body)
+		if err != nil {
+			return fmt.Errorf("ledger: record change: %w", invalid("body", err.Error()))
+		}
+		n.Body = body
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return fmt.Errorf("ledger: record change: %w", err)
+	}
+	n.ChangeID = "chg_" + hex.EncodeToString(id[:])
+	n.SigningKeyID = s.keyID
+	op := "record change " + n.ChangeID
+	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error { return s.linkChange(tx, op, &n) }, func() { *c = n }))
+}
+
+// linkChange chains n to the change head, seals it and stores it, inside
+// the batch's BEGIN IMMEDIATE transaction (see link).
+func (s *SQLite) linkChange(tx *sql.Tx, op string, n *Change) error {
+	ctx := context.Background()
+	var seq uint64
+	var head string
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM change_head WHERE chain = 1`).Scan(&seq, &head)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return s.wrap(op, err)
+	}
+	n.Sequence = seq + 1
+	n.PrevHash = head
+	body, err := n.CanonicalBody()
+	if err != nil {
+		return fmt.Errorf("ledger: %s: %w", op, err)
+	}
+	n.Hash = hashBody(body)
+	n.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.priv, []byte(n.Hash)))
+	var prev any
+	if n.PrevHash != "" {
+		prev = n.PrevHash
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO changes
+		(seq, change_id, kind, subject, recorded_at, prev_hash, hash, signing_key_id, signature, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		int64(n.Sequence), n.ChangeID, n.Kind, n.Subject, n.At.Format(wcp.TimeLayout),
+		prev, n.Hash, n.SigningKeyID, n.Signature, string(body)); err != nil {
+		// UNIQUE(seq) failing means the head row no longer matches the
+		// chain: tampering, caught here before it forks.
+		return s.wrap(op, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO change_head (chain, seq, change_id, hash) VALUES (1, ?, ?, ?)
+		ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, change_id = excluded.change_id, hash = excluded.hash`,
+		int64(n.Sequence), n.ChangeID, n.Hash); err != nil {
+		return s.wrap(op, err)
+	}
+	return nil
+}
+
+// Changes implements [Store.Changes].
+func (s *SQLite) Changes(ctx context.Context, kind string) ([]Change, error) {
+	q := `SELECT body, hash, signature FROM changes`
+	var args []any
+	if kind != "" {
+		q += ` WHERE kind = ?`
+		args = append(args, kind)
+	}
+	q += ` ORDER BY seq`
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.wrap("changes", err)
+	}
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		var body, hash, sig string
+		if err := rows.Scan(&body, &hash, &sig); err != nil {
+			return nil, s.wrap("changes", err)
+		}
+		var c Change
+		if err := json.Unmarshal([]byte(body), &c); err != nil {
+			return nil, fmt.Errorf("ledger: stored change is malformed: %w", err)
+		}
+		c.Hash, c.Signature = hash, sig
+		out = append(out, c)
+	}
+	return out, s.wrap("changes", rows.Err())
+}

@@ -446,8 +446,8 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 
 // Outcomes of a dispatch that are not sandbox codes.
 const (
-	outcomeCancelled = "CANCELLED"
-	outcomeHallError = "HALL_ERROR"
+	outcomeCancelled = string(wcp.CodeCancelled)
+	outcomeHallError = string(wcp.CodeHallError)
 )
 
 // guestConfig is the Extism config a worker sees: the request's WCP

@@ -90,13 +90,13 @@ func (e *EnrollError) Error() string {
 // module is not usable, RECORD_INVALID otherwise.
 func (e *EnrollError) Code() string {
 	if e.code == "" {
-		return "RECORD_INVALID"
+		return string(wcp.CodeRecordInvalid)
 	}
 	return e.code
 }
 
 func moduleError(msg string) *EnrollError {
-	return &EnrollError{Source: "module", Problems: []registry.Problem{{Message: msg}}, code: "MODULE_INVALID"}
+	return &EnrollError{Source: "module", Problems: []registry.Problem{{Message: msg}}, code: string(wcp.CodeModuleInvalid)}
 }
 
 // Enroll validates a module and its record, stores the module in the
@@ -133,7 +133,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 		raw, src = embedded[0], "the module's "+RecordSection+" section"
 	case len(embedded) == 1:
 		if probs := recordDiff(embedded[0], raw); len(probs) > 0 {
-			return nil, &EnrollError{Source: src, Problems: probs, code: "RECORD_MISMATCH"}
+			return nil, &EnrollError{Source: src, Problems: probs, code: string(wcp.CodeRecordMismatch)}
 		}
 	}
 	rec, err := registry.Validate(raw)

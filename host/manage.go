@@ -36,8 +36,9 @@ func (h *Hall) PutArtifact(module []byte, want wcp.Digest) (wcp.Digest, error) {
 
 // EnrollStored enrolls a record whose artifact_hash names a module already
 // in the artifact store (the seed's POST /enroll). The module is read back
-// and verified before anything is enrolled.
-func (h *Hall) EnrollStored(ctx context.Context, record []byte) (*EnrollResult, error) {
+// and verified before anything is enrolled. actor is who enrolls, as in
+// EnrollRequest.Actor.
+func (h *Hall) EnrollStored(ctx context.Context, record []byte, actor string) (*EnrollResult, error) {
 	var head struct {
 		ArtifactHash string `json:"artifact_hash"`
 	}
@@ -62,7 +63,7 @@ func (h *Hall) EnrollStored(ctx context.Context, record []byte) (*EnrollResult, 
 	if err != nil {
 		return nil, err
 	}
-	return h.Enroll(ctx, EnrollRequest{Module: module, Record: record, RecordSource: "record"})
+	return h.Enroll(ctx, EnrollRequest{Module: module, Record: record, RecordSource: "record", Actor: actor})
 }
 
 // Online reports whether the Hall accepts dispatches. A Hall starts
@@ -75,4 +76,4 @@ func (h *Hall) SetOnline(online bool) { h.offline.Store(!online) }
 
 // ErrClosed is returned by every Hall method that needs the Hall's state
 // after Close: a closed Hall stays closed.
-var ErrClosed = errors.New("HALL_CLOSED: the Hall is closed")
+var ErrClosed = errors.New(string(wcp.CodeHallClosed) + ": the Hall is closed")

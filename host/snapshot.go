@@ -187,7 +187,7 @@ func (e *TamperedRecordError) Error() string {
 }
 
 // Code is RECORD_TAMPERED.
-func (e *TamperedRecordError) Code() string { return "RECORD_TAMPERED" }
+func (e *TamperedRecordError) Code() string { return string(wcp.CodeRecordTampered) }
 
 func orNone(s string) string {
 	if s == "" {

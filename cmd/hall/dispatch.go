@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -41,7 +43,7 @@ func enrollCommand() *cli.Command {
 			if err != nil {
 				return failf("%v", err)
 			}
-			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule")}
+			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule"), Actor: localActor()}
 			if rp := c.String("record"); rp != "" {
 				if req.Record, err = os.ReadFile(rp); err != nil {
 					return failf("--record: %v", err)
@@ -212,4 +214,13 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// localActor names the operator of a CLI enrollment in the evidence
+// ledger: the local user ("local:<name>").
+func localActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "local:" + u.Username
+	}
+	return "local:uid-" + strconv.Itoa(os.Getuid())
 }

@@ -346,7 +346,10 @@ func TestStockPrivilegePolicy(t *testing.T) {
 	egress := func(dests ...string) *wcp.PrivilegeEnvelope {
 		return &wcp.PrivilegeEnvelope{Egress: &wcp.LegacyEgress{Allowlist: dests}}
 	}
-	allow := map[string][]string{"prod": {"api.example.com", "db.internal"}}
+	hosts := func(h ...string) *wcp.PrivilegeEnvelope {
+		return &wcp.PrivilegeEnvelope{NetworkEgress: wcp.NetworkEgress{Hosts: h}}
+	}
+	allow := map[string][]string{"prod": {"api.example.com", "db.internal"}, "edge": {"api.example.com"}}
 	cases := []struct {
 		name       string
 		policy     StockPrivilegePolicy
@@ -358,10 +361,18 @@ func TestStockPrivilegePolicy(t *testing.T) {
 		{"dev restricted is not checked", StockPrivilegePolicy{}, "dev", "RESTRICTED", egress("evil"), true, "stub_allow"},
 		{"prod internal is not checked", StockPrivilegePolicy{}, "prod", "INTERNAL", egress("evil"), true, "stub_allow"},
 		{"nil envelope", StockPrivilegePolicy{}, "prod", "RESTRICTED", nil, true, "stub_allow"},
-		{"no egress block", StockPrivilegePolicy{}, "edge", "RESTRICTED", &wcp.PrivilegeEnvelope{NetworkEgress: wcp.NetworkEgress{Mode: "unrestricted"}, SecretsAccess: []string{"x"}}, true, "stub_allow"},
+		{"no egress", StockPrivilegePolicy{}, "edge", "RESTRICTED", &wcp.PrivilegeEnvelope{NetworkEgress: wcp.NetworkEgress{Mode: "none"}, SecretsAccess: []string{"x"}}, true, "stub_allow"},
+		// The Hall's deviation: the hosts the sandbox grants are checked,
+		// not only PyHall's legacy block (issue 9: a worker declaring
+		// network_egress exfil.example.net:443 was allowed in prod).
+		{"unrestricted egress", StockPrivilegePolicy{EgressAllowlist: allow}, "edge", "RESTRICTED", &wcp.PrivilegeEnvelope{NetworkEgress: wcp.NetworkEgress{Mode: "unrestricted"}}, false, "egress_unrestricted"},
+		{"granted host not allow-listed", StockPrivilegePolicy{EgressAllowlist: allow}, "prod", "RESTRICTED", hosts("exfil.example.net:443"), false, "egress_not_allowlisted:exfil.example.net:443"},
+		{"granted host, allow-list without port", StockPrivilegePolicy{EgressAllowlist: allow}, "prod", "RESTRICTED", hosts("api.example.com:443", "db.internal"), true, "stub_allow"},
+		{"granted port not the allow-listed one", StockPrivilegePolicy{EgressAllowlist: map[string][]string{"prod": {"api.example.com:443"}}}, "prod", "RESTRICTED", hosts("api.example.com:8443"), false, "egress_not_allowlisted:api.example.com:8443"},
+		{"granted hosts, no allow-list configured", StockPrivilegePolicy{}, "prod", "RESTRICTED", hosts("api.example.com"), false, "egress_denied_no_allowlist_configured"},
 		{"empty destination list", StockPrivilegePolicy{}, "prod", "RESTRICTED", egress(), true, "stub_allow"},
 		{"no allow-list configured", StockPrivilegePolicy{}, "prod", "RESTRICTED", egress("api.example.com"), false, "egress_denied_no_allowlist_configured"},
-		{"allow-list for another env", StockPrivilegePolicy{EgressAllowlist: allow}, "edge", "RESTRICTED", egress("api.example.com"), false, "egress_denied_no_allowlist_configured"},
+		{"allow-list for another env", StockPrivilegePolicy{EgressAllowlist: map[string][]string{"prod": {"api.example.com"}}}, "edge", "RESTRICTED", egress("api.example.com"), false, "egress_denied_no_allowlist_configured"},
 		{"all allow-listed", StockPrivilegePolicy{EgressAllowlist: allow}, "prod", "RESTRICTED", egress("db.internal", "api.example.com"), true, "stub_allow"},
 		{"first offender reported", StockPrivilegePolicy{EgressAllowlist: allow}, "prod", "RESTRICTED", egress("api.example.com", "evil.example", "worse.example"), false, "egress_not_allowlisted:evil.example"},
 		{"case-sensitive", StockPrivilegePolicy{EgressAllowlist: allow}, "prod", "RESTRICTED", egress("API.example.com"), false, "egress_not_allowlisted:API.example.com"},

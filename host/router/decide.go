@@ -169,13 +169,6 @@ func (x *decider) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func init() {
-	// Decision ids are random UUIDs; drawing them from a buffered pool of
-	// crypto/rand bytes instead of one read per id removes a syscall from
-	// every decision. Safe only before any concurrent use, hence init.
-	uuid.EnableRandPool()
-}
-
 func (x *decider) start() {
 	in := x.in
 	now := time.Now
@@ -187,7 +180,7 @@ func (x *decider) start() {
 	if x.opts.NewID != nil {
 		id = x.opts.NewID()
 	} else {
-		id = uuid.New()
+		id = newID()
 	}
 	x.corr, x.tenant, x.capability = pyval.Sanitize(in.CorrelationID), pyval.Sanitize(in.TenantID), pyval.Sanitize(in.CapabilityID)
 	x.d = wcp.RouteDecision{
@@ -240,10 +233,6 @@ func (x *decider) decide(rules *RuleSet, reg Registry) {
 		x.d = d
 		return
 	}
-	var rs []*Rule
-	if rules != nil {
-		rs = rules.Rules
-	}
 	// 6. Shadowed rules block all prod/edge traffic.
 	if prodOrEdge(in.Env) && rules != nil && len(rules.Shadows) > 0 {
 		d := x.deny(wcp.DenyShadowRulesDetected, matchedNoMatch, "The rule set has shadowed rules, which prod/edge traffic does not tolerate; reorder or remove them (see `hall validate`).")
@@ -255,11 +244,8 @@ func (x *decider) decide(rules *RuleSet, reg Registry) {
 	}
 	// 7. First matching rule, fail closed.
 	var rule *Rule
-	for _, r := range rs {
-		if r.Matches(in) {
-			rule = r
-			break
-		}
+	if rules != nil {
+		rule = rules.firstMatch(in)
 	}
 	if rule == nil {
 		x.d = x.deny(wcp.DenyNoMatchingRule, matchedNoMatch, "No routing rule matches this request; the Hall fails closed (WCP §5.1).")

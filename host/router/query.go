@@ -6,10 +6,10 @@ import "slices"
 // label, tenant risk and QoS class) and lists species among its candidates:
 // whether a worker of the species can ever be routed the capability.
 func (rs *RuleSet) Routes(capability, species string) bool {
-	for _, r := range rs.Rules {
-		if r.conds[0].matches(capability) && slices.Contains(r.Species(), species) {
-			return true
-		}
-	}
-	return false
+	found := false
+	rs.capabilityRules(capability, func(r *Rule) bool {
+		found = slices.ContainsFunc(r.cands, func(c candidate) bool { return c.species == species })
+		return !found
+	})
+	return found
 }

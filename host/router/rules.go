@@ -89,11 +89,21 @@ func (r *Rule) Matches(in *wcp.RouteInput) bool {
 // shadow analysis PyHall runs on every prod/edge request (computed once
 // here, since it depends only on the rules). A RuleSet is immutable and safe
 // for concurrent use.
+//
+// # Notes
+//
+//   - Compile also indexes the rules by exact capability_id, so finding the
+//     first matching rule costs about the same for 10 rules as for 10,000
+//     (see BenchmarkDecide). The index picks the same rule as testing every
+//     rule in order would.
+//   - Do not modify Rules after compiling. A RuleSet whose Rules changed
+//     length since is scanned rule by rule, as if it had no index.
 type RuleSet struct {
 	Rules    []*Rule
 	Shadows  []Shadow
 	Warnings []string // conditions that can never match, ignored match keys, duplicate ids
 	shadowed []string
+	index    *capIndex
 }
 
 // ShadowedIDs returns the shadowed rule ids, one per shadow warning, in order.
@@ -194,6 +204,7 @@ func Compile(list []any) (*RuleSet, error) {
 	}
 	rs.Warnings = c.warnings
 	rs.Shadows = DetectShadows(rs.Rules)
+	rs.index = newCapIndex(rs.Rules)
 	for _, s := range rs.Shadows {
 		rs.shadowed = append(rs.shadowed, s.Shadowed)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,8 +28,11 @@ func serveCommand() *cli.Command {
 		Usage: "serve the Hall API over HTTP (enrollment, discovery, governed dispatch, receipts, metrics)",
 		Description: "Loads rules.json, enrolled/ and the state directory like the other commands, and serves\n" +
 			"the endpoints of docs/HTTP.md. Every endpoint but /health and /metrics needs a bearer token:\n" +
-			"create one with `hall tokens create --admin` or `--tenant ID`. SIGINT or SIGTERM stops accepting\n" +
-			"connections and waits for dispatches in flight to finish and commit their receipts.\n" +
+			"create one with `hall tokens create --admin` or `--tenant ID`. Changes to the rules, hall.json,\n" +
+			"enrolled/ and the artifact store (by `hall enroll`, an editor or a deploy) are applied without a\n" +
+			"restart; SIGHUP reloads them too. A change that does not load is logged and the last good state\n" +
+			"keeps serving. SIGINT or SIGTERM stops accepting connections and waits for dispatches in flight\n" +
+			"to finish and commit their receipts.\n" +
 			"Logs go to standard error as JSON lines.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8765", Usage: "listen `ADDRESS` (host:port; port 0 picks a free one)"},
@@ -71,6 +75,8 @@ func serveCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			reloads := reloadOnChange(ctx, h, logger)
+			defer reloads()
 			fmt.Fprintf(c.App.ErrWriter, "hall: serving the Hall API on http://%s\n", ln.Addr())
 			err = server.Serve(ctx, ln, handler, server.ServeOptions{
 				WriteTimeout:    writeTimeout(h.Config()),
@@ -83,6 +89,45 @@ func serveCommand() *cli.Command {
 			fmt.Fprintln(c.App.ErrWriter, "hall: stopped; dispatches in flight completed")
 			return nil
 		},
+	}
+}
+
+// reloadOnChange applies changes made on disk while the server runs: it
+// watches the Hall's files and reloads on SIGHUP, until ctx is done. The
+// returned function stops both and waits for them.
+func reloadOnChange(ctx context.Context, h *host.Hall, logger *slog.Logger) (wait func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		err := h.Watch(ctx, func(err error) { logger.Error("hall: reload", "error", err.Error()) })
+		if err != nil && ctx.Err() == nil {
+			logger.Error("hall: watching the Hall's files failed; changes on disk apply on SIGHUP only", "error", err.Error())
+		}
+	})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	wg.Go(func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := h.Reload(ctx); err != nil {
+					logger.Error("hall: SIGHUP: reload failed; the previous rules, configuration and workers keep serving", "error", err.Error())
+					continue
+				}
+				args := []any{"rules", len(h.Rules().Rules), "workers", h.Registry().Len()}
+				if p := h.Problems(); p != nil {
+					args = append(args, "problems", p.Error())
+				}
+				logger.Info("hall: SIGHUP: reloaded", args...)
+			}
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
 	}
 }
 

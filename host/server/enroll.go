@@ -51,7 +51,7 @@ func (s *Server) enrollJSON(w http.ResponseWriter, r *http.Request) {
 	var head recordHead
 	_ = json.Unmarshal(body, &head) // EnrollStored reports a record that is not an object
 	_, existed := s.h.Registry().Record(head.WorkerID)
-	res, err := s.h.EnrollStored(context.WithoutCancel(r.Context()), body)
+	res, err := s.h.EnrollStored(context.WithoutCancel(r.Context()), body, tokenActor(r))
 	s.enrolled(w, r, res, err, existed)
 }
 
@@ -122,13 +122,17 @@ func (s *Server) enrollMultipart(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	_, existed := s.h.Registry().Record(head.WorkerID)
-	res, err := s.h.Enroll(context.WithoutCancel(r.Context()), host.EnrollRequest{Module: module, Record: record, RecordSource: "record"})
+	res, err := s.h.Enroll(context.WithoutCancel(r.Context()), host.EnrollRequest{Module: module, Record: record, RecordSource: "record", Actor: tokenActor(r)})
 	if err == nil && head.WorkerID == "" {
 		// The record came from the module's wcp.record section.
 		existed = false
 	}
 	s.enrolled(w, r, res, err, existed)
 }
+
+// tokenActor is who acts, as the evidence ledger records it: the
+// token, never its secret.
+func tokenActor(r *http.Request) string { return "token:" + principal(r).ID }
 
 // errPartTooLarge is returned by readPart for a part over its limit.
 var errPartTooLarge = errors.New("part too large")
@@ -176,7 +180,12 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 		return
 	case errors.As(err, &ee):
 		code := CodeRecordInvalid
-		if ee.Source == "module" {
+		switch {
+		case ee.Code() == "RECORD_MISMATCH":
+			// The module's embedded record is authoritative: a supplied
+			// record must say the same.
+			code = ee.Code()
+		case ee.Source == "module":
 			code = CodeModuleInvalid
 		}
 		e := errf(http.StatusUnprocessableEntity, code, strings.ReplaceAll(ee.Error(), "\n", "; "))

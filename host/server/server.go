@@ -94,6 +94,8 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Put("/artifacts/{digest}", s.putArtifact)
 		r.Post("/api/server/go-online", s.goOnline)
 		r.Post("/api/server/go-offline", s.goOffline)
+		r.Get("/admin/rules", s.getRules)
+		r.Put("/admin/rules", s.putRules)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(tenantToken))

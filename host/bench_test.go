@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -154,5 +155,51 @@ func BenchmarkHallRunProcess(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		run(text, "run", "cap.doc.summarize", "--tenant", "org.acme")
+	}
+}
+
+// BenchmarkHallDecide: Hall.Decide with the strict defaults (attestation,
+// envelopes, per-worker eligibility) against a fleet of n enrolled
+// workers, of which one serves the requested capability. The others are
+// routing-only records of other species: the decision's cost must not grow
+// with them (issue 9, item 10).
+func BenchmarkHallDecide(b *testing.B) {
+	for _, n := range []int{1, 100, 1000, 10000} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "rules.json"), []byte(rules), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(dir, "enrolled"), 0o755); err != nil {
+				b.Fatal(err)
+			}
+			for i := 1; i < n; i++ {
+				id := fmt.Sprintf("org.fleet.w%05d", i)
+				rec := record(id, fmt.Sprintf("wrk.fleet.s%05d", i), fmt.Sprintf("cap.fleet.c%05d", i), "")
+				if err := os.WriteFile(filepath.Join(dir, "enrolled", id+".json"), rec, 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			h, err := host.Open(context.Background(), host.Options{Dir: dir, Ledger: &nopLedger{}, Pool: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { h.Close(context.Background()) })
+			if _, err := h.Enroll(context.Background(), host.EnrollRequest{Module: mods.tiny, Record: record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny", "")}); err != nil {
+				b.Fatal(err)
+			}
+			if got := h.Registry().Len(); got != n {
+				b.Fatalf("%d workers enrolled, want %d", got, n)
+			}
+			in := input(b, "cap.test.tiny", "org.acme")
+			if dec := h.Decide(context.Background(), in); dec.Denied {
+				b.Fatalf("denied: %s", dec.DenyReason.Message)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				h.Decide(context.Background(), in)
+			}
+		})
 	}
 }

@@ -280,7 +280,7 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 		return dec, nil
 	}
 	if w.hasModule {
-		dec.ArtifactHash = wcp.OptString(w.module.String())
+		dec.ArtifactHash = wcp.OptString(w.moduleRef)
 	}
 	return dec, &Plan{snap: s, w: w}
 }

@@ -51,6 +51,8 @@ type boundWorker struct {
 	recordDigest wcp.Digest
 	module       wcp.Digest // zero when the record names no module
 	hasModule    bool
+	moduleHex    string // module, bare hex (attestation's registered hash)
+	moduleRef    string // module, "sha256:<hex>" (the decision's artifact_hash)
 	envelope     json.RawMessage // canonical JSON of the envelope in force ({} when none)
 	policy       sandbox.Policy
 	limits       sandbox.Limits
@@ -108,7 +110,7 @@ func newBoundWorker(rec *wcp.Record, max sandbox.Limits) (*boundWorker, error) {
 	}
 	w := &boundWorker{rec: rec, recordDigest: rd, policy: policy(rec), limits: effectiveLimits(workerLimits(rec), max)}
 	if d, err := wcp.ParseDigest(rec.ArtifactHash); err == nil {
-		w.module, w.hasModule = d, true
+		w.module, w.hasModule, w.moduleHex, w.moduleRef = d, true, d.Hex(), d.String()
 	}
 	w.envelope = json.RawMessage(`{}`)
 	if e := rec.PrivilegeEnvelope; e != nil {
@@ -511,7 +513,7 @@ type registeredHashes binding
 func (r *registeredHashes) WorkerHash(ctx context.Context, species string) (string, bool) {
 	b := (*binding)(r)
 	if w := b.pick(species); w != nil && w.hasModule {
-		return w.module.Hex(), true
+		return w.moduleHex, true
 	}
 	return b.s.reg.WorkerHash(ctx, species)
 }

@@ -51,8 +51,8 @@ type boundWorker struct {
 	recordDigest wcp.Digest
 	module       wcp.Digest // zero when the record names no module
 	hasModule    bool
-	moduleHex    string // module, bare hex (attestation's registered hash)
-	moduleRef    string // module, "sha256:<hex>" (the decision's artifact_hash)
+	moduleHex    string          // module, bare hex (attestation's registered hash)
+	moduleRef    string          // module, "sha256:<hex>" (the decision's artifact_hash)
 	envelope     json.RawMessage // canonical JSON of the envelope in force ({} when none)
 	policy       sandbox.Policy
 	limits       sandbox.Limits

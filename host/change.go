@@ -85,7 +85,7 @@ func (h *Hall) writeRules(ctx context.Context, rs *router.RuleSet, data []byte, 
 	if err := fsutil.WriteFileAtomic(h.opts.Rules, data, 0o644); err != nil {
 		return err
 	}
-	h.snap.Store(h.snap.Load().withRules(rs, digest, h.opts.Rules))
+	h.swap(h.snap.Load().withRules(rs, digest, h.opts.Rules))
 	return nil
 }
 
@@ -123,7 +123,11 @@ func (h *Hall) Reload(ctx context.Context) error {
 			}
 		}
 	}
-	h.snap.Store(next)
+	if !next.sameAs(prev) {
+		h.swap(next)
+	} else {
+		h.snap.Store(next)
+	}
 	h.retire(ctx, next)
 	return nil
 }

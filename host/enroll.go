@@ -228,7 +228,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 		return nil, fmt.Errorf("enroll: %w (the enrollment was sealed; enroll again to write the record)", err)
 	}
 	next := old.with(bw, h.opts.Rules)
-	h.snap.Store(next)
+	h.swap(next)
 	h.install(ctx, workerKey{rec.WorkerID, bw.recordDigest, digest}, compiled, 0)
 	installed = true
 	h.retire(ctx, next)

@@ -151,6 +151,8 @@ type Hall struct {
 	ledger    ledger.Store
 	ownLedger bool // opened by the Hall, closed by Close
 	offline   atomic.Bool
+
+	watchers watchers
 }
 
 // Open loads the configuration, the rules and the enrolled records, opens

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -529,4 +530,20 @@ func (c *currentHashes) WorkerHash(_ context.Context, species string) (string, b
 		return "", false
 	}
 	return w.current(b.h)
+}
+
+// sameAs reports whether s decides exactly as o: the same rules file, the
+// same configuration and the same sealed records and modules. A reload
+// that finds nothing new does not notify OnChange watchers.
+func (s *snapshot) sameAs(o *snapshot) bool {
+	if s.rulesDigest != o.rulesDigest || len(s.workers) != len(o.workers) || !reflect.DeepEqual(s.cfg, o.cfg) {
+		return false
+	}
+	for id, w := range s.workers {
+		ow := o.workers[id]
+		if ow == nil || ow.recordDigest != w.recordDigest || (ow.tampered == nil) != (w.tampered == nil) {
+			return false
+		}
+	}
+	return true
 }

@@ -224,7 +224,7 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	}
 	var errs []error
 	if problems != nil {
-		errs = append(errs, problems)
+		errs = append(errs, unjoin(problems)...)
 	}
 	var keep []*wcp.Record
 	var tampered []*boundWorker

@@ -34,7 +34,7 @@ const (
 // them through DNS.
 type egress struct {
 	allow    map[hostPort]bool
-	literals map[netip.Addr]bool
+	literals map[netip.AddrPort]bool
 	client   *http.Client
 }
 
@@ -48,7 +48,7 @@ type deniedError struct{ msg string }
 func (e *deniedError) Error() string { return e.msg }
 
 func newEgress(entries []string) *egress {
-	e := &egress{allow: map[hostPort]bool{}, literals: map[netip.Addr]bool{}}
+	e := &egress{allow: map[hostPort]bool{}, literals: map[netip.AddrPort]bool{}}
 	for _, ent := range entries {
 		h, p, err := parseEgress(ent)
 		if err != nil {
@@ -56,7 +56,13 @@ func newEgress(entries []string) *egress {
 		}
 		e.allow[hostPort{h, p}] = true
 		if a, err := netip.ParseAddr(h); err == nil {
-			e.literals[a.Unmap()] = true
+			ports := []int{p}
+			if p == 0 {
+				ports = []int{80, 443} // the schemes' default ports
+			}
+			for _, port := range ports {
+				e.literals[netip.AddrPortFrom(a.Unmap(), uint16(port))] = true
+			}
 		}
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
@@ -111,19 +117,27 @@ func (e *egress) check(u *url.URL) error {
 
 // blocked reports addresses a name must never resolve to: loopback,
 // link-local (169.254.0.0/16 includes the IMDS 169.254.169.254), the AWS IPv6
-// metadata endpoint, unspecified, multicast.
+// metadata endpoint, private (10/8, 172.16/12, 192.168/16, fc00::/7),
+// CGNAT (100.64/10), unspecified, multicast.
 func blocked(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsPrivate() || cgnat.Contains(a) ||
 		a.IsMulticast() || a.IsUnspecified() || a.IsInterfaceLocalMulticast() ||
 		a == netip.MustParseAddr("fd00:ec2::254") ||
 		a == netip.MustParseAddr("100.100.100.200") || // Alibaba Cloud metadata
 		netip.MustParsePrefix("0.0.0.0/8").Contains(a)
 }
 
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
 func (e *egress) dialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		portNum, err := strconv.ParseUint(port, 10, 16)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +154,7 @@ func (e *egress) dialContext(d *net.Dialer) func(ctx context.Context, network, a
 		var lastErr error = &deniedError{fmt.Sprintf("%s resolves only to refused addresses", host)}
 		for _, a := range addrs {
 			a = a.Unmap()
-			if blocked(a) && !e.literals[a] {
+			if blocked(a) && !e.literals[netip.AddrPortFrom(a, uint16(portNum))] {
 				continue
 			}
 			// Dial the checked IP, never the name again: no second lookup

@@ -117,12 +117,13 @@ func TestEgressRules(t *testing.T) {
 			t.Errorf("%s: allowed=%v, want %v (%v)", tc.url, err == nil, tc.ok, err)
 		}
 	}
-	for _, a := range []string{"127.0.0.1", "::1", "169.254.169.254", "fd00:ec2::254", "0.0.0.0", "::ffff:127.0.0.1", "fe80::1", "224.0.0.1"} {
+	for _, a := range []string{"127.0.0.1", "::1", "169.254.169.254", "fd00:ec2::254", "0.0.0.0", "::ffff:127.0.0.1", "fe80::1", "224.0.0.1",
+		"10.0.0.5", "172.16.0.1", "192.168.1.1", "100.64.0.1", "100.127.255.254", "fc00::1", "fd12:3456::1"} {
 		if !blocked(netip.MustParseAddr(a)) {
 			t.Errorf("%s not blocked", a)
 		}
 	}
-	for _, a := range []string{"93.184.216.34", "10.0.0.5", "2606:4700::1"} {
+	for _, a := range []string{"93.184.216.34", "100.128.0.1", "172.32.0.1", "2606:4700::1"} {
 		if blocked(netip.MustParseAddr(a)) {
 			t.Errorf("%s blocked", a)
 		}

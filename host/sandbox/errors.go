@@ -33,6 +33,12 @@ const (
 	// CodeModuleInvalid: the bytes given to Load are not a valid, instantiable
 	// WebAssembly module.
 	CodeModuleInvalid = string(wcp.CodeModuleInvalid)
+	// CodeLimitDisk: the guest's writes reached its write quota
+	// (Limits.WriteBytes, Limits.WriteFiles).
+	CodeLimitDisk = string(wcp.CodeLimitDisk)
+	// CodeMemoryBudget: the Engine's memory budget did not admit the call
+	// before its deadline; the guest did not run.
+	CodeMemoryBudget = string(wcp.CodeMemoryBudget)
 	// CodeEgressDenied: the guest used the Extism http_request import, which
 	// the Hall never allows (network goes through hall_http only).
 	CodeEgressDenied = string(wcp.CodeEgressDenied)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,17 +29,24 @@ import (
 type rootFS struct {
 	root     *os.Root
 	readOnly bool
+	quota    *writeQuota // nil for read-only mounts
 }
 
 // mountFS builds the guest filesystem for a Policy: Writes read-write and
 // Reads read-only, each at its own absolute host path; nothing else exists.
-// The returned closer releases the os.Root handles.
-func mountFS(p Policy) (wazero.FSConfig, func(), error) {
+// The write directories share one quota of lim.WriteBytes and
+// lim.WriteFiles (nil without write directories). The returned closer
+// releases the os.Root handles.
+func mountFS(p Policy, lim Limits) (wazero.FSConfig, *writeQuota, func(), error) {
 	var roots []*os.Root
 	closeAll := func() {
 		for _, r := range roots {
 			_ = r.Close()
 		}
+	}
+	var quota *writeQuota
+	if len(p.Writes) > 0 {
+		quota = &writeQuota{maxBytes: lim.WriteBytes, maxFiles: lim.WriteFiles}
 	}
 	cfg := wazero.NewFSConfig()
 	add := func(dir string, readOnly bool) error {
@@ -46,22 +55,91 @@ func mountFS(p Policy) (wazero.FSConfig, func(), error) {
 			return err
 		}
 		roots = append(roots, r)
-		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(&rootFS{root: r, readOnly: readOnly}, dir)
+		fsys := &rootFS{root: r, readOnly: readOnly}
+		if !readOnly {
+			fsys.quota = quota
+			quota.count(r)
+		}
+		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(fsys, dir)
 		return nil
 	}
 	for _, d := range p.Writes {
 		if err := add(d, false); err != nil {
 			closeAll()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	for _, d := range p.Reads {
 		if err := add(d, true); err != nil {
 			closeAll()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return cfg, closeAll, nil
+	return cfg, quota, closeAll, nil
+}
+
+// writeQuota bounds what a worker keeps in its write directories: bytes in
+// regular files and entries (files and directories), counted from what the
+// directories hold when the worker is loaded.
+//
+// Why: a worker filled the disk its write directory shared with the
+// ledger; its own receipt could not be committed and every later dispatch
+// of every tenant failed. A write that would pass the quota fails with EIO
+// (WASI preview 1 has no ENOSPC in wazero's errno set) and the call's
+// outcome is LIMIT_DISK.
+//
+// # Notes
+//
+//   - The count is the Hall's own bookkeeping of what the worker does
+//     through this filesystem; another process writing the same
+//     directories is not seen until the worker is loaded again. Concurrent
+//     calls of one worker share the quota.
+type writeQuota struct {
+	maxBytes, maxFiles int64
+	mu                 sync.Mutex
+	bytes, files       int64
+	// hits counts refused writes; Worker.Call compares it around a call.
+	hits atomic.Int64
+}
+
+// count adds what the directory under r already holds.
+func (q *writeQuota) count(r *os.Root) {
+	_ = fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return nil
+		}
+		q.files++
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				q.bytes += fi.Size()
+			}
+		}
+		return nil
+	})
+}
+
+// reserve takes bytes and files from the quota, or refuses and records a
+// hit. Negative amounts give back.
+func (q *writeQuota) reserve(bytes, files int64) bool {
+	if q == nil {
+		return true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if (bytes > 0 && q.bytes+bytes > q.maxBytes) || (files > 0 && q.files+files > q.maxFiles) {
+		q.hits.Add(1)
+		return false
+	}
+	q.bytes = max(q.bytes+bytes, 0)
+	q.files = max(q.files+files, 0)
+	return true
+}
+
+// blocking reports file types whose open or read can block the host
+// thread without regard to the call's deadline (a FIFO without a writer),
+// or reach a device: never opened for a guest.
+func blocking(m fs.FileMode) bool {
+	return m&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice|fs.ModeIrregular) != 0
 }
 
 // rel turns the mount-relative path wazero passes into a relative path for
@@ -109,6 +187,21 @@ func (r *rootFS) OpenFile(name string, flag experimentalsys.Oflag, perm fs.FileM
 			return nil, experimentalsys.ELOOP
 		}
 	}
+	existed := true
+	if st, err := r.root.Stat(p); err == nil {
+		if blocking(st.Mode()) {
+			return nil, experimentalsys.EACCES
+		}
+	} else {
+		existed = false
+	}
+	created := false
+	if !existed && flag&experimentalsys.O_CREAT != 0 {
+		if !r.quota.reserve(0, 1) {
+			return nil, experimentalsys.EIO
+		}
+		created = true
+	}
 	var of int
 	switch {
 	case flag&experimentalsys.O_RDWR != 0:
@@ -133,9 +226,21 @@ func (r *rootFS) OpenFile(name string, flag experimentalsys.Oflag, perm fs.FileM
 	if flag&(experimentalsys.O_SYNC|experimentalsys.O_DSYNC|experimentalsys.O_RSYNC) != 0 {
 		of |= os.O_SYNC
 	}
+	var truncated int64
+	if existed && flag&experimentalsys.O_TRUNC != 0 && r.quota != nil {
+		if st, err := r.root.Stat(p); err == nil && st.Mode().IsRegular() {
+			truncated = st.Size()
+		}
+	}
 	f, err := r.root.OpenFile(p, of, perm&fs.ModePerm)
 	if err != nil {
+		if created {
+			r.quota.reserve(0, -1)
+		}
 		return nil, errno(err)
+	}
+	if truncated > 0 {
+		r.quota.reserve(-truncated, 0)
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -153,7 +258,7 @@ func (r *rootFS) OpenFile(name string, flag experimentalsys.Oflag, perm fs.FileM
 		_ = f.Close()
 		return nil, en
 	}
-	return &rootFile{File: adapted, f: f, st: sys.NewStat_t(st), append: flag&experimentalsys.O_APPEND != 0, readOnly: r.readOnly}, 0
+	return &rootFile{File: adapted, f: f, st: sys.NewStat_t(st), append: flag&experimentalsys.O_APPEND != 0, readOnly: r.readOnly, quota: r.quota}, 0
 }
 
 // openedFS hands wazero's adapter the file rootFS already opened, and opens
@@ -195,7 +300,14 @@ func (r *rootFS) Mkdir(name string, perm fs.FileMode) experimentalsys.Errno {
 	if r.readOnly {
 		return experimentalsys.EROFS
 	}
-	return errno(r.root.Mkdir(rel(name), perm&fs.ModePerm))
+	if !r.quota.reserve(0, 1) {
+		return experimentalsys.EIO
+	}
+	if err := r.root.Mkdir(rel(name), perm&fs.ModePerm); err != nil {
+		r.quota.reserve(0, -1)
+		return errno(err)
+	}
+	return 0
 }
 
 // Chmod implements experimentalsys.FS.
@@ -230,7 +342,11 @@ func (r *rootFS) Rmdir(name string) experimentalsys.Errno {
 	if !st.IsDir() {
 		return experimentalsys.ENOTDIR
 	}
-	return errno(r.root.Remove(p))
+	if err := r.root.Remove(p); err != nil {
+		return errno(err)
+	}
+	r.quota.reserve(0, -1)
+	return 0
 }
 
 // Unlink implements experimentalsys.FS.
@@ -246,7 +362,17 @@ func (r *rootFS) Unlink(name string) experimentalsys.Errno {
 	if st.IsDir() {
 		return experimentalsys.EISDIR
 	}
-	return errno(r.root.Remove(p))
+	if err := r.root.Remove(p); err != nil {
+		return errno(err)
+	}
+	if r.quota != nil {
+		var size int64
+		if st.Mode().IsRegular() && linkCount(st) <= 1 {
+			size = st.Size()
+		}
+		r.quota.reserve(-size, -1)
+	}
+	return 0
 }
 
 // Link implements experimentalsys.FS. Both names resolve inside the root, so a
@@ -255,7 +381,14 @@ func (r *rootFS) Link(oldName, newName string) experimentalsys.Errno {
 	if r.readOnly {
 		return experimentalsys.EROFS
 	}
-	return errno(r.root.Link(rel(oldName), rel(newName)))
+	if !r.quota.reserve(0, 1) {
+		return experimentalsys.EIO
+	}
+	if err := r.root.Link(rel(oldName), rel(newName)); err != nil {
+		r.quota.reserve(0, -1)
+		return errno(err)
+	}
+	return 0
 }
 
 // Symlink implements experimentalsys.FS: always refused (see rootFS).
@@ -318,6 +451,26 @@ type rootFile struct {
 	st       sys.Stat_t
 	append   bool
 	readOnly bool
+	quota    *writeQuota
+}
+
+// grow takes from the quota what writing n bytes at off (or at the end,
+// for appends) adds to the file's size.
+func (f *rootFile) grow(off int64, n int) bool {
+	if f.quota == nil || n == 0 {
+		return true
+	}
+	st, err := f.f.Stat()
+	if err != nil {
+		return true
+	}
+	if off < 0 {
+		off = st.Size()
+	}
+	if extra := off + int64(n) - st.Size(); extra > 0 {
+		return f.quota.reserve(extra, 0)
+	}
+	return true
 }
 
 func (f *rootFile) Dev() (uint64, experimentalsys.Errno)    { return f.st.Dev, 0 }
@@ -372,10 +525,16 @@ func (f *rootFile) Write(buf []byte) (int, experimentalsys.Errno) {
 	if f.st.Mode.IsDir() {
 		return 0, experimentalsys.EISDIR
 	}
+	off := int64(-1)
 	if f.append {
 		if _, err := f.f.Seek(0, io.SeekEnd); err != nil {
 			return 0, errno(err)
 		}
+	} else if cur, err := f.f.Seek(0, io.SeekCurrent); err == nil {
+		off = cur
+	}
+	if !f.grow(off, len(buf)) {
+		return 0, experimentalsys.EIO
 	}
 	n, err := f.f.Write(buf)
 	return n, errno(err)
@@ -385,6 +544,9 @@ func (f *rootFile) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 	if f.readOnly {
 		return 0, experimentalsys.EBADF
 	}
+	if !f.grow(off, len(buf)) {
+		return 0, experimentalsys.EIO
+	}
 	n, err := f.f.WriteAt(buf, off)
 	return n, errno(err)
 }
@@ -392,6 +554,13 @@ func (f *rootFile) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 func (f *rootFile) Truncate(size int64) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EBADF
+	}
+	if f.quota != nil {
+		if st, err := f.f.Stat(); err == nil {
+			if !f.quota.reserve(size-st.Size(), 0) {
+				return experimentalsys.EIO
+			}
+		}
 	}
 	return errno(f.f.Truncate(size))
 }
@@ -406,3 +575,10 @@ func (f *rootFile) Datasync() experimentalsys.Errno { return errno(f.f.Sync()) }
 func (f *rootFile) Utimens(int64, int64) experimentalsys.Errno { return experimentalsys.ENOSYS }
 
 func (f *rootFile) Close() experimentalsys.Errno { return f.File.Close() }
+
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}

@@ -59,7 +59,7 @@ func TestSizeHintsAvoidCopyingGrowth(t *testing.T) {
 	w := load(t, e, fixtures.goguest, Spec{Name: "hints", Pool: -1})
 	run := func() *instance {
 		t.Helper()
-		in, err := w.acquire("")
+		in, err := w.acquire(context.Background(), "")
 		if err != nil {
 			t.Fatal(err)
 		}

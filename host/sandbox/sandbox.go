@@ -53,6 +53,11 @@ type Limits struct {
 	OutputBytes int64
 	// LogBytes bounds Result.Logs; what does not fit is dropped.
 	LogBytes int
+	// WriteBytes bounds the bytes of regular files in the worker's write
+	// directories, and WriteFiles their entries (files and directories),
+	// counted from what they hold when the worker is loaded (LIMIT_DISK).
+	WriteBytes int64
+	WriteFiles int64
 }
 
 // DefaultLimits are used for every zero field of Config.Max.
@@ -62,6 +67,8 @@ var DefaultLimits = Limits{
 	InputBytes:  1 << 20,
 	OutputBytes: 1 << 20,
 	LogBytes:    64 << 10,
+	WriteBytes:  64 << 20,
+	WriteFiles:  1024,
 }
 
 // minMemoryBytes is the Extism kernel's initial memory (16 pages); no
@@ -84,6 +91,12 @@ func (l Limits) withDefaults(d Limits) Limits {
 	if l.LogBytes <= 0 {
 		l.LogBytes = d.LogBytes
 	}
+	if l.WriteBytes <= 0 {
+		l.WriteBytes = d.WriteBytes
+	}
+	if l.WriteFiles <= 0 {
+		l.WriteFiles = d.WriteFiles
+	}
 	return l
 }
 
@@ -93,6 +106,8 @@ func (l Limits) capped(c Limits) Limits {
 	l.InputBytes = min(l.InputBytes, c.InputBytes)
 	l.OutputBytes = min(l.OutputBytes, c.OutputBytes)
 	l.LogBytes = min(l.LogBytes, c.LogBytes)
+	l.WriteBytes = min(l.WriteBytes, c.WriteBytes)
+	l.WriteFiles = min(l.WriteFiles, c.WriteFiles)
 	return l
 }
 
@@ -137,6 +152,26 @@ type Config struct {
 	Secrets SecretSource
 	// Logger receives the Engine's own diagnostics. Nil discards them.
 	Logger *slog.Logger
+	// MemoryBudget is the host memory, in bytes, that all concurrent calls
+	// of the Engine may take together, each counted at its worst case
+	// (two linear memories at Limits.MemoryBytes, its tables and a fixed
+	// engine overhead; RATIONALE.md, "Memory budget"). A call waits, within
+	// its own deadline, until it fits (MEMORY_BUDGET when it never does).
+	// Zero means DefaultMemoryBudgetFraction of physical memory.
+	MemoryBudget uint64
+	// Compiler, when set, compiles modules off the serving path: Load
+	// runs it (with the wasm to compile, the cache directory and a deadline)
+	// before compiling in process, which then loads the machine code it
+	// left in the compilation cache. It needs a CacheDir. See
+	// CompileCommand and RATIONALE.md, "Compilation".
+	Compiler Compiler
+	// CompileTimeout bounds one compilation by Compiler (default
+	// DefaultCompileTimeout).
+	CompileTimeout time.Duration
+	// MaxModuleBytes caps the size of a module Load accepts (default
+	// DefaultMaxModuleBytes). Without a Compiler, it is the only bound on
+	// in-process compilation.
+	MaxModuleBytes int
 }
 
 // Engine compiles and runs workers. It is safe for concurrent use.
@@ -151,6 +186,11 @@ type Engine struct {
 	max      Limits
 	secrets  SecretSource
 	log      *slog.Logger
+
+	budget         *memoryBudget
+	compiler       Compiler
+	compileTimeout time.Duration
+	maxModule      int
 
 	mu      sync.Mutex
 	workers map[*Worker]struct{}
@@ -170,7 +210,21 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if max.MemoryBytes < minMemoryBytes {
 		return nil, fmt.Errorf("sandbox: Config.Max.MemoryBytes %d is below the Extism kernel's %d bytes", max.MemoryBytes, minMemoryBytes)
 	}
-	e := &Engine{max: max, secrets: cfg.Secrets, log: cfg.Logger, workers: map[*Worker]struct{}{}}
+	e := &Engine{max: max, secrets: cfg.Secrets, log: cfg.Logger, workers: map[*Worker]struct{}{},
+		compiler: cfg.Compiler, compileTimeout: cfg.CompileTimeout, maxModule: cfg.MaxModuleBytes}
+	if cfg.MemoryBudget == 0 {
+		cfg.MemoryBudget = defaultMemoryBudget()
+	}
+	e.budget = newMemoryBudget(cfg.MemoryBudget)
+	if e.compileTimeout <= 0 {
+		e.compileTimeout = DefaultCompileTimeout
+	}
+	if e.maxModule <= 0 {
+		e.maxModule = DefaultMaxModuleBytes
+	}
+	if cfg.Compiler != nil && cfg.CacheDir == "" {
+		return nil, errors.New("sandbox: Config.Compiler needs a CacheDir to leave the compiled code in")
+	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -285,7 +339,10 @@ func parseEgress(entry string) (string, int, error) {
 // only this: never text, never precompiled machine code.
 var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 
-func checkModuleBytes(wasm []byte) error {
+func checkModuleBytes(wasm []byte, maxBytes int) error {
+	if len(wasm) > maxBytes {
+		return errorf(CodeModuleInvalid, "module of %d bytes exceeds the Hall's module size limit of %d bytes", len(wasm), maxBytes)
+	}
 	if !bytes.HasPrefix(wasm, wasmMagic) {
 		return errorf(CodeModuleInvalid, "not a WebAssembly binary module (bad magic or version)")
 	}

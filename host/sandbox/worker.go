@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -44,6 +45,15 @@ type Worker struct {
 	poolSize int
 	// sizes are the linear memory sizes instances last ended with (memory.go).
 	sizes sizeHints
+	// charge is what one call of this worker takes from the Engine's
+	// memory budget (budget.go).
+	charge uint64
+	// quota bounds what the worker may write (fs.go); nil without writes.
+	quota *writeQuota
+	// refillFailures counts consecutive failed pool refills; the refiller
+	// backs off and, past maxRefillFailures, stops until a call
+	// instantiates successfully (RefillFailures).
+	refillFailures atomic.Int64
 
 	pool   chan *instance
 	refill chan struct{}
@@ -69,6 +79,7 @@ type instance struct {
 	p     *extism.Plugin
 	guard *memoryGuard
 	logs  *logSink
+	sleep *sleeper
 }
 
 // Request is one call of a worker export.
@@ -118,7 +129,7 @@ type Result struct {
 //     machine code comes only from wazero's own compilation cache.
 //   - Policy directories must exist; they are opened once, here.
 func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, error) {
-	if err := checkModuleBytes(wasm); err != nil {
+	if err := checkModuleBytes(wasm, e.maxModule); err != nil {
 		return nil, err
 	}
 	if err := validatePolicy(spec.Policy); err != nil {
@@ -131,6 +142,23 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	lim.MemoryBytes -= lim.MemoryBytes % wasmPageSize
 
 	wasm = e.compiledForm(wasm)
+	// Tables are host memory too (8 bytes per element): a declared size
+	// that cannot fit is refused, an unbounded or oversized maximum is
+	// lowered so table.grow fails instead of growing (tables.go).
+	wasm, tableBytes, err := boundTables(wasm, lim.MemoryBytes)
+	if errors.Is(err, errTableEncoding) {
+		return nil, errorf(CodeModuleInvalid, "%s: %v", spec.Name, err)
+	}
+	if err != nil {
+		return nil, errorf(CodeLimitMemory, "%s: %v", spec.Name, err)
+	}
+	charge := callCharge(lim.MemoryBytes, tableBytes)
+	if charge > e.budget.total {
+		return nil, errorf(CodeLimitMemory, "%s: one call may take %d bytes of host memory (memory limit %d, tables %d, engine overhead %d), more than the Hall's whole memory budget of %d bytes", spec.Name, charge, lim.MemoryBytes, tableBytes, engineOverhead, e.budget.total)
+	}
+	if err := e.compileOffPath(ctx, wasm); err != nil {
+		return nil, err
+	}
 
 	rtCfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(e.cache).
@@ -150,7 +178,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		}
 	}
 
-	fsCfg, closeFS, err := mountFS(spec.Policy)
+	fsCfg, quota, closeFS, err := mountFS(spec.Policy, lim)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %s: %w", spec.Name, err)
 	}
@@ -163,6 +191,8 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		exports: exports,
 		secrets: map[string]bool{},
 		closeFS: closeFS,
+		charge:  charge,
+		quota:   quota,
 		refill:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		idle:    map[string][]*instance{},
@@ -180,7 +210,9 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	}
 	mc := wazero.NewModuleConfig().WithFSConfig(fsCfg)
 	if !spec.Policy.Deterministic {
-		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithRandSource(rand.Reader)
+		// Sleeps are set per instance (newInstance): wazero's own
+		// WithSysNanosleep does not watch the call's deadline.
+		mc = mc.WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
 	}
 	w.modCfg = mc
 
@@ -193,9 +225,12 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	}
 	w.plugin = plugin
 
-	// One instantiation now proves that imports resolve and the initial
-	// memory fits; the instance becomes the first pooled one.
-	first, err := w.newInstance()
+	// One instantiation now proves that imports resolve, the initial
+	// memory fits and the start section (if any) finishes within the time
+	// limit; the instance becomes the first pooled one.
+	ictx, icancel := w.instantiationContext(ctx)
+	first, err := w.newInstance(ictx)
+	icancel()
 	if err != nil {
 		_ = plugin.Close(ctx)
 		closeFS()
@@ -331,13 +366,28 @@ func (w *Worker) Pooled() (fresh, idle int) {
 // Limits returns the limits in force for this worker's calls.
 func (w *Worker) Limits() Limits { return w.limits }
 
-func (w *Worker) newInstance() (*instance, error) {
+// instantiationContext bounds an instantiation outside a call (Load, pool
+// refills) by the worker's time limit and by Close.
+func (w *Worker) instantiationContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, w.limits.Timeout)
+	stop := context.AfterFunc(w.stop, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// newInstance instantiates the worker under ctx, whose deadline bounds the
+// module's start section: wazero runs it inside InstantiateModule, and
+// CloseOnContextDone stops it there as in a call.
+func (w *Worker) newInstance(ctx context.Context) (*instance, error) {
 	g := &memoryGuard{limit: w.limits.MemoryBytes, sizes: &w.sizes}
 	logs := &logSink{}
-	ctx := experimental.WithMemoryAllocator(context.Background(), g)
-	p, err := w.plugin.Instance(ctx, extism.PluginInstanceConfig{
-		ModuleConfig: w.modCfg.WithStdout(logs).WithStderr(logs),
-	})
+	sl := &sleeper{}
+	sl.watch(ctx)
+	mc := w.modCfg.WithStdout(logs).WithStderr(logs)
+	if !w.policy.Deterministic {
+		mc = mc.WithNanosleep(sl.sleep)
+	}
+	actx := experimental.WithMemoryAllocator(ctx, g)
+	p, err := w.plugin.Instance(actx, extism.PluginInstanceConfig{ModuleConfig: mc})
 	if g.hit.Load() {
 		if p != nil {
 			_ = p.Close(context.Background())
@@ -345,12 +395,21 @@ func (w *Worker) newInstance() (*instance, error) {
 		return nil, errorf(CodeLimitMemory, "%s: initial memory exceeds %d bytes", w.name, w.limits.MemoryBytes)
 	}
 	if err != nil {
+		if w.stop.Err() != nil {
+			return nil, fmt.Errorf("sandbox: %s: worker closed during instantiation", w.name)
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, errorf(CodeLimitTimeout, "%s: instantiation (the module's start section) did not finish within the time limit", w.name)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("sandbox: %s: instantiation abandoned by caller: %w", w.name, ctx.Err())
+		}
 		return nil, errorf(CodeModuleInvalid, "%s: %v", w.name, err)
 	}
 	p.SetLogger(func(level extism.LogLevel, msg string) {
 		logs.Write([]byte("[" + level.String() + "] " + msg + "\n"))
 	})
-	return &instance{p: p, guard: g, logs: logs}, nil
+	return &instance{p: p, guard: g, logs: logs, sleep: sl}, nil
 }
 
 func (in *instance) close() { _ = in.p.Close(context.Background()) }
@@ -362,6 +421,21 @@ func (w *Worker) signalRefill() {
 	}
 }
 
+// Pool refill back-off: a worker whose instantiation keeps failing (a start
+// section that loops only sometimes, an initial memory over the limit) is
+// retried after a growing pause, never in a hot loop, and given up after
+// maxRefillFailures until a call instantiates it successfully.
+const (
+	refillBackoff     = 100 * time.Millisecond
+	maxRefillBackoff  = 30 * time.Second
+	maxRefillFailures = 8
+)
+
+// RefillFailures returns how many pool refills in a row have failed (0
+// when the last one succeeded). At maxRefillFailures the worker stops
+// refilling its pool and every call instantiates on its own deadline.
+func (w *Worker) RefillFailures() int { return int(w.refillFailures.Load()) }
+
 // refiller keeps the pool of never-used instances full, off the call path.
 func (w *Worker) refiller() {
 	defer w.bg.Done()
@@ -372,11 +446,30 @@ func (w *Worker) refiller() {
 		case <-w.refill:
 		}
 		for len(w.pool) < w.poolSize {
-			in, err := w.newInstance()
-			if err != nil {
-				w.eng.log.Warn("sandbox: pool refill failed", "worker", w.name, "err", err)
+			if w.refillFailures.Load() >= maxRefillFailures {
 				break
 			}
+			ctx, cancel := w.instantiationContext(context.Background())
+			in, err := w.newInstance(ctx)
+			cancel()
+			if err != nil {
+				n := w.refillFailures.Add(1)
+				w.eng.log.Warn("sandbox: pool refill failed", "worker", w.name, "consecutive_failures", n, "err", err)
+				if n >= maxRefillFailures {
+					w.eng.log.Error("sandbox: pool refill given up; calls instantiate on their own deadline", "worker", w.name, "consecutive_failures", n)
+					break
+				}
+				pause := min(refillBackoff<<(n-1), maxRefillBackoff)
+				t := time.NewTimer(pause)
+				select {
+				case <-t.C:
+				case <-w.done:
+					t.Stop()
+					return
+				}
+				continue
+			}
+			w.refillFailures.Store(0)
 			select {
 			case w.pool <- in:
 			case <-w.done:
@@ -391,7 +484,7 @@ func (w *Worker) refiller() {
 
 // acquire returns an instance for a call: an idle instance of the same reuse
 // key when reuse is on, else a never-used one from the pool, else a new one.
-func (w *Worker) acquire(key string) (*instance, error) {
+func (w *Worker) acquire(ctx context.Context, key string) (*instance, error) {
 	if w.reuse {
 		w.mu.Lock()
 		if list := w.idle[key]; len(list) > 0 {
@@ -413,7 +506,13 @@ func (w *Worker) acquire(key string) (*instance, error) {
 	default:
 	}
 	w.signalRefill()
-	return w.newInstance()
+	in, err := w.newInstance(ctx)
+	if err == nil && w.refillFailures.Load() >= maxRefillFailures {
+		// The worker instantiates again: let the refiller try once more.
+		w.refillFailures.Store(maxRefillFailures - 1)
+		w.signalRefill()
+	}
+	return in, err
 }
 
 // release keeps in for later calls with key when reuse is on and the call
@@ -469,18 +568,42 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	w.inflight.Add(1)
 	w.mu.Unlock()
 	defer w.inflight.Done()
-	in, err := w.acquire(req.ReuseKey)
-	if err != nil {
-		return res, err
-	}
 
 	cs := &callState{w: w, limits: lim}
 	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 	defer context.AfterFunc(w.stop, cancel)()
 	cctx = context.WithValue(cctx, callKey{}, cs)
+
+	// The Hall-wide memory budget admits the call only while every running
+	// call's worst case fits (budget.go); waiting counts against the
+	// call's own deadline.
+	if err := w.eng.budget.acquire(cctx, w.charge); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("sandbox: %s: call abandoned by caller: %w", w.name, ctx.Err())
+		}
+		if w.stop.Err() != nil {
+			return nil, fmt.Errorf("sandbox: %s: worker closed", w.name)
+		}
+		return res, errorf(CodeMemoryBudget, "%s: the Hall's memory budget (%d bytes) did not admit a call needing %d bytes within %v", w.name, w.eng.budget.total, w.charge, lim.Timeout)
+	}
+	defer w.eng.budget.release(w.charge)
+
+	in, err := w.acquire(cctx, req.ReuseKey)
+	if err != nil {
+		var se *Error
+		if errors.As(err, &se) || ctx.Err() == nil {
+			return res, err
+		}
+		return nil, err
+	}
+	in.sleep.watch(cctx)
 	in.p.Config = maps.Clone(req.Config)
 	in.logs.reset(lim.LogBytes)
+	var quotaHits int64
+	if w.quota != nil {
+		quotaHits = w.quota.hits.Load()
+	}
 
 	start := time.Now()
 	rc, out, callErr := in.p.CallWithContext(cctx, req.Export, req.Input)
@@ -489,6 +612,11 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	res.Logs = in.logs.take()
 
 	serr, err := w.classify(ctx, cctx, in, rc, callErr)
+	if err == nil && w.quota != nil && w.quota.hits.Load() != quotaHits {
+		// The guest was refused a write (ENOSPC) by its quota during this
+		// call: whatever it did next, the outcome is the limit.
+		serr = errorf(CodeLimitDisk, "%s: write quota of %d bytes / %d files reached", w.name, w.quota.maxBytes, w.quota.maxFiles)
+	}
 	clean := serr == nil && err == nil
 	if clean && int64(len(out)) > lim.OutputBytes {
 		serr = errorf(CodeLimitOutput, "%s: output of %d bytes exceeds %d", w.name, len(out), lim.OutputBytes)

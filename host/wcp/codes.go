@@ -54,6 +54,8 @@ const (
 	CodeExportMissing    Code = "EXPORT_MISSING"
 	CodeModuleInvalid    Code = "MODULE_INVALID"
 	CodeEgressDenied     Code = "EGRESS_DENIED"
+	CodeLimitDisk        Code = "LIMIT_DISK"
+	CodeMemoryBudget     Code = "MEMORY_BUDGET"
 	CodeCancelled        Code = "CANCELLED"
 	CodeHallError        Code = "HALL_ERROR"
 )
@@ -159,6 +161,8 @@ var Codes = []CodeInfo{
 	{CodeLimitMemory, KindOutcome, http.StatusBadGateway, "the worker tried to grow its memory past its limit (or its initial memory exceeds it)"},
 	{CodeLimitInput, KindOutcome, http.StatusRequestEntityTooLarge, "the input exceeds the worker's input limit; the worker did not run"},
 	{CodeLimitOutput, KindOutcome, http.StatusBadGateway, "the worker produced more output than its limit"},
+	{CodeLimitDisk, KindOutcome, http.StatusBadGateway, "the worker's writes reached its write quota (bytes or files in its write directories)"},
+	{CodeMemoryBudget, KindOutcome, http.StatusServiceUnavailable, "the Hall-wide memory budget did not admit the dispatch before its deadline; the worker did not run"},
 	{CodeWorkerTrap, KindOutcome, http.StatusBadGateway, "the worker trapped, panicked or exited abnormally"},
 	{CodeWorkerFailed, KindOutcome, http.StatusBadGateway, "the worker's export returned non-zero; the message is the worker's own error"},
 	{CodeWorkerBadPointer, KindOutcome, http.StatusBadGateway, "the worker passed a host function an offset that is not a block of the Extism kernel memory"},

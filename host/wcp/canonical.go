@@ -5,11 +5,39 @@ import (
 	"encoding/json"
 )
 
-// CanonicalJSON returns raw in the canonical form the Hall hashes: object
-// keys sorted at every level, no insignificant whitespace, numbers as
-// written. It is the form a record's seal and a request's request_hash are
-// computed over.
+// CanonicalJSON returns raw in the canonical form every hash of the Hall is
+// computed over: RFC 8785, the JSON Canonicalization Scheme (JCS). Object
+// members are sorted by the UTF-16 code units of their names, at every
+// level; there is no insignificant whitespace; strings are escaped as
+// ECMAScript's JSON.stringify escapes them (only '"', '\' and characters
+// below U+0020; U+2028, U+2029, '<', '&', '>' and U+007F are written as
+// they are); numbers are the IEEE 754 doubles they denote, written as
+// ECMAScript's Number.toString writes them (1.0 is 1, 1e2 is 100).
+//
+// It is the form of a record's seal (RecordDigest), a request's
+// request_hash, and every receipt, decision and change the evidence ledger
+// signs. docs/EVIDENCE.md states the rules for outside verifiers.
+//
+// # Notes
+//
+//   - A number outside the double range (1e400) has no RFC 8785 form; it
+//     is kept as written, so that a request carrying one still has a
+//     request_hash (the one deviation; RFC 8785 libraries refuse such
+//     input). An integer beyond ±2^53 is written as the nearest double, so
+//     two such integers share a canonical form, as in every JCS
+//     implementation.
+//   - Invalid UTF-8 in a string becomes U+FFFD, as encoding/json decodes it.
+//   - A later member with the name of an earlier one replaces it (RFC 8785
+//     asks to refuse duplicates; the value hashed is the one encoding/json
+//     reads).
 func CanonicalJSON(raw json.RawMessage) ([]byte, error) { return appendCanonical(nil, raw) }
+
+// CanonicalVersion is the version of the canonical form CanonicalJSON
+// writes: 2 is RFC 8785. Version 1, used before, sorted keys by bytes,
+// kept numbers as written and escaped strings as encoding/json does; seals
+// and evidence made with it stay verifiable through the evidence ledger,
+// which records the version of each entry (docs/EVIDENCE.md).
+const CanonicalVersion = 2
 
 // RecordDigest is the seal of a registry record: the SHA-256 of the
 // canonical JSON of the record as the Hall writes it (artifact_hash

@@ -3,6 +3,8 @@ package wcp
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -10,8 +12,12 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string without HTML escaping. Invalid
-// UTF-8 becomes U+FFFD, as encoding/json does.
+// appendString appends s as a JSON string in RFC 8785 (JCS) form, which is
+// ECMAScript's JSON.stringify: '"' and '\' escaped, U+0008, U+0009, U+000A,
+// U+000C and U+000D as \b \t \n \f \r, the other characters below U+0020 as
+// \u00xx (lower-case hex), everything else as is — U+2028, U+2029, U+007F,
+// '<', '&' and '>' included. Invalid UTF-8 becomes U+FFFD, as encoding/json
+// does when it decodes (RFC 8785 would refuse it; a hash must not).
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
@@ -26,12 +32,16 @@ func appendString(b []byte, s string) []byte {
 			switch c {
 			case '"', '\\':
 				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
+			case '\b':
+				b = append(b, '\\', 'b')
 			case '\t':
 				b = append(b, '\\', 't')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\r':
+				b = append(b, '\\', 'r')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
@@ -42,7 +52,7 @@ func appendString(b []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			b = append(b, "\uFFFD"...)
 			i += size
 			start = i
 			continue
@@ -53,8 +63,8 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendCanonical appends raw JSON in canonical form: object keys sorted at
-// every level, no insignificant whitespace, numbers as written.
+// appendCanonical appends raw JSON in RFC 8785 canonical form (see
+// CanonicalJSON). Empty raw is written as null.
 func appendCanonical(b []byte, raw json.RawMessage) ([]byte, error) {
 	if len(raw) == 0 {
 		return append(b, "null"...), nil
@@ -68,19 +78,67 @@ func appendCanonical(b []byte, raw json.RawMessage) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return b, err
 	}
-	return appendValue(b, v), nil
+	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
+		return b, fmt.Errorf("trailing data after the JSON value")
+	}
+	return appendJCS(b, v)
 }
 
-func appendValue(b []byte, v any) []byte {
+// appendJCS appends a value decoded with UseNumber in RFC 8785 form.
+func appendJCS(b []byte, v any) ([]byte, error) {
+	var err error
 	switch x := v.(type) {
 	case nil:
-		return append(b, "null"...)
+		return append(b, "null"...), nil
 	case bool:
-		return strconv.AppendBool(b, x)
+		return strconv.AppendBool(b, x), nil
+	case json.Number:
+		return appendNumber(b, string(x))
+	case float64:
+		return appendFloat(b, x)
+	case string:
+		return appendString(b, x), nil
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = appendJCS(b, e); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sortUTF16(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			if b, err = appendJCS(b, x[k]); err != nil {
+				return b, err
+			}
+		}
+		return append(b, '}'), nil
+	}
+	return b, fmt.Errorf("canonical JSON: unsupported value of type %T", v)
+}
+
+// appendValue appends a value decoded with UseNumber as compact JSON with
+// sorted keys and numbers exactly as written: it re-encodes a caller's
+// value without judging it (RouteInput keeps its request this way); hashes
+// go through appendCanonical.
+func appendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
 	case json.Number:
 		return append(b, x...)
-	case string:
-		return appendString(b, x)
 	case []any:
 		b = append(b, '[')
 		for i, e := range x {
@@ -95,7 +153,7 @@ func appendValue(b []byte, v any) []byte {
 		for k := range x {
 			keys = append(keys, k)
 		}
-		sortStrings(keys)
+		sortUTF16(keys)
 		b = append(b, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -107,17 +165,107 @@ func appendValue(b []byte, v any) []byte {
 		}
 		return append(b, '}')
 	}
-	return append(b, "null"...)
+	b, err := appendJCS(b, v)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	return b
 }
 
-// sortStrings is an insertion sort: canonical objects are small and this
-// keeps the sort package's interface allocations off the hot path.
-func sortStrings(s []string) {
+// appendNumber writes a JSON number as RFC 8785 §3.2.2.3 asks: the
+// IEEE 754 double it denotes, serialized as ECMAScript's Number.toString
+// does. Integers in ±2^53 come out as written; 1.0 becomes 1, 1e2 becomes
+// 100, and an integer beyond 2^53 becomes the nearest double. A number
+// outside the double range is kept as written (see CanonicalJSON).
+func appendNumber(b []byte, s string) ([]byte, error) {
+	// Fast path: a short plain integer is its own canonical form.
+	if n := len(s); n > 0 && n <= 15 {
+		plain := true
+		for i := 0; i < n; i++ {
+			c := s[i]
+			if (c < '0' || c > '9') && !(i == 0 && c == '-' && n > 1) {
+				plain = false
+				break
+			}
+		}
+		if plain && (s[0] != '0' || n == 1) && !(s[0] == '-' && (s[1] == '0')) {
+			return append(b, s...), nil
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		// Beyond the double range (1e400): RFC 8785 has no form for it and
+		// its implementations refuse it, but the Hall must still hash what
+		// it was asked, so the number is kept as written: the one deviation
+		// (docs/EVIDENCE.md).
+		return append(b, s...), nil
+	}
+	return appendFloat(b, f)
+}
+
+// appendFloat writes f as ECMAScript's Number.prototype.toString: the
+// shortest digits that round-trip, in plain notation for 1e-6 ≤ |f| < 1e21
+// and exponent notation (1e+21, 1.5e-7) outside; -0 is 0.
+func appendFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, fmt.Errorf("canonical JSON: %v is not a JSON number", f)
+	}
+	if f == 0 {
+		return append(b, '0'), nil
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs < 1e-6 || abs >= 1e21 {
+		format = 'e'
+	}
+	n := len(b)
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// Go writes e-07 and e+21; ECMAScript writes e-7 and e+21.
+		if m := len(b); m-n >= 4 && b[m-4] == 'e' && b[m-2] == '0' {
+			b[m-2] = b[m-1]
+			b = b[:m-1]
+		}
+	}
+	return b, nil
+}
+
+// sortUTF16 sorts object keys as RFC 8785 §3.2.3 asks: by their UTF-16
+// code units, which differs from UTF-8 byte order only when one key has a
+// character above U+FFFF where the other has one in U+E000..U+FFFF. An
+// insertion sort: canonical objects are small and this keeps the sort
+// package's interface allocations off the hot path.
+func sortUTF16(s []string) {
 	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+		for j := i; j > 0 && lessUTF16(s[j], s[j-1]); j-- {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
+}
+
+// lessUTF16 reports whether a sorts before b in UTF-16 code unit order.
+func lessUTF16(a, b string) bool {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			ua, ub := utf16Units(ra), utf16Units(rb)
+			if ua[0] != ub[0] {
+				return ua[0] < ub[0]
+			}
+			return ua[1] < ub[1]
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return a == "" && b != ""
+}
+
+func utf16Units(r rune) [2]rune {
+	if r >= 0x10000 {
+		r -= 0x10000
+		return [2]rune{0xD800 + (r >> 10), 0xDC00 + (r & 0x3FF)}
+	}
+	return [2]rune{r, 0}
 }
 
 // TimeLayout is how the Hall writes timestamps: RFC 3339, UTC, microseconds.

@@ -21,6 +21,11 @@ const (
 //
 // # Notes
 //
+//   - None blocks past the call's deadline (hostile_test.go has one test
+//     per function): hall_http runs on the call's context, hall_secret
+//     abandons a SecretSource that does not answer in time, hall_emit
+//     never waits. WASI sleeps end at the deadline (sleep.go) and
+//     FIFOs, sockets and devices are never opened (fs.go).
 //   - Bad guest input never panics the host. A host function traps the call
 //     only for an offset that is not a kernel block (WORKER_BAD_POINTER):
 //     the trap is a panic wazero recovers and returns from the guest call,
@@ -108,12 +113,13 @@ func hallSecret(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 	case !cs.w.secrets[name]:
 		out = errorJSON(GuestSecretNotDeclared, "secret %q is not declared by the worker's policy", name)
 	default:
-		var v string
-		ok := false
-		if src := cs.w.eng.secrets; src != nil {
-			v, ok = src.Secret(name)
-		}
-		if !ok {
+		v, ok, timedOut := lookupSecret(ctx, cs.w.eng.secrets, name)
+		if timedOut {
+			// The deadline passed while a SecretSource was blocking: the
+			// call ends at its deadline (CloseOnContextDone) whatever the
+			// guest does with this answer.
+			out = errorJSON(GuestSecretUnavailable, "secret %q: lookup did not finish before the call's deadline", name)
+		} else if !ok {
 			out = errorJSON(GuestSecretUnavailable, "secret %q is declared but has no value", name)
 		} else {
 			out, _ = json.Marshal(struct {
@@ -146,4 +152,33 @@ func hallHTTP(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 		out = cs.w.egress.do(ctx, raw)
 	}
 	stack[0] = writeBlock(p, out)
+}
+
+// lookupSecret asks src for name without outliving ctx: a SecretSource is
+// embedder code that may block (a vault over the network), and a host
+// function must not hold a call past its deadline. A lookup that does not
+// finish in time is abandoned (its goroutine ends when src returns).
+func lookupSecret(ctx context.Context, src SecretSource, name string) (value string, ok, timedOut bool) {
+	if src == nil {
+		return "", false, false
+	}
+	if _, fast := src.(EnvSecrets); fast {
+		v, ok := src.Secret(name)
+		return v, ok, false
+	}
+	type answer struct {
+		v  string
+		ok bool
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		v, ok := src.Secret(name)
+		ch <- answer{v, ok}
+	}()
+	select {
+	case a := <-ch:
+		return a.v, a.ok, false
+	case <-ctx.Done():
+		return "", false, true
+	}
 }

@@ -16,6 +16,8 @@ import (
 // in testdata/sandbox (see the build notes at the top of each source).
 var fixtures struct {
 	goguest, adversary, bigmem, loop, fsescape, countVowels []byte
+	// hostile_test.go
+	startloop, starttrigger, sleep, startsleep, bigtable, tablegrow, recurse []byte
 }
 
 // cacheDir is shared by every Engine of the test binary so the Go guest is
@@ -48,6 +50,9 @@ func setup(m *testing.M) (int, error) {
 	for name, dst := range map[string]*[]byte{
 		"adversary": &fixtures.adversary, "bigmem": &fixtures.bigmem,
 		"loop": &fixtures.loop, "fsescape": &fixtures.fsescape,
+		"startloop": &fixtures.startloop, "starttrigger": &fixtures.starttrigger,
+		"sleep": &fixtures.sleep, "startsleep": &fixtures.startsleep,
+		"bigtable": &fixtures.bigtable, "tablegrow": &fixtures.tablegrow, "recurse": &fixtures.recurse,
 	} {
 		out := filepath.Join(tmp, name+".wasm")
 		cmd := exec.Command(wat2wasm, filepath.Join(testdataDir, name+".wat"), "-o", out)

@@ -388,6 +388,12 @@ func (w *Worker) newInstance(ctx context.Context) (*instance, error) {
 	}
 	actx := experimental.WithMemoryAllocator(ctx, g)
 	p, err := w.plugin.Instance(actx, extism.PluginInstanceConfig{ModuleConfig: mc})
+	if err == nil && ctx.Err() != nil {
+		// The start section outlived the deadline and still returned (a
+		// sleep that the deadline cut short): refused all the same.
+		_ = p.Close(context.Background())
+		p, err = nil, ctx.Err()
+	}
 	if g.hit.Load() {
 		if p != nil {
 			_ = p.Close(context.Background())

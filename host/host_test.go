@@ -186,7 +186,7 @@ func TestRunConcurrentDispatchesChainIntact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	store, err := h.Ledger()
+	store, err := h.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestRunMemoryHogStoppedHallKeepsServing(t *testing.T) {
 	if res.Limits.MemoryBytes != 4<<20 {
 		t.Fatalf("limits in force: %+v, want the record's 4 MiB", res.Limits)
 	}
-	r, err := h.Ledger()
+	r, err := h.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,11 +339,11 @@ func TestRunRecordsWorkerTelemetry(t *testing.T) {
 	if err != nil || res.Outcome != "ok" || len(res.Events) != 1 {
 		t.Fatalf("run: %v %+v", err, res)
 	}
-	store, err := h.Ledger()
+	store, err := h.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := store.(*ledger.SQLite).Events(ctx, in.CorrelationID)
+	evs, err := store.Events(ctx, in.CorrelationID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +460,7 @@ func TestStorePayloadsOptIn(t *testing.T) {
 		if err != nil || res.Outcome != "ok" {
 			t.Fatalf("run: %v %+v", err, res)
 		}
-		store, _ := h.Ledger()
+		store, _ := h.Evidence()
 		r, err := store.Receipt(ctx, res.ReceiptID)
 		if err != nil {
 			t.Fatal(err)

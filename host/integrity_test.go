@@ -153,7 +153,7 @@ func enrollOK(t *testing.T, h *host.Hall, module []byte, rec string) *host.Enrol
 
 func receiptOf(t *testing.T, h *host.Hall, id string) *ledger.Receipt {
 	t.Helper()
-	store, err := h.Ledger()
+	store, err := h.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +399,7 @@ func TestIntegrityCancelledRunLeavesReceipt(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("Run did not return within 10 s of its context ending")
 			}
-			store, err := h.Ledger()
+			store, err := h.Evidence()
 			if err != nil {
 				t.Fatal(err)
 			}

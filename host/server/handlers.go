@@ -45,7 +45,7 @@ const (
 func (s *Server) wcpHealth(w http.ResponseWriter, r *http.Request) {
 	cfg := s.h.Config()
 	hc := &cfg.HallConfig
-	_, lerr := s.h.Ledger()
+	_, lerr := s.h.Evidence()
 	enabled := map[string]bool{
 		"signatory":                cfg.RequireSignatory,
 		"attestation":              cfg.RequireWorkerAttestation,
@@ -174,7 +174,7 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		f.TenantID = tok.Scope.Tenant
 	}
 	state(r).correlationID = f.CorrelationID
-	store, err := s.h.Ledger()
+	store, err := s.h.Evidence()
 	if err != nil {
 		s.evidenceError(w, r, err)
 		return
@@ -196,7 +196,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errf(http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("%q is not a receipt id (a UUID)", id)).field("receipt_id"))
 		return
 	}
-	store, err := s.h.Ledger()
+	store, err := s.h.Evidence()
 	if err != nil {
 		s.evidenceError(w, r, err)
 		return

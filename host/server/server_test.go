@@ -838,7 +838,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if slow.status != 504 || slow.body["receipt_id"] == nil {
 		t.Fatalf("the dispatch in flight was not completed: %v", slow)
 	}
-	store, err := fx.hall.Ledger()
+	store, err := fx.hall.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func TestParseRouteInputCoercions(t *testing.T) {
 		{"tenant_credential", `"tok"`, func(in RouteInput) bool { return in.TenantCredential != nil && *in.TenantCredential == "tok" }},
 		{"tenant_credential", `null`, func(in RouteInput) bool { return in.TenantCredential == nil }},
 		{"correlation_id", `""`, func(in RouteInput) bool { return in.CorrelationID == "" }},
-		{"capability_id", `"anything \n goes"`, func(in RouteInput) bool { return in.CapabilityID == "anything \n goes" }},
+		{"capability_id", `"anything  goes é"`, func(in RouteInput) bool { return in.CapabilityID == "anything  goes é" }},
 		{"policy_version", `"policy.v9"`, func(in RouteInput) bool { return in.CapabilityID == "cap.hello.greet" }},
 		{"blast_radius", `null`, func(in RouteInput) bool { return in.BlastRadius == nil }},
 		{"request", `{"b":{"y":1,"x":[true,null]},"a":"é"}`, func(in RouteInput) bool { return string(in.Request) == `{"a":"é","b":{"x":[true,null],"y":1}}` }},
@@ -311,4 +311,51 @@ func TestDigestText(t *testing.T) {
 	if string(b) != `{"H":"`+h.String()+`"}` {
 		t.Errorf("JSON %s", b)
 	}
+}
+
+// TestCallerStringBounds: ids and other caller strings have maximum lengths
+// and no control characters (issue 10 item 8, issue 15 item 6; a deviation
+// from PyHall). Each refusal names the field and the bound.
+func TestCallerStringBounds(t *testing.T) {
+	long := strings.Repeat("a", MaxIDBytes+1)
+	cases := []struct {
+		name, key, raw, want string
+	}{
+		{"long correlation id", "correlation_id", `"` + long + `"`, "at most 256 bytes"},
+		{"long tenant id", "tenant_id", `"` + long + `"`, "at most 256 bytes"},
+		{"long capability id", "capability_id", `"` + long + `"`, "at most 256 bytes"},
+		{"long credential", "tenant_credential", `"` + strings.Repeat("c", MaxCredentialBytes+1) + `"`, "at most 4096 bytes"},
+		{"newline in capability id", "capability_id", `"cap.a\nb"`, "U+000A"},
+		{"escape in tenant id", "tenant_id", `"org.\u001b[2J"`, "U+001B"},
+		{"DEL in correlation id", "correlation_id", `"c\u007f"`, "U+007F"},
+		{"C1 in correlation id", "correlation_id", `"c\u0085"`, "U+0085"},
+		{"NUL in credential", "tenant_credential", `"t\u0000"`, "U+0000"},
+		{"huge request", "request", `{"k":"` + strings.Repeat("x", MaxObjectBytes) + `"}`, "at most 65536 bytes"},
+		{"bad env names the bound", "env", `"` + long + `"`, "at most 256 bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseRouteInput(withField(t, tc.key, tc.raw))
+			var ie *InputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("got %v, want an *InputError", err)
+			}
+			if f := ie.Fields(); len(f) != 1 || f[0] != tc.key || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want field %s with %q", err, tc.key, tc.want)
+			}
+		})
+	}
+	t.Run("at the bound is accepted", func(t *testing.T) {
+		if _, err := ParseRouteInput(withField(t, "correlation_id", `"`+strings.Repeat("a", MaxIDBytes)+`"`)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("Validate checks Go-built inputs", func(t *testing.T) {
+		in := RouteInput{CapabilityID: "cap.x", Env: "dev", DataLabel: "PUBLIC", TenantRisk: "low", QoSClass: "P2", TenantID: "t", CorrelationID: "a\x1b]0;pwned\x07"}
+		err := in.Validate()
+		var ie *InputError
+		if !errors.As(err, &ie) || ie.Fields()[0] != "correlation_id" {
+			t.Fatalf("Validate: %v", err)
+		}
+	})
 }

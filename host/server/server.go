@@ -10,6 +10,7 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/auth"
+	hallmcp "github.com/wcphall/hall/host/mcp"
 )
 
 // Defaults of Config's zero fields.
@@ -101,6 +102,17 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Use(s.authenticate(tenantToken))
 		r.Post("/wcp/route", s.route)
 		r.Post("/wcp/run", s.run)
+		// MCP over Streamable HTTP (host/mcp, docs/MCP.md): the same tokens
+		// and the same bound on dispatches in flight as /wcp/run.
+		r.Handle("/mcp", hallmcp.New(h, hallmcp.Options{Logger: s.log, Version: cfg.Version, Admit: func() (func(), bool) {
+			select {
+			case s.sem <- struct{}{}:
+				return func() { <-s.sem }, true
+			default:
+				s.metrics.rejected.WithLabelValues("saturated").Inc()
+				return nil, false
+			}
+		}}).Handler(hallmcp.HTTPOptions{MaxBody: cfg.MaxBody, Tenant: func(r *http.Request) string { return principal(r).Scope.Tenant }}))
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(anyToken))

@@ -34,6 +34,15 @@ type Record struct {
 	// Limits are the worker's own resource limits, each capped by the
 	// Hall's maximum.
 	Limits *WorkerLimits `json:"limits,omitzero"`
+	// Description, InputSchema and OutputSchema are Hall extensions that
+	// describe the worker to agents (host/mcp shows them as the tool's
+	// description and schemas): a sentence on what the worker does, a JSON
+	// Schema (an object schema) of the JSON input it takes, and a JSON
+	// Schema of the JSON it outputs. The record schema checks them at
+	// enrollment.
+	Description  string          `json:"description,omitzero"`
+	InputSchema  json.RawMessage `json:"input_schema,omitzero"`
+	OutputSchema json.RawMessage `json:"output_schema,omitzero"`
 
 	Extra Extra `json:"-"`
 }

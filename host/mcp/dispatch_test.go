@@ -1,0 +1,112 @@
+package mcp_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/host/server"
+)
+
+// TestCancelStopsTheWorker cancels a call of a worker that never returns,
+// after progress notifications show it running: the client sends
+// notifications/cancelled, the worker is stopped long before its 60 s
+// limit, and the dispatch is recorded with outcome CANCELLED.
+func TestCancelStopsTheWorker(t *testing.T) {
+	var progress atomic.Int32
+	cs := connect(t, serve(t, server.Config{}), fx.acme, &sdk.ClientOptions{
+		ProgressNotificationHandler: func(context.Context, *sdk.ProgressNotificationClientRequest) { progress.Add(1) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		p := &sdk.CallToolParams{Name: "test_slow", Arguments: map[string]any{"input": "x"}, Meta: sdk.Meta{"correlation_id": "mcp-cancel-1", "progressToken": "p-1"}}
+		_, err := cs.CallTool(ctx, p)
+		done <- err
+	}()
+	eventually(t, "a progress notification", func() bool { return progress.Load() > 0 })
+	started := time.Now()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("CallTool after cancel: %v", err)
+	}
+	var rs []ledger.Receipt
+	eventually(t, "the receipt of the cancelled call", func() bool {
+		rs = receipts(t, "mcp-cancel-1")
+		return len(rs) == 1
+	})
+	if rs[0].Outcome != "CANCELLED" || rs[0].TenantID != "org.acme" {
+		t.Fatalf("receipt %+v, want outcome CANCELLED", rs[0])
+	}
+	if el := time.Since(started); el > 30*time.Second {
+		t.Fatalf("the worker ran %s after the cancellation", el)
+	}
+}
+
+// TestSaturationRefusesCalls shares the API's bound on dispatches in
+// flight: with a bound of 1 and a call running, a second call is refused
+// with HALL_SATURATED, as POST /wcp/run would be.
+func TestSaturationRefusesCalls(t *testing.T) {
+	var progress atomic.Int32
+	endpoint := serve(t, server.Config{MaxConcurrent: 1})
+	cs := connect(t, endpoint, fx.acme, &sdk.ClientOptions{
+		ProgressNotificationHandler: func(context.Context, *sdk.ProgressNotificationClientRequest) { progress.Add(1) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cs.CallTool(ctx, &sdk.CallToolParams{Name: "test_slow", Arguments: map[string]any{"input": "x"}, Meta: sdk.Meta{"progressToken": "p-2"}})
+	}()
+	eventually(t, "the first call running", func() bool { return progress.Load() > 0 })
+	res := call(t, connect(t, endpoint, fx.other, nil), "test_noop", map[string]any{"input": "x"}, nil)
+	if !res.IsError || metaString(res, "code") != "HALL_SATURATED" {
+		t.Fatalf("isError %v _meta %v text %q", res.IsError, res.Meta, text(res))
+	}
+	cancel()
+	<-done
+	// The slot is released: calls are admitted again.
+	eventually(t, "a call admitted after the slot is released", func() bool {
+		r := call(t, cs, "test_noop", map[string]any{"input": "x"}, nil)
+		return !r.IsError
+	})
+}
+
+// TestToolsListChangedAfterEnrollment enrolls a worker for a new
+// capability while a client is connected: the client is told the list
+// changed, and the new tool is listed and callable.
+func TestToolsListChangedAfterEnrollment(t *testing.T) {
+	changed := make(chan struct{}, 16)
+	cs := connect(t, serve(t, server.Config{}), fx.acme, &sdk.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) { changed <- struct{}{} },
+	})
+	if err := enroll(fx.noop, "late.json", true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no notifications/tools/list_changed after the enrollment")
+	}
+	res, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	if !strings.Contains(strings.Join(names, ","), "test_late") {
+		t.Fatalf("tools after enrollment: %v", names)
+	}
+	if r := call(t, cs, "test_late", map[string]any{"input": "x"}, nil); r.IsError {
+		t.Fatalf("new tool: %s", text(r))
+	}
+}

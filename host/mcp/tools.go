@@ -1,0 +1,180 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// defaultInputSchema is the input schema of a worker whose record declares
+// none: one optional string, passed to the worker as its input bytes.
+var defaultInputSchema = json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"The worker's input, passed to it as UTF-8 bytes."}},"additionalProperties":false}`)
+
+// tool is one capability served as an MCP tool.
+type tool struct {
+	def        *sdk.Tool
+	capability string
+	workerID   string
+	// input validates the arguments of a worker that declares an
+	// input_schema (they are passed to it as JSON); nil: the default
+	// {"input": string}.
+	input *jsonschema.Schema
+	// output validates the output of a worker that declares an
+	// output_schema (then returned as structuredContent too).
+	output *jsonschema.Schema
+	// key is the tool's JSON definition, to tell whether it changed.
+	key string
+}
+
+// catalog computes the tools of the Hall as it is now: one per capability
+// that a rule routes to an enrolled worker's species. The worker that
+// describes it is the one the Hall would pick among the routed species
+// (the last worker id), so that the tool says what a call would run.
+func catalog(h *host.Hall, logf func(msg string, args ...any)) map[string]*tool {
+	cat := h.Registry()
+	rules := h.Rules()
+	recs := cat.Records() // sorted by worker id
+	caps := cat.Capabilities()
+	out := map[string]*tool{}
+	for _, c := range slices.Sorted(maps.Keys(caps)) {
+		routed := map[string]bool{}
+		for _, sp := range caps[c] {
+			if rules.Routes(c, sp) {
+				routed[sp] = true
+			}
+		}
+		var rec *wcp.Record
+		for _, r := range recs {
+			if routed[r.WorkerSpeciesID] && slices.Contains(r.Capabilities, c) {
+				rec = r
+			}
+		}
+		if rec == nil {
+			continue
+		}
+		t, err := newTool(c, rec)
+		if err != nil {
+			logf("mcp: capability not served as a tool", "capability_id", c, "worker_id", rec.WorkerID, "error", err.Error())
+			continue
+		}
+		if prev := out[t.def.Name]; prev != nil {
+			logf("mcp: two capabilities share a tool name; the first is served", "tool", t.def.Name, "served", prev.capability, "not_served", c)
+			continue
+		}
+		out[t.def.Name] = t
+	}
+	return out
+}
+
+func newTool(capability string, rec *wcp.Record) (*tool, error) {
+	t := &tool{capability: capability, workerID: rec.WorkerID}
+	in := defaultInputSchema
+	if len(rec.InputSchema) > 0 {
+		s, err := compileSchema(rec.InputSchema)
+		if err != nil {
+			return nil, fmt.Errorf("input_schema: %w", err)
+		}
+		t.input, in = s, rec.InputSchema
+	}
+	var outSchema json.RawMessage
+	if len(rec.OutputSchema) > 0 {
+		s, err := compileSchema(rec.OutputSchema)
+		if err != nil {
+			return nil, fmt.Errorf("output_schema: %w", err)
+		}
+		t.output, outSchema = s, rec.OutputSchema
+	}
+	desc := rec.Description
+	if desc == "" {
+		desc = fmt.Sprintf("Runs capability %s on worker %s (risk tier %s) in the Hall's sandbox.", capability, rec.WorkerID, orDash(rec.RiskTier))
+		if t.input == nil {
+			desc += " Pass the worker's input as the string argument \"input\"."
+		}
+	}
+	desc += " Every call is decided by the Hall's rules and recorded in its evidence ledger."
+	t.def = &sdk.Tool{
+		Name:        ToolName(capability),
+		Title:       capability,
+		Description: desc,
+		InputSchema: in,
+		Annotations: annotations(capability, rec),
+		Meta: sdk.Meta{
+			"capability_id": capability,
+			"worker_id":     rec.WorkerID,
+			"risk_tier":     rec.RiskTier,
+		},
+	}
+	if outSchema != nil {
+		t.def.OutputSchema = outSchema
+	}
+	key, err := json.Marshal(t.def)
+	if err != nil {
+		return nil, err
+	}
+	t.key = string(key)
+	return t, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// annotations are the MCP hints the record supports: read-only when the
+// envelope grants no filesystem writes and no network egress; open-world
+// when it grants egress; destructive unless the blast radius says the
+// effects are reversible; idempotent when the record says so. They are
+// hints to the agent; the sandbox enforces the envelope itself.
+func annotations(capability string, rec *wcp.Record) *sdk.ToolAnnotations {
+	env := rec.PrivilegeEnvelope
+	writes := env != nil && len(env.FilesystemWrites) > 0
+	egress := env != nil && !env.NetworkEgress.None()
+	a := &sdk.ToolAnnotations{
+		Title:          capability,
+		ReadOnlyHint:   !writes && !egress,
+		OpenWorldHint:  &egress,
+		IdempotentHint: rec.Idempotency == "full",
+	}
+	if br := rec.BlastRadius; br != nil && br.Reversibility != "" {
+		destructive := br.Reversibility != "reversible"
+		a.DestructiveHint = &destructive
+	}
+	return a
+}
+
+// compileSchema compiles a record's JSON Schema (2020-12 unless it says
+// otherwise). References are resolved within the document and to the
+// standard metaschemas only: a schema cannot make the Hall read a file or
+// the network.
+func compileSchema(raw json.RawMessage) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	const url = "urn:hall:record-schema"
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.UseLoader(noLoader{})
+	if err := c.AddResource(url, doc); err != nil {
+		return nil, err
+	}
+	return c.Compile(url)
+}
+
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, errors.New("a record's schema may not reference " + url + " (only its own definitions and the JSON Schema metaschemas)")
+}

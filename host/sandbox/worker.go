@@ -160,9 +160,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		return nil, err
 	}
 
-	rtCfg := wazero.NewRuntimeConfig().
-		WithCompilationCache(e.cache).
-		WithCloseOnContextDone(true)
+	rtCfg := runtimeConfig(e.cache)
 
 	// The callable exports come from the module's type, function and
 	// export sections; only modules with non-MVP type encodings need a

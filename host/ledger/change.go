@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/wcphall/hall/host/wcp"
 )
@@ -58,6 +57,10 @@ const ChangeChain = "(changes)"
 //     which need not be byte-identical.
 type Change struct {
 	// Chain fields, set by RecordChange.
+	//
+	// Version is the format version: 2 (RFC 8785) for changes recorded
+	// now, 0 or 1 for changes recorded before (see [Receipt.Version]).
+	Version  int
 	ChangeID string // "chg_" + 32 hex digits
 	Sequence uint64 // from 1, over the whole ledger
 	// PrevHash is "" (JSON null) for the first change.
@@ -73,7 +76,15 @@ type Change struct {
 	Subject string
 	// Digest is "sha256:<hex>" of the canonical record JSON (enroll) or of
 	// the file's bytes (rules, config).
+	//
+	// For a version 1 enrollment, [Store.Changes] returns the seal under
+	// the current canonical form (what wcp.RecordDigest computes for the
+	// same record), derived from the signed Body, and keeps the signed
+	// value in DigestV1; see docs/EVIDENCE.md, "Versions".
 	Digest string
+	// DigestV1 is the signed version 1 seal when Changes re-expressed it in
+	// Digest, else "".
+	DigestV1 string
 	// ArtifactHash is "sha256:<hex>" of the enrolled module; required for
 	// ChangeEnroll, "" otherwise.
 	ArtifactHash string
@@ -90,6 +101,7 @@ type Change struct {
 
 // changeJSON is the wire form; every encoding goes through canonical.
 type changeJSON struct {
+	Version      int             `json:"version,omitempty"`
 	ChangeID     string          `json:"change_id"`
 	Sequence     uint64          `json:"sequence"`
 	PrevHash     *string         `json:"prev_hash"`
@@ -107,6 +119,7 @@ type changeJSON struct {
 
 func (c *Change) wire(withSeal bool) changeJSON {
 	w := changeJSON{
+		Version:      c.Version,
 		ChangeID:     c.ChangeID,
 		Sequence:     c.Sequence,
 		SigningKeyID: c.SigningKeyID,
@@ -132,7 +145,11 @@ func (c *Change) wire(withSeal bool) changeJSON {
 // CanonicalBody returns the bytes Hash is computed over: the change's JSON
 // without hash and signature, in canonical form.
 func (c *Change) CanonicalBody() ([]byte, error) {
-	return canonicalMarshal(c.wire(false))
+	b, err := json.Marshal(c.wire(false))
+	if err != nil {
+		return nil, err
+	}
+	return canonicalFor(c.Version, b)
 }
 
 // ComputeHash returns "sha256:<hex>" of c's canonical body. It does not
@@ -148,7 +165,11 @@ func (c *Change) ComputeHash() (string, error) {
 // MarshalJSON writes the change with its hash and signature, in canonical
 // form.
 func (c Change) MarshalJSON() ([]byte, error) {
-	return canonicalMarshal(c.wire(true))
+	b, err := json.Marshal(c.wire(true))
+	if err != nil {
+		return nil, err
+	}
+	return canonicalFor(c.Version, b)
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes.
@@ -162,6 +183,7 @@ func (c *Change) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("at: %w", err)
 	}
 	*c = Change{
+		Version:      w.Version,
 		ChangeID:     w.ChangeID,
 		Sequence:     w.Sequence,
 		Hash:         w.Hash,
@@ -195,7 +217,7 @@ func (c *Change) validate() error {
 	if strings.TrimSpace(c.Actor) == "" {
 		return invalid("actor", "is required (token:<id>, local:<user> or embedder)")
 	}
-	if strings.ContainsFunc(c.Actor, unicode.IsControl) {
+	if strings.ContainsFunc(c.Actor, isControl) {
 		return invalid("actor", "must not contain control characters")
 	}
 	if !wcp.ValidArtifactHash(c.Digest) {
@@ -215,12 +237,21 @@ func (c *Change) validate() error {
 	return nil
 }
 
+// newChangeID returns "chg_" and 32 random hex digits.
+func newChangeID() string {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		panic(fmt.Sprintf("ledger: crypto/rand: %v", err)) // never fails on supported platforms
+	}
+	return "chg_" + hex.EncodeToString(id[:])
+}
+
 // RecordChange implements [Store.RecordChange].
 func (s *SQLite) RecordChange(ctx context.Context, c *Change) error {
 	if err := c.validate(); err != nil {
 		return fmt.Errorf("ledger: record change: %w", err)
 	}
-	if s.priv == nil {
+	if s.key.Load() == nil {
 		return fmt.Errorf("ledger: record change: %w", s.keyError)
 	}
 	n := *c
@@ -235,12 +266,8 @@ func (s *SQLite) RecordChange(ctx context.Context, c *Change) error {
 		}
 		n.Body = body
 	}
-	var id [16]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return fmt.Errorf("ledger: record change: %w", err)
-	}
-	n.ChangeID = "chg_" + hex.EncodeToString(id[:])
-	n.SigningKeyID = s.keyID
+	n.ChangeID = newChangeID()
+	n.Version = formatV2
 	op := "record change " + n.ChangeID
 	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error { return s.linkChange(tx, op, &n) }, func() { *c = n }))
 }
@@ -257,12 +284,14 @@ func (s *SQLite) linkChange(tx *sql.Tx, op string, n *Change) error {
 	}
 	n.Sequence = seq + 1
 	n.PrevHash = head
+	k := s.key.Load()
+	n.SigningKeyID = k.id
 	body, err := n.CanonicalBody()
 	if err != nil {
 		return fmt.Errorf("ledger: %s: %w", op, err)
 	}
 	n.Hash = hashBody(body)
-	n.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.priv, []byte(n.Hash)))
+	n.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(k.priv, []byte(n.Hash)))
 	var prev any
 	if n.PrevHash != "" {
 		prev = n.PrevHash
@@ -309,6 +338,11 @@ func (s *SQLite) Changes(ctx context.Context, kind string) ([]Change, error) {
 			return nil, fmt.Errorf("ledger: stored change is malformed: %w", err)
 		}
 		c.Hash, c.Signature = hash, sig
+		if c.Version < formatV2 && c.Kind == ChangeEnroll {
+			if d := currentSeal(c.Digest, c.Body); d != "" && d != c.Digest {
+				c.DigestV1, c.Digest = c.Digest, d
+			}
+		}
 		out = append(out, c)
 	}
 	return out, s.wrap("changes", rows.Err())

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -284,7 +283,7 @@ func TestRecordChange(t *testing.T) {
 	if rep.Changes != 5 || rep.Receipts != 2 || rep.Streams != 1 {
 		t.Errorf("report %+v, want 5 changes, 2 receipts, 1 stream", rep)
 	}
-	if len(rep.Heads) != 2 || rep.Heads[0] != (Head{Tenant: ChangeChain, Sequence: 5, ReceiptID: cs[4].ChangeID, ReceiptHash: cs[4].Hash}) {
+	if len(rep.Heads) != 2 || rep.Heads[0] != (Head{Chain: ChainChanges, Tenant: ChangeChain, Sequence: 5, ReceiptID: cs[4].ChangeID, ReceiptHash: cs[4].Hash}) {
 		t.Errorf("heads %+v, want the change head first", rep.Heads)
 	}
 	if _, err := s.w.Exec(`DELETE FROM changes WHERE seq = 1`); err == nil || !strings.Contains(err.Error(), "append-only") {
@@ -489,7 +488,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &SQLite{path: filepath.Join(dir, DBFile), priv: priv, keyID: KeyID(priv.Public().(ed25519.PublicKey))}
+	old := &SQLite{path: filepath.Join(dir, DBFile)}
+	old.key.Store(newSigner(priv))
 	func() {
 		defer db.Close()
 		tx, err := db.Begin()
@@ -506,7 +506,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		mustTxExec(t, tx, `PRAGMA user_version = 1`)
 		for i := range 2 {
 			r := newReceipt("a", i)
-			r.ReceiptID, r.SigningKeyID, r.InputPayload, r.OutputPayload = fmt.Sprintf("old-%d", i), old.keyID, nil, nil
+			r.ReceiptID, r.SigningKeyID, r.InputPayload, r.OutputPayload = fmt.Sprintf("old-%d", i), old.KeyID(), nil, nil
 			r.DispatchedAt = r.DispatchedAt.UTC().Truncate(time.Microsecond)
 			if err := old.link(tx, r); err != nil {
 				t.Fatal(err)
@@ -519,11 +519,11 @@ func TestMigrateFromVersion1(t *testing.T) {
 
 	s := openT(t, dir)
 	var v, n int
-	if err := s.r.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != schemaVersion || schemaVersion != 2 {
-		t.Fatalf("user_version = %d, %v; want 2", v, err)
+	if err := s.r.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != schemaVersion || schemaVersion != 3 {
+		t.Fatalf("user_version = %d, %v; want 3", v, err)
 	}
-	if err := s.r.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 2 {
-		t.Fatalf("schema_migrations rows = %d, %v; want 2", n, err)
+	if err := s.r.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("schema_migrations rows = %d, %v; want 3", n, err)
 	}
 	rep := verifyOK(t, s, nil)
 	if rep.Receipts != 2 || rep.Changes != 0 {

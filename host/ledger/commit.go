@@ -129,6 +129,13 @@ func (s *SQLite) commitBatch(batch []*write) {
 		failAll(err)
 		return
 	}
+	// Sign with the ledger's current key, which another process may have
+	// rotated since the last batch.
+	if err := s.syncKey(tx); err != nil {
+		tx.Rollback()
+		failAll(err)
+		return
+	}
 	if len(batch) == 1 {
 		// Alone: the transaction is the item's own, no savepoint needed.
 		if err := batch[0].exec(tx); err != nil {
@@ -166,6 +173,7 @@ func (s *SQLite) commitBatch(batch []*write) {
 		return
 	}
 	s.commits.Add(1)
+	defer s.cp.afterCommit(s)
 	for i, w := range batch {
 		if errs[i] == nil {
 			s.written.Add(1)

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -30,6 +29,12 @@ import (
 //     swap is visible from the receipts alone.
 type Receipt struct {
 	// Chain fields, set by Append.
+	//
+	// Version is the receipt's format version: 2 (RFC 8785 canonical
+	// form) for receipts Append writes now, 0 or 1 for receipts written
+	// before, whose hash covers the version 1 canonical form
+	// (docs/EVIDENCE.md, "Versions").
+	Version   int
 	ReceiptID string
 	Sequence  uint64
 	// PrevReceiptHash is "" (JSON null) for the first receipt of a stream.
@@ -87,6 +92,7 @@ type Limits struct {
 // receiptJSON is the wire form. Key order here does not matter: every
 // encoding goes through canonical.
 type receiptJSON struct {
+	Version          int      `json:"version,omitempty"`
 	ReceiptID        string   `json:"receipt_id"`
 	Sequence         uint64   `json:"sequence"`
 	PrevReceiptHash  *string  `json:"prev_receipt_hash"`
@@ -120,6 +126,7 @@ type receiptJSON struct {
 
 func (r *Receipt) wire(withSeal bool) receiptJSON {
 	w := receiptJSON{
+		Version:          r.Version,
 		ReceiptID:        r.ReceiptID,
 		Sequence:         r.Sequence,
 		SigningKeyID:     r.SigningKeyID,
@@ -160,11 +167,14 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 }
 
 // CanonicalBody returns the bytes receipt_hash is computed over: the
-// receipt's JSON without receipt_hash and signature, in canonical form
-// (object keys sorted at every level, no insignificant whitespace, no HTML
-// escaping, encoding/json's string escapes otherwise).
+// receipt's JSON without receipt_hash and signature, in the canonical form
+// of its Version (RFC 8785 for version 2).
 func (r *Receipt) CanonicalBody() ([]byte, error) {
-	return canonicalMarshal(r.wire(false))
+	b, err := json.Marshal(r.wire(false))
+	if err != nil {
+		return nil, err
+	}
+	return canonicalFor(r.Version, b)
 }
 
 // ComputeHash returns "sha256:<hex>" of r's canonical body. It does not
@@ -181,10 +191,14 @@ func hashBody(body []byte) string {
 	return wcp.Digest(sha256.Sum256(body)).String()
 }
 
-// MarshalJSON writes the receipt with its hash and signature, in canonical
-// form: the line format of [Store.Export].
+// MarshalJSON writes the receipt with its hash and signature, in the
+// canonical form of its version: the line format of [Store.Export].
 func (r Receipt) MarshalJSON() ([]byte, error) {
-	return canonicalMarshal(r.wire(true))
+	b, err := json.Marshal(r.wire(true))
+	if err != nil {
+		return nil, err
+	}
+	return canonicalFor(r.Version, b)
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes.
@@ -198,6 +212,7 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("dispatched_at: %w", err)
 	}
 	*r = Receipt{
+		Version:          w.Version,
 		ReceiptID:        w.ReceiptID,
 		Sequence:         w.Sequence,
 		ReceiptHash:      w.ReceiptHash,
@@ -298,37 +313,4 @@ func isJSONObject(b []byte) bool {
 
 func invalid(field, msg string) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, msg)
-}
-
-// canonicalMarshal encodes v and canonicalizes the result.
-func canonicalMarshal(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return canonical(b)
-}
-
-// canonical rewrites raw JSON with object keys sorted at every level, no
-// insignificant whitespace and no HTML escaping; numbers are kept as
-// written. host/wcp has the same rules in an unexported helper; this one
-// leans on encoding/json, which sorts map keys.
-func canonical(raw []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("trailing data after JSON value")
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -119,6 +119,62 @@ BEGIN SELECT RAISE(ABORT, 'changes are append-only'); END;
 CREATE TRIGGER changes_no_delete BEFORE DELETE ON changes
 BEGIN SELECT RAISE(ABORT, 'changes are append-only'); END;
 `},
+	{"decision chains, signing keys, checkpoints", `
+-- Every decision (allowed, denied, dry run) and every batch of worker
+-- telemetry, chained per tenant (stream = tenant id, '' for none) and
+-- signed: format version 2. body is the canonical JSON hash covers; the
+-- other columns are copies for lookups, checked against body by Verify.
+CREATE TABLE entries (
+	id             INTEGER PRIMARY KEY,
+	stream         TEXT NOT NULL,
+	seq            INTEGER NOT NULL,
+	entry_id       TEXT NOT NULL UNIQUE,
+	kind           TEXT NOT NULL,
+	correlation_id TEXT NOT NULL,
+	recorded_at    TEXT NOT NULL,
+	prev_hash      TEXT,
+	hash           TEXT NOT NULL,
+	signing_key_id TEXT NOT NULL,
+	signature      TEXT NOT NULL,
+	body           TEXT NOT NULL,
+	UNIQUE (stream, seq)
+);
+CREATE TABLE entry_heads (
+	stream   TEXT PRIMARY KEY,
+	seq      INTEGER NOT NULL,
+	entry_id TEXT NOT NULL,
+	hash     TEXT NOT NULL
+);
+CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;
+CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;
+
+-- Decisions and events rows written from now on name their chain entry;
+-- rows recorded before this step have NULL there (unchained).
+ALTER TABLE decisions ADD COLUMN entry_seq INTEGER;
+ALTER TABLE events ADD COLUMN entry_id TEXT;
+CREATE INDEX events_entry ON events (entry_id);
+
+-- The key that signs from now on; a rotation changes it in the same
+-- transaction as the signed rotation entry, so every process sees it at
+-- its next write.
+CREATE TABLE signing_key (
+	slot   INTEGER PRIMARY KEY CHECK (slot = 1),
+	key_id TEXT NOT NULL
+);
+
+-- Signed checkpoints (also written to the witness directory, if any).
+CREATE TABLE checkpoints (
+	id             INTEGER PRIMARY KEY,
+	checkpoint_id  TEXT NOT NULL UNIQUE,
+	created_at     TEXT NOT NULL,
+	hash           TEXT NOT NULL,
+	signing_key_id TEXT NOT NULL,
+	signature      TEXT NOT NULL,
+	body           TEXT NOT NULL
+);
+`},
 }
 
 // schemaVersion is the schema version this package writes and reads.

@@ -44,6 +44,9 @@ const (
 type Option func(*options)
 
 type options struct {
+	keyPath     string
+	keyReader   io.Reader
+	checkpoints CheckpointPolicy
 	payloads    bool
 	readOnly    bool
 	busyTimeout time.Duration
@@ -97,12 +100,14 @@ type SQLite struct {
 	// the writes they carried: written/commits is the batching achieved.
 	commits, written atomic.Uint64
 
-	path     string
-	opts     options
-	priv     ed25519.PrivateKey
-	pub      ed25519.PublicKey
-	keyID    string
+	path string
+	opts options
+	// key is the signing key; the committer replaces it when a rotation
+	// (this process's or another's) takes effect.
+	key      atomic.Pointer[signer]
 	keyError error
+	// cp drives periodic checkpoints (checkpoint.go).
+	cp checkpointer
 }
 
 var _ Store = (*SQLite)(nil)
@@ -145,12 +150,19 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 		s.Close()
 		return nil, s.wrap("open "+path, err)
 	}
-	priv, err := loadKey(filepath.Join(dir, KeyFile), !o.readOnly)
+	if o.keyPath == "" {
+		s.opts.keyPath = filepath.Join(dir, KeyFile)
+	}
+	var priv ed25519.PrivateKey
+	if o.keyReader != nil {
+		s.opts.keyPath = ""
+		priv, err = readKeyFrom(o.keyReader, "the key stream")
+	} else {
+		priv, err = loadKey(s.opts.keyPath, !o.readOnly)
+	}
 	switch {
 	case err == nil:
-		s.priv = priv
-		s.pub = priv.Public().(ed25519.PublicKey)
-		s.keyID = KeyID(s.pub)
+		s.key.Store(newSigner(priv))
 	case o.readOnly:
 		s.keyError = err
 	default:
@@ -189,10 +201,20 @@ func (s *SQLite) Path() string { return s.path }
 
 // PublicKey returns the ledger's signing public key, or nil when a
 // read-only ledger has no key file.
-func (s *SQLite) PublicKey() ed25519.PublicKey { return s.pub }
+func (s *SQLite) PublicKey() ed25519.PublicKey {
+	if k := s.key.Load(); k != nil {
+		return k.pub
+	}
+	return nil
+}
 
 // KeyID returns the signing key's id (see [KeyID]), or "" without a key.
-func (s *SQLite) KeyID() string { return s.keyID }
+func (s *SQLite) KeyID() string {
+	if k := s.key.Load(); k != nil {
+		return k.id
+	}
+	return ""
+}
 
 // Close closes the database. Writes already queued are committed first and
 // their callers get their results; writes submitted after Close fail with
@@ -205,6 +227,7 @@ func (s *SQLite) Close() error {
 	}
 	s.mu.Unlock()
 	<-s.stopped
+	s.cp.wg.Wait()
 	var errs []error
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
@@ -246,7 +269,7 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 	if err := r.validate(); err != nil {
 		return fmt.Errorf("ledger: append: %w", err)
 	}
-	if s.priv == nil {
+	if s.key.Load() == nil {
 		return fmt.Errorf("ledger: append: %w", s.keyError)
 	}
 	c := *r
@@ -269,7 +292,7 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 		return fmt.Errorf("ledger: append: %w", err)
 	}
 	c.ReceiptID = id.String()
-	c.SigningKeyID = s.keyID
+	c.Version = formatV2
 	return s.submit(ctx, newWrite("append", func(tx *sql.Tx) error { return s.link(tx, &c) }, func() { *r = c }))
 }
 
@@ -286,12 +309,14 @@ func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
 	}
 	c.Sequence = seq + 1
 	c.PrevReceiptHash = head
+	k := s.key.Load()
+	c.SigningKeyID = k.id
 	body, err := c.CanonicalBody()
 	if err != nil {
 		return fmt.Errorf("ledger: append: %w", err)
 	}
 	c.ReceiptHash = hashBody(body)
-	c.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.priv, []byte(c.ReceiptHash)))
+	c.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(k.priv, []byte(c.ReceiptHash)))
 	var prev any
 	if c.PrevReceiptHash != "" {
 		prev = c.PrevReceiptHash
@@ -420,128 +445,4 @@ func (s *SQLite) Export(ctx context.Context, w io.Writer) error {
 		return s.wrap("export", err)
 	}
 	return bw.Flush()
-}
-
-// RecordDecision implements [Store.RecordDecision].
-func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
-	if d.DecisionID == "" {
-		return fmt.Errorf("ledger: record decision: %w", invalid("decision_id", "is required"))
-	}
-	var envelopes struct {
-		TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
-	}
-	if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
-		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
-	}
-	evs, err := eventRows(envelopes.TelemetryEnvelopes)
-	if err != nil {
-		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, err)
-	}
-	at := d.Timestamp
-	if at.IsZero() {
-		at = time.Now()
-	}
-	op := "record decision " + d.DecisionID
-	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(context.Background(), `INSERT INTO decisions
-			(decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
-			at.UTC().Format(wcp.TimeLayout), string(d.Decision)); err != nil {
-			return s.wrap(op, err)
-		}
-		return s.wrap(op, insertEvents(tx, d.CorrelationID, d.DecisionID, "decision", evs))
-	}, nil))
-}
-
-// RecordEvents implements [Store.RecordEvents]. Each event must be a JSON
-// object; none is stored unless all are.
-func (s *SQLite) RecordEvents(ctx context.Context, correlationID string, events []json.RawMessage) error {
-	if len(events) == 0 {
-		return nil
-	}
-	evs, err := eventRows(events)
-	if err != nil {
-		return fmt.Errorf("ledger: record events: %w", err)
-	}
-	return s.submit(ctx, newWrite("record events", func(tx *sql.Tx) error {
-		return s.wrap("record events", insertEvents(tx, correlationID, "", "worker", evs))
-	}, nil))
-}
-
-// eventRow is one telemetry event checked and ready to insert.
-type eventRow struct {
-	id    string
-	event string
-}
-
-// eventRows checks that every event is a JSON object before anything is
-// queued, so a malformed event never reaches a shared transaction.
-func eventRows(events []json.RawMessage) ([]eventRow, error) {
-	rows := make([]eventRow, len(events))
-	for i, ev := range events {
-		var head struct {
-			EventID string `json:"event_id"`
-		}
-		if err := json.Unmarshal(ev, &head); err != nil {
-			return nil, invalid(fmt.Sprintf("events[%d]", i), "must be a JSON object: "+err.Error())
-		}
-		rows[i] = eventRow{head.EventID, string(ev)}
-	}
-	return rows, nil
-}
-
-func insertEvents(tx *sql.Tx, correlationID, decisionID, source string, events []eventRow) error {
-	now := time.Now().UTC().Format(wcp.TimeLayout)
-	var dec any
-	if decisionID != "" {
-		dec = decisionID
-	}
-	for _, ev := range events {
-		if _, err := tx.ExecContext(context.Background(), `INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event)
-			VALUES (?, ?, ?, ?, ?, ?)`, correlationID, dec, source, ev.id, now, ev.event); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Decision returns the decision recorded with the given id, or an error
-// wrapping [ErrNotFound].
-func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, error) {
-	var d DecisionRecord
-	var at, body string
-	err := s.r.QueryRowContext(ctx, `SELECT decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision
-		FROM decisions WHERE decision_id = ?`, id).Scan(&d.DecisionID, &d.CorrelationID, &d.TenantID, &d.CapabilityID,
-		&d.Denied, &d.DenyCode, &d.DryRun, &at, &body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("ledger: decision %q: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, s.wrap("decision", err)
-	}
-	d.Decision = json.RawMessage(body)
-	if d.Timestamp, err = time.Parse(time.RFC3339Nano, at); err != nil {
-		return nil, fmt.Errorf("ledger: decision %q: decided_at: %w", id, err)
-	}
-	return &d, nil
-}
-
-// Events returns the telemetry recorded for a correlation id in the order
-// it was recorded: decision envelopes and worker events alike.
-func (s *SQLite) Events(ctx context.Context, correlationID string) ([]json.RawMessage, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT event FROM events WHERE correlation_id = ? ORDER BY id`, correlationID)
-	if err != nil {
-		return nil, s.wrap("events", err)
-	}
-	defer rows.Close()
-	var out []json.RawMessage
-	for rows.Next() {
-		var ev string
-		if err := rows.Scan(&ev); err != nil {
-			return nil, s.wrap("events", err)
-		}
-		out = append(out, json.RawMessage(ev))
-	}
-	return out, s.wrap("events", rows.Err())
 }

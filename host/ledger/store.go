@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/wcphall/hall/host/wcp"
@@ -96,6 +97,13 @@ type Report struct {
 	Receipts int
 	// Changes is the number of entries of the change chain read.
 	Changes int
+	// Decisions is the number of decision-chain entries read (decisions
+	// and event batches), in DecisionStreams streams; Unchained counts
+	// decisions recorded before decisions were chained (schema step 3),
+	// which nothing protects.
+	Decisions, DecisionStreams, Unchained int
+	// Checkpoints is the number of checkpoints checked (VerifyOptions).
+	Checkpoints int
 	// Breaks lists the first break found in each broken stream, in tenant
 	// order. A break of the change chain has Tenant [ChangeChain] and
 	// comes first.
@@ -113,6 +121,10 @@ func (r *Report) OK() bool { return len(r.Breaks) == 0 }
 
 // Break is the first inconsistency in one stream or in the change chain.
 type Break struct {
+	// Chain is [ChainReceipts] (also when empty), [ChainDecisions],
+	// [ChainChanges], or "checkpoint" for a checkpoint that does not
+	// verify.
+	Chain string
 	// Tenant is the stream's tenant, or [ChangeChain].
 	Tenant string
 	// ReceiptID is the receipt (or change) at which the chain stops
@@ -124,18 +136,41 @@ type Break struct {
 }
 
 func (b Break) String() string {
-	if b.Tenant == ChangeChain {
+	switch chainOf(b.Chain, b.Tenant) {
+	case ChainChanges:
 		return "change chain: change " + b.ReceiptID + ": " + b.Reason
+	case ChainDecisions:
+		return "tenant " + strconv.Quote(b.Tenant) + " decisions: entry " + b.ReceiptID + ": " + b.Reason
+	case "checkpoint":
+		return "checkpoint " + b.ReceiptID + ": " + b.Reason
 	}
 	return "tenant " + b.Tenant + ": receipt " + b.ReceiptID + ": " + b.Reason
 }
 
-// Head is the newest receipt of one stream.
+// Head is the newest entry of one chain: a tenant's receipt stream, a
+// tenant's decision chain, or the change chain.
 type Head struct {
-	Tenant      string
-	Sequence    uint64
-	ReceiptID   string
-	ReceiptHash string
+	// Chain is [ChainReceipts] (also when empty), [ChainDecisions] or
+	// [ChainChanges].
+	Chain string `json:"chain"`
+	// Tenant is the stream's tenant ("" for decisions without one), or
+	// [ChangeChain].
+	Tenant      string `json:"stream"`
+	Sequence    uint64 `json:"sequence"`
+	ReceiptID   string `json:"entry_id,omitempty"`
+	ReceiptHash string `json:"hash,omitempty"`
+}
+
+// chainOf returns the chain a head or break names, defaulting as
+// documented on Head.
+func chainOf(chain, tenant string) string {
+	switch {
+	case chain != "":
+		return chain
+	case tenant == ChangeChain:
+		return ChainChanges
+	}
+	return ChainReceipts
 }
 
 // Errors a caller can act on. Every error the package returns for one of

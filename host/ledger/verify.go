@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,14 +35,36 @@ import (
 // carry a well-formed record_digest and privilege_envelope when they have
 // them (the signature already covers both).
 func (s *SQLite) Verify(ctx context.Context, pub ed25519.PublicKey) (*Report, error) {
-	if pub == nil {
-		if s.pub == nil {
+	var keys map[string]ed25519.PublicKey
+	if pub != nil {
+		if len(pub) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("ledger: verify: %w: public key has %d bytes, want %d", ErrKey, len(pub), ed25519.PublicKeySize)
+		}
+		keys = map[string]ed25519.PublicKey{KeyID(pub): pub}
+	}
+	return s.VerifyWith(ctx, VerifyOptions{Keys: keys})
+}
+
+// VerifyOptions are what [SQLite.VerifyWith] trusts and checks.
+type VerifyOptions struct {
+	// Keys are the trusted public keys by key id (nil: the ledger's own
+	// current key). Older keys are trusted too when a rotation entry
+	// carries a trusted newer key's proof for them.
+	Keys map[string]ed25519.PublicKey
+	// Checkpoints are checkpoints kept outside the database (a witness
+	// directory): each must be signed by a trusted key, and every head it
+	// names must still be in the ledger, unchanged.
+	Checkpoints []Checkpoint
+}
+
+// VerifyWith is Verify with a trusted key set and outside checkpoints.
+func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, error) {
+	if o.Keys == nil {
+		k := s.key.Load()
+		if k == nil {
 			return nil, fmt.Errorf("ledger: verify: no public key given and %w", s.keyError)
 		}
-		pub = s.pub
-	}
-	if len(pub) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("ledger: verify: %w: public key has %d bytes, want %d", ErrKey, len(pub), ed25519.PublicKeySize)
+		o.Keys = map[string]ed25519.PublicKey{k.id: k.pub}
 	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // heads and receipts from one snapshot
 	if err != nil {
@@ -80,8 +101,13 @@ func (s *SQLite) Verify(ctx context.Context, pub ed25519.PublicKey) (*Report, er
 	}
 	defer rows.Close()
 
+	rots, err := rotations(ctx, tx)
+	if err != nil {
+		return nil, s.wrap("verify", err)
+	}
+	ring := newKeyRing(o.Keys, rots)
 	rep := &Report{}
-	w := walker{pub: pub, keyID: KeyID(pub)}
+	w := walker{ring: ring}
 	seen := map[string]bool{}
 	finish := func() {
 		if w.tenant == "" && w.count == 0 {
@@ -115,16 +141,25 @@ func (s *SQLite) Verify(ctx context.Context, pub ed25519.PublicKey) (*Report, er
 		return nil, s.wrap("verify", err)
 	}
 	finish()
-	if err := s.verifyChanges(ctx, tx, pub, rep); err != nil {
+	if err := s.verifyChanges(ctx, tx, ring, rep); err != nil {
+		return nil, err
+	}
+	if err := s.verifyDecisions(ctx, tx, ring, rep); err != nil {
 		return nil, err
 	}
 	for _, t := range headOrder {
 		h := heads[t]
+		h.Chain = ChainReceipts
 		rep.Heads = append(rep.Heads, h)
 		if !seen[t] {
 			rep.Streams++
-			rep.Breaks = append(rep.Breaks, Break{Tenant: t, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
+			rep.Breaks = append(rep.Breaks, Break{Chain: ChainReceipts, Tenant: t, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
 				Reason: fmt.Sprintf("stream head names receipt %d but the stream has no receipts: all were deleted", h.Sequence)})
+		}
+	}
+	if len(o.Checkpoints) > 0 {
+		if err := s.checkCheckpoints(ctx, tx, ring, o.Checkpoints, rep); err != nil {
+			return nil, err
 		}
 	}
 	sortBreaks(rep.Breaks)
@@ -141,8 +176,7 @@ type storedRow struct {
 
 // walker checks one stream at a time.
 type walker struct {
-	pub   ed25519.PublicKey
-	keyID string
+	ring *keyRing
 
 	tenant   string
 	count    int
@@ -153,12 +187,12 @@ type walker struct {
 }
 
 func (w *walker) start(tenant string) {
-	*w = walker{pub: w.pub, keyID: w.keyID, tenant: tenant}
+	*w = walker{ring: w.ring, tenant: tenant}
 }
 
 func (w *walker) brk(row *storedRow, format string, args ...any) (Break, bool) {
 	w.broken = true
-	return Break{Tenant: w.tenant, ReceiptID: row.receiptID, Sequence: row.seq, Reason: fmt.Sprintf(format, args...)}, false
+	return Break{Chain: ChainReceipts, Tenant: w.tenant, ReceiptID: row.receiptID, Sequence: row.seq, Reason: fmt.Sprintf(format, args...)}, false
 }
 
 func (w *walker) step(row *storedRow) (Break, bool) {
@@ -167,22 +201,18 @@ func (w *walker) step(row *storedRow) (Break, bool) {
 		return Break{}, true
 	}
 	body := []byte(row.body)
-	if c, err := canonical(body); err != nil || !bytes.Equal(c, body) {
-		return w.brk(row, "stored receipt is not canonical JSON: altered")
-	}
 	if got := hashBody(body); got != row.receiptHash {
 		return w.brk(row, "content hashes to %s, not its receipt_hash %s: receipt altered", got, row.receiptHash)
 	}
-	if row.keyID != w.keyID {
-		return w.brk(row, "signed by key %s, not by %s", row.keyID, w.keyID)
-	}
-	sig, err := base64.StdEncoding.DecodeString(row.signature)
-	if err != nil || !ed25519.Verify(w.pub, []byte(row.receiptHash), sig) {
-		return w.brk(row, "signature does not verify with key %s: receipt_hash or signature altered", w.keyID)
+	if reason := w.ring.check(ChainReceipts, row.tenant, row.seq, row.keyID, row.receiptHash, row.signature); reason != "" {
+		return w.brk(row, "%s", reason)
 	}
 	var r Receipt
 	if err := json.Unmarshal(body, &r); err != nil {
 		return w.brk(row, "signed receipt does not decode: %v", err)
+	}
+	if c, err := canonicalFor(r.Version, body); err != nil || !bytes.Equal(c, body) {
+		return w.brk(row, "stored receipt is not in the canonical form of version %d: altered", max(r.Version, 1))
 	}
 	cols := []struct{ name, col, signed string }{
 		{"receipt_id", row.receiptID, r.ReceiptID},
@@ -231,7 +261,7 @@ func (w *walker) end(heads map[string]Head) (Break, bool) {
 	}
 	h, ok := heads[w.tenant]
 	if !ok {
-		return Break{Tenant: w.tenant, ReceiptID: w.lastID, Sequence: w.lastSeq,
+		return Break{Chain: ChainReceipts, Tenant: w.tenant, ReceiptID: w.lastID, Sequence: w.lastSeq,
 			Reason: "stream has no head record: head row deleted"}, false
 	}
 	if h.Sequence != w.lastSeq || h.ReceiptHash != w.lastHash || h.ReceiptID != w.lastID {
@@ -239,7 +269,7 @@ func (w *walker) end(heads map[string]Head) (Break, bool) {
 		if h.Sequence > w.lastSeq {
 			reason += ": newest receipts deleted"
 		}
-		return Break{Tenant: w.tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence, Reason: reason}, false
+		return Break{Chain: ChainReceipts, Tenant: w.tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence, Reason: reason}, false
 	}
 	return Break{}, true
 }
@@ -247,7 +277,7 @@ func (w *walker) end(heads map[string]Head) (Break, bool) {
 // verifyChanges walks the change chain in seq order inside tx, the
 // snapshot the receipts were read from, and adds its count, its first
 // break and its head to rep.
-func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, pub ed25519.PublicKey, rep *Report) error {
+func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, ring *keyRing, rep *Report) error {
 	var head Head
 	var headSeq int64
 	err := tx.QueryRowContext(ctx, `SELECT seq, change_id, hash FROM change_head WHERE chain = 1`).Scan(&headSeq, &head.ReceiptID, &head.ReceiptHash)
@@ -255,7 +285,7 @@ func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, pub ed25519.Publ
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap("verify", err)
 	}
-	head.Tenant, head.Sequence = ChangeChain, uint64(headSeq)
+	head.Chain, head.Tenant, head.Sequence = ChainChanges, ChangeChain, uint64(headSeq)
 
 	rows, err := tx.QueryContext(ctx, `SELECT seq, change_id, kind, subject, recorded_at, prev_hash, hash, signing_key_id, signature, body
 		FROM changes ORDER BY seq`)
@@ -263,7 +293,7 @@ func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, pub ed25519.Publ
 		return s.wrap("verify", err)
 	}
 	defer rows.Close()
-	w := changeWalker{pub: pub, keyID: KeyID(pub)}
+	w := changeWalker{ring: ring}
 	var brk *Break
 	for rows.Next() {
 		var row changeRow
@@ -276,7 +306,7 @@ func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, pub ed25519.Publ
 		rep.Changes++
 		if brk == nil {
 			if reason := w.step(&row); reason != "" {
-				brk = &Break{Tenant: ChangeChain, ReceiptID: row.changeID, Sequence: row.seq, Reason: reason}
+				brk = &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: row.changeID, Sequence: row.seq, Reason: reason}
 			}
 		}
 	}
@@ -286,16 +316,16 @@ func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, pub ed25519.Publ
 	if brk == nil {
 		switch {
 		case !hasHead && rep.Changes > 0:
-			brk = &Break{Tenant: ChangeChain, ReceiptID: w.lastID, Sequence: w.lastSeq, Reason: "change chain has no head record: head row deleted"}
+			brk = &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: w.lastID, Sequence: w.lastSeq, Reason: "change chain has no head record: head row deleted"}
 		case hasHead && rep.Changes == 0:
-			brk = &Break{Tenant: ChangeChain, ReceiptID: head.ReceiptID, Sequence: head.Sequence,
+			brk = &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: head.ReceiptID, Sequence: head.Sequence,
 				Reason: fmt.Sprintf("change head names change %d but there are no changes: all were deleted", head.Sequence)}
 		case hasHead && (head.Sequence != w.lastSeq || head.ReceiptHash != w.lastHash || head.ReceiptID != w.lastID):
 			reason := fmt.Sprintf("change head names change %d (%s) but the chain ends at change %d (%s)", head.Sequence, head.ReceiptID, w.lastSeq, w.lastID)
 			if head.Sequence > w.lastSeq {
 				reason += ": newest changes deleted"
 			}
-			brk = &Break{Tenant: ChangeChain, ReceiptID: head.ReceiptID, Sequence: head.Sequence, Reason: reason}
+			brk = &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: head.ReceiptID, Sequence: head.Sequence, Reason: reason}
 		}
 	}
 	if brk != nil {
@@ -318,8 +348,7 @@ type changeRow struct {
 
 // changeWalker checks the change chain as walker checks a stream.
 type changeWalker struct {
-	pub      ed25519.PublicKey
-	keyID    string
+	ring     *keyRing
 	lastSeq  uint64
 	lastHash string
 	lastID   string
@@ -328,22 +357,18 @@ type changeWalker struct {
 // step checks one change and returns why it breaks the chain, or "".
 func (w *changeWalker) step(row *changeRow) string {
 	body := []byte(row.body)
-	if c, err := canonical(body); err != nil || !bytes.Equal(c, body) {
-		return "stored change is not canonical JSON: altered"
-	}
 	if got := hashBody(body); got != row.hash {
 		return fmt.Sprintf("content hashes to %s, not its hash %s: change altered", got, row.hash)
 	}
-	if row.keyID != w.keyID {
-		return fmt.Sprintf("signed by key %s, not by %s", row.keyID, w.keyID)
-	}
-	sig, err := base64.StdEncoding.DecodeString(row.signature)
-	if err != nil || !ed25519.Verify(w.pub, []byte(row.hash), sig) {
-		return fmt.Sprintf("signature does not verify with key %s: hash or signature altered", w.keyID)
+	if reason := w.ring.check(ChainChanges, ChangeChain, row.seq, row.keyID, row.hash, row.signature); reason != "" {
+		return reason
 	}
 	var c Change
 	if err := json.Unmarshal(body, &c); err != nil {
 		return fmt.Sprintf("signed change does not decode: %v", err)
+	}
+	if cb, err := canonicalFor(c.Version, body); err != nil || !bytes.Equal(cb, body) {
+		return fmt.Sprintf("stored change is not in the canonical form of version %d: altered", max(c.Version, 1))
 	}
 	cols := []struct{ name, col, signed string }{
 		{"change_id", row.changeID, c.ChangeID},
@@ -378,14 +403,13 @@ func (w *changeWalker) step(row *changeRow) string {
 	return ""
 }
 
-// sortBreaks orders breaks by tenant, the change chain's first.
+// sortBreaks orders breaks: checkpoints, the change chain, receipt
+// streams by tenant, decision chains by tenant.
 func sortBreaks(b []Break) {
+	rank := map[string]int{"checkpoint": 0, ChainChanges: 1, ChainReceipts: 2, ChainDecisions: 3}
 	slices.SortStableFunc(b, func(x, y Break) int {
-		if (x.Tenant == ChangeChain) != (y.Tenant == ChangeChain) {
-			if x.Tenant == ChangeChain {
-				return -1
-			}
-			return 1
+		if rx, ry := rank[chainOf(x.Chain, x.Tenant)], rank[chainOf(y.Chain, y.Tenant)]; rx != ry {
+			return rx - ry
 		}
 		return strings.Compare(x.Tenant, y.Tenant)
 	})
@@ -404,21 +428,25 @@ func (s *SQLite) CheckHeads(ctx context.Context, saved []Head) ([]Break, error) 
 		var id, hash string
 		var err error
 		what, chain := "receipt", "stream"
-		if h.Tenant == ChangeChain {
+		switch chainOf(h.Chain, h.Tenant) {
+		case ChainChanges:
 			what, chain = "change", "change chain"
 			err = s.r.QueryRowContext(ctx, `SELECT change_id, hash FROM changes WHERE seq = ?`, int64(h.Sequence)).Scan(&id, &hash)
-		} else {
+		case ChainDecisions:
+			what, chain = "entry", "decision chain"
+			err = s.r.QueryRowContext(ctx, `SELECT entry_id, hash FROM entries WHERE stream = ? AND seq = ?`, h.Tenant, int64(h.Sequence)).Scan(&id, &hash)
+		default:
 			err = s.r.QueryRowContext(ctx, `SELECT receipt_id, receipt_hash FROM receipts WHERE tenant_id = ? AND seq = ?`,
 				h.Tenant, int64(h.Sequence)).Scan(&id, &hash)
 		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			breaks = append(breaks, Break{Tenant: h.Tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
+			breaks = append(breaks, Break{Chain: h.Chain, Tenant: h.Tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
 				Reason: fmt.Sprintf("saved head %s %d is gone: %s truncated", what, h.Sequence, chain)})
 		case err != nil:
 			return nil, s.wrap("check heads", err)
 		case id != h.ReceiptID || hash != h.ReceiptHash:
-			breaks = append(breaks, Break{Tenant: h.Tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
+			breaks = append(breaks, Break{Chain: h.Chain, Tenant: h.Tenant, ReceiptID: h.ReceiptID, Sequence: h.Sequence,
 				Reason: fmt.Sprintf("%s %d is now %s (%s), not the saved %s (%s): %s rewritten", what, h.Sequence, id, hash, h.ReceiptID, h.ReceiptHash, chain)})
 		}
 	}

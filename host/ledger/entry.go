@@ -1,0 +1,285 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// Chains of the ledger, as [Head.Chain] and [Break.Chain] name them.
+const (
+	// ChainReceipts: one stream of receipts per tenant (the zero value).
+	ChainReceipts = "receipts"
+	// ChainDecisions: one stream per tenant of every decision (allowed,
+	// denied, dry run) and every batch of telemetry events, in the order
+	// they were recorded. Decisions without a tenant go to the stream "".
+	ChainDecisions = "decisions"
+	// ChainChanges: the Hall's one change chain (Tenant [ChangeChain]).
+	ChainChanges = "changes"
+)
+
+// Kinds of decision-chain entries.
+const (
+	entryDecision = "decision"
+	entryEvents   = "events"
+)
+
+// entryJSON is the signed form of a decision-chain entry (format version
+// 2, docs/EVIDENCE.md "Decision entries"). Decision is set for kind
+// "decision", Events for kind "events".
+type entryJSON struct {
+	Version       int               `json:"version"`
+	EntryID       string            `json:"entry_id"`
+	Kind          string            `json:"kind"`
+	TenantID      string            `json:"tenant_id"`
+	Sequence      uint64            `json:"sequence"`
+	PrevHash      *string           `json:"prev_hash"`
+	Hash          string            `json:"hash,omitempty"`
+	SigningKeyID  string            `json:"signing_key_id"`
+	Signature     string            `json:"signature,omitempty"`
+	CorrelationID string            `json:"correlation_id"`
+	RecordedAt    string            `json:"recorded_at"`
+	DecisionID    string            `json:"decision_id"`
+	CapabilityID  string            `json:"capability_id,omitempty"`
+	Denied        *bool             `json:"denied,omitempty"`
+	DenyCode      *string           `json:"deny_code,omitempty"`
+	DryRun        *bool             `json:"dry_run,omitempty"`
+	Decision      json.RawMessage   `json:"decision,omitempty"`
+	Events        []json.RawMessage `json:"events,omitempty"`
+}
+
+// pendingEntry is a decision-chain entry checked and waiting for its
+// batch: the chain fields are filled inside the transaction.
+type pendingEntry struct {
+	e entryJSON
+	// decision row columns (kind decision), events rows (both kinds).
+	d      *DecisionRecord
+	events []eventRow
+	// lookupTenant: a worker's events name no tenant; the stream is the
+	// tenant of the newest decision with the correlation id.
+	lookupTenant bool
+}
+
+// sealEntry chains p to the head of its stream, signs it and stores it
+// with the decision row and the event rows it carries, inside the batch's
+// BEGIN IMMEDIATE transaction.
+func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
+	ctx := context.Background()
+	e := &p.e
+	if p.lookupTenant {
+		var tenant, dec string
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id, decision_id FROM decisions WHERE correlation_id = ? ORDER BY rowid DESC LIMIT 1`,
+			e.CorrelationID).Scan(&tenant, &dec)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return s.wrap(op, err)
+		}
+		e.TenantID, e.DecisionID = tenant, dec
+	}
+	var seq uint64
+	var head string
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM entry_heads WHERE stream = ?`, e.TenantID).Scan(&seq, &head)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return s.wrap(op, err)
+	}
+	e.Sequence = seq + 1
+	e.PrevHash = nil
+	if head != "" {
+		h := head
+		e.PrevHash = &h
+	}
+	k := s.key.Load()
+	e.SigningKeyID = k.id
+	e.Hash, e.Signature = "", ""
+	body, err := canonicalMarshal(e)
+	if err != nil {
+		return fmt.Errorf("ledger: %s: %w", op, err)
+	}
+	hash := hashBody(body)
+	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(k.priv, []byte(hash)))
+	var prev any
+	if head != "" {
+		prev = head
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO entries
+		(stream, seq, entry_id, kind, correlation_id, recorded_at, prev_hash, hash, signing_key_id, signature, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.TenantID, int64(e.Sequence), e.EntryID, e.Kind, e.CorrelationID, e.RecordedAt, prev, hash, e.SigningKeyID, sig, string(body)); err != nil {
+		return s.wrap(op, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO entry_heads (stream, seq, entry_id, hash) VALUES (?, ?, ?, ?)
+		ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, entry_id = excluded.entry_id, hash = excluded.hash`,
+		e.TenantID, int64(e.Sequence), e.EntryID, hash); err != nil {
+		return s.wrap(op, err)
+	}
+	if d := p.d; d != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO decisions
+			(decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision, entry_seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
+			e.RecordedAt, string(d.Decision), int64(e.Sequence)); err != nil {
+			return s.wrap(op, err)
+		}
+	}
+	source, dec := "worker", any(nil)
+	if p.d != nil {
+		source = "decision"
+	}
+	if e.DecisionID != "" {
+		dec = e.DecisionID
+	}
+	for _, ev := range p.events {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event, entry_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.CorrelationID, dec, source, ev.id, e.RecordedAt, ev.event, e.EntryID); err != nil {
+			return s.wrap(op, err)
+		}
+	}
+	return nil
+}
+
+// RecordDecision implements [Store.RecordDecision]: the decision becomes
+// the next entry of its tenant's decision chain, signed, with its
+// telemetry envelopes inside.
+func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
+	if d.DecisionID == "" {
+		return fmt.Errorf("ledger: record decision: %w", invalid("decision_id", "is required"))
+	}
+	var envelopes struct {
+		TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
+	}
+	if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
+		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
+	}
+	if !isJSONObject(d.Decision) {
+		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", "must be a JSON object"))
+	}
+	evs, err := eventRows(envelopes.TelemetryEnvelopes)
+	if err != nil {
+		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, err)
+	}
+	if s.key.Load() == nil {
+		return fmt.Errorf("ledger: record decision: %w", s.keyError)
+	}
+	at := d.Timestamp
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if y := at.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("timestamp", "year must be between 1 and 9999"))
+	}
+	dec, err := canonical(d.Decision)
+	if err != nil {
+		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
+	}
+	d.Decision = append(json.RawMessage(nil), d.Decision...)
+	denied, dry, code := d.Denied, d.DryRun, d.DenyCode
+	p := &pendingEntry{d: &d, events: evs, e: entryJSON{
+		Version: formatV2, EntryID: d.DecisionID, Kind: entryDecision, TenantID: d.TenantID,
+		CorrelationID: d.CorrelationID, RecordedAt: at.UTC().Format(wcp.TimeLayout), DecisionID: d.DecisionID,
+		CapabilityID: d.CapabilityID, Denied: &denied, DenyCode: &code, DryRun: &dry, Decision: dec,
+	}}
+	op := "record decision " + d.DecisionID
+	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error { return s.sealEntry(tx, op, p) }, nil))
+}
+
+// RecordEvents implements [Store.RecordEvents]. Each event must be a JSON
+// object; none is stored unless all are. The batch becomes one entry of
+// the decision chain of the tenant whose newest decision has the
+// correlation id (the stream "" when none has).
+func (s *SQLite) RecordEvents(ctx context.Context, correlationID string, events []json.RawMessage) error {
+	if len(events) == 0 {
+		return nil
+	}
+	evs, err := eventRows(events)
+	if err != nil {
+		return fmt.Errorf("ledger: record events: %w", err)
+	}
+	if s.key.Load() == nil {
+		return fmt.Errorf("ledger: record events: %w", s.keyError)
+	}
+	signed := make([]json.RawMessage, len(events))
+	for i, ev := range events {
+		if signed[i], err = canonical(ev); err != nil {
+			return fmt.Errorf("ledger: record events: %w", invalid(fmt.Sprintf("events[%d]", i), err.Error()))
+		}
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return fmt.Errorf("ledger: record events: %w", err)
+	}
+	p := &pendingEntry{events: evs, lookupTenant: true, e: entryJSON{
+		Version: formatV2, EntryID: "evt_" + hex.EncodeToString(id[:]), Kind: entryEvents,
+		CorrelationID: correlationID, RecordedAt: time.Now().UTC().Format(wcp.TimeLayout), Events: signed,
+	}}
+	return s.submit(ctx, newWrite("record events", func(tx *sql.Tx) error { return s.sealEntry(tx, "record events", p) }, nil))
+}
+
+// eventRow is one telemetry event checked and ready to insert.
+type eventRow struct {
+	id    string
+	event string
+}
+
+// eventRows checks that every event is a JSON object before anything is
+// queued, so a malformed event never reaches a shared transaction.
+func eventRows(events []json.RawMessage) ([]eventRow, error) {
+	rows := make([]eventRow, len(events))
+	for i, ev := range events {
+		var head struct {
+			EventID string `json:"event_id"`
+		}
+		if err := json.Unmarshal(ev, &head); err != nil {
+			return nil, invalid(fmt.Sprintf("events[%d]", i), "must be a JSON object: "+err.Error())
+		}
+		rows[i] = eventRow{head.EventID, string(ev)}
+	}
+	return rows, nil
+}
+
+// Decision returns the decision recorded with the given id, or an error
+// wrapping [ErrNotFound].
+func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, error) {
+	var d DecisionRecord
+	var at, body string
+	err := s.r.QueryRowContext(ctx, `SELECT decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision
+		FROM decisions WHERE decision_id = ?`, id).Scan(&d.DecisionID, &d.CorrelationID, &d.TenantID, &d.CapabilityID,
+		&d.Denied, &d.DenyCode, &d.DryRun, &at, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("ledger: decision %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.wrap("decision", err)
+	}
+	d.Decision = json.RawMessage(body)
+	if d.Timestamp, err = time.Parse(time.RFC3339Nano, at); err != nil {
+		return nil, fmt.Errorf("ledger: decision %q: decided_at: %w", id, err)
+	}
+	return &d, nil
+}
+
+// Events returns the telemetry recorded for a correlation id in the order
+// it was recorded: decision envelopes and worker events alike.
+func (s *SQLite) Events(ctx context.Context, correlationID string) ([]json.RawMessage, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT event FROM events WHERE correlation_id = ? ORDER BY id`, correlationID)
+	if err != nil {
+		return nil, s.wrap("events", err)
+	}
+	defer rows.Close()
+	var out []json.RawMessage
+	for rows.Next() {
+		var ev string
+		if err := rows.Scan(&ev); err != nil {
+			return nil, s.wrap("events", err)
+		}
+		out = append(out, json.RawMessage(ev))
+	}
+	return out, s.wrap("events", rows.Err())
+}

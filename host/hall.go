@@ -66,6 +66,14 @@ type Options struct {
 	// StorePayloads keeps dispatch inputs and outputs in the ledger (by
 	// default only their hashes are recorded).
 	StorePayloads bool
+	// Compiler compiles modules off the serving path, bounded in time and
+	// memory (sandbox.CompileCommand: a child process); nil compiles in
+	// process, bounded only by the module size cap (docs/SECURITY.md).
+	Compiler sandbox.Compiler
+	// MinFreeDisk is the free space, in bytes, the state directory's file
+	// system must keep for a dispatch to start (HALL_DISK_LOW below it;
+	// 0: DefaultMinFreeDisk; negative: no floor).
+	MinFreeDisk int64
 }
 
 // Config is the Hall configuration file (hall.json): PyHall's HallConfig
@@ -187,6 +195,9 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	// should fail here, not at its first dispatch.
 	cfg, err := loadConfig(opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := prepareStateDir(opts); err != nil {
 		return nil, err
 	}
 	if err := h.openLedger(cfg.StorePayloads); err != nil {

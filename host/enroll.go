@@ -136,7 +136,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 			return nil, &EnrollError{Source: src, Problems: probs, code: string(wcp.CodeRecordMismatch)}
 		}
 	}
-	rec, err := registry.Validate(raw)
+	rec, err := registry.ValidateWith(raw, registry.Options{AllowUnknownFields: h.Config().AllowUnknownRecordFields})
 	if err != nil {
 		var re *registry.RecordError
 		if errors.As(err, &re) {

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/artifact"
 	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/router"
@@ -74,6 +75,12 @@ type Options struct {
 	// system must keep for a dispatch to start (HALL_DISK_LOW below it;
 	// 0: DefaultMinFreeDisk; negative: no floor).
 	MinFreeDisk int64
+	// Policies is the policy file (default "policy.json" in Dir when it
+	// exists; none: PyHall's behaviour). See docs/POLICY.md.
+	Policies string
+	// Approvals stores pending human approvals (default: approvals.db in
+	// Home, opened on first use).
+	Approvals approval.Store
 }
 
 // Config is the Hall configuration file (hall.json): PyHall's HallConfig
@@ -91,6 +98,13 @@ type Config struct {
 	StorePayloads bool `json:"store_payloads,omitempty"`
 	// Workers holds per-worker dispatch settings, by worker id.
 	Workers map[string]WorkerSettings `json:"workers,omitempty"`
+	// AllowUnknownRecordFields accepts registry records with members the
+	// record schema does not know, as PyHall does (by default a misspelt
+	// field such as risk_teir is refused, naming the closest known one).
+	AllowUnknownRecordFields bool `json:"allow_unknown_record_fields,omitempty"`
+	// DefaultTenant is the tenant_id the hall CLI uses when neither
+	// --tenant nor HALL_TENANT names one (the CLI's own default: "local").
+	DefaultTenant string `json:"default_tenant,omitempty"`
 }
 
 // WorkerSettings tune how one worker is dispatched.
@@ -128,7 +142,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant)", err)
 	}
 	return c, nil
 }
@@ -273,13 +287,14 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 	b := &binding{h: h, s: s}
 	dec := router.Decide(ctx, in, s.rules, b, router.Options{
 		Config:           &s.cfg.HallConfig,
-		Gate:             h.opts.Gate,
+		Gate:             h.gate(s),
 		RegisteredHashes: (*registeredHashes)(b),
 		CurrentHashes:    (*currentHashes)(b),
 		Envelopes:        b,
 		Privilege:        s.privilege,
 		Logger:           h.log,
 	})
+	detach(&dec)
 	if dec.Denied {
 		return dec, nil
 	}
@@ -295,5 +310,32 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 	if w.hasModule {
 		dec.ArtifactHash = wcp.OptString(w.moduleRef)
 	}
+	if !h.applyPolicies(ctx, s, w, in, &dec) {
+		return dec, nil
+	}
 	return dec, &Plan{snap: s, w: w}
+}
+
+// detach gives a decision its own copies of what the router shares with
+// the compiled rules (controls, profiles, escalation, shadowed rule ids):
+// a caller that changes the decision it was handed must not change the
+// rules every later decision is made with.
+func detach(d *wcp.RouteDecision) {
+	if len(d.RequiredControlsEffective) > 0 {
+		d.RequiredControlsEffective = slices.Clone(d.RequiredControlsEffective)
+	}
+	if len(d.RecommendedProfilesEffective) > 0 {
+		d.RecommendedProfilesEffective = bytes.Clone(d.RecommendedProfilesEffective)
+	}
+	e := &d.EscalationEffective
+	if len(e.HumanRequiredIf) > 0 {
+		e.HumanRequiredIf = bytes.Clone(e.HumanRequiredIf)
+	}
+	if e.Rationale != nil {
+		r := *e.Rationale
+		e.Rationale = &r
+	}
+	if r := d.DenyReason; r != nil && len(r.ShadowedRuleIDs) > 0 {
+		r.ShadowedRuleIDs = slices.Clone(r.ShadowedRuleIDs)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/host/policy"
 	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/sandbox"
@@ -41,6 +42,9 @@ type snapshot struct {
 
 	problems error
 	warnings []string
+
+	// policies is the compiled policy file (nil: none).
+	policies *policy.Set
 }
 
 // boundWorker is one enrolled worker as a snapshot holds it: a private copy
@@ -109,7 +113,7 @@ func newBoundWorker(rec *wcp.Record, max sandbox.Limits) (*boundWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &boundWorker{rec: rec, recordDigest: rd, policy: policy(rec), limits: effectiveLimits(workerLimits(rec), max)}
+	w := &boundWorker{rec: rec, recordDigest: rd, policy: sandboxPolicy(rec), limits: effectiveLimits(workerLimits(rec), max)}
 	if d, err := wcp.ParseDigest(rec.ArtifactHash); err == nil {
 		w.module, w.hasModule, w.moduleHex, w.moduleRef = d, true, d.Hex(), d.String()
 	}
@@ -218,7 +222,7 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs, problems, err := readRecords(h.opts.RegistryDir)
+	recs, problems, err := readRecords(h.opts.RegistryDir, registry.Options{AllowUnknownFields: cfg.AllowUnknownRecordFields})
 	if err != nil {
 		return nil, err
 	}
@@ -264,6 +268,9 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	s := newSnapshot(rules, h.opts.Rules, cfg, workers)
 	s.rulesDigest = rulesDigest
 	s.problems = errors.Join(errs...)
+	if s.policies, err = h.loadPolicies(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -290,7 +297,7 @@ type recordFile struct {
 // readRecords validates every *.json file directly in dir, in file-name
 // order. Files that fail validation are reported together (one
 // *registry.RecordError per file) while the others load.
-func readRecords(dir string) ([]recordFile, error, error) {
+func readRecords(dir string, vo registry.Options) ([]recordFile, error, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
@@ -312,7 +319,7 @@ func readRecords(dir string) ([]recordFile, error, error) {
 			errs = append(errs, &registry.RecordError{Path: path, Problems: []registry.Problem{{Message: err.Error()}}})
 			continue
 		}
-		rec, err := registry.Validate(data)
+		rec, err := registry.ValidateWith(data, vo)
 		if err != nil {
 			var re *registry.RecordError
 			if errors.As(err, &re) {
@@ -379,7 +386,7 @@ func (s *snapshot) with(w *boundWorker, rulesPath string) *snapshot {
 		}
 	}
 	n := newSnapshot(s.rules, rulesPath, s.cfg, append(workers, w))
-	n.rulesDigest = s.rulesDigest
+	n.rulesDigest, n.policies = s.rulesDigest, s.policies
 	n.problems = withoutWorker(s.problems, w.rec.WorkerID)
 	return n
 }
@@ -391,7 +398,7 @@ func (s *snapshot) withRules(rules *router.RuleSet, digest, rulesPath string) *s
 		workers = append(workers, w)
 	}
 	n := newSnapshot(rules, rulesPath, s.cfg, workers)
-	n.rulesDigest = digest
+	n.rulesDigest, n.policies = digest, s.policies
 	n.problems = s.problems
 	return n
 }
@@ -536,7 +543,7 @@ func (c *currentHashes) WorkerHash(_ context.Context, species string) (string, b
 // same configuration and the same sealed records and modules. A reload
 // that finds nothing new does not notify OnChange watchers.
 func (s *snapshot) sameAs(o *snapshot) bool {
-	if s.rulesDigest != o.rulesDigest || len(s.workers) != len(o.workers) || !reflect.DeepEqual(s.cfg, o.cfg) {
+	if s.rulesDigest != o.rulesDigest || s.policies.Digest() != o.policies.Digest() || len(s.workers) != len(o.workers) || !reflect.DeepEqual(s.cfg, o.cfg) {
 		return false
 	}
 	for id, w := range s.workers {

@@ -71,10 +71,10 @@ func workerLimits(rec *wcp.Record) sandbox.Limits {
 	return l
 }
 
-// policy maps a record's privilege envelope onto sandbox capabilities.
+// sandboxPolicy maps a record's privilege envelope onto sandbox capabilities.
 // Anything not declared is denied: no envelope means no files, no network
 // and no secrets.
-func policy(rec *wcp.Record) sandbox.Policy {
+func sandboxPolicy(rec *wcp.Record) sandbox.Policy {
 	p := sandbox.Policy{Deterministic: rec.Determinism == "full"}
 	if e := rec.PrivilegeEnvelope; e != nil {
 		p.Writes = cleanDirs(e.FilesystemWrites)
@@ -125,7 +125,6 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 			Max:      h.snap.Load().max,
 			Secrets:  secrets,
 			Logger:   h.log,
-			Compiler: h.opts.Compiler,
 		})
 		if err != nil {
 			return nil, err
@@ -312,6 +311,9 @@ type RunRequest struct {
 	Payload []byte
 	// Timeout, when positive, lowers the worker's time limit for this run.
 	Timeout time.Duration
+	// ApprovalID presents a human approval (WCP §5.8) of exactly this
+	// request, payload and plan; the run uses it up (docs/POLICY.md).
+	ApprovalID string
 }
 
 // RunResult is a dispatch's decision and, when the worker ran, its output.
@@ -365,9 +367,13 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if !h.Online() {
 		return nil, ErrOffline
 	}
+	ctx = runContext(ctx, &req)
 	dec, plan := h.plan(ctx, req.Input)
 	res := &RunResult{Decision: dec, Plan: plan}
 	if res.Decision.Denied || res.Decision.DryRun {
+		if err := h.holdForApproval(ctx, &res.Decision); err != nil {
+			return res, err
+		}
 		return res, h.recordDecision(ctx, &res.Decision)
 	}
 	res.WorkerID = plan.WorkerID()
@@ -383,9 +389,6 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
 	}
 	defer h.release(ctx, lw)
-	if err := h.checkFreeSpace(); err != nil {
-		return res, err
-	}
 	// The decision is committed before anything runs: a Hall that cannot
 	// record evidence does not dispatch.
 	if err := h.recordDecision(ctx, &res.Decision); err != nil {

@@ -67,14 +67,6 @@ type Options struct {
 	// StorePayloads keeps dispatch inputs and outputs in the ledger (by
 	// default only their hashes are recorded).
 	StorePayloads bool
-	// Compiler compiles modules off the serving path, bounded in time and
-	// memory (sandbox.CompileCommand: a child process); nil compiles in
-	// process, bounded only by the module size cap (docs/SECURITY.md).
-	Compiler sandbox.Compiler
-	// MinFreeDisk is the free space, in bytes, the state directory's file
-	// system must keep for a dispatch to start (HALL_DISK_LOW below it;
-	// 0: DefaultMinFreeDisk; negative: no floor).
-	MinFreeDisk int64
 	// Policies is the policy file (default "policy.json" in Dir when it
 	// exists; none: PyHall's behaviour). See docs/POLICY.md.
 	Policies string
@@ -98,13 +90,6 @@ type Config struct {
 	StorePayloads bool `json:"store_payloads,omitempty"`
 	// Workers holds per-worker dispatch settings, by worker id.
 	Workers map[string]WorkerSettings `json:"workers,omitempty"`
-	// AllowUnknownRecordFields accepts registry records with members the
-	// record schema does not know, as PyHall does (by default a misspelt
-	// field such as risk_teir is refused, naming the closest known one).
-	AllowUnknownRecordFields bool `json:"allow_unknown_record_fields,omitempty"`
-	// DefaultTenant is the tenant_id the hall CLI uses when neither
-	// --tenant nor HALL_TENANT names one (the CLI's own default: "local").
-	DefaultTenant string `json:"default_tenant,omitempty"`
 }
 
 // WorkerSettings tune how one worker is dispatched.
@@ -142,7 +127,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers)", err)
 	}
 	return c, nil
 }
@@ -209,9 +194,6 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	// should fail here, not at its first dispatch.
 	cfg, err := loadConfig(opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := prepareStateDir(opts); err != nil {
 		return nil, err
 	}
 	if err := h.openLedger(cfg.StorePayloads); err != nil {
@@ -294,7 +276,6 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 		Privilege:        s.privilege,
 		Logger:           h.log,
 	})
-	detach(&dec)
 	if dec.Denied {
 		return dec, nil
 	}
@@ -314,28 +295,4 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 		return dec, nil
 	}
 	return dec, &Plan{snap: s, w: w}
-}
-
-// detach gives a decision its own copies of what the router shares with
-// the compiled rules (controls, profiles, escalation, shadowed rule ids):
-// a caller that changes the decision it was handed must not change the
-// rules every later decision is made with.
-func detach(d *wcp.RouteDecision) {
-	if len(d.RequiredControlsEffective) > 0 {
-		d.RequiredControlsEffective = slices.Clone(d.RequiredControlsEffective)
-	}
-	if len(d.RecommendedProfilesEffective) > 0 {
-		d.RecommendedProfilesEffective = bytes.Clone(d.RecommendedProfilesEffective)
-	}
-	e := &d.EscalationEffective
-	if len(e.HumanRequiredIf) > 0 {
-		e.HumanRequiredIf = bytes.Clone(e.HumanRequiredIf)
-	}
-	if e.Rationale != nil {
-		r := *e.Rationale
-		e.Rationale = &r
-	}
-	if r := d.DenyReason; r != nil && len(r.ShadowedRuleIDs) > 0 {
-		r.ShadowedRuleIDs = slices.Clone(r.ShadowedRuleIDs)
-	}
 }

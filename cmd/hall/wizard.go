@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"charm.land/huh/v2"
+	"github.com/charmbracelet/huh"
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host/wcp"

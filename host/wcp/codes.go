@@ -75,7 +75,6 @@ const (
 	CodeRecordMismatch Code = "RECORD_MISMATCH"
 	CodeRecordTampered Code = "RECORD_TAMPERED"
 	CodeHallClosed     Code = "HALL_CLOSED"
-	CodeHallDiskLow    Code = "HALL_DISK_LOW"
 )
 
 // HTTP API errors.
@@ -98,6 +97,14 @@ const (
 	CodeHallSaturated       Code = "HALL_SATURATED"
 	CodeEvidenceUnavailable Code = "EVIDENCE_UNAVAILABLE"
 	CodeInternal            Code = "INTERNAL"
+)
+
+// Policy and approval errors (docs/POLICY.md).
+const (
+	CodePolicyInvalid     Code = "POLICY_INVALID"
+	CodeApprovalNotFound  Code = "APPROVAL_NOT_FOUND"
+	CodeApprovalConflict  Code = "APPROVAL_CONFLICT"
+	CodeApprovalForbidden Code = "APPROVAL_FORBIDDEN"
 )
 
 // Errors host functions return to the guest (docs/ABI.md).
@@ -186,7 +193,6 @@ var Codes = []CodeInfo{
 	{CodeRecordMismatch, KindEnroll, http.StatusUnprocessableEntity, "a supplied record differs from the module's embedded wcp.record"},
 	{CodeRecordTampered, KindEnroll, http.StatusConflict, "an enrolled record file no longer matches its seal"},
 	{CodeHallClosed, KindEnroll, http.StatusServiceUnavailable, "the Hall was closed"},
-	{CodeHallDiskLow, KindEnroll, http.StatusInsufficientStorage, "the state directory's file system is below the Hall's free-space floor; the dispatch was refused so its evidence can always be written"},
 
 	{CodeUnauthenticated, KindHTTP, http.StatusUnauthorized, "no bearer token, or a token that is malformed, unknown or revoked"},
 	{CodeForbidden, KindHTTP, http.StatusForbidden, "a valid token of the wrong scope"},
@@ -206,6 +212,10 @@ var Codes = []CodeInfo{
 	{CodeHallSaturated, KindHTTP, http.StatusServiceUnavailable, "every dispatch slot is taken; retry after a second"},
 	{CodeEvidenceUnavailable, KindHTTP, http.StatusInternalServerError, "the evidence ledger could not be read or written"},
 	{CodeInternal, KindHTTP, http.StatusInternalServerError, "the server failed; its log has the details under the request id"},
+	{CodePolicyInvalid, KindHTTP, http.StatusUnprocessableEntity, "the policy file does not compile; the message names the file, the policy and the position"},
+	{CodeApprovalNotFound, KindHTTP, http.StatusNotFound, "no such approval"},
+	{CodeApprovalConflict, KindHTTP, http.StatusConflict, "the approval is not pending (already approved, denied, expired or used)"},
+	{CodeApprovalForbidden, KindHTTP, http.StatusForbidden, "the approver may not answer this approval (it acts as the requesting tenant) or the token is not an approver"},
 
 	{CodeSecretNotDeclared, KindGuest, 0, "hall_secret: the secret is not declared by the worker's policy"},
 	{CodeSecretUnavailable, KindGuest, 0, "hall_secret: the secret is declared but has no value"},

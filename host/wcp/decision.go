@@ -47,6 +47,25 @@ type RouteDecision struct {
 
 	// RequestHash is the SHA-256 of the canonical RouteInput.
 	RequestHash Digest `json:"request_hash"`
+
+	// Policy is the evidence of the Hall's policies as code
+	// (docs/POLICY.md); absent when no policy file is loaded, so that
+	// PyHall's decision is unchanged.
+	Policy *PolicyEvidence `json:"policy,omitempty"`
+}
+
+// PolicyEvidence says which policy set took part in a decision and what
+// it answered (WCP's must_attach_policy_version).
+type PolicyEvidence struct {
+	// SetDigest is "sha256:<hex>" of the policy file in force.
+	SetDigest string `json:"set_digest"`
+	// Outcome is ALLOW, DENY or REQUIRE_HUMAN ("" when the router denied
+	// before the policies ran).
+	Outcome string `json:"outcome,omitempty"`
+	// PolicyID is the policy that decided ("" for ALLOW).
+	PolicyID string `json:"policy_id,omitempty"`
+	// ApprovalID is the human approval this allowed run used.
+	ApprovalID string `json:"approval_id,omitempty"`
 }
 
 // MarshalJSON writes the decision with its timestamp in second place, as
@@ -108,6 +127,10 @@ type DenyReason struct {
 	PolicyVersion      *string  `json:"policy_version,omitempty"`
 	SupervisorRequired bool     `json:"supervisor_required,omitempty"`
 	WorkerSpeciesID    *string  `json:"worker_species_id,omitempty"`
+	// PendingApprovalID and ApprovalExpiresAt (WCP §5.8) are set when a
+	// DENY_REQUIRES_HUMAN_APPROVAL dispatch is waiting for a human.
+	PendingApprovalID *string `json:"pending_approval_id,omitempty"`
+	ApprovalExpiresAt *string `json:"approval_expires_at,omitempty"`
 }
 
 // Skip reasons of a candidate worker that was not selected.

@@ -1,0 +1,287 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/host/policy"
+	"github.com/wcphall/hall/host/router"
+	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/pyval"
+)
+
+// ChangePolicy is the ledger change kind of a policy file that came into
+// force: Subject is the file, Digest the digest of its bytes, Body the
+// document.
+const ChangePolicy = "policy"
+
+// policyPath is the policy file and whether it was named explicitly.
+func (o Options) policyPath() (string, bool) {
+	if o.Policies != "" {
+		return o.path(o.Policies), true
+	}
+	return o.path("policy.json"), false
+}
+
+// PolicyFile returns the path of the policy file the Hall reads (it may
+// not exist).
+func (h *Hall) PolicyFile() string { p, _ := h.opts.policyPath(); return p }
+
+// Policies returns the compiled policy set in force (nil: none).
+func (h *Hall) Policies() *policy.Set { return h.snap.Load().policies }
+
+// loadPolicies compiles the policy file once per snapshot. No file (when
+// none was named) is no policies: PyHall's behaviour. A file that does not
+// compile fails the Open or Reload, with the file, the policy and the
+// position named. A policy file not seen before is recorded in the change
+// chain of the evidence ledger (actor "file").
+func (h *Hall) loadPolicies(ctx context.Context) (*policy.Set, error) {
+	path, explicit := h.opts.policyPath()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	set, err := policy.Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.sealPolicies(ctx, path, data, set.Digest()); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// sealPolicies records a policy file in the change chain unless the last
+// policy change already has its digest.
+func (h *Hall) sealPolicies(ctx context.Context, path string, data []byte, digest string) error {
+	store, err := h.Ledger()
+	if err != nil {
+		return err
+	}
+	changes, err := store.Changes(ctx, ChangePolicy)
+	if err != nil {
+		return fmt.Errorf("policies: reading the change chain: %w", err)
+	}
+	if n := len(changes); n > 0 && changes[n-1].Digest == digest && changes[n-1].Subject == path {
+		return nil
+	}
+	ectx, cancel := evidenceContext(ctx)
+	defer cancel()
+	err = store.RecordChange(ectx, &ledger.Change{Kind: ChangePolicy, Subject: path, Digest: digest, Body: compactJSON(data), Actor: "file", At: time.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("policies: recording %s in the evidence ledger: %w; it is not in force", path, err)
+	}
+	return nil
+}
+
+// gate is the router's policy gate: the embedder's, else, when a policy
+// file is loaded, one that defers to the policies evaluated on the bound
+// plan (applyPolicies). Without either, rules that set policy_gate are
+// denied DENY_POLICY_GATE_UNCONFIGURED, as in PyHall.
+func (h *Hall) gate(s *snapshot) router.PolicyGate {
+	if h.opts.Gate != nil || s.policies == nil {
+		return h.opts.Gate
+	}
+	return deferredGate(s.policies.Digest())
+}
+
+// deferredGate allows at the router's step 10b so that the policies see
+// the worker the decision binds; they run right after binding.
+type deferredGate string
+
+func (g deferredGate) Evaluate(context.Context, router.PolicyContext) (router.PolicyResult, error) {
+	return router.PolicyResult{Decision: router.PolicyAllow, PolicyVersion: string(g)}, nil
+}
+
+var unrestricted = []string{"*"}
+
+// policyFacts are what the policies see of an allowed decision and the
+// worker it bound.
+func policyFacts(set *policy.Set, w *boundWorker, in *wcp.RouteInput, dec *wcp.RouteDecision) policy.Facts {
+	rec := w.rec
+	f := policy.Facts{
+		Input: policy.Input{
+			CapabilityID: in.CapabilityID, Env: in.Env, DataLabel: in.DataLabel, TenantRisk: in.TenantRisk, QoSClass: in.QoSClass,
+			TenantID: in.TenantID, CorrelationID: in.CorrelationID, DryRun: in.DryRun, BlastScore: -1,
+		},
+		Worker: policy.Worker{
+			ID: rec.WorkerID, Species: rec.WorkerSpeciesID, RiskTier: rec.RiskTier, Capabilities: rec.Capabilities,
+			Controls: rec.CurrentlyImplements, Owner: rec.Owner, Determinism: rec.Determinism,
+			ModuleDigest: w.moduleRef, RecordDigest: w.recordDigest.String(),
+		},
+		Rule: policy.Rule{
+			ID: dec.MatchedRuleID, PolicyGate: dec.EscalationEffective.PolicyGate,
+			HumanRequiredDefault: dec.EscalationEffective.HumanRequiredDefault, Controls: dec.RequiredControlsEffective,
+		},
+		BlastScore: -1,
+		Now:        dec.Timestamp,
+	}
+	if in.BlastScore != nil && in.BlastScore.IsInt64() {
+		f.Input.BlastScore = in.BlastScore.Int64()
+	}
+	if set.UsesRequest() {
+		f.Input.Request = policy.DecodeObject(in.Request)
+		f.Input.BlastRadius = policy.DecodeObject(in.BlastRadius)
+		f.Input.PrivilegeContext = policy.DecodeObject(in.PrivilegeContext)
+	}
+	if b := rec.BlastRadius; b != nil {
+		f.Worker.BlastRadius = policy.BlastRadius{Data: int64(b.Data), Network: int64(b.Network), Financial: int64(b.Financial), Time: int64(b.Time), Reversibility: b.Reversibility}
+	}
+	if e := rec.PrivilegeEnvelope; e != nil {
+		f.Worker.Envelope = policy.Envelope{SecretsAccess: e.SecretsAccess, NetworkEgress: e.NetworkEgress.Hosts,
+			FilesystemWrites: e.FilesystemWrites, FilesystemReads: e.FilesystemReads, Tools: e.Tools}
+		if e.NetworkEgress.Mode == "unrestricted" {
+			f.Worker.Envelope.NetworkEgress = unrestricted
+		}
+	}
+	for i := range dec.TelemetryEnvelopes {
+		if e := &dec.TelemetryEnvelopes[i]; e.EventID == wcp.EvtBlastScored {
+			f.BlastScore = int64(e.BlastScore)
+		}
+	}
+	return f
+}
+
+// applyPolicies evaluates the policy set on an allowed decision bound to w
+// and reports whether it stays allowed. A DENY turns it into
+// DENY_POLICY_GATE, a REQUIRE_HUMAN into DENY_REQUIRES_HUMAN_APPROVAL
+// (PyHall's payloads), unless the run presents an approval of exactly this
+// request and plan, which it then uses up. With approvals on, a dispatch
+// that needs a human is held (see holdForApproval).
+func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, in *wcp.RouteInput, dec *wcp.RouteDecision) bool {
+	set := s.policies
+	if set == nil {
+		return true
+	}
+	digest := set.Digest()
+	ev := &wcp.PolicyEvidence{SetDigest: digest}
+	dec.Policy = ev
+	// must_attach_policy_version: the policy set in force is the version.
+	for i := range dec.TelemetryEnvelopes {
+		if e := &dec.TelemetryEnvelopes[i]; e.PolicyVersion != "" {
+			e.PolicyVersion = digest
+		}
+	}
+	f := policyFacts(set, w, in, dec)
+	res := set.Evaluate(&f, dec.EscalationEffective.PolicyGate)
+	if res.Outcome == policy.Allow && set.Approvals().HumanRequired {
+		if why := humanRequired(dec, in); why != "" {
+			res = policy.Result{Outcome: policy.RequireHuman, Reason: why}
+		}
+	}
+	ev.Outcome, ev.PolicyID = string(res.Outcome), res.Policy
+	switch res.Outcome {
+	case policy.Allow:
+		return true
+	case policy.RequireHuman:
+		call := runCallFrom(ctx)
+		if call != nil && call.approvalID != "" && !in.DryRun {
+			problem := h.useApproval(ctx, call, w, dec)
+			if problem == "" {
+				ev.ApprovalID = call.approvalID
+				return true
+			}
+			denyByPolicy(dec, wcp.DenyRequiresHumanApproval, "The policy gate requires a human approval before this worker can be dispatched; "+problem, res.Reason, digest, true)
+			return false
+		}
+		denyByPolicy(dec, wcp.DenyRequiresHumanApproval, "The policy gate requires a human approval before this worker can be dispatched.", res.Reason, digest, true)
+		if call != nil && !in.DryRun && set.Approvals().Enabled {
+			call.hold = &held{w: w, in: in, set: set, result: res, blastScore: f.BlastScore}
+		}
+		return false
+	default:
+		denyByPolicy(dec, wcp.DenyPolicyGate, "The policy gate denied this request.", res.Reason, digest, false)
+		return false
+	}
+}
+
+// humanRequired reports why the matched rule's escalation requires a
+// human ("" when it does not): human_required_default, or a
+// human_required_if condition that matches the request.
+func humanRequired(dec *wcp.RouteDecision, in *wcp.RouteInput) string {
+	esc := &dec.EscalationEffective
+	if esc.HumanRequiredDefault {
+		return "rule " + dec.MatchedRuleID + " sets escalation.human_required_default"
+	}
+	if len(esc.HumanRequiredIf) == 0 {
+		return ""
+	}
+	v, err := pyval.Decode(esc.HumanRequiredIf)
+	list, ok := v.([]any)
+	if err != nil || !ok {
+		return "rule " + dec.MatchedRuleID + " has an unreadable escalation.human_required_if (fail closed)"
+	}
+	for i, c := range list {
+		if conditionMatches(c, in) {
+			return fmt.Sprintf("rule %s: escalation.human_required_if[%d] matches", dec.MatchedRuleID, i)
+		}
+	}
+	return ""
+}
+
+// conditionMatches reads a human_required_if condition like a rule's
+// match block: every key names a RouteInput field and holds a value or a
+// list of values. A key it cannot read counts as matching (fail closed:
+// a human decides).
+func conditionMatches(c any, in *wcp.RouteInput) bool {
+	m, ok := c.(map[string]any)
+	if !ok {
+		return true
+	}
+	fields := map[string]string{"capability_id": in.CapabilityID, "env": in.Env, "data_label": in.DataLabel,
+		"tenant_risk": in.TenantRisk, "qos_class": in.QoSClass, "tenant_id": in.TenantID}
+	for k, want := range m {
+		got, known := fields[k]
+		if !known {
+			continue
+		}
+		switch w := want.(type) {
+		case string:
+			if got != w {
+				return false
+			}
+		case []any:
+			if !slices.Contains(w, any(got)) {
+				return false
+			}
+		case map[string]any:
+			if l, ok := w["in"].([]any); ok && !slices.Contains(l, any(got)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// denyByPolicy turns an allowed decision into a policy denial with the
+// payload PyHall's gate denials have (router step 10b).
+func denyByPolicy(dec *wcp.RouteDecision, code wcp.DenyCode, msg, reason, version string, human bool) {
+	esc := dec.EscalationEffective
+	esc.Rationale = &reason
+	if human {
+		esc.HumanRequiredDefault = true
+	}
+	dec.Denied = true
+	dec.DenyReason = &wcp.DenyReason{Code: code, Message: msg, Reason: &reason, PolicyVersion: &version, SupervisorRequired: human}
+	dec.EscalationEffective = esc
+	dec.SelectedWorkerSpeciesID = ""
+	dec.ArtifactHash = ""
+	dec.RecommendedProfilesEffective = nil
+	dec.CandidateWorkersRanked = []wcp.CandidateWorker{}
+	dec.WorkerAttestationChecked = false
+	dec.WorkerAttestationValid = nil
+	dec.TelemetryEnvelopes = []wcp.Event{{
+		EventID: wcp.EvtTaskDenied, Timestamp: dec.Timestamp,
+		CorrelationID: pyval.Sanitize(dec.CorrelationID), TenantID: pyval.Sanitize(dec.TenantID), CapabilityID: pyval.Sanitize(dec.CapabilityID),
+		DenyCode: code, DenyMessage: msg, MatchedRuleID: dec.MatchedRuleID, DryRun: dec.DryRun,
+	}}
+}

@@ -39,6 +39,15 @@ func (h *Hall) openLedger(storePayloads bool) error {
 	if h.opts.StorePayloads || storePayloads {
 		opts = append(opts, ledger.WithPayloads())
 	}
+	switch {
+	case h.opts.KeyFD != nil:
+		opts = append(opts, ledger.WithKeyReader(h.opts.KeyFD))
+	case h.opts.KeyFile != "":
+		opts = append(opts, ledger.WithKeyFile(h.opts.KeyFile))
+	}
+	if p := h.opts.Checkpoints; p != (ledger.CheckpointPolicy{}) {
+		opts = append(opts, ledger.WithCheckpoints(p))
+	}
 	s, err := ledger.Open(h.opts.Home, opts...)
 	if err != nil {
 		return fmt.Errorf("evidence ledger: %w", err)
@@ -48,7 +57,8 @@ func (h *Hall) openLedger(storePayloads bool) error {
 }
 
 // Route decides a request and records the decision, with its telemetry,
-// in the evidence ledger. The decision is returned even when recording
+// in the evidence ledger: the decision becomes the next signed entry of
+// its tenant's decision chain (allowed, denied and dry runs alike). The decision is returned even when recording
 // fails; the error says so.
 func (h *Hall) Route(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, error) {
 	if h.isClosed() {

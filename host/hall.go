@@ -67,12 +67,32 @@ type Options struct {
 	// StorePayloads keeps dispatch inputs and outputs in the ledger (by
 	// default only their hashes are recorded).
 	StorePayloads bool
+	// Compiler compiles modules off the serving path, bounded in time and
+	// memory (sandbox.CompileCommand: a child process); nil compiles in
+	// process, bounded only by the module size cap (docs/SECURITY.md).
+	Compiler sandbox.Compiler
+	// MinFreeDisk is the free space, in bytes, the state directory's file
+	// system must keep for a dispatch to start (HALL_DISK_LOW below it;
+	// 0: DefaultMinFreeDisk; negative: no floor).
+	MinFreeDisk int64
 	// Policies is the policy file (default "policy.json" in Dir when it
 	// exists; none: PyHall's behaviour). See docs/POLICY.md.
 	Policies string
 	// Approvals stores pending human approvals (default: approvals.db in
 	// Home, opened on first use).
 	Approvals approval.Store
+	// KeyFile is the evidence signing key's path (default
+	// Home/keys/ed25519.key): keep it outside the state directory so that
+	// whoever can rewrite the database cannot also re-sign it.
+	KeyFile string
+	// KeyFD, when set, is read once at Open for the signing key instead of
+	// KeyFile (a descriptor the Hall was started with, os.NewFile(3, …)),
+	// with the same permission check. Such a key cannot be rotated here.
+	KeyFD *os.File
+	// Checkpoints says when the ledger signs checkpoints of every chain and
+	// where it writes them (a witness directory outside Home); default:
+	// only on demand (hall audit checkpoint). See docs/EVIDENCE.md.
+	Checkpoints ledger.CheckpointPolicy
 }
 
 // Config is the Hall configuration file (hall.json): PyHall's HallConfig
@@ -90,6 +110,13 @@ type Config struct {
 	StorePayloads bool `json:"store_payloads,omitempty"`
 	// Workers holds per-worker dispatch settings, by worker id.
 	Workers map[string]WorkerSettings `json:"workers,omitempty"`
+	// AllowUnknownRecordFields accepts registry records with members the
+	// record schema does not know, as PyHall does (by default a misspelt
+	// field such as risk_teir is refused, naming the closest known one).
+	AllowUnknownRecordFields bool `json:"allow_unknown_record_fields,omitempty"`
+	// DefaultTenant is the tenant_id the hall CLI uses when neither
+	// --tenant nor HALL_TENANT names one (the CLI's own default: "local").
+	DefaultTenant string `json:"default_tenant,omitempty"`
 }
 
 // WorkerSettings tune how one worker is dispatched.
@@ -127,7 +154,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant)", err)
 	}
 	return c, nil
 }
@@ -194,6 +221,9 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	// should fail here, not at its first dispatch.
 	cfg, err := loadConfig(opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := prepareStateDir(opts); err != nil {
 		return nil, err
 	}
 	if err := h.openLedger(cfg.StorePayloads); err != nil {
@@ -276,6 +306,7 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 		Privilege:        s.privilege,
 		Logger:           h.log,
 	})
+	detach(&dec)
 	if dec.Denied {
 		return dec, nil
 	}
@@ -295,4 +326,28 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 		return dec, nil
 	}
 	return dec, &Plan{snap: s, w: w}
+}
+
+// detach gives a decision its own copies of what the router shares with
+// the compiled rules (controls, profiles, escalation, shadowed rule ids):
+// a caller that changes the decision it was handed must not change the
+// rules every later decision is made with.
+func detach(d *wcp.RouteDecision) {
+	if len(d.RequiredControlsEffective) > 0 {
+		d.RequiredControlsEffective = slices.Clone(d.RequiredControlsEffective)
+	}
+	if len(d.RecommendedProfilesEffective) > 0 {
+		d.RecommendedProfilesEffective = bytes.Clone(d.RecommendedProfilesEffective)
+	}
+	e := &d.EscalationEffective
+	if len(e.HumanRequiredIf) > 0 {
+		e.HumanRequiredIf = bytes.Clone(e.HumanRequiredIf)
+	}
+	if e.Rationale != nil {
+		r := *e.Rationale
+		e.Rationale = &r
+	}
+	if r := d.DenyReason; r != nil && len(r.ShadowedRuleIDs) > 0 {
+		r.ShadowedRuleIDs = slices.Clone(r.ShadowedRuleIDs)
+	}
 }

@@ -125,6 +125,7 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 			Max:      h.snap.Load().max,
 			Secrets:  secrets,
 			Logger:   h.log,
+			Compiler: h.opts.Compiler,
 		})
 		if err != nil {
 			return nil, err
@@ -389,6 +390,9 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
 	}
 	defer h.release(ctx, lw)
+	if err := h.checkFreeSpace(); err != nil {
+		return res, err
+	}
 	// The decision is committed before anything runs: a Hall that cannot
 	// record evidence does not dispatch.
 	if err := h.recordDecision(ctx, &res.Decision); err != nil {

@@ -136,7 +136,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 			return nil, &EnrollError{Source: src, Problems: probs, code: string(wcp.CodeRecordMismatch)}
 		}
 	}
-	rec, err := registry.Validate(raw)
+	rec, err := registry.ValidateWith(raw, registry.Options{AllowUnknownFields: h.Config().AllowUnknownRecordFields})
 	if err != nil {
 		var re *registry.RecordError
 		if errors.As(err, &re) {
@@ -158,6 +158,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if e := rec.PrivilegeEnvelope; e != nil && e.NetworkEgress.Mode == "unrestricted" {
 		probs = append(probs, registry.Problem{Field: "privilege_envelope.network_egress", Message: `"unrestricted" is not granted by the Hall sandbox: list the "host[:port]" entries the worker needs, or "none"`})
 	}
+	probs = append(probs, vetGrants(rec, h.opts)...)
 	if len(probs) > 0 {
 		return nil, &EnrollError{Source: src, Problems: probs}
 	}

@@ -561,3 +561,37 @@ func TestIntegrityEnrollResultRecordIsACopy(t *testing.T) {
 		t.Errorf("the directory the caller appended was created for the sandbox")
 	}
 }
+
+// Issue 9: decisions carried pointers into the compiled rules; a caller
+// that changed the decision it was handed changed every later decision.
+func TestIntegrityDecisionDoesNotAliasRules(t *testing.T) {
+	h := newHall(t, host.Options{})
+	ctx := context.Background()
+	doc := `{"rules": [{"rule_id": "tiny", "match": {"capability_id": "cap.test.tiny"},
+	  "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.tiny"}],
+	    "required_controls_suggested": ["ctrl.obs.audit-log-append-only"],
+	    "recommended_profiles": [{"profile_id": "p.safe"}],
+	    "escalation": {"policy_gate": false, "human_required_default": false, "human_required_if": [], "rationale": "kept"}}}]}`
+	if _, _, err := h.ReplaceRules(ctx, []byte(doc), "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: mods.tiny, Record: record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny",
+		`, "currently_implements": ["ctrl.obs.audit-log-append-only"]`)}); err != nil {
+		t.Fatal(err)
+	}
+	first := h.Decide(ctx, input(t, "cap.test.tiny", "org.acme"))
+	if first.Denied || len(first.RequiredControlsEffective) != 1 || first.EscalationEffective.Rationale == nil {
+		t.Fatalf("first decision: %+v", first)
+	}
+	first.RequiredControlsEffective[0] = "ctrl.tampered"
+	*first.EscalationEffective.Rationale = "tampered"
+	for i := range first.RecommendedProfilesEffective {
+		first.RecommendedProfilesEffective[i] = ' '
+	}
+	second := h.Decide(ctx, input(t, "cap.test.tiny", "org.acme"))
+	if second.RequiredControlsEffective[0] != "ctrl.obs.audit-log-append-only" || *second.EscalationEffective.Rationale != "kept" ||
+		!strings.Contains(string(second.RecommendedProfilesEffective), "p.safe") {
+		t.Fatalf("changing one decision changed the next: controls %v, rationale %q, profiles %s",
+			second.RequiredControlsEffective, *second.EscalationEffective.Rationale, second.RecommendedProfilesEffective)
+	}
+}

@@ -222,7 +222,7 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs, problems, err := readRecords(h.opts.RegistryDir)
+	recs, problems, err := readRecords(h.opts.RegistryDir, registry.Options{AllowUnknownFields: cfg.AllowUnknownRecordFields})
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +297,7 @@ type recordFile struct {
 // readRecords validates every *.json file directly in dir, in file-name
 // order. Files that fail validation are reported together (one
 // *registry.RecordError per file) while the others load.
-func readRecords(dir string) ([]recordFile, error, error) {
+func readRecords(dir string, vo registry.Options) ([]recordFile, error, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
@@ -319,7 +319,7 @@ func readRecords(dir string) ([]recordFile, error, error) {
 			errs = append(errs, &registry.RecordError{Path: path, Problems: []registry.Problem{{Message: err.Error()}}})
 			continue
 		}
-		rec, err := registry.Validate(data)
+		rec, err := registry.ValidateWith(data, vo)
 		if err != nil {
 			var re *registry.RecordError
 			if errors.As(err, &re) {

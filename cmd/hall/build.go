@@ -53,18 +53,21 @@ var recordFlags = map[string]string{
 func buildCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "build",
-		Usage:     "build a Go worker package to .wasm, embed its registry record, fill artifact_hash",
+		Usage:     "build a Go worker package to .wasm with its registry record embedded",
 		ArgsUsage: "[PKG_DIR]",
 		Description: "Runs `go build` with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared in PKG_DIR (default \".\"),\n" +
 			"loads PKG_DIR/registry_record.json (or starts a new one), applies the flags, asks for the rest when\n" +
 			"standard input is a terminal (unless --no-input), validates the record, checks that the module\n" +
 			"exports every capability's entrypoint, embeds the record (without artifact_hash) as the module's\n" +
-			"wcp.record custom section, writes the module, then writes the record with\n" +
-			"artifact_hash \"sha256:<digest of the module>\".\n" +
+			"wcp.record custom section and writes the module to the working directory (-o to choose).\n" +
+			"The record file is written with artifact_hash \"sha256:<digest of the module>\", except a record\n" +
+			"tracked by git that has no artifact_hash and that no flag or answer changed (--write-record forces it):\n" +
+			"building a checked-out worker leaves its source tree as it was.\n" +
 			"Example: hall build --no-input --worker-id org.acme.summarizer --species wrk.doc.summarizer \\\n" +
 			"           --capability cap.doc.summarize --entrypoint cap.doc.summarize=summarize -o summarizer.wasm",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "module `FILE` to write (default: PKG_DIR/<dir name>.wasm)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "module `FILE` to write (default: <package dir name>.wasm in the working directory)"},
+			&cli.BoolFlag{Name: "write-record", Usage: "write the record file with artifact_hash even when nothing else changed in it"},
 			&cli.StringFlag{Name: "record", Usage: "registry record `FILE` to read and update (default: PKG_DIR/registry_record.json)"},
 			&cli.BoolFlag{Name: "no-input", Usage: "never prompt, even on a terminal"},
 			&cli.BoolFlag{Name: "no-store", Usage: "do not put the module in the Hall's artifact store (--home)"},
@@ -104,9 +107,12 @@ func buildAction(c *cli.Context) error {
 	if st, err := os.Stat(absPkg); err != nil || !st.IsDir() {
 		return failf("%s is not a directory", pkgDir)
 	}
+	// Like `go build`, the module goes to the working directory: building
+	// a package elsewhere (hall build plugins/summarizer) leaves its source
+	// tree as it was.
 	out := c.String("output")
 	if out == "" {
-		out = filepath.Join(pkgDir, filepath.Base(absPkg)+".wasm")
+		out = filepath.Base(absPkg) + ".wasm"
 	}
 	recPath := c.String("record")
 	if recPath == "" {
@@ -117,6 +123,8 @@ func buildAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	hadHash := rec.ArtifactHash != ""
+	before := recordWithoutHash(rec)
 	if err := applyRecordFlags(c, rec); err != nil {
 		return err
 	}
@@ -158,12 +166,19 @@ func buildAction(c *cli.Context) error {
 	}
 	sum := sha256.Sum256(module)
 	rec.ArtifactHash = "sha256:" + hex.EncodeToString(sum[:])
-	pretty, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return failf("encoding the record: %v", err)
-	}
-	if err := fsutil.WriteFileAtomic(recPath, append(pretty, '\n'), 0o644); err != nil {
-		return failf("%v", err)
+	// A record file tracked by git is source: it is rewritten only when
+	// asked (flags, answers, --write-record) or when it already keeps an
+	// artifact_hash that would otherwise go stale. Any other record file
+	// (new, or a worker's own untracked one) gets the module's digest.
+	writeRecord := !gitTracked(recPath) || hadHash || c.Bool("write-record") || recordWithoutHash(rec) != before
+	if writeRecord {
+		pretty, err := json.MarshalIndent(rec, "", "  ")
+		if err != nil {
+			return failf("encoding the record: %v", err)
+		}
+		if err := fsutil.WriteFileAtomic(recPath, append(pretty, '\n'), 0o644); err != nil {
+			return failf("%v", err)
+		}
 	}
 
 	// The module also goes into the artifact store, so that the record alone
@@ -187,7 +202,11 @@ func buildAction(c *cli.Context) error {
 		fmt.Fprintf(w, "  stored:   %s\n", stored)
 	}
 	fmt.Fprintf(w, "  worker:   %s (%s), risk tier %s\n", rec.WorkerID, rec.WorkerSpeciesID, rec.RiskTier)
-	fmt.Fprintf(w, "  record:   %s (embedded as %s)\n", recPath, host.RecordSection)
+	if writeRecord {
+		fmt.Fprintf(w, "  record:   %s (written with artifact_hash; embedded as %s)\n", recPath, host.RecordSection)
+	} else {
+		fmt.Fprintf(w, "  record:   %s (read, left unchanged; embedded as %s)\n", recPath, host.RecordSection)
+	}
 	for _, cp := range rec.Capabilities {
 		fmt.Fprintf(w, "  serves:   %s -> export %s\n", cp, rec.Entrypoint(cp))
 	}
@@ -195,6 +214,26 @@ func buildAction(c *cli.Context) error {
 		fmt.Fprintln(c.App.ErrWriter, "hall: warning: "+warn)
 	}
 	return nil
+}
+
+// gitTracked reports whether path is a file git tracks (false when git or
+// a repository is not there).
+func gitTracked(path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	cmd := exec.Command("git", "-C", filepath.Dir(abs), "ls-files", "--error-unmatch", "--", filepath.Base(abs))
+	return cmd.Run() == nil
+}
+
+// recordWithoutHash is the record's JSON without artifact_hash, to tell
+// whether flags or answers changed it.
+func recordWithoutHash(rec *wcp.Record) string {
+	cp := *rec
+	cp.ArtifactHash = ""
+	b, _ := json.Marshal(&cp)
+	return string(b)
 }
 
 // loadRecord reads the record file, or starts a new record when there is

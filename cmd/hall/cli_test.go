@@ -94,7 +94,7 @@ func TestRouteDeniedExitCode(t *testing.T) {
 }
 
 func TestRouteInvalidInputNamesEveryField(t *testing.T) {
-	r := hall(t, routedir, "", "route", "--capability", "cap.doc.summarize", "--env", "production", "--qos", "P9")
+	r := hall(t, routedir, "", "route", "--capability", "cap.doc.summarize", "--env", "production", "--qos", "P9", "--tenant", " ")
 	if r.code != exitError {
 		t.Fatalf("exit %d, want %d", r.code, exitError)
 	}

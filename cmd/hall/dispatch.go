@@ -43,7 +43,7 @@ func enrollCommand() *cli.Command {
 			if err != nil {
 				return failf("%v", err)
 			}
-			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule"), Actor: localActor()}
+			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule") || firstEnrollment(c), Actor: localActor()}
 			if rp := c.String("record"); rp != "" {
 				if req.Record, err = os.ReadFile(rp); err != nil {
 					return failf("--record: %v", err)
@@ -188,6 +188,7 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 	switch {
 	case d.Denied:
 		fmt.Fprintf(ew, "hall: DENIED %s: %s (decision %s, correlation %s)\n", d.DenyReason.Code, d.DenyReason.Message, d.DecisionID, d.CorrelationID)
+		capabilityHint(c, d)
 		return cli.Exit("", exitDenied)
 	case !res.Ran:
 		fmt.Fprintf(ew, "hall: dry run: allowed, %s would run (decision %s, correlation %s)\n", d.SelectedWorkerSpeciesID, d.DecisionID, d.CorrelationID)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -19,7 +20,7 @@ var version = ""
 // Exit codes.
 const (
 	exitOK     = 0
-	exitError  = 1 // bad input, files that do not load, internal failure
+	exitError  = 1 // bad input, usage errors, files that do not load, internal failure
 	exitDenied = 2 // the Hall denied the request
 )
 
@@ -47,7 +48,10 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(interspersed(app.Commands, args))
+	args, err := normalizeArgs(app, args)
+	if err == nil {
+		err = app.Run(interspersed(app.Commands, args))
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -64,10 +68,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // categories group the commands in `hall help`.
 var categories = map[string]string{
-	"build": "Workers", "inspect": "Workers", "enroll": "Workers", "run": "Workers",
+	"new": "Workers", "build": "Workers", "inspect": "Workers", "enroll": "Workers", "run": "Workers",
 	"route": "Routing", "validate": "Routing", "conformance": "Routing",
 	"receipts": "Evidence", "audit": "Evidence", "keys": "Evidence", "replay": "Evidence",
 	"serve": "HTTP API", "tokens": "HTTP API",
+	"status": "Hall", "version": "Hall", "completion": "Hall",
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
@@ -79,8 +84,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
-		HideVersion:          true,
+		HideVersion:          true,                         // --version is handled by normalizeArgs
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors
+		OnUsageError:         usageError,
 		Commands: append([]*cli.Command{
 			routeCommand(),
 			runCommand(),
@@ -91,8 +97,16 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		}, extraCommands...),
 	}
 	for _, c := range app.Commands {
-		c.Category = categories[c.Name]
+		if cat, ok := categories[c.Name]; ok {
+			c.Category = cat
+		}
 	}
+	walkCommands(app.Commands, "", func(path string, c *cli.Command) {
+		c.OnUsageError = usageError
+		if max, ok := maxArgs[path]; ok && c.Action != nil {
+			c.Action = refuseExtraArgs(path, max, c.Action)
+		}
+	})
 	return app
 }
 
@@ -112,9 +126,18 @@ func buildVersion() string {
 
 func versionCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "version",
-		Usage: "print the Hall's version",
+		Name:      "version",
+		Usage:     "print the Hall's version (also: hall --version)",
+		ArgsUsage: " ",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print {version, go, module} as JSON"}},
 		Action: func(c *cli.Context) error {
+			if c.Bool("json") {
+				out := map[string]any{"version": buildVersion()}
+				if bi, ok := debug.ReadBuildInfo(); ok {
+					out["go"], out["module"] = bi.GoVersion, bi.Main.Path
+				}
+				return printJSON(c, out)
+			}
 			fmt.Fprintf(c.App.Writer, "hall %s\n", buildVersion())
 			return nil
 		},
@@ -124,4 +147,26 @@ func versionCommand() *cli.Command {
 // failf is an error exit with one message.
 func failf(format string, args ...any) error {
 	return cli.Exit("hall: "+fmt.Sprintf(format, args...), exitError)
+}
+
+// usageErrorf is a usage error: one message and where to read the usage,
+// on standard error only, exit status 1.
+func usageErrorf(cmd, format string, args ...any) error {
+	help := "hall --help"
+	if cmd != "" {
+		help = "hall " + cmd + " --help"
+	}
+	return cli.Exit(fmt.Sprintf("hall: %s\nRun '%s' for usage.", fmt.Sprintf(format, args...), help), exitError)
+}
+
+// usageError is every command's OnUsageError: urfave/cli would print the
+// whole help on standard output.
+func usageError(c *cli.Context, err error, _ bool) error {
+	name := ""
+	if c != nil && c.Command != nil && c.Command.Name != "" && c.Command.Name != "hall" {
+		name = strings.TrimPrefix(c.Command.HelpName, "hall ")
+	}
+	msg := strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag --", 1)
+	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
+	return usageErrorf(name, "%s", msg)
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -98,6 +100,10 @@ func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 	if err != nil {
 		return nil, cli.Exit(prefixLines("hall: ", err.Error()), exitError)
 	}
+	if c.App.Metadata == nil {
+		c.App.Metadata = map[string]any{}
+	}
+	c.App.Metadata["hall"] = h // for capabilityHint
 	if p := h.Problems(); p != nil {
 		var lines []string
 		for _, e := range unjoin(p) {
@@ -164,12 +170,25 @@ func routeInput(c *cli.Context) (*wcp.RouteInput, error) {
 	if c.IsSet("capability") || obj["capability_id"] == nil {
 		obj["capability_id"] = c.String("capability")
 	}
+	if obj["capability_id"] == "" {
+		if c.Command.Name == "run" {
+			return nil, usageErrorf("run", "run needs the CAPABILITY to run, e.g. hall run cap.doc.summarize < input")
+		}
+		return nil, usageErrorf(c.Command.Name, "--capability is required, e.g. --capability cap.doc.summarize")
+	}
 	set("env", "env")
 	set("data-label", "data_label")
 	set("tenant-risk", "tenant_risk")
 	set("qos", "qos_class")
 	if c.IsSet("tenant") || obj["tenant_id"] == nil {
-		obj["tenant_id"] = c.String("tenant")
+		tenant, assumed, err := cliTenant(c)
+		if err != nil {
+			return nil, err
+		}
+		if assumed != "" {
+			fmt.Fprintln(c.App.ErrWriter, "hall: "+assumed)
+		}
+		obj["tenant_id"] = tenant
 	}
 	if c.IsSet("correlation-id") {
 		obj["correlation_id"] = c.String("correlation-id")
@@ -235,9 +254,67 @@ func printDecision(c *cli.Context, dec *wcp.RouteDecision) error {
 		writeDecisionText(w, dec)
 	}
 	if dec.Denied {
+		capabilityHint(c, dec)
 		return cli.Exit("", exitDenied)
 	}
 	return nil
+}
+
+// defaultTenant is the tenant of CLI requests that name none: requests
+// from this machine's operator (README, "Defaults of the CLI").
+const defaultTenant = "local"
+
+// cliTenant is the request's tenant: --tenant, else HALL_TENANT, else
+// hall.json's default_tenant, else "local". When it was not given on the
+// command line or in the environment, assumed says where it came from.
+func cliTenant(c *cli.Context) (tenant, assumed string, err error) {
+	if c.IsSet("tenant") {
+		return c.String("tenant"), "", nil
+	}
+	path, explicit := c.String("config"), true
+	if path == "" {
+		path, explicit = "hall.json", false
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		cfg, perr := host.ParseConfig(data)
+		if perr != nil {
+			return "", "", failf("%s: %v", path, perr)
+		}
+		if cfg.DefaultTenant != "" {
+			return cfg.DefaultTenant, "", nil
+		}
+	case explicit || !errors.Is(err, fs.ErrNotExist):
+		return "", "", failf("--config: %v", err)
+	}
+	return defaultTenant, "tenant: " + defaultTenant + " (the CLI's default; name one with --tenant, HALL_TENANT or \"default_tenant\" in hall.json)", nil
+}
+
+// capabilityHint follows a DENY_NO_MATCHING_RULE denial with the enrolled
+// capabilities closest to the one asked for (the denial stands: nothing
+// is routed to a capability that was not asked for).
+func capabilityHint(c *cli.Context, d *wcp.RouteDecision) {
+	h, _ := c.App.Metadata["hall"].(*host.Hall)
+	if h == nil || d.DenyReason == nil || d.DenyReason.Code != wcp.DenyNoMatchingRule {
+		return
+	}
+	caps := h.Registry().Capabilities()
+	if _, known := caps[d.CapabilityID]; known {
+		return
+	}
+	names := make([]string, 0, len(caps))
+	for cp := range caps {
+		names = append(names, cp)
+	}
+	slices.Sort(names)
+	if close := suggestAll(d.CapabilityID, names, 3); len(close) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "hall: no enrolled worker serves %s; did you mean %s?\n", d.CapabilityID, strings.Join(close, " or "))
+	} else if len(names) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "hall: no enrolled worker serves %s; enrolled capabilities: %s\n", d.CapabilityID, strings.Join(names, ", "))
+	} else {
+		fmt.Fprintf(c.App.ErrWriter, "hall: no worker is enrolled here (%s); enroll one with hall enroll MODULE.wasm\n", h.Options().RegistryDir)
+	}
 }
 
 func writeDecisionText(w io.Writer, d *wcp.RouteDecision) {

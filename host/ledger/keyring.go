@@ -501,6 +501,10 @@ func (s *SQLite) KeySet(ctx context.Context) (*KeySet, error) {
 	if err != nil {
 		return nil, s.wrap("key set", err)
 	}
+	return s.keySetFrom(rots)
+}
+
+func (s *SQLite) keySetFrom(rots []rotation) (*KeySet, error) {
 	ks := &KeySet{}
 	if len(rots) == 0 {
 		k := s.key.Load()

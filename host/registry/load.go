@@ -85,10 +85,22 @@ func (e *RecordError) Error() string {
 }
 
 // Validate parses and checks one record document: JSON syntax, the Hall's
-// record schema, then the id rules (worker, species, capability and
+// record schema, members the schema does not know (refused, with the
+// closest known name), then the id rules (worker, species, capability and
 // control ids, attestation code hash). Every problem is reported, sorted
-// by field.
-func Validate(data []byte) (*wcp.Record, error) {
+// by field. It is ValidateWith with the strict default options.
+func Validate(data []byte) (*wcp.Record, error) { return ValidateWith(data, Options{}) }
+
+// Options relax Validate.
+type Options struct {
+	// AllowUnknownFields accepts members the record schema does not know
+	// (PyHall's behaviour: `"risk_teir": "low"` is then silently ignored).
+	// hall.json's allow_unknown_record_fields sets it.
+	AllowUnknownFields bool
+}
+
+// ValidateWith is Validate with options.
+func ValidateWith(data []byte, opts Options) (*wcp.Record, error) {
 	sch, err := recordSchema()
 	if err != nil {
 		return nil, err
@@ -104,6 +116,9 @@ func Validate(data []byte) (*wcp.Record, error) {
 			return nil, err
 		}
 		probs = appendSchemaProblems(probs, ve)
+	}
+	if !opts.AllowUnknownFields {
+		probs = append(probs, unknownFields(inst)...)
 	}
 	var rec wcp.Record
 	if err := json.Unmarshal(data, &rec); err != nil {

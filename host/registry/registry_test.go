@@ -386,7 +386,11 @@ func TestStockPrivilegePolicy(t *testing.T) {
 }
 
 func TestValidateCaseVariantMembersDoNotBypassTheSchema(t *testing.T) {
-	rec, err := Validate([]byte(goodRecord("org.acme.w", "wrk.a", `,"Privilege_Envelope":{"filesystem_writes":["relative"]},"BLAST_RADIUS":{"data":99}`)))
+	doc := []byte(goodRecord("org.acme.w", "wrk.a", `,"Privilege_Envelope":{"filesystem_writes":["relative"]},"BLAST_RADIUS":{"data":99}`))
+	if _, err := Validate(doc); err == nil || !strings.Contains(err.Error(), `Privilege_Envelope: is not a registry record field; did you mean "privilege_envelope"?`) {
+		t.Fatalf("strict validation accepted case-variant members: %v", err)
+	}
+	rec, err := ValidateWith(doc, Options{AllowUnknownFields: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,38 +35,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// Compliance levels of the Hall as /wcp/health reports them (docs/HTTP.md).
-const (
-	levelBasic    = "WCP-Basic"
-	levelStandard = "WCP-Standard"
-	levelFull     = "WCP-Full"
-)
-
 func (s *Server) wcpHealth(w http.ResponseWriter, r *http.Request) {
-	cfg := s.h.Config()
-	hc := &cfg.HallConfig
+	level, enabled := Compliance(s.h)
 	_, lerr := s.h.Evidence()
-	enabled := map[string]bool{
-		"signatory":                cfg.RequireSignatory,
-		"attestation":              cfg.RequireWorkerAttestation,
-		"envelopes":                cfg.EnforcePrivilegeEnvelopes,
-		"ledger":                   lerr == nil,
-		"correlation_id":           hc.CorrelationFloor(),
-		"required_controls":        hc.ControlsFloor(),
-		"blast_scoring_in_prod":    hc.BlastFloor(),
-		"allowed_environments":     cfg.EnforceAllowedEnvironments,
-		"worker_controls":          cfg.EnforceWorkerControls,
-		"authentication":           true,
-		"tenant_bound_to_token":    true,
-		"dispatch_concurrency_cap": true,
-	}
-	level := levelBasic
-	if enabled["correlation_id"] && enabled["required_controls"] && enabled["ledger"] {
-		level = levelStandard
-		if enabled["attestation"] && enabled["envelopes"] && enabled["blast_scoring_in_prod"] {
-			level = levelFull
-		}
-	}
 	body := map[string]any{
 		"status":           map[bool]string{true: "ok", false: "offline"}[s.h.Online()],
 		"online":           s.h.Online(),

@@ -75,6 +75,7 @@ const (
 	CodeRecordMismatch Code = "RECORD_MISMATCH"
 	CodeRecordTampered Code = "RECORD_TAMPERED"
 	CodeHallClosed     Code = "HALL_CLOSED"
+	CodeHallDiskLow    Code = "HALL_DISK_LOW"
 )
 
 // HTTP API errors.
@@ -193,6 +194,7 @@ var Codes = []CodeInfo{
 	{CodeRecordMismatch, KindEnroll, http.StatusUnprocessableEntity, "a supplied record differs from the module's embedded wcp.record"},
 	{CodeRecordTampered, KindEnroll, http.StatusConflict, "an enrolled record file no longer matches its seal"},
 	{CodeHallClosed, KindEnroll, http.StatusServiceUnavailable, "the Hall was closed"},
+	{CodeHallDiskLow, KindEnroll, http.StatusInsufficientStorage, "the state directory's file system is below the Hall's free-space floor; the dispatch was refused so its evidence can always be written"},
 
 	{CodeUnauthenticated, KindHTTP, http.StatusUnauthorized, "no bearer token, or a token that is malformed, unknown or revoked"},
 	{CodeForbidden, KindHTTP, http.StatusForbidden, "a valid token of the wrong scope"},

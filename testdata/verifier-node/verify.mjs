@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// An independent verifier of Hall evidence bundles, written from
+// docs/EVIDENCE.md alone: RFC 8785 by the npm "canonicalize" package,
+// SHA-256 and Ed25519 by node:crypto. It shares no code with the Hall.
+//
+//   node verify.mjs BUNDLE_DIR [--keys KEYSET.json]   verify a bundle (exit 0 when everything verifies)
+//   node verify.mjs --canon < lines.jsonl             print the RFC 8785 form of each JSON line (as a JSON string)
+import canonicalize from 'canonicalize';
+import { createHash, createPublicKey, verify as edVerify } from 'node:crypto';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const sha256 = (buf) => 'sha256:' + createHash('sha256').update(buf).digest('hex');
+
+function canonMode() {
+  const input = readFileSync(0, 'utf8');
+  const out = [];
+  for (const line of input.split('\n')) {
+    if (line === '') continue;
+    let c;
+    try { c = canonicalize(JSON.parse(line)); } catch (e) { c = null; }
+    out.push(JSON.stringify(c));
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function loadKeys(path) {
+  const ks = JSON.parse(readFileSync(path, 'utf8'));
+  const keys = new Map();
+  for (const k of ks.keys) {
+    const raw = Buffer.from(k.public_key, 'base64');
+    if (raw.length !== 32) throw new Error(`key ${k.key_id}: public_key is not 32 bytes`);
+    const id = 'ed25519:' + createHash('sha256').update(raw).digest('hex').slice(0, 16);
+    if (id !== k.key_id) throw new Error(`key ${k.key_id}: its public key has id ${id}`);
+    const pub = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
+    keys.set(id, { pub, raw });
+  }
+  return keys;
+}
+
+const sigOK = (pub, message, sigB64) => {
+  try { return edVerify(null, Buffer.from(message, 'utf8'), pub, Buffer.from(sigB64, 'base64')); } catch { return false; }
+};
+
+// The id, previous-hash and stream members of each chain (EVIDENCE.md "Chains").
+const idOf = (chain, e) => chain === 'receipts' ? e.receipt_id : chain === 'changes' ? e.change_id : e.entry_id;
+const prevOf = (chain, e) => chain === 'receipts' ? e.prev_receipt_hash : e.prev_hash;
+const streamOf = (chain, e) => chain === 'changes' ? '(changes)' : e.tenant_id;
+
+function verifyBundle(dir, keysPath) {
+  const failures = [];
+  const fail = (where, why) => failures.push(`${where}: ${why}`);
+  const keys = loadKeys(keysPath || join(dir, 'keys.json'));
+  const lines = readFileSync(join(dir, 'entries.jsonl'), 'utf8').split('\n').filter((l) => l !== '');
+  const entries = lines.map((l) => JSON.parse(l));
+
+  // Key rotations (kind "key" changes) bound each key to positions.
+  const after = new Map(); const until = new Map();
+  const pos = (chain, stream) => chain + '\u0000' + stream;
+  for (const l of entries) {
+    if (l.chain !== 'changes' || l.entry.kind !== 'key') continue;
+    const r = l.entry.body;
+    const heads = new Map(r.heads.map((h) => [pos(h.chain, h.stream), h.sequence]));
+    if (!until.has(r.old_key_id)) until.set(r.old_key_id, heads);
+    after.set(r.new_key_id, heads);
+    const { proof, ...stmt } = r;
+    const nk = keys.get(r.new_key_id);
+    if (!nk || !sigOK(nk.pub, canonicalize(stmt), proof)) fail(`change ${l.entry.change_id}`, 'key rotation proof does not verify with the new key');
+    if (keys.has(r.new_key_id) && !keys.has(r.old_key_id)) fail(`change ${l.entry.change_id}`, `old key ${r.old_key_id} is not in the key set`);
+  }
+
+  const last = new Map(); // chain/stream -> {seq, hash}
+  const byPos = new Map(); // chain/stream/seq -> {id, hash}
+  const counts = { receipts: 0, decisions: 0, changes: 0 };
+  for (const l of entries) {
+    const e = l.entry;
+    const version = e.version === undefined ? 1 : e.version;
+    const where = `${l.chain} ${JSON.stringify(l.stream)} #${l.sequence}`;
+    counts[l.chain] = (counts[l.chain] || 0) + 1;
+    let signed;
+    if (version === 2) {
+      signed = Buffer.from(canonicalize(e), 'utf8');
+    } else if (typeof l.body === 'string') {
+      signed = Buffer.from(l.body, 'utf8'); // version 1: the exact bytes (EVIDENCE.md "Versions")
+    } else { fail(where, 'version 1 entry without its body'); continue; }
+    if (sha256(signed) !== l.hash) { fail(where, `hashes to ${sha256(signed)}, not ${l.hash}`); continue; }
+    const k = keys.get(e.signing_key_id);
+    if (!k) { fail(where, `signed by unknown key ${e.signing_key_id}`); continue; }
+    if (!sigOK(k.pub, l.hash, l.signature)) { fail(where, 'signature does not verify'); continue; }
+    const p = pos(l.chain, l.stream);
+    if (after.has(e.signing_key_id) && l.sequence <= (after.get(e.signing_key_id).get(p) || 0)) fail(where, 'signed by a key before it was rotated in');
+    if (until.has(e.signing_key_id) && l.sequence > (until.get(e.signing_key_id).get(p) || 0)) fail(where, 'signed by a key after it was rotated out');
+    if (e.sequence !== l.sequence || streamOf(l.chain, e) !== l.stream) fail(where, 'sequence or stream differs from the signed entry');
+    const prev = last.get(p) || { seq: 0, hash: null };
+    if (e.sequence !== prev.seq + 1) fail(where, `sequence ${e.sequence} follows ${prev.seq}`);
+    if ((prevOf(l.chain, e) ?? null) !== prev.hash) fail(where, `previous hash ${prevOf(l.chain, e)} does not link to ${prev.hash}`);
+    last.set(p, { seq: e.sequence, hash: l.hash });
+    byPos.set(p + '\u0000' + e.sequence, { id: idOf(l.chain, e), hash: l.hash });
+  }
+
+  // Checkpoints: each signed, and every head it names present, unchanged.
+  const cpDir = join(dir, 'checkpoints');
+  let checkpoints = 0;
+  const cpFiles = existsSync(cpDir) ? readdirSync(cpDir).filter((f) => f.endsWith('.json')).sort() : [];
+  for (const f of cpFiles) {
+    checkpoints++;
+    const cp = JSON.parse(readFileSync(join(cpDir, f), 'utf8'));
+    const { hash, signature, ...body } = cp;
+    const h = sha256(Buffer.from(canonicalize(body), 'utf8'));
+    if (h !== hash) { fail(`checkpoint ${f}`, `hashes to ${h}, not ${hash}`); continue; }
+    const k = keys.get(cp.signing_key_id);
+    if (!k || !sigOK(k.pub, hash, signature)) { fail(`checkpoint ${f}`, 'signature does not verify'); continue; }
+    for (const hd of cp.heads) {
+      const got = byPos.get(pos(hd.chain, hd.stream) + '\u0000' + hd.sequence);
+      if (!got) fail(`checkpoint ${f}`, `${hd.chain} ${JSON.stringify(hd.stream)} #${hd.sequence} is missing: truncated`);
+      else if (got.hash !== hd.hash || got.id !== hd.entry_id) fail(`checkpoint ${f}`, `${hd.chain} ${JSON.stringify(hd.stream)} #${hd.sequence} was rewritten`);
+    }
+  }
+
+  // The manifest's heads are where each chain ends.
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  for (const hd of manifest.heads) {
+    const l = last.get(pos(hd.chain, hd.stream));
+    if (!l || l.seq !== hd.sequence || l.hash !== hd.hash) fail(`manifest`, `${hd.chain} ${JSON.stringify(hd.stream)} does not end at #${hd.sequence}`);
+  }
+  if (manifest.heads.length !== last.size) fail('manifest', `names ${manifest.heads.length} chains, the entries hold ${last.size}`);
+
+  for (const f of failures) console.log('FAIL ' + f);
+  if (failures.length > 0) return 1;
+  console.log(`verified ${entries.length} entries (${counts.receipts} receipts, ${counts.decisions} decision entries, ${counts.changes} changes) in ${last.size} chains, ${checkpoints} checkpoints, ${keys.size} keys`);
+  return 0;
+}
+
+const args = process.argv.slice(2);
+if (args[0] === '--canon') {
+  canonMode();
+} else if (args.length === 1 || (args.length === 3 && args[1] === '--keys')) {
+  try {
+    process.exitCode = verifyBundle(args[0], args[2]);
+  } catch (e) {
+    console.log('FAIL ' + e.message);
+    process.exitCode = 1;
+  }
+} else {
+  console.error('usage: node verify.mjs BUNDLE_DIR [--keys KEYSET.json] | node verify.mjs --canon < lines');
+  process.exitCode = 2;
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wcphall/hall/host/ledger"
+)
+
+// keyFlag points the ledger at a signing key kept outside the state
+// directory (docs/EVIDENCE.md, "Key custody").
+func keyFlag() cli.Flag {
+	return &cli.StringFlag{Name: "key", EnvVars: []string{"HALL_KEY_FILE"},
+		Usage: "the evidence signing key `FILE` (default: keys/ed25519.key in the state directory); \"fd:N\" reads it from file descriptor N"}
+}
+
+// keyOptions turns --key into ledger options.
+func keyOptions(c *cli.Context) []ledger.Option {
+	k := c.String("key")
+	if k == "" {
+		return nil
+	}
+	if n, ok := strings.CutPrefix(k, "fd:"); ok {
+		if fd, err := strconv.Atoi(n); err == nil && fd >= 0 {
+			return []ledger.Option{ledger.WithKeyReader(os.NewFile(uintptr(fd), "key fd "+n))}
+		}
+	}
+	return []ledger.Option{ledger.WithKeyFile(k)}
+}
+
+func auditVerifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "walk every chain (receipts and decisions per tenant, the change chain): hashes, links, sequence, signatures across key rotations; with --checkpoints, truncation and rollback (exit 0 only if all verify)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "public-key", Usage: "trust this `FILE` instead of the Hall's own key: a PEM or hex public key, or a key set from `hall keys show --all --json`"},
+			&cli.StringFlag{Name: "checkpoints", EnvVars: []string{"HALL_CHECKPOINT_DIR"}, Usage: "check the signed checkpoints in `DIR` (a witness directory): every head they name must still be in the ledger"},
+			homeFlag(), keyFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			var o ledger.VerifyOptions
+			if p := c.String("public-key"); p != "" {
+				k, err := ledger.ReadKeySet(p)
+				if err != nil {
+					return failf("--public-key: %v", err)
+				}
+				o.Keys = k
+			}
+			if d := c.String("checkpoints"); d != "" {
+				cps, err := ledger.ReadCheckpoints(d)
+				if err != nil {
+					return failf("--checkpoints: %s", safeMsg(err.Error()))
+				}
+				if len(cps) == 0 {
+					return failf("--checkpoints: %s holds no checkpoint-*.json file (write one with hall audit checkpoint --dir %s)", safe(d), safe(d))
+				}
+				o.Checkpoints = cps
+			}
+			s, err := openLedger(c, true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			rep, err := s.VerifyWith(contextOf(c), o)
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			for _, b := range rep.Breaks {
+				fmt.Fprintf(c.App.Writer, "BROKEN %s\n", safeMsg(b.String()))
+			}
+			read := fmt.Sprintf("%d receipt(s) in %d stream(s) and %d change(s); %d decision entr(ies) in %d chain(s)",
+				rep.Receipts, rep.Streams, rep.Changes, rep.Decisions, rep.DecisionStreams)
+			if rep.Checkpoints > 0 {
+				read += fmt.Sprintf(", against %d checkpoint(s)", rep.Checkpoints)
+			}
+			if !rep.OK() {
+				return cli.Exit(fmt.Sprintf("hall: audit failed: %d break(s) in %s", len(rep.Breaks), read), exitError)
+			}
+			fmt.Fprintf(c.App.Writer, "verified %s\n", read)
+			if rep.Unchained > 0 {
+				fmt.Fprintf(c.App.ErrWriter, "note: %d decision(s) were recorded before decisions were chained; nothing protects them\n", rep.Unchained)
+			}
+			return nil
+		},
+	}
+}
+
+func auditCheckpointCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "checkpoint",
+		Usage: "sign the heads of every chain now and write the checkpoint to a witness directory outside the state directory",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", EnvVars: []string{"HALL_CHECKPOINT_DIR"}, Usage: "witness `DIR` to write the checkpoint into (default: kept in the ledger only)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the checkpoint as JSON"},
+			homeFlag(), keyFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			home := c.String("home")
+			opts := append(keyOptions(c), ledger.WithCheckpoints(ledger.CheckpointPolicy{Dir: c.String("dir")}))
+			s, err := ledger.Open(home, opts...)
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			defer s.Close()
+			cp, err := s.Checkpoint(contextOf(c))
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			if c.Bool("json") {
+				return printJSON(c, cp)
+			}
+			where := "the ledger"
+			if d := c.String("dir"); d != "" {
+				where = d + "/" + cp.FileName()
+			}
+			fmt.Fprintf(c.App.Writer, "checkpoint %s of %d chain(s), signed by %s, written to %s\n", cp.CheckpointID, len(cp.Heads), cp.SigningKeyID, safe(where))
+			return nil
+		},
+	}
+}
+
+// exportBundle writes the evidence bundle of s into dir.
+func exportBundle(c *cli.Context, s *ledger.SQLite, dir string) error {
+	sum, err := s.ExportBundle(contextOf(c), dir)
+	if err != nil {
+		return failf("%s", safeMsg(err.Error()))
+	}
+	fmt.Fprintf(c.App.Writer, "bundle %s: %d receipt(s), %d decision entr(ies), %d change(s), %d checkpoint(s), %d key(s)\n",
+		safe(dir), sum.Receipts, sum.Decisions, sum.Changes, sum.Checkpoints, sum.Keys)
+	return nil
+}
+
+func keysShowCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "show",
+		Usage: "print the current public key (PEM) and key id, or with --all the published key set with validity periods; creates the key on first use",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Usage: "every key that signed for this ledger, oldest first, with when each was rotated in and out"},
+			&cli.BoolFlag{Name: "json", Usage: "with --all: print the key set as JSON (what hall audit verify --public-key and auditors read)"},
+			homeFlag(), keyFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			s, err := openLedger(c, false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if !c.Bool("all") {
+				fmt.Fprintf(c.App.Writer, "key id: %s\n%s", s.KeyID(), ledger.EncodePublicKey(s.PublicKey()))
+				return nil
+			}
+			ks, err := s.KeySet(contextOf(c))
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			if c.Bool("json") {
+				return printJSON(c, ks)
+			}
+			for _, k := range ks.Keys {
+				from, until := orDash(k.ValidFrom, "the first entry"), orDash(k.ValidUntil, "now (current)")
+				fmt.Fprintf(c.App.Writer, "key id: %s\nvalid: %s .. %s\n", k.KeyID, from, until)
+				if pub, err := ks.Public(); err == nil {
+					fmt.Fprintf(c.App.Writer, "%s\n", ledger.EncodePublicKey(ed25519.PublicKey(pub[k.KeyID])))
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func keysRotateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rotate",
+		Usage: "replace the signing key: the rotation is recorded in the change chain, signed by the old key with the new key's proof; later entries are signed by the new key",
+		Flags: []cli.Flag{homeFlag(), keyFlag()},
+		Action: func(c *cli.Context) error {
+			s, err := openLedger(c, false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			old := s.KeyID()
+			ch, err := s.RotateKey(contextOf(c), localActor())
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			fmt.Fprintf(c.App.Writer, "rotated %s -> %s (change %s)\nkey id: %s\n%s", old, s.KeyID(), ch.ChangeID, s.KeyID(), ledger.EncodePublicKey(s.PublicKey()))
+			fmt.Fprintln(c.App.ErrWriter, "publish the key set (hall keys show --all --json) where auditors fetch it; processes using another key file must be restarted with this one")
+			return nil
+		},
+	}
+}
+
+func orDash(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+// safe makes a tenant-supplied string harmless on a terminal and in a
+// table: control characters (C0, DEL, C1: escape sequences that clear the
+// screen, retitle the window or move the cursor to fake rows), line and
+// paragraph separators, bidirectional overrides and invalid UTF-8 are
+// written as Go escapes (\x1b, \u2028, \ufffd for a bad byte), and a
+// backslash as \\, so what is shown is unambiguous.
+func safe(s string) string { return escapeText(s, true) }
+
+// safeMsg is safe for messages that quote values themselves (errors,
+// break reasons): backslashes are left alone.
+func safeMsg(s string) string { return escapeText(s, false) }
+
+func escapeText(s string, backslash bool) string {
+	clean := true
+	for _, r := range s {
+		if needsEscape(r) || (backslash && r == '\\') || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\' && backslash:
+			b.WriteString(`\\`)
+		case needsEscape(r) && r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case needsEscape(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// safeLines is safe for text the Hall itself laid out over several lines
+// (indented JSON): newlines stay, everything else is escaped.
+func safeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = safeMsg(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func needsEscape(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' ||
+		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u200e' || r == '\u200f'
+}

@@ -17,6 +17,7 @@ build:
 # The whole test suite: vet, formatting, unit/integration tests (they build
 # the CLI binary and the .wasm fixtures they need themselves).
 test: lint
+	@[ -d testdata/mcp-node/node_modules ] || npm ci --prefix testdata/mcp-node --no-audit --no-fund
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 

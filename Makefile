@@ -56,23 +56,24 @@ plugins:
 	done
 
 # End to end on the embedded defaults, in a scratch Hall (bin/demo): build
-# the summarizer worker with `hall build` (record embedded, artifact_hash
-# filled), enroll it (stored by digest, compiled, record written), route a
-# request, run it on the quick start's document inside the sandbox, list the
-# evidence receipt and verify the receipt chain.
+# the summarizer worker with `hall build` (record embedded; the source tree
+# is left as it is), enroll it (stored by digest, compiled, record written),
+# route a request, run it on the quick start's document inside the sandbox,
+# list the evidence receipt and verify the receipt chain. Each command is
+# echoed exactly as it is run.
 DEMO := bin/demo
+DEMO_STEPS := \
+	"hall build ../../plugins/summarizer --no-input" \
+	"hall enroll summarizer.wasm" \
+	"hall route --capability cap.doc.summarize --tenant org.acme" \
+	"hall run cap.doc.summarize --tenant org.acme < document.txt" \
+	"hall receipts" \
+	"hall audit verify"
 demo: build
-	@rm -rf $(DEMO) && mkdir -p $(DEMO) && cp examples/quickstart/rules.json plugins/summarizer/registry_record.json $(DEMO)/
-	@echo '$$ hall build plugins/summarizer -o summarizer.wasm'
-	@$(HALL) build plugins/summarizer --no-input --no-store -o $(DEMO)/summarizer.wasm --record $(DEMO)/registry_record.json
-	@echo '$$ hall enroll summarizer.wasm'
-	@cd $(DEMO) && ../hall enroll summarizer.wasm
-	@echo '$$ hall route --capability cap.doc.summarize --tenant org.acme'
-	@cd $(DEMO) && ../hall route --capability cap.doc.summarize --tenant org.acme
-	@echo '$$ hall run cap.doc.summarize --tenant org.acme < document.txt'
-	@cd $(DEMO) && ../hall run cap.doc.summarize --tenant org.acme < ../../examples/quickstart/document.txt
-	@echo '$$ hall receipts && hall audit verify'
-	@cd $(DEMO) && ../hall receipts && ../hall audit verify
+	@rm -rf $(DEMO) && mkdir -p $(DEMO) && cp examples/quickstart/rules.json examples/quickstart/document.txt $(DEMO)/
+	@cd $(DEMO) && export PATH="$(CURDIR)/$(BIN):$$PATH" && for step in $(DEMO_STEPS); do \
+		echo "\$$ $$step"; eval "$$step" || exit 1; \
+	done
 
 clean:
 	rm -rf $(BIN)

@@ -127,15 +127,21 @@ func or(s, def string) string {
 	return def
 }
 
-// goLine is the go directive of the scaffold: the language version of the
-// toolchain hall was built with (the SDK's module needs no newer).
+// goLine is the go directive of the scaffold: the version of the
+// toolchain hall was built with, which is at least the SDK module's own
+// (a lower one makes go build ask for go mod tidy).
 func goLine() string {
 	v := strings.TrimPrefix(runtime.Version(), "go")
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) >= 2 {
-		return parts[0] + "." + strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' })
+	if i := strings.IndexAny(v, " -+"); i >= 0 {
+		v = v[:i]
 	}
-	return "1.26"
+	if strings.Count(v, ".") == 1 && !strings.ContainsAny(v, "abcdefghijklmnopqrstuvwxyz") {
+		v += ".0"
+	}
+	if v == "" || strings.ContainsAny(v, "abcdefghijklmnopqrstuvwxyz") {
+		return "1.26.0"
+	}
+	return v
 }
 
 // sdkSource finds the SDK a scaffold builds against: the Hall source given

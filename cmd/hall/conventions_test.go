@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUsageConventions covers the CLI's usage errors: each exits 1 with one
+// message on standard error (and nothing on standard output), never the
+// whole help, never exit 3 (the status of a worker that ran and failed).
+func TestUsageConventions(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown command", []string{"stauts"}, []string{`unknown command "stauts"`, `did you mean "status"?`}},
+		{"unknown command far from any", []string{"frobnicate"}, []string{`unknown command "frobnicate"`, "hall --help"}},
+		{"unknown subcommand", []string{"tokens", "creat"}, []string{`unknown subcommand of hall tokens "creat"`, `did you mean "create"?`}},
+		{"extra argument", []string{"route", "--capability", "cap.x", "stray"}, []string{"route takes no arguments", `"stray"`}},
+		{"extra arguments to run", []string{"run", "cap.x", "y"}, []string{"run"}},
+		{"unknown flag", []string{"route", "--capabilty", "cap.x"}, []string{"unknown flag --capabilty", "hall route --help"}},
+		{"missing required flag", []string{"route"}, []string{"--capability is required"}},
+		{"run without capability", []string{"run"}, []string{"run needs the CAPABILITY"}},
+		{"completion without shell", []string{"completion"}, []string{"bash, zsh or fish"}},
+		{"completion unknown shell", []string{"completion", "bsh"}, []string{`did you mean "bash"?`}},
+		{"global flag without value", []string{"--home"}, []string{"--home needs a value"}},
+		{"unknown flag before command", []string{"--verbose", "status"}, []string{"unknown flag --verbose before the command"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := hall(t, dir, "", tc.args...)
+			if r.code != exitError {
+				t.Fatalf("exit %d, want %d; stdout %q stderr %q", r.code, exitError, r.stdout, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("a usage error printed on standard output:\n%s", r.stdout)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			if strings.Contains(r.stderr, "USAGE:") || strings.Count(r.stderr, "\n") > 3 {
+				t.Errorf("stderr is more than the problem and where to read the usage:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestVersionForms(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		r := hall(t, dir, "", args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "hall ") || r.stderr != "" {
+			t.Errorf("hall %v: exit %d stdout %q stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := hall(t, dir, "", "version", "--json")
+	var v struct{ Version, Go, Module string }
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go") || v.Module != hallModule {
+		t.Errorf("version --json: %v %+v\n%s", err, v, r.stdout)
+	}
+}
+
+// TestGlobalFlagsBeforeCommand: --home before the command is the same
+// state directory as after it.
+func TestGlobalFlagsBeforeCommand(t *testing.T) {
+	dir := t.TempDir()
+	home := filepath.Join(t.TempDir(), "state")
+	r := hall(t, dir, "", "--home", home, "tokens", "create", "--admin")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	r = hall(t, dir, "", "tokens", "list", "--json", "--home="+home)
+	var toks []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &toks); err != nil || len(toks) != 1 {
+		t.Fatalf("the token created with --home before the command is not in %s: %v %s %s", home, err, r.stdout, r.stderr)
+	}
+	// A global flag the command does not use is accepted and ignored.
+	if r := hall(t, dir, "", "--home", home, "version"); r.code != 0 {
+		t.Errorf("hall --home DIR version: exit %d %s", r.code, r.stderr)
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	dir := t.TempDir()
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := hall(t, dir, "", "completion", sh)
+		if r.code != 0 || !strings.Contains(r.stdout, "hall") {
+			t.Errorf("completion %s: exit %d %s", sh, r.code, r.stderr)
+		}
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	// The bash script, sourced, completes a command name and a flag from
+	// the binary itself.
+	script := `source <(hall completion bash)
+COMP_WORDS=(hall sta); COMP_CWORD=1; _hall_complete; echo "cmds: ${COMPREPLY[*]}"
+COMP_WORDS=(hall route --capa); COMP_CWORD=2; _hall_complete; echo "flags: ${COMPREPLY[*]}"`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = testEnv("HALL_HOME=" + filepath.Join(dir, "home"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "cmds: status") || !strings.Contains(string(out), "flags: --capability") {
+		t.Errorf("bash completion:\n%s", out)
+	}
+}
+
+// TestStatus: a fresh folder, then one with a worker and a server.
+func TestStatus(t *testing.T) {
+	dir := t.TempDir()
+	r := hall(t, dir, "", "status", "--json", "--addr", "127.0.0.1:1")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var st statusReport
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if st.Rules.Exists || st.Rules.Count != 0 || len(st.Workers) != 0 || st.ComplianceLevel != "WCP-Full" || st.Server.Answering || !st.Online {
+		t.Errorf("status of an empty folder: %+v", st)
+	}
+	r = hall(t, routedir, "", "status", "--addr", "127.0.0.1:1")
+	for _, w := range []string{"rules:", "workers:       1 enrolled", "capabilities:  cap.doc.summarize", "compliance:    WCP-Full", "head receipt: none", "nothing answers on http://127.0.0.1:1"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("status lacks %q:\n%s%s", w, r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestNoTerminalQueryOutsideWizard runs `hall version` on a pseudo-terminal
+// that never answers: no colour or cursor query may be written to it (a
+// TUI library querying the terminal at package init stalled every command
+// for its 5 s timeout on such terminals, and ate typed input).
+func TestNoTerminalQueryOutsideWizard(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"status", "--addr", "127.0.0.1:1"}} {
+		cmd := exec.Command(hallBin, args...)
+		cmd.Dir = t.TempDir()
+		cmd.Env = testEnv("TERM=xterm-256color", "HALL_HOME="+filepath.Join(cmd.Dir, "home"))
+		s := startPTY(t, cmd, 24, 80)
+		done := make(chan error, 1)
+		go func() { _, err := s.wait(cmd); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("hall %v: %v", args, err)
+			}
+		case <-time.After(time.Minute): // a hang guard, not a speed check
+			cmd.Process.Kill()
+			t.Fatalf("hall %v did not return on a silent terminal", args)
+		}
+		s.mu.Lock()
+		out := append([]byte(nil), s.buf...)
+		s.mu.Unlock()
+		for _, q := range []string{"\x1b]10;?", "\x1b]11;?", "\x1b[6n", "\x1b[c", "\x1b[>c", "\x1bP+q"} {
+			if bytes.Contains(out, []byte(q)) {
+				t.Errorf("hall %v queried the terminal (%q):\n%q", args, q, out)
+			}
+		}
+	}
+}
+
+// TestNewBuildsAnywhere scaffolds a worker outside the repository, builds
+// it with hall build from another folder (offline: GOPROXY=off), runs its
+// test, enrolls and runs it.
+func TestNewBuildsAnywhere(t *testing.T) {
+	work := t.TempDir()
+	home := filepath.Join(work, ".hall")
+	env := []string{"HALL_HOME=" + home}
+	r := hallWith(t, work, "", env, "new", "wordcount")
+	if r.code != 0 {
+		t.Fatalf("new: exit %d: %s", r.code, r.stderr)
+	}
+	for _, f := range []string{"go.mod", "main.go", "main_test.go", "registry_record.json", ".gitignore"} {
+		if _, err := os.Stat(filepath.Join(work, "wordcount", f)); err != nil {
+			t.Errorf("scaffold lacks %s", f)
+		}
+	}
+	if r := hallWith(t, work, "", env, "new", "wordcount"); r.code != exitError || !strings.Contains(r.stderr, "already exists") {
+		t.Errorf("new over an existing folder: exit %d %s", r.code, r.stderr)
+	}
+	test := exec.Command("go", "test", "./...")
+	test.Dir = filepath.Join(work, "wordcount")
+	test.Env = testEnv()
+	if out, err := test.CombinedOutput(); err != nil {
+		t.Fatalf("the scaffold's test fails: %v\n%s", err, out)
+	}
+	other := t.TempDir()
+	r = hallWith(t, other, "", env, "build", filepath.Join(work, "wordcount"), "--no-input")
+	if r.code != 0 {
+		t.Fatalf("build: exit %d: %s", r.code, r.stderr)
+	}
+	if r := hallWith(t, other, "", env, "enroll", "wordcount.wasm"); r.code != 0 {
+		t.Fatalf("enroll: exit %d: %s", r.code, r.stderr)
+	}
+	r = hallWith(t, other, "one two\nthree\n", env, "run", "cap.example.wordcount")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != `{"words":3,"lines":2}` {
+		t.Fatalf("run: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,17 +25,18 @@ func init() {
 // commands open it read-only and do not create it.
 func openLedger(c *cli.Context, readOnly bool) (*ledger.SQLite, error) {
 	home := c.String("home")
+	opts := keyOptions(c)
 	if readOnly {
 		if _, err := os.Stat(filepath.Join(home, ledger.DBFile)); errors.Is(err, os.ErrNotExist) {
 			return nil, failf("no evidence ledger at %s: nothing has been recorded yet (or pass --home / HALL_HOME)", filepath.Join(home, ledger.DBFile))
 		}
-		s, err := ledger.Open(home, ledger.ReadOnly())
+		s, err := ledger.Open(home, append(opts, ledger.ReadOnly())...)
 		if err != nil {
 			return nil, failf("%v", err)
 		}
 		return s, nil
 	}
-	s, err := ledger.Open(home)
+	s, err := ledger.Open(home, opts...)
 	if err != nil {
 		return nil, failf("%v", err)
 	}
@@ -82,7 +82,8 @@ func receiptsCommand() *cli.Command {
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RECEIPT\tDISPATCHED\tTENANT\tWORKER\tCAPABILITY\tOUTCOME\tMS\tCORRELATION")
 			for _, r := range rs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", r.ReceiptID, r.DispatchedAt.Format(time.RFC3339), r.TenantID, r.WorkerID, r.CapabilityID, r.Outcome, r.DurationMS, r.CorrelationID)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", safe(r.ReceiptID), r.DispatchedAt.Format(time.RFC3339), safe(r.TenantID),
+					safe(r.WorkerID), safe(r.CapabilityID), safe(r.Outcome), r.DurationMS, safe(r.CorrelationID))
 			}
 			tw.Flush()
 			fmt.Fprintf(c.App.ErrWriter, "%d receipt(s)\n", len(rs))
@@ -104,7 +105,7 @@ func receiptsCommand() *cli.Command {
 				defer s.Close()
 				r, err := s.Receipt(contextOf(c), c.Args().First())
 				if errors.Is(err, ledger.ErrNotFound) {
-					return failf("no receipt %s", c.Args().First())
+					return failf("no receipt %s", safe(c.Args().First()))
 				}
 				if err != nil {
 					return failf("%v", err)
@@ -124,56 +125,15 @@ func auditCommand() *cli.Command {
 		Name:  "audit",
 		Usage: "verify or export the evidence ledger",
 		Subcommands: []*cli.Command{
-			{
-				Name:  "verify",
-				Usage: "walk every receipt chain and the change chain: hashes, links, sequence and signatures (exit 0 only if all verify)",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "public-key", Usage: "verify signatures with this public key `FILE` (PEM or hex) instead of the Hall's own"},
-					homeFlag(),
-				},
-				Action: func(c *cli.Context) error {
-					var pub ed25519.PublicKey
-					if p := c.String("public-key"); p != "" {
-						k, err := ledger.ReadPublicKey(p)
-						if err != nil {
-							return failf("--public-key: %v", err)
-						}
-						pub = k
-					}
-					s, err := openLedger(c, true)
-					if err != nil {
-						return err
-					}
-					defer s.Close()
-					rep, err := s.Verify(contextOf(c), pub)
-					if err != nil {
-						return failf("%v", err)
-					}
-					for _, b := range rep.Breaks {
-						fmt.Fprintf(c.App.Writer, "BROKEN %s\n", b)
-					}
-					if !rep.OK() {
-						streams, changes := 0, "intact"
-						for _, b := range rep.Breaks {
-							if b.Tenant == ledger.ChangeChain {
-								changes = "broken"
-							} else {
-								streams++
-							}
-						}
-						return cli.Exit(fmt.Sprintf("hall: audit failed: %d of %d stream(s) broken, change chain %s (%d receipts, %d changes read)",
-							streams, rep.Streams, changes, rep.Receipts, rep.Changes), exitError)
-					}
-					fmt.Fprintf(c.App.Writer, "verified %d receipt(s) in %d stream(s) and %d change(s)\n", rep.Receipts, rep.Streams, rep.Changes)
-					return nil
-				},
-			},
+			auditVerifyCommand(),
+			auditCheckpointCommand(),
 			{
 				Name:  "export",
-				Usage: "write every receipt as JSON Lines (stream by stream, chain order)",
+				Usage: "write every receipt as JSON Lines (stream by stream, chain order), or with --bundle an evidence bundle an auditor verifies without the Hall (docs/EVIDENCE.md)",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of standard output"},
-					homeFlag(),
+					&cli.StringFlag{Name: "bundle", Usage: "write an evidence bundle (every chain, the key set, the checkpoints) into the new `DIR`"},
+					homeFlag(), keyFlag(),
 				},
 				Action: func(c *cli.Context) error {
 					s, err := openLedger(c, true)
@@ -181,6 +141,9 @@ func auditCommand() *cli.Command {
 						return err
 					}
 					defer s.Close()
+					if dir := c.String("bundle"); dir != "" {
+						return exportBundle(c, s, dir)
+					}
 					w := c.App.Writer
 					if p := c.String("output"); p != "" {
 						f, err := os.Create(p)
@@ -203,21 +166,11 @@ func auditCommand() *cli.Command {
 func keysCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keys",
-		Usage: "the Hall's receipt-signing key",
-		Subcommands: []*cli.Command{{
-			Name:  "show",
-			Usage: "print the public key (PEM) and key id; creates the key on first use",
-			Flags: []cli.Flag{homeFlag()},
-			Action: func(c *cli.Context) error {
-				s, err := openLedger(c, false)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				fmt.Fprintf(c.App.Writer, "key id: %s\n%s", s.KeyID(), ledger.EncodePublicKey(s.PublicKey()))
-				return nil
-			},
-		}},
+		Usage: "the Hall's evidence-signing key",
+		Subcommands: []*cli.Command{
+			keysShowCommand(),
+			keysRotateCommand(),
+		},
 	}
 }
 
@@ -242,10 +195,10 @@ func replayCommand() *cli.Command {
 			}
 			res, err := h.Replay(contextOf(c), c.Args().First(), input)
 			if errors.Is(err, ledger.ErrNotFound) {
-				return failf("no receipt %s", c.Args().First())
+				return failf("no receipt %s", safe(c.Args().First()))
 			}
 			if err != nil {
-				return failf("%v", err)
+				return failf("%s", safeMsg(err.Error()))
 			}
 			if c.Bool("json") {
 				if err := printJSON(c, map[string]any{"receipt_id": res.ReceiptID, "worker_id": res.WorkerID, "artifact_hash": res.ArtifactHash,
@@ -257,8 +210,8 @@ func replayCommand() *cli.Command {
 				if !res.Match {
 					verdict = "MISMATCH"
 				}
-				fmt.Fprintf(c.App.Writer, "%s receipt %s (%s, %s)\n  recorded output: %s\n  replayed output: %s (%s)\n", verdict, res.ReceiptID, res.WorkerID, res.ArtifactHash,
-					orNone(res.RecordedOutputHash), orNone(res.OutputHash), res.Outcome)
+				fmt.Fprintf(c.App.Writer, "%s receipt %s (%s, %s)\n  recorded output: %s\n  replayed output: %s (%s)\n", verdict, safe(res.ReceiptID), safe(res.WorkerID), safe(res.ArtifactHash),
+					safe(orNone(res.RecordedOutputHash)), safe(orNone(res.OutputHash)), safe(res.Outcome))
 			}
 			if !res.Match {
 				return cli.Exit("", exitWorkerFailed)
@@ -273,17 +226,21 @@ func replayCommand() *cli.Command {
 // were recorded say so rather than pretend none applied.
 func printReceipt(w io.Writer, r *ledger.Receipt) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "receipt\t%s (tenant %s, sequence %d)\n", r.ReceiptID, r.TenantID, r.Sequence)
+	fmt.Fprintf(tw, "receipt\t%s (tenant %s, sequence %d)\n", safe(r.ReceiptID), safe(r.TenantID), r.Sequence)
+	fmt.Fprintf(tw, "format\tversion %d\n", max(r.Version, 1))
 	fmt.Fprintf(tw, "dispatched\t%s\n", r.DispatchedAt.Format(time.RFC3339Nano))
-	fmt.Fprintf(tw, "worker\t%s\n", r.WorkerID)
-	fmt.Fprintf(tw, "capability\t%s\n", r.CapabilityID)
-	fmt.Fprintf(tw, "artifact hash\t%s\n", r.ArtifactHash)
-	fmt.Fprintf(tw, "record digest\t%s\n", orNotRecorded(r.RecordDigest))
-	fmt.Fprintf(tw, "outcome\t%s in %.2f ms\n", r.Outcome, r.DurationMS)
-	fmt.Fprintf(tw, "correlation\t%s\n", r.CorrelationID)
-	fmt.Fprintf(tw, "decision\t%s\n", r.DecisionID)
+	fmt.Fprintf(tw, "worker\t%s\n", safe(r.WorkerID))
+	fmt.Fprintf(tw, "capability\t%s\n", safe(r.CapabilityID))
+	fmt.Fprintf(tw, "artifact hash\t%s\n", safe(r.ArtifactHash))
+	fmt.Fprintf(tw, "record digest\t%s\n", safe(orNotRecorded(r.RecordDigest)))
+	fmt.Fprintf(tw, "outcome\t%s in %.2f ms\n", safe(r.Outcome), r.DurationMS)
+	if r.ErrorMessage != "" {
+		fmt.Fprintf(tw, "error\t%s\n", safe(r.ErrorMessage))
+	}
+	fmt.Fprintf(tw, "correlation\t%s\n", safe(r.CorrelationID))
+	fmt.Fprintf(tw, "decision\t%s\n", safe(r.DecisionID))
 	tw.Flush()
-	fmt.Fprintf(w, "privilege envelope: %s\n", envelopeText(r.Envelope))
+	fmt.Fprintf(w, "privilege envelope: %s\n", safeLines(envelopeText(r.Envelope)))
 }
 
 // envelopeText is the envelope as indented JSON, or a phrase when there is

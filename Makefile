@@ -18,6 +18,7 @@ build:
 # the CLI binary and the .wasm fixtures they need themselves).
 test: lint
 	@[ -d testdata/mcp-node/node_modules ] || npm ci --prefix testdata/mcp-node --no-audit --no-fund
+	@[ -d testdata/verifier-node/node_modules ] || npm ci --prefix testdata/verifier-node --no-audit --no-fund
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 

@@ -205,3 +205,11 @@ func (s *Server) Handler(o HTTPOptions) http.Handler {
 	h := mcpauth.RequireBearerToken(verify, &mcpauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
 	return http.NewCrossOriginProtection().Handler(h)
 }
+
+// Handler is the MCP endpoint of h for an HTTP API: a Server built on the
+// first request (so that an API that never serves MCP follows no changes),
+// and its Handler(ho).
+func Handler(h *host.Hall, opts Options, ho HTTPOptions) http.Handler {
+	handler := sync.OnceValue(func() http.Handler { return New(h, opts).Handler(ho) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler().ServeHTTP(w, r) })
+}

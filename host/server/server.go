@@ -104,7 +104,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Post("/wcp/run", s.run)
 		// MCP over Streamable HTTP (host/mcp, docs/MCP.md): the same tokens
 		// and the same bound on dispatches in flight as /wcp/run.
-		r.Handle("/mcp", hallmcp.New(h, hallmcp.Options{Logger: s.log, Version: cfg.Version, Admit: func() (func(), bool) {
+		mcpHandler := hallmcp.Handler(h, hallmcp.Options{Logger: s.log, Version: cfg.Version, Admit: func() (func(), bool) {
 			select {
 			case s.sem <- struct{}{}:
 				return func() { <-s.sem }, true
@@ -112,7 +112,10 @@ func New(h *host.Hall, cfg Config) http.Handler {
 				s.metrics.rejected.WithLabelValues("saturated").Inc()
 				return nil, false
 			}
-		}}).Handler(hallmcp.HTTPOptions{MaxBody: cfg.MaxBody, Tenant: func(r *http.Request) string { return principal(r).Scope.Tenant }}))
+		}}, hallmcp.HTTPOptions{MaxBody: cfg.MaxBody, Tenant: func(r *http.Request) string { return principal(r).Scope.Tenant }})
+		r.Post("/mcp", mcpHandler.ServeHTTP)
+		r.Get("/mcp", mcpHandler.ServeHTTP)
+		r.Delete("/mcp", mcpHandler.ServeHTTP)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(anyToken))

@@ -120,7 +120,7 @@ func hallSecret(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 			// guest does with this answer.
 			out = errorJSON(GuestSecretUnavailable, "secret %q: lookup did not finish before the call's deadline", name)
 		} else if !ok {
-			out = errorJSON(GuestSecretUnavailable, "secret %q is declared but has no value", name)
+			out = errorJSON(GuestSecretUnavailable, "secret %q is declared but has no value%s", name, missingSecretHint(cs.w.eng.secrets, name))
 		} else {
 			out, _ = json.Marshal(struct {
 				Value string `json:"value"`

@@ -284,7 +284,7 @@ func TestAuthoringREADME(t *testing.T) {
 		}{
 			// go.mod exists on the host but is outside filesystem_reads.
 			{"outside-whitelist", `{"path": "` + filepath.Join(dir, "go.mod") + `"}`, env, []string{"WORKER_FAILED", "reading " + filepath.Join(dir, "go.mod")}},
-			{"secret-unset", input, nil, []string{"WORKER_FAILED", "SECRET_UNAVAILABLE"}},
+			{"secret-unset", input, nil, []string{"WORKER_FAILED", "SECRET_UNAVAILABLE", "set HALL_SECRET_SIGNING_KEY"}},
 			{"not-json", "sign this", env, []string{"WORKER_FAILED", "decoding input"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

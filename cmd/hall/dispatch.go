@@ -195,6 +195,9 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 		return nil
 	case res.Err != nil:
 		fmt.Fprintf(ew, "hall: %s %s: %v (%s, decision %s, correlation %s)\n", res.Outcome, res.WorkerID, res.Err, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
+		for _, hint := range workerErrorHints(c, res.WorkerID, res.Err) {
+			fmt.Fprintln(ew, "hall: hint: "+hint)
+		}
 		return cli.Exit("", exitWorkerFailed)
 	}
 	fmt.Fprintf(ew, "hall: ok %s %s in %s (decision %s, correlation %s, receipt %s)\n", res.WorkerID, res.Export, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID, res.ReceiptID)

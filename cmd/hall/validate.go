@@ -32,11 +32,15 @@ func validateCommand() *cli.Command {
 		Description: "TESTS.json is a JSON array of {\"name\", \"input\": RouteInput, \"expect\": {denied, deny_code,\n" +
 			"matched_rule_id, selected_worker_species_id, ...}}; each is decided with the registry and\n" +
 			"configuration given by --registry-dir and --config. Exit status 0 only when the rules load,\n" +
-			"no rule is shadowed and every fixture passes.",
-		Flags: hallFlags()[1:],
+			"no rule is shadowed and every fixture passes. PyHall's golden format, {\"tests\": [{\"name\", \"input\",\n" +
+			"\"expected_rule_id\", \"expected_denied\", ...}]}, is read too.",
+		Flags: append(hallFlags()[1:], &cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 || c.NArg() > 2 {
-				return failf("validate needs RULES.json and optionally TESTS.json")
+				return usageErrorf("validate", "validate needs RULES.json and optionally TESTS.json")
+			}
+			if c.Bool("json") {
+				return validateJSON(c)
 			}
 			w := c.App.Writer
 			path := c.Args().Get(0)
@@ -48,11 +52,12 @@ func validateCommand() *cli.Command {
 				}
 				return failf("%v", err)
 			}
+			ew := c.App.ErrWriter // warnings and problems go to standard error
 			for _, warn := range rules.Warnings {
-				fmt.Fprintf(w, "warning: %s: %s\n", path, warn)
+				fmt.Fprintf(ew, "hall: warning: %s: %s\n", path, warn)
 			}
 			for _, s := range rules.Shadows {
-				fmt.Fprintf(w, "shadowed: rule %s is shadowed by rule %s: %s\n", s.Shadowed, s.Shadower, s.Reason)
+				fmt.Fprintf(ew, "hall: shadowed: rule %s is shadowed by rule %s: %s\n", s.Shadowed, s.Shadower, s.Reason)
 			}
 			fmt.Fprintf(w, "%s: %d rules, %d shadowed\n", path, len(rules.Rules), len(rules.Shadows))
 			bad := len(rules.Shadows) > 0
@@ -76,9 +81,9 @@ func runFixtures(c *cli.Context, rulesPath, testsPath string) (failed int, err e
 	if err != nil {
 		return 0, failf("%v", err)
 	}
-	var fx []fixture
-	if err := json.Unmarshal(data, &fx); err != nil {
-		return 0, failf("%s: expected a JSON array of {\"name\", \"input\", \"expect\"} fixtures: %v", testsPath, err)
+	fx, err := parseFixtures(testsPath, data)
+	if err != nil {
+		return 0, err
 	}
 	h, err := host.Open(contextOf(c), host.Options{
 		Rules:       rulesPath,

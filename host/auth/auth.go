@@ -30,15 +30,27 @@ var (
 	ErrInvalidToken = errors.New("AUTH_INVALID_TOKEN: the token is not valid (malformed, unknown or revoked)")
 	// ErrNotFound: no token has the given id.
 	ErrNotFound = errors.New("AUTH_NOT_FOUND: no such token")
-	// ErrInvalidScope: a scope is neither "admin" nor "tenant:<tenant_id>".
+	// ErrInvalidScope: a scope is not "admin", "tenant:<tenant_id>",
+	// "approver" or "approver:<tenant_id>".
 	ErrInvalidScope = errors.New("AUTH_INVALID_SCOPE")
 )
 
-// Scope is what a token may do: administer the Hall, or act as one tenant.
-// Exactly one of Admin and Tenant is set.
+// Scope is what a token may do: administer the Hall, act as one tenant, or
+// answer human approvals (WCP §5.8). Exactly one of Admin, Tenant and
+// Approver is set.
+//
+// An approver token acts as no tenant: it is refused wherever a tenant
+// token is accepted (routing, dispatch, receipts), so an empty Tenant never
+// reaches a tenant check. ApproverTenant is the tenant the approver also
+// belongs to, if any: it cannot answer that tenant's requests.
 type Scope struct {
 	Admin  bool
 	Tenant string
+	// Approver answers pending human approvals (hall approvals, POST
+	// /wcp/approvals/{id}/approve|deny, the console).
+	Approver bool
+	// ApproverTenant is the tenant an approver belongs to ("" for none).
+	ApproverTenant string
 }
 
 // AdminScope is the scope of an administrator token.
@@ -47,10 +59,24 @@ func AdminScope() Scope { return Scope{Admin: true} }
 // TenantScope is the scope of a token acting as tenant.
 func TenantScope(tenant string) Scope { return Scope{Tenant: tenant} }
 
-// String returns "admin" or "tenant:<tenant_id>".
+// ApproverScope is the scope of an approver token; tenant ("" for none) is
+// the tenant whose requests it may not answer.
+func ApproverScope(tenant string) Scope { return Scope{Approver: true, ApproverTenant: tenant} }
+
+// IsTenant reports whether the token acts as a tenant (Tenant is set and
+// it is neither admin nor approver).
+func (s Scope) IsTenant() bool { return !s.Admin && !s.Approver && s.Tenant != "" }
+
+// String returns "admin", "tenant:<tenant_id>", "approver" or
+// "approver:<tenant_id>".
 func (s Scope) String() string {
-	if s.Admin {
+	switch {
+	case s.Admin:
 		return "admin"
+	case s.Approver && s.ApproverTenant != "":
+		return "approver:" + s.ApproverTenant
+	case s.Approver:
+		return "approver"
 	}
 	return "tenant:" + s.Tenant
 }
@@ -60,13 +86,41 @@ func ParseScope(s string) (Scope, error) {
 	if s == "admin" {
 		return AdminScope(), nil
 	}
+	if s == "approver" {
+		return ApproverScope(""), nil
+	}
+	if t, ok := strings.CutPrefix(s, "approver:"); ok {
+		if err := CheckTenant(t); err != nil {
+			return Scope{}, err
+		}
+		return ApproverScope(t), nil
+	}
 	if t, ok := strings.CutPrefix(s, "tenant:"); ok {
 		if err := CheckTenant(t); err != nil {
 			return Scope{}, err
 		}
 		return TenantScope(t), nil
 	}
-	return Scope{}, fmt.Errorf("%w: %q is neither \"admin\" nor \"tenant:<tenant_id>\"", ErrInvalidScope, s)
+	return Scope{}, fmt.Errorf("%w: %q is not \"admin\", \"tenant:<tenant_id>\", \"approver\" or \"approver:<tenant_id>\"", ErrInvalidScope, s)
+}
+
+// check reports whether s is one of the scopes ParseScope returns.
+func (s Scope) check() error {
+	switch {
+	case s.Admin && (s.Tenant != "" || s.Approver || s.ApproverTenant != ""):
+		return fmt.Errorf("%w: a token is admin, a tenant's or an approver, only one", ErrInvalidScope)
+	case s.Admin:
+		return nil
+	case s.Approver && s.Tenant != "":
+		return fmt.Errorf("%w: an approver token acts as no tenant (give the tenant it belongs to as ApproverTenant)", ErrInvalidScope)
+	case s.Approver && s.ApproverTenant != "":
+		return CheckTenant(s.ApproverTenant)
+	case s.Approver:
+		return nil
+	case s.ApproverTenant != "":
+		return fmt.Errorf("%w: ApproverTenant is for approver tokens only", ErrInvalidScope)
+	}
+	return CheckTenant(s.Tenant)
 }
 
 // CheckTenant reports whether t can be a token's tenant: 1 to 128
@@ -173,12 +227,8 @@ func hashToken(token string) []byte {
 // and returns the token (the only time it exists outside the caller) with
 // its metadata.
 func (s *Store) Create(ctx context.Context, scope Scope, name string) (string, Token, error) {
-	if !scope.Admin {
-		if err := CheckTenant(scope.Tenant); err != nil {
-			return "", Token{}, err
-		}
-	} else if scope.Tenant != "" {
-		return "", Token{}, fmt.Errorf("%w: a token is admin or a tenant's, not both", ErrInvalidScope)
+	if err := scope.check(); err != nil {
+		return "", Token{}, err
 	}
 	var idb [idHexLen / 2]byte
 	var secret [32]byte

@@ -178,3 +178,49 @@ func TestTwoProcessesShareTheFile(t *testing.T) {
 		t.Fatalf("revocation not seen by the other handle: %v", err)
 	}
 }
+
+func TestApproverScope(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	for _, tc := range []struct {
+		name  string
+		scope Scope
+		str   string
+	}{
+		{"plain", ApproverScope(""), "approver"},
+		{"of a tenant", ApproverScope("org.acme"), "approver:org.acme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			secret, tok, err := s.Create(ctx, tc.scope, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Authenticate(ctx, secret)
+			if err != nil || got.Scope != tc.scope || got.Scope.String() != tc.str || tok.Scope.String() != tc.str {
+				t.Fatalf("%+v %v", got, err)
+			}
+			// An approver acts as no tenant, whatever it belongs to.
+			if got.Scope.IsTenant() || got.Scope.Tenant != "" || got.Scope.Admin {
+				t.Fatalf("approver acts as a tenant or admin: %+v", got.Scope)
+			}
+			back, err := ParseScope(tc.str)
+			if err != nil || back != tc.scope {
+				t.Fatalf("ParseScope(%q) = %+v, %v", tc.str, back, err)
+			}
+		})
+	}
+	for _, bad := range []Scope{
+		{Approver: true, Tenant: "org.acme"},
+		{Admin: true, Approver: true},
+		{ApproverTenant: "org.acme"},
+		{Approver: true, ApproverTenant: "has space"},
+		{},
+	} {
+		if _, _, err := s.Create(ctx, bad, ""); !errors.Is(err, ErrInvalidScope) {
+			t.Errorf("Create(%+v): %v, want ErrInvalidScope", bad, err)
+		}
+	}
+	if _, err := ParseScope("approver:"); !errors.Is(err, ErrInvalidScope) {
+		t.Errorf("ParseScope(approver:): %v", err)
+	}
+}

@@ -1,5 +1,6 @@
 // Package auth holds the Hall API's bearer tokens: who may call the HTTP
-// server and with which scope (an administrator, or one tenant).
+// server and with which scope (an administrator, one tenant, or an approver
+// of human approvals, who acts as no tenant).
 //
 // Only a SHA-256 hash of each token is stored, in the SQLite database
 // <home>/auth.db (mode 0600). A token is shown once, when it is created:

@@ -153,6 +153,11 @@ const (
 	anyToken need = iota
 	adminToken
 	tenantToken
+	// auditToken: admin, or a tenant (reading its own); never an approver,
+	// whose empty tenant must not pass a tenant filter.
+	auditToken
+	// approverToken: an approver or admin (answering approvals).
+	approverToken
 )
 
 func (n need) String() string {
@@ -161,6 +166,10 @@ func (n need) String() string {
 		return "an admin token"
 	case tenantToken:
 		return "a tenant token"
+	case auditToken:
+		return "an admin or tenant token"
+	case approverToken:
+		return "an approver or admin token"
 	}
 	return "a token"
 }
@@ -201,6 +210,12 @@ func (s *Server) authenticate(n need) func(http.Handler) http.Handler {
 				return
 			case n == tenantToken && t.Scope.Admin:
 				writeError(w, r, errf(http.StatusForbidden, CodeForbidden, "this endpoint needs a tenant token (the token determines tenant_id); token "+t.ID+" is an admin token"))
+				return
+			case (n == tenantToken || n == auditToken) && !t.Scope.Admin && !t.Scope.IsTenant():
+				writeError(w, r, errf(http.StatusForbidden, CodeForbidden, "this endpoint needs "+n.String()+"; token "+t.ID+" has scope "+t.Scope.String()+", which acts as no tenant"))
+				return
+			case n == approverToken && !t.Scope.Admin && !t.Scope.Approver:
+				writeError(w, r, errf(http.StatusForbidden, CodeForbidden, "this endpoint needs an approver or admin token (hall tokens create --approver); token "+t.ID+" has scope "+t.Scope.String()))
 				return
 			}
 			next.ServeHTTP(w, r)

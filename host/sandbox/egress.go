@@ -3,6 +3,8 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,7 +49,16 @@ type deniedError struct{ msg string }
 
 func (e *deniedError) Error() string { return e.msg }
 
-func newEgress(entries []string) *egress {
+// egressTestHooks replace name resolution and the TLS roots of an
+// Engine's egress clients. Only this package's tests set them (an Engine
+// field no caller can reach), to serve plugins that name a public host
+// from a local test server.
+type egressTestHooks struct {
+	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	roots *x509.CertPool
+}
+
+func newEgress(entries []string, hooks *egressTestHooks) *egress {
 	e := &egress{allow: map[hostPort]bool{}, literals: map[netip.AddrPort]bool{}}
 	for _, ent := range entries {
 		h, p, err := parseEgress(ent)
@@ -74,6 +85,10 @@ func newEgress(entries []string) *egress {
 		IdleConnTimeout:       30 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: httpTimeout,
+	}
+	if hooks != nil {
+		tr.DialContext = hooks.dial
+		tr.TLSClientConfig = &tls.Config{RootCAs: hooks.roots}
 	}
 	e.client = &http.Client{
 		Transport: tr,
@@ -182,54 +197,97 @@ type httpResponse struct {
 	Body    []byte            `json:"body"`
 }
 
-// do performs one hall_http request and returns the response or error JSON.
-func (e *egress) do(ctx context.Context, raw []byte) []byte {
-	var r httpRequest
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return errorJSON(GuestBadRequest, "request is not valid JSON: %v", err)
+// fetchError is why an exchange failed: Code is a guest code
+// (EGRESS_DENIED, HTTP_FAILED, RESPONSE_TOO_LARGE, BAD_REQUEST).
+type fetchError struct {
+	Code string
+	Msg  string
+}
+
+func (e *fetchError) Error() string { return e.Msg }
+
+// fetch performs one exchange under the worker's egress rules, for
+// hall_http and Extism's http_request alike, and records it in the
+// call's telemetry (egressEvent). The response headers are lower-cased,
+// multiple values joined with ",", as Extism does.
+func (e *egress) fetch(ctx context.Context, rec *egressLog, via, method, rawURL string, headers map[string]string, body []byte) (*httpResponse, *fetchError) {
+	start := time.Now()
+	if method == "" {
+		method = http.MethodGet
 	}
-	if r.Method == "" {
-		r.Method = http.MethodGet
+	method = strings.ToUpper(method)
+	ev := egressEvent{Import: via, Method: method, URL: redactURL(rawURL)}
+	finish := func(resp *httpResponse, fe *fetchError) (*httpResponse, *fetchError) {
+		ev.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+		ev.Outcome = "ok"
+		if fe != nil {
+			ev.Outcome, ev.Message = fe.Code, fe.Msg
+		}
+		if resp != nil {
+			ev.Status, ev.ResponseBytes = resp.Status, len(resp.Body)
+		}
+		rec.add(ev)
+		return resp, fe
 	}
-	u, err := url.Parse(r.URL)
+	if e == nil {
+		return finish(nil, &fetchError{GuestEgressDenied, "the worker's policy allows no network egress"})
+	}
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return errorJSON(GuestBadRequest, "bad url %q", r.URL)
+		return finish(nil, &fetchError{GuestBadRequest, fmt.Sprintf("bad url %q", rawURL)})
 	}
 	if err := e.check(u); err != nil {
-		return errorJSON(GuestEgressDenied, "%v", err)
+		return finish(nil, &fetchError{GuestEgressDenied, err.Error()})
 	}
 	if u.User != nil {
-		return errorJSON(GuestBadRequest, "credentials in the url are not allowed")
+		return finish(nil, &fetchError{GuestBadRequest, "credentials in the url are not allowed"})
 	}
 	ctx, cancel := context.WithTimeout(ctx, httpTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, strings.ToUpper(r.Method), u.String(), bytes.NewReader(r.Body))
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return errorJSON(GuestBadRequest, "%v", err)
+		return finish(nil, &fetchError{GuestBadRequest, err.Error()})
 	}
-	for k, v := range r.Headers {
+	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
 		var de *deniedError
 		if errors.As(err, &de) {
-			return errorJSON(GuestEgressDenied, "%v", de)
+			return finish(nil, &fetchError{GuestEgressDenied, de.Error()})
 		}
-		return errorJSON(GuestHTTPFailed, "%v", err)
+		return finish(nil, &fetchError{GuestHTTPFailed, err.Error()})
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPResponse+1))
+	if final := resp.Request.URL.String(); final != u.String() {
+		ev.FinalURL = redactURL(final)
+	}
+	got, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPResponse+1))
 	if err != nil {
-		return errorJSON(GuestHTTPFailed, "reading response: %v", err)
+		return finish(nil, &fetchError{GuestHTTPFailed, fmt.Sprintf("reading response: %v", err)})
 	}
-	if len(body) > maxHTTPResponse {
-		return errorJSON(GuestResponseTooLarge, "response body exceeds %d bytes", maxHTTPResponse)
+	if len(got) > maxHTTPResponse {
+		ev.Status = resp.StatusCode
+		return finish(nil, &fetchError{GuestResponseTooLarge, fmt.Sprintf("response body exceeds %d bytes", maxHTTPResponse)})
 	}
-	out := httpResponse{Status: resp.StatusCode, Headers: map[string]string{}, Body: body}
+	out := &httpResponse{Status: resp.StatusCode, Headers: map[string]string{}, Body: got}
 	for k, v := range resp.Header {
 		out.Headers[strings.ToLower(k)] = strings.Join(v, ",")
 	}
-	b, _ := json.Marshal(out)
+	return finish(out, nil)
+}
+
+// do performs one hall_http request and returns the response or error JSON.
+func (e *egress) do(ctx context.Context, rec *egressLog, raw []byte) []byte {
+	var r httpRequest
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return errorJSON(GuestBadRequest, "request is not valid JSON: %v", err)
+	}
+	resp, fe := e.fetch(ctx, rec, "hall_http", r.Method, r.URL, r.Headers, r.Body)
+	if fe != nil {
+		return errorJSON(fe.Code, "%s", fe.Msg)
+	}
+	b, _ := json.Marshal(resp)
 	return b
 }

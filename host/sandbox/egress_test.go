@@ -93,7 +93,7 @@ func TestHallHTTP(t *testing.T) {
 }
 
 func TestEgressRules(t *testing.T) {
-	e := newEgress([]string{"api.example.com", "Data.Example.com:8443", "[::1]:9000", "10.0.0.5"})
+	e := newEgress([]string{"api.example.com", "Data.Example.com:8443", "[::1]:9000", "10.0.0.5"}, nil)
 	cases := []struct {
 		url string
 		ok  bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	extism "github.com/extism/go-sdk"
 )
@@ -17,7 +18,8 @@ const (
 )
 
 // hostFunctions are the Hall imports of docs/ABI.md, in the Extism default
-// namespace extism:host/user.
+// namespace extism:host/user, and the Hall's Extism HTTP functions
+// (extism_http.go).
 //
 // # Notes
 //
@@ -33,11 +35,17 @@ const (
 //     guest can act on.
 func (w *Worker) hostFunctions() []extism.HostFunction {
 	i64 := []extism.ValueType{extism.ValueTypeI64}
-	return []extism.HostFunction{
+	return append([]extism.HostFunction{
 		extism.NewHostFunctionWithStack("hall_secret", hallSecret, i64, i64),
 		extism.NewHostFunctionWithStack("hall_http", hallHTTP, i64, i64),
 		extism.NewHostFunctionWithStack("hall_emit", hallEmit, i64, nil),
-	}
+	}, extismHTTPFunctions()...)
+}
+
+// reservedEvent reports whether an event_id (raw JSON) names a Hall event.
+func reservedEvent(id json.RawMessage) bool {
+	var s string
+	return json.Unmarshal(id, &s) == nil && strings.HasPrefix(s, reservedEventPrefix)
 }
 
 func stateOf(ctx context.Context) *callState {
@@ -134,7 +142,9 @@ func hallEmit(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 	cs := stateOf(ctx)
 	ev := readBlock(ctx, p, stack[0])
 	var obj map[string]json.RawMessage
-	if len(cs.events) >= maxEvents || cs.eventBytes+len(ev) > maxEventBytes || json.Unmarshal(ev, &obj) != nil {
+	// An event under the Hall's reserved prefix would pass for the Hall's
+	// own telemetry (EgressEventID): dropped like an invalid one.
+	if len(cs.events) >= maxEvents || cs.eventBytes+len(ev) > maxEventBytes || json.Unmarshal(ev, &obj) != nil || reservedEvent(obj["event_id"]) {
 		cs.eventsDropped++
 		return
 	}
@@ -145,13 +155,9 @@ func hallEmit(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 func hallHTTP(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 	cs := stateOf(ctx)
 	raw := readBlock(ctx, p, stack[0])
-	var out []byte
-	if cs.w.egress == nil {
-		out = errorJSON(GuestEgressDenied, "the worker's policy allows no network egress")
-	} else {
-		out = cs.w.egress.do(ctx, raw)
-	}
-	stack[0] = writeBlock(p, out)
+	// A nil egress (no network_egress) refuses every request, and the
+	// attempt is recorded all the same.
+	stack[0] = writeBlock(p, cs.w.egress.do(ctx, &cs.egress, raw))
 }
 
 // lookupSecret asks src for name without outliving ctx: a SecretSource is

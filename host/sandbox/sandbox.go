@@ -186,6 +186,8 @@ type Engine struct {
 	max      Limits
 	secrets  SecretSource
 	log      *slog.Logger
+	// egressHooks is nil outside this package's tests (egress.go).
+	egressHooks *egressTestHooks
 
 	budget         *memoryBudget
 	compiler       Compiler

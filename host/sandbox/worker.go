@@ -80,6 +80,11 @@ type instance struct {
 	guard *memoryGuard
 	logs  *logSink
 	sleep *sleeper
+	// http is Extism's per-instance state of the last http_request.
+	http extismHTTPState
+	// correlation is the wcp.correlation_id of the call the instance
+	// serves, for the guest's log lines in the Engine's log.
+	correlation atomic.Pointer[string]
 }
 
 // Request is one call of a worker export.
@@ -142,6 +147,9 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	lim.MemoryBytes -= lim.MemoryBytes % wasmPageSize
 
 	wasm = e.compiledForm(wasm)
+	// Extism's http_request, http_status_code and http_headers are served
+	// by the Hall over the worker's egress (extism_http.go).
+	wasm = routeExtismHTTP(wasm)
 	// Tables are host memory too (8 bytes per element): a declared size
 	// that cannot fit is refused, an unbounded or oversized maximum is
 	// lowered so table.grow fails instead of growing (tables.go).
@@ -204,7 +212,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		w.secrets[s] = true
 	}
 	if len(spec.Policy.Egress) > 0 {
-		w.egress = newEgress(spec.Policy.Egress)
+		w.egress = newEgress(spec.Policy.Egress, e.egressHooks)
 	}
 	mc := wazero.NewModuleConfig().WithFSConfig(fsCfg)
 	if !spec.Policy.Deterministic {
@@ -312,7 +320,9 @@ func callableExports(wasm []byte) (map[string]bool, error) {
 	}
 	out := map[string]bool{}
 	for name, sig := range sigs {
-		if name == "_start" || name == "_initialize" || len(sig.Params) != 0 {
+		// _start (a WASI command's main) is callable, as in Extism;
+		// _initialize is the reactor's set-up, which Extism runs itself.
+		if name == "_initialize" || len(sig.Params) != 0 {
 			continue
 		}
 		if len(sig.Results) > 1 || (len(sig.Results) == 1 && sig.Results[0] != wasmmod.I32) {
@@ -335,7 +345,7 @@ func inspectModule(ctx context.Context, rtCfg wazero.RuntimeConfig, wasm []byte)
 	defer cm.Close(ctx)
 	out := map[string]bool{}
 	for name, def := range cm.ExportedFunctions() {
-		if name == "_start" || name == "_initialize" || len(def.ParamTypes()) != 0 {
+		if name == "_initialize" || len(def.ParamTypes()) != 0 {
 			continue
 		}
 		rt := def.ResultTypes()
@@ -410,10 +420,12 @@ func (w *Worker) newInstance(ctx context.Context) (*instance, error) {
 		}
 		return nil, errorf(CodeModuleInvalid, "%s: %v", w.name, err)
 	}
+	in := &instance{p: p, guard: g, logs: logs, sleep: sl}
 	p.SetLogger(func(level extism.LogLevel, msg string) {
 		logs.Write([]byte("[" + level.String() + "] " + msg + "\n"))
+		w.guestLog(in, level, msg)
 	})
-	return &instance{p: p, guard: g, logs: logs, sleep: sl}, nil
+	return in, nil
 }
 
 func (in *instance) close() { _ = in.p.Close(context.Background()) }
@@ -540,10 +552,20 @@ type callKey struct{}
 // callState is what host functions may know about the call they serve.
 type callState struct {
 	w             *Worker
+	in            *instance
 	limits        Limits
 	events        []json.RawMessage
 	eventBytes    int
 	eventsDropped int
+	egress        egressLog
+}
+
+// http returns the Extism HTTP state of the instance serving the call.
+func (cs *callState) http() *extismHTTPState {
+	if cs.in == nil {
+		return &extismHTTPState{}
+	}
+	return &cs.in.http
 }
 
 // Call runs req.Export on a fresh instance (or a reused one, see
@@ -602,6 +624,9 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	in.sleep.watch(cctx)
+	cs.in = in
+	correlation := req.Config["wcp.correlation_id"]
+	in.correlation.Store(&correlation)
 	in.p.Config = maps.Clone(req.Config)
 	in.logs.reset(lim.LogBytes)
 	var quotaHits int64
@@ -612,7 +637,9 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
 	rc, out, callErr := in.p.CallWithContext(cctx, req.Export, req.Input)
 	res.Duration = time.Since(start)
-	res.Events, res.EventsDropped = cs.events, cs.eventsDropped
+	// The Hall's egress records follow the guest's events; hall_emit
+	// cannot forge them (reservedEventPrefix).
+	res.Events, res.EventsDropped = append(cs.events, cs.egress.take()...), cs.eventsDropped
 	res.Logs = in.logs.take()
 
 	serr, err := w.classify(ctx, cctx, in, rc, callErr)
@@ -668,8 +695,10 @@ func (w *Worker) classify(parent, cctx context.Context, in *instance, rc uint32,
 	}
 	msg := err.Error()
 	if strings.HasPrefix(msg, "HTTP request to '") && strings.Contains(msg, "is not allowed") {
-		// Extism's own http_request import: the Hall never sets AllowedHosts.
-		return errorf(CodeEgressDenied, "%s: Extism http_request is not available; use hall_http", w.name), nil
+		// Extism's own http_request, reached only by a module whose imports
+		// routeExtismHTTP could not rewrite: the Hall never sets
+		// AllowedHosts, so it refuses every host.
+		return errorf(CodeEgressDenied, "%s: %s", w.name, firstLine(msg)), nil
 	}
 	for _, m := range extismBadPointer {
 		if strings.HasPrefix(msg, m) {
@@ -680,6 +709,11 @@ func (w *Worker) classify(parent, cctx context.Context, in *instance, rc uint32,
 		if guestMsg := in.p.GetError(); guestMsg != "" && guestMsg == msg {
 			return errorf(CodeWorkerFailed, "%s", guestMsg), nil
 		}
+	} else {
+		// WASI proc_exit with a non-zero code (exit 0 is success, as in
+		// Extism, and never gets here). A Go or Rust runtime that dies
+		// exits this way too, so it stays a trap; the code is kept.
+		return errorf(CodeWorkerTrap, "%s: the guest exited with code %d (WASI proc_exit)", w.name, exit.ExitCode()), nil
 	}
 	return errorf(CodeWorkerTrap, "%s: %s", w.name, firstLine(msg)), nil
 }

@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/pyval"
 )
@@ -65,6 +64,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.DryRun = true
+	release, ok := s.admitRoute(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	dec, err := s.h.Route(context.WithoutCancel(r.Context()), in)
 	s.metrics.decision("route", dec.Denied, string(dec.Code()))
 	if err != nil {
@@ -145,13 +149,8 @@ func (s *Server) parseRun(r *http.Request, body []byte) (*host.RunRequest, *apiE
 // a worker that ran out of time a 504, an input over the worker's limit a
 // 413.
 func outcomeStatus(outcome string) int {
-	switch outcome {
-	case sandbox.CodeLimitTimeout:
-		return http.StatusGatewayTimeout
-	case sandbox.CodeLimitInput:
-		return http.StatusRequestEntityTooLarge
-	case "HALL_ERROR":
-		return http.StatusInternalServerError
+	if info, ok := wcp.Code(outcome).Info(); ok && info.HTTPStatus >= 400 && info.Code != wcp.CodeCancelled {
+		return info.HTTPStatus
 	}
 	return http.StatusBadGateway
 }
@@ -202,6 +201,11 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Error("hall: dispatch failed", "request_id", requestID(r), "correlation_id", req.Input.CorrelationID, "error", err)
 		e := errf(http.StatusInternalServerError, CodeInternal, "the Hall failed to complete the dispatch (see the server log under request id "+requestID(r)+")")
+		if c, ok := codedError(err); ok {
+			// A refusal with a code of its own (HALL_DISK_LOW, MEMORY_BUDGET,
+			// ...) says what the operator can do, with its own status.
+			e = errf(c.HTTPStatus(), string(c), err.Error())
+		}
 		if res != nil {
 			e.Extra = map[string]any{"decision": res.Decision, "ran": res.Ran}
 		}

@@ -42,6 +42,9 @@ type Config struct {
 	// MaxConcurrent bounds dispatches in flight (default
 	// DefaultMaxConcurrent()).
 	MaxConcurrent int
+	// MaxConcurrentRoutes bounds decisions in flight on /wcp/route (default
+	// 4 × MaxConcurrent: a decision is cheaper than a dispatch).
+	MaxConcurrentRoutes int
 	// Logger receives one line per request and the server's errors
 	// (default: discarded).
 	Logger *slog.Logger
@@ -55,6 +58,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	sem     chan struct{}
+	// routeSem bounds decisions in flight (POST /wcp/route).
+	routeSem chan struct{}
 	metrics *metrics
 	mux     chi.Router
 }
@@ -71,7 +76,10 @@ func New(h *host.Hall, cfg Config) http.Handler {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = DefaultMaxConcurrent()
 	}
-	s := &Server{h: h, cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConcurrent)}
+	if cfg.MaxConcurrentRoutes <= 0 {
+		cfg.MaxConcurrentRoutes = 4 * cfg.MaxConcurrent
+	}
+	s := &Server{h: h, cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConcurrent), routeSem: make(chan struct{}, cfg.MaxConcurrentRoutes)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

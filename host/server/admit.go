@@ -1,0 +1,44 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// admitRoute bounds the decisions in flight on POST /wcp/route, as the
+// dispatch semaphore bounds /wcp/run: a flood of decisions (each one a
+// ledger write) is refused with 503 instead of queued without limit.
+func (s *Server) admitRoute(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	select {
+	case s.routeSem <- struct{}{}:
+		return func() { <-s.routeSem }, true
+	default:
+		s.metrics.rejected.WithLabelValues("saturated").Inc()
+		writeError(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: CodeSaturated, RetryAfter: 1,
+			Message: fmt.Sprintf("the Hall is answering its maximum of %d decisions; retry later", cap(s.routeSem))})
+		return nil, false
+	}
+}
+
+// codedError finds the stable code of a Hall error (an error with a Code
+// method anywhere in its chain) that the codes table knows.
+func codedError(err error) (wcp.Code, bool) {
+	var typed interface{ Code() wcp.Code }
+	if errors.As(err, &typed) {
+		if _, ok := typed.Code().Info(); ok {
+			return typed.Code(), true
+		}
+	}
+	var plain interface{ Code() string }
+	if errors.As(err, &plain) {
+		if c := wcp.Code(plain.Code()); c != "" {
+			if _, ok := c.Info(); ok {
+				return c, true
+			}
+		}
+	}
+	return "", false
+}

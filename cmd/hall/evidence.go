@@ -77,7 +77,7 @@ func receiptsCommand() *cli.Command {
 				if rs == nil {
 					rs = []ledger.Receipt{}
 				}
-				return printJSON(c, rs)
+				return printSafeJSON(c, rs)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RECEIPT\tDISPATCHED\tTENANT\tWORKER\tCAPABILITY\tOUTCOME\tMS\tCORRELATION")
@@ -114,7 +114,7 @@ func receiptsCommand() *cli.Command {
 					printReceipt(c.App.Writer, r)
 					fmt.Fprintln(c.App.Writer, "\nsigned receipt:")
 				}
-				return printJSON(c, r)
+				return printSafeJSON(c, r)
 			},
 		}},
 	}

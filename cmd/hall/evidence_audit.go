@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -114,7 +115,7 @@ func auditCheckpointCommand() *cli.Command {
 				return failf("%s", safeMsg(err.Error()))
 			}
 			if c.Bool("json") {
-				return printJSON(c, cp)
+				return printSafeJSON(c, cp)
 			}
 			where := "the ledger"
 			if d := c.String("dir"); d != "" {
@@ -161,7 +162,7 @@ func keysShowCommand() *cli.Command {
 				return failf("%s", safeMsg(err.Error()))
 			}
 			if c.Bool("json") {
-				return printJSON(c, ks)
+				return printSafeJSON(c, ks)
 			}
 			for _, k := range ks.Keys {
 				from, until := orDash(k.ValidFrom, "the first entry"), orDash(k.ValidUntil, "now (current)")
@@ -261,4 +262,27 @@ func safeLines(s string) string {
 func needsEscape(r rune) bool {
 	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' ||
 		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u200e' || r == '\u200f'
+}
+
+// printSafeJSON is printJSON for values holding tenant strings: the
+// characters encoding/json leaves raw that a terminal acts on (DEL, C1
+// controls such as U+009B, bidirectional overrides) are written as \u
+// escapes. They can only occur inside JSON strings, so the document means
+// the same.
+func printSafeJSON(c *cli.Context, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return failf("encoding JSON: %v", err)
+	}
+	var out strings.Builder
+	out.Grow(len(b) + 1)
+	for _, r := range string(b) {
+		if r != '\n' && needsEscape(r) {
+			fmt.Fprintf(&out, `\u%04x`, r)
+			continue
+		}
+		out.WriteRune(r)
+	}
+	fmt.Fprintln(c.App.Writer, out.String())
+	return nil
 }

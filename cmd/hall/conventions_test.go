@@ -269,3 +269,59 @@ func TestUndeclaredWriteNamesTheFix(t *testing.T) {
 		t.Errorf("the undeclared write reached %s", outside)
 	}
 }
+
+// TestServeOneLogFormat: every line hall serve writes is a record of the
+// format asked for, the first one the startup summary, and the OpenAPI
+// document is served.
+func TestServeOneLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	copyFiles(t, routedir, dir, "rules.json")
+	base, cmd, logs := startServe(t, dir, "--home", filepath.Join(dir, ".hall"))
+	r := curl(t, "GET", base+"/openapi.json", "", "", nil)
+	if r.status != 200 || r.body["openapi"] != "3.1.0" {
+		t.Fatalf("GET /openapi.json: %d %s", r.status, r.raw)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first["msg"] != "hall: serving the Hall API" {
+		t.Fatalf("the first line is not the startup summary: %v\n%s", err, lines[0])
+	}
+	for _, k := range []string{"url", "home", "rules", "workers", "compliance_level", "version"} {
+		if _, ok := first[k]; !ok {
+			t.Errorf("the startup summary lacks %s: %s", k, lines[0])
+		}
+	}
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("a line that is not a JSON record: %q", l)
+		}
+	}
+	if !strings.Contains(logs.String(), "hall: stopped") {
+		t.Errorf("no stop record:\n%s", logs.String())
+	}
+
+	// --log-format text: key=value lines throughout.
+	text := exec.Command(hallBin, "serve", "--addr", "127.0.0.1:0", "--log-format", "text", "--home", filepath.Join(dir, ".hall"))
+	text.Dir = dir
+	text.Env = testEnv()
+	out := &syncBuffer{}
+	text.Stderr = out
+	if err := text.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer text.Process.Kill()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "msg=\"hall: serving the Hall API\""); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no text startup summary:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "compliance_level=") || strings.HasPrefix(strings.TrimSpace(out.String()), "{") {
+		t.Errorf("text log:\n%s", out.String())
+	}
+	if r := hall(t, dir, "", "serve", "--log-format", "xml"); r.code != exitError || !strings.Contains(r.stderr, "json or text") {
+		t.Errorf("--log-format xml: exit %d %s", r.code, r.stderr)
+	}
+}

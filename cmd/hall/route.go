@@ -104,6 +104,18 @@ func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 		c.App.Metadata = map[string]any{}
 	}
 	c.App.Metadata["hall"] = h // for capabilityHint
+	if extra.Logger != nil {
+		// hall serve: load problems are records of its one log format.
+		if p := h.Problems(); p != nil {
+			for _, e := range unjoin(p) {
+				extra.Logger.Warn("hall: skipped record", "error", e.Error())
+			}
+		}
+		for _, w := range h.Warnings() {
+			extra.Logger.Warn("hall: warning", "warning", w)
+		}
+		return h, nil
+	}
 	if p := h.Problems(); p != nil {
 		var lines []string
 		for _, e := range unjoin(p) {

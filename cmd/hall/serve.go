@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -33,14 +32,17 @@ func serveCommand() *cli.Command {
 			"restart; SIGHUP reloads them too. A change that does not load is logged and the last good state\n" +
 			"keeps serving. SIGINT or SIGTERM stops accepting connections and waits for dispatches in flight\n" +
 			"to finish and commit their receipts.\n" +
-			"Logs go to standard error as JSON lines.",
+			"Logs go to standard error, one record per line: JSON by default, --log-format text for key=value\n" +
+			"lines; the first record is the startup summary (address, home, rules, workers, compliance level).\n" +
+			"The API is described at GET /openapi.json.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8765", Usage: "listen `ADDRESS` (host:port; port 0 picks a free one)"},
+			&cli.StringFlag{Name: "addr", EnvVars: []string{"HALL_ADDR"}, Value: "127.0.0.1:8765", Usage: "listen `ADDRESS` (host:port; port 0 picks a free one)"},
 			&cli.IntFlag{Name: "max-concurrent", Usage: "bound on dispatches in flight; more are refused with 503 (default 16 per CPU)"},
 			&cli.Int64Flag{Name: "max-body", Value: server.DefaultMaxBody, Usage: "largest JSON request body in `BYTES`"},
 			&cli.Int64Flag{Name: "max-upload", Value: server.DefaultMaxUpload, Usage: "largest module upload in `BYTES`"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long shutdown waits for requests in flight"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
 		}, hallFlags()...),
 		Action: func(c *cli.Context) error {
 			var level slog.Level
@@ -50,7 +52,10 @@ func serveCommand() *cli.Command {
 			if os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(100) // a long-running server: the default
 			}
-			logger := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			logger, err := serverLogger(c, level)
+			if err != nil {
+				return err
+			}
 			h, err := openHallWith(c, host.Options{Logger: logger})
 			if err != nil {
 				return err
@@ -77,7 +82,7 @@ func serveCommand() *cli.Command {
 			defer stop()
 			reloads := reloadOnChange(ctx, h, logger)
 			defer reloads()
-			fmt.Fprintf(c.App.ErrWriter, "hall: serving the Hall API on http://%s\n", ln.Addr())
+			logStartup(logger, h, ln.Addr().String())
 			err = server.Serve(ctx, ln, handler, server.ServeOptions{
 				WriteTimeout:    writeTimeout(h.Config()),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
@@ -86,7 +91,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return failf("%v", err)
 			}
-			fmt.Fprintln(c.App.ErrWriter, "hall: stopped; dispatches in flight completed")
+			logger.Info("hall: stopped; dispatches in flight completed")
 			return nil
 		},
 	}

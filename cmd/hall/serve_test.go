@@ -66,8 +66,10 @@ func startServe(t *testing.T, dir string, args ...string) (string, *exec.Cmd, *s
 		for sc.Scan() {
 			line := sc.Text()
 			logs.Write([]byte(line + "\n"))
-			if a, ok := strings.CutPrefix(line, "hall: serving the Hall API on "); ok {
-				addr <- a
+			// The startup summary: {"msg": "hall: serving the Hall API", "url": ...}.
+			var rec struct{ Msg, URL string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "hall: serving the Hall API" {
+				addr <- rec.URL
 			}
 		}
 	}()

@@ -95,6 +95,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 	})
 
 	r.Get("/health", s.health)
+	r.Get("/openapi.json", s.openAPI)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}}))
 
 	r.Group(func(r chi.Router) {

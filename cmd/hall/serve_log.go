@@ -1,0 +1,45 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/server"
+)
+
+// serverLogger is the one logger of `hall serve`: every line it writes,
+// the startup summary and the load problems included, has the format
+// --log-format names.
+func serverLogger(c *cli.Context, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts)), nil
+	default:
+		return nil, usageErrorf("serve", "--log-format %q: json or text", c.String("log-format"))
+	}
+}
+
+// logStartup is the first record of a serving Hall: where it listens and
+// what it serves.
+func logStartup(logger *slog.Logger, h *host.Hall, addr string) {
+	level, _ := server.Compliance(h)
+	opts := h.Options()
+	logger.Info("hall: serving the Hall API",
+		"url", "http://"+addr,
+		"address", addr,
+		"home", opts.Home,
+		"rules_file", opts.Rules,
+		"rules", len(h.Rules().Rules),
+		"workers", h.Registry().Len(),
+		"capabilities", len(h.Registry().Capabilities()),
+		"compliance_level", level,
+		"online", h.Online(),
+		"version", buildVersion(),
+		"openapi", "http://"+addr+"/openapi.json",
+	)
+}

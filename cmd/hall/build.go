@@ -246,6 +246,11 @@ func loadRecord(path string) (*wcp.Record, error) {
 	if err != nil {
 		return nil, failf("%v", err)
 	}
+	// A misspelt member (risk_teir) would be dropped by the decoder and the
+	// field left at its default: refused, naming the closest known one.
+	if unknown := registry.UnknownFields(data); len(unknown) > 0 {
+		return nil, recordProblems(path, &registry.RecordError{Problems: unknown})
+	}
 	var rec wcp.Record
 	if err := json.Unmarshal(data, &rec); err != nil {
 		// The schema's messages name the field; fall back to the decoder's.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -44,13 +45,18 @@ func conformanceCommand() *cli.Command {
 				Name:      "check",
 				Usage:     "compare each vector's decision with its expect block; print failures and a summary",
 				ArgsUsage: "FILE",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print {passed, failed, failures: [{name, diffs}]} as JSON"}},
 				Action: func(c *cli.Context) error {
 					vs, err := readVectors(c)
 					if err != nil {
 						return err
 					}
 					failed := 0
+					failures := []map[string]any{}
 					w := c.App.Writer
+					if c.Bool("json") {
+						w = io.Discard
+					}
 					for i := range vs {
 						v := &vs[i]
 						name := v.Name
@@ -67,10 +73,16 @@ func conformanceCommand() *cli.Command {
 						}
 						if len(diffs) > 0 {
 							failed++
+							failures = append(failures, map[string]any{"name": name, "diffs": diffs})
 							fmt.Fprintf(w, "FAIL %s\n  %s\n", name, strings.Join(diffs, "\n  "))
 						}
 					}
 					fmt.Fprintf(w, "%d passed, %d failed\n", len(vs)-failed, failed)
+					if c.Bool("json") {
+						if err := printJSON(c, map[string]any{"passed": len(vs) - failed, "failed": failed, "failures": failures}); err != nil {
+							return err
+						}
+					}
 					if failed > 0 {
 						return cli.Exit("", exitError)
 					}

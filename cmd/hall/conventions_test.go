@@ -325,3 +325,70 @@ func TestServeOneLogFormat(t *testing.T) {
 		t.Errorf("--log-format xml: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// TestReadCommandsJSON: read commands answer JSON with --json.
+func TestReadCommandsJSON(t *testing.T) {
+	dir := t.TempDir()
+	r := hall(t, dir, "", "conformance", "check", "--json", filepath.Join(repoRoot, "testdata", "vectors", "random.json"))
+	var res struct{ Passed, Failed int }
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || res.Passed == 0 || res.Failed != 0 {
+		t.Errorf("conformance check --json: exit %d %v %+v\n%s", r.code, err, res, r.stderr)
+	}
+}
+
+// TestStateDirectoryErrorIsAnError: a state directory that cannot be
+// opened is exit 1 naming it, not a denial.
+func TestStateDirectoryErrorIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "notadir", "x")
+	r := hall(t, routedir, "", "run", "cap.doc.summarize", "--home", filepath.Join(dir, "notadir"))
+	if r.code != exitError || !strings.Contains(r.stderr, "notadir") || strings.Contains(r.stderr, "DENIED") {
+		t.Errorf("exit %d stderr %s", r.code, r.stderr)
+	}
+}
+
+// TestTenantDefaults: --tenant, else HALL_TENANT, else hall.json's
+// default_tenant, else "local" (said when assumed).
+func TestTenantDefaults(t *testing.T) {
+	dir := t.TempDir()
+	copyFiles(t, routedir, dir, "rules.json")
+	tenant := func(r result) string {
+		var d struct {
+			Tenant string `json:"tenant_id"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+			t.Fatalf("%v: %s %s", err, r.stdout, r.stderr)
+		}
+		return d.Tenant
+	}
+	args := []string{"route", "--capability", "cap.doc.summarize", "--json"}
+	if r := hall(t, dir, "", args...); tenant(r) != "local" || !strings.Contains(r.stderr, "tenant: local (the CLI's default") {
+		t.Errorf("no tenant given: %q, stderr %s", tenant(r), r.stderr)
+	}
+	if r := hallWith(t, dir, "", []string{"HALL_TENANT=org.env", "HALL_HOME=" + filepath.Join(dir, "h")}, args...); tenant(r) != "org.env" || strings.Contains(r.stderr, "tenant:") {
+		t.Errorf("HALL_TENANT: %q %s", tenant(r), r.stderr)
+	}
+	write(t, dir, "hall.json", `{"default_tenant": "org.file"}`)
+	if r := hall(t, dir, "", args...); tenant(r) != "org.file" {
+		t.Errorf("hall.json default_tenant: %q %s", tenant(r), r.stderr)
+	}
+	if r := hall(t, dir, "", append(args, "--tenant", "org.flag")...); tenant(r) != "org.flag" {
+		t.Errorf("--tenant: %q", tenant(r))
+	}
+}
+
+// TestMisspeltRecordFieldRefused: hall build and hall enroll refuse a
+// record member the schema does not know, naming the closest one.
+func TestMisspeltRecordFieldRefused(t *testing.T) {
+	dir := t.TempDir()
+	rec, err := os.ReadFile(filepath.Join(repoRoot, "plugins", "summarizer", "registry_record.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(rec), `"risk_tier"`, `"risk_teir": "low", "risk_tier"`, 1)
+	write(t, dir, "registry_record.json", bad)
+	r := hall(t, dir, "", "build", "--no-input", "--no-store")
+	if r.code != exitError || !strings.Contains(r.stderr, `risk_teir: is not a registry record field; did you mean "risk_tier"?`) {
+		t.Errorf("build: exit %d %s", r.code, r.stderr)
+	}
+}

@@ -91,6 +91,17 @@ func unknownFields(inst any) []Problem {
 	return probs
 }
 
+// UnknownFields returns the members of a record document the schema does
+// not know, each with the closest known name (nil for a document that is
+// not a JSON object). Validate reports them too, unless told to allow them.
+func UnknownFields(data []byte) []Problem {
+	var inst any
+	if json.Unmarshal(data, &inst) != nil {
+		return nil
+	}
+	return unknownFields(inst)
+}
+
 // closest returns the name nearest to s by edit distance (at most a third
 // of its length, and at most 3), or "".
 func closest(s string, names []string) string {

@@ -9,6 +9,15 @@
 // every chain and reports the first break in each; [SQLite.Export] writes the
 // chains as JSON Lines so they can be checked without the Hall.
 //
+// Every decision (allowed, denied, dry run) and every batch of worker
+// telemetry is an entry of its tenant's decision chain, signed like a
+// receipt. Hashes cover RFC 8785 canonical JSON (format version 2;
+// version 1 entries keep verifying). Checkpoints sign the heads of every
+// chain and can be written outside the state directory; the signing key
+// can live outside it too and rotates with its validity recorded in the
+// change chain; [SQLite.ExportBundle] writes what an auditor verifies
+// without the Hall (docs/EVIDENCE.md).
+//
 // A receipt also names the registry record (RecordDigest) and the privilege
 // envelope in force when the worker ran. Changes to what governs dispatch —
 // enrollments, replaced rules or configuration, each with who made it and
@@ -30,6 +39,7 @@
 //
 // What the chain can and cannot prove is in RATIONALE.md next to this file;
 // in short, an attacker who can write the database but not read the key
-// cannot change, remove or reorder a receipt without Verify noticing, except
-// for cutting the newest receipts of a stream together with its head row.
+// cannot change, remove or reorder a receipt, decision or change without
+// Verify noticing, except for cutting the newest entries of a chain
+// together with its head row, which a checkpoint kept elsewhere catches.
 package ledger

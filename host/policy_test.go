@@ -256,3 +256,23 @@ func TestBadPolicyFileFailsOpen(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestWatchFollowsPolicyFile: Watch reloads when policy.json changes, so
+// an edited policy set comes into force without a restart.
+func TestWatchFollowsPolicyFile(t *testing.T) {
+	h := policyHall(t, "1h")
+	before := h.Policies().Digest()
+	watching(t, h)
+	path := h.PolicyFile()
+	edited := strings.ReplaceAll(prodWrites, "%TTL%", "2h")
+	// Written until seen: the watch may start after the first write.
+	eventually(t, "the edited policy.json in force", func() bool {
+		if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return h.Policies().Digest() != before
+	})
+	if got := h.Policies().ApprovalTTL(); got != 2*time.Hour {
+		t.Fatalf("approval TTL after the reload: %v", got)
+	}
+}

@@ -121,6 +121,7 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 // watchTargets are the files and directories Watch follows.
 type watchTargets struct {
 	rules, config string
+	policy        string // policy.json (docs/POLICY.md)
 	registry      string
 	artifacts     []string // the store and its sha256/ directory
 	dirs          []string // what is watched: the parents, the registry, the store
@@ -135,10 +136,11 @@ func (h *Hall) watchTargets() *watchTargets {
 	t := &watchTargets{
 		rules:     filepath.Clean(h.opts.Rules),
 		config:    filepath.Clean(h.opts.path(cfg)),
+		policy:    filepath.Clean(h.PolicyFile()),
 		registry:  filepath.Clean(h.opts.RegistryDir),
 		artifacts: []string{filepath.Clean(store), filepath.Join(store, "sha256")},
 	}
-	for _, d := range append([]string{filepath.Dir(t.rules), filepath.Dir(t.config), filepath.Dir(t.registry), t.registry}, t.artifacts...) {
+	for _, d := range append([]string{filepath.Dir(t.rules), filepath.Dir(t.config), filepath.Dir(t.policy), filepath.Dir(t.registry), t.registry}, t.artifacts...) {
 		if !slices.Contains(t.dirs, d) {
 			t.dirs = append(t.dirs, d)
 		}
@@ -172,7 +174,7 @@ func (t *watchTargets) relevant(ev fsnotify.Event) bool {
 	name := filepath.Clean(ev.Name)
 	dir := filepath.Dir(name)
 	switch {
-	case name == t.rules, name == t.config:
+	case name == t.rules, name == t.config, name == t.policy:
 		return true
 	case name == t.registry, slices.Contains(t.artifacts, name):
 		return true // created, removed or renamed: (re)watched at the reload

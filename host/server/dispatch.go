@@ -90,6 +90,8 @@ type runRequest struct {
 	PayloadBase64 *string `json:"payload_base64"`
 	// TimeoutMS lowers the worker's time limit for this run.
 	TimeoutMS *int64 `json:"timeout_ms"`
+	// ApprovalID re-submits a request a human approved (docs/POLICY.md).
+	ApprovalID string `json:"approval_id"`
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -105,7 +107,7 @@ func (s *Server) parseRun(r *http.Request, body []byte) (*host.RunRequest, *apiE
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, `the body must be {"input": <RouteInput>, "payload": <string or JSON> | "payload_base64": <base64>, "timeout_ms"?: <int>}: `+err.Error())
+		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, `the body must be {"input": <RouteInput>, "payload": <string or JSON> | "payload_base64": <base64>, "timeout_ms"?: <int>, "approval_id"?: "apr_…"}: `+err.Error())
 	}
 	if isNull(req.Input) {
 		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "input (the RouteInput) is required").field("input")
@@ -114,7 +116,7 @@ func (s *Server) parseRun(r *http.Request, body []byte) (*host.RunRequest, *apiE
 	if e != nil {
 		return nil, e
 	}
-	rr := &host.RunRequest{Input: in}
+	rr := &host.RunRequest{Input: in, ApprovalID: req.ApprovalID}
 	switch {
 	case !isNull(req.Payload) && req.PayloadBase64 != nil:
 		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "give payload or payload_base64, not both").field("payload_base64")
@@ -213,6 +215,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &res.Decision
+	if d.Denied && pendingRun(w, res) {
+		return
+	}
 	if d.Denied {
 		writeError(w, r, &apiError{Status: d.Code().HTTPStatus(), Code: string(d.Code()), Message: d.DenyReason.Message,
 			Extra: map[string]any{"decision": res.Decision, "ran": false}})

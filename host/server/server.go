@@ -54,14 +54,14 @@ type Config struct {
 
 // Server is the Hall API's http.Handler.
 type Server struct {
-	h       *host.Hall
-	cfg     Config
-	log     *slog.Logger
-	sem     chan struct{}
+	h   *host.Hall
+	cfg Config
+	log *slog.Logger
+	sem chan struct{}
 	// routeSem bounds decisions in flight (POST /wcp/route).
 	routeSem chan struct{}
-	metrics *metrics
-	mux     chi.Router
+	metrics  *metrics
+	mux      chi.Router
 }
 
 // New returns the Hall API over h. The endpoints are listed in
@@ -84,6 +84,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.metrics = newMetrics(h.Online, func() int { return h.Registry().Len() }, h.Pools)
+	s.metrics.reg.MustRegister(approvalCollector{h})
 
 	r := chi.NewRouter()
 	r.Use(s.observe)
@@ -132,9 +133,21 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Get("/wcp/capabilities", s.capabilities)
 		r.Get("/wcp/workers", s.workers)
 		r.Get("/wcp/workers/{worker_id}", s.worker)
+		// Human approvals (approvals.go): a tenant reads its own.
+		r.Get("/wcp/approvals", s.approvalsList)
+		r.Get("/wcp/approvals/{approval_id}", s.approvalGet)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate(auditToken))
 		r.Get("/wcp/receipts", s.receipts)
 		r.Get("/wcp/receipts/{receipt_id}", s.receipt)
 	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate(approverToken))
+		r.Post("/wcp/approvals/{approval_id}/approve", s.approvalApprove)
+		r.Post("/wcp/approvals/{approval_id}/deny", s.approvalDeny)
+	})
+	s.mountConsole(r)
 	s.mux = r
 	return s
 }

@@ -392,3 +392,26 @@ func TestMisspeltRecordFieldRefused(t *testing.T) {
 		t.Errorf("build: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// TestEvidenceReadCommandsJSON: audit verify and keys show answer JSON.
+func TestEvidenceReadCommandsJSON(t *testing.T) {
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	env := []string{"HALL_HOME=" + home}
+	r := hallWith(t, dir, "", env, "keys", "show", "--json")
+	var k struct {
+		KeyID     string `json:"key_id"`
+		PublicKey string `json:"public_key"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &k); err != nil || r.code != 0 || k.KeyID == "" || !strings.Contains(k.PublicKey, "PUBLIC KEY") {
+		t.Errorf("keys show --json: exit %d %v %+v %s", r.code, err, k, r.stderr)
+	}
+	r = hallWith(t, dir, "", env, "audit", "verify", "--json")
+	var v struct {
+		OK     bool     `json:"ok"`
+		Breaks []string `json:"breaks"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || !v.OK || v.Breaks == nil {
+		t.Errorf("audit verify --json: exit %d %v %+v %s", r.code, err, v, r.stderr)
+	}
+}

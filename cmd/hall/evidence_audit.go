@@ -43,6 +43,7 @@ func auditVerifyCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "public-key", Usage: "trust this `FILE` instead of the Hall's own key: a PEM or hex public key, or a key set from `hall keys show --all --json`"},
 			&cli.StringFlag{Name: "checkpoints", EnvVars: []string{"HALL_CHECKPOINT_DIR"}, Usage: "check the signed checkpoints in `DIR` (a witness directory): every head they name must still be in the ledger"},
+			&cli.BoolFlag{Name: "json", Usage: "print the verification report as JSON (exit status as without it)"},
 			homeFlag(), keyFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -72,6 +73,20 @@ func auditVerifyCommand() *cli.Command {
 			rep, err := s.VerifyWith(contextOf(c), o)
 			if err != nil {
 				return failf("%s", safeMsg(err.Error()))
+			}
+			if c.Bool("json") {
+				breaks := make([]string, len(rep.Breaks))
+				for i, b := range rep.Breaks {
+					breaks[i] = b.String()
+				}
+				if err := printSafeJSON(c, map[string]any{"ok": rep.OK(), "receipts": rep.Receipts, "streams": rep.Streams, "changes": rep.Changes,
+					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks}); err != nil {
+					return err
+				}
+				if !rep.OK() {
+					return cli.Exit("", exitError)
+				}
+				return nil
 			}
 			for _, b := range rep.Breaks {
 				fmt.Fprintf(c.App.Writer, "BROKEN %s\n", safeMsg(b.String()))
@@ -144,7 +159,7 @@ func keysShowCommand() *cli.Command {
 		Usage: "print the current public key (PEM) and key id, or with --all the published key set with validity periods; creates the key on first use",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "every key that signed for this ledger, oldest first, with when each was rotated in and out"},
-			&cli.BoolFlag{Name: "json", Usage: "with --all: print the key set as JSON (what hall audit verify --public-key and auditors read)"},
+			&cli.BoolFlag{Name: "json", Usage: "print {key_id, public_key} as JSON; with --all the key set (what hall audit verify --public-key and auditors read)"},
 			homeFlag(), keyFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -153,6 +168,9 @@ func keysShowCommand() *cli.Command {
 				return err
 			}
 			defer s.Close()
+			if !c.Bool("all") && c.Bool("json") {
+				return printSafeJSON(c, map[string]any{"key_id": s.KeyID(), "public_key": string(ledger.EncodePublicKey(s.PublicKey()))})
+			}
 			if !c.Bool("all") {
 				fmt.Fprintf(c.App.Writer, "key id: %s\n%s", s.KeyID(), ledger.EncodePublicKey(s.PublicKey()))
 				return nil

@@ -103,10 +103,12 @@ func runCommand() *cli.Command {
 		Usage:     "decide a request and run the selected worker on standard input",
 		ArgsUsage: "CAPABILITY < input",
 		Description: "The worker's output goes to standard output, a one-line outcome to standard error.\n" +
-			"Exit status: 0 ok, 2 denied (nothing ran), 3 the worker failed (limit, trap, error), 1 bad input.",
+			"Exit status: 0 ok, 2 denied (nothing ran), 3 the worker failed (limit, trap, error), 4 held for a human\n" +
+			"approval (nothing ran; hall approvals), 1 bad input.",
 		Flags: append(append(requestFlags(),
 			&cli.DurationFlag{Name: "timeout", Usage: "lower the worker's time limit for this run"},
 			&cli.BoolFlag{Name: "logs", Usage: "print the worker's captured log, stdout and stderr to standard error"},
+			approvalFlag(),
 		), hallFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
@@ -133,7 +135,7 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := h.Run(contextOf(c), host.RunRequest{Input: in, Payload: payload, Timeout: c.Duration("timeout")})
+			res, err := h.Run(contextOf(c), host.RunRequest{Input: in, Payload: payload, Timeout: c.Duration("timeout"), ApprovalID: c.String("approval")})
 			if err != nil {
 				return failf("%v", err)
 			}
@@ -189,6 +191,9 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 	case d.Denied:
 		fmt.Fprintf(ew, "hall: DENIED %s: %s (decision %s, correlation %s)\n", d.DenyReason.Code, d.DenyReason.Message, d.DecisionID, d.CorrelationID)
 		capabilityHint(c, d)
+		if host.PendingApproval(d) != "" {
+			return cli.Exit("", exitPending)
+		}
 		return cli.Exit("", exitDenied)
 	case !res.Ran:
 		fmt.Fprintf(ew, "hall: dry run: allowed, %s would run (decision %s, correlation %s)\n", d.SelectedWorkerSpeciesID, d.DecisionID, d.CorrelationID)

@@ -267,6 +267,9 @@ func printDecision(c *cli.Context, dec *wcp.RouteDecision) error {
 	}
 	if dec.Denied {
 		capabilityHint(c, dec)
+		if heldForHuman(c, dec) {
+			return cli.Exit("", exitPending)
+		}
 		return cli.Exit("", exitDenied)
 	}
 	return nil

@@ -34,6 +34,8 @@ func tokensCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "tenant", Usage: "tenant `ID` the token acts as, e.g. org.acme"},
 					&cli.BoolFlag{Name: "admin", Usage: "an administrator token"},
+					&cli.BoolFlag{Name: "approver", Usage: "an approver of human approvals (acts as no tenant)"},
+					&cli.StringFlag{Name: "approver-tenant", Usage: "the tenant `ID` an approver belongs to: it cannot answer that tenant's requests"},
 					&cli.StringFlag{Name: "name", Usage: "a note on what the token is for"},
 					&cli.BoolFlag{Name: "json", Usage: "print {id, scope, token, created_at} as JSON"},
 					homeFlag(),
@@ -41,6 +43,12 @@ func tokensCommand() *cli.Command {
 				Action: func(c *cli.Context) error {
 					var scope auth.Scope
 					switch {
+					case c.Bool("approver") && (c.Bool("admin") || c.IsSet("tenant")):
+						return failf("give one of --admin, --tenant ID and --approver")
+					case c.Bool("approver"):
+						scope = auth.ApproverScope(c.String("approver-tenant"))
+					case c.IsSet("approver-tenant"):
+						return failf("--approver-tenant goes with --approver")
 					case c.Bool("admin") && c.IsSet("tenant"):
 						return failf("give --admin or --tenant ID, not both")
 					case c.Bool("admin"):
@@ -48,7 +56,7 @@ func tokensCommand() *cli.Command {
 					case c.IsSet("tenant"):
 						scope = auth.TenantScope(c.String("tenant"))
 					default:
-						return failf("tokens create needs --admin or --tenant ID")
+						return failf("tokens create needs --admin, --tenant ID or --approver")
 					}
 					st, err := openTokens(c)
 					if err != nil {

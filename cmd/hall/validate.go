@@ -60,7 +60,7 @@ func validateCommand() *cli.Command {
 				fmt.Fprintf(ew, "hall: shadowed: rule %s is shadowed by rule %s: %s\n", s.Shadowed, s.Shadower, s.Reason)
 			}
 			fmt.Fprintf(w, "%s: %d rules, %d shadowed\n", path, len(rules.Rules), len(rules.Shadows))
-			bad := len(rules.Shadows) > 0
+			bad := validatePolicies(c, path) || len(rules.Shadows) > 0
 			if c.NArg() == 2 {
 				failed, err := runFixtures(c, path, c.Args().Get(1))
 				if err != nil {

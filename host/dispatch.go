@@ -411,7 +411,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		Input:    req.Payload,
 		Timeout:  req.Timeout,
 		ReuseKey: in.TenantID,
-		Config:   guestConfig(in.CorrelationID, in.TenantID, in.CapabilityID, in.Env, in.DataLabel, res.WorkerID),
+		Config:   plan.snap.pluginConfig(plan.w, guestConfig(in.CorrelationID, in.TenantID, in.CapabilityID, in.Env, in.DataLabel, res.WorkerID)),
 	})
 	if out != nil {
 		res.Output, res.Logs, res.Duration, res.Limits, res.Events = out.Output, out.Logs, out.Duration, out.Limits, out.Events

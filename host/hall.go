@@ -128,6 +128,28 @@ type WorkerSettings struct {
 	ReuseInstances bool `json:"reuse_instances,omitempty"`
 	// Pool overrides Options.Pool for this worker.
 	Pool int `json:"pool,omitempty"`
+	// Config overrides, key by key, the Extism plugin config of the
+	// worker's record (its "config"); the Hall's wcp.* keys cannot be set.
+	Config PluginConfig `json:"config,omitempty"`
+}
+
+// PluginConfig is Extism plugin config: string values by key. Keys under
+// "wcp." are the Hall's own (docs/ABI.md) and refused.
+type PluginConfig map[string]string
+
+// UnmarshalJSON refuses the reserved wcp.* keys, naming the fix.
+func (c *PluginConfig) UnmarshalJSON(b []byte) error {
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("workers.<id>.config must be an object of string values: %w", err)
+	}
+	for k := range m {
+		if k == "" || (len(k) >= 4 && k[:4] == "wcp.") {
+			return fmt.Errorf("workers.<id>.config: key %q is not allowed: wcp.* keys are set by the Hall for every call (docs/ABI.md); choose another name", k)
+		}
+	}
+	*c = m
+	return nil
 }
 
 // LimitsConfig is the "limits" block of hall.json. Zero fields take the

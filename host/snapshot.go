@@ -153,6 +153,29 @@ func effectiveLimits(l, max sandbox.Limits) sandbox.Limits {
 	return l
 }
 
+// pluginConfig is the Extism config a call of w reads (config_get): its
+// record's config, then this snapshot's hall.json overrides for it, then
+// the Hall's wcp.* keys of the call, which always win; a wcp.* key from
+// the record or hall.json never reaches the guest (both refuse them).
+func (s *snapshot) pluginConfig(w *boundWorker, wcpKeys map[string]string) map[string]string {
+	rec, over := w.rec.Config, s.cfg.Workers[w.rec.WorkerID].Config
+	if len(rec) == 0 && len(over) == 0 {
+		return wcpKeys
+	}
+	m := make(map[string]string, len(rec)+len(over)+len(wcpKeys))
+	for _, src := range []map[string]string{rec, over} {
+		for k, v := range src {
+			if !strings.HasPrefix(k, "wcp.") {
+				m[k] = v
+			}
+		}
+	}
+	for k, v := range wcpKeys {
+		m[k] = v
+	}
+	return m
+}
+
 func cloneRecord(rec *wcp.Record) (*wcp.Record, error) {
 	raw, err := json.Marshal(rec)
 	if err != nil {

@@ -459,3 +459,44 @@ func TestRouteExtismHTTP(t *testing.T) {
 		}
 	}
 }
+
+// The go-sdk's other test plugins: those that need nothing from the host
+// run (the WASI commands through _start), those that import the go-sdk
+// harness's own host functions or a second module do not load.
+func TestExtismPluginsOthers(t *testing.T) {
+	e := newEngine(t, Config{})
+	for _, tc := range []struct {
+		plugin, export, input, want, logs, loadErr string
+	}{
+		{plugin: "hello", export: "run_test", want: "Hello, world!"},
+		{plugin: "noop", export: "run_test"},
+		{plugin: "input_offset", export: "input_offset_length", input: "abcdef", want: "\x06\x00\x00\x00\x00\x00\x00\x00"},
+		{plugin: "replace", export: "run_test", input: "hello", want: "hello"},
+		{plugin: "println", export: "run_test", logs: "this was printed from the plugin"},
+		{plugin: "std_command", export: "_start", input: "ben", want: "hello ben"},
+		{plugin: "count_vowels_std", export: "_start", input: "hello", want: `{"count": 2, "config": "<unset by host>", "a": "this is var a"}`},
+		{plugin: "host", loadErr: `"mult" is not exported in module "extism:host/user"`},
+		{plugin: "host_memory", loadErr: "not instantiated"},
+		{plugin: "main", loadErr: "module[lib] not instantiated"},
+		{plugin: "nested.c.instr", loadErr: "module[dylibso_observe] not instantiated"},
+	} {
+		t.Run(tc.plugin, func(t *testing.T) {
+			w, err := e.Load(context.Background(), extismPlugin(t, tc.plugin), Spec{Name: tc.plugin, Pool: -1})
+			if tc.loadErr != "" {
+				se := wantCode(t, err, CodeModuleInvalid)
+				if !strings.Contains(se.Message, tc.loadErr) {
+					t.Fatalf("load error %q, want %q", se.Message, tc.loadErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close(context.Background())
+			res := call(t, w, Request{Export: tc.export, Input: []byte(tc.input)})
+			if string(res.Output) != tc.want || !strings.Contains(string(res.Logs), tc.logs) {
+				t.Fatalf("output %q logs %q; want %q and %q", res.Output, res.Logs, tc.want, tc.logs)
+			}
+		})
+	}
+}

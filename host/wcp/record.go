@@ -43,6 +43,12 @@ type Record struct {
 	Description  string          `json:"description,omitzero"`
 	InputSchema  json.RawMessage `json:"input_schema,omitzero"`
 	OutputSchema json.RawMessage `json:"output_schema,omitzero"`
+	// Config is the Extism plugin config every call of the worker reads
+	// with config_get (a Hall extension), under the Hall's own wcp.* keys,
+	// which it may not name; hall.json can override it per worker. It is
+	// part of the sealed record, never a place for secrets
+	// (privilege_envelope.secrets_access).
+	Config map[string]string `json:"config,omitzero"`
 
 	Extra Extra `json:"-"`
 }

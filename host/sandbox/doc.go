@@ -23,8 +23,9 @@
 //     only the compilation cache is shared between workers of an Engine.
 //   - The filesystem is a root-confined view built on os.Root, never wazero
 //     directory mounts; see RATIONALE.md.
-//   - Network access exists only through the hall_http host function and only
-//     to the Policy.Egress entries; WASI sockets are unavailable.
+//   - Network access exists only through the hall_http host function and
+//     Extism's http_request (served by this package, extism_http.go), and
+//     only to the Policy.Egress entries; WASI sockets are unavailable.
 //   - Every call runs on a never-used instance unless Spec.Reuse is set, and an
 //     instance that trapped or timed out is always discarded.
 package sandbox

@@ -39,8 +39,9 @@ const (
 	// CodeMemoryBudget: the Engine's memory budget did not admit the call
 	// before its deadline; the guest did not run.
 	CodeMemoryBudget = string(wcp.CodeMemoryBudget)
-	// CodeEgressDenied: the guest used the Extism http_request import, which
-	// the Hall never allows (network goes through hall_http only).
+	// CodeEgressDenied: the guest's Extism http_request went to a host
+	// outside Policy.Egress (extism_http.go); the call traps with Extism's
+	// "HTTP request to '<url>' is not allowed".
 	CodeEgressDenied = string(wcp.CodeEgressDenied)
 )
 

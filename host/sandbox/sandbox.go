@@ -25,7 +25,8 @@ type Policy struct {
 	Writes []string
 	// Reads are absolute host directories mounted read-only at the same path.
 	Reads []string
-	// Egress lists "host" or "host:port" entries hall_http may reach. A
+	// Egress lists "host" or "host:port" entries hall_http and Extism's
+	// http_request may reach. A
 	// missing port means the scheme's default port (80 for http, 443 for
 	// https). Empty means no network at all.
 	Egress []string
@@ -150,7 +151,8 @@ type Config struct {
 	// Secrets backs hall_secret. Nil means every declared secret is
 	// SECRET_UNAVAILABLE.
 	Secrets SecretSource
-	// Logger receives the Engine's own diagnostics. Nil discards them.
+	// Logger receives the Engine's own diagnostics and the guests' Extism
+	// log_* lines, at their mapped levels (guestlog.go). Nil discards them.
 	Logger *slog.Logger
 	// MemoryBudget is the host memory, in bytes, that all concurrent calls
 	// of the Engine may take together, each counted at its worst case

@@ -93,8 +93,8 @@ type Request struct {
 	Export string
 	// Input is what the guest reads with the Extism input functions.
 	Input []byte
-	// Config is what the guest reads with Extism config_get: the wcp.* keys
-	// of docs/ABI.md. The map is copied.
+	// Config is what the guest reads with Extism config_get: the plugin
+	// config and wcp.* keys of docs/ABI.md. The map is copied.
 	Config map[string]string
 	// Timeout, when positive, lowers the worker's Limits.Timeout for this
 	// call; it can never raise it.
@@ -110,7 +110,9 @@ type Request struct {
 type Result struct {
 	// Output is what the guest set with Extism output_set.
 	Output []byte
-	// Events are the JSON objects the guest emitted with hall_emit.
+	// Events are the JSON objects the guest emitted with hall_emit, then
+	// the Hall's own EgressEventID events, one per HTTP exchange the guest
+	// attempted.
 	Events []json.RawMessage
 	// EventsDropped counts hall_emit events refused (invalid JSON or over
 	// the per-call bounds).

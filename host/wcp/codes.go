@@ -177,7 +177,7 @@ var Codes = []CodeInfo{
 	{CodeWorkerBadPointer, KindOutcome, http.StatusBadGateway, "the worker passed a host function an offset that is not a block of the Extism kernel memory"},
 	{CodeExportMissing, KindOutcome, http.StatusBadGateway, "the requested export does not exist in the module"},
 	{CodeModuleInvalid, KindOutcome, http.StatusBadGateway, "the module is not a valid, instantiable WebAssembly module (422 when POST /enroll or PUT /artifacts refuses it)"},
-	{CodeEgressDenied, KindOutcome, http.StatusBadGateway, "the worker used the Extism http_request import, which the Hall never allows; hall_http returns it to the guest for a host outside network_egress"},
+	{CodeEgressDenied, KindOutcome, http.StatusBadGateway, "the worker's Extism http_request went to a host outside network_egress (or was redirected or resolved there); hall_http returns it to the guest for the same reason"},
 	// 499 is the "client closed request" status of nginx and grpc-gateway;
 	// the HTTP server detaches dispatches from their clients, so no HTTP
 	// caller receives it.

@@ -101,10 +101,18 @@ func extismServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func TestExtismPluginsHallRun(t *testing.T) {
+// TestExtismPlugins enrolls the plugins once, runs each through hall run,
+// checks the egress telemetry in the ledger, then runs each again through
+// POST /wcp/run of hall serve on the same directory.
+func TestExtismPlugins(t *testing.T) {
 	srv := extismServer(t)
 	dir := extismHall(t, srv.URL)
-	for _, tc := range extismCases(srv.URL) {
+	t.Run("hall run", func(t *testing.T) { extismHallRun(t, dir, srv.URL) })
+	t.Run("/wcp/run", func(t *testing.T) { extismWCPRun(t, dir, srv.URL) })
+}
+
+func extismHallRun(t *testing.T, dir, srvURL string) {
+	for _, tc := range extismCases(srvURL) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := hallIn(t, dir, tc.input, nil, "run", tc.capability, "--tenant", "org.acme", "--logs")
 			if tc.outcome == "ok" {
@@ -142,20 +150,18 @@ func TestExtismPluginsHallRun(t *testing.T) {
 		json.Unmarshal([]byte(s), &ev)
 		got = append(got, ev)
 	}
-	if len(got) != 2 || got[0]["outcome"] != "EGRESS_DENIED" || got[1]["outcome"] != "ok" || got[1]["url"] != srv.URL+"/h" || got[1]["status"] != float64(200) {
+	if len(got) != 2 || got[0]["outcome"] != "EGRESS_DENIED" || got[1]["outcome"] != "ok" || got[1]["url"] != srvURL+"/h" || got[1]["status"] != float64(200) {
 		t.Fatalf("egress telemetry in the ledger: %v", got)
 	}
 }
 
-func TestExtismPluginsWCPRun(t *testing.T) {
-	srv := extismServer(t)
-	dir := extismHall(t, srv.URL)
+func extismWCPRun(t *testing.T, dir, srvURL string) {
 	home := filepath.Join(dir, ".hall")
 	tok := hall(t, dir, "", "tokens", "create", "--tenant", "org.acme", "--home", home)
 	mustOK(t, tok, "tokens create")
 	token := strings.TrimSpace(tok.stdout)
 	base, _, _ := startServe(t, dir, "--home", home)
-	for _, tc := range extismCases(srv.URL) {
+	for _, tc := range extismCases(srvURL) {
 		t.Run(tc.name, func(t *testing.T) {
 			body, _ := json.Marshal(map[string]any{
 				"input":   map[string]any{"capability_id": tc.capability, "env": "dev", "data_label": "INTERNAL", "tenant_risk": "low", "qos_class": "P2", "correlation_id": "extism-" + tc.capability},

@@ -50,8 +50,8 @@ var knownMembers = sync.OnceValue(func() map[string][]string {
 // unknownFields reports every member of the record (and of its listed
 // sub-objects) that the schema does not know, with the closest known name:
 // a misspelt governance field (risk_teir) would otherwise be ignored and
-// the record enrolled without it. Top-level members named x_* or x-* are
-// vendor extensions and always accepted.
+// the record enrolled without it. Members named x_* or x-* are vendor
+// extensions and always accepted.
 func unknownFields(inst any) []Problem {
 	var probs []Problem
 	known := knownMembers()
@@ -70,8 +70,8 @@ func unknownFields(inst any) []Problem {
 			if path != "" {
 				field = path + "." + k
 			}
-			if path == "" && (strings.HasPrefix(k, "x_") || strings.HasPrefix(k, "x-")) {
-				continue // a vendor extension, kept in Record.Extra
+			if strings.HasPrefix(k, "x_") || strings.HasPrefix(k, "x-") {
+				continue // a vendor extension, kept as it is
 			}
 			if !slices.Contains(names, k) {
 				msg := "is not a registry record field"

@@ -40,6 +40,14 @@ func TestValidateRefusesUnknownFieldsWithSuggestion(t *testing.T) {
 	}
 }
 
+func TestValidateAcceptsVendorExtensions(t *testing.T) {
+	doc := `{"worker_id":"org.a.w","worker_species_id":"wrk.a","capabilities":["cap.a"],"risk_tier":"low","x_team":"search",
+	  "privilege_envelope":{"network_egress":"none","x_reviewed":true}}`
+	if _, err := Validate([]byte(doc)); err != nil {
+		t.Fatalf("x_ members refused: %v", err)
+	}
+}
+
 func TestValidateAcceptsWorkerSchemasAndEntrypointMaps(t *testing.T) {
 	doc := `{"worker_id":"org.a.w","worker_species_id":"wrk.a","capabilities":["cap.a"],"risk_tier":"low",
 	  "entrypoints":{"cap.a":"run"},

@@ -16,6 +16,7 @@ import (
 	extism "github.com/extism/go-sdk"
 
 	"github.com/wcphall/hall/host/artifact"
+	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
 )
@@ -442,7 +443,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
 	if len(res.Events) > 0 {
-		if err := store.RecordEvents(ectx, in.CorrelationID, res.Events); err != nil {
+		if err := recordWorkerEvents(ectx, store, res.Decision.DecisionID.String(), in.CorrelationID, res.Events); err != nil {
 			h.log.Error("hall: recording worker telemetry failed", "correlation_id", in.CorrelationID, "error", err)
 		}
 	}
@@ -562,4 +563,17 @@ func (h *Hall) Close(ctx context.Context) error {
 		errs = append(errs, store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// recordWorkerEvents files a worker's telemetry under the decision it
+// served, so that it lands in that decision's tenant chain even when
+// another tenant used the same correlation id (stores without that
+// ability file it by correlation id).
+func recordWorkerEvents(ctx context.Context, store ledger.Store, decisionID, correlationID string, events []json.RawMessage) error {
+	if s, ok := store.(interface {
+		RecordDecisionEvents(ctx context.Context, decisionID, correlationID string, events []json.RawMessage) error
+	}); ok {
+		return s.RecordDecisionEvents(ctx, decisionID, correlationID, events)
+	}
+	return store.RecordEvents(ctx, correlationID, events)
 }

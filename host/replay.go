@@ -109,7 +109,7 @@ func (h *Hall) recordOf(ctx context.Context, r *ledger.Receipt) (*wcp.Record, er
 			return nil, err
 		}
 		for i := len(changes) - 1; i >= 0; i-- {
-			if c := changes[i]; c.Subject == r.WorkerID && c.Digest == r.RecordDigest {
+			if c := changes[i]; c.Subject == r.WorkerID && (c.Digest == r.RecordDigest || (c.DigestV1 != "" && c.DigestV1 == r.RecordDigest)) {
 				var rec wcp.Record
 				if err := json.Unmarshal(c.Body, &rec); err != nil {
 					return nil, fmt.Errorf("the sealed record %s of receipt %s: %w", r.RecordDigest, r.ReceiptID, err)

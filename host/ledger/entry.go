@@ -67,6 +67,10 @@ type pendingEntry struct {
 	// lookupTenant: a worker's events name no tenant; the stream is the
 	// tenant of the newest decision with the correlation id.
 	lookupTenant bool
+	// decisionID, when set, names the decision the events belong to: the
+	// stream is that decision's tenant, whatever other tenants did with
+	// the same correlation id.
+	decisionID string
 }
 
 // sealEntry chains p to the head of its stream, signs it and stores it
@@ -75,7 +79,17 @@ type pendingEntry struct {
 func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	ctx := context.Background()
 	e := &p.e
-	if p.lookupTenant {
+	if p.decisionID != "" {
+		var tenant string
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM decisions WHERE decision_id = ?`, p.decisionID).Scan(&tenant)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("ledger: %s: %w", op, invalid("decision_id", "no decision "+p.decisionID+" is recorded"))
+		}
+		if err != nil {
+			return s.wrap(op, err)
+		}
+		e.TenantID, e.DecisionID = tenant, p.decisionID
+	} else if p.lookupTenant {
 		var tenant, dec string
 		err := tx.QueryRowContext(ctx, `SELECT tenant_id, decision_id FROM decisions WHERE correlation_id = ? ORDER BY rowid DESC LIMIT 1`,
 			e.CorrelationID).Scan(&tenant, &dec)
@@ -195,6 +209,17 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 // the decision chain of the tenant whose newest decision has the
 // correlation id (the stream "" when none has).
 func (s *SQLite) RecordEvents(ctx context.Context, correlationID string, events []json.RawMessage) error {
+	return s.recordEvents(ctx, "", correlationID, events)
+}
+
+// RecordDecisionEvents stores the events a worker emitted while serving the
+// dispatch of decision decisionID, in that decision's tenant chain: two
+// tenants that use the same correlation id never share a stream.
+func (s *SQLite) RecordDecisionEvents(ctx context.Context, decisionID, correlationID string, events []json.RawMessage) error {
+	return s.recordEvents(ctx, decisionID, correlationID, events)
+}
+
+func (s *SQLite) recordEvents(ctx context.Context, decisionID, correlationID string, events []json.RawMessage) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -215,7 +240,7 @@ func (s *SQLite) RecordEvents(ctx context.Context, correlationID string, events 
 	if _, err := rand.Read(id[:]); err != nil {
 		return fmt.Errorf("ledger: record events: %w", err)
 	}
-	p := &pendingEntry{events: evs, lookupTenant: true, e: entryJSON{
+	p := &pendingEntry{events: evs, lookupTenant: decisionID == "", decisionID: decisionID, e: entryJSON{
 		Version: formatV2, EntryID: "evt_" + hex.EncodeToString(id[:]), Kind: entryEvents,
 		CorrelationID: correlationID, RecordedAt: time.Now().UTC().Format(wcp.TimeLayout), Events: signed,
 	}}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -427,4 +428,31 @@ func TestVersion1EntriesStillVerify(t *testing.T) {
 	if cs[0].Digest != digestOf(jcs) || cs[0].DigestV1 != c.Digest || cs[0].Digest == c.Digest {
 		t.Errorf("seal %s (v1 %s), want %s re-expressed from %s", cs[0].Digest, cs[0].DigestV1, digestOf(jcs), c.Digest)
 	}
+}
+
+// Two tenants that use the same correlation id: a worker's events filed by
+// decision land in the chain of the tenant whose dispatch emitted them, not
+// in the chain of whichever tenant decided last.
+func TestDecisionEventsFollowTheirDecision(t *testing.T) {
+	s := openT(t, t.TempDir())
+	ctx := context.Background()
+	a := newDecision("a", "allowed", 0)
+	b := newDecision("b", "allowed", 1)
+	b.CorrelationID = a.CorrelationID
+	for _, d := range []DecisionRecord{a, b} {
+		if err := s.RecordDecision(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecordDecisionEvents(ctx, a.DecisionID, a.CorrelationID, []json.RawMessage{json.RawMessage(`{"event_id":"w.1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var stream string
+	if err := s.r.QueryRow(`SELECT stream FROM entries WHERE kind = 'events'`).Scan(&stream); err != nil || stream != "a" {
+		t.Fatalf("events of a's dispatch filed in stream %q (%v), want a", stream, err)
+	}
+	if err := s.RecordDecisionEvents(ctx, "no-such-decision", a.CorrelationID, []json.RawMessage{json.RawMessage(`{"event_id":"w.2"}`)}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("events of an unknown decision: %v, want ErrInvalid", err)
+	}
+	verifyOK(t, s, nil)
 }

@@ -233,7 +233,7 @@ func TestCanonicalAndRequestHash(t *testing.T) {
 		t.Errorf("hash depends on member order: %s vs %s", ha, hb)
 	}
 	for _, variant := range []string{
-		strings.Replace(a, `"b":1`, `"b":1.0`, 1),
+		strings.Replace(a, `"b":1`, `"b":2`, 1), // RFC 8785: 1.0 and 1 are one number
 		strings.Replace(a, `"tenant_id":"t"`, `"tenant_id":"T"`, 1),
 		strings.Replace(a, `{"request"`, `{"dry_run":true,"request"`, 1),
 		strings.Replace(a, `{"request"`, `{"tenant_credential":"","request"`, 1),
@@ -281,7 +281,7 @@ func TestCanonicalEscaping(t *testing.T) {
 	for _, frag := range []string{
 		`"capability_id":"cap.\"q\"\\/<&>"`,
 		`"correlation_id":"a\nb\tc\u0001` + "\x7f\u2028\U0001F600" + `"`,
-		`"tenant_id":"bad\ufffdutf8"`,
+		`"tenant_id":"bad` + "\ufffd" + `utf8"`, // RFC 8785 writes U+FFFD itself
 		`"request":{"k":"\u0000"}`,
 	} {
 		if !strings.Contains(string(c), frag) {

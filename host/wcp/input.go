@@ -337,8 +337,12 @@ func (in *RouteInput) Canonical(b []byte) ([]byte, error) {
 	b = append(b, `,"blast_score":`...)
 	if in.BlastScore == nil {
 		b = append(b, "null"...)
-	} else {
+	} else if in.BlastScore.IsInt64() && in.BlastScore.Int64() <= 1<<53 && in.BlastScore.Int64() >= -(1<<53) {
 		b = in.BlastScore.Append(b, 10)
+	} else if b, err = appendNumber(b, in.BlastScore.String()); err != nil {
+		// RFC 8785: an integer beyond ±2^53 is written as the double it
+		// denotes, as every other number in the canonical form.
+		return b, fmt.Errorf("blast_score: %w", err)
 	}
 	b = append(b, `,"capability_id":`...)
 	b = appendString(b, in.CapabilityID)

@@ -359,3 +359,23 @@ func TestCallerStringBounds(t *testing.T) {
 		}
 	})
 }
+
+// RFC 8785 writes a number beyond ±2^53 as the double it denotes, in
+// blast_score as anywhere else in the request.
+func TestCanonicalLargeBlastScore(t *testing.T) {
+	in, err := ParseRouteInput([]byte(`{"capability_id":"cap.x","env":"dev","data_label":"PUBLIC","tenant_risk":"low","qos_class":"P2","tenant_id":"t","correlation_id":"c","blast_score":123456789012345678901}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := in.Canonical(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(c), `"blast_score":123456789012345680000,`) {
+		t.Fatalf("canonical %s: blast_score not written as a double", c)
+	}
+	want, err := CanonicalJSON(c)
+	if err != nil || string(want) != string(c) {
+		t.Fatalf("the request's canonical form is not its own RFC 8785 form:\n%s\n%s (%v)", c, want, err)
+	}
+}

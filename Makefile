@@ -1,5 +1,6 @@
 # Hall — see README.md. Every target works on a fresh clone with Go 1.26.
 GO        ?= go
+STATICCHECK ?= staticcheck
 BIN       := bin
 HALL      := $(BIN)/hall
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -30,6 +31,7 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(STATICCHECK) ./...
 
 # Go benchmarks of every package, then the HTTP load test: 32 connections
 # driving POST /wcp/run for exactly 10,000 requests per worker, receipts

@@ -136,6 +136,9 @@ func TestMCPNodeClient(t *testing.T) {
 			}
 		})
 		line, err := bufio.NewReader(stdout).ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("node client printed no line: %v\nstderr: %s", err, stderr.String())
+		}
 		var v map[string]any
 		if err := json.Unmarshal(line, &v); err != nil {
 			t.Fatalf("node client output %q: %v\nstderr: %s", line, err, stderr.String())

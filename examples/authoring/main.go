@@ -94,9 +94,11 @@ func sign(c *sdk.Call) error {
 // sign is served through its own export; `run` serves any capability
 // without an entrypoint of its own (by the wcp.capability_id config).
 //
+//lint:ignore U1000 called by the host through //go:wasmexport (wasip1 builds only)
 //go:wasmexport sign
 func signExport() int32 { return sdk.Dispatch(Capability) }
 
+//lint:ignore U1000 called by the host through //go:wasmexport (wasip1 builds only)
 //go:wasmexport run
 func run() int32 { return sdk.Run() }
 

@@ -108,7 +108,9 @@ func loadKey(path string, create bool) (ed25519.PrivateKey, error) {
 	defer os.Remove(tmp.Name())
 	// CreateTemp makes the file 0600 already; Chmod guards against an
 	// unusual umask-free platform default.
-	if err := tmp.Chmod(0o600); err == nil {
+	// (err, not a new variable: a failed Chmod, Encode or Sync must stop
+	// the key from being linked into place.)
+	if err = tmp.Chmod(0o600); err == nil {
 		err = pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
 		if err == nil {
 			err = tmp.Sync()

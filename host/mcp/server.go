@@ -86,8 +86,8 @@ func New(h *host.Hall, opts Options) *Server {
 		version = "dev"
 	}
 	s.srv = sdk.NewServer(&sdk.Implementation{Name: "hall", Title: "Hall: governed WCP capabilities", Version: version}, &sdk.ServerOptions{
-		Logger:   s.log,
-		HasTools: true,
+		Logger:       s.log,
+		Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}},
 		Instructions: "Each tool is a capability of a WCP Hall. Every call is decided by the Hall's routing rules " +
 			"and policy, runs in a sandbox limited to the worker's declared privileges, and is recorded in a signed " +
 			"evidence ledger. A denied call returns isError with the deny code and reason in the text and in _meta; " +

@@ -2,6 +2,7 @@ package wcp
 
 import (
 	"encoding/json"
+	"math"
 	"math/big"
 	"net/http"
 	"reflect"
@@ -233,7 +234,7 @@ func TestSmallTypes(t *testing.T) {
 	for _, tc := range []struct {
 		f    PyFloat
 		want string
-	}{{1, "1.0"}, {0.5, "0.5"}, {-0.0, "0.0"}, {1e21, "1e+21"}, {100, "100.0"}} {
+	}{{1, "1.0"}, {0.5, "0.5"}, {PyFloat(math.Copysign(0, -1)), "-0.0"}, {1e21, "1e+21"}, {100, "100.0"}} {
 		if b, _ := json.Marshal(tc.f); string(b) != tc.want {
 			t.Errorf("PyFloat(%v) = %s, want %s", float64(tc.f), b, tc.want)
 		}

@@ -284,7 +284,7 @@ type PyFloat float64
 // MarshalJSON writes f with a fractional part when it is integral.
 func (f PyFloat) MarshalJSON() ([]byte, error) {
 	b := strconv.AppendFloat(nil, float64(f), 'g', -1, 64)
-	if bytes.IndexAny(b, ".eEnN") < 0 {
+	if !bytes.ContainsAny(b, ".eEnN") {
 		b = append(b, '.', '0')
 	}
 	return b, nil

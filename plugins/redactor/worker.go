@@ -89,9 +89,11 @@ func configOptions(c *sdk.Call) Options {
 	return o
 }
 
+//lint:ignore U1000 called by the host through //go:wasmexport (wasip1 builds only)
 //go:wasmexport redact
 func redactExport() int32 { return sdk.Dispatch(Capability) }
 
+//lint:ignore U1000 called by the host through //go:wasmexport (wasip1 builds only)
 //go:wasmexport run
 func run() int32 { return sdk.Run() }
 

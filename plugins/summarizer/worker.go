@@ -109,9 +109,11 @@ func configOptions(c *sdk.Call) (Options, error) {
 	return o, nil
 }
 
+//lint:ignore U1000 called by the host through //go:wasmexport (wasip1 builds only)
 //go:wasmexport summarize
 func summarizeExport() int32 { return sdk.Dispatch(Capability) }
 
+//lint:ignore U1000 called by the host through //go:wasmexport (wasip1 builds only)
 //go:wasmexport run
 func run() int32 { return sdk.Run() }
 

@@ -301,14 +301,14 @@ func validatePolicy(p Policy) error {
 	}{{"Writes", p.Writes}, {"Reads", p.Reads}} {
 		for i, d := range list.dirs {
 			if !filepath.IsAbs(d) || filepath.Clean(d) != d {
-				return fmt.Errorf("Policy.%s[%d]: %q must be a clean absolute path", list.field, i, d)
+				return fmt.Errorf("policy %s[%d]: %q must be a clean absolute path", list.field, i, d)
 			}
 			st, err := os.Stat(d)
 			if err != nil {
-				return fmt.Errorf("Policy.%s[%d]: %w", list.field, i, err)
+				return fmt.Errorf("policy %s[%d]: %w", list.field, i, err)
 			}
 			if !st.IsDir() {
-				return fmt.Errorf("Policy.%s[%d]: %q is not a directory", list.field, i, d)
+				return fmt.Errorf("policy %s[%d]: %q is not a directory", list.field, i, d)
 			}
 		}
 	}

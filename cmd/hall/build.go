@@ -60,9 +60,10 @@ func buildCommand() *cli.Command {
 			"standard input is a terminal (unless --no-input), validates the record, checks that the module\n" +
 			"exports every capability's entrypoint, embeds the record (without artifact_hash) as the module's\n" +
 			"wcp.record custom section and writes the module to the working directory (-o to choose).\n" +
-			"The record file is written with artifact_hash \"sha256:<digest of the module>\", except a record\n" +
-			"tracked by git that has no artifact_hash and that no flag or answer changed (--write-record forces it):\n" +
-			"building a checked-out worker leaves its source tree as it was.\n" +
+			"The record file is written with artifact_hash \"sha256:<digest of the module>\" when flags or answers\n" +
+			"changed it, when it already has an artifact_hash, with --write-record, or when it is a worker of the\n" +
+			"working directory not tracked by git: building a package elsewhere, or a checked-out record, leaves\n" +
+			"the source tree as it was.\n" +
 			"Example: hall build --no-input --worker-id org.acme.summarizer --species wrk.doc.summarizer \\\n" +
 			"           --capability cap.doc.summarize --entrypoint cap.doc.summarize=summarize -o summarizer.wasm",
 		Flags: []cli.Flag{
@@ -166,11 +167,14 @@ func buildAction(c *cli.Context) error {
 	}
 	sum := sha256.Sum256(module)
 	rec.ArtifactHash = "sha256:" + hex.EncodeToString(sum[:])
-	// A record file tracked by git is source: it is rewritten only when
-	// asked (flags, answers, --write-record) or when it already keeps an
-	// artifact_hash that would otherwise go stale. Any other record file
-	// (new, or a worker's own untracked one) gets the module's digest.
-	writeRecord := !gitTracked(recPath) || hadHash || c.Bool("write-record") || recordWithoutHash(rec) != before
+	// A record file is source: it is rewritten when asked (flags, answers,
+	// --write-record), when it already keeps an artifact_hash that would
+	// otherwise go stale, or when it is the working directory's own worker
+	// and not tracked by git (a new worker: hall new, then hall build).
+	// Building a package elsewhere (hall build $HALL_SRC/plugins/summarizer)
+	// or a checked-out record leaves the source tree as it was.
+	own := !gitTracked(recPath) && withinWorkingDir(absPkg)
+	writeRecord := own || hadHash || c.Bool("write-record") || recordWithoutHash(rec) != before
 	if writeRecord {
 		pretty, err := json.MarshalIndent(rec, "", "  ")
 		if err != nil {
@@ -225,6 +229,16 @@ func gitTracked(path string) bool {
 	}
 	cmd := exec.Command("git", "-C", filepath.Dir(abs), "ls-files", "--error-unmatch", "--", filepath.Base(abs))
 	return cmd.Run() == nil
+}
+
+// withinWorkingDir reports whether dir is the working directory or below it.
+func withinWorkingDir(dir string) bool {
+	wd, err := os.Getwd()
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(wd, dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // recordWithoutHash is the record's JSON without artifact_hash, to tell

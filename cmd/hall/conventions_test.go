@@ -197,10 +197,43 @@ func TestNewBuildsAnywhere(t *testing.T) {
 	if out, err := test.CombinedOutput(); err != nil {
 		t.Fatalf("the scaffold's test fails: %v\n%s", err, out)
 	}
+	recPath := filepath.Join(work, "wordcount", "registry_record.json")
+	before, _ := os.ReadFile(recPath)
 	other := t.TempDir()
 	r = hallWith(t, other, "", env, "build", filepath.Join(work, "wordcount"), "--no-input")
 	if r.code != 0 {
 		t.Fatalf("build: exit %d: %s", r.code, r.stderr)
+	}
+	// Built from elsewhere: the module lands in the working directory and
+	// the source tree is left as it was.
+	if after, _ := os.ReadFile(recPath); string(after) != string(before) {
+		t.Errorf("hall build of a package elsewhere rewrote its record:\n%s", after)
+	}
+	if _, err := os.Stat(filepath.Join(work, "wordcount", "wordcount.wasm")); err == nil {
+		t.Errorf("hall build left a module in the source tree")
+	}
+	// Built from its own folder, a new (untracked) worker's record gets the
+	// module's digest; once git tracks it without one, it is left alone.
+	if r := hallWith(t, work, "", env, "build", "wordcount", "--no-input", "-o", filepath.Join(t.TempDir(), "w.wasm")); r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	if after, _ := os.ReadFile(recPath); !strings.Contains(string(after), `"artifact_hash": "sha256:`) {
+		t.Errorf("the new worker's record has no artifact_hash:\n%s", after)
+	}
+	if _, err := exec.LookPath("git"); err == nil {
+		src := filepath.Join(work, "wordcount")
+		write(t, src, "registry_record.json", string(before))
+		for _, args := range [][]string{{"init", "-q"}, {"add", "registry_record.json"}, {"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "r"}} {
+			if out, err := exec.Command("git", append([]string{"-C", src}, args...)...).CombinedOutput(); err != nil {
+				t.Fatalf("git %v: %v %s", args, err, out)
+			}
+		}
+		if r := hallWith(t, src, "", env, "build", "--no-input", "-o", filepath.Join(t.TempDir(), "w.wasm")); r.code != 0 {
+			t.Fatalf("build: %s", r.stderr)
+		}
+		if after, _ := os.ReadFile(recPath); string(after) != string(before) {
+			t.Errorf("hall build rewrote a tracked record:\n%s", after)
+		}
 	}
 	if r := hallWith(t, other, "", env, "enroll", "wordcount.wasm"); r.code != 0 {
 		t.Fatalf("enroll: exit %d: %s", r.code, r.stderr)

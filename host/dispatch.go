@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,6 +128,9 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 			Secrets:  secrets,
 			Logger:   h.log,
 			Compiler: h.opts.Compiler,
+			// Loaded workers themselves count against the same bound
+			// (evictIdle).
+			IdleMemory: h.idleMemory(),
 		})
 		if err != nil {
 			return nil, err
@@ -152,6 +156,77 @@ type loadedWorker struct {
 	worker  *sandbox.Worker
 	refs    int
 	retired bool
+	// used orders idle workers for eviction (a counter of acquisitions,
+	// guarded by Hall.mu).
+	used uint64
+}
+
+// Eviction: between dispatches a loaded worker keeps its ready sandbox
+// instances and its own state (its share of the compiled module, mounts,
+// grant). The sandbox Engine bounds both by Options.IdleMemory, trimming
+// the ready instances of the least recently called workers to make room
+// for others; when the loaded workers alone fill it, the least recently
+// dispatched idle ones are closed here, and a later dispatch loads them
+// again (from the compiled module shared with workers of the same module
+// when one is loaded, else from the compilation cache). Issue 12 measured
+// 7.3 MiB per loaded worker, never released, before this.
+
+func (h *Hall) idleMemory() uint64 {
+	if h.opts.IdleMemory > 0 {
+		return h.opts.IdleMemory
+	}
+	return sandbox.DefaultIdleMemory
+}
+
+// evictIdle closes the least recently dispatched idle workers while what
+// the loaded workers keep exceeds IdleMemory (trimming the ready instances
+// of those that have some first). Called with h.mu held; returns the
+// workers to close and to trim once it is released.
+func (h *Hall) evictIdle() (closeList, trimList []*loadedWorker) {
+	if h.engine == nil {
+		return nil, nil
+	}
+	budget := h.idleMemory()
+	held := h.engine.IdleInUse()
+	if held <= budget {
+		return nil, nil
+	}
+	type cand struct {
+		k  workerKey
+		lw *loadedWorker
+	}
+	var idle []cand
+	for k, lw := range h.loaded {
+		if lw.refs == 0 {
+			idle = append(idle, cand{k, lw})
+		}
+	}
+	slices.SortFunc(idle, func(a, b cand) int { return cmp.Compare(a.lw.used, b.lw.used) })
+	for _, c := range idle {
+		if held <= budget {
+			break
+		}
+		if r := c.lw.worker.ReadyBytes(); r > 0 {
+			trimList = append(trimList, c.lw)
+			held -= min(held, r)
+			continue
+		}
+		delete(h.loaded, c.k)
+		c.lw.retired = true
+		held -= min(held, c.lw.worker.IdleBytes())
+		closeList = append(closeList, c.lw)
+		h.evicted++
+	}
+	return closeList, trimList
+}
+
+func closeWorkers(ctx context.Context, closeList, trimList []*loadedWorker) {
+	for _, lw := range trimList {
+		lw.worker.Trim()
+	}
+	for _, lw := range closeList {
+		lw.worker.Close(context.WithoutCancel(ctx))
+	}
 }
 
 // Plan is what an allowed decision binds a dispatch to: one concrete
@@ -203,6 +278,8 @@ func (h *Hall) acquire(ctx context.Context, p *Plan) (*loadedWorker, error) {
 	}
 	if lw := h.loaded[k]; lw != nil {
 		lw.refs++
+		h.uses++
+		lw.used = h.uses
 		h.mu.Unlock()
 		return lw, nil
 	}
@@ -218,7 +295,7 @@ func (h *Hall) acquire(ctx context.Context, p *Plan) (*loadedWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := h.load(ctx, p.snap, p.w, module)
+	w, err := h.loadVerified(ctx, p.snap, p.w, module, k.module)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +317,8 @@ func (h *Hall) install(ctx context.Context, k workerKey, w *sandbox.Worker, refs
 		w.Close(ctx)
 		return cur
 	}
-	lw := &loadedWorker{worker: w, refs: refs}
+	h.uses++
+	lw := &loadedWorker{worker: w, refs: refs, used: h.uses}
 	if h.loaded == nil {
 		h.loaded = map[workerKey]*loadedWorker{}
 	}
@@ -253,7 +331,9 @@ func (h *Hall) install(ctx context.Context, k workerKey, w *sandbox.Worker, refs
 			delete(h.loaded, k)
 		}
 	}
+	closeList, trimList := h.evictIdle()
 	h.mu.Unlock()
+	closeWorkers(ctx, closeList, trimList)
 	return lw
 }
 
@@ -261,10 +341,15 @@ func (h *Hall) release(ctx context.Context, lw *loadedWorker) {
 	h.mu.Lock()
 	lw.refs--
 	done := lw.retired && lw.refs == 0
+	var closeList, trimList []*loadedWorker
+	if lw.refs == 0 {
+		closeList, trimList = h.evictIdle()
+	}
 	h.mu.Unlock()
 	if done {
 		lw.worker.Close(context.WithoutCancel(ctx))
 	}
+	closeWorkers(ctx, closeList, trimList)
 }
 
 // retire closes the compiled workers the snapshot s no longer plans for,
@@ -290,6 +375,12 @@ func (h *Hall) retire(ctx context.Context, s *snapshot) {
 }
 
 func (h *Hall) load(ctx context.Context, s *snapshot, w *boundWorker, module []byte) (*sandbox.Worker, error) {
+	return h.loadVerified(ctx, s, w, module, wcp.Digest{})
+}
+
+// loadVerified is load of a module the artifact store verified against
+// digest (the zero digest: not verified, the sandbox hashes it).
+func (h *Hall) loadVerified(ctx context.Context, s *snapshot, w *boundWorker, module []byte, digest wcp.Digest) (*sandbox.Worker, error) {
 	eng, err := h.sandboxEngine(ctx)
 	if err != nil {
 		return nil, err
@@ -304,7 +395,7 @@ func (h *Hall) load(ctx context.Context, s *snapshot, w *boundWorker, module []b
 	if ws.Pool != 0 {
 		pool = ws.Pool
 	}
-	return eng.Load(ctx, module, sandbox.Spec{Name: w.rec.WorkerID, Policy: w.policy, Limits: w.limits, Pool: pool, Reuse: ws.ReuseInstances})
+	return eng.Load(ctx, module, sandbox.Spec{Name: w.rec.WorkerID, Policy: w.policy, Limits: w.limits, Pool: pool, Reuse: ws.ReuseInstances, Digest: digest})
 }
 
 // RunRequest is one governed dispatch.
@@ -517,6 +608,35 @@ type PoolStats struct {
 	WorkerID string
 	Fresh    int // pre-instantiated, never used
 	Idle     int // kept for reuse by the same tenant
+	// MemoryBytes is what the worker keeps between dispatches: its ready
+	// instances and its own loaded state (see Options.IdleMemory).
+	MemoryBytes uint64
+}
+
+// LoadStats is what loaded workers hold between dispatches.
+type LoadStats struct {
+	// Loaded is how many workers are loaded in this process.
+	Loaded int
+	// SharedModules is how many compiled modules they share (one per
+	// distinct module and memory limit).
+	SharedModules int
+	// IdleBytes is what they keep between dispatches (ready instances and
+	// their own state), bounded by Options.IdleMemory.
+	IdleBytes uint64
+	// Evicted counts idle workers closed to stay within IdleMemory.
+	Evicted uint64
+}
+
+// Loads reports the loaded workers' footprint.
+func (h *Hall) Loads() LoadStats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := LoadStats{Loaded: len(h.loaded), Evicted: h.evicted}
+	if h.engine != nil {
+		st.SharedModules = h.engine.SharedModules()
+		st.IdleBytes = h.engine.IdleInUse()
+	}
+	return st
 }
 
 // Pools reports the instances ready for each worker loaded in this
@@ -527,7 +647,7 @@ func (h *Hall) Pools() []PoolStats {
 	out := make([]PoolStats, 0, len(h.loaded))
 	for k, lw := range h.loaded {
 		fresh, idle := lw.worker.Pooled()
-		out = append(out, PoolStats{WorkerID: k.id, Fresh: fresh, Idle: idle})
+		out = append(out, PoolStats{WorkerID: k.id, Fresh: fresh, Idle: idle, MemoryBytes: lw.worker.IdleBytes()})
 	}
 	slices.SortFunc(out, func(a, b PoolStats) int { return strings.Compare(a.WorkerID, b.WorkerID) })
 	return out

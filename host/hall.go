@@ -64,6 +64,11 @@ type Options struct {
 	// such as `hall run`, where a background refill only competes with the
 	// call).
 	Pool int
+	// IdleMemory bounds what loaded workers keep between dispatches: their
+	// ready sandbox instances (sandbox.Config.IdleMemory) and the loaded
+	// workers themselves, the least recently dispatched giving way first
+	// (0: sandbox.DefaultIdleMemory). See host/dispatch.go, "eviction".
+	IdleMemory uint64
 	// StorePayloads keeps dispatch inputs and outputs in the ledger (by
 	// default only their hashes are recorded).
 	StorePayloads bool
@@ -209,6 +214,10 @@ type Hall struct {
 	offline   atomic.Bool
 
 	watchers watchers
+
+	// uses and evicted count acquisitions and evictions of loaded
+	// workers (dispatch.go), guarded by mu.
+	uses, evicted uint64
 }
 
 // Open loads the configuration, the rules and the enrolled records, opens

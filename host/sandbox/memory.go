@@ -26,6 +26,9 @@ type memoryGuard struct {
 	copies atomic.Int64
 	// sizes, shared by the instances of one Worker, may be nil.
 	sizes *sizeHints
+	// held is the capacity of the instance's linear memories now: what an
+	// idle instance keeps (Config.IdleMemory).
+	held atomic.Int64
 }
 
 // sizeHints remembers, per declared initial size of a linear memory (the
@@ -120,6 +123,7 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	newCap := max(size, 2*uint64(cap(m.buf)), m.initialCap)
 	newCap = min(newCap, m.limit)
 	nb := make([]byte, size, newCap)
+	m.guard.held.Add(int64(newCap) - int64(cap(m.buf)))
 	if m.buf != nil {
 		m.guard.copies.Add(1)
 	}
@@ -132,6 +136,7 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 func (m *linearMemory) Free() {
 	if m.unmap == nil {
 		m.guard.sizes.set(m.initial, uint64(len(m.buf)))
+		m.guard.held.Add(-int64(cap(m.buf)))
 	}
 	m.buf = nil
 	if m.unmap != nil {

@@ -174,14 +174,27 @@ type Config struct {
 	// DefaultMaxModuleBytes). Without a Compiler, it is the only bound on
 	// in-process compilation.
 	MaxModuleBytes int
+	// IdleMemory bounds the host memory that ready instances (pooled
+	// never-used ones and idle ones kept for reuse) of all Workers hold
+	// together. An instance that would not fit displaces those of the
+	// least recently called Workers, which stop refilling their pools until
+	// their next call; when nothing older can make room it is not kept.
+	// Zero means DefaultIdleMemory. See RATIONALE.md, "Shared compiled
+	// code and idle memory".
+	IdleMemory uint64
 }
 
 // Engine compiles and runs workers. It is safe for concurrent use.
 //
 // # Notes
 //
-//   - All Workers of an Engine share one wazero CompilationCache and nothing
-//     else.
+//   - All Workers of an Engine share one wazero CompilationCache, and
+//     Workers of the same module (and memory limit) share one compiled
+//     module: its wazero Runtime, machine code and decoded form are held
+//     once, with a reference count (shared.go). Instances, mounts, egress
+//     and secrets stay per Worker.
+//   - Ready instances of all Workers are bounded together by
+//     Config.IdleMemory, least recently called Workers giving way first.
 type Engine struct {
 	cache    wazero.CompilationCache
 	cacheDir string // "" when the cache is in memory only
@@ -199,6 +212,12 @@ type Engine struct {
 	mu      sync.Mutex
 	workers map[*Worker]struct{}
 	closed  bool
+	// plugins are the compiled modules shared by Workers (shared.go),
+	// guarded by mu.
+	plugins map[pluginKey]*sharedPlugin
+
+	// idle accounts the memory of ready instances (shared.go).
+	idle idleMemory
 }
 
 // New returns an Engine.
@@ -215,7 +234,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("sandbox: Config.Max.MemoryBytes %d is below the Extism kernel's %d bytes", max.MemoryBytes, minMemoryBytes)
 	}
 	e := &Engine{max: max, secrets: cfg.Secrets, log: cfg.Logger, workers: map[*Worker]struct{}{},
-		compiler: cfg.Compiler, compileTimeout: cfg.CompileTimeout, maxModule: cfg.MaxModuleBytes}
+		compiler: cfg.Compiler, compileTimeout: cfg.CompileTimeout, maxModule: cfg.MaxModuleBytes,
+		plugins: map[pluginKey]*sharedPlugin{}}
+	e.idle.limit = cfg.IdleMemory
+	if e.idle.limit == 0 {
+		e.idle.limit = DefaultIdleMemory
+	}
 	if cfg.MemoryBudget == 0 {
 		cfg.MemoryBudget = defaultMemoryBudget()
 	}
@@ -291,6 +315,11 @@ type Spec struct {
 	// Request.ReuseKey. Instances are never reused after a trap, a timeout
 	// or a memory limit.
 	Reuse bool
+	// Digest, when not zero, is the SHA-256 of the wasm given to Load,
+	// known to the caller (an artifact store that verified it): Load then
+	// does not hash the module again. A wrong digest makes Workers of
+	// different modules share compiled code: pass only a verified one.
+	Digest [32]byte
 }
 
 // validatePolicy checks the shape of a Policy; it does not touch the network.

@@ -43,6 +43,11 @@ type Worker struct {
 	modCfg   wazero.ModuleConfig
 	closeFS  func()
 	poolSize int
+
+	// shared holds plugin for every Worker of the same pluginKey
+	// (shared.go).
+	shared    *sharedPlugin
+	sharedKey pluginKey
 	// sizes are the linear memory sizes instances last ended with (memory.go).
 	sizes sizeHints
 	// charge is what one call of this worker takes from the Engine's
@@ -54,6 +59,12 @@ type Worker struct {
 	// backs off and, past maxRefillFailures, stops until a call
 	// instantiates successfully (RefillFailures).
 	refillFailures atomic.Int64
+	// lastCall (unix ns) orders Workers for trimming; cold is set by Trim
+	// and stops pool refills until the next call; readyBytes is what the
+	// ready instances hold (shared.go).
+	lastCall   atomic.Int64
+	cold       atomic.Bool
+	readyBytes atomic.Int64
 
 	pool   chan *instance
 	refill chan struct{}
@@ -85,6 +96,9 @@ type instance struct {
 	// correlation is the wcp.correlation_id of the call the instance
 	// serves, for the guest's log lines in the Engine's log.
 	correlation atomic.Pointer[string]
+	// charged is what the instance counts against Config.IdleMemory while
+	// ready (0 while in a call).
+	charged uint64
 }
 
 // Request is one call of a worker export.
@@ -148,7 +162,12 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	}
 	lim.MemoryBytes -= lim.MemoryBytes % wasmPageSize
 
-	wasm = e.compiledForm(wasm)
+	sum := spec.Digest
+	if sum == ([32]byte{}) {
+		sum = sha256.Sum256(wasm)
+	}
+	key := pluginKey{module: sum, memoryBytes: lim.MemoryBytes}
+	wasm = e.compiledFormOf(wasm, sum)
 	// Extism's http_request, http_status_code and http_headers are served
 	// by the Hall over the worker's egress (extism_http.go).
 	wasm = routeExtismHTTP(wasm)
@@ -224,14 +243,13 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	}
 	w.modCfg = mc
 
-	plugin, err := extism.NewCompiledPlugin(ctx, extism.Manifest{
-		Wasm: []extism.Wasm{extism.WasmData{Data: wasm}},
-	}, extism.PluginConfig{RuntimeConfig: rtCfg, EnableWasi: true}, w.hostFunctions())
+	shared, err := e.compiledPlugin(ctx, key, wasm, rtCfg, w.hostFunctions())
 	if err != nil {
 		closeFS()
 		return nil, errorf(CodeModuleInvalid, "%s: %v", spec.Name, err)
 	}
-	w.plugin = plugin
+	w.plugin, w.shared, w.sharedKey = shared.plugin, shared, key
+	w.lastCall.Store(time.Now().UnixNano())
 
 	// One instantiation now proves that imports resolve, the initial
 	// memory fits and the start section (if any) finishes within the time
@@ -240,7 +258,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	first, err := w.newInstance(ictx)
 	icancel()
 	if err != nil {
-		_ = plugin.Close(ctx)
+		_ = e.releasePlugin(ctx, key, shared)
 		closeFS()
 		return nil, err
 	}
@@ -252,7 +270,11 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		w.poolSize = 0
 	}
 	w.pool = make(chan *instance, max(w.poolSize, 1))
-	w.pool <- first
+	if e.admit(w, first) {
+		w.pool <- first
+	} else {
+		first.close()
+	}
 
 	e.mu.Lock()
 	if e.closed {
@@ -263,6 +285,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	}
 	e.workers[w] = struct{}{}
 	e.mu.Unlock()
+	e.chargeWorker(workerOverhead)
 
 	w.bg.Add(1)
 	go w.refiller()
@@ -283,9 +306,13 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 // machine code next to it (a directory only the Hall can write), and a
 // file that does not parse as a merged module is ignored and rewritten.
 func (e *Engine) compiledForm(wasm []byte) []byte {
+	return e.compiledFormOf(wasm, sha256.Sum256(wasm))
+}
+
+// compiledFormOf is compiledForm of wasm whose SHA-256 is sum.
+func (e *Engine) compiledFormOf(wasm []byte, sum [32]byte) []byte {
 	var path string
 	if e.cacheDir != "" {
-		sum := sha256.Sum256(wasm)
 		path = filepath.Join(e.cacheDir, "merged-"+hex.EncodeToString(sum[:])+".wasm")
 		if b, err := os.ReadFile(path); err == nil {
 			if _, err := wasmmod.Inspect(b); err == nil {
@@ -464,7 +491,7 @@ func (w *Worker) refiller() {
 		case <-w.refill:
 		}
 		for len(w.pool) < w.poolSize {
-			if w.refillFailures.Load() >= maxRefillFailures {
+			if w.refillFailures.Load() >= maxRefillFailures || w.cold.Load() {
 				break
 			}
 			ctx, cancel := w.instantiationContext(context.Background())
@@ -488,12 +515,22 @@ func (w *Worker) refiller() {
 				continue
 			}
 			w.refillFailures.Store(0)
+			if w.cold.Load() || !w.eng.admit(w, in) {
+				// Trimmed meanwhile, or no room under Config.IdleMemory
+				// for a Worker called as recently as the others: no
+				// refill until its next call.
+				w.cold.Store(true)
+				in.close()
+				break
+			}
 			select {
 			case w.pool <- in:
 			case <-w.done:
+				w.eng.unready(w, in)
 				in.close()
 				return
 			default:
+				w.eng.unready(w, in)
 				in.close()
 			}
 		}
@@ -513,12 +550,14 @@ func (w *Worker) acquire(ctx context.Context, key string) (*instance, error) {
 				w.idle[key] = list[:len(list)-1]
 			}
 			w.mu.Unlock()
+			w.eng.unready(w, in)
 			return in, nil
 		}
 		w.mu.Unlock()
 	}
 	select {
 	case in := <-w.pool:
+		w.eng.unready(w, in)
 		w.signalRefill()
 		return in, nil
 	default:
@@ -536,7 +575,7 @@ func (w *Worker) acquire(ctx context.Context, key string) (*instance, error) {
 // release keeps in for later calls with key when reuse is on and the call
 // ended cleanly; every other instance is closed.
 func (w *Worker) release(in *instance, key string, clean bool) {
-	if clean && w.reuse {
+	if clean && w.reuse && w.eng.admit(w, in) {
 		w.mu.Lock()
 		list, known := w.idle[key]
 		if !w.closed && (known || len(w.idle) < maxReuseKeys) && len(list) < max(w.poolSize, 1) {
@@ -545,6 +584,7 @@ func (w *Worker) release(in *instance, key string, clean bool) {
 			return
 		}
 		w.mu.Unlock()
+		w.eng.unready(w, in)
 	}
 	in.close()
 }
@@ -596,6 +636,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	w.inflight.Add(1)
 	w.mu.Unlock()
 	defer w.inflight.Done()
+	w.touch()
 
 	cs := &callState{w: w, limits: lim}
 	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
@@ -759,8 +800,12 @@ func (w *Worker) Close(ctx context.Context) error {
 	w.closed = true
 	w.mu.Unlock()
 	w.eng.mu.Lock()
+	_, open := w.eng.workers[w]
 	delete(w.eng.workers, w)
 	w.eng.mu.Unlock()
+	if open {
+		w.eng.chargeWorker(-workerOverhead)
+	}
 	return w.shutdown(ctx)
 }
 
@@ -769,24 +814,8 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	w.inflight.Wait()
 	close(w.done)
 	w.bg.Wait()
-	for {
-		select {
-		case in := <-w.pool:
-			in.close()
-			continue
-		default:
-		}
-		break
-	}
-	w.mu.Lock()
-	for k, list := range w.idle {
-		for _, in := range list {
-			in.close()
-		}
-		delete(w.idle, k)
-	}
-	w.mu.Unlock()
-	err := w.plugin.Close(ctx)
+	w.Trim()
+	err := w.eng.releasePlugin(ctx, w.sharedKey, w.shared)
 	w.closeFS()
 	return err
 }

@@ -20,7 +20,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 }
 
-func newMetrics(online func() bool, workers func() int, pools func() []host.PoolStats) *metrics {
+func newMetrics(online func() bool, workers func() int, pools func() []host.PoolStats, loads func() host.LoadStats) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,6 +63,9 @@ func newMetrics(online func() bool, workers func() int, pools func() []host.Pool
 		Name: "hall_workers_enrolled",
 		Help: "Enrolled worker records.",
 	}, func() float64 { return float64(workers()) })
+	if loads != nil {
+		m.reg.MustRegister(loadCollector{loads})
+	}
 	m.reg.MustRegister(m.decisions, m.dispatch, m.limitHits, m.inFlight, m.rejected, m.requests, onlineGauge, workersGauge, poolCollector{pools},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -91,7 +94,14 @@ var pooledDesc = prometheus.NewDesc("hall_instances_pooled",
 	"Sandbox instances ready per loaded worker: state fresh (pre-instantiated, never used) or idle (kept for reuse by one tenant).",
 	[]string{"worker_id", "state"}, nil)
 
-func (c poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pooledDesc }
+var workerMemoryDesc = prometheus.NewDesc("hall_worker_memory_bytes",
+	"Memory a loaded worker keeps between dispatches: its ready instances' linear memories, an estimate of their engine objects, and its own state (its share of the compiled module, held once per module, is not counted).",
+	[]string{"worker_id"}, nil)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pooledDesc
+	ch <- workerMemoryDesc
+}
 
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.pools == nil {
@@ -100,5 +110,35 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range c.pools() {
 		ch <- prometheus.MustNewConstMetric(pooledDesc, prometheus.GaugeValue, float64(p.Fresh), p.WorkerID, "fresh")
 		ch <- prometheus.MustNewConstMetric(pooledDesc, prometheus.GaugeValue, float64(p.Idle), p.WorkerID, "idle")
+		ch <- prometheus.MustNewConstMetric(workerMemoryDesc, prometheus.GaugeValue, float64(p.MemoryBytes), p.WorkerID)
 	}
+}
+
+// loadCollector reports the loaded workers' footprint (host.LoadStats).
+type loadCollector struct{ loads func() host.LoadStats }
+
+var (
+	loadedDesc = prometheus.NewDesc("hall_workers_loaded",
+		"Workers loaded (compiled, with their grant) in this process.", nil, nil)
+	sharedDesc = prometheus.NewDesc("hall_compiled_modules",
+		"Compiled modules held, each shared by the loaded workers of one module and memory limit.", nil, nil)
+	idleMemDesc = prometheus.NewDesc("hall_idle_memory_bytes",
+		"Memory loaded workers keep between dispatches, bounded by the Hall's idle memory budget.", nil, nil)
+	evictedDesc = prometheus.NewDesc("hall_workers_evicted_total",
+		"Idle workers closed to stay within the idle memory budget (loaded again on their next dispatch).", nil, nil)
+)
+
+func (c loadCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- loadedDesc
+	ch <- sharedDesc
+	ch <- idleMemDesc
+	ch <- evictedDesc
+}
+
+func (c loadCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.loads()
+	ch <- prometheus.MustNewConstMetric(loadedDesc, prometheus.GaugeValue, float64(st.Loaded))
+	ch <- prometheus.MustNewConstMetric(sharedDesc, prometheus.GaugeValue, float64(st.SharedModules))
+	ch <- prometheus.MustNewConstMetric(idleMemDesc, prometheus.GaugeValue, float64(st.IdleBytes))
+	ch <- prometheus.MustNewConstMetric(evictedDesc, prometheus.CounterValue, float64(st.Evicted))
 }

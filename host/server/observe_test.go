@@ -16,7 +16,7 @@ import (
 // request id, which the log line carries with the panic.
 func TestPanicRecovered(t *testing.T) {
 	var logs bytes.Buffer
-	s := &Server{log: slog.New(slog.NewJSONHandler(&logs, nil)), metrics: newMetrics(func() bool { return true }, func() int { return 0 }, nil)}
+	s := &Server{log: slog.New(slog.NewJSONHandler(&logs, nil)), metrics: newMetrics(func() bool { return true }, func() int { return 0 }, nil, nil)}
 	r := chi.NewRouter()
 	r.Use(s.observe)
 	r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic("kaboom") })

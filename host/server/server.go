@@ -83,7 +83,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.metrics = newMetrics(h.Online, func() int { return h.Registry().Len() }, h.Pools)
+	s.metrics = newMetrics(h.Online, func() int { return h.Registry().Len() }, h.Pools, h.Loads)
 	s.metrics.reg.MustRegister(approvalCollector{h})
 
 	r := chi.NewRouter()

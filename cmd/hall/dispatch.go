@@ -7,14 +7,18 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/host/wcp"
 )
 
 // exitWorkerFailed is the status of `hall run` when the worker ran and
@@ -39,7 +43,7 @@ func enrollCommand() *cli.Command {
 				return failf("enroll needs exactly one MODULE.wasm")
 			}
 			path := c.Args().First()
-			module, err := os.ReadFile(path)
+			module, err := readModule(path)
 			if err != nil {
 				return failf("%v", err)
 			}
@@ -55,7 +59,9 @@ func enrollCommand() *cli.Command {
 					req.Record, req.RecordSource = b, beside
 				}
 			}
-			h, err := openHallWith(c, host.Options{MissingRulesOK: true})
+			// The module is untrusted until vetted: it is compiled in a
+			// child process with a deadline and a memory limit.
+			h, err := openHallWith(c, host.Options{MissingRulesOK: true, Compiler: selfCompiler()})
 			if err != nil {
 				return err
 			}
@@ -70,6 +76,7 @@ func enrollCommand() *cli.Command {
 					"artifact_hash": res.ArtifactHash.String(), "record_path": res.RecordPath, "module_path": res.ModulePath,
 					"record_source": res.RecordSource, "replaced": res.Replaced, "previous_artifact_hash": res.PreviousArtifact,
 					"unrouted_capabilities": nonNil(res.Unrouted), "rules_added": nonNil(res.RulesAdded),
+					"record_digest": res.RecordDigest.String(), "privilege_envelope": grantedEnvelope(res.Record), "config": res.Record.Config,
 				})
 			}
 			w := c.App.Writer
@@ -78,6 +85,8 @@ func enrollCommand() *cli.Command {
 			for _, cp := range res.Record.Capabilities {
 				fmt.Fprintf(w, "  serves:    %s -> export %s\n", cp, res.Record.Entrypoint(cp))
 			}
+			fmt.Fprintf(w, "  sealed:    %s\n", res.RecordDigest)
+			printGrant(w, res.Record)
 			if res.Replaced {
 				fmt.Fprintf(w, "  replaced:  the previous module %s of %s\n", res.PreviousArtifact, res.Record.WorkerID)
 			}
@@ -232,4 +241,74 @@ func localActor() string {
 		return "local:" + u.Username
 	}
 	return "local:uid-" + strconv.Itoa(os.Getuid())
+}
+
+// readModule reads a module to enroll, refusing more than the sandbox
+// accepts (hall enroll /dev/zero must not read without limit).
+func readModule(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, sandbox.DefaultMaxModuleBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > sandbox.DefaultMaxModuleBytes {
+		return nil, fmt.Errorf("%s: larger than %d MiB, the largest module the Hall accepts", path, sandbox.DefaultMaxModuleBytes>>20)
+	}
+	return b, nil
+}
+
+// grantedEnvelope is the privilege envelope the sandbox grants the worker
+// ({} when the record declares none: no files, no network, no secrets).
+func grantedEnvelope(rec *wcp.Record) any {
+	if rec.PrivilegeEnvelope == nil {
+		return map[string]any{}
+	}
+	return rec.PrivilegeEnvelope
+}
+
+// printGrant shows what enrolling granted, so an operator sees it before
+// the first dispatch (the record may come from the module itself).
+func printGrant(w io.Writer, rec *wcp.Record) {
+	e := rec.PrivilegeEnvelope
+	line := func(what string, v []string) {
+		if len(v) == 0 {
+			fmt.Fprintf(w, "  grants:    %s: none\n", what)
+			return
+		}
+		fmt.Fprintf(w, "  grants:    %s: %s\n", what, safe(strings.Join(v, ", ")))
+	}
+	if e == nil {
+		e = &wcp.PrivilegeEnvelope{}
+	}
+	line("writes", e.FilesystemWrites)
+	line("reads", e.FilesystemReads)
+	switch {
+	case e.NetworkEgress.Mode == "unrestricted":
+		fmt.Fprintf(w, "  grants:    network: unrestricted\n")
+	default:
+		line("network", e.NetworkEgress.Hosts)
+	}
+	line("secrets", e.SecretsAccess)
+	if len(rec.Config) > 0 {
+		keys := make([]string, 0, len(rec.Config))
+		for k := range rec.Config {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		line("config", keys)
+	}
+}
+
+// selfCompiler compiles modules in a child process of this binary
+// (hall __compile), under a deadline and an address-space limit.
+func selfCompiler() sandbox.Compiler {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil // in-process, bounded by the module size cap
+	}
+	return sandbox.CompileCommand{Path: exe, Args: []string{"__compile"}}
 }

@@ -460,3 +460,33 @@ func TestIntegrityServePicksUpCLIChanges(t *testing.T) {
 		t.Fatal("after an invalid rules.json edit the last good rules no longer serve")
 	}
 }
+
+// Issue 10: `hall enroll` showed nothing of what it granted (the record
+// may come from the module itself), and read /dev/zero without limit.
+func TestEnrollShowsGrantAndCapsModuleSize(t *testing.T) {
+	_, granted, _ := builtGuest(t)
+	dir := guestDir(t)
+	r := hallWith(t, dir, "", testEnv("HALL_HOME="+guestBuild.home), "enroll", "guest.wasm")
+	if r.code != 0 {
+		t.Fatalf("enroll: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"grants:    writes: " + granted, "grants:    network: none", "grants:    secrets: none", "sealed:    sha256:"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("enroll output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = hallWith(t, dir, "", testEnv("HALL_HOME="+guestBuild.home), "enroll", "guest.wasm", "--json")
+	var out struct {
+		Envelope struct {
+			Writes []string `json:"filesystem_writes"`
+		} `json:"privilege_envelope"`
+		RecordDigest string `json:"record_digest"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Envelope.Writes) != 1 || !strings.HasPrefix(out.RecordDigest, "sha256:") {
+		t.Fatalf("enroll --json: %v\n%s", err, r.stdout)
+	}
+	r = hall(t, dir, "", "enroll", "/dev/zero")
+	if r.code != 1 || !strings.Contains(r.stderr, "largest module the Hall accepts") {
+		t.Fatalf("enroll /dev/zero: exit %d\n%s", r.code, r.stderr)
+	}
+}

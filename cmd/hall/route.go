@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -33,6 +34,7 @@ func hallFlags() []cli.Flag {
 		&cli.StringFlag{Name: "registry-dir", Value: "enrolled", Usage: "enrolled worker records `DIR`"},
 		&cli.StringFlag{Name: "config", Usage: "Hall configuration `FILE` (default: hall.json if present, else the strict defaults)"},
 		homeFlag(),
+		keyFlag(),
 	}
 }
 
@@ -96,6 +98,9 @@ func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 		ConfigFile:     c.String("config"),
 		Home:           c.String("home"),
 		Pool:           -1, // one-shot process: no background instances
+		Compiler:       extra.Compiler,
+		KeyFile:        keyFile(c),
+		KeyFD:          keyFD(c),
 	})
 	if err != nil {
 		return nil, cli.Exit(prefixLines("hall: ", err.Error()), exitError)
@@ -365,4 +370,25 @@ func writeDecisionText(w io.Writer, d *wcp.RouteDecision) {
 		ids[i] = e.EventID
 	}
 	fmt.Fprintf(w, "  telemetry:      %s\n", strings.Join(ids, ", "))
+}
+
+// keyFile is --key when it names a file ("" for the state directory's
+// key); keyFD is --key fd:N as an open file.
+func keyFile(c *cli.Context) string {
+	if k := c.String("key"); !strings.HasPrefix(k, "fd:") {
+		return k
+	}
+	return ""
+}
+
+func keyFD(c *cli.Context) *os.File {
+	n, ok := strings.CutPrefix(c.String("key"), "fd:")
+	if !ok {
+		return nil
+	}
+	fd, err := strconv.Atoi(n)
+	if err != nil || fd < 0 {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "key fd "+n)
 }

@@ -56,7 +56,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			h, err := openHallWith(c, host.Options{Logger: logger})
+			h, err := openHallWith(c, host.Options{Logger: logger, Compiler: selfCompiler()})
 			if err != nil {
 				return err
 			}

@@ -214,6 +214,14 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 		"artifact_hash_verified": true,
 		"enrolled_at":            now(),
 		"unrouted_capabilities":  nonNil(res.Unrouted),
+		// What the enrollment granted and sealed: the record may come from
+		// the module itself, so the caller sees the envelope here.
+		"record_digest":      res.RecordDigest.String(),
+		"change_id":          res.ChangeID,
+		"privilege_envelope": grantedEnvelope(res.Record.PrivilegeEnvelope),
+	}
+	if len(res.Record.Config) > 0 {
+		body["config"] = res.Record.Config
 	}
 	status := http.StatusCreated
 	if existed {
@@ -265,4 +273,13 @@ func (s *Server) putArtifact(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("hall: artifact stored", "request_id", requestID(r), "artifact_hash", d.String(), "size", len(body), "token_id", principal(r).ID)
 	writeJSON(w, http.StatusCreated, map[string]any{"stored": true, "artifact_hash": d.String(), "size": len(body)})
+}
+
+// grantedEnvelope is the envelope the sandbox grants ({} when the record
+// declares none: no files, no network, no secrets).
+func grantedEnvelope(e *wcp.PrivilegeEnvelope) any {
+	if e == nil {
+		return map[string]any{}
+	}
+	return e
 }

@@ -608,6 +608,16 @@ func TestArtifactsAndEnrollJSON(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339, fmt.Sprint(r.body["enrolled_at"])); err != nil {
 		t.Errorf("enrolled_at: %v", err)
 	}
+	// What the enrollment granted and sealed is in the answer (issue 10).
+	if env, ok := r.body["privilege_envelope"].(map[string]any); !ok || env == nil {
+		t.Errorf("no privilege_envelope in the enroll answer: %v", r)
+	}
+	if rd, _ := r.body["record_digest"].(string); !strings.HasPrefix(rd, "sha256:") {
+		t.Errorf("record_digest %q", rd)
+	}
+	if id, _ := r.body["change_id"].(string); !strings.HasPrefix(id, "chg_") {
+		t.Errorf("change_id %q", id)
+	}
 	if w := get(t, base, "/wcp/workers/org.test.uploaded", fx.acme); w.status != 200 || w.body["artifact_hash"] != d {
 		t.Fatalf("enrolled worker not served: %v", w)
 	}

@@ -37,6 +37,15 @@ type Store struct {
 	dir      string
 	mu       sync.Mutex
 	verified map[wcp.Digest]fileID // files whose bytes were hashed, as they were then
+	// recent holds the bytes Verify last read, for the Get that usually
+	// follows it (a decision verifies, the dispatch then loads): a
+	// one-shot process reads and hashes its module once (issue 12). It
+	// is given up to that Get, or replaced by the next Verify.
+	recent struct {
+		d  wcp.Digest
+		id fileID
+		b  []byte
+	}
 }
 
 // fileID identifies a file's content without reading it: any write,
@@ -95,6 +104,15 @@ func (s *Store) Put(module []byte) (wcp.Digest, error) {
 func (s *Store) Get(d wcp.Digest) ([]byte, error) {
 	path := s.Path(d)
 	before, statErr := statID(path)
+	s.mu.Lock()
+	if r := s.recent; r.b != nil && r.d == d {
+		s.recent.b = nil
+		if statErr == nil && r.id == before {
+			s.mu.Unlock()
+			return r.b, nil
+		}
+	}
+	s.mu.Unlock()
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s (enroll the worker again)", ErrNotFound, d)
@@ -141,7 +159,7 @@ func (s *Store) Verify(d wcp.Digest) (wcp.Digest, error) {
 	if ok && known == before {
 		return d, nil
 	}
-	_, err = s.Get(d)
+	b, err := s.Get(d)
 	var te *TamperedError
 	if errors.As(err, &te) {
 		return te.Got, nil
@@ -149,5 +167,10 @@ func (s *Store) Verify(d wcp.Digest) (wcp.Digest, error) {
 	if err != nil {
 		return wcp.Digest{}, err
 	}
+	s.mu.Lock()
+	if id, ok := s.verified[d]; ok && id == before {
+		s.recent.d, s.recent.id, s.recent.b = d, before, b
+	}
+	s.mu.Unlock()
 	return d, nil
 }

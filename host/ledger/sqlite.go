@@ -141,6 +141,16 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 	}
 	s.w.SetMaxOpenConns(1)
 	s.w.SetConnMaxIdleTime(0)
+	if !o.readOnly {
+		// Keep the WAL (and its index) on disk when the writer closes: a
+		// one-shot process (hall run) then neither deletes it at exit nor
+		// creates it again (and fsyncs the directory) at its first commit
+		// (RATIONALE.md, "WAL kept between processes").
+		if err := persistWAL(s.w); err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+		}
+	}
 	if s.r, err = sql.Open("sqlite", s.dsn(false)); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
@@ -170,6 +180,24 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	return s, nil
+}
+
+// persistWAL sets SQLITE_FCNTL_PERSIST_WAL on the writer's connection
+// (the only one: SetMaxOpenConns(1), never closed while idle).
+func persistWAL(db *sql.DB) error {
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		fc, ok := dc.(sqlite.FileControl)
+		if !ok {
+			return nil
+		}
+		_, err := fc.FileControlPersistWAL("main", 1)
+		return err
+	})
 }
 
 // dsn builds the connection string. Pragmas are set per connection by the

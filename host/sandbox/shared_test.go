@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"strconv"
@@ -176,4 +177,25 @@ func procStatus(field string) uint64 {
 		}
 	}
 	return 0
+}
+
+// TestCompiledFormMarksUnchanged: a module the data segment merge leaves
+// as it is gets a marker in the cache directory, so a later process skips
+// the attempt (and its copy of the module), and still loads and runs it.
+func TestCompiledFormMarksUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	e := newEngine(t, Config{CacheDir: dir})
+	load(t, e, fixtures.countVowels, Spec{Name: "first"})
+	marks, _ := filepath.Glob(filepath.Join(dir, "merged-*.same"))
+	if len(marks) != 1 {
+		t.Fatalf("%d markers for a module the merge does not rewrite, want 1", len(marks))
+	}
+	e2 := newEngine(t, Config{CacheDir: dir})
+	w := load(t, e2, fixtures.countVowels, Spec{Name: "second"})
+	if res := call(t, w, Request{Export: "count_vowels", Input: []byte("aa")}); string(res.Output) != `{"count":2,"total":2,"vowels":"aeiouAEIOU"}` {
+		t.Fatalf("output %s", res.Output)
+	}
+	if marks, _ := filepath.Glob(filepath.Join(dir, "merged-*.wasm")); len(marks) != 0 {
+		t.Fatalf("merged forms %v for a module the merge leaves as it is", marks)
+	}
 }

@@ -311,16 +311,28 @@ func (e *Engine) compiledForm(wasm []byte) []byte {
 
 // compiledFormOf is compiledForm of wasm whose SHA-256 is sum.
 func (e *Engine) compiledFormOf(wasm []byte, sum [32]byte) []byte {
-	var path string
+	var path, same string
 	if e.cacheDir != "" {
-		path = filepath.Join(e.cacheDir, "merged-"+hex.EncodeToString(sum[:])+".wasm")
+		name := "merged-" + hex.EncodeToString(sum[:])
+		path, same = filepath.Join(e.cacheDir, name+".wasm"), filepath.Join(e.cacheDir, name+".same")
 		if b, err := os.ReadFile(path); err == nil {
 			if _, err := wasmmod.Inspect(b); err == nil {
 				return b
 			}
 		}
+		// A module the merge leaves as it is (most non-Go modules) is
+		// marked so: trying costs a copy of the module (~10 ms for a
+		// 1.8 MB Rust module on a loaded machine) in every process.
+		if _, err := os.Stat(same); err == nil {
+			return wasm
+		}
 	}
 	merged, ok, err := wasmmod.MergeDataSegments(wasm)
+	if err == nil && !ok && same != "" {
+		if f, err := os.OpenFile(same, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+		}
+	}
 	if err != nil || !ok {
 		return wasm
 	}

@@ -143,7 +143,7 @@ func (h *Hall) holdForApproval(ctx context.Context, dec *wcp.RouteDecision) erro
 
 // recordApproval writes one approval change into the change chain.
 func (h *Hall) recordApproval(ctx context.Context, kind string, a *approval.Approval, actor string) error {
-	store, err := h.Ledger()
+	store, err := h.evidenceStore()
 	if err != nil {
 		return err
 	}

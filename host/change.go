@@ -71,7 +71,7 @@ func (h *Hall) ReplaceRules(ctx context.Context, data []byte, ifMatch, who strin
 // writeRules records a rules change and makes it the rules in force.
 // changeMu must be held.
 func (h *Hall) writeRules(ctx context.Context, rs *router.RuleSet, data []byte, who string) error {
-	store, err := h.Ledger()
+	store, err := h.evidenceStore()
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (h *Hall) Reload(ctx context.Context) error {
 	if next.rulesDigest != prev.rulesDigest && next.rulesDigest != "" {
 		data, rerr := os.ReadFile(h.opts.Rules)
 		if rerr == nil && digestOf(data) == next.rulesDigest {
-			store, lerr := h.Ledger()
+			store, lerr := h.evidenceStore()
 			if lerr == nil {
 				ectx, cancel := evidenceContext(ctx)
 				err = store.RecordChange(ectx, &ledger.Change{Kind: ledger.ChangeRules, Subject: h.opts.Rules, Digest: next.rulesDigest, Body: compactJSON(data), Actor: "file", At: time.Now().UTC()})

@@ -490,7 +490,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if err := h.recordDecision(ctx, &res.Decision); err != nil {
 		return res, fmt.Errorf("%w; the worker was not run", err)
 	}
-	store, err := h.Ledger()
+	store, err := h.evidenceStore()
 	if err != nil {
 		return res, err
 	}

@@ -207,7 +207,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	// between leaves a file that does not match the newest seal, which is
 	// reported as tampered (and fixed by enrolling again) — never a record
 	// in force that no seal covers.
-	ledgerStore, err := h.Ledger()
+	ledgerStore, err := h.evidenceStore()
 	if err != nil {
 		return nil, err
 	}

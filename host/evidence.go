@@ -13,8 +13,10 @@ import (
 	"github.com/wcphall/hall/host/wcp"
 )
 
-// Ledger returns the Hall's evidence ledger (opened by Open).
-func (h *Hall) Ledger() (ledger.Store, error) {
+// evidenceStore is the Hall's evidence ledger (opened by Open), with its
+// write methods: only Hall methods write evidence; embedders read it
+// through Evidence.
+func (h *Hall) evidenceStore() (ledger.Store, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -69,7 +71,7 @@ func (h *Hall) Route(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision
 }
 
 func (h *Hall) recordDecision(ctx context.Context, dec *wcp.RouteDecision) error {
-	store, err := h.Ledger()
+	store, err := h.evidenceStore()
 	if err != nil {
 		return err
 	}

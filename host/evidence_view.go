@@ -31,11 +31,14 @@ type Evidence interface {
 	// Events returns the telemetry recorded under a correlation id (the
 	// decision's and the worker's), in order.
 	Events(ctx context.Context, correlationID string) ([]json.RawMessage, error)
+	// KeySet returns the ledger's signing keys with their validity, for
+	// verifiers (an error when the store keeps no key set).
+	KeySet(ctx context.Context) (*ledger.KeySet, error)
 }
 
 // Evidence returns the read-only view of the Hall's evidence ledger.
 func (h *Hall) Evidence() (Evidence, error) {
-	s, err := h.Ledger()
+	s, err := h.evidenceStore()
 	if err != nil {
 		return nil, err
 	}
@@ -72,4 +75,14 @@ func (v evidenceView) Events(ctx context.Context, correlationID string) ([]json.
 		return nil, fmt.Errorf("the evidence store %T does not keep telemetry events", v.s)
 	}
 	return es.Events(ctx, correlationID)
+}
+
+func (v evidenceView) KeySet(ctx context.Context) (*ledger.KeySet, error) {
+	ks, ok := v.s.(interface {
+		KeySet(ctx context.Context) (*ledger.KeySet, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("the evidence store %T keeps no key set", v.s)
+	}
+	return ks.KeySet(ctx)
 }

@@ -63,7 +63,7 @@ func (h *Hall) loadPolicies(ctx context.Context) (*policy.Set, error) {
 // sealPolicies records a policy file in the change chain unless the last
 // policy change already has its digest.
 func (h *Hall) sealPolicies(ctx context.Context, path string, data []byte, digest string) error {
-	store, err := h.Ledger()
+	store, err := h.evidenceStore()
 	if err != nil {
 		return err
 	}

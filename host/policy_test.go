@@ -118,7 +118,7 @@ func TestPolicyApprovalRunsOnce(t *testing.T) {
 		t.Fatalf("second run: %v ran=%v %+v", err, res.Ran, res.Decision.DenyReason)
 	}
 	// The evidence: requested, approved, used, chained in the ledger.
-	store, err := h.Ledger()
+	store, err := h.Evidence()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestPolicyApprovalRefusals(t *testing.T) {
 		if err != nil || res.Ran {
 			t.Fatalf("%v ran=%v", err, res.Ran)
 		}
-		store, _ := h.Ledger()
+		store, _ := h.Evidence()
 		if cs, _ := store.Changes(ctx, host.ChangeApprovalExpired); len(cs) != 1 {
 			t.Fatalf("expiry not recorded: %v", cs)
 		}

@@ -33,7 +33,7 @@ type ReplayResult struct {
 // the one the receipt hashed. Replays are not dispatches and leave no
 // receipt.
 func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*ReplayResult, error) {
-	store, err := h.Ledger()
+	store, err := h.evidenceStore()
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*Rep
 // from before records were sealed, the worker's record in force now.
 func (h *Hall) recordOf(ctx context.Context, r *ledger.Receipt) (*wcp.Record, error) {
 	if r.RecordDigest != "" {
-		store, err := h.Ledger()
+		store, err := h.evidenceStore()
 		if err != nil {
 			return nil, err
 		}

@@ -237,7 +237,7 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := h.Ledger()
+	store, err := h.evidenceStore()
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,9 @@ import (
 // reload, not one per event.
 const watchQuiet = 100 * time.Millisecond
 
+// watchMaxDelay bounds how long a stream of changes can postpone a reload.
+const watchMaxDelay = time.Second
+
 // Watch reloads the Hall (see Reload) whenever the files it was opened
 // from change on disk: the rules file, the configuration file, the
 // enrolled records (*.json in RegistryDir) and the artifact store. It
@@ -37,7 +40,8 @@ const watchQuiet = 100 * time.Millisecond
 //     which a watch on the old file would miss. The registry directory is
 //     watched from the moment it appears.
 //   - Events are debounced: a reload happens once the files have been
-//     quiet for 100 ms. Watch also reloads once when it starts, so that a
+//     quiet for 100 ms (or 1 s after the first change, when changes keep
+//     coming). Watch also reloads once when it starts, so that a
 //     change made between Open and Watch is not missed. A change the Hall made itself (Enroll,
 //     ReplaceRules) also triggers a reload, which finds what is already
 //     in force and changes nothing.
@@ -71,6 +75,17 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 	// made between Open and now was seen by no watch.
 	timer := time.NewTimer(watchQuiet)
 	defer timer.Stop()
+	// pending is when the first change not yet reloaded was seen: a file
+	// rewritten more often than the quiet period (a busy writer) must not
+	// postpone the reload for ever, so it comes at most watchMaxDelay
+	// after that first change.
+	var pending time.Time
+	settle := func() {
+		if pending.IsZero() {
+			pending = time.Now()
+		}
+		timer.Reset(min(watchQuiet, max(0, watchMaxDelay-time.Since(pending))))
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -80,7 +95,7 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 				return nil
 			}
 			if t.relevant(ev) {
-				timer.Reset(watchQuiet)
+				settle()
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
@@ -89,8 +104,9 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 			// An overflow loses events: reload, since anything may
 			// have changed.
 			report(fmt.Errorf("watch: %w", err))
-			timer.Reset(watchQuiet)
+			settle()
 		case <-timer.C:
+			pending = time.Time{}
 			// A directory that appeared (the registry on the first
 			// enrollment) is watched from now on; the reload below
 			// reads whatever it was given before.

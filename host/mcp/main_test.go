@@ -207,7 +207,7 @@ func metaString(r *sdk.CallToolResult, k string) string {
 // receipts returns the receipts recorded under a correlation id.
 func receipts(tb testing.TB, correlation string) []ledger.Receipt {
 	tb.Helper()
-	st, err := fx.hall.Ledger()
+	st, err := fx.hall.Evidence()
 	if err != nil {
 		tb.Fatal(err)
 	}

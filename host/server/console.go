@@ -439,17 +439,11 @@ func (c *console) receiptsPage(w http.ResponseWriter, r *http.Request) {
 
 // keys are the ledger's public keys by id (empty when unavailable).
 func (c *console) keys(r *http.Request) map[string]ed25519.PublicKey {
-	store, err := c.s.h.Ledger()
+	ev, err := c.s.h.Evidence()
 	if err != nil {
 		return nil
 	}
-	ks, ok := store.(interface {
-		KeySet(ctx context.Context) (*ledger.KeySet, error)
-	})
-	if !ok {
-		return nil
-	}
-	set, err := ks.KeySet(r.Context())
+	set, err := ev.KeySet(r.Context())
 	if err != nil {
 		return nil
 	}

@@ -8,7 +8,9 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -72,6 +74,8 @@ type soakSpec struct {
 	} `json:"refused"`
 }
 
+// soakExpectedOutcome is what a hostile dispatch must answer: its code,
+// HTTP status, and a regular expression its message matches.
 type soakExpectedOutcome struct {
 	Code    string `json:"code"`
 	Status  int    `json:"status"`
@@ -143,120 +147,12 @@ func TestSoak(t *testing.T) {
 	}
 	var spec soakSpec
 	readJSON(t, "../../testdata/soak/hostile.json", &spec)
-
-	dir := t.TempDir()
-	home := filepath.Join(dir, ".hall")
 	triggerDir := t.TempDir() // read by the trigger workers; outside the Hall's directory
-
-	// Rules: one dev rule per hostile capability, and the quick start's.
-	var rules []map[string]any
-	for _, w := range spec.Enrolled {
-		species := w.Record["worker_species_id"].(string)
-		for capability := range w.Expect {
-			rules = append(rules, map[string]any{
-				"rule_id":  "rr_" + strings.ReplaceAll(capability, ".", "_"),
-				"match":    map[string]any{"capability_id": capability, "env": map[string]any{"in": []string{"dev"}}},
-				"decision": map[string]any{"candidate_workers_ranked": []map[string]any{{"worker_species_id": species}}},
-			})
-		}
-	}
-	var quick struct {
-		Rules []map[string]any `json:"rules"`
-	}
-	readJSON(t, filepath.Join(quickstart, "rules.json"), &quick)
-	rules = append(rules, quick.Rules...)
-	rulesJSON, _ := json.Marshal(map[string]any{"rules": rules})
-	write(t, dir, "rules.json", string(rulesJSON))
-
-	token := func(args ...string) string {
-		r := hallIn(t, dir, "", nil, append([]string{"tokens", "create"}, args...)...)
-		mustOK(t, r, "tokens create")
-		return strings.TrimSpace(r.stdout)
-	}
-	adminTok, benignTok, hostileTok := token("--admin"), token("--tenant", "org.acme"), token("--tenant", "org.evil")
-
-	base, cmd, logs := startServe(t, dir, "--home", home)
-	client := &http.Client{
-		// A hang detector, not a speed target: no dispatch of the soak
-		// may take this long (the longest time limit is 5 s).
-		Timeout:   2 * time.Minute,
-		Transport: &http.Transport{MaxIdleConnsPerHost: hostileGoroutines + soakBenignGoroutines + 4},
-	}
-	do := func(method, url, tok, ctype string, body []byte) (int, map[string]any, error) {
-		req, err := http.NewRequest(method, url, bytes.NewReader(body))
-		if err != nil {
-			return 0, nil, err
-		}
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		res, err := client.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer res.Body.Close()
-		raw, err := io.ReadAll(res.Body)
-		if err != nil {
-			return res.StatusCode, nil, err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return res.StatusCode, nil, fmt.Errorf("%s %s: %d, not JSON: %.200s", method, url, res.StatusCode, raw)
-		}
-		return res.StatusCode, m, nil
-	}
-	// enroll uploads a module and enrolls its record (artifact_hash set).
-	enroll := func(module []byte, record map[string]any) (int, map[string]any) {
-		t.Helper()
-		digest := sha(module)
-		if st, body, err := do("PUT", base+"/artifacts/"+digest, adminTok, "application/wasm", module); err != nil || st != 201 {
-			t.Fatalf("upload %s: %d %v %v", record["worker_id"], st, body, err)
-		}
-		record["artifact_hash"] = digest
-		b, _ := json.Marshal(record)
-		st, body, err := do("POST", base+"/enroll", adminTok, "application/json", b)
-		if err != nil {
-			t.Fatalf("enroll %s: %v", record["worker_id"], err)
-		}
-		return st, body
-	}
-	module := func(src string) []byte {
-		t.Helper()
-		text, err := os.ReadFile(filepath.Join("../../testdata/soak", src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(wat(t, string(text)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	run := func(tok, capability, corr string, payload string) soakResponse {
-		b, _ := json.Marshal(map[string]any{
-			"input": map[string]any{"capability_id": capability, "env": "dev", "data_label": "INTERNAL",
-				"tenant_risk": "low", "qos_class": "P2", "correlation_id": corr},
-			"payload": payload,
-		})
-		start := time.Now()
-		st, body, err := do("POST", base+"/wcp/run", tok, "application/json", b)
-		r := soakResponse{status: st, elapsed: time.Since(start), err: err}
-		if err != nil {
-			return r
-		}
-		r.receiptID, _ = body["receipt_id"].(string)
-		r.output, _ = body["output"].(string)
-		if e, ok := body["error"].(map[string]any); ok {
-			r.code, _ = e["code"].(string)
-			r.message, _ = e["message"].(string)
-		} else if o, _ := body["outcome"].(string); o != "" {
-			r.code = o
-		}
-		return r
-	}
+	h := newSoakHall(t, spec)
+	dir, cmd, logs := h.dir, h.cmd, h.logs
+	do, enroll, run := h.do, h.enroll, h.run
+	benignTok, hostileTok := h.benign, h.hostile
+	module := func(src string) []byte { return soakModule(t, src) }
 
 	// The benign worker: the quick start's summarizer.
 	summarizer, err := os.ReadFile(plugin(t, "summarizer"))
@@ -427,7 +323,7 @@ func TestSoak(t *testing.T) {
 		switch {
 		case r.err == nil && r.status == 503 && r.code == "HALL_SATURATED":
 			rep.HostileSaturated++
-		case r.err == nil && r.status == exp.Status && r.code == exp.Code && strings.Contains(r.message, exp.Message) && r.receiptID != "":
+		case r.err == nil && r.status == exp.Status && r.code == exp.Code && regexp.MustCompile(exp.Message).MatchString(r.message) && r.receiptID != "":
 			rep.HostileOutcomes[r.code]++
 			hostileReceipts[r.receiptID] = r.code
 		default:
@@ -452,7 +348,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	rep.Health = "failed"
-	if st, body, err := do("GET", base+"/health", "", "", nil); err == nil && st == 200 && body["status"] == "ok" {
+	if st, body, err := do("GET", h.base+"/health", "", "", nil); err == nil && st == 200 && body["status"] == "ok" {
 		rep.Health = "ok"
 	} else {
 		t.Errorf("/health after the soak: %d %v %v", st, body, err)
@@ -566,6 +462,140 @@ func TestSoak(t *testing.T) {
 	}
 }
 
+// soakHall is a `hall serve` child in a fresh directory with the rules of
+// a soak spec and the quick start's, and three tokens: admin, the benign
+// tenant (org.acme) and the hostile one (org.evil).
+type soakHall struct {
+	t                      *testing.T
+	dir, base              string
+	cmd                    *exec.Cmd
+	logs                   *syncBuffer
+	client                 *http.Client
+	admin, benign, hostile string
+}
+
+func newSoakHall(t *testing.T, spec soakSpec, serveArgs ...string) *soakHall {
+	t.Helper()
+	h := &soakHall{t: t, dir: t.TempDir()}
+	// Rules: one dev rule per hostile capability, and the quick start's.
+	var rules []map[string]any
+	for _, w := range spec.Enrolled {
+		species := w.Record["worker_species_id"].(string)
+		for capability := range w.Expect {
+			rules = append(rules, map[string]any{
+				"rule_id":  "rr_" + strings.ReplaceAll(capability, ".", "_"),
+				"match":    map[string]any{"capability_id": capability, "env": map[string]any{"in": []string{"dev"}}},
+				"decision": map[string]any{"candidate_workers_ranked": []map[string]any{{"worker_species_id": species}}},
+			})
+		}
+	}
+	var quick struct {
+		Rules []map[string]any `json:"rules"`
+	}
+	readJSON(t, filepath.Join(quickstart, "rules.json"), &quick)
+	rules = append(rules, quick.Rules...)
+	rulesJSON, _ := json.Marshal(map[string]any{"rules": rules})
+	write(t, h.dir, "rules.json", string(rulesJSON))
+
+	token := func(args ...string) string {
+		r := hallIn(t, h.dir, "", nil, append([]string{"tokens", "create"}, args...)...)
+		mustOK(t, r, "tokens create")
+		return strings.TrimSpace(r.stdout)
+	}
+	h.admin, h.benign, h.hostile = token("--admin"), token("--tenant", "org.acme"), token("--tenant", "org.evil")
+	h.base, h.cmd, h.logs = startServe(t, h.dir, append([]string{"--home", filepath.Join(h.dir, ".hall")}, serveArgs...)...)
+	h.client = &http.Client{
+		// A hang detector, not a speed target: no dispatch of the soak
+		// may take this long (the longest time limit is 5 s).
+		Timeout:   2 * time.Minute,
+		Transport: &http.Transport{MaxIdleConnsPerHost: soakMaxHostileGoroutines + soakBenignGoroutines},
+	}
+	return h
+}
+
+// do is one request; the body must be JSON.
+func (h *soakHall) do(method, url, tok, ctype string, body []byte) (int, map[string]any, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	res, err := h.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return res.StatusCode, nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return res.StatusCode, nil, fmt.Errorf("%s %s: %d, not JSON: %.200s", method, url, res.StatusCode, raw)
+	}
+	return res.StatusCode, m, nil
+}
+
+// enroll uploads a module and enrolls its record (artifact_hash set).
+func (h *soakHall) enroll(module []byte, record map[string]any) (int, map[string]any) {
+	h.t.Helper()
+	digest := sha(module)
+	if st, body, err := h.do("PUT", h.base+"/artifacts/"+digest, h.admin, "application/wasm", module); err != nil || st != 201 {
+		h.t.Fatalf("upload %s: %d %v %v", record["worker_id"], st, body, err)
+	}
+	record["artifact_hash"] = digest
+	b, _ := json.Marshal(record)
+	st, body, err := h.do("POST", h.base+"/enroll", h.admin, "application/json", b)
+	if err != nil {
+		h.t.Fatalf("enroll %s: %v", record["worker_id"], err)
+	}
+	return st, body
+}
+
+// run is one POST /wcp/run (safe for concurrent use).
+func (h *soakHall) run(tok, capability, corr string, payload string) soakResponse {
+	b, _ := json.Marshal(map[string]any{
+		"input": map[string]any{"capability_id": capability, "env": "dev", "data_label": "INTERNAL",
+			"tenant_risk": "low", "qos_class": "P2", "correlation_id": corr},
+		"payload": payload,
+	})
+	start := time.Now()
+	st, body, err := h.do("POST", h.base+"/wcp/run", tok, "application/json", b)
+	r := soakResponse{status: st, elapsed: time.Since(start), err: err}
+	if err != nil {
+		return r
+	}
+	r.receiptID, _ = body["receipt_id"].(string)
+	r.output, _ = body["output"].(string)
+	if e, ok := body["error"].(map[string]any); ok {
+		r.code, _ = e["code"].(string)
+		r.message, _ = e["message"].(string)
+	} else if o, _ := body["outcome"].(string); o != "" {
+		r.code = o
+	}
+	return r
+}
+
+// soakModule compiles a .wat of testdata/soak (or, by a relative path,
+// testdata/sandbox).
+func soakModule(t *testing.T, src string) []byte {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join("../../testdata/soak", src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(wat(t, string(text)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // percentile is the nearest-rank p-th percentile of sorted durations.
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
@@ -593,4 +623,150 @@ func vmHWM(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", pid)
+}
+
+// soakDefectsEnv runs the soak's tests of known containment defects, which
+// are skipped otherwise (they fail until the defect is fixed).
+const soakDefectsEnv = "HALL_SOAK_DEFECTS"
+
+// soakSubset is the part of the soak spec that enrolls the given workers.
+func soakSubset(t *testing.T, ids ...string) soakSpec {
+	t.Helper()
+	var spec, sub soakSpec
+	readJSON(t, "../../testdata/soak/hostile.json", &spec)
+	for _, w := range spec.Enrolled {
+		if slices.Contains(ids, w.Record["worker_id"].(string)) {
+			sub.Enrolled = append(sub.Enrolled, w)
+		}
+	}
+	if len(sub.Enrolled) != len(ids) {
+		t.Fatalf("testdata/soak/hostile.json does not enroll all of %v", ids)
+	}
+	return sub
+}
+
+// stopServe sends SIGTERM and waits for a clean exit.
+func stopServe(t *testing.T, cmd *exec.Cmd, logs *syncBuffer) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.Wait() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("hall serve exited with %v after SIGTERM:\n%s", err, tail(logs.String()))
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("hall serve did not stop within 60 s of SIGTERM:\n%s", tail(logs.String()))
+	}
+}
+
+// TestSoakStartSectionHangsAtLoad: a worker whose start section starts to
+// loop or sleep after enrollment, dispatched by a server that has not
+// loaded it yet (here: after a restart; also after the Hall evicted or
+// retired the loaded worker). Each dispatch must end like one that finds
+// the worker loaded: 504 LIMIT_TIMEOUT, with its decision and receipt in
+// the ledger.
+//
+// Defect (host.Hall.Run, host/dispatch.go): the worker is loaded — its
+// start section run, under the time limit — before the decision is
+// recorded, and a load that fails is returned as a Hall error: the server
+// answers 500 INTERNAL, "ran": false, and neither the decision nor a
+// receipt is recorded although guest code ran for the whole time limit.
+func TestSoakStartSectionHangsAtLoad(t *testing.T) {
+	if os.Getenv(soakDefectsEnv) == "" {
+		t.Skip("known defect: a start section that times out while the Hall loads the worker (not while it calls it) " +
+			"answers 500 INTERNAL with no decision and no receipt recorded (host.Hall.Run loads before recording); " + soakDefectsEnv + "=1 runs it")
+	}
+	spec := soakSubset(t, "org.soak.startloop", "org.soak.startsleep")
+	triggerDir := t.TempDir()
+	h := newSoakHall(t, spec)
+	for _, w := range spec.Enrolled {
+		w.Record["privilege_envelope"] = map[string]any{"filesystem_reads": []string{triggerDir}}
+		if st, body := h.enroll(soakModule(t, w.Module), w.Record); st != 201 {
+			t.Fatalf("enroll %s: %d %v", w.Record["worker_id"], st, body)
+		}
+	}
+	stopServe(t, h.cmd, h.logs)
+	write(t, triggerDir, "trigger", "")
+	h.base, h.cmd, h.logs = startServe(t, h.dir, "--home", filepath.Join(h.dir, ".hall"))
+
+	var answered []string
+	for _, w := range spec.Enrolled {
+		for capability, exp := range w.Expect {
+			for i := range 3 {
+				corr := fmt.Sprintf("load-%s-%d", capability, i)
+				r := h.run(h.hostile, capability, corr, "")
+				if r.err != nil || r.status != exp.Status || r.code != exp.Code || r.receiptID == "" {
+					t.Errorf("%s, dispatch %d: %d %s %q receipt %q %v; want %d %s with a receipt",
+						capability, i, r.status, r.code, r.message, r.receiptID, r.err, exp.Status, exp.Code)
+				}
+				answered = append(answered, corr)
+			}
+		}
+	}
+	stopServe(t, h.cmd, h.logs)
+	for _, corr := range answered {
+		r := hallIn(t, h.dir, "", nil, "receipts", "--json", "--correlation-id", corr)
+		mustOK(t, r, "hall receipts")
+		if !strings.Contains(r.stdout, `"outcome": "LIMIT_TIMEOUT"`) {
+			t.Errorf("no LIMIT_TIMEOUT receipt for correlation id %s: %s", corr, r.stdout)
+		}
+	}
+}
+
+// TestSoakStackBurst: concurrent dispatches of a worker that recurses
+// without end (memory_mb 16), as many as the server's dispatch bound.
+// The Hall-wide memory budget charges each call 2 × memory_mb + its table
+// bytes + 8 MiB (docs/SECURITY.md), so the server's memory may grow by at
+// most that per concurrent call (plus a margin for the server itself).
+//
+// Defect (host/sandbox budget.go callCharge; docs/SECURITY.md "Not
+// covered"): the call stack is not charged. Each call's stack grows to
+// wazero's ceiling before the stack-overflow trap, ~100–200 MiB each for a
+// 16 MiB worker, so 32 concurrent calls took the server to ~3.5 GiB where
+// the budget accounts for 1.25 GiB; with the default dispatch bound of 16
+// per CPU a many-core host admits far more than its budget.
+func TestSoakStackBurst(t *testing.T) {
+	if os.Getenv(soakDefectsEnv) == "" {
+		t.Skip("known defect: the Hall-wide memory budget does not charge the call stack; " +
+			"concurrent deep recursion takes ~100-200 MiB per 16 MiB worker; " + soakDefectsEnv + "=1 runs it")
+	}
+	const burst = 32
+	const margin = 256 << 20
+	charge := int64(2*16<<20 + 8<<20) // callCharge(16 MiB, no tables)
+	spec := soakSubset(t, "org.soak.recurse")
+	h := newSoakHall(t, spec, "--max-concurrent", strconv.Itoa(burst))
+	w := spec.Enrolled[0]
+	if st, body := h.enroll(soakModule(t, w.Module), w.Record); st != 201 {
+		t.Fatalf("enroll: %d %v", st, body)
+	}
+	before, err := vmHWM(h.cmd.Process.Pid)
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[string]int{}
+	for i := range burst {
+		wg.Go(func() {
+			r := h.run(h.hostile, "cap.soak.recurse", fmt.Sprintf("burst-%d", i), "")
+			mu.Lock()
+			codes[fmt.Sprintf("%d %s", r.status, r.code)]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	after, err := vmHWM(h.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("soak burst: calls=%d outcomes=%v peak_rss_before_mib=%d peak_rss_after_mib=%d budget_charge_mib=%d",
+		burst, codes, before>>20, after>>20, burst*charge>>20)
+	if after-before > burst*charge+margin {
+		t.Errorf("%d concurrent recursing calls grew the server's peak RSS by %d MiB; the memory budget charges them %d MiB in all",
+			burst, (after-before)>>20, burst*charge>>20)
+	}
 }

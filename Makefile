@@ -39,6 +39,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $$($(GO) list ./... | grep -v /host/server)
 	$(GO) test -run '^$$' -bench BenchmarkRunHTTP -benchtime 10000x ./host/server
+	@# Footprint and one-shot cost beside their anchors (issue 12): 1,000
+	@# loaded workers of one module; hall run / the floor program, pairwise.
+	$(GO) test -run '^$$' -bench 'BenchmarkIdleWorkers' -benchtime 1x ./host/ ./host/sandbox/
+	$(GO) test -run '^$$' -bench 'BenchmarkHallRunFloor' -benchtime 20x ./host/
 
 # The soak test (issue 10), long: hostile workers dispatched from several
 # goroutines against the real `hall serve` while a benign tenant keeps

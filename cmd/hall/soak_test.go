@@ -82,6 +82,17 @@ type soakExpectedOutcome struct {
 	Message string `json:"message"`
 }
 
+func (e soakExpectedOutcome) matches(r soakResponse) bool {
+	return r.status == e.Status && r.code == e.Code && regexp.MustCompile(e.Message).MatchString(r.message)
+}
+
+// soakTimeLimit is the outcome any hostile dispatch may end in besides its
+// own: on a loaded machine the time limit can strike first (a recursion
+// still short of the stack ceiling, a memory still short of its limit, an
+// instance still being made).
+var soakTimeLimit = soakExpectedOutcome{Code: "LIMIT_TIMEOUT", Status: 504,
+	Message: "stopped after|instantiation .*did not finish within the time limit"}
+
 // soakReport is what the soak measured; its line is what t.Logf prints and
 // the whole is what HALL_SOAK_REPORT receives.
 type soakReport struct {
@@ -208,7 +219,7 @@ func TestSoak(t *testing.T) {
 	for _, c := range caps {
 		for i := 0; ; i++ {
 			r := run(hostileTok, c.capability, fmt.Sprintf("soak-drain-%s-%d", c.capability, i), "")
-			if r.code == c.expect.Code {
+			if r.err == nil && (c.expect.matches(r) || soakTimeLimit.matches(r)) {
 				break
 			}
 			if r.err != nil || r.code != "ok" || i == 100 {
@@ -323,7 +334,7 @@ func TestSoak(t *testing.T) {
 		switch {
 		case r.err == nil && r.status == 503 && r.code == "HALL_SATURATED":
 			rep.HostileSaturated++
-		case r.err == nil && r.status == exp.Status && r.code == exp.Code && regexp.MustCompile(exp.Message).MatchString(r.message) && r.receiptID != "":
+		case r.err == nil && r.receiptID != "" && (exp.matches(r) || soakTimeLimit.matches(r)):
 			rep.HostileOutcomes[r.code]++
 			hostileReceipts[r.receiptID] = r.code
 		default:

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -147,8 +148,10 @@ type compiled struct {
 
 var policyID = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
 
-// env is the CEL environment every policy is checked in, built once.
-var env = func() *cel.Env {
+// celEnv is the CEL environment every policy is checked in, built on first
+// use: a Hall without a policy file (and every one-shot command that
+// never reads one) does not pay the ~5 ms of building it at start-up.
+var celEnv = sync.OnceValue(func() *cel.Env {
 	e, err := cel.NewEnv(
 		ext.NativeTypes(reflect.TypeFor[Input](), reflect.TypeFor[Worker](), reflect.TypeFor[Rule](),
 			reflect.TypeFor[Envelope](), reflect.TypeFor[BlastRadius](), ext.ParseStructTags(true)),
@@ -165,7 +168,7 @@ var env = func() *cel.Env {
 		panic("policy: building the CEL environment: " + err.Error())
 	}
 	return e
-}()
+})
 
 // Parse compiles a policy document. file names it in errors. Every
 // problem is reported, joined.
@@ -219,7 +222,7 @@ func Parse(file string, data []byte) (*Set, error) {
 			bad("when", "is required: a CEL expression of type bool, e.g. input.env == \"prod\"")
 			continue
 		}
-		a, iss := env.Compile(p.When)
+		a, iss := celEnv().Compile(p.When)
 		if iss != nil && iss.Err() != nil {
 			for _, e := range iss.Errors() {
 				loc := e.Location
@@ -231,7 +234,7 @@ func Parse(file string, data []byte) (*Set, error) {
 			bad("when", "is of type %s; it must be a bool", a.OutputType())
 			continue
 		}
-		prg, err := env.Program(a, cel.EvalOptions(cel.OptOptimize))
+		prg, err := celEnv().Program(a, cel.EvalOptions(cel.OptOptimize))
 		if err != nil {
 			bad("when", "%v", err)
 			continue
@@ -270,11 +273,11 @@ func (s *Set) combine(gated bool) (cel.Program, error) {
 		}
 	}
 	b.WriteString("-1")
-	a, iss := env.Compile(b.String())
+	a, iss := celEnv().Compile(b.String())
 	if iss != nil && iss.Err() != nil {
 		return nil, iss.Err()
 	}
-	return env.Program(a, cel.EvalOptions(cel.OptOptimize))
+	return celEnv().Program(a, cel.EvalOptions(cel.OptOptimize))
 }
 
 // selects reports whether the checked expression selects field anywhere.

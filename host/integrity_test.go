@@ -595,3 +595,42 @@ func TestIntegrityDecisionDoesNotAliasRules(t *testing.T) {
 			second.RequiredControlsEffective, *second.EscalationEffective.Rationale, second.RecommendedProfilesEffective)
 	}
 }
+
+// Issue 9: "hall audit verify checks them": a receipt's record digest,
+// module and envelope must agree with the enrollment the change chain
+// sealed. A receipt appended with an envelope its worker was never
+// enrolled with (signed with the Hall's own key) is reported.
+func TestIntegrityReceiptsAgreeWithEnrollments(t *testing.T) {
+	h := newHall(t, host.Options{})
+	ctx := context.Background()
+	res, err := h.Run(ctx, host.RunRequest{Input: input(t, "cap.test.tiny", "org.acme")})
+	if err != nil || res.Outcome != "ok" {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	ev, err := h.Evidence()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(h.Options().Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if breaks, err := ledger.CheckReceiptsAgainstEnrollments(ctx, l); err != nil || len(breaks) != 0 {
+		t.Fatalf("a sound ledger: %v %v", breaks, err)
+	}
+	r, err := ev.Receipt(ctx, res.ReceiptID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := *r
+	forged.ReceiptID, forged.Sequence, forged.PrevReceiptHash, forged.ReceiptHash, forged.Signature = "", 0, "", "", ""
+	forged.Envelope = json.RawMessage(`{"filesystem_writes":["/etc"]}`)
+	if err := l.Append(ctx, &forged); err != nil {
+		t.Fatal(err)
+	}
+	breaks, err := ledger.CheckReceiptsAgainstEnrollments(ctx, l)
+	if err != nil || len(breaks) != 1 || breaks[0].ReceiptID != forged.ReceiptID || !strings.Contains(breaks[0].Reason, "privilege_envelope") {
+		t.Fatalf("forged envelope: %v %v", breaks, err)
+	}
+}

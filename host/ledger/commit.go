@@ -124,6 +124,7 @@ func (s *SQLite) commitBatch(batch []*write) {
 			w.done <- errs[i]
 		}
 	}
+	s.prepareWrites()
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
 	if err != nil {
 		failAll(err)
@@ -145,7 +146,7 @@ func (s *SQLite) commitBatch(batch []*write) {
 		}
 	} else {
 		for i, w := range batch {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT item"); err != nil {
+			if err := s.execTx(tx, qSavepoint); err != nil {
 				tx.Rollback()
 				failAll(err)
 				return
@@ -155,13 +156,13 @@ func (s *SQLite) commitBatch(batch []*write) {
 				// Both fail if SQLite already rolled the whole
 				// transaction back (e.g. disk full): then nothing of the
 				// batch can commit.
-				if _, err := tx.ExecContext(ctx, "ROLLBACK TO item"); err != nil {
+				if err := s.execTx(tx, qRollbackTo); err != nil {
 					tx.Rollback()
 					failAll(err)
 					return
 				}
 			}
-			if _, err := tx.ExecContext(ctx, "RELEASE item"); err != nil {
+			if err := s.execTx(tx, qRelease); err != nil {
 				tx.Rollback()
 				failAll(err)
 				return

@@ -77,11 +77,10 @@ type pendingEntry struct {
 // with the decision row and the event rows it carries, inside the batch's
 // BEGIN IMMEDIATE transaction.
 func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
-	ctx := context.Background()
 	e := &p.e
 	if p.decisionID != "" {
 		var tenant string
-		err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM decisions WHERE decision_id = ?`, p.decisionID).Scan(&tenant)
+		err := s.queryRowTx(tx, qDecisionTenant, p.decisionID).Scan(&tenant)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("ledger: %s: %w", op, invalid("decision_id", "no decision "+p.decisionID+" is recorded"))
 		}
@@ -91,8 +90,7 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 		e.TenantID, e.DecisionID = tenant, p.decisionID
 	} else if p.lookupTenant {
 		var tenant, dec string
-		err := tx.QueryRowContext(ctx, `SELECT tenant_id, decision_id FROM decisions WHERE correlation_id = ? ORDER BY rowid DESC LIMIT 1`,
-			e.CorrelationID).Scan(&tenant, &dec)
+		err := s.queryRowTx(tx, qNewestDecision, e.CorrelationID).Scan(&tenant, &dec)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return s.wrap(op, err)
 		}
@@ -100,7 +98,7 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	}
 	var seq uint64
 	var head string
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM entry_heads WHERE stream = ?`, e.TenantID).Scan(&seq, &head)
+	err := s.queryRowTx(tx, qEntryHead, e.TenantID).Scan(&seq, &head)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap(op, err)
 	}
@@ -113,31 +111,26 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	k := s.key.Load()
 	e.SigningKeyID = k.id
 	e.Hash, e.Signature = "", ""
-	body, err := canonicalMarshal(e)
-	if err != nil {
-		return fmt.Errorf("ledger: %s: %w", op, err)
-	}
+	// Written directly in canonical form: the decision and the events in
+	// it are canonical already, so encoding the entry with encoding/json
+	// and canonicalizing the result parsed the decision twice more
+	// (TestEntryBodyIsCanonical holds the two forms equal).
+	body := appendEntryBody(make([]byte, 0, 512+len(e.Decision)), e)
 	hash := hashBody(body)
 	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(k.priv, []byte(hash)))
 	var prev any
 	if head != "" {
 		prev = head
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO entries
-		(stream, seq, entry_id, kind, correlation_id, recorded_at, prev_hash, hash, signing_key_id, signature, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if err := s.execTx(tx, qInsertEntry,
 		e.TenantID, int64(e.Sequence), e.EntryID, e.Kind, e.CorrelationID, e.RecordedAt, prev, hash, e.SigningKeyID, sig, string(body)); err != nil {
 		return s.wrap(op, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO entry_heads (stream, seq, entry_id, hash) VALUES (?, ?, ?, ?)
-		ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, entry_id = excluded.entry_id, hash = excluded.hash`,
-		e.TenantID, int64(e.Sequence), e.EntryID, hash); err != nil {
+	if err := s.execTx(tx, qUpsertEntry, e.TenantID, int64(e.Sequence), e.EntryID, hash); err != nil {
 		return s.wrap(op, err)
 	}
 	if d := p.d; d != nil {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO decisions
-			(decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision, entry_seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if err := s.execTx(tx, qInsertDecision,
 			d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
 			e.RecordedAt, string(d.Decision), int64(e.Sequence)); err != nil {
 			return s.wrap(op, err)
@@ -150,11 +143,17 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	if e.DecisionID != "" {
 		dec = e.DecisionID
 	}
-	for _, ev := range p.events {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event, entry_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.CorrelationID, dec, source, ev.id, e.RecordedAt, ev.event, e.EntryID); err != nil {
+	// One multi-row INSERT per maxEventRows events, not one per event.
+	for rest := p.events; len(rest) > 0; {
+		n := min(len(rest), maxEventRows)
+		args := make([]any, 0, 7*n)
+		for _, ev := range rest[:n] {
+			args = append(args, e.CorrelationID, dec, source, ev.id, e.RecordedAt, ev.event, e.EntryID)
+		}
+		if err := s.execTx(tx, eventQueries[n], args...); err != nil {
 			return s.wrap(op, err)
 		}
+		rest = rest[n:]
 	}
 	return nil
 }
@@ -171,9 +170,6 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 	}
 	if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
 		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
-	}
-	if !isJSONObject(d.Decision) {
-		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", "must be a JSON object"))
 	}
 	evs, err := eventRows(envelopes.TelemetryEnvelopes)
 	if err != nil {
@@ -192,6 +188,10 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 	dec, err := canonical(d.Decision)
 	if err != nil {
 		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
+	}
+	if len(dec) == 0 || dec[0] != '{' {
+		// The canonical form of an object starts with '{' (no whitespace).
+		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", "must be a JSON object"))
 	}
 	d.Decision = append(json.RawMessage(nil), d.Decision...)
 	denied, dry, code := d.Denied, d.DryRun, d.DenyCode

@@ -95,7 +95,7 @@ func (s *SQLite) syncKey(tx *sql.Tx) error {
 		return s.keyError
 	}
 	var id string
-	err := tx.QueryRowContext(context.Background(), `SELECT key_id FROM signing_key WHERE slot = 1`).Scan(&id)
+	err := s.queryRowTx(tx, qSigningKey).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		_, err = tx.ExecContext(context.Background(), `INSERT INTO signing_key (slot, key_id) VALUES (1, ?)`, k.id)
 		return err

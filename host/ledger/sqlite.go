@@ -108,6 +108,12 @@ type SQLite struct {
 	keyError error
 	// cp drives periodic checkpoints (checkpoint.go).
 	cp checkpointer
+	// stmts are the prepared hot statements; txStmts them bound to the
+	// transaction stmtTx (stmts.go). The committer goroutine alone uses
+	// them.
+	stmts   map[string]*sql.Stmt
+	txStmts map[string]*sql.Stmt
+	stmtTx  *sql.Tx
 }
 
 var _ Store = (*SQLite)(nil)
@@ -256,6 +262,7 @@ func (s *SQLite) Close() error {
 	s.mu.Unlock()
 	<-s.stopped
 	s.cp.wg.Wait()
+	s.closeStmts()
 	var errs []error
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
@@ -328,10 +335,9 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 // read inside the write transaction (BEGIN IMMEDIATE: no other process can
 // move it), after the earlier receipts of the same batch.
 func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
-	ctx := context.Background()
 	var seq uint64
 	var head string
-	err := tx.QueryRowContext(ctx, `SELECT seq, receipt_hash FROM stream_heads WHERE tenant_id = ?`, c.TenantID).Scan(&seq, &head)
+	err := s.queryRowTx(tx, qStreamHead, c.TenantID).Scan(&seq, &head)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap("append", err)
 	}
@@ -349,17 +355,14 @@ func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
 	if c.PrevReceiptHash != "" {
 		prev = c.PrevReceiptHash
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO receipts
-		(tenant_id, seq, receipt_id, correlation_id, worker_id, dispatched_at, prev_receipt_hash, receipt_hash, signing_key_id, signature, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if err := s.execTx(tx, qInsertReceipt,
 		c.TenantID, int64(c.Sequence), c.ReceiptID, c.CorrelationID, c.WorkerID, c.DispatchedAt.Format(wcp.TimeLayout),
 		prev, c.ReceiptHash, c.SigningKeyID, c.Signature, string(body)); err != nil {
 		// UNIQUE(tenant_id, seq) failing means the head row no longer
 		// matches the receipts: tampering, caught here before it forks.
 		return s.wrap("append to stream "+strconv.Quote(c.TenantID), err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO stream_heads (tenant_id, seq, receipt_id, receipt_hash) VALUES (?, ?, ?, ?)
-		ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, receipt_id = excluded.receipt_id, receipt_hash = excluded.receipt_hash`,
+	if err := s.execTx(tx, qUpsertStream,
 		c.TenantID, int64(c.Sequence), c.ReceiptID, c.ReceiptHash); err != nil {
 		return s.wrap("append", err)
 	}

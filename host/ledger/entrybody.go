@@ -1,0 +1,129 @@
+package ledger
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// appendEntryBody appends the RFC 8785 form of e (what canonicalMarshal(e)
+// returns) without going through encoding/json: members in the byte order
+// of their names (all ASCII, where UTF-16 order is byte order), e.Decision
+// and e.Events appended as they are, since both are canonical already.
+func appendEntryBody(b []byte, e *entryJSON) []byte {
+	b = append(b, '{')
+	sep := func(name string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+	}
+	str := func(name, v string) {
+		sep(name)
+		b = appendJCSString(b, v)
+	}
+	boolean := func(name string, v *bool) {
+		if v != nil {
+			sep(name)
+			b = strconv.AppendBool(b, *v)
+		}
+	}
+	if e.CapabilityID != "" {
+		str("capability_id", e.CapabilityID)
+	}
+	str("correlation_id", e.CorrelationID)
+	if len(e.Decision) > 0 {
+		sep("decision")
+		b = append(b, e.Decision...)
+	}
+	str("decision_id", e.DecisionID)
+	boolean("denied", e.Denied)
+	if e.DenyCode != nil {
+		str("deny_code", *e.DenyCode)
+	}
+	boolean("dry_run", e.DryRun)
+	str("entry_id", e.EntryID)
+	if len(e.Events) > 0 {
+		sep("events")
+		b = append(b, '[')
+		for i, ev := range e.Events {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, ev...)
+		}
+		b = append(b, ']')
+	}
+	if e.Hash != "" {
+		str("hash", e.Hash)
+	}
+	str("kind", e.Kind)
+	if e.PrevHash != nil {
+		str("prev_hash", *e.PrevHash)
+	} else {
+		sep("prev_hash")
+		b = append(b, "null"...)
+	}
+	str("recorded_at", e.RecordedAt)
+	sep("sequence")
+	b = strconv.AppendUint(b, e.Sequence, 10)
+	if e.Signature != "" {
+		str("signature", e.Signature)
+	}
+	str("signing_key_id", e.SigningKeyID)
+	str("tenant_id", e.TenantID)
+	sep("version")
+	b = strconv.AppendInt(b, int64(e.Version), 10)
+	return append(b, '}')
+}
+
+// appendJCSString appends s as RFC 8785 writes a string (ECMAScript's
+// JSON.stringify): '"' and '\' escaped, \b \t \n \f \r for those controls,
+// \u00xx for the other characters below U+0020, everything else as is;
+// invalid UTF-8 becomes U+FFFD, as encoding/json decodes it.
+func appendJCSString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\r':
+				b = append(b, '\\', 'r')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\uFFFD"...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -248,7 +248,7 @@ func TestTokensCLI(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no scope", []string{"tokens", "create"}, exitError, "--admin or --tenant"},
+		{"no scope", []string{"tokens", "create"}, exitError, "needs --admin, --tenant ID or --approver"},
 		{"both scopes", []string{"tokens", "create", "--admin", "--tenant", "org.acme"}, exitError, "not both"},
 		{"blank tenant", []string{"tokens", "create", "--tenant", " "}, exitError, "tenant"},
 		{"revoke unknown", []string{"tokens", "revoke", "tok_000000000000"}, exitError, "no token"},

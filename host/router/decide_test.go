@@ -973,7 +973,7 @@ func TestDecideRequestHash(t *testing.T) {
 	in.DryRun = true
 	in.TenantCredential = &cred
 	d = allowDecide(t, rules, reg, Options{}, in)
-	canonical = `{"blast_radius":{"data":1},"blast_score":7,"capability_id":"cap.hello.greet","correlation_id":"c-1","data_label":"INTERNAL","dry_run":true,"env":"dev","privilege_context":{},"qos_class":"P2","request":{"a":true,"z":[1,2.0,{"a":"é","b":null}]},"tenant_credential":"tok","tenant_id":"acme","tenant_risk":"low"}`
+	canonical = `{"blast_radius":{"data":1},"blast_score":7,"capability_id":"cap.hello.greet","correlation_id":"c-1","data_label":"INTERNAL","dry_run":true,"env":"dev","privilege_context":{},"qos_class":"P2","request":{"a":true,"z":[1,2,{"a":"é","b":null}]},"tenant_credential":"tok","tenant_id":"acme","tenant_risk":"low"}` // RFC 8785: 2.0 is written 2
 	if want := wcp.Digest(sha256.Sum256([]byte(canonical))); d.RequestHash != want {
 		t.Errorf("request_hash = %s, want %s (of %s)", d.RequestHash, want, canonical)
 	}

@@ -108,6 +108,7 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 	ring := newKeyRing(o.Keys, rots)
 	rep := &Report{}
 	w := walker{ring: ring}
+	pre := &walker{ring: ring} // used by the checkers, never changed
 	seen := map[string]bool{}
 	finish := func() {
 		if w.tenant == "" && w.count == 0 {
@@ -117,15 +118,26 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 			rep.Breaks = append(rep.Breaks, b)
 		}
 	}
-	for rows.Next() {
-		var row storedRow
-		var seq int64
-		var prev sql.NullString
-		if err := rows.Scan(&row.tenant, &seq, &row.receiptID, &row.correlationID, &row.workerID, &row.dispatchedAt,
-			&prev, &row.receiptHash, &row.keyID, &row.signature, &row.body); err != nil {
-			return nil, s.wrap("verify", err)
+	// Each receipt's own checks (hash, signature, decoding) run on all
+	// cores; the links between receipts are then checked in chain order.
+	err = checkInOrder(func(emit func(storedRow) bool) error {
+		for rows.Next() {
+			var row storedRow
+			var seq int64
+			var prev sql.NullString
+			if err := rows.Scan(&row.tenant, &seq, &row.receiptID, &row.correlationID, &row.workerID, &row.dispatchedAt,
+				&prev, &row.receiptHash, &row.keyID, &row.signature, &row.body); err != nil {
+				return err
+			}
+			row.seq, row.prev, row.prevNull = uint64(seq), prev.String, !prev.Valid
+			if !emit(row) {
+				return nil
+			}
 		}
-		row.seq, row.prev, row.prevNull = uint64(seq), prev.String, !prev.Valid
+		return rows.Err()
+	}, func(row *storedRow) {
+		row.reason = pre.precheck(row)
+	}, func(row *storedRow) {
 		if !seen[row.tenant] {
 			finish()
 			seen[row.tenant] = true
@@ -133,11 +145,11 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 			w.start(row.tenant)
 		}
 		rep.Receipts++
-		if b, ok := w.step(&row); !ok {
+		if b, ok := w.step(row); !ok {
 			rep.Breaks = append(rep.Breaks, b)
 		}
-	}
-	if err := rows.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, s.wrap("verify", err)
 	}
 	finish()
@@ -172,6 +184,10 @@ type storedRow struct {
 	prev                                                     string
 	prevNull                                                 bool
 	receiptHash, keyID, signature, body                      string
+	// Set by precheck: the signed receipt's chain fields, or why the
+	// receipt fails on its own.
+	sequence uint64
+	signedPrev, reason string
 }
 
 // walker checks one stream at a time.
@@ -195,24 +211,24 @@ func (w *walker) brk(row *storedRow, format string, args ...any) (Break, bool) {
 	return Break{Chain: ChainReceipts, Tenant: w.tenant, ReceiptID: row.receiptID, Sequence: row.seq, Reason: fmt.Sprintf(format, args...)}, false
 }
 
-func (w *walker) step(row *storedRow) (Break, bool) {
-	w.count++
-	if w.broken {
-		return Break{}, true
-	}
+// precheck checks what a receipt proves on its own: its hash, its
+// signature, its form and its columns against its signed body. It returns
+// why it fails, or "". It reads nothing of w but the key ring, so receipts
+// are prechecked in parallel.
+func (w *walker) precheck(row *storedRow) string {
 	body := []byte(row.body)
 	if got := hashBody(body); got != row.receiptHash {
-		return w.brk(row, "content hashes to %s, not its receipt_hash %s: receipt altered", got, row.receiptHash)
+		return fmt.Sprintf("content hashes to %s, not its receipt_hash %s: receipt altered", got, row.receiptHash)
 	}
 	if reason := w.ring.check(ChainReceipts, row.tenant, row.seq, row.keyID, row.receiptHash, row.signature); reason != "" {
-		return w.brk(row, "%s", reason)
+		return reason
 	}
 	var r Receipt
 	if err := json.Unmarshal(body, &r); err != nil {
-		return w.brk(row, "signed receipt does not decode: %v", err)
+		return fmt.Sprintf("signed receipt does not decode: %v", err)
 	}
 	if c, err := canonicalFor(r.Version, body); err != nil || !bytes.Equal(c, body) {
-		return w.brk(row, "stored receipt is not in the canonical form of version %d: altered", max(r.Version, 1))
+		return fmt.Sprintf("stored receipt is not in the canonical form of version %d: altered", max(r.Version, 1))
 	}
 	cols := []struct{ name, col, signed string }{
 		{"receipt_id", row.receiptID, r.ReceiptID},
@@ -226,31 +242,44 @@ func (w *walker) step(row *storedRow) (Break, bool) {
 	}
 	for _, c := range cols {
 		if c.col != c.signed {
-			return w.brk(row, "column %s is %q but the signed receipt says %q: row altered or moved", c.name, c.col, c.signed)
+			return fmt.Sprintf("column %s is %q but the signed receipt says %q: row altered or moved", c.name, c.col, c.signed)
 		}
 	}
 	if row.prevNull != (r.PrevReceiptHash == "") {
-		return w.brk(row, "column prev_receipt_hash nullness disagrees with the signed receipt")
+		return "column prev_receipt_hash nullness disagrees with the signed receipt"
 	}
 	if r.RecordDigest != "" && !wcp.ValidArtifactHash(r.RecordDigest) {
-		return w.brk(row, "signed record_digest %q is not sha256:<64 lowercase hex>", r.RecordDigest)
+		return fmt.Sprintf("signed record_digest %q is not sha256:<64 lowercase hex>", r.RecordDigest)
 	}
 	if len(r.Envelope) > 0 && !isJSONObject(r.Envelope) {
-		return w.brk(row, "signed privilege_envelope is not a JSON object")
+		return "signed privilege_envelope is not a JSON object"
 	}
-	if want := w.lastSeq + 1; r.Sequence != want {
-		if r.Sequence > want {
-			return w.brk(row, "sequence %d follows %d: receipts %d..%d are missing", r.Sequence, w.lastSeq, want, r.Sequence-1)
+	row.sequence, row.signedPrev = r.Sequence, r.PrevReceiptHash
+	return ""
+}
+
+// step links a prechecked receipt to the one before it in its stream.
+func (w *walker) step(row *storedRow) (Break, bool) {
+	w.count++
+	if w.broken {
+		return Break{}, true
+	}
+	if row.reason != "" {
+		return w.brk(row, "%s", row.reason)
+	}
+	if want := w.lastSeq + 1; row.sequence != want {
+		if row.sequence > want {
+			return w.brk(row, "sequence %d follows %d: receipts %d..%d are missing", row.sequence, w.lastSeq, want, row.sequence-1)
 		}
-		return w.brk(row, "sequence %d follows %d: receipts reordered or duplicated", r.Sequence, w.lastSeq)
+		return w.brk(row, "sequence %d follows %d: receipts reordered or duplicated", row.sequence, w.lastSeq)
 	}
-	if r.PrevReceiptHash != w.lastHash {
+	if row.signedPrev != w.lastHash {
 		if w.lastHash == "" {
-			return w.brk(row, "first receipt of the stream has prev_receipt_hash %s, want null", r.PrevReceiptHash)
+			return w.brk(row, "first receipt of the stream has prev_receipt_hash %s, want null", row.signedPrev)
 		}
-		return w.brk(row, "prev_receipt_hash %s does not link to receipt %s (%s)", r.PrevReceiptHash, w.lastID, w.lastHash)
+		return w.brk(row, "prev_receipt_hash %s does not link to receipt %s (%s)", row.signedPrev, w.lastID, w.lastHash)
 	}
-	w.lastSeq, w.lastHash, w.lastID = r.Sequence, row.receiptHash, row.receiptID
+	w.lastSeq, w.lastHash, w.lastID = row.sequence, row.receiptHash, row.receiptID
 	return Break{}, true
 }
 

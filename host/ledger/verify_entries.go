@@ -75,100 +75,63 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 			brk(h.ReceiptID, h.Sequence, "%s", reason)
 		}
 	}
-	for rows.Next() {
-		var stream, id, kind, corr, at, hash, keyID, sig, body string
-		var seq int64
-		var prev sql.NullString
-		var dID, dTenant, dCorr, dCap, dCode, dAt, dDec sql.NullString
-		var dDenied, dDry sql.NullBool
-		var dSeq sql.NullInt64
-		if err := rows.Scan(&stream, &seq, &id, &kind, &corr, &at, &prev, &hash, &keyID, &sig, &body,
-			&dID, &dTenant, &dCorr, &dCap, &dDenied, &dCode, &dDry, &dAt, &dDec, &dSeq); err != nil {
-			return s.wrap("verify", err)
+	// Each entry's own checks (hash, signature, decoding, its decisions
+	// row) run on all cores; links are then checked in chain order.
+	err = checkInOrder(func(emit func(entryRow) bool) error {
+		for rows.Next() {
+			var r entryRow
+			var seq int64
+			if err := rows.Scan(&r.stream, &seq, &r.id, &r.kind, &r.corr, &r.at, &r.prev, &r.hash, &r.keyID, &r.sig, &r.body,
+				&r.dID, &r.dTenant, &r.dCorr, &r.dCap, &r.dDenied, &r.dCode, &r.dDry, &r.dAt, &r.dDec, &r.dSeq); err != nil {
+				return err
+			}
+			r.seq = uint64(seq)
+			if !emit(r) {
+				return nil
+			}
 		}
-		if !seen[stream] {
+		return rows.Err()
+	}, func(r *entryRow) {
+		r.reason = r.precheck(ring)
+	}, func(r *entryRow) {
+		if !seen[r.stream] {
 			endStream()
-			seen[stream] = true
-			cur, started, broken, lastSeq, lastHash, lastID = stream, true, false, 0, "", ""
+			seen[r.stream] = true
+			cur, started, broken, lastSeq, lastHash, lastID = r.stream, true, false, 0, "", ""
 			rep.DecisionStreams++
 		}
 		rep.Decisions++
 		if broken {
-			continue
+			return
 		}
-		useq := uint64(seq)
-		b := []byte(body)
-		if got := hashBody(b); got != hash {
-			brk(id, useq, "content hashes to %s, not its hash %s: entry altered", got, hash)
-			continue
+		id, useq := r.id, r.seq
+		if r.reason != "" {
+			brk(id, useq, "%s", r.reason)
+			return
 		}
-		if reason := ring.check(ChainDecisions, stream, useq, keyID, hash, sig); reason != "" {
-			brk(id, useq, "%s", reason)
-			continue
-		}
-		var e entryJSON
-		if err := json.Unmarshal(b, &e); err != nil {
-			brk(id, useq, "signed entry does not decode: %v", err)
-			continue
-		}
-		if c, err := canonical(b); err != nil || !bytes.Equal(c, b) || e.Version != formatV2 {
-			brk(id, useq, "stored entry is not canonical version 2 JSON: altered")
-			continue
-		}
-		ePrev := ""
-		if e.PrevHash != nil {
-			ePrev = *e.PrevHash
-		}
-		cols := []struct{ name, col, signed string }{
-			{"entry_id", id, e.EntryID},
-			{"stream", stream, e.TenantID},
-			{"seq", strconv.FormatUint(useq, 10), strconv.FormatUint(e.Sequence, 10)},
-			{"kind", kind, e.Kind},
-			{"correlation_id", corr, e.CorrelationID},
-			{"recorded_at", at, e.RecordedAt},
-			{"prev_hash", prev.String, ePrev},
-			{"signing_key_id", keyID, e.SigningKeyID},
-		}
-		bad := false
-		for _, c := range cols {
-			if c.col != c.signed {
-				brk(id, useq, "column %s is %q but the signed entry says %q: row altered or moved", c.name, c.col, c.signed)
-				bad = true
-				break
-			}
-		}
-		if bad {
-			continue
-		}
-		if !prev.Valid != (e.PrevHash == nil) {
-			brk(id, useq, "column prev_hash nullness disagrees with the signed entry")
-			continue
-		}
-		if want := lastSeq + 1; e.Sequence != want {
-			if e.Sequence > want {
-				brk(id, useq, "sequence %d follows %d: entries %d..%d are missing", e.Sequence, lastSeq, want, e.Sequence-1)
+		if want := lastSeq + 1; r.sequence != want {
+			if r.sequence > want {
+				brk(id, useq, "sequence %d follows %d: entries %d..%d are missing", r.sequence, lastSeq, want, r.sequence-1)
 			} else {
-				brk(id, useq, "sequence %d follows %d: entries reordered or duplicated", e.Sequence, lastSeq)
+				brk(id, useq, "sequence %d follows %d: entries reordered or duplicated", r.sequence, lastSeq)
 			}
-			continue
+			return
 		}
-		if ePrev != lastHash {
+		if r.signedPrev != lastHash {
 			if lastHash == "" {
-				brk(id, useq, "first entry of the chain has prev_hash %s, want null", ePrev)
+				brk(id, useq, "first entry of the chain has prev_hash %s, want null", r.signedPrev)
 			} else {
-				brk(id, useq, "prev_hash %s does not link to entry %s (%s)", ePrev, lastID, lastHash)
+				brk(id, useq, "prev_hash %s does not link to entry %s (%s)", r.signedPrev, lastID, lastHash)
 			}
-			continue
+			return
 		}
-		if e.Kind == entryDecision {
-			if reason := checkDecisionRow(&e, useq, dID, dTenant, dCorr, dCap, dCode, dAt, dDec, dDenied, dDry, dSeq); reason != "" {
-				brk(id, useq, "%s", reason)
-				continue
-			}
+		if r.decisionReason != "" {
+			brk(id, useq, "%s", r.decisionReason)
+			return
 		}
-		lastSeq, lastHash, lastID = e.Sequence, hash, id
-	}
-	if err := rows.Err(); err != nil {
+		lastSeq, lastHash, lastID = r.sequence, r.hash, id
+	})
+	if err != nil {
 		return s.wrap("verify", err)
 	}
 	endStream()
@@ -206,6 +169,69 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 		return s.wrap("verify", err)
 	}
 	return nil
+}
+
+// entryRow is one decision-chain entry as Verify reads it, joined with
+// its decisions row.
+type entryRow struct {
+	stream, id, kind, corr, at, hash, keyID, sig, body string
+	seq                                                uint64
+	prev                                               sql.NullString
+	dID, dTenant, dCorr, dCap, dCode, dAt, dDec        sql.NullString
+	dDenied, dDry                                      sql.NullBool
+	dSeq                                               sql.NullInt64
+	// Set by precheck: the signed chain fields, why the entry fails on
+	// its own (reason), and why its decisions row disagrees with it
+	// (decisionReason, reported after the links, as the walk did).
+	sequence                           uint64
+	signedPrev, reason, decisionReason string
+}
+
+// precheck checks what an entry proves on its own. It reads nothing but
+// r and the key ring, so entries are prechecked in parallel.
+func (r *entryRow) precheck(ring *keyRing) string {
+	useq, stream := r.seq, r.stream
+	b := []byte(r.body)
+	if got := hashBody(b); got != r.hash {
+		return fmt.Sprintf("content hashes to %s, not its hash %s: entry altered", got, r.hash)
+	}
+	if reason := ring.check(ChainDecisions, stream, useq, r.keyID, r.hash, r.sig); reason != "" {
+		return reason
+	}
+	var e entryJSON
+	if err := json.Unmarshal(b, &e); err != nil {
+		return fmt.Sprintf("signed entry does not decode: %v", err)
+	}
+	if c, err := canonical(b); err != nil || !bytes.Equal(c, b) || e.Version != formatV2 {
+		return "stored entry is not canonical version 2 JSON: altered"
+	}
+	ePrev := ""
+	if e.PrevHash != nil {
+		ePrev = *e.PrevHash
+	}
+	cols := []struct{ name, col, signed string }{
+		{"entry_id", r.id, e.EntryID},
+		{"stream", stream, e.TenantID},
+		{"seq", strconv.FormatUint(useq, 10), strconv.FormatUint(e.Sequence, 10)},
+		{"kind", r.kind, e.Kind},
+		{"correlation_id", r.corr, e.CorrelationID},
+		{"recorded_at", r.at, e.RecordedAt},
+		{"prev_hash", r.prev.String, ePrev},
+		{"signing_key_id", r.keyID, e.SigningKeyID},
+	}
+	for _, c := range cols {
+		if c.col != c.signed {
+			return fmt.Sprintf("column %s is %q but the signed entry says %q: row altered or moved", c.name, c.col, c.signed)
+		}
+	}
+	if !r.prev.Valid != (e.PrevHash == nil) {
+		return "column prev_hash nullness disagrees with the signed entry"
+	}
+	r.sequence, r.signedPrev = e.Sequence, ePrev
+	if e.Kind == entryDecision {
+		r.decisionReason = checkDecisionRow(&e, useq, r.dID, r.dTenant, r.dCorr, r.dCap, r.dCode, r.dAt, r.dDec, r.dDenied, r.dDry, r.dSeq)
+	}
+	return ""
 }
 
 // checkDecisionRow compares a decision entry with its decisions row.

@@ -174,3 +174,42 @@ func BenchmarkVerifyEvidence(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// BenchmarkVerifyReceipts measures `hall audit verify` over 100,000
+// receipts in 8 tenants (issue 12's target: ≤ 3 s on the 2-core
+// development machine). Receipts are checked on all cores.
+//
+//	go test -run '^$' -bench VerifyReceipts -benchtime 3x ./host/ledger
+func BenchmarkVerifyReceipts(b *testing.B) {
+	s := openT(b, b.TempDir(), WithSync(SyncNormal))
+	const n = 100_000
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 32 {
+				if err := s.Append(context.Background(), newReceipt(fmt.Sprintf("org.t%d", i%8), i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep, err := s.Verify(context.Background(), nil)
+		if err != nil || !rep.OK() || rep.Receipts != n {
+			b.Fatalf("verify: %v %+v", err, rep)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/verify")
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "receipts/s")
+}

@@ -175,6 +175,13 @@ CREATE TABLE checkpoints (
 	body           TEXT NOT NULL
 );
 `},
+	{"drop indexes no query uses", `
+-- Reviewed against every query the package makes (RATIONALE.md,
+-- "Indexes"): nothing looks decisions up by tenant and time, nor events
+-- by entry id; each index cost a B-tree insert per row on the write path.
+DROP INDEX IF EXISTS decisions_tenant;
+DROP INDEX IF EXISTS events_entry;
+`},
 }
 
 // schemaVersion is the schema version this package writes and reads.

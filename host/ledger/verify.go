@@ -186,7 +186,7 @@ type storedRow struct {
 	receiptHash, keyID, signature, body                      string
 	// Set by precheck: the signed receipt's chain fields, or why the
 	// receipt fails on its own.
-	sequence uint64
+	sequence           uint64
 	signedPrev, reason string
 }
 

@@ -267,34 +267,42 @@ func (p *Plan) key() workerKey {
 	return workerKey{id: p.w.rec.WorkerID, recordDigest: p.w.recordDigest, module: p.w.module}
 }
 
-// acquire returns the compiled worker of plan, loading (and verifying) its
-// module on first use; release must follow.
-func (h *Hall) acquire(ctx context.Context, p *Plan) (*loadedWorker, error) {
+// loadedWorker takes a reference on the compiled worker of p, or returns
+// nil when it is not loaded.
+func (h *Hall) loadedWorker(p *Plan) (*loadedWorker, error) {
 	k := p.key()
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
-		h.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if lw := h.loaded[k]; lw != nil {
+	lw := h.loaded[k]
+	if lw != nil {
 		lw.refs++
 		h.uses++
 		lw.used = h.uses
-		h.mu.Unlock()
-		return lw, nil
 	}
-	h.mu.Unlock()
+	return lw, nil
+}
+
+// verifiedModule reads p's module from the artifact store and checks it
+// against its digest (an *artifact.TamperedError when it no longer
+// matches). No guest code runs.
+func (h *Hall) verifiedModule(p *Plan) ([]byte, error) {
 	if !p.w.hasModule {
-		return nil, fmt.Errorf("worker %s has no module (its record names no artifact_hash): enroll it with hall enroll", k.id)
+		return nil, fmt.Errorf("worker %s has no module (its record names no artifact_hash): enroll it with hall enroll", p.w.rec.WorkerID)
 	}
 	store, err := h.artifacts()
 	if err != nil {
 		return nil, err
 	}
-	module, err := store.Get(k.module)
-	if err != nil {
-		return nil, err
-	}
+	return store.Get(p.w.module)
+}
+
+// loadModule compiles and instantiates p's verified module (running its
+// start section under the worker's deadline) and takes a reference on it.
+func (h *Hall) loadModule(ctx context.Context, p *Plan, module []byte) (*loadedWorker, error) {
+	k := p.key()
 	w, err := h.loadVerified(ctx, p.snap, p.w, module, k.module)
 	if err != nil {
 		return nil, err
@@ -470,23 +478,32 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return res, h.recordDecision(ctx, &res.Decision)
 	}
 	res.WorkerID = plan.WorkerID()
-	lw, err := h.acquire(ctx, plan)
-	var te *artifact.TamperedError
-	if errors.As(err, &te) {
-		denyTampered(&res.Decision, fmt.Sprintf("The stored module of %s no longer matches its enrolled artifact_hash %s; it was not run.", res.WorkerID, te.Want))
-		res.Plan = nil
-		h.log.Error("hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
-		return res, h.recordDecision(ctx, &res.Decision)
-	}
+	lw, err := h.loadedWorker(plan)
 	if err != nil {
-		return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
+		return res, err
 	}
-	defer h.release(ctx, lw)
+	var module []byte
+	if lw == nil {
+		module, err = h.verifiedModule(plan)
+		var te *artifact.TamperedError
+		if errors.As(err, &te) {
+			denyTampered(&res.Decision, fmt.Sprintf("The stored module of %s no longer matches its enrolled artifact_hash %s; it was not run.", res.WorkerID, te.Want))
+			res.Plan = nil
+			h.log.Error("hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
+			return res, h.recordDecision(ctx, &res.Decision)
+		}
+		if err != nil {
+			return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
+		}
+	} else {
+		defer h.release(ctx, lw)
+	}
 	if err := h.checkFreeSpace(); err != nil {
 		return res, err
 	}
-	// The decision is committed before anything runs: a Hall that cannot
-	// record evidence does not dispatch.
+	// The decision is committed before any guest code runs (loading runs
+	// the module's start section): a Hall that cannot record evidence does
+	// not dispatch.
 	if err := h.recordDecision(ctx, &res.Decision); err != nil {
 		return res, fmt.Errorf("%w; the worker was not run", err)
 	}
@@ -497,6 +514,25 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	started := time.Now()
 	in := req.Input
 	res.Export = plan.Export(in.CapabilityID)
+	if lw == nil {
+		lw, err = h.loadModule(ctx, plan, module)
+		var se *sandbox.Error
+		if errors.As(err, &se) {
+			// The module failed at instantiation (its start section ran out
+			// of time or memory, or trapped): guest code ran, so the
+			// dispatch has a receipt with that outcome.
+			res.Ran, res.Err, res.Outcome, res.Limits, res.Duration = true, err, se.Code, plan.Limits(), time.Since(started)
+			if ctx.Err() != nil {
+				res.Outcome = outcomeCancelled
+			}
+			h.log.Warn("hall: worker failed at instantiation", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
+			return res, h.appendReceipt(ctx, store, res, plan, req.Payload, started)
+		}
+		if err != nil {
+			return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
+		}
+		defer h.release(ctx, lw)
+	}
 	res.Ran = true
 	out, err := lw.worker.Call(ctx, sandbox.Request{
 		Export:   res.Export,
@@ -538,13 +574,21 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			h.log.Error("hall: recording worker telemetry failed", "correlation_id", in.CorrelationID, "error", err)
 		}
 	}
-	r := receipt(res, plan, req.Payload, started)
+	return res, h.appendReceipt(ectx, store, res, plan, req.Payload, started)
+}
+
+// appendReceipt commits the receipt of a dispatch that ran, on a context
+// detached from the caller; without it the output is withheld.
+func (h *Hall) appendReceipt(ctx context.Context, store ledger.Store, res *RunResult, plan *Plan, payload []byte, started time.Time) error {
+	ectx, cancel := evidenceContext(ctx)
+	defer cancel()
+	r := receipt(res, plan, payload, started)
 	if err := store.Append(ectx, r); err != nil {
 		res.Output = nil
-		return res, fmt.Errorf("the worker ran but its evidence receipt could not be committed, so its output is withheld: %w", err)
+		return fmt.Errorf("the worker ran but its evidence receipt could not be committed, so its output is withheld: %w", err)
 	}
 	res.ReceiptID = r.ReceiptID
-	return res, nil
+	return nil
 }
 
 // Outcomes of a dispatch that are not sandbox codes.

@@ -681,16 +681,12 @@ func stopServe(t *testing.T, cmd *exec.Cmd, logs *syncBuffer) {
 // the worker loaded: 504 LIMIT_TIMEOUT, with its decision and receipt in
 // the ledger.
 //
-// Defect (host.Hall.Run, host/dispatch.go): the worker is loaded — its
-// start section run, under the time limit — before the decision is
-// recorded, and a load that fails is returned as a Hall error: the server
-// answers 500 INTERNAL, "ran": false, and neither the decision nor a
-// receipt is recorded although guest code ran for the whole time limit.
+// Regression (host.Hall.Run): the worker was loaded — its start section
+// run, under the time limit — before the decision was recorded, and a load
+// that failed was returned as a Hall error: the server answered 500
+// INTERNAL, "ran": false, and neither the decision nor a receipt was
+// recorded although guest code ran for the whole time limit.
 func TestSoakStartSectionHangsAtLoad(t *testing.T) {
-	if os.Getenv(soakDefectsEnv) == "" {
-		t.Skip("known defect: a start section that times out while the Hall loads the worker (not while it calls it) " +
-			"answers 500 INTERNAL with no decision and no receipt recorded (host.Hall.Run loads before recording); " + soakDefectsEnv + "=1 runs it")
-	}
 	spec := soakSubset(t, "org.soak.startloop", "org.soak.startsleep")
 	triggerDir := t.TempDir()
 	h := newSoakHall(t, spec)

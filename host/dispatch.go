@@ -517,13 +517,17 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if lw == nil {
 		lw, err = h.loadModule(ctx, plan, module)
 		var se *sandbox.Error
-		if errors.As(err, &se) {
+		if err != nil && (errors.As(err, &se) || ctx.Err() != nil) {
 			// The module failed at instantiation (its start section ran out
-			// of time or memory, or trapped): guest code ran, so the
-			// dispatch has a receipt with that outcome.
-			res.Ran, res.Err, res.Outcome, res.Limits, res.Duration = true, err, se.Code, plan.Limits(), time.Since(started)
-			if ctx.Err() != nil {
+			// of time or memory, or trapped), or the caller gave up while it
+			// loaded: guest code may have run, so the dispatch has a
+			// receipt with that outcome.
+			res.Ran, res.Err, res.Limits, res.Duration = true, err, plan.Limits(), time.Since(started)
+			switch {
+			case ctx.Err() != nil:
 				res.Outcome = outcomeCancelled
+			default:
+				res.Outcome = se.Code
 			}
 			h.log.Warn("hall: worker failed at instantiation", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
 			return res, h.appendReceipt(ctx, store, res, plan, req.Payload, started)

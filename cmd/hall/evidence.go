@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,24 +71,26 @@ func receiptsCommand() *cli.Command {
 			if d := c.Duration("since"); d > 0 {
 				f.Since = time.Now().Add(-d)
 			}
-			rs, err := s.Receipts(contextOf(c), f)
-			if err != nil {
-				return failf("%v", err)
-			}
+			seq := s.ReceiptSeq(contextOf(c), f)
 			if c.Bool("json") {
-				if rs == nil {
-					rs = []ledger.Receipt{}
-				}
-				return printSafeJSON(c, rs)
+				// One receipt at a time: memory stays flat however many
+				// there are (issue 12).
+				return printReceiptsJSON(c, seq)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RECEIPT\tDISPATCHED\tTENANT\tWORKER\tCAPABILITY\tOUTCOME\tMS\tCORRELATION")
-			for _, r := range rs {
+			n := 0
+			for r, err := range seq {
+				if err != nil {
+					tw.Flush()
+					return failf("%v", err)
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", safe(r.ReceiptID), r.DispatchedAt.Format(time.RFC3339), safe(r.TenantID),
 					safe(r.WorkerID), safe(r.CapabilityID), safe(r.Outcome), r.DurationMS, safe(r.CorrelationID))
+				n++
 			}
 			tw.Flush()
-			fmt.Fprintf(c.App.ErrWriter, "%d receipt(s)\n", len(rs))
+			fmt.Fprintf(c.App.ErrWriter, "%d receipt(s)\n", n)
 			return nil
 		},
 		Subcommands: []*cli.Command{{
@@ -161,6 +165,41 @@ func auditCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// printReceiptsJSON writes what printSafeJSON writes for the slice of
+// the receipts (an indented JSON array, "[]" when empty), encoding one
+// receipt at a time.
+func printReceiptsJSON(c *cli.Context, seq iter.Seq2[*ledger.Receipt, error]) error {
+	w := bufio.NewWriterSize(c.App.Writer, 64<<10)
+	n := 0
+	for r, err := range seq {
+		if err != nil {
+			w.Flush()
+			return failf("%v", err)
+		}
+		b, err := json.MarshalIndent(r, "  ", "  ")
+		if err != nil {
+			w.Flush()
+			return failf("encoding JSON: %v", err)
+		}
+		if n == 0 {
+			w.WriteString("[\n  ")
+		} else {
+			w.WriteString(",\n  ")
+		}
+		writeSafeJSON(w, b)
+		n++
+	}
+	if n == 0 {
+		w.WriteString("[]\n")
+	} else {
+		w.WriteString("\n]\n")
+	}
+	if err := w.Flush(); err != nil {
+		return failf("%v", err)
+	}
+	return nil
 }
 
 func keysCommand() *cli.Command {

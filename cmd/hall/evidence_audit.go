@@ -294,13 +294,22 @@ func printSafeJSON(c *cli.Context, v any) error {
 	}
 	var out strings.Builder
 	out.Grow(len(b) + 1)
+	writeSafeJSON(&out, b)
+	fmt.Fprintln(c.App.Writer, out.String())
+	return nil
+}
+
+// writeSafeJSON writes JSON text with every character a terminal could
+// act on (needsEscape) as a \u escape, newlines kept.
+func writeSafeJSON(out interface {
+	WriteString(string) (int, error)
+	WriteRune(rune) (int, error)
+}, b []byte) {
 	for _, r := range string(b) {
 		if r != '\n' && needsEscape(r) {
-			fmt.Fprintf(&out, `\u%04x`, r)
+			out.WriteString(fmt.Sprintf(`\u%04x`, r))
 			continue
 		}
 		out.WriteRune(r)
 	}
-	fmt.Fprintln(c.App.Writer, out.String())
-	return nil
 }

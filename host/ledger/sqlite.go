@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -397,62 +398,93 @@ func decodeReceipt(body, hash, sig string) (*Receipt, error) {
 	return &r, nil
 }
 
-// Receipts implements [Store.Receipts].
+// Receipts implements [Store.Receipts]. It holds every match in memory;
+// [SQLite.ReceiptSeq] walks them one at a time.
 func (s *SQLite) Receipts(ctx context.Context, f Filter) ([]Receipt, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	if f.CorrelationID != "" {
-		add("correlation_id = ?", f.CorrelationID)
-	}
-	if f.TenantID != "" {
-		add("tenant_id = ?", f.TenantID)
-	}
-	if f.WorkerID != "" {
-		add("worker_id = ?", f.WorkerID)
-	}
-	if !f.Since.IsZero() {
-		// The fixed-width UTC layout makes text order time order.
-		add("dispatched_at >= ?", f.Since.UTC().Format(wcp.TimeLayout))
-	}
-	q := `SELECT body, receipt_hash, signature FROM receipts`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	if f.TenantID != "" {
-		// Within a stream seq follows id (both assigned in the appending
-		// transaction); ordering by it lets UNIQUE(tenant_id, seq) serve
-		// the newest-first walk and stop at the limit, without sorting the
-		// whole stream.
-		q += " ORDER BY seq DESC"
-	} else {
-		q += " ORDER BY id DESC"
-	}
-	if f.Limit > 0 {
-		q += " LIMIT ?"
-		args = append(args, f.Limit)
-	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, s.wrap("receipts", err)
-	}
-	defer rows.Close()
 	var out []Receipt
-	for rows.Next() {
-		var body, hash, sig string
-		if err := rows.Scan(&body, &hash, &sig); err != nil {
-			return nil, s.wrap("receipts", err)
-		}
-		r, err := decodeReceipt(body, hash, sig)
+	for r, err := range s.ReceiptSeq(ctx, f) {
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, *r)
 	}
-	return out, s.wrap("receipts", rows.Err())
+	return out, nil
+}
+
+// ReceiptSeq yields the receipts [SQLite.Receipts] returns, in the same
+// order (newest first), decoding each as the database hands it over:
+// memory stays flat whatever their number (`hall receipts --json`
+// streams through it).
+//
+// # Notes
+//
+//   - Breaking out of the loop ends the query.
+//   - An error is yielded with a nil receipt and ends the sequence.
+//   - The walk reads one snapshot; receipts committed meanwhile are not
+//     in it.
+func (s *SQLite) ReceiptSeq(ctx context.Context, f Filter) iter.Seq2[*Receipt, error] {
+	return func(yield func(*Receipt, error) bool) {
+		var where []string
+		var args []any
+		add := func(cond string, v any) {
+			where = append(where, cond)
+			args = append(args, v)
+		}
+		if f.CorrelationID != "" {
+			add("correlation_id = ?", f.CorrelationID)
+		}
+		if f.TenantID != "" {
+			add("tenant_id = ?", f.TenantID)
+		}
+		if f.WorkerID != "" {
+			add("worker_id = ?", f.WorkerID)
+		}
+		if !f.Since.IsZero() {
+			// The fixed-width UTC layout makes text order time order.
+			add("dispatched_at >= ?", f.Since.UTC().Format(wcp.TimeLayout))
+		}
+		q := `SELECT body, receipt_hash, signature FROM receipts`
+		if len(where) > 0 {
+			q += " WHERE " + strings.Join(where, " AND ")
+		}
+		if f.TenantID != "" {
+			// Within a stream seq follows id (both assigned in the
+			// appending transaction); ordering by it lets UNIQUE(tenant_id,
+			// seq) serve the newest-first walk and stop at the limit,
+			// without sorting the whole stream.
+			q += " ORDER BY seq DESC"
+		} else {
+			q += " ORDER BY id DESC"
+		}
+		if f.Limit > 0 {
+			q += " LIMIT ?"
+			args = append(args, f.Limit)
+		}
+		rows, err := s.r.QueryContext(ctx, q, args...)
+		if err != nil {
+			yield(nil, s.wrap("receipts", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var body, hash, sig string
+			if err := rows.Scan(&body, &hash, &sig); err != nil {
+				yield(nil, s.wrap("receipts", err))
+				return
+			}
+			r, err := decodeReceipt(body, hash, sig)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(nil, s.wrap("receipts", err))
+		}
+	}
 }
 
 // Export implements [Store.Export]. Each line is [Receipt.MarshalJSON]:

@@ -336,6 +336,9 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 		Envelopes:        b,
 		Privilege:        s.privilege,
 		Logger:           h.log,
+		// With approvals on, a prod/edge blast score ≥ 85 is held for a
+		// human (applyPolicies) instead of PyHall's plain denial.
+		DeferHighBlast: s.policies != nil && s.policies.Approvals().Enabled,
 	})
 	detach(&dec)
 	if dec.Denied {

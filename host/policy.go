@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"slices"
 	"time"
@@ -178,6 +179,23 @@ func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, i
 			res = policy.Result{Outcome: policy.RequireHuman, Reason: why}
 		}
 	}
+	// A prod/edge blast score ≥ 85 that the router deferred (approvals on)
+	// needs a human whatever the policies say, unless one of them denies.
+	highBlast := dec.HighBlastScore > 0
+	if highBlast && res.Outcome == policy.Allow {
+		res = policy.Result{Outcome: policy.RequireHuman, Reason: "REQUIRE_HUMAN_HIGH_BLAST"}
+	}
+	// denyHuman is the denial of a request that needs a human: PyHall's
+	// DENY_REQUIRES_HUMAN with its blast payload for a high blast score,
+	// DENY_REQUIRES_HUMAN_APPROVAL otherwise.
+	denyHuman := func(msg string) {
+		if highBlast {
+			denyByPolicy(dec, wcp.DenyRequiresHuman, "The blast radius is too high for autonomous execution; a human must approve this dispatch"+msg, res.Reason, digest, true)
+			dec.DenyReason.BlastScore = big.NewInt(int64(dec.HighBlastScore))
+			return
+		}
+		denyByPolicy(dec, wcp.DenyRequiresHumanApproval, "The policy gate requires a human approval before this worker can be dispatched"+msg, res.Reason, digest, true)
+	}
 	ev.Outcome, ev.PolicyID = string(res.Outcome), res.Policy
 	switch res.Outcome {
 	case policy.Allow:
@@ -190,10 +208,10 @@ func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, i
 				ev.ApprovalID = call.approvalID
 				return true
 			}
-			denyByPolicy(dec, wcp.DenyRequiresHumanApproval, "The policy gate requires a human approval before this worker can be dispatched; "+problem, res.Reason, digest, true)
+			denyHuman("; " + problem)
 			return false
 		}
-		denyByPolicy(dec, wcp.DenyRequiresHumanApproval, "The policy gate requires a human approval before this worker can be dispatched.", res.Reason, digest, true)
+		denyHuman(".")
 		if call != nil && !in.DryRun && set.Approvals().Enabled {
 			call.hold = &held{w: w, in: in, set: set, result: res, blastScore: f.BlastScore}
 		}

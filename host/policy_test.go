@@ -276,3 +276,51 @@ func TestWatchFollowsPolicyFile(t *testing.T) {
 		t.Fatalf("approval TTL after the reload: %v", got)
 	}
 }
+
+// Issue 13: with approvals on, a prod/edge blast score at or above 85 is
+// held for a human (DENY_REQUIRES_HUMAN with PyHall's blast payload and a
+// pending approval bound to the worker), and runs once approved; without
+// approvals, PyHall's plain denial stands.
+func TestHighBlastHeldForApproval(t *testing.T) {
+	ctx := context.Background()
+	edge := func(t *testing.T) *wcp.RouteInput {
+		in, err := wcp.ParseRouteInput([]byte(`{"capability_id": "cap.test.pick", "env": "edge", "data_label": "INTERNAL", "tenant_risk": "low",
+		  "qos_class": "P2", "tenant_id": "org.acme", "correlation_id": "c-blast", "blast_score": 90}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &in
+	}
+	t.Run("approvals on", func(t *testing.T) {
+		h := policyHall(t, "1h")
+		in := edge(t)
+		res, err := h.Run(ctx, host.RunRequest{Input: in, Payload: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := res.Decision
+		id := host.PendingApproval(&d)
+		if !d.Denied || d.Code() != wcp.DenyRequiresHuman || res.Ran || id == "" || d.DenyReason.BlastScore == nil || d.DenyReason.BlastScore.Int64() != 90 {
+			t.Fatalf("want a held high-blast request: %s ran=%v approval %q %+v", d.Code(), res.Ran, id, d.DenyReason)
+		}
+		if _, err := h.DecideApproval(ctx, id, true, approver, "blast accepted"); err != nil {
+			t.Fatal(err)
+		}
+		res, err = h.Run(ctx, host.RunRequest{Input: in, Payload: []byte("x"), ApprovalID: id})
+		if err != nil || !res.Ran || res.Outcome != "ok" {
+			t.Fatalf("approved run: %v ran=%v %+v", err, res.Ran, res.Decision.DenyReason)
+		}
+		res, err = h.Run(ctx, host.RunRequest{Input: in, Payload: []byte("x"), ApprovalID: id})
+		if err != nil || res.Ran {
+			t.Fatalf("a second run of one approval: %v ran=%v", err, res.Ran)
+		}
+	})
+	t.Run("no approvals: PyHall", func(t *testing.T) {
+		h := policyHall(t, "")
+		res, err := h.Run(ctx, host.RunRequest{Input: edge(t), Payload: []byte("x")})
+		d := res.Decision
+		if err != nil || !d.Denied || d.Code() != wcp.DenyRequiresHuman || res.Ran || host.PendingApproval(&d) != "" {
+			t.Fatalf("%v %s ran=%v", err, d.Code(), res.Ran)
+		}
+	})
+}

@@ -115,6 +115,12 @@ type Options struct {
 	Privilege PrivilegePolicy
 	// TaskID is copied into evt.os.task.routed (default "task_default").
 	TaskID string
+	// DeferHighBlast: a prod/edge blast score at or above 85 does not deny
+	// (PyHall's DENY_REQUIRES_HUMAN) but continues, with the score in the
+	// decision's HighBlastScore, so that the caller can hold the request
+	// for a human approval bound to the worker it selects. A caller that
+	// sets it must deny or hold every decision whose HighBlastScore is set.
+	DeferHighBlast bool
 	// Now and NewID default to the wall clock and random UUID v4s.
 	Now   func() time.Time
 	NewID func() uuid.UUID
@@ -282,7 +288,9 @@ func (x *decider) decide(rules *RuleSet, reg Registry) {
 		if in.BlastScore != nil && in.BlastScore.Cmp(big.NewInt(int64(gated))) > 0 {
 			gated = int(in.BlastScore.Int64()) // within [0, 100] (step 4)
 		}
-		if prodOrEdge(in.Env) && gated >= blastHumanThreshold {
+		if prodOrEdge(in.Env) && gated >= blastHumanThreshold && x.opts.DeferHighBlast {
+			x.d.HighBlastScore = gated
+		} else if prodOrEdge(in.Env) && gated >= blastHumanThreshold {
 			esc := rule.esc
 			esc.HumanRequiredDefault = true
 			esc.Rationale = strPtr("REQUIRE_HUMAN_HIGH_BLAST")
@@ -482,6 +490,7 @@ func (x *decider) deny(code wcp.DenyCode, matched, msg string) wcp.RouteDecision
 	d.Denied = true
 	d.MatchedRuleID = matched
 	d.DenyReason = &wcp.DenyReason{Code: code, Message: msg}
+	d.HighBlastScore = 0
 	d.SelectedWorkerSpeciesID = ""
 	d.ArtifactHash = ""
 	d.RecommendedProfilesEffective = nil

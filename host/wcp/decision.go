@@ -21,6 +21,10 @@ type RouteDecision struct {
 	// MatchedRuleID is the matched rule's id, "PRE_ROUTING" for a denial
 	// before shadow/rule checks, "NO_MATCH" for shadow or no-match denials.
 	MatchedRuleID string `json:"matched_rule_id"`
+	// HighBlastScore is set (to the gated score) when the router deferred a
+	// prod/edge blast score ≥ 85 to the Hall's human approvals
+	// (router.Options.DeferHighBlast); never on the wire.
+	HighBlastScore int `json:"-"`
 	Env           string `json:"env"`
 	DataLabel     string `json:"data_label"`
 	TenantRisk    string `json:"tenant_risk"`

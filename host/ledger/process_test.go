@@ -3,6 +3,7 @@ package ledger
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -40,6 +41,9 @@ func TestHelperProcess(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv(countEnv))
 	tenant := os.Getenv(tenantEnv)
 	out := bufio.NewWriter(os.Stdout)
+	if mode == "burst" {
+		burst(s, tenant, out)
+	}
 	for i := 0; mode == "loop" || i < n; i++ {
 		r := newReceipt(tenant, i)
 		if err := s.Append(context.Background(), r); err != nil {
@@ -51,6 +55,51 @@ func TestHelperProcess(t *testing.T) {
 	}
 	s.Close()
 	os.Exit(0)
+}
+
+// burst is a dispatching server's write pattern, until killed: 16
+// goroutines each record a decision (with its telemetry), then its
+// receipt and a batch of worker events, all group-committed together. It
+// prints "d <decision id>", "r <receipt id>" and "e <correlation id>"
+// after each acknowledgement.
+func burst(s *SQLite, tenant string, out *bufio.Writer) {
+	var mu sync.Mutex
+	ack := func(kind, id string) {
+		mu.Lock()
+		out.WriteString(kind + " " + id + "\n")
+		out.Flush()
+		mu.Unlock()
+	}
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	ctx := context.Background()
+	for g := range 16 {
+		go func() {
+			for i := g; ; i += 16 {
+				t := fmt.Sprintf("%s%d", tenant, i%3)
+				d := newDecision(t, "allowed", i)
+				d.CorrelationID = fmt.Sprintf("burst-%d", i)
+				if err := s.RecordDecision(ctx, d); err != nil {
+					fail(err)
+				}
+				ack("d", d.DecisionID)
+				r := newReceipt(t, i)
+				r.DecisionID, r.CorrelationID = d.DecisionID, d.CorrelationID
+				if err := s.Append(ctx, r); err != nil {
+					fail(err)
+				}
+				ack("r", r.ReceiptID)
+				evs := []json.RawMessage{[]byte(`{"event_id":"evt.w.one"}`), []byte(`{"event_id":"evt.w.two","n":1}`)}
+				if err := s.RecordDecisionEvents(ctx, d.DecisionID, d.CorrelationID, evs); err != nil {
+					fail(err)
+				}
+				ack("e", d.CorrelationID)
+			}
+		}()
+	}
+	select {}
 }
 
 func helper(t *testing.T, mode, dir, tenant string, n int) *exec.Cmd {
@@ -184,4 +233,71 @@ func TestSIGKILLMidBurst(t *testing.T) {
 	}
 	verifyOK(t, s, nil)
 	t.Logf("killed after %d acknowledged receipts; %d stored", len(acked), rep.Receipts-3)
+}
+
+// TestSIGKILLMidGroupCommit kills a child writing decisions, receipts and
+// worker events from 16 goroutines (the lean write path: prepared
+// statements, multi-row event inserts, savepoints in memory, one fsync per
+// batch). Everything it acknowledged must be in the reopened ledger,
+// which must verify.
+func TestSIGKILLMidGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	cmd := helper(t, "burst", dir, "org.t", 0)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var lines []string
+	deadline := time.Now().Add(30 * time.Second)
+	for len(lines) < 600 && time.Now().Before(deadline) && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stdout)
+	lines = append(lines, strings.Split(strings.TrimSpace(string(rest)), "\n")...)
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die of SIGKILL: %v", err)
+	}
+	if len(lines) < 600 {
+		t.Fatalf("child acknowledged only %d writes before the deadline", len(lines))
+	}
+	s := openT(t, dir)
+	ctx := context.Background()
+	var d, r, e int
+	for _, l := range lines {
+		kind, id, ok := strings.Cut(l, " ")
+		if !ok {
+			continue // a line cut by the kill was not acknowledged
+		}
+		switch kind {
+		case "d":
+			d++
+			if _, err := s.Decision(ctx, id); err != nil {
+				t.Errorf("acknowledged decision lost: %v", err)
+			}
+		case "r":
+			r++
+			if _, err := s.Receipt(ctx, id); err != nil {
+				t.Errorf("acknowledged receipt lost: %v", err)
+			}
+		case "e":
+			e++
+			// The decision's envelope and the worker's two events.
+			if evs, err := s.Events(ctx, id); err != nil || len(evs) != 3 {
+				t.Errorf("events of %s: %d (%v), want 3", id, len(evs), err)
+			}
+		}
+	}
+	rep := verifyOK(t, s, nil)
+	if rep.Receipts < r || rep.Decisions < d+e {
+		t.Errorf("stored %d receipts and %d entries; %d receipts and %d decisions + %d event batches were acknowledged", rep.Receipts, rep.Decisions, r, d, e)
+	}
+	t.Logf("killed after %d decisions, %d receipts, %d event batches acknowledged; %d receipts stored", d, r, e, rep.Receipts)
 }

@@ -79,9 +79,17 @@ func (h *Hall) recordDecision(ctx context.Context, dec *wcp.RouteDecision) error
 	if err != nil {
 		return err
 	}
+	// The envelopes as the decision's JSON holds them (Event.AppendJSON is
+	// what MarshalJSON writes), handed over so that the ledger does not
+	// parse them back out of body.
+	telemetry := make([]json.RawMessage, len(dec.TelemetryEnvelopes))
+	for i := range dec.TelemetryEnvelopes {
+		telemetry[i] = dec.TelemetryEnvelopes[i].AppendJSON(nil)
+	}
 	ctx, cancel := evidenceContext(ctx)
 	defer cancel()
 	err = store.RecordDecision(ctx, ledger.DecisionRecord{
+		Telemetry:     telemetry,
 		DecisionID:    dec.DecisionID.String(),
 		CorrelationID: dec.CorrelationID,
 		TenantID:      dec.TenantID,

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wcphall/hall/host/wcp"
 )
@@ -165,13 +167,17 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 	if d.DecisionID == "" {
 		return fmt.Errorf("ledger: record decision: %w", invalid("decision_id", "is required"))
 	}
-	var envelopes struct {
-		TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
+	telemetry := d.Telemetry
+	if telemetry == nil {
+		var envelopes struct {
+			TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
+		}
+		if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
+			return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
+		}
+		telemetry = envelopes.TelemetryEnvelopes
 	}
-	if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
-		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
-	}
-	evs, err := eventRows(envelopes.TelemetryEnvelopes)
+	evs, err := eventRows(telemetry)
 	if err != nil {
 		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, err)
 	}
@@ -194,6 +200,7 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", "must be a JSON object"))
 	}
 	d.Decision = append(json.RawMessage(nil), d.Decision...)
+	d.Telemetry = nil // copied into evs
 	denied, dry, code := d.Denied, d.DryRun, d.DenyCode
 	p := &pendingEntry{d: &d, events: evs, e: entryJSON{
 		Version: formatV2, EntryID: d.DecisionID, Kind: entryDecision, TenantID: d.TenantID,
@@ -258,6 +265,10 @@ type eventRow struct {
 func eventRows(events []json.RawMessage) ([]eventRow, error) {
 	rows := make([]eventRow, len(events))
 	for i, ev := range events {
+		if id, ok := leadingEventID(ev); ok {
+			rows[i] = eventRow{id, string(ev)}
+			continue
+		}
 		var head struct {
 			EventID string `json:"event_id"`
 		}
@@ -267,6 +278,29 @@ func eventRows(events []json.RawMessage) ([]eventRow, error) {
 		rows[i] = eventRow{head.EventID, string(ev)}
 	}
 	return rows, nil
+}
+
+// leadingEventID reads the event id of a valid JSON object that starts
+// with a plain "event_id" string member, as every event the Hall encodes
+// does (wcp.Event.AppendJSON): the common case skips a decode.
+func leadingEventID(ev []byte) (string, bool) {
+	const prefix = `{"event_id":"`
+	if !bytes.HasPrefix(ev, []byte(prefix)) {
+		return "", false
+	}
+	end := bytes.IndexByte(ev[len(prefix):], '"')
+	if end < 0 {
+		return "", false
+	}
+	id := ev[len(prefix) : len(prefix)+end]
+	if bytes.IndexByte(id, '\\') >= 0 || !utf8.Valid(id) || !json.Valid(ev) {
+		return "", false
+	}
+	// A later event_id member would win in encoding/json; let it decide.
+	if bytes.Count(ev, []byte(`"event_id"`)) != 1 {
+		return "", false
+	}
+	return string(id), true
 }
 
 // Decision returns the decision recorded with the given id, or an error

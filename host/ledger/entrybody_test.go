@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"testing"
 )
@@ -61,4 +62,65 @@ func FuzzEntryBody(f *testing.F) {
 			t.Errorf("appendEntryBody\n got %s\nwant %s", got, want)
 		}
 	})
+}
+
+// TestDecisionTelemetryGiven: a decision whose envelopes the caller hands
+// over (DecisionRecord.Telemetry) is stored as one whose envelopes the
+// ledger parses out of the decision.
+func TestDecisionTelemetryGiven(t *testing.T) {
+	s := openT(t, t.TempDir())
+	ctx := context.Background()
+	parsed := newDecision("org.a", "allowed", 1)
+	given := newDecision("org.a", "allowed", 2)
+	var env struct {
+		TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
+	}
+	if err := json.Unmarshal(given.Decision, &env); err != nil {
+		t.Fatal(err)
+	}
+	given.Telemetry = env.TelemetryEnvelopes
+	for _, d := range []DecisionRecord{parsed, given} {
+		if err := s.RecordDecision(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.Events(ctx, d.CorrelationID)
+		if err != nil || len(evs) != 1 || !bytes.Equal(evs[0], env.TelemetryEnvelopes[0]) && d.Telemetry != nil {
+			t.Errorf("events of %s: %s, %v", d.DecisionID, evs, err)
+		}
+	}
+	var ids []string
+	rows, err := s.r.Query(`SELECT event_id FROM events ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if len(ids) != 2 || ids[0] != "evt.os.task.routed" || ids[1] != ids[0] {
+		t.Errorf("event ids = %q", ids)
+	}
+	verifyOK(t, s, nil)
+}
+
+func TestLeadingEventID(t *testing.T) {
+	for _, tc := range []struct {
+		in, id string
+		ok     bool
+	}{
+		{`{"event_id":"evt.a","x":1}`, "evt.a", true},
+		{`{"event_id":"evt.a"}`, "evt.a", true},
+		{`{"event_id":"evt\u0061"}`, "", false}, // escaped: decode
+		{`{"event_id":"evt.a","event_id":"evt.b"}`, "", false},
+		{`{"event_id":"evt.a",}`, "", false}, // invalid JSON
+		{`{"x":1,"event_id":"evt.a"}`, "", false},
+		{`{"event_id":"` + "\xff" + `"}`, "", false},
+	} {
+		id, ok := leadingEventID([]byte(tc.in))
+		if id != tc.id || ok != tc.ok {
+			t.Errorf("leadingEventID(%s) = %q, %v; want %q, %v", tc.in, id, ok, tc.id, tc.ok)
+		}
+	}
 }

@@ -76,6 +76,12 @@ type DecisionRecord struct {
 	// the decision's correlation id.
 	Decision  json.RawMessage
 	Timestamp time.Time
+	// Telemetry, when not nil, is Decision's telemetry_envelopes as the
+	// caller already encoded them (each a JSON object, in order), so that
+	// the ledger does not parse them out of Decision again. It must be
+	// what Decision holds: the signed entry covers Decision, and these
+	// are stored as the events of the correlation id.
+	Telemetry []json.RawMessage
 }
 
 // Filter selects receipts. Zero fields match everything; Limit 0 means no

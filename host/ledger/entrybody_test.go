@@ -124,3 +124,47 @@ func TestLeadingEventID(t *testing.T) {
 		}
 	}
 }
+
+// TestExportLineIsMarshalJSON: the export fast path writes what
+// Receipt.MarshalJSON writes for the stored receipt.
+func TestExportLineIsMarshalJSON(t *testing.T) {
+	s := openT(t, t.TempDir(), WithPayloads())
+	ctx := context.Background()
+	for i := range 4 {
+		r := newReceipt("org.a", i)
+		r.CorrelationID += "\u2028<&>\x01"
+		if i%2 == 0 {
+			r.Envelope = json.RawMessage(`{"z":1.0,"a":[]}`)
+			r.RecordDigest = "sha256:" + string(bytes.Repeat([]byte("0"), 64))
+		}
+		if err := s.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := s.r.Query(`SELECT body, receipt_hash, signature FROM receipts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var body, hash, sig string
+		rows.Scan(&body, &hash, &sig)
+		got, err := exportLine(body, hash, sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := decodeReceipt(body, hash, sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := r.MarshalJSON()
+		if !bytes.Equal(got, want) {
+			t.Errorf("export line\n got %s\nwant %s", got, want)
+		}
+		n++
+	}
+	if n != 4 {
+		t.Fatalf("%d receipts", n)
+	}
+}

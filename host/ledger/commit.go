@@ -32,12 +32,22 @@ type write struct {
 	// committed, when set, runs after the transaction holding the write
 	// has committed and before the caller is released.
 	committed func()
-	state     atomic.Int32
-	done      chan error // buffered: the committer never blocks on a caller
+	// pure: exec changes nothing but the database (and values of its own
+	// write), so it can run again in a new transaction after a rollback.
+	pure  bool
+	state atomic.Int32
+	done  chan error // buffered: the committer never blocks on a caller
 }
 
 func newWrite(op string, exec func(*sql.Tx) error, committed func()) *write {
 	return &write{op: op, exec: exec, committed: committed, done: make(chan error, 1)}
+}
+
+// newPureWrite is newWrite for an exec that can run again (see pure).
+func newPureWrite(op string, exec func(*sql.Tx) error, committed func()) *write {
+	w := newWrite(op, exec, committed)
+	w.pure = true
+	return w
 }
 
 // submit queues w for the committer and waits until the transaction
@@ -114,6 +124,9 @@ func (s *SQLite) commitLoop() {
 // a savepoint that cannot be rolled back, COMMIT) fails every item that
 // had not failed on its own.
 func (s *SQLite) commitBatch(batch []*write) {
+	if len(batch) > 1 && allPure(batch) && s.commitPlain(batch) {
+		return
+	}
 	ctx := context.Background() // the callers' contexts no longer apply: see submit
 	errs := make([]error, len(batch))
 	failAll := func(err error) {
@@ -173,6 +186,11 @@ func (s *SQLite) commitBatch(batch []*write) {
 		failAll(fmt.Errorf("commit: %w", err))
 		return
 	}
+	s.committed(batch, errs)
+}
+
+// committed releases the callers of a committed batch.
+func (s *SQLite) committed(batch []*write, errs []error) {
 	s.commits.Add(1)
 	defer s.cp.afterCommit(s)
 	for i, w := range batch {
@@ -184,4 +202,50 @@ func (s *SQLite) commitBatch(batch []*write) {
 		}
 		w.done <- errs[i]
 	}
+}
+
+func allPure(batch []*write) bool {
+	for _, w := range batch {
+		if !w.pure {
+			return false
+		}
+	}
+	return true
+}
+
+// commitPlain is the common case of commitBatch without its savepoints:
+// every write of the batch in one transaction, as if each had its own
+// SAVEPOINT, but without the two statements (and the sub-journal) per
+// write. If a write fails, the transaction is rolled back, nothing was
+// acknowledged, and commitPlain returns false: commitBatch then runs the
+// batch again with savepoints, so that the failing write alone fails.
+// The writes are pure (they can run again). A failure of the transaction
+// itself (BEGIN, COMMIT) fails the batch as commitBatch would.
+func (s *SQLite) commitPlain(batch []*write) bool {
+	fail := func(err error) bool {
+		for _, w := range batch {
+			w.done <- s.wrap(w.op, err)
+		}
+		return true
+	}
+	s.prepareWrites()
+	tx, err := s.w.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE
+	if err != nil {
+		return fail(err)
+	}
+	if err := s.syncKey(tx); err != nil {
+		tx.Rollback()
+		return fail(err)
+	}
+	for _, w := range batch {
+		if err := w.exec(tx); err != nil {
+			tx.Rollback()
+			return false
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(fmt.Errorf("commit: %w", err))
+	}
+	s.committed(batch, make([]error, len(batch)))
+	return true
 }

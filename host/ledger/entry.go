@@ -208,7 +208,7 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 		CapabilityID: d.CapabilityID, Denied: &denied, DenyCode: &code, DryRun: &dry, Decision: dec,
 	}}
 	op := "record decision " + d.DecisionID
-	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error { return s.sealEntry(tx, op, p) }, nil))
+	return s.submit(ctx, newPureWrite(op, func(tx *sql.Tx) error { return s.sealEntry(tx, op, p) }, nil))
 }
 
 // RecordEvents implements [Store.RecordEvents]. Each event must be a JSON
@@ -251,7 +251,7 @@ func (s *SQLite) recordEvents(ctx context.Context, decisionID, correlationID str
 		Version: formatV2, EntryID: "evt_" + hex.EncodeToString(id[:]), Kind: entryEvents,
 		CorrelationID: correlationID, RecordedAt: time.Now().UTC().Format(wcp.TimeLayout), Events: signed,
 	}}
-	return s.submit(ctx, newWrite("record events", func(tx *sql.Tx) error { return s.sealEntry(tx, "record events", p) }, nil))
+	return s.submit(ctx, newPureWrite("record events", func(tx *sql.Tx) error { return s.sealEntry(tx, "record events", p) }, nil))
 }
 
 // eventRow is one telemetry event checked and ready to insert.

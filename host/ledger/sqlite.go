@@ -335,7 +335,7 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 	}
 	c.ReceiptID = id.String()
 	c.Version = formatV2
-	return s.submit(ctx, newWrite("append", func(tx *sql.Tx) error { return s.link(tx, &c) }, func() { *r = c }))
+	return s.submit(ctx, newPureWrite("append", func(tx *sql.Tx) error { return s.link(tx, &c) }, func() { *r = c }))
 }
 
 // link chains c to its stream's head, seals it and stores it. The head is

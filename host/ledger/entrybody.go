@@ -2,7 +2,8 @@ package ledger
 
 import (
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/wcphall/hall/host/wcp"
 )
 
 // appendEntryBody appends the RFC 8785 form of e (what canonicalMarshal(e)
@@ -78,52 +79,6 @@ func appendEntryBody(b []byte, e *entryJSON) []byte {
 	return append(b, '}')
 }
 
-// appendJCSString appends s as RFC 8785 writes a string (ECMAScript's
-// JSON.stringify): '"' and '\' escaped, \b \t \n \f \r for those controls,
-// \u00xx for the other characters below U+0020, everything else as is;
-// invalid UTF-8 becomes U+FFFD, as encoding/json decodes it.
-func appendJCSString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\r':
-				b = append(b, '\\', 'r')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\uFFFD"...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendJCSString appends s as RFC 8785 writes a string: the Hall's one
+// string encoder (host/wcp).
+func appendJCSString(b []byte, s string) []byte { return wcp.AppendJSONString(b, s) }

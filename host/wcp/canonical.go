@@ -39,6 +39,12 @@ func CanonicalJSON(raw json.RawMessage) ([]byte, error) { return appendCanonical
 // which records the version of each entry (docs/EVIDENCE.md).
 const CanonicalVersion = 2
 
+// AppendJSONString appends s as a JSON string in the canonical form
+// (RFC 8785: ECMAScript's JSON.stringify escaping; invalid UTF-8 becomes
+// U+FFFD). Writers that build canonical JSON by hand use it, so that the
+// Hall has one string encoder.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
 // RecordDigest is the seal of a registry record: the SHA-256 of the
 // canonical JSON of the record as the Hall writes it (artifact_hash
 // included, so a seal binds the record to its module).

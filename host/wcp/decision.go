@@ -24,11 +24,11 @@ type RouteDecision struct {
 	// HighBlastScore is set (to the gated score) when the router deferred a
 	// prod/edge blast score ≥ 85 to the Hall's human approvals
 	// (router.Options.DeferHighBlast); never on the wire.
-	HighBlastScore int `json:"-"`
-	Env           string `json:"env"`
-	DataLabel     string `json:"data_label"`
-	TenantRisk    string `json:"tenant_risk"`
-	QoSClass      string `json:"qos_class"`
+	HighBlastScore int    `json:"-"`
+	Env            string `json:"env"`
+	DataLabel      string `json:"data_label"`
+	TenantRisk     string `json:"tenant_risk"`
+	QoSClass       string `json:"qos_class"`
 
 	Denied bool `json:"denied"`
 	// DenyReason is nil when allowed.

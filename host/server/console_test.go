@@ -119,7 +119,21 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	text := func(id string) string {
 		t.Helper()
-		return step(t, ctx, "text of #"+id, chromedp.Text(chromedp.ID(id)))
+		// A node found by WaitVisible can be replaced before its text is
+		// read when the page finishes loading (Chromium answers "No node
+		// with given id found"): read again, within a deadline.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			v, err := chromedp.Run(sctx, chromedp.Text(chromedp.ID(id)))
+			cancel()
+			if err == nil {
+				return v
+			}
+			if !strings.Contains(err.Error(), "No node with given id") || time.Now().After(deadline) {
+				return step(t, ctx, "text of #"+id, chromedp.Text(chromedp.ID(id)))
+			}
+			time.Sleep(50 * time.Millisecond) // polling the page, within the deadline
+		}
 	}
 
 	do("open the sign-in page",

@@ -92,6 +92,26 @@ func step[T any](t *testing.T, ctx context.Context, what string, a chromedp.Acti
 	return v
 }
 
+// textOf reads the text of the element sel, reading again (within a
+// deadline) when Chromium replaced the node found by a WaitVisible before
+// its text was read ("No node with given id found" once the page finished
+// loading).
+func textOf[S chromedp.Selectable](t *testing.T, ctx context.Context, sel S, what string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := chromedp.Run(sctx, chromedp.Text(sel))
+		cancel()
+		if err == nil {
+			return v
+		}
+		if !strings.Contains(err.Error(), "No node with given id") || time.Now().After(deadline) {
+			return step(t, ctx, "text of "+what, chromedp.Text(sel))
+		}
+		time.Sleep(50 * time.Millisecond) // polling the page, within the deadline
+	}
+}
+
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	png := step(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
@@ -117,25 +137,7 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Helper()
 		step(t, ctx, what, chromedp.Steps(steps...))
 	}
-	text := func(id string) string {
-		t.Helper()
-		// A node found by WaitVisible can be replaced before its text is
-		// read when the page finishes loading (Chromium answers "No node
-		// with given id found"): read again, within a deadline.
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			v, err := chromedp.Run(sctx, chromedp.Text(chromedp.ID(id)))
-			cancel()
-			if err == nil {
-				return v
-			}
-			if !strings.Contains(err.Error(), "No node with given id") || time.Now().After(deadline) {
-				return step(t, ctx, "text of #"+id, chromedp.Text(chromedp.ID(id)))
-			}
-			time.Sleep(50 * time.Millisecond) // polling the page, within the deadline
-		}
-	}
-
+	text := func(id string) string { return textOf(t, ctx, chromedp.ID(id), "#"+id) }
 	do("open the sign-in page",
 		chromedp.Navigate(base+"/console/"),
 		chromedp.WaitVisible(chromedp.ID("token")))
@@ -205,7 +207,7 @@ func TestConsoleInChromium(t *testing.T) {
 	do("workers and their envelopes",
 		chromedp.Click(chromedp.CSS(`a[href="/console/workers"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[id="worker-org.test.noop"]`)))
-	if got := step(t, ctx, "worker card", chromedp.Text(chromedp.CSS(`[id="worker-org.test.noop"]`))); !strings.Contains(got, "cap.test.noop") || !strings.Contains(got, `"filesystem_writes"`) {
+	if got := textOf(t, ctx, chromedp.CSS(`[id="worker-org.test.noop"]`), "worker card"); !strings.Contains(got, "cap.test.noop") || !strings.Contains(got, `"filesystem_writes"`) {
 		t.Errorf("worker card: %s", got)
 	}
 	screenshot(t, ctx, dir, "5-workers")

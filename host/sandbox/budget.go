@@ -18,11 +18,23 @@ const engineOverhead = 8 << 20
 
 // callCharge is the host memory one call of a worker may take: its two
 // linear memories (the guest's and the Extism kernel's, each capped at
-// memoryBytes), its tables (boundTables) and the engine overhead. wazero's
-// call stack is the one part not inside it (RATIONALE.md).
-func callCharge(memoryBytes, tableBytes uint64) uint64 {
-	return 2*memoryBytes + tableBytes + engineOverhead
+// memoryBytes), its tables (boundTables), its call stack and the engine
+// overhead.
+//
+// The stack: wasmmod.GuardStack bounds the frames of the guest's own
+// functions by stackBytes; the Extism kernel's and the guard's trap add a
+// few frames (stackSlack). wazero keeps the stack in one Go slice that it
+// doubles when full (newLen = 2·len + need), so the slice stays below 3×
+// what is used, and old and new slices are both alive while it copies:
+// 4 × (stackBytes + stackSlack) covers the peak.
+func callCharge(memoryBytes, tableBytes, stackBytes uint64) uint64 {
+	return 2*memoryBytes + tableBytes + 4*(stackBytes+stackSlack) + engineOverhead
 }
+
+// stackSlack is the stack beyond the guest's own charged frames: the
+// Extism kernel's functions the guest calls (a few frames, no recursion)
+// and the entry of the call.
+const stackSlack = 64 << 10
 
 // memoryBudget admits concurrent calls only while the sum of their charges
 // fits total: a mix of hostile calls, each within its own limits, cannot

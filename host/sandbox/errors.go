@@ -36,6 +36,9 @@ const (
 	// CodeLimitDisk: the guest's writes reached its write quota
 	// (Limits.WriteBytes, Limits.WriteFiles).
 	CodeLimitDisk = string(wcp.CodeLimitDisk)
+	// CodeLimitStack: the guest's calls nested past Limits.StackBytes
+	// (wasmmod.GuardStack).
+	CodeLimitStack = string(wcp.CodeLimitStack)
 	// CodeMemoryBudget: the Engine's memory budget did not admit the call
 	// before its deadline; the guest did not run.
 	CodeMemoryBudget = string(wcp.CodeMemoryBudget)

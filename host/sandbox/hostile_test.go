@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,18 +129,32 @@ func TestHostileTables(t *testing.T) {
 
 func TestHostileRecursion(t *testing.T) {
 	e := newEngine(t, Config{})
-	w := load(t, e, fixtures.recurse, Spec{Name: "recurse", Limits: Limits{Timeout: 10 * time.Second, MemoryBytes: 16 << 20}})
+	const stack = 1 << 20
+	w := load(t, e, fixtures.recurse, Spec{Name: "recurse", Limits: Limits{Timeout: 10 * time.Second, MemoryBytes: 16 << 20, StackBytes: stack}})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	_, err := w.Call(context.Background(), Request{Export: "run"})
-	se := wantCode(t, err, CodeWorkerTrap)
-	if !strings.Contains(se.Message, "stack overflow") {
+	runtime.ReadMemStats(&after)
+	se := wantCode(t, err, CodeLimitStack)
+	if !strings.Contains(se.Message, "call stack budget of 1048576 bytes") {
 		t.Fatalf("message %q", se.Message)
 	}
+	// What the call allocated (its stack slices among it) stays within the
+	// charge for its stack; without the guard wazero grew the stack to its
+	// 400 MB ceiling (~190 MiB of host memory measured).
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*(stack+stackSlack)+8<<20 {
+		t.Fatalf("the call allocated %d bytes, more than its stack charge %d (+8 MiB for the rest)", grew, 4*(stack+stackSlack))
+	}
 	stillServes(t, e)
+	// The trapped instance is not reused: the next call has its whole
+	// budget and ends the same way.
+	_, err = w.Call(context.Background(), Request{Export: "run"})
+	wantCode(t, err, CodeLimitStack)
 }
 
 func TestMemoryBudget(t *testing.T) {
 	lim := Limits{Timeout: 5 * time.Second, MemoryBytes: 16 << 20}
-	charge := callCharge(lim.MemoryBytes, 0)
+	charge := callCharge(lim.MemoryBytes, 0, DefaultLimits.StackBytes)
 	e := newEngine(t, Config{MemoryBudget: charge + charge/2})
 	w := load(t, e, fixtures.adversary, Spec{Name: "spinner", Limits: lim})
 

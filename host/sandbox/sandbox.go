@@ -59,6 +59,12 @@ type Limits struct {
 	// counted from what they hold when the worker is loaded (LIMIT_DISK).
 	WriteBytes int64
 	WriteFiles int64
+	// StackBytes is the call stack budget of an instance: every call of a
+	// function the module defines is charged an over-estimate of its frame
+	// (wasmmod.GuardStack), and a call that does not fit traps
+	// (LIMIT_STACK). The host memory of a call's stack stays below
+	// 4 × StackBytes (budget.go).
+	StackBytes uint64
 }
 
 // DefaultLimits are used for every zero field of Config.Max.
@@ -70,6 +76,7 @@ var DefaultLimits = Limits{
 	LogBytes:    64 << 10,
 	WriteBytes:  64 << 20,
 	WriteFiles:  1024,
+	StackBytes:  8 << 20,
 }
 
 // minMemoryBytes is the Extism kernel's initial memory (16 pages); no
@@ -98,6 +105,9 @@ func (l Limits) withDefaults(d Limits) Limits {
 	if l.WriteFiles <= 0 {
 		l.WriteFiles = d.WriteFiles
 	}
+	if l.StackBytes == 0 {
+		l.StackBytes = d.StackBytes
+	}
 	return l
 }
 
@@ -109,6 +119,7 @@ func (l Limits) capped(c Limits) Limits {
 	l.LogBytes = min(l.LogBytes, c.LogBytes)
 	l.WriteBytes = min(l.WriteBytes, c.WriteBytes)
 	l.WriteFiles = min(l.WriteFiles, c.WriteFiles)
+	l.StackBytes = min(l.StackBytes, c.StackBytes)
 	return l
 }
 

@@ -181,9 +181,14 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	if err != nil {
 		return nil, errorf(CodeLimitMemory, "%s: %v", spec.Name, err)
 	}
-	charge := callCharge(lim.MemoryBytes, tableBytes)
+	// The call stack is host memory too: every call of the guest's own
+	// functions is charged against lim.StackBytes (wasmmod.GuardStack).
+	if wasm, err = e.guardedFormOf(wasm, sum, lim); err != nil {
+		return nil, errorf(CodeModuleInvalid, "%s: %v", spec.Name, err)
+	}
+	charge := callCharge(lim.MemoryBytes, tableBytes, lim.StackBytes)
 	if charge > e.budget.total {
-		return nil, errorf(CodeLimitMemory, "%s: one call may take %d bytes of host memory (memory limit %d, tables %d, engine overhead %d), more than the Hall's whole memory budget of %d bytes", spec.Name, charge, lim.MemoryBytes, tableBytes, engineOverhead, e.budget.total)
+		return nil, errorf(CodeLimitMemory, "%s: one call may take %d bytes of host memory (memory limit %d, tables %d, stack %d, engine overhead %d), more than the Hall's whole memory budget of %d bytes", spec.Name, charge, lim.MemoryBytes, tableBytes, lim.StackBytes, engineOverhead, e.budget.total)
 	}
 	if err := e.compileOffPath(ctx, wasm); err != nil {
 		return nil, err
@@ -293,6 +298,49 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	return w, nil
 }
 
+// guardedFormOf returns wasm (the form Load has built so far from the
+// module whose SHA-256 is sum) with its call stack guarded
+// (wasmmod.GuardStack with lim.StackBytes). The rewrite scans every
+// function body (~25–45 ms for a 1.9 MB standard-Go module), so with an
+// on-disk cache its result is kept there like the merged form, named by
+// everything it depends on: the original module, the memory limit (which
+// boundTables used) and the stack budget.
+func (e *Engine) guardedFormOf(wasm []byte, sum [32]byte, lim Limits) ([]byte, error) {
+	var path string
+	if e.cacheDir != "" {
+		name := fmt.Sprintf("guarded-v1-%s-m%d-s%d.wasm", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes)
+		path = filepath.Join(e.cacheDir, name)
+		if b, err := os.ReadFile(path); err == nil {
+			if _, err := wasmmod.Inspect(b); err == nil {
+				return b, nil
+			}
+		}
+	}
+	guarded, _, err := wasmmod.GuardStack(wasm, lim.StackBytes)
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		writeCacheFile(e.cacheDir, path, guarded)
+	}
+	return guarded, nil
+}
+
+// writeCacheFile writes b to path in dir atomically (a temporary file
+// renamed), or not at all: the cache is an optimisation.
+func writeCacheFile(dir, path string, b []byte) {
+	tmp, err := os.CreateTemp(dir, ".form-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if werr == nil && cerr == nil {
+		_ = os.Rename(tmp.Name(), path)
+	}
+	_ = os.Remove(tmp.Name())
+}
+
 // compiledForm returns the bytes Load compiles for wasm: wasm with its data
 // segments merged (wasmmod.MergeDataSegments; RATIONALE.md, "Data
 // segments"). The rewrite is internal and deterministic and the caller's
@@ -337,14 +385,7 @@ func (e *Engine) compiledFormOf(wasm []byte, sum [32]byte) []byte {
 		return wasm
 	}
 	if path != "" {
-		if tmp, err := os.CreateTemp(e.cacheDir, ".merged-*"); err == nil {
-			_, werr := tmp.Write(merged)
-			cerr := tmp.Close()
-			if werr == nil && cerr == nil {
-				_ = os.Rename(tmp.Name(), path)
-			}
-			_ = os.Remove(tmp.Name())
-		}
+		writeCacheFile(e.cacheDir, path, merged)
 	}
 	return merged
 }
@@ -749,6 +790,9 @@ func (w *Worker) classify(parent, cctx context.Context, in *instance, rc uint32,
 		return errorf(CodeLimitTimeout, "%s: stopped after %v", w.name, w.limitsTimeout(cctx)), nil
 	}
 	msg := err.Error()
+	if isStackExhausted(msg) {
+		return errorf(CodeLimitStack, "%s: call stack budget of %d bytes reached (recursion too deep)", w.name, w.limits.StackBytes), nil
+	}
 	if strings.HasPrefix(msg, "HTTP request to '") && strings.Contains(msg, "is not allowed") {
 		// Extism's own http_request, reached only by a module whose imports
 		// routeExtismHTTP could not rewrite: the Hall never sets
@@ -792,6 +836,16 @@ var extismBadPointer = []string{
 	"failed to read var name from memory",
 	"failed to read var value from memory",
 	"failed to read log message from memory",
+}
+
+// isStackExhausted tells whether a trap is the stack guard's: wazero names
+// the trapping function first in the trace, and only the guard calls the
+// function named wasmmod.StackExhaustedName (GuardStack drops a guest name
+// that claims it).
+func isStackExhausted(msg string) bool {
+	_, trace, ok := strings.Cut(msg, "wasm stack trace:\n\t")
+	return ok && strings.Contains(msg, "wasm error: unreachable") &&
+		strings.Contains(firstLine(trace), "."+wasmmod.StackExhaustedName+"(")
 }
 
 func firstLine(s string) string {

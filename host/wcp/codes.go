@@ -55,6 +55,7 @@ const (
 	CodeModuleInvalid    Code = "MODULE_INVALID"
 	CodeEgressDenied     Code = "EGRESS_DENIED"
 	CodeLimitDisk        Code = "LIMIT_DISK"
+	CodeLimitStack       Code = "LIMIT_STACK"
 	CodeMemoryBudget     Code = "MEMORY_BUDGET"
 	CodeCancelled        Code = "CANCELLED"
 	CodeHallError        Code = "HALL_ERROR"
@@ -171,6 +172,7 @@ var Codes = []CodeInfo{
 	{CodeLimitInput, KindOutcome, http.StatusRequestEntityTooLarge, "the input exceeds the worker's input limit; the worker did not run"},
 	{CodeLimitOutput, KindOutcome, http.StatusBadGateway, "the worker produced more output than its limit"},
 	{CodeLimitDisk, KindOutcome, http.StatusBadGateway, "the worker's writes reached its write quota (bytes or files in its write directories)"},
+	{CodeLimitStack, KindOutcome, http.StatusBadGateway, "the worker's calls nested deeper than its call stack budget allows (unbounded recursion)"},
 	{CodeMemoryBudget, KindOutcome, http.StatusServiceUnavailable, "the Hall-wide memory budget did not admit the dispatch before its deadline; the worker did not run"},
 	{CodeWorkerTrap, KindOutcome, http.StatusBadGateway, "the worker trapped, panicked or exited abnormally"},
 	{CodeWorkerFailed, KindOutcome, http.StatusBadGateway, "the worker's export returned non-zero; the message is the worker's own error"},

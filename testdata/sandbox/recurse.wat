@@ -1,5 +1,5 @@
-;; Hostile: unbounded recursion; ends in a stack-overflow trap at wazero's
-;; call stack ceiling (issue 10, RATIONALE.md "Memory budget").
+;; Hostile: unbounded recursion; ends as LIMIT_STACK when the stack guard
+;; (wasmmod.GuardStack) finds its budget spent (issue 10, RATIONALE.md "Call stack").
 ;; Built by the tests with: wat2wasm recurse.wat -o recurse.wasm
 (module
   (memory (export "memory") 1)

@@ -636,10 +636,6 @@ func vmHWM(pid int) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", pid)
 }
 
-// soakDefectsEnv runs the soak's tests of known containment defects, which
-// are skipped otherwise (they fail until the defect is fixed).
-const soakDefectsEnv = "HALL_SOAK_DEFECTS"
-
 // soakSubset is the part of the soak spec that enrolls the given workers.
 func soakSubset(t *testing.T, ids ...string) soakSpec {
 	t.Helper()
@@ -727,23 +723,17 @@ func TestSoakStartSectionHangsAtLoad(t *testing.T) {
 // TestSoakStackBurst: concurrent dispatches of a worker that recurses
 // without end (memory_mb 16), as many as the server's dispatch bound.
 // The Hall-wide memory budget charges each call 2 × memory_mb + its table
-// bytes + 8 MiB (docs/SECURITY.md), so the server's memory may grow by at
-// most that per concurrent call (plus a margin for the server itself).
-//
-// Defect (host/sandbox budget.go callCharge; docs/SECURITY.md "Not
-// covered"): the call stack is not charged. Each call's stack grows to
-// wazero's ceiling before the stack-overflow trap, ~100–200 MiB each for a
-// 16 MiB worker, so 32 concurrent calls took the server to ~3.5 GiB where
-// the budget accounts for 1.25 GiB; with the default dispatch bound of 16
-// per CPU a many-core host admits far more than its budget.
+// bytes + 4 × its stack budget + 8 MiB (docs/SECURITY.md), so the server's
+// memory may grow by at most that per concurrent call (plus a margin for
+// the server itself). Before the stack guard (wasmmod.GuardStack) each
+// call's stack grew to wazero's 400 MB ceiling: 32 concurrent calls took
+// the server to ~3.7 GiB where the budget accounted for 1.28 GiB.
 func TestSoakStackBurst(t *testing.T) {
-	if os.Getenv(soakDefectsEnv) == "" {
-		t.Skip("known defect: the Hall-wide memory budget does not charge the call stack; " +
-			"concurrent deep recursion takes ~100-200 MiB per 16 MiB worker; " + soakDefectsEnv + "=1 runs it")
-	}
 	const burst = 32
 	const margin = 256 << 20
-	charge := int64(2*16<<20 + 8<<20) // callCharge(16 MiB, no tables)
+	// callCharge(16 MiB, no tables, the default 8 MiB stack): the stack
+	// guard ends each recursion as LIMIT_STACK within its charge.
+	charge := int64(2*16<<20 + 4*(8<<20+64<<10) + 8<<20)
 	spec := soakSubset(t, "org.soak.recurse")
 	h := newSoakHall(t, spec, "--max-concurrent", strconv.Itoa(burst))
 	w := spec.Enrolled[0]

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -238,4 +239,53 @@ func FuzzGuardStack(f *testing.F) {
 			t.Fatalf("guarded module does not frame: %v", err)
 		}
 	})
+}
+
+// spillWAT recurses with k values live across each recursive call, which
+// wazero's compiler must keep in the frame (spill slots).
+func spillWAT(k int) string {
+	var b strings.Builder
+	b.WriteString("(module (func $down (export \"down\") (param i64) (result i64)\n" +
+		"(if (result i64) (i64.eqz (local.get 0)) (then (i64.const 0)) (else\n")
+	for i := range k {
+		fmt.Fprintf(&b, "(i64.mul (local.get 0) (i64.const %d))\n", i+3)
+	}
+	b.WriteString("(call $down (i64.sub (local.get 0) (i64.const 1)))\n")
+	b.WriteString(strings.Repeat("i64.add\n", k))
+	b.WriteString("))))")
+	return b.String()
+}
+
+// The charges over-estimate wazero's real frames: a recursion as deep as
+// the budget allows allocates less stack than the budget, with few or many
+// values spilled per frame. (wazero doubles its stack slice as it grows, so
+// what it allocates is at least what the frames use.)
+func TestGuardStackChargeCoversFrames(t *testing.T) {
+	ctx := context.Background()
+	const budget = 64 << 20
+	for _, k := range []int{0, 10, 100, 1000} {
+		guarded, g, err := wasmmod.GuardStack(wat(t, spillWAT(k)), budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		depth := budget/g.MaxCharge - 2
+		r := wazero.NewRuntime(ctx)
+		mod, err := r.Instantiate(ctx, guarded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		if _, err := mod.ExportedFunction("down").Call(ctx, depth); err != nil {
+			t.Fatalf("k=%d depth %d: %v", k, depth, err)
+		}
+		runtime.ReadMemStats(&after)
+		r.Close(ctx)
+		allocated := after.TotalAlloc - before.TotalAlloc
+		t.Logf("k=%d: charge %d bytes per frame, depth %d, allocated %d bytes (%d per frame)", k, g.MaxCharge, depth, allocated, allocated/depth)
+		if allocated >= budget {
+			t.Errorf("k=%d: a recursion within the budget allocated %d bytes, more than the %d-byte budget: the charges under-estimate frames", k, allocated, budget)
+		}
+	}
 }

@@ -29,6 +29,10 @@ const (
 	DefaultInputBytes  = 16 << 20
 	DefaultOutputBytes = 16 << 20
 	DefaultLogBytes    = 64 << 10
+	// DefaultStackMB is the call stack budget of a worker instance:
+	// enough for encoding/json to decode ~2,000 levels of nesting in a
+	// standard-Go guest (host/sandbox TestGoGuestDeepRecursion).
+	DefaultStackMB = 16
 )
 
 // maxLimits is the Hall's ceiling (and default) for every dispatch.
@@ -39,6 +43,10 @@ func (c Config) maxLimits() sandbox.Limits {
 		InputBytes:  DefaultInputBytes,
 		OutputBytes: DefaultOutputBytes,
 		LogBytes:    DefaultLogBytes,
+		StackBytes:  DefaultStackMB << 20,
+	}
+	if c.Limits.StackMB > 0 {
+		l.StackBytes = uint64(c.Limits.StackMB) << 20
 	}
 	if c.Limits.TimeoutMS > 0 {
 		l.Timeout = time.Duration(c.Limits.TimeoutMS) * time.Millisecond

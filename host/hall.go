@@ -165,6 +165,11 @@ type LimitsConfig struct {
 	InputBytes  int64 `json:"input_bytes,omitempty"`
 	OutputBytes int64 `json:"output_bytes,omitempty"`
 	LogBytes    int64 `json:"log_bytes,omitempty"`
+	// StackMB is the call stack budget of one worker instance, in MiB
+	// (0: DefaultStackMB): deeper calls end as LIMIT_STACK, and each call
+	// is charged 4 × (StackMB + 1/16) MiB of the memory budget
+	// (docs/SECURITY.md).
+	StackMB int64 `json:"stack_mb,omitempty"`
 }
 
 // DefaultConfig is the configuration of a Hall without a hall.json:
@@ -182,6 +187,9 @@ func ParseConfig(data []byte) (Config, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant)", err)
+	}
+	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
+		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)
 	}
 	return c, nil
 }

@@ -145,6 +145,9 @@ func effectiveLimits(l, max sandbox.Limits) sandbox.Limits {
 	if l.MemoryBytes == 0 || l.MemoryBytes > max.MemoryBytes {
 		l.MemoryBytes = max.MemoryBytes
 	}
+	if l.StackBytes == 0 || l.StackBytes > max.StackBytes {
+		l.StackBytes = max.StackBytes
+	}
 	l.InputBytes = lower(l.InputBytes, max.InputBytes)
 	l.OutputBytes = lower(l.OutputBytes, max.OutputBytes)
 	if l.LogBytes <= 0 || l.LogBytes > max.LogBytes {

@@ -731,9 +731,9 @@ func TestSoakStartSectionHangsAtLoad(t *testing.T) {
 func TestSoakStackBurst(t *testing.T) {
 	const burst = 32
 	const margin = 256 << 20
-	// callCharge(16 MiB, no tables, the default 8 MiB stack): the stack
+	// callCharge(16 MiB, no tables, the default 16 MiB stack): the stack
 	// guard ends each recursion as LIMIT_STACK within its charge.
-	charge := int64(2*16<<20 + 4*(8<<20+64<<10) + 8<<20)
+	charge := int64(2*16<<20 + 4*(16<<20+64<<10) + 8<<20)
 	spec := soakSubset(t, "org.soak.recurse")
 	h := newSoakHall(t, spec, "--max-concurrent", strconv.Itoa(burst))
 	w := spec.Enrolled[0]

@@ -321,3 +321,26 @@ func TestLoadRefusesOversizedModule(t *testing.T) {
 }
 
 var _ = errors.New
+
+// TestGoGuestDeepRecursion: a legitimate deep recursion in a standard-Go
+// guest (encoding/json decoding nested arrays) fits the default stack
+// budget up to ~2,000 levels, ends as LIMIT_STACK past it, and fits a
+// larger budget when the Hall grants one.
+func TestGoGuestDeepRecursion(t *testing.T) {
+	e := newEngine(t, Config{Max: Limits{StackBytes: 128 << 20}})
+	def := load(t, e, fixtures.goguest, Spec{Name: "default", Limits: Limits{StackBytes: DefaultLimits.StackBytes}})
+	res := call(t, def, Request{Export: "depth", Input: []byte("2000")})
+	if string(res.Output) != "2000" {
+		t.Fatalf("depth 2000: %q", res.Output)
+	}
+	_, err := def.Call(context.Background(), Request{Export: "depth", Input: []byte("9999")})
+	wantCode(t, err, CodeLimitStack)
+	big := load(t, e, fixtures.goguest, Spec{Name: "big", Limits: Limits{StackBytes: 128 << 20}})
+	if res := call(t, big, Request{Export: "depth", Input: []byte("9999")}); string(res.Output) != "9999" {
+		t.Fatalf("depth 9999 with a 128 MiB budget: %q", res.Output)
+	}
+	// The first worker kept its own budget (the compiled module is shared
+	// per module, memory limit and stack budget).
+	_, err = def.Call(context.Background(), Request{Export: "depth", Input: []byte("9999")})
+	wantCode(t, err, CodeLimitStack)
+}

@@ -76,7 +76,7 @@ var DefaultLimits = Limits{
 	LogBytes:    64 << 10,
 	WriteBytes:  64 << 20,
 	WriteFiles:  1024,
-	StackBytes:  8 << 20,
+	StackBytes:  16 << 20,
 }
 
 // minMemoryBytes is the Extism kernel's initial memory (16 pages); no

@@ -18,6 +18,7 @@ import (
 type pluginKey struct {
 	module      [32]byte
 	memoryBytes uint64
+	stackBytes  uint64 // the stack guard's budget is compiled in
 }
 
 // sharedPlugin is one compiled module (an Extism CompiledPlugin: its wazero

@@ -166,7 +166,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	if sum == ([32]byte{}) {
 		sum = sha256.Sum256(wasm)
 	}
-	key := pluginKey{module: sum, memoryBytes: lim.MemoryBytes}
+	key := pluginKey{module: sum, memoryBytes: lim.MemoryBytes, stackBytes: lim.StackBytes}
 	wasm = e.compiledFormOf(wasm, sum)
 	// Extism's http_request, http_status_code and http_headers are served
 	// by the Hall over the worker's egress (extism_http.go).

@@ -271,3 +271,31 @@ func count() int32 {
 	output([]byte(strconv.Itoa(counter)))
 	return 0
 }
+
+// depth recurses as deep as the decimal input says, through a JSON
+// document of that nesting decoded by encoding/json (a legitimate deep
+// recursion), and outputs the depth it reached.
+//
+//go:wasmexport depth
+func depth() int32 {
+	n, err := strconv.Atoi(string(input()))
+	if err != nil {
+		return 1
+	}
+	doc := strings.Repeat("[", n) + strings.Repeat("]", n)
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		output([]byte(err.Error()))
+		return 1
+	}
+	d := 0
+	for a, ok := v.([]any); ok; d++ {
+		if len(a) == 0 {
+			d++
+			break
+		}
+		a, ok = a[0].([]any)
+	}
+	output([]byte(strconv.Itoa(d)))
+	return 0
+}

@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -144,7 +143,8 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 		r.Content = []sdk.Content{&sdk.TextContent{Text: base64.StdEncoding.EncodeToString(res.Output)}}
 	}
 	if t.output != nil {
-		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(res.Output))
+		var v any
+		err := json.Unmarshal(res.Output, &v)
 		if err == nil {
 			err = t.output.Validate(v)
 		}
@@ -182,8 +182,8 @@ func (t *tool) payload(args json.RawMessage) ([]byte, string) {
 		args = []byte("{}")
 	}
 	if t.input != nil {
-		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
-		if err != nil {
+		var v any
+		if err := json.Unmarshal(args, &v); err != nil {
 			return nil, "arguments: not valid JSON: " + err.Error()
 		}
 		if err := t.input.Validate(v); err != nil {

@@ -1,19 +1,18 @@
 package mcp
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/google/jsonschema-go/jsonschema"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/schemacheck"
 )
 
 // defaultInputSchema is the input schema of a worker whose record declares
@@ -28,10 +27,10 @@ type tool struct {
 	// input validates the arguments of a worker that declares an
 	// input_schema (they are passed to it as JSON); nil: the default
 	// {"input": string}.
-	input *jsonschema.Schema
+	input *jsonschema.Resolved
 	// output validates the output of a worker that declares an
 	// output_schema (then returned as structuredContent too).
-	output *jsonschema.Schema
+	output *jsonschema.Resolved
 	// key is the tool's JSON definition, to tell whether it changed.
 	key string
 }
@@ -80,7 +79,7 @@ func newTool(capability string, rec *wcp.Record) (*tool, error) {
 	t := &tool{capability: capability, workerID: rec.WorkerID}
 	in := defaultInputSchema
 	if len(rec.InputSchema) > 0 {
-		s, err := compileSchema(rec.InputSchema)
+		s, err := schemacheck.Compile(rec.InputSchema)
 		if err != nil {
 			return nil, fmt.Errorf("input_schema: %w", err)
 		}
@@ -88,7 +87,7 @@ func newTool(capability string, rec *wcp.Record) (*tool, error) {
 	}
 	var outSchema json.RawMessage
 	if len(rec.OutputSchema) > 0 {
-		s, err := compileSchema(rec.OutputSchema)
+		s, err := schemacheck.Compile(rec.OutputSchema)
 		if err != nil {
 			return nil, fmt.Errorf("output_schema: %w", err)
 		}
@@ -152,29 +151,4 @@ func annotations(capability string, rec *wcp.Record) *sdk.ToolAnnotations {
 		a.DestructiveHint = &destructive
 	}
 	return a
-}
-
-// compileSchema compiles a record's JSON Schema (2020-12 unless it says
-// otherwise). References are resolved within the document and to the
-// standard metaschemas only: a schema cannot make the Hall read a file or
-// the network.
-func compileSchema(raw json.RawMessage) (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	const url = "urn:hall:record-schema"
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.UseLoader(noLoader{})
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, err
-	}
-	return c.Compile(url)
-}
-
-type noLoader struct{}
-
-func (noLoader) Load(url string) (any, error) {
-	return nil, errors.New("a record's schema may not reference " + url + " (only its own definitions and the JSON Schema metaschemas)")
 }

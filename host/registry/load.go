@@ -1,53 +1,102 @@
 package registry
 
 import (
-	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
+	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/schemacheck"
 )
 
 //go:embed schemas/registry-record.schema.json
 var recordSchemaJSON []byte
 
-const recordSchemaURL = "https://wcphall.dev/schemas/registry-record.schema.json"
+// compiledRecordSchema is the record schema ready to check records.
+type compiledRecordSchema struct {
+	check *schemacheck.Checker
+	// schemaMembers are the members whose value is itself a JSON Schema
+	// ("$ref" to the 2020-12 meta-schema: input_schema, output_schema).
+	// The Checker is built without those references and the members are
+	// checked against the meta-schema apart, only when a record has them:
+	// loading the meta-schemas costs more than the whole record schema,
+	// and `hall run` validates every enrolled record at start.
+	schemaMembers []string
+}
 
-var (
-	schemaOnce sync.Once
-	schema     *jsonschema.Schema
-	schemaErr  error
-	printer    = message.NewPrinter(language.English)
-)
+// recordSchema is built on first use, not at package initialisation
+// (RATIONALE.md: the cost of a one-shot `hall run`).
+var recordSchema = sync.OnceValues(func() (*compiledRecordSchema, error) {
+	var sch jsonschema.Schema
+	if err := json.Unmarshal(recordSchemaJSON, &sch); err != nil {
+		return nil, fmt.Errorf("registry: embedded schema: %w", err)
+	}
+	out := &compiledRecordSchema{}
+	for _, name := range slices.Sorted(maps.Keys(sch.Properties)) {
+		if p := sch.Properties[name]; p.Ref == schemacheck.MetaURL {
+			p.Ref = ""
+			out.schemaMembers = append(out.schemaMembers, name)
+		}
+	}
+	c, err := schemacheck.New(&sch)
+	if err != nil {
+		return nil, fmt.Errorf("registry: embedded schema: %w", err)
+	}
+	out.check = c
+	return out, nil
+})
 
-func recordSchema() (*jsonschema.Schema, error) {
-	schemaOnce.Do(func() {
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(recordSchemaJSON))
-		if err != nil {
-			schemaErr = fmt.Errorf("registry: embedded schema: %w", err)
-			return
+// problems lists what the record schema finds wrong with inst.
+func (rs *compiledRecordSchema) problems(inst any) []Problem {
+	var probs []Problem
+	for _, p := range rs.check.Check(inst) {
+		probs = append(probs, Problem{Field: jsonPath(p.Loc), Message: p.Message})
+	}
+	obj, _ := inst.(map[string]any)
+	for _, m := range rs.schemaMembers {
+		v, ok := obj[m]
+		if !ok || slices.ContainsFunc(probs, func(p Problem) bool { return p.Field == m }) {
+			continue // absent, or already wrong as a whole (not an object)
 		}
-		c := jsonschema.NewCompiler()
-		if err := c.AddResource(recordSchemaURL, doc); err != nil {
-			schemaErr = fmt.Errorf("registry: embedded schema: %w", err)
-			return
-		}
-		schema, schemaErr = c.Compile(recordSchemaURL)
-	})
-	return schema, schemaErr
+		probs = append(probs, schemaMemberProblems(m, v)...)
+	}
+	return probs
+}
+
+// schemaMemberProblems checks the value of member m, a JSON Schema of the
+// worker's: against the 2020-12 meta-schema, then whether the Hall can
+// compile it (MCP validates arguments and outputs with it; its patterns
+// must be Go regular expressions, its references local).
+func schemaMemberProblems(m string, v any) []Problem {
+	meta, err := schemacheck.Meta()
+	if err != nil {
+		return []Problem{{Field: m, Message: err.Error()}}
+	}
+	var probs []Problem
+	for _, p := range meta.Check(v) {
+		probs = append(probs, Problem{Field: jsonPath(append([]string{m}, p.Loc...)), Message: p.Message})
+	}
+	if len(probs) > 0 {
+		return probs
+	}
+	raw, err := json.Marshal(v)
+	if err == nil {
+		_, err = schemacheck.Compile(raw)
+	}
+	if err != nil {
+		return []Problem{{Field: m, Message: "not usable as a tool schema: " + err.Error()}}
+	}
+	return nil
 }
 
 // Problem is one thing wrong with a record: the JSON path of the field
@@ -101,22 +150,15 @@ type Options struct {
 
 // ValidateWith is Validate with options.
 func ValidateWith(data []byte, opts Options) (*wcp.Record, error) {
-	sch, err := recordSchema()
+	rs, err := recordSchema()
 	if err != nil {
 		return nil, err
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
+	var inst any
+	if err := json.Unmarshal(data, &inst); err != nil {
 		return nil, &RecordError{Problems: []Problem{{Message: "not valid JSON: " + err.Error()}}}
 	}
-	var probs []Problem
-	if err := sch.Validate(inst); err != nil {
-		var ve *jsonschema.ValidationError
-		if !errors.As(err, &ve) {
-			return nil, err
-		}
-		probs = appendSchemaProblems(probs, ve)
-	}
+	probs := rs.problems(inst)
 	if !opts.AllowUnknownFields {
 		probs = append(probs, unknownFields(inst)...)
 	}
@@ -143,26 +185,6 @@ func ValidateWith(data []byte, opts Options) (*wcp.Record, error) {
 		return nil, &RecordError{Problems: probs}
 	}
 	return &rec, nil
-}
-
-// appendSchemaProblems flattens a validation error tree into its leaves.
-func appendSchemaProblems(probs []Problem, ve *jsonschema.ValidationError) []Problem {
-	if len(ve.Causes) == 0 {
-		// A missing required member is a problem of that member, so that
-		// every problem names the field at fault.
-		if req, ok := ve.ErrorKind.(*kind.Required); ok {
-			for _, m := range req.Missing {
-				loc := append(slices.Clone(ve.InstanceLocation), m)
-				probs = append(probs, Problem{Field: jsonPath(loc), Message: "is required"})
-			}
-			return probs
-		}
-		return append(probs, Problem{Field: jsonPath(ve.InstanceLocation), Message: ve.ErrorKind.LocalizedString(printer)})
-	}
-	for _, c := range ve.Causes {
-		probs = appendSchemaProblems(probs, c)
-	}
-	return probs
 }
 
 func jsonPath(loc []string) string {

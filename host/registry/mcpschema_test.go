@@ -21,6 +21,9 @@ func TestValidateToolSchemas(t *testing.T) {
 		{"output not a schema", `"output_schema":{"type":"object","required":"text"}`, "output_schema.required"},
 		{"output not an object", `"output_schema":"object"`, "output_schema"},
 		{"description not a string", `"description":7`, "description"},
+		{"input pattern not a Go regexp", `"input_schema":{"type":"object","properties":{"a":{"type":"string","pattern":"(?<=x)a"}}}`, "input_schema"},
+		{"output refers elsewhere", `"output_schema":{"$ref":"https://example.test/other.json"}`, "output_schema"},
+		{"output of another draft", `"output_schema":{"$schema":"http://json-schema.org/draft-04/schema#","type":"object"}`, "output_schema"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, err := Validate([]byte("{" + base + "," + tc.members + "}"))
@@ -51,5 +54,21 @@ func TestValidateToolSchemas(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestRecordSchemaCovered: the walk that locates problems follows every
+// keyword of the record schema, and the members that are JSON Schemas are
+// the ones checked against the meta-schema.
+func TestRecordSchemaCovered(t *testing.T) {
+	rs, err := recordSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := rs.check.Unsupported(); len(u) != 0 {
+		t.Errorf("keywords the walk does not follow: %q", u)
+	}
+	if got := strings.Join(rs.schemaMembers, ","); got != "input_schema,output_schema" {
+		t.Errorf("schema members = %s", got)
 	}
 }

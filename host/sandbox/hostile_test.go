@@ -344,3 +344,21 @@ func TestGoGuestDeepRecursion(t *testing.T) {
 	_, err = def.Call(context.Background(), Request{Export: "depth", Input: []byte("9999")})
 	wantCode(t, err, CodeLimitStack)
 }
+
+// TestHostileStartRecursion: a start section that recurses without end is
+// refused at load as LIMIT_STACK (the guard covers instantiation too).
+func TestHostileStartRecursion(t *testing.T) {
+	e := newEngine(t, Config{})
+	wasm := compileWAT(t, `(module
+  (memory (export "memory") 1)
+  (func $down (param i64) (result i64) (i64.add (call $down (local.get 0)) (i64.const 1)))
+  (func $start (drop (call $down (i64.const 0))))
+  (func (export "run") (result i32) (i32.const 0))
+  (start $start))`)
+	_, err := e.Load(context.Background(), wasm, Spec{Name: "startrecurse", Limits: Limits{Timeout: 10 * time.Second, MemoryBytes: 16 << 20, StackBytes: 1 << 20}})
+	se := wantCode(t, err, CodeLimitStack)
+	if !strings.Contains(se.Message, "start section") {
+		t.Fatalf("message %q", se.Message)
+	}
+	stillServes(t, e)
+}

@@ -105,6 +105,21 @@ type rawSection struct {
 	header, start, end int // header: offset of the id byte; [start,end): content
 }
 
+// hasStartSection tells whether wasm has a start section (id 8), whose
+// function runs at every instantiation.
+func hasStartSection(wasm []byte) bool {
+	secs, err := rawSections(wasm)
+	if err != nil {
+		return false
+	}
+	for _, s := range secs {
+		if s.id == 8 {
+			return true
+		}
+	}
+	return false
+}
+
 func rawSections(wasm []byte) ([]rawSection, error) {
 	if len(wasm) < 8 {
 		return nil, errors.New("short module")

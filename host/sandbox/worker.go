@@ -31,6 +31,7 @@ import (
 // instance.
 type Worker struct {
 	eng      *Engine
+	hasStart bool // the module has a start section (instantiation runs guest code)
 	name     string
 	policy   Policy
 	limits   Limits
@@ -215,19 +216,20 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		return nil, fmt.Errorf("sandbox: %s: %w", spec.Name, err)
 	}
 	w := &Worker{
-		eng:     e,
-		name:    spec.Name,
-		policy:  spec.Policy,
-		limits:  lim,
-		reuse:   spec.Reuse,
-		exports: exports,
-		secrets: map[string]bool{},
-		closeFS: closeFS,
-		charge:  charge,
-		quota:   quota,
-		refill:  make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		idle:    map[string][]*instance{},
+		hasStart: hasStartSection(wasm),
+		eng:      e,
+		name:     spec.Name,
+		policy:   spec.Policy,
+		limits:   lim,
+		reuse:    spec.Reuse,
+		exports:  exports,
+		secrets:  map[string]bool{},
+		closeFS:  closeFS,
+		charge:   charge,
+		quota:    quota,
+		refill:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		idle:     map[string][]*instance{},
 	}
 	w.stop, w.stopCall = context.WithCancel(context.Background())
 	for n := range exports {
@@ -494,8 +496,14 @@ func (w *Worker) newInstance(ctx context.Context) (*instance, error) {
 		if w.stop.Err() != nil {
 			return nil, fmt.Errorf("sandbox: %s: worker closed during instantiation", w.name)
 		}
+		if isStackExhausted(err.Error()) {
+			return nil, errorf(CodeLimitStack, "%s: the module's start section ran out of its call stack budget of %d bytes", w.name, w.limits.StackBytes)
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, errorf(CodeLimitTimeout, "%s: instantiation (the module's start section) did not finish within the time limit", w.name)
+			if w.hasStart {
+				return nil, errorf(CodeLimitTimeout, "%s: instantiation (the module's start section) did not finish within the time limit", w.name)
+			}
+			return nil, errorf(CodeLimitTimeout, "%s: instantiation did not finish within the time limit (the module has no start section: the host was too busy, or the module's initial memory too large, to instantiate it in time)", w.name)
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("sandbox: %s: instantiation abandoned by caller: %w", w.name, ctx.Err())

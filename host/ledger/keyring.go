@@ -417,6 +417,8 @@ func rotations(ctx context.Context, q interface {
 // positions it may sign (from the rotations).
 type keyRing struct {
 	keys map[string]ed25519.PublicKey
+	// verifiers check signatures by each key of keys (sigverify.go).
+	verifiers map[string]*keyVerifier
 	// after[key][chain/stream] is the last position before the key's
 	// first; until[key] is nil for a key never rotated out.
 	after, until map[string]map[string]uint64
@@ -457,8 +459,10 @@ func newKeyRing(trusted map[string]ed25519.PublicKey, rots []rotation) *keyRing 
 		}
 		kr.after[r.NewKeyID] = hm
 	}
-	for id := range kr.keys {
+	kr.verifiers = make(map[string]*keyVerifier, len(kr.keys))
+	for id, k := range kr.keys {
 		kr.ids = append(kr.ids, id)
+		kr.verifiers[id] = newKeyVerifier(k)
 	}
 	slices.Sort(kr.ids)
 	return kr
@@ -482,12 +486,12 @@ func (kr *keyRing) check(chain, stream string, seq uint64, keyID, hash, sig stri
 
 // verifySig checks a signature by a trusted key, whatever its position.
 func (kr *keyRing) verifySig(keyID, hash, sig string) string {
-	pub, ok := kr.keys[keyID]
+	v, ok := kr.verifiers[keyID]
 	if !ok {
 		return fmt.Sprintf("signed by key %s, not by %s", keyID, strings.Join(kr.ids, " or "))
 	}
 	raw, err := base64.StdEncoding.DecodeString(sig)
-	if err != nil || !ed25519.Verify(pub, []byte(hash), raw) {
+	if err != nil || !v.verify([]byte(hash), raw) {
 		return fmt.Sprintf("signature does not verify with key %s: hash or signature altered", keyID)
 	}
 	return ""

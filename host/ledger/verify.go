@@ -68,6 +68,11 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 		}
 		o.Keys = map[string]ed25519.PublicKey{k.id: k.pub}
 	}
+	for id, k := range o.Keys {
+		if len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("ledger: verify: %w: VerifyOptions.Keys[%q] has %d bytes, want %d (the raw Ed25519 public key)", ErrKey, id, len(k), ed25519.PublicKeySize)
+		}
+	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // heads and receipts from one snapshot
 	if err != nil {
 		return nil, s.wrap("verify", err)

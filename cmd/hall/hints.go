@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,8 +14,11 @@ import (
 )
 
 // pathErr finds "op PATH: reason" in a worker's error: what Go's os
-// package reports for a failed file operation.
-var pathErr = regexp.MustCompile(`(?i)\b(open|stat|lstat|mkdir|create|remove|rename|write|read|readdir|chmod|truncate) (/[^:\s]*): (bad file number|bad file descriptor|no such file or directory|read-only file system|permission denied|operation not permitted)`)
+// package reports for a failed file operation. Compiled on first use (a
+// worker failure), not at the start of every hall process.
+var pathErr = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)\b(open|stat|lstat|mkdir|create|remove|rename|write|read|readdir|chmod|truncate) (/[^:\s]*): (bad file number|bad file descriptor|no such file or directory|read-only file system|permission denied|operation not permitted)`)
+})
 
 // workerErrorHints names the fix of a worker failure that comes from its
 // privilege envelope: a path outside the directories it declared (Go's
@@ -34,7 +38,7 @@ func workerErrorHints(c *cli.Context, workerID string, err error) []string {
 		env = &wcp.PrivilegeEnvelope{}
 	}
 	var hints []string
-	for _, m := range pathErr.FindAllStringSubmatch(err.Error(), -1) {
+	for _, m := range pathErr().FindAllStringSubmatch(err.Error(), -1) {
 		path, reason := m[2], strings.ToLower(m[3])
 		writes, reads := under(path, env.FilesystemWrites), under(path, env.FilesystemReads)
 		switch {

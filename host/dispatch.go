@@ -136,6 +136,9 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 			Secrets:  secrets,
 			Logger:   h.log,
 			Compiler: h.opts.Compiler,
+			// Options.MemoryBudget, else hall.json's; 0: the sandbox's
+			// default (half of physical memory).
+			MemoryBudget: h.configuredBudget(),
 			// Loaded workers themselves count against the same bound
 			// (evictIdle).
 			IdleMemory: h.idleMemory(),
@@ -143,7 +146,7 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 		if err != nil {
 			return nil, err
 		}
-		h.engine = e
+		h.engine, h.engineBudget = e, h.configuredBudget()
 	}
 	return h.engine, nil
 }
@@ -506,6 +509,22 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	} else {
 		defer h.release(ctx, lw)
 	}
+	// A fair dispatch slot (admission.go), waited for within the worker's
+	// time limit; refused, nothing ran and nothing is recorded.
+	wait := plan.Limits().Timeout
+	if req.Timeout > 0 && (wait <= 0 || req.Timeout < wait) {
+		wait = req.Timeout
+	}
+	if wait <= 0 {
+		wait = DefaultTimeout
+	}
+	actx, cancelWait := context.WithTimeout(ctx, wait)
+	releaseSlot, err := h.admission.acquire(actx, req.Input.TenantID)
+	cancelWait()
+	if err != nil {
+		return res, err
+	}
+	defer releaseSlot()
 	if err := h.checkFreeSpace(); err != nil {
 		return res, err
 	}
@@ -753,3 +772,29 @@ func recordWorkerEvents(ctx context.Context, store ledger.Store, decisionID, cor
 	}
 	return store.RecordEvents(ctx, correlationID, events)
 }
+
+// MemoryBudget is the configured Hall-wide memory budget in bytes
+// (Options.MemoryBudget, else hall.json's limits.memory_budget_mb); 0 when
+// neither sets it and the sandbox's default (half of physical memory)
+// applies.
+func (h *Hall) MemoryBudget() uint64 { return h.memoryBudget() }
+
+func (h *Hall) memoryBudget() uint64 {
+	h.mu.Lock()
+	engine, budget := h.engine, h.engineBudget
+	h.mu.Unlock()
+	if engine != nil {
+		return budget // the one in force: a reload does not change it
+	}
+	return h.configuredBudget()
+}
+
+func (h *Hall) configuredBudget() uint64 {
+	if h.opts.MemoryBudget > 0 {
+		return h.opts.MemoryBudget
+	}
+	return uint64(max(h.snap.Load().cfg.Limits.MemoryBudgetMB, 0)) << 20
+}
+
+// Admission returns the state of the dispatch slots (admission.go).
+func (h *Hall) Admission() AdmissionStats { return h.admission.stats() }

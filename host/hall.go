@@ -98,7 +98,28 @@ type Options struct {
 	// where it writes them (a witness directory outside Home); default:
 	// only on demand (hall audit checkpoint). See docs/EVIDENCE.md.
 	Checkpoints ledger.CheckpointPolicy
+	// MemoryBudget is the host memory, in bytes, all concurrent dispatches
+	// may take together (sandbox.Config.MemoryBudget); it wins over
+	// hall.json's limits.memory_budget_mb. 0: that, else half of physical
+	// memory. At least MinMemoryBudgetMB MiB.
+	MemoryBudget uint64
+	// MaxConcurrent is the number of dispatch slots: dispatches running
+	// guest code at once, admitted fairly between tenants (admission.go;
+	// 0: DefaultMaxConcurrent()).
+	MaxConcurrent int
+	// TenantShare is the share of the slots one tenant may hold while
+	// another tenant holds or waits for one, in (0, 1] (0:
+	// DefaultTenantShare; 1: no cap).
+	TenantShare float64
 }
+
+// MinMemoryBudgetMB is the smallest memory budget the Hall accepts: above
+// the charge of the smallest possible call (host/sandbox budget.go
+// callCharge: two 1 MiB linear memories, four times a 1 MiB stack budget
+// and 8 MiB of engine overhead, about 14.3 MiB). A budget below it could
+// admit no call at all; one below a given worker's charge refuses that
+// worker with LIMIT_MEMORY when it loads, naming both.
+const MinMemoryBudgetMB = 16
 
 // Config is the Hall configuration file (hall.json): PyHall's HallConfig
 // fields at the top level, plus the Hall's own settings.
@@ -170,6 +191,10 @@ type LimitsConfig struct {
 	// is charged 4 × (StackMB + 1/16) MiB of the memory budget
 	// (docs/SECURITY.md).
 	StackMB int64 `json:"stack_mb,omitempty"`
+	// MemoryBudgetMB is the host memory, in MiB, all concurrent dispatches
+	// may take together (Options.MemoryBudget wins; 0: half of physical
+	// memory). Read when the sandbox starts: a change needs a restart.
+	MemoryBudgetMB int64 `json:"memory_budget_mb,omitempty"`
 }
 
 // DefaultConfig is the configuration of a Hall without a hall.json:
@@ -191,7 +216,25 @@ func ParseConfig(data []byte) (Config, error) {
 	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
 		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)
 	}
+	if err := CheckMemoryBudgetMB("limits.memory_budget_mb", c.Limits.MemoryBudgetMB); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// CheckMemoryBudgetMB checks a memory budget in MiB given as field (a
+// hall.json key or a flag): 0 means the default, anything else must be at
+// least MinMemoryBudgetMB.
+func CheckMemoryBudgetMB(field string, mb int64) error {
+	switch {
+	case mb < 0:
+		return fmt.Errorf("%s: %d is negative; give the host memory, in MiB, all concurrent dispatches may take together (at least %d), or 0 for half of physical memory", field, mb, MinMemoryBudgetMB)
+	case mb > 0 && mb < MinMemoryBudgetMB:
+		return fmt.Errorf("%s: %d MiB could not admit even the smallest call (its linear memories, stack and engine overhead; docs/SECURITY.md); give at least %d, or 0 for half of physical memory", field, mb, MinMemoryBudgetMB)
+	case mb > 1<<40:
+		return fmt.Errorf("%s: %d MiB is beyond any machine; give the budget in MiB (e.g. 4096 for 4 GiB)", field, mb)
+	}
+	return nil
 }
 
 // Hall is a loaded Hall. Its methods are safe for concurrent use.
@@ -220,8 +263,15 @@ type Hall struct {
 	ledger    ledger.Store
 	ownLedger bool // opened by the Hall, closed by Close
 	offline   atomic.Bool
+	// engineBudget is the memory budget engine was made with (0: the
+	// sandbox's default); guarded by mu.
+	engineBudget uint64
 
 	watchers watchers
+
+	// admission hands out the dispatch slots fairly between tenants
+	// (admission.go).
+	admission *admission
 
 	// uses and evicted count acquisitions and evictions of loaded
 	// workers (dispatch.go), guarded by mu.
@@ -251,7 +301,13 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	opts.Rules = opts.path(opts.Rules)
 	opts.RegistryDir = opts.path(opts.RegistryDir)
 	opts.Home = opts.path(opts.Home)
-	h := &Hall{opts: opts, log: opts.Logger}
+	if opts.MemoryBudget > 0 && opts.MemoryBudget < MinMemoryBudgetMB<<20 {
+		return nil, fmt.Errorf("Options.MemoryBudget: %d bytes could not admit even the smallest call; give at least %d bytes (MinMemoryBudgetMB MiB), or 0 for the default", opts.MemoryBudget, MinMemoryBudgetMB<<20)
+	}
+	if opts.TenantShare < 0 || opts.TenantShare > 1 {
+		return nil, fmt.Errorf("Options.TenantShare: %v is not a share of the dispatch slots; give a fraction in (0, 1], or 0 for %v", opts.TenantShare, DefaultTenantShare)
+	}
+	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

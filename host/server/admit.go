@@ -23,6 +23,31 @@ func (s *Server) admitRoute(w http.ResponseWriter, r *http.Request) (release fun
 	}
 }
 
+// admitOwn takes a place under the server's own bound on dispatches in
+// flight (Config.MaxConcurrent), when it has one. The Hall's fair dispatch
+// slots are taken afterwards, in host.Hall.Run, by every entry point.
+func (s *Server) admitOwn() (release func(), ok bool) {
+	if s.sem == nil {
+		return func() {}, true
+	}
+	select {
+	case s.sem <- struct{}{}:
+		return func() { <-s.sem }, true
+	default:
+		return nil, false
+	}
+}
+
+// maxConcurrent is the bound on dispatches in flight the server reports:
+// the Hall's slots, or the server's own bound when that is lower.
+func (s *Server) maxConcurrent() int {
+	n := s.h.Admission().Slots
+	if s.sem != nil && cap(s.sem) < n {
+		n = cap(s.sem)
+	}
+	return n
+}
+
 // codedError finds the stable code of a Hall error (an error with a Code
 // method anywhere in its chain) that the codes table knows.
 func codedError(err error) (wcp.Code, bool) {

@@ -174,15 +174,14 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errf(http.StatusServiceUnavailable, CodeHallOffline, "the Hall is offline and refuses dispatch (an administrator brings it online with POST /api/server/go-online)"))
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-	default:
+	releaseOwn, ok := s.admitOwn()
+	if !ok {
 		s.metrics.rejected.WithLabelValues("saturated").Inc()
 		writeError(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: CodeSaturated, RetryAfter: 1,
 			Message: fmt.Sprintf("the Hall is running its maximum of %d dispatches; retry later", cap(s.sem))})
 		return
 	}
-	defer func() { <-s.sem }()
+	defer releaseOwn()
 
 	s.metrics.inFlight.Inc()
 	start := time.Now()
@@ -195,6 +194,14 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, host.ErrOffline) {
 		s.metrics.rejected.WithLabelValues("offline").Inc()
 		writeError(w, r, errf(http.StatusServiceUnavailable, CodeHallOffline, "the Hall is offline and refuses dispatch (an administrator brings it online with POST /api/server/go-online)"))
+		return
+	}
+	var sat *host.SaturatedError
+	if errors.As(err, &sat) {
+		// No fair dispatch slot for this tenant (host/admission.go):
+		// nothing ran, nothing was recorded; the client may retry.
+		s.metrics.rejected.WithLabelValues("saturated").Inc()
+		writeError(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: CodeSaturated, RetryAfter: 1, Message: sat.Error()})
 		return
 	}
 	if res != nil {

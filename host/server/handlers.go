@@ -46,8 +46,12 @@ func (s *Server) wcpHealth(w http.ResponseWriter, r *http.Request) {
 		"workers":          s.h.Registry().Len(),
 		"capabilities":     len(s.h.Registry().Capabilities()),
 		"rules":            len(s.h.Rules().Rules),
-		"max_concurrent":   s.cfg.MaxConcurrent,
-		"timestamp":        now(),
+		"max_concurrent":   s.maxConcurrent(),
+		// The fair share of the dispatch slots (host/admission.go) and the
+		// Hall-wide memory budget (0: half of physical memory).
+		"tenant_max_concurrent": s.h.Admission().TenantSlots,
+		"memory_budget_mb":      s.h.MemoryBudget() >> 20,
+		"timestamp":             now(),
 	}
 	if lerr != nil {
 		s.log.Error("http: evidence ledger unavailable", "request_id", requestID(r), "error", lerr)

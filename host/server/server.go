@@ -3,7 +3,6 @@ package server
 import (
 	"log/slog"
 	"net/http"
-	"runtime"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,11 +23,9 @@ const (
 	DefaultMaxUpload = 64 << 20
 )
 
-// DefaultMaxConcurrent is the bound on concurrent dispatches when
-// Config.MaxConcurrent is zero: 16 per CPU. A dispatch is CPU-bound in the
-// sandbox, so more in flight only adds latency; the bound exists so that a
-// burst is refused (503) instead of queued without limit.
-func DefaultMaxConcurrent() int { return 16 * runtime.GOMAXPROCS(0) }
+// DefaultMaxConcurrent is the Hall's number of dispatch slots when
+// host.Options.MaxConcurrent is zero: 16 per CPU (host.DefaultMaxConcurrent).
+func DefaultMaxConcurrent() int { return host.DefaultMaxConcurrent() }
 
 // Config configures the HTTP API.
 type Config struct {
@@ -39,11 +36,15 @@ type Config struct {
 	MaxBody int64
 	// MaxUpload bounds module uploads (default DefaultMaxUpload).
 	MaxUpload int64
-	// MaxConcurrent bounds dispatches in flight (default
-	// DefaultMaxConcurrent()).
+	// MaxConcurrent, when positive, is an extra bound of this server's own
+	// on its dispatches in flight (POST /wcp/run and MCP tool calls),
+	// Hall-wide and refused at once beyond it. Zero (the default): only the
+	// Hall's dispatch slots bound them, admitted fairly between tenants
+	// (host.Options.MaxConcurrent, TenantShare; `hall serve
+	// --max-concurrent` sets those).
 	MaxConcurrent int
 	// MaxConcurrentRoutes bounds decisions in flight on /wcp/route (default
-	// 4 × MaxConcurrent: a decision is cheaper than a dispatch).
+	// 4 × the dispatch bound: a decision is cheaper than a dispatch).
 	MaxConcurrentRoutes int
 	// Logger receives one line per request and the server's errors
 	// (default: discarded).
@@ -57,6 +58,7 @@ type Server struct {
 	h   *host.Hall
 	cfg Config
 	log *slog.Logger
+	// sem is Config.MaxConcurrent's bound, nil without one.
 	sem chan struct{}
 	// routeSem bounds decisions in flight (POST /wcp/route).
 	routeSem chan struct{}
@@ -73,13 +75,21 @@ func New(h *host.Hall, cfg Config) http.Handler {
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = DefaultMaxUpload
 	}
-	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = DefaultMaxConcurrent()
+	if cfg.MaxConcurrent < 0 {
+		cfg.MaxConcurrent = 0
 	}
 	if cfg.MaxConcurrentRoutes <= 0 {
-		cfg.MaxConcurrentRoutes = 4 * cfg.MaxConcurrent
+		cfg.MaxConcurrentRoutes = 4 * DefaultMaxConcurrent()
+		if cfg.MaxConcurrent > 0 {
+			cfg.MaxConcurrentRoutes = 4 * cfg.MaxConcurrent
+		} else if h != nil {
+			cfg.MaxConcurrentRoutes = 4 * h.Admission().Slots
+		}
 	}
-	s := &Server{h: h, cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConcurrent), routeSem: make(chan struct{}, cfg.MaxConcurrentRoutes)}
+	s := &Server{h: h, cfg: cfg, log: cfg.Logger, routeSem: make(chan struct{}, cfg.MaxConcurrentRoutes)}
+	if cfg.MaxConcurrent > 0 {
+		s.sem = make(chan struct{}, cfg.MaxConcurrent)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -113,15 +123,14 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Post("/wcp/route", s.route)
 		r.Post("/wcp/run", s.run)
 		// MCP over Streamable HTTP (host/mcp, docs/MCP.md): the same tokens
-		// and the same bound on dispatches in flight as /wcp/run.
+		// and the same bounds on dispatches in flight as /wcp/run (the
+		// Hall's fair slots are taken in host.Hall.Run).
 		mcpHandler := hallmcp.Handler(h, hallmcp.Options{Logger: s.log, Version: cfg.Version, Admit: func() (func(), bool) {
-			select {
-			case s.sem <- struct{}{}:
-				return func() { <-s.sem }, true
-			default:
+			release, ok := s.admitOwn()
+			if !ok {
 				s.metrics.rejected.WithLabelValues("saturated").Inc()
-				return nil, false
 			}
+			return release, ok
 		}}, hallmcp.HTTPOptions{MaxBody: cfg.MaxBody, Tenant: func(r *http.Request) string { return principal(r).Scope.Tenant }})
 		r.Post("/mcp", mcpHandler.ServeHTTP)
 		r.Get("/mcp", mcpHandler.ServeHTTP)

@@ -99,6 +99,9 @@ func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 		Home:           c.String("home"),
 		Pool:           -1, // one-shot process: no background instances
 		Compiler:       extra.Compiler,
+		MemoryBudget:   extra.MemoryBudget,
+		MaxConcurrent:  extra.MaxConcurrent,
+		TenantShare:    extra.TenantShare,
 		KeyFile:        keyFile(c),
 		KeyFD:          keyFD(c),
 	})

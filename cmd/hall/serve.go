@@ -37,7 +37,9 @@ func serveCommand() *cli.Command {
 			"The API is described at GET /openapi.json.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "addr", EnvVars: []string{"HALL_ADDR"}, Value: "127.0.0.1:8765", Usage: "listen `ADDRESS` (host:port; port 0 picks a free one)"},
-			&cli.IntFlag{Name: "max-concurrent", Usage: "bound on dispatches in flight; more are refused with 503 (default 16 per CPU)"},
+			&cli.IntFlag{Name: "max-concurrent", Usage: "dispatch slots (dispatches running at once), shared fairly between tenants; a dispatch waits for one within its time limit (default 16 per CPU)"},
+			&cli.Float64Flag{Name: "tenant-share", Usage: "share of the dispatch slots one tenant may hold while another tenant wants one, in (0, 1] (default 0.5; 1: no cap)"},
+			&cli.Int64Flag{Name: "memory-budget-mb", Usage: "host memory in `MiB` all concurrent dispatches may take together; wins over hall.json's limits.memory_budget_mb (default: that, else half of physical memory)"},
 			&cli.Int64Flag{Name: "max-body", Value: server.DefaultMaxBody, Usage: "largest JSON request body in `BYTES`"},
 			&cli.Int64Flag{Name: "max-upload", Value: server.DefaultMaxUpload, Usage: "largest module upload in `BYTES`"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long shutdown waits for requests in flight"},
@@ -56,7 +58,12 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			h, err := openHallWith(c, host.Options{Logger: logger, Compiler: selfCompiler()})
+			opts, err := serveOptions(c)
+			if err != nil {
+				return err
+			}
+			opts.Logger, opts.Compiler = logger, selfCompiler()
+			h, err := openHallWith(c, opts)
 			if err != nil {
 				return err
 			}
@@ -67,12 +74,11 @@ func serveCommand() *cli.Command {
 			}
 			defer tokens.Close()
 			handler := server.New(h, server.Config{
-				Tokens:        tokens,
-				MaxBody:       c.Int64("max-body"),
-				MaxUpload:     c.Int64("max-upload"),
-				MaxConcurrent: c.Int("max-concurrent"),
-				Logger:        logger,
-				Version:       buildVersion(),
+				Tokens:    tokens,
+				MaxBody:   c.Int64("max-body"),
+				MaxUpload: c.Int64("max-upload"),
+				Logger:    logger,
+				Version:   buildVersion(),
 			})
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {
@@ -95,6 +101,24 @@ func serveCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// serveOptions are the Hall's dispatch bounds given as flags, checked:
+// each refusal names the flag and what it takes.
+func serveOptions(c *cli.Context) (host.Options, error) {
+	o := host.Options{MaxConcurrent: c.Int("max-concurrent"), TenantShare: c.Float64("tenant-share")}
+	if o.MaxConcurrent < 0 {
+		return o, failf("--max-concurrent: %d is negative; give the number of dispatch slots, or 0 for 16 per CPU", o.MaxConcurrent)
+	}
+	if o.TenantShare < 0 || o.TenantShare > 1 {
+		return o, failf("--tenant-share: %v is not a share of the dispatch slots; give a fraction in (0, 1] (0.5: half the slots; 1: no cap), or leave it out", o.TenantShare)
+	}
+	mb := c.Int64("memory-budget-mb")
+	if err := host.CheckMemoryBudgetMB("--memory-budget-mb", mb); err != nil {
+		return o, failf("%v", err)
+	}
+	o.MemoryBudget = uint64(mb) << 20
+	return o, nil
 }
 
 // reloadOnChange applies changes made on disk while the server runs: it

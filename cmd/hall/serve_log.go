@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/urfave/cli/v2"
@@ -39,7 +40,19 @@ func logStartup(logger *slog.Logger, h *host.Hall, addr string) {
 		"capabilities", len(h.Registry().Capabilities()),
 		"compliance_level", level,
 		"online", h.Online(),
+		"max_concurrent", h.Admission().Slots,
+		"tenant_max_concurrent", h.Admission().TenantSlots,
+		"memory_budget", memoryBudgetText(h.MemoryBudget()),
 		"version", buildVersion(),
 		"openapi", "http://"+addr+"/openapi.json",
 	)
+}
+
+// memoryBudgetText is the Hall-wide memory budget as the startup summary
+// shows it.
+func memoryBudgetText(b uint64) string {
+	if b == 0 {
+		return "half of physical memory (default)"
+	}
+	return fmt.Sprintf("%d MiB", b>>20)
 }

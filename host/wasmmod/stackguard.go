@@ -1,6 +1,7 @@
 package wasmmod
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 )
@@ -47,13 +48,14 @@ type StackGuard struct {
 // call is bounded by the budget (the charges over-estimate real frames), so
 // it can be accounted for before the call is admitted.
 //
-// How: each defined function i keeps its index but gets a new body, a
-// guard that checks and takes the function's charge from a budget held in
-// a new mutable global, calls the original body (moved to a new index at
-// the end of the function index space) with the same arguments, and gives
-// the charge back. Every way into a function — direct and indirect calls,
-// tables, exports, the start section, ref.func — therefore passes its
-// guard, and the original bodies are copied byte for byte.
+// How: each function body the module defines gets a prologue that checks
+// and takes the function's charge from a budget held in a new mutable
+// global, and an epilogue that gives it back: the original instructions
+// are wrapped in a block (whose label stands in for the function's, so a
+// branch to the function's label leaves through the epilogue) and every
+// `return` becomes a branch to that block. Every way into a function —
+// direct and indirect calls, tables, exports, the start section — runs its
+// prologue; function indices do not change.
 //
 // # Notes
 //
@@ -66,8 +68,7 @@ type StackGuard struct {
 //   - A trap leaves the budget partly taken; a trapped instance must not be
 //     reused (the sandbox closes it).
 //   - Tail calls do not exist in the enabled feature set; every call nests.
-//   - Stack traces keep the guest's function names, on the guards and on
-//     the moved bodies alike (each guest frame appears twice).
+//   - Stack traces keep the guest's function names.
 //   - Deterministic; a module with no defined function is returned as is.
 //     Errors wrap ErrMalformed.
 func GuardStack(wasm []byte, budget uint64) ([]byte, StackGuard, error) {
@@ -129,8 +130,10 @@ type guardScan struct {
 }
 
 type guardBody struct {
-	raw    []byte // size prefix and body, as in the code section
-	charge uint64
+	locals  []byte // the body's local declarations, as encoded
+	code    []byte // its instructions, `return` made a branch (instrs)
+	results []byte // the function's result types
+	charge  uint64
 }
 
 func (m *guardScan) section(r *reader, id byte) {
@@ -145,6 +148,11 @@ func (m *guardScan) section(r *reader, id byte) {
 			var ft FuncType
 			ft.Params = r.valTypes()
 			ft.Results = r.valTypes()
+			for _, v := range append(slices.Clip(ft.Params), ft.Results...) {
+				if r.err == nil && !slices.Contains([]byte{0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f}, v) {
+					r.fail(r.off, fmt.Sprintf("type %d: value type %#x is not enabled (only WebAssembly 2.0 types are)", i, v))
+				}
+			}
 			m.types = append(m.types, ft)
 		case sectionImport:
 			r.name()
@@ -255,7 +263,7 @@ func (m *guardScan) element(r *reader) {
 
 // expr checks a constant expression up to its end.
 func (m *guardScan) expr(r *reader, globals uint32) {
-	m.instrs(r, globals)
+	m.instrs(r, globals, nil)
 }
 
 func (m *guardScan) body(r *reader, i uint32) {
@@ -277,12 +285,15 @@ func (m *guardScan) body(r *reader, i uint32) {
 	}
 	ft := m.types[m.funcTypes[fi]]
 	var locals uint64
+	localsAt := br.off
 	groups := br.u32()
 	for g := uint32(0); g < groups && br.err == nil; g++ {
 		locals += uint64(br.u32())
 		br.valType()
 	}
-	values := m.instrs(br, m.globals)
+	localsEnd := br.off
+	var code []byte
+	values := m.instrs(br, m.globals, &code)
 	if br.err == nil && br.off != end {
 		br.fail(br.off, fmt.Sprintf("function body %d has %d bytes after its end", i, end-br.off))
 	}
@@ -291,10 +302,8 @@ func (m *guardScan) body(r *reader, i uint32) {
 		return
 	}
 	sig := uint64(len(ft.Params) + len(ft.Results))
-	// The original body's frame, then its guard's (which holds the
-	// arguments and results as it passes them on).
-	charge := frameBytes + slotBytes*(sig+locals+values) + frameBytes + slotBytes*sig
-	m.bodies = append(m.bodies, guardBody{raw: r.buf[at:end], charge: charge})
+	charge := frameBytes + slotBytes*(sig+locals+values)
+	m.bodies = append(m.bodies, guardBody{locals: r.buf[localsAt:localsEnd], code: code, results: ft.Results, charge: charge})
 	r.off = end
 }
 
@@ -329,8 +338,10 @@ func (m *guardScan) blockValues(r *reader) uint64 {
 
 // instrs decodes instructions up to the `end` that closes the sequence,
 // checks every index an instruction names against the module's own, and
-// returns how many values the sequence can produce (see frameBytes).
-func (m *guardScan) instrs(r *reader, globals uint32) uint64 {
+// returns how many values the sequence can produce (see frameBytes). With
+// out, it appends the instructions to *out, each `return` replaced by a
+// branch to the label of the block GuardStack wraps the body in.
+func (m *guardScan) instrs(r *reader, globals uint32, out *[]byte) uint64 {
 	var values uint64
 	depth := 0
 	for r.err == nil {
@@ -348,6 +359,9 @@ func (m *guardScan) instrs(r *reader, globals uint32) uint64 {
 			depth++
 		case op == 0x0b:
 			if depth == 0 {
+				if out != nil {
+					*out = append(*out, 0x0b)
+				}
 				return values
 			}
 			depth--
@@ -400,6 +414,16 @@ func (m *guardScan) instrs(r *reader, globals uint32) uint64 {
 			m.prefixedFD(r, at)
 		default:
 			r.fail(at, fmt.Sprintf("opcode %#x is not enabled (WebAssembly 2.0 only)", op))
+		}
+		if out != nil && r.err == nil {
+			if op == 0x0f {
+				// return: to the wrapping block, at label depth (one
+				// beyond the blocks open here), and so to the epilogue.
+				*out = append(*out, 0x0c)
+				*out = appendU32(*out, uint32(depth))
+			} else {
+				*out = append(*out, r.buf[at:r.off]...)
+			}
 		}
 	}
 	return 0
@@ -495,14 +519,10 @@ func appendS64(b []byte, v int64) []byte {
 
 // rewrite builds the guarded module (see GuardStack).
 func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budget uint64) ([]byte, StackGuard, error) {
-	if budget > 1<<62 {
-		budget = 1 << 62
-	}
+	budget = min(budget, 1<<62)
 	imported := uint32(m.importedFuncs)
 	defined := uint32(len(m.bodies))
-	total := imported + defined // functions before the rewrite
-	trap := total + defined     // index of the stack_exhausted function
-	trapType := uint32(len(m.types))
+	total := imported + defined // the trap function's index
 	budgetGlobal := m.globals
 	g := StackGuard{Functions: int(defined)}
 
@@ -515,19 +535,66 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 		}
 		return nil
 	}
-	var typeSec, funcSec, globalSec, codeSec []byte
 
-	typeSec = appendU32(nil, trapType+1)
+	// Types: the module's, then () -> () for the trap, then () -> results
+	// for the blocks wrapping bodies with several results (when the module
+	// has no such type).
+	types := slices.Clone(m.types)
+	trapType := uint32(len(types))
+	types = append(types, FuncType{})
+	blockType := func(results []byte) []byte {
+		switch len(results) {
+		case 0:
+			return []byte{0x40}
+		case 1:
+			return []byte{results[0]}
+		}
+		for t, ft := range types {
+			if len(ft.Params) == 0 && bytes.Equal(ft.Results, results) {
+				return appendS64(nil, int64(t))
+			}
+		}
+		types = append(types, FuncType{Results: results})
+		return appendS64(nil, int64(len(types)-1))
+	}
+
+	codeSec := appendU32(nil, defined+1)
+	var body []byte
+	for _, b := range m.bodies {
+		g.MaxCharge = max(g.MaxCharge, b.charge)
+		charge := int64(min(b.charge, 1<<62))
+		body = append(body[:0], b.locals...)
+		// if budget < charge { stack_exhausted() }
+		body = append(body, 0x23)
+		body = appendU32(body, budgetGlobal)
+		body = append(body, 0x42)
+		body = appendS64(body, charge)
+		body = append(body, 0x54, 0x04, 0x40, 0x10)
+		body = appendU32(body, total)
+		body = append(body, 0x0b)
+		body = m.adjust(body, budgetGlobal, charge, 0x7d) // budget -= charge
+		body = append(body, 0x02)
+		body = append(body, blockType(b.results)...)
+		body = append(body, b.code...)                    // ends the block
+		body = m.adjust(body, budgetGlobal, charge, 0x7c) // budget += charge
+		body = append(body, 0x0b)
+		codeSec = appendU32(codeSec, uint32(len(body)))
+		codeSec = append(codeSec, body...)
+	}
+	codeSec = append(codeSec, 0x03, 0x00, 0x00, 0x0b) // stack_exhausted: unreachable
+
+	typeSec := appendU32(nil, uint32(len(types)))
 	typeSec = append(typeSec, payload(sectionType)...)
-	typeSec = append(typeSec, 0x60, 0x00, 0x00)
+	for _, ft := range types[len(m.types):] {
+		typeSec = append(typeSec, 0x60)
+		typeSec = appendU32(typeSec, uint32(len(ft.Params)))
+		typeSec = append(typeSec, ft.Params...)
+		typeSec = appendU32(typeSec, uint32(len(ft.Results)))
+		typeSec = append(typeSec, ft.Results...)
+	}
 
-	funcSec = appendU32(nil, 2*defined+1)
-	for i := imported; i < total; i++ {
-		funcSec = appendU32(funcSec, m.funcTypes[i])
-	}
-	for i := imported; i < total; i++ {
-		funcSec = appendU32(funcSec, m.funcTypes[i])
-	}
+	funcSec := appendU32(nil, defined+1)
+	funcSec = append(funcSec, payload(sectionFunction)...)
 	funcSec = appendU32(funcSec, trapType)
 
 	definedGlobals := uint32(0)
@@ -535,44 +602,11 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 		r := reader{buf: wasm[:secs[i].end], off: secs[i].start}
 		definedGlobals = r.u32()
 	}
-	globalSec = appendU32(nil, definedGlobals+1)
+	globalSec := appendU32(nil, definedGlobals+1)
 	globalSec = append(globalSec, payload(sectionGlobal)...)
 	globalSec = append(globalSec, 0x7e, 0x01, 0x42)
 	globalSec = appendS64(globalSec, int64(budget))
 	globalSec = append(globalSec, 0x0b)
-
-	codeSec = appendU32(nil, 2*defined+1)
-	var body []byte
-	for j, b := range m.bodies {
-		g.MaxCharge = max(g.MaxCharge, b.charge)
-		ft := m.types[m.funcTypes[imported+uint32(j)]]
-		body = append(body[:0], 0x00) // no locals
-		// if budget < charge { stack_exhausted() }
-		body = append(body, 0x23)
-		body = appendU32(body, budgetGlobal)
-		body = append(body, 0x42)
-		body = appendS64(body, int64(min(b.charge, 1<<62)))
-		body = append(body, 0x54, 0x04, 0x40, 0x10)
-		body = appendU32(body, trap)
-		body = append(body, 0x0b)
-		// budget -= charge
-		body = m.adjust(body, budgetGlobal, b.charge, 0x7d)
-		for p := range ft.Params {
-			body = append(body, 0x20)
-			body = appendU32(body, uint32(p))
-		}
-		body = append(body, 0x10)
-		body = appendU32(body, total+uint32(j))
-		// budget += charge
-		body = m.adjust(body, budgetGlobal, b.charge, 0x7c)
-		body = append(body, 0x0b)
-		codeSec = appendU32(codeSec, uint32(len(body)))
-		codeSec = append(codeSec, body...)
-	}
-	for _, b := range m.bodies {
-		codeSec = append(codeSec, b.raw...)
-	}
-	codeSec = append(codeSec, 0x03, 0x00, 0x00, 0x0b) // stack_exhausted: unreachable
 
 	replaced := map[byte][]byte{
 		sectionType:     typeSec,
@@ -580,7 +614,7 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 		sectionGlobal:   globalSec,
 		sectionCode:     codeSec,
 	}
-	out := make([]byte, 0, len(wasm)+len(codeSec)-len(payload(sectionCode))+len(funcSec)+64)
+	out := make([]byte, 0, len(wasm)+len(codeSec)-len(payload(sectionCode))+64)
 	out = append(out, wasm[:headerSize]...)
 	emit := func(id byte, p []byte) {
 		out = append(out, id)
@@ -611,27 +645,27 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 	if !globalPlaced {
 		emit(sectionGlobal, globalSec)
 	}
-	out = append(out, m.names(wasm, secs, total, trap)...)
+	out = append(out, m.names(wasm, secs, total)...)
 	return out, g, nil
 }
 
 // adjust appends `budget = budget <op> charge`.
-func (m *guardScan) adjust(body []byte, global uint32, charge uint64, op byte) []byte {
+func (m *guardScan) adjust(body []byte, global uint32, charge int64, op byte) []byte {
 	body = append(body, 0x23)
 	body = appendU32(body, global)
 	body = append(body, 0x42)
-	body = appendS64(body, int64(min(charge, 1<<62)))
+	body = appendS64(body, charge)
 	body = append(body, op, 0x24)
 	return appendU32(body, global)
 }
 
 // names returns the guarded module's "name" custom section: the guest's
-// function names for its functions (on the guards) and again for the moved
-// bodies, StackExhaustedName for the trap function, and the guest's other
-// subsections unchanged. A guest name that claims an index the guest did
-// not define, or the reserved name, is dropped; a name section that does
-// not decode is dropped whole (it is debugging information only).
-func (m *guardScan) names(wasm []byte, secs []section, total, trap uint32) []byte {
+// function names, StackExhaustedName for the trap function (index trap),
+// and the guest's other subsections unchanged. A guest name that claims an
+// index the guest did not define, or the reserved name, is dropped; a name
+// section that does not decode is dropped whole (it is debugging
+// information only).
+func (m *guardScan) names(wasm []byte, secs []section, trap uint32) []byte {
 	type entry struct {
 		idx  uint32
 		name string
@@ -663,7 +697,7 @@ func (m *guardScan) names(wasm []byte, secs []section, total, trap uint32) []byt
 			n := sr.u32()
 			for i := uint32(0); i < n && sr.err == nil; i++ {
 				e := entry{idx: sr.u32(), name: sr.name()}
-				if sr.err == nil && e.idx < total && e.name != StackExhaustedName {
+				if sr.err == nil && e.idx < trap && e.name != StackExhaustedName {
 					fs = append(fs, e)
 				}
 			}
@@ -677,14 +711,6 @@ func (m *guardScan) names(wasm []byte, secs []section, total, trap uint32) []byt
 		}
 		break
 	}
-	imported := uint32(m.importedFuncs)
-	moved := make([]entry, 0, len(funcs))
-	for _, e := range funcs {
-		if e.idx >= imported {
-			moved = append(moved, entry{e.idx + total - imported, e.name})
-		}
-	}
-	funcs = append(funcs, moved...)
 	funcs = append(funcs, entry{trap, StackExhaustedName})
 	slices.SortStableFunc(funcs, func(a, b entry) int { return int(int64(a.idx) - int64(b.idx)) })
 	sub := appendU32(nil, uint32(len(funcs)))

@@ -289,3 +289,101 @@ func TestGuardStackChargeCoversFrames(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGuardStackCalls: the guard's cost per call on the worst case, a
+// recursion doing nothing else (fib(20): 21,891 calls), guarded and not.
+func BenchmarkGuardStackCalls(b *testing.B) {
+	ctx := context.Background()
+	src := wat(b, `(module (func $fib (export "fib") (param i32) (result i32)
+	  (if (result i32) (i32.lt_u (local.get 0) (i32.const 2))
+	    (then (local.get 0))
+	    (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))
+	                   (call $fib (i32.sub (local.get 0) (i32.const 2))))))))`)
+	guarded, _, err := wasmmod.GuardStack(src, 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		wasm []byte
+	}{{"plain", src}, {"guarded", guarded}} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := wazero.NewRuntime(ctx)
+			defer r.Close(ctx)
+			mod, err := r.Instantiate(ctx, tc.wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fib := mod.ExportedFunction("fib")
+			for b.Loop() {
+				if res, err := fib.Call(ctx, 20); err != nil || res[0] != 6765 {
+					b.Fatal(res, err)
+				}
+			}
+		})
+	}
+}
+
+// Every way out of a function gives its charge back: `return` at any depth,
+// a branch to the function's own label (br, br_if, br_table), a loop, and
+// several results. Each export runs 2,000 times under a budget a leak of
+// one charge per call would spend within a hundred calls, with the same
+// results as the original module.
+func TestGuardStackControlFlow(t *testing.T) {
+	ctx := context.Background()
+	src := wat(t, `(module
+  (global $g (mut i32) (i32.const 0))
+  (func (export "brif") (param i32) (result i32)
+    (block (result i32)
+      (i32.const 5)
+      (br_if 1 (local.get 0))
+      (drop)
+      (i32.const 6)))
+  (func (export "two") (param i32) (result i32 i64)
+    (if (local.get 0) (then (return (i32.const 1) (i64.const 2))))
+    (i32.const 3) (i64.const 4))
+  (func (export "loop") (param i32) (result i32)
+    (loop $l
+      (if (i32.eqz (local.get 0)) (then (return (i32.const 42))))
+      (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+      (br $l))
+    (unreachable))
+  (func $side (param i32)
+    (global.set $g (i32.const 1))
+    (block (block (br_table 0 1 2 (local.get 0)))
+      (global.set $g (i32.const 2))
+      (return))
+    (global.set $g (i32.const 3)))
+  (func (export "tbl") (param i32) (result i32)
+    (call $side (local.get 0)) (global.get $g)))`)
+	guarded, g, err := wasmmod.GuardStack(src, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if 100*g.MaxCharge < 64<<10 {
+		t.Fatalf("charge %d: too small for this test to see a leak", g.MaxCharge)
+	}
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	orig, err := instantiate(t, r, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm, err := instantiate(t, r, guarded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		for _, export := range []string{"brif", "two", "loop", "tbl"} {
+			arg := uint64(i % 3)
+			want, err := orig.call(export, arg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := gm.call(export, arg)
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("call %d: %s(%d) = %v, %v; original %v", i, export, arg, got, err, want)
+			}
+		}
+	}
+}

@@ -33,16 +33,51 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(STATICCHECK) ./...
 
-# Go benchmarks of every package, then the HTTP load test: 32 connections
-# driving POST /wcp/run for exactly 10,000 requests per worker, receipts
-# committed, p50/p99 reported.
+# Benchmarks (issue 12), one `go test -bench` step at a time: each step's
+# output is kept in bin/bench/<step>.txt, the machine and its load are
+# stamped at the start and at the end, and benchreport sets every figure
+# beside its anchor measured in the same run (internal/benchreport/areas.go)
+# in bin/bench/report.md. `make bench-readme` then copies the tables into
+# the generated blocks of README.md's "## Performance". The -benchtime
+# values keep the whole run near 10 minutes on the 2-core development
+# machine: fixed counts for the benchmarks whose one operation is long (a
+# process, a 100,000-receipt ledger, a load test of 10,000 requests), the
+# default second for the others. A new benchmark needs a step here (and a
+# row in areas.go to appear in the tables; report.md lists every result).
+BENCH_DIR := $(BIN)/bench
+define bench_step
+	$(GO) test -run '^$$' $(2) 2>&1 | tee $(BENCH_DIR)/$(1).txt
+endef
+.PHONY: bench-readme
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -c
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 $$($(GO) list ./... | grep -v /host/server)
-	$(GO) test -run '^$$' -bench BenchmarkRunHTTP -benchtime 10000x ./host/server
-	@# Footprint and one-shot cost beside their anchors (issue 12): 1,000
-	@# loaded workers of one module; hall run / the floor program, pairwise.
-	$(GO) test -run '^$$' -bench 'BenchmarkIdleWorkers' -benchtime 1x ./host/ ./host/sandbox/
-	$(GO) test -run '^$$' -bench 'BenchmarkHallRunFloor' -benchtime 20x ./host/
+	@rm -rf $(BENCH_DIR) && mkdir -p $(BENCH_DIR)
+	$(GO) build -o $(BIN)/benchreport ./internal/benchreport
+	$(BIN)/benchreport stamp $(BENCH_DIR)/start.env
+	@# The bare engine first, Hall.Decide and dispatch over it next.
+	$(call bench_step,01-engine,-bench . -benchmem ./host/router/ ./host/policy/ ./host/auth/)
+	$(call bench_step,02-hall,-bench 'BenchmarkHallDecide|BenchmarkDispatch|BenchmarkHallRunProcess' -benchmem ./host/)
+	$(call bench_step,03-sandbox,-bench 'BenchmarkCall|BenchmarkLoopTermination' -benchmem ./host/sandbox/)
+	$(call bench_step,04-compile,-bench BenchmarkCompileHostile -benchmem -benchtime 3x ./host/sandbox/)
+	@# Footprint: 1,000 loaded workers of one module, once per package.
+	$(call bench_step,05-footprint,-bench BenchmarkIdleWorkers -benchtime 1x ./host/ ./host/sandbox/)
+	@# hall run / the floor program, alternated: medians of 20 pairs.
+	$(call bench_step,06-floor,-bench BenchmarkHallRunFloor -benchtime 20x ./host/)
+	$(call bench_step,07-ledger,-bench 'BenchmarkAppend|BenchmarkDispatchPair|BenchmarkVerify$$|BenchmarkSignatureVerify' -benchmem ./host/ledger/)
+	$(call bench_step,08-verify,-bench 'BenchmarkVerifyReceipts|BenchmarkVerifyEvidence' -benchmem -benchtime 1x ./host/ledger/)
+	@# 32 connections, every answer checked: exactly 10,000 requests, 2,000
+	@# for the summarizer (at ~500/s, 10,000 would take a sixth of the run).
+	$(call bench_step,09-http,-bench 'BenchmarkRouteHTTP|BenchmarkRunHTTP/wat-noop' -benchmem -benchtime 10000x ./host/server/)
+	$(call bench_step,10-http-summarizer,-bench 'BenchmarkRunHTTP/summarizer' -benchmem -benchtime 2000x ./host/server/)
+	$(call bench_step,11-mcp,-bench BenchmarkMCPOverhead -benchtime 2000x ./host/mcp/)
+	$(call bench_step,12-sdk,-bench . -benchmem ./sdk/)
+	$(BIN)/benchreport stamp $(BENCH_DIR)/end.env
+	$(BIN)/benchreport report -dir $(BENCH_DIR)
+
+# The README's generated blocks, from the last `make bench` (bin/bench).
+bench-readme:
+	$(GO) run ./internal/benchreport readme -dir $(BENCH_DIR) -readme README.md
 
 # The soak test (issue 10), long: hostile workers dispatched from several
 # goroutines against the real `hall serve` while a benign tenant keeps

@@ -1,0 +1,152 @@
+package main
+
+// A metric names one figure of one benchmark: its package (relative to the
+// module), its full name and the unit of the value.
+type metric struct{ pkg, bench, unit string }
+
+// A row is one line of an area's table: the figure measured, the figures
+// shown beside it, and the anchor it is set against, measured in the same
+// `make bench` run.
+type row struct {
+	label  string
+	m      metric
+	extra  []string // further units of the same benchmark, shown after m
+	anchor *anchor
+	budget string
+}
+
+// An anchor is the baseline a row is read against. Its ratio is the row's
+// cost over the anchor's (ratioOf). When the benchmark measures the ratio
+// itself, alternating the two run by run (hall/floor, the MCP overheads),
+// ratioUnit names that figure of the row's benchmark and it is used
+// instead; pct says it is an overhead in percent.
+type anchor struct {
+	label     string
+	m         metric
+	ratioUnit string
+	pct       bool
+}
+
+// An area is one table of the report and one generated block of the
+// README (<!-- bench:begin id --> … <!-- bench:end -->).
+type area struct {
+	id, title string
+	rows      []row
+}
+
+func m(pkg, bench, unit string) metric { return metric{pkg, bench, unit} }
+
+func anc(label string, x metric) *anchor { return &anchor{label: label, m: x} }
+
+// engine is the bare decision engine's figure that Hall.Decide is read
+// against: one rule, the real clock and random UUIDs, as Hall.Decide uses.
+var engine = anc("bare engine, `Decide/allow-1rule/defaults`", m("host/router", "BenchmarkDecide/allow-1rule/defaults", "ns/op"))
+
+// areas are the report's tables, in order. Each anchor is the closest
+// baseline the repository measures: the layer below (the bare engine
+// under Hall.Decide, the raw sandbox call under a dispatch, the ledger's
+// own write rate under the HTTP API), the same benchmark without the
+// feature being paid for, or the program a Hall command competes with.
+var areas = []area{
+	{id: "engine", title: "Decision engine", rows: []row{
+		{label: "allow, 1 rule (fixed clock and id)", m: m("host/router", "BenchmarkDecide/allow-1rule", "ns/op"), extra: []string{"allocs/op", "B/op"},
+			budget: "< 1 µs, ≤ 10 allocs"},
+		{label: "allow, 1 rule, real clock and UUIDs", m: m("host/router", "BenchmarkDecide/allow-1rule/defaults", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("fixed clock and id", m("host/router", "BenchmarkDecide/allow-1rule", "ns/op"))},
+		{label: "match the last of 50 rules", m: m("host/router", "BenchmarkDecide/match-last-50rules", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("1 rule", m("host/router", "BenchmarkDecide/allow-1rule", "ns/op")), budget: "< 3 µs"},
+		{label: "match the last of 50 rules, real clock and UUIDs", m: m("host/router", "BenchmarkDecide/match-last-50rules/defaults", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("fixed clock and id", m("host/router", "BenchmarkDecide/match-last-50rules", "ns/op"))},
+		{label: "no rule matches", m: m("host/router", "BenchmarkDecide/no-match", "ns/op"), extra: []string{"allocs/op", "B/op"}},
+		{label: "no rule matches, real clock and UUIDs", m: m("host/router", "BenchmarkDecide/no-match/defaults", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("fixed clock and id", m("host/router", "BenchmarkDecide/no-match", "ns/op"))},
+		{label: "10,000 rules, match the last", m: m("host/router", "BenchmarkDecideRules/rules=10000/match-last", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("1 rule", m("host/router", "BenchmarkDecideRules/rules=1/match-last", "ns/op")), budget: "< 5 µs, allocs independent of n"},
+		{label: "10,000 rules, none matches", m: m("host/router", "BenchmarkDecideRules/rules=10000/no-match", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("1 rule", m("host/router", "BenchmarkDecideRules/rules=1/no-match", "ns/op"))},
+		{label: "10,000 wildcard rules, none matches (linear: the index cannot skip)", m: m("host/router", "BenchmarkDecideRules/rules=10000/wildcards-no-match", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("1 rule", m("host/router", "BenchmarkDecideRules/rules=1/wildcards-no-match", "ns/op"))},
+		{label: "20 CEL policies (`host/policy`)", m: m("host/policy", "BenchmarkEvaluate20", "ns/op"), extra: []string{"allocs/op"}},
+	}},
+	{id: "hall-decide", title: "Hall.Decide", rows: []row{
+		{label: "1 enrolled worker", m: m("host", "BenchmarkHallDecide/workers=1", "ns/op"), extra: []string{"allocs/op"}, anchor: engine},
+		{label: "100 enrolled workers", m: m("host", "BenchmarkHallDecide/workers=100", "ns/op"), extra: []string{"allocs/op"}, anchor: engine},
+		{label: "1,000 enrolled workers", m: m("host", "BenchmarkHallDecide/workers=1000", "ns/op"), extra: []string{"allocs/op"}, anchor: engine},
+		{label: "10,000 enrolled workers", m: m("host", "BenchmarkHallDecide/workers=10000", "ns/op"), extra: []string{"allocs/op"}, anchor: engine},
+	}},
+	{id: "dispatch", title: "Dispatch", rows: []row{
+		{label: "reused instance, tiny worker", m: m("host", "BenchmarkDispatch/reused-tiny", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("sandbox call, reused instance (`CallReused`)", m("host/sandbox", "BenchmarkCallReused", "ns/op")), budget: "< 100 µs"},
+		{label: "fresh pre-instantiated instance, tiny worker", m: m("host", "BenchmarkDispatch/fresh-tiny", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("sandbox call, fresh instance (`CallFresh/wat`)", m("host/sandbox", "BenchmarkCallFresh/wat", "ns/op")), budget: "< 1 ms"},
+		{label: "fresh instance, standard-Go summarizer", m: m("host", "BenchmarkDispatch/fresh-go-summarizer", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("sandbox call, fresh instance of a standard-Go guest (`CallFresh/go`)", m("host/sandbox", "BenchmarkCallFresh/go", "ns/op"))},
+		{label: "reused instance, tiny worker, with ledger (2 fsynced commits)", m: m("host", "BenchmarkDispatch/reused-tiny/ledger", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("the same without a ledger", m("host", "BenchmarkDispatch/reused-tiny", "ns/op"))},
+		{label: "parallel fresh-instance throughput, standard-Go summarizer", m: m("host", "BenchmarkDispatchParallel", "dispatches/s"),
+			anchor: anc("sandbox calls, standard-Go guest (`CallFreshParallel`)", m("host/sandbox", "BenchmarkCallFreshParallel", "calls/s")), budget: "≥ 600/s"},
+		{label: "`hall run` process end to end, warm compilation cache (summarizer)", m: m("host", "BenchmarkHallRunProcess", "ns/op"),
+			anchor: anc("the same dispatch in process (`Dispatch/fresh-go-summarizer`)", m("host", "BenchmarkDispatch/fresh-go-summarizer", "ns/op")), budget: "< 60 ms"},
+	}},
+	{id: "sandbox", title: "Sandbox", rows: []row{
+		{label: "call on a reused instance, WAT", m: m("host/sandbox", "BenchmarkCallReused", "ns/op"), extra: []string{"allocs/op"}},
+		{label: "call on a fresh pre-instantiated instance, WAT", m: m("host/sandbox", "BenchmarkCallFresh/wat", "ns/op"), extra: []string{"allocs/op"}},
+		{label: "call on a fresh pre-instantiated instance, standard Go", m: m("host/sandbox", "BenchmarkCallFresh/go", "ns/op"), extra: []string{"allocs/op"}},
+		{label: "fresh-instance throughput, standard Go (instantiation included)", m: m("host/sandbox", "BenchmarkCallFreshParallel", "calls/s")},
+		{label: "tight loop with termination checks, per iteration", m: m("host/sandbox", "BenchmarkLoopTermination/close_on_done", "ns/iter"),
+			anchor: anc("the same loop unchecked", m("host/sandbox", "BenchmarkLoopTermination/no_check", "ns/iter"))},
+		{label: "compile 20,000 nested blocks", m: m("host/sandbox", "BenchmarkCompileHostile/nested-blocks-20k", "ns/op"), extra: []string{"module-bytes"}},
+		{label: "compile a 1 MB function body", m: m("host/sandbox", "BenchmarkCompileHostile/huge-body-1MB", "ns/op"), extra: []string{"module-bytes"}},
+		{label: "compile 20,000 functions", m: m("host/sandbox", "BenchmarkCompileHostile/many-functions-20k", "ns/op"), extra: []string{"module-bytes"}},
+	}},
+	{id: "footprint", title: "Footprint", rows: []row{
+		{label: "1,000 workers, each dispatched once through `Hall.Run`: RSS", m: m("host", "BenchmarkIdleWorkers", "MiB-rss"), extra: []string{"MiB-hwm", "MiB-heap"},
+			budget: "≤ 300 MiB"},
+		{label: "kept by the loaded workers between dispatches (`Loads().IdleBytes`)", m: m("host", "BenchmarkIdleWorkers", "MiB-idle"), extra: []string{"loaded"},
+			budget: "≤ 64 MiB (`Options.IdleMemory`)"},
+		{label: "compiled modules for 1,000 workers of one module", m: m("host", "BenchmarkIdleWorkers", "compiled-modules"), budget: "1"},
+		{label: "loaded-but-idle worker beyond the shared compiled module (sandbox, no ready instance)", m: m("host/sandbox", "BenchmarkIdleWorkers/workers=1000/ready=none", "KiB/idle-worker"),
+			budget: "≤ 1 MiB"},
+		{label: "1,000 workers (sandbox), each called once: Go heap", m: m("host/sandbox", "BenchmarkIdleWorkers/workers=1000", "MiB-heap"), extra: []string{"MiB-rss", "MiB-ready"}},
+		{label: "100 workers (sandbox), each called once: Go heap", m: m("host/sandbox", "BenchmarkIdleWorkers/workers=100", "MiB-heap"), extra: []string{"MiB-rss", "MiB-ready"}},
+	}},
+	{id: "floor", title: "One-shot `hall run` against the floor", rows: []row{
+		{label: "`hall run` of count_vowels, warm cache (median)", m: m("host", "BenchmarkHallRunFloor", "ms/hall-run"),
+			anchor: &anchor{label: "the floor: plain Extism, same export, warm cache (median)", m: m("host", "BenchmarkHallRunFloor", "ms/floor"), ratioUnit: "hall/floor"},
+			budget: "≤ 1.3×"},
+	}},
+	{id: "ledger", title: "Evidence ledger and verification", rows: []row{
+		{label: "one receipt at a time, fsync each", m: m("host/ledger", "BenchmarkAppend/SyncFull", "receipts/s"), extra: []string{"allocs/op"},
+			anchor: anc("without fsync at commit (`SyncNormal`)", m("host/ledger", "BenchmarkAppend/SyncNormal", "receipts/s"))},
+		{label: "concurrent writers, group commit, fsync", m: m("host/ledger", "BenchmarkAppendParallel/SyncFull", "receipts/s"), extra: []string{"writes/commit"},
+			anchor: anc("one at a time (`Append/SyncFull`)", m("host/ledger", "BenchmarkAppend/SyncFull", "receipts/s"))},
+		{label: "decision + receipt pairs, concurrent, fsync", m: m("host/ledger", "BenchmarkDispatchPair/SyncFull", "receipts/s"), extra: []string{"writes/commit"},
+			anchor: anc("receipts alone (`AppendParallel/SyncFull`)", m("host/ledger", "BenchmarkAppendParallel/SyncFull", "receipts/s"))},
+		{label: "`hall audit verify`, 100,000 receipts in 8 tenants", m: m("host/ledger", "BenchmarkVerifyReceipts", "s/verify"), extra: []string{"receipts/s", "B/op"},
+			budget: "≤ 3 s"},
+		{label: "verify 50,000 receipts + 50,000 decisions", m: m("host/ledger", "BenchmarkVerifyEvidence", "entries/s"), extra: []string{"B/op"}},
+		{label: "one Ed25519 signature check, Hall's verifier", m: m("host/ledger", "BenchmarkSignatureVerify/table", "ns/op"),
+			anchor: anc("`crypto/ed25519.Verify`", m("host/ledger", "BenchmarkSignatureVerify/crypto-ed25519", "ns/op"))},
+	}},
+	{id: "http", title: "HTTP", rows: []row{
+		{label: "`POST /wcp/run`, standard-Go summarizer, fresh instance", m: m("host/server", "BenchmarkRunHTTP/summarizer", "dispatches/s"), extra: []string{"p50-ms", "p99-ms"},
+			anchor: anc("in process, no ledger (`DispatchParallel`)", m("host", "BenchmarkDispatchParallel", "dispatches/s")), budget: "≥ 400/s"},
+		{label: "`POST /wcp/run`, small WAT worker, per-tenant instance reuse", m: m("host/server", "BenchmarkRunHTTP/wat-noop", "dispatches/s"), extra: []string{"p50-ms", "p99-ms"},
+			anchor: anc("the ledger's share alone: decision + receipt (`DispatchPair/SyncFull`)", m("host/ledger", "BenchmarkDispatchPair/SyncFull", "receipts/s")), budget: "≥ 3,000/s"},
+		{label: "`POST /wcp/route`", m: m("host/server", "BenchmarkRouteHTTP", "decisions/s"), extra: []string{"p50-ms", "p99-ms", "allocs/op"},
+			anchor: anc("the ledger's share alone: one signed entry (`AppendParallel/SyncFull`)", m("host/ledger", "BenchmarkAppendParallel/SyncFull", "receipts/s")), budget: "≥ 6,000/s"},
+		{label: "bearer token check (cached), parallel", m: m("host/auth", "BenchmarkAuthenticate", "ns/op"), extra: []string{"allocs/op"}},
+	}},
+	{id: "mcp", title: "MCP overhead", rows: []row{
+		{label: "`tools/call` over Streamable HTTP, plain client", m: m("host/mcp", "BenchmarkMCPOverhead", "mcp-call-µs/call"),
+			anchor: &anchor{label: "`POST /wcp/run`, same worker, alternated", m: m("host/mcp", "BenchmarkMCPOverhead", "wcp-run-µs/call"), ratioUnit: "overhead-%", pct: true},
+			budget: "≤ 15%"},
+		{label: "`tools/call` with the Go SDK's client", m: m("host/mcp", "BenchmarkMCPOverhead", "sdk-call-µs/call"),
+			anchor: &anchor{label: "`POST /wcp/run`, same worker, alternated", m: m("host/mcp", "BenchmarkMCPOverhead", "wcp-run-µs/call"), ratioUnit: "sdk-overhead-%", pct: true}},
+		{label: "process CPU per `tools/call`, plain client", m: m("host/mcp", "BenchmarkMCPOverhead", "mcp-cpu-µs/call"),
+			anchor: &anchor{label: "process CPU per `POST /wcp/run`", m: m("host/mcp", "BenchmarkMCPOverhead", "wcp-cpu-µs/call"), ratioUnit: "cpu-overhead-%", pct: true}},
+	}},
+	{id: "sdk", title: "Guest SDK", rows: []row{
+		{label: "1 MiB in and out of a standard-Go worker, plain Extism host (per echoed MiB)", m: m("sdk", "BenchmarkEcho1MiB", "MB/s"), extra: []string{"moved-MB/s"}},
+	}},
+}

@@ -235,7 +235,7 @@ func (w *walker) precheck(row *storedRow) string {
 	// bytes the key holder signed, and the Hall writes canonical bodies
 	// only (RATIONALE.md, "Parallel verification").
 	var r receiptCols
-	if err := json.Unmarshal(body, &r); err != nil {
+	if err := decodeReceiptCols(body, &r); err != nil {
 		return fmt.Sprintf("signed receipt does not decode: %v", err)
 	}
 	signedPrev := ""

@@ -159,8 +159,9 @@ func show(unit string, v float64) string {
 	if strings.HasSuffix(unit, "-%") {
 		return num(v) + "% " + strings.TrimSuffix(unit, "-%")
 	}
-	if before, ok := strings.CutSuffix(unit, "-µs/call"); ok {
-		return num(v) + " µs/call (" + before + ")"
+	if strings.HasSuffix(unit, "-µs/call") {
+		// wcp-run-µs/call, mcp-cpu-µs/call…: the row says which.
+		return num(v) + " µs/call"
 	}
 	return num(v) + " " + unit
 }

@@ -88,7 +88,7 @@ func TestShow(t *testing.T) {
 		{"hall/floor", 1.7712, "1.77×"},
 		{"overhead-%", 7.3, "7.30%"},
 		{"cpu-overhead-%", -3.2, "-3.20% cpu-overhead"},
-		{"mcp-call-µs/call", 1234.5, "1,235 µs/call (mcp-call)"},
+		{"mcp-call-µs/call", 1234.5, "1,235 µs/call"},
 		{"KiB/idle-worker", 2.7, "2.70 KiB"},
 		{"module-bytes", 1048576, "module 1 MiB"},
 		{"module-bytes", 200000, "module 195 KiB"},

@@ -343,43 +343,8 @@ var leafKeywords = []string{
 	"minProperties", "maxProperties",
 }
 
-func has(s *jsonschema.Schema, kw string) bool {
-	switch kw {
-	case "type":
-		return s.Type != "" || len(s.Types) > 0
-	case "enum":
-		return s.Enum != nil
-	case "const":
-		return s.Const != nil
-	case "multipleOf":
-		return s.MultipleOf != nil
-	case "minimum":
-		return s.Minimum != nil
-	case "maximum":
-		return s.Maximum != nil
-	case "exclusiveMinimum":
-		return s.ExclusiveMinimum != nil
-	case "exclusiveMaximum":
-		return s.ExclusiveMaximum != nil
-	case "minLength":
-		return s.MinLength != nil
-	case "maxLength":
-		return s.MaxLength != nil
-	case "pattern":
-		return s.Pattern != ""
-	case "minItems":
-		return s.MinItems != nil
-	case "maxItems":
-		return s.MaxItems != nil
-	case "uniqueItems":
-		return s.UniqueItems
-	case "minProperties":
-		return s.MinProperties != nil
-	case "maxProperties":
-		return s.MaxProperties != nil
-	}
-	return false
-}
+// has reports whether s uses keyword kw.
+func has(s *jsonschema.Schema, kw string) bool { return !reflect.ValueOf(*leaf(s, kw)).IsZero() }
 
 // leaf is the schema of keyword kw of s alone.
 func leaf(s *jsonschema.Schema, kw string) *jsonschema.Schema {

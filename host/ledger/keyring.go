@@ -474,6 +474,36 @@ func (kr *keyRing) check(chain, stream string, seq uint64, keyID, hash, sig stri
 	if reason := kr.verifySig(keyID, hash, sig); reason != "" {
 		return reason
 	}
+	return kr.checkPosition(chain, stream, seq, keyID)
+}
+
+// checkDeferred is check with the signature's last step left in c: when
+// pending is true, the entry fails with badSignature(keyID) if
+// finishSigChecks finds c invalid, and with reason (possibly "") if not;
+// when pending is false, reason is why it fails.
+func (kr *keyRing) checkDeferred(chain, stream string, seq uint64, keyID, hash, sig string, c *sigCheck) (reason string, pending bool) {
+	v, ok := kr.verifiers[keyID]
+	if !ok {
+		return kr.unknownKey(keyID), false
+	}
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil || !v.start([]byte(hash), raw, c) {
+		return badSignature(keyID), false
+	}
+	return kr.checkPosition(chain, stream, seq, keyID), true
+}
+
+func (kr *keyRing) unknownKey(keyID string) string {
+	return fmt.Sprintf("signed by key %s, not by %s", keyID, strings.Join(kr.ids, " or "))
+}
+
+func badSignature(keyID string) string {
+	return fmt.Sprintf("signature does not verify with key %s: hash or signature altered", keyID)
+}
+
+// checkPosition returns why keyID may not sign position seq of the
+// chain, or "".
+func (kr *keyRing) checkPosition(chain, stream string, seq uint64, keyID string) string {
 	pk := posKey(chain, stream)
 	if a, ok := kr.after[keyID]; ok && seq <= a[pk] {
 		return fmt.Sprintf("signed by key %s, which was rotated in after position %d of this chain", keyID, a[pk])
@@ -488,11 +518,11 @@ func (kr *keyRing) check(chain, stream string, seq uint64, keyID, hash, sig stri
 func (kr *keyRing) verifySig(keyID, hash, sig string) string {
 	v, ok := kr.verifiers[keyID]
 	if !ok {
-		return fmt.Sprintf("signed by key %s, not by %s", keyID, strings.Join(kr.ids, " or "))
+		return kr.unknownKey(keyID)
 	}
 	raw, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil || !v.verify([]byte(hash), raw) {
-		return fmt.Sprintf("signature does not verify with key %s: hash or signature altered", keyID)
+		return badSignature(keyID)
 	}
 	return ""
 }

@@ -14,11 +14,13 @@ const verifyChunk = 512
 // checkInOrder reads rows with read (in its own goroutine: a sql.Rows
 // belongs to one goroutine), runs check on every row on all cores, and
 // then calls link on each row in the order read. check must depend on its
-// row alone (hash, signature, decoding: most of the cost); link carries
+// row alone (hash, signature, decoding: most of the cost); finish, when
+// not nil, then runs on each run of rows one core checked (work shared
+// among rows: one field inversion for all their signatures); link carries
 // what depends on the rows before (sequence numbers, hash links), so the
 // result is what a one-by-one walk gives. At most three chunks are held
 // at a time.
-func checkInOrder[T any](read func(emit func(T) bool) error, check func(*T), link func(*T)) error {
+func checkInOrder[T any](read func(emit func(T) bool) error, check func(*T), finish func([]T), link func(*T)) error {
 	chunks := make(chan []T, 1)
 	stop := make(chan struct{})
 	var readErr error
@@ -53,6 +55,9 @@ func checkInOrder[T any](read func(emit func(T) bool) error, check func(*T), lin
 			for i := range chunk {
 				check(&chunk[i])
 			}
+			if finish != nil {
+				finish(chunk)
+			}
 		} else {
 			var wg sync.WaitGroup
 			per := (len(chunk) + workers - 1) / workers
@@ -63,6 +68,9 @@ func checkInOrder[T any](read func(emit func(T) bool) error, check func(*T), lin
 					defer wg.Done()
 					for i := range part {
 						check(&part[i])
+					}
+					if finish != nil {
+						finish(part)
 					}
 				}(chunk[lo:hi])
 			}

@@ -194,15 +194,30 @@ func TestKeyVerifierAgreesWithStdlib(t *testing.T) {
 
 	verifiers := map[string]*keyVerifier{}
 	accepted := 0
-	for _, c := range cases {
+	// The deferred path: every case started, then all finished with one
+	// shared inversion, as Verify does per chunk.
+	checks := make([]sigCheck, len(cases))
+	started := make([]bool, len(cases))
+	var pending []*sigCheck
+	for i, c := range cases {
 		v := verifiers[string(c.pub)]
 		if v == nil {
 			v = newKeyVerifier(ed25519.PublicKey(c.pub))
 			verifiers[string(c.pub)] = v
 		}
+		if started[i] = v.start(c.msg, c.sig, &checks[i]); started[i] {
+			pending = append(pending, &checks[i])
+		}
+	}
+	finishSigChecks(pending)
+	for i, c := range cases {
+		v := verifiers[string(c.pub)]
 		got, std := v.verify(c.msg, c.sig), ed25519.Verify(ed25519.PublicKey(c.pub), c.msg, c.sig)
 		if got != std {
 			t.Errorf("%s: keyVerifier says %v, crypto/ed25519 says %v", c.name, got, std)
+		}
+		if deferred := started[i] && checks[i].valid; deferred != std {
+			t.Errorf("%s: deferred check says %v, crypto/ed25519 says %v", c.name, deferred, std)
 		}
 		if c.want != nil && std != *c.want {
 			t.Errorf("%s: crypto/ed25519 says %v, the case expects %v (test case wrong)", c.name, std, *c.want)

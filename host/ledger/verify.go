@@ -144,7 +144,7 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 		return rows.Err()
 	}, func(row *storedRow) {
 		row.reason = pre.precheck(row)
-	}, func(row *storedRow) {
+	}, finishReceiptSigs, func(row *storedRow) {
 		if !seen[row.tenant] {
 			finish()
 			seen[row.tenant] = true
@@ -195,6 +195,29 @@ type storedRow struct {
 	// receipt fails on its own.
 	sequence           uint64
 	signedPrev, reason string
+	// sigPending: the signature's last step waits in sig for
+	// finishReceiptSigs, which replaces reason when it fails.
+	sigPending bool
+	sig        sigCheck
+}
+
+// finishReceiptSigs completes the signature checks precheck left pending
+// in rows, sharing one field inversion among them; a receipt whose
+// signature fails gets that reason, which precedes any other (the order
+// keyRing.check and precheck check in).
+func finishReceiptSigs(rows []storedRow) {
+	var cs []*sigCheck
+	for i := range rows {
+		if rows[i].sigPending {
+			cs = append(cs, &rows[i].sig)
+		}
+	}
+	finishSigChecks(cs)
+	for i := range rows {
+		if r := &rows[i]; r.sigPending && !r.sig.valid {
+			r.reason = badSignature(r.keyID)
+		}
+	}
 }
 
 // walker checks one stream at a time.
@@ -227,7 +250,9 @@ func (w *walker) precheck(row *storedRow) string {
 	if got := hashBody(body); got != row.receiptHash {
 		return fmt.Sprintf("content hashes to %s, not its receipt_hash %s: receipt altered", got, row.receiptHash)
 	}
-	if reason := w.ring.check(ChainReceipts, row.tenant, row.seq, row.keyID, row.receiptHash, row.signature); reason != "" {
+	reason, pending := w.ring.checkDeferred(ChainReceipts, row.tenant, row.seq, row.keyID, row.receiptHash, row.signature, &row.sig)
+	row.sigPending = pending
+	if reason != "" {
 		return reason
 	}
 	// Only the members checked below are decoded. The body is not

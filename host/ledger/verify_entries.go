@@ -93,7 +93,7 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 		return rows.Err()
 	}, func(r *entryRow) {
 		r.reason = r.precheck(ring)
-	}, func(r *entryRow) {
+	}, nil, func(r *entryRow) {
 		if !seen[r.stream] {
 			endStream()
 			seen[r.stream] = true

@@ -31,9 +31,13 @@ import (
 //     Alone, a tenant may take every slot: the share is not a quota.
 //   - A dispatch waits for a slot within its worker's time limit (as the
 //     memory budget does), then is refused with HALL_SATURATED; nothing
-//     ran and no decision was recorded. A tenant whose dispatches already
-//     fill as many places (holding or waiting) as there are slots is
-//     refused at once: its queue cannot grow without bound.
+//     ran and no decision was recorded. A tenant that already has as many
+//     dispatches waiting as there are slots is refused at once: its queue
+//     cannot grow without bound. (Refusing at once as soon as a tenant's
+//     running and waiting dispatches filled the slots was measured worse:
+//     a flooding client that ignores Retry-After turns each refusal into
+//     a new request at once, and with 4 slots the soak's hostile tenant
+//     sent ~500 refused requests a second, CPU the benign tenant lacked.)
 //
 // Running dispatches are never pre-empted: a tenant over its share keeps
 // what it holds until those dispatches end (each bounded by its time
@@ -49,8 +53,8 @@ func DefaultMaxConcurrent() int { return 16 * runtime.GOMAXPROCS(0) }
 const DefaultTenantShare = 0.5
 
 // SaturatedError refuses a dispatch that found no dispatch slot it could
-// take: its tenant already fills every slot's worth of places, or no slot
-// was granted within the worker's time limit. Nothing ran; the decision was
+// take: its tenant already has as many dispatches waiting as there are
+// slots, or no slot was granted within the worker's time limit. Nothing ran; the decision was
 // not recorded. Its code is HALL_SATURATED.
 type SaturatedError struct {
 	Tenant string
@@ -62,7 +66,7 @@ type SaturatedError struct {
 
 func (e *SaturatedError) Error() string {
 	if e.Waited == 0 {
-		return fmt.Sprintf("%s: tenant %q already has %d dispatches in flight or waiting, every slot of the Hall; retry when some have finished",
+		return fmt.Sprintf("%s: tenant %q already has %d dispatches waiting for the Hall's dispatch slots, as many as there are; retry when some have finished",
 			wcp.CodeHallSaturated, e.Tenant, e.Slots)
 	}
 	return fmt.Sprintf("%s: no dispatch slot of the Hall's %d was free for tenant %q within the worker's time limit (%v); the worker was not run, retry later",
@@ -141,7 +145,7 @@ func (a *admission) enqueue(tenant string) (*slotWaiter, error) {
 		t = &tenantSlots{}
 		a.tenants[tenant] = t
 	}
-	if t.held+len(t.waiters) >= a.slots {
+	if len(t.waiters) >= a.slots {
 		a.forgetLocked(tenant, t)
 		return nil, &SaturatedError{Tenant: tenant, Slots: a.slots}
 	}

@@ -19,9 +19,13 @@
 //     does not cancel a running worker or the commit of its receipt (the
 //     worker's own time limit bounds it). Graceful shutdown waits for
 //     dispatches in flight for the same reason.
-//   - Concurrent dispatches are bounded by Config.MaxConcurrent; a request
-//     beyond the bound is refused at once with 503 and Retry-After rather
-//     than queued.
+//   - Concurrent dispatches are bounded by the Hall's dispatch slots,
+//     shared fairly between tenants in host.Hall.Run (host/admission.go),
+//     which MCP tool calls pass through too: a dispatch waits for a slot
+//     within its worker's time limit and is refused with 503 and
+//     Retry-After after it, or at once when its tenant already has as
+//     many dispatches waiting as there are slots. Config.MaxConcurrent
+//     adds an optional bound of the server's own, refused at once.
 //   - Metrics live in a registry of the server's own, not the process-wide
 //     default one, so two servers in one process do not collide.
 package server

@@ -42,9 +42,10 @@ const (
 	// through all of them from its own starting point; with the default
 	// dispatch bound (16 per CPU) they cannot take every slot.
 	soakHostileGoroutines = 8
-	// soakMaxHostileGoroutines bounds HALL_SOAK_HOSTILE: beyond the
-	// server's dispatch bound the benign tenant is refused as saturated by
-	// design (the bound is Hall-wide, not per tenant).
+	// soakMaxHostileGoroutines bounds HALL_SOAK_HOSTILE. The dispatch
+	// slots are shared fairly between tenants (host/admission.go): beyond
+	// them the hostile tenant's own dispatches are refused as saturated,
+	// while the benign tenant still gets the next free slot.
 	soakMaxHostileGoroutines = 64
 	// soakBenignGoroutines dispatch the benign worker back to back.
 	soakBenignGoroutines = 2

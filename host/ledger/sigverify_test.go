@@ -393,3 +393,46 @@ func TestVerifyNamesEachForgedSignature(t *testing.T) {
 		t.Errorf("breaks at %v, want exactly %v", got, want)
 	}
 }
+
+// TestVerifyNamesForgedDecisionSignature: a decision-chain entry whose
+// signature is replaced by another key's signature of the same hash (and
+// one whose signature is a mixed-order forgery by the ledger's own key)
+// is reported at exactly that entry; the untouched chain stays clean.
+func TestVerifyNamesForgedDecisionSignature(t *testing.T) {
+	s := openT(t, t.TempDir(), WithSync(SyncNormal))
+	kinds := []string{"allowed", "denied", "dry", "allowed", "denied", "allowed"}
+	a := recordDecisions(t, s, "a", kinds...)
+	b := recordDecisions(t, s, "b", kinds...)
+	recordDecisions(t, s, "c", kinds...)
+	verifyOK(t, s, nil)
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	own := s.key.Load()
+	db := rawEvidenceDB(t, s)
+	forge := map[string]func(hash string) []byte{
+		a[3].DecisionID: func(hash string) []byte { return ed25519.Sign(otherPriv, []byte(hash)) },
+		b[1].DecisionID: func(hash string) []byte {
+			return signWithR(secretScalar(own.priv), own.pub, []byte(hash), torsionPoints(t)[2])
+		},
+	}
+	for id, f := range forge {
+		var hash string
+		if err := db.QueryRow(`SELECT hash FROM entries WHERE entry_id = ?`, id).Scan(&hash); err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, db, `UPDATE entries SET signature = ? WHERE entry_id = ?`, base64.StdEncoding.EncodeToString(f(hash)), id)
+	}
+	rep, err := s.Verify(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, br := range rep.Breaks {
+		got[br.Tenant] = br.ReceiptID
+		if br.Chain != ChainDecisions || !strings.Contains(br.Reason, "signature does not verify") {
+			t.Errorf("%+v: want a signature failure in the decision chain", br)
+		}
+	}
+	if want := map[string]string{"a": a[3].DecisionID, "b": b[1].DecisionID}; !maps.Equal(got, want) {
+		t.Errorf("breaks at %v, want exactly %v", got, want)
+	}
+}

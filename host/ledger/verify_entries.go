@@ -93,7 +93,7 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 		return rows.Err()
 	}, func(r *entryRow) {
 		r.reason = r.precheck(ring)
-	}, nil, func(r *entryRow) {
+	}, finishEntrySigs, func(r *entryRow) {
 		if !seen[r.stream] {
 			endStream()
 			seen[r.stream] = true
@@ -185,6 +185,28 @@ type entryRow struct {
 	// (decisionReason, reported after the links, as the walk did).
 	sequence                           uint64
 	signedPrev, reason, decisionReason string
+	// sigPending: the signature's last step waits in sigCheck for
+	// finishEntrySigs, which replaces reason when it fails.
+	sigPending bool
+	sigCheck   sigCheck
+}
+
+// finishEntrySigs is finishReceiptSigs for decision-chain entries. A
+// failing signature also clears decisionReason: the entry's own failure
+// is reported, as when the signature was checked first.
+func finishEntrySigs(rows []entryRow) {
+	var cs []*sigCheck
+	for i := range rows {
+		if rows[i].sigPending {
+			cs = append(cs, &rows[i].sigCheck)
+		}
+	}
+	finishSigChecks(cs)
+	for i := range rows {
+		if r := &rows[i]; r.sigPending && !r.sigCheck.valid {
+			r.reason, r.decisionReason = badSignature(r.keyID), ""
+		}
+	}
 }
 
 // precheck checks what an entry proves on its own. It reads nothing but
@@ -195,7 +217,9 @@ func (r *entryRow) precheck(ring *keyRing) string {
 	if got := hashBody(b); got != r.hash {
 		return fmt.Sprintf("content hashes to %s, not its hash %s: entry altered", got, r.hash)
 	}
-	if reason := ring.check(ChainDecisions, stream, useq, r.keyID, r.hash, r.sig); reason != "" {
+	reason, pending := ring.checkDeferred(ChainDecisions, stream, useq, r.keyID, r.hash, r.sig, &r.sigCheck)
+	r.sigPending = pending
+	if reason != "" {
 		return reason
 	}
 	var e entryJSON

@@ -39,10 +39,10 @@ lint:
 # beside its anchor measured in the same run (internal/benchreport/areas.go)
 # in bin/bench/report.md. `make bench-readme` then copies the tables into
 # the generated blocks of README.md's "## Performance". The -benchtime
-# values keep the whole run near 10 minutes on the 2-core development
-# machine: fixed counts for the benchmarks whose one operation is long (a
-# process, a 100,000-receipt ledger, a load test of 10,000 requests), the
-# default second for the others. A new benchmark needs a step here (and a
+# values keep the run short (17 minutes on the 2-core development machine
+# at load average ~15): fixed counts for the benchmarks whose one operation
+# is long (a process, a 100,000-receipt ledger, a load test of 10,000
+# requests), the default second for the others. A new benchmark needs a step here (and a
 # row in areas.go to appear in the tables; report.md lists every result).
 BENCH_DIR := $(BIN)/bench
 define bench_step

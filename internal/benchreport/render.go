@@ -253,7 +253,26 @@ func (r Run) environment() string {
 		fmt.Fprintf(&b, ", %s at the end", r.End.LoadAvg)
 	}
 	b.WriteString(".")
+	if r.loaded() {
+		b.WriteString(" The load average was above the number of cores: other work shared the CPUs, so every figure," +
+			" anchors included, is slower and noisier than on an idle machine, and ratios of benchmarks run minutes apart are rough.")
+	}
 	return b.String()
+}
+
+// loaded says whether the 1-minute load average at the start or at the
+// end exceeded the number of cores.
+func (r Run) loaded() bool {
+	for _, s := range []Stamp{r.Start, r.End} {
+		f := strings.Fields(s.LoadAvg)
+		if len(f) == 0 || s.Cores == 0 {
+			continue
+		}
+		if l, err := strconv.ParseFloat(f[0], 64); err == nil && l > float64(s.Cores) {
+			return true
+		}
+	}
+	return false
 }
 
 // legend says how to read the tables.

@@ -170,6 +170,30 @@ func TestRunCommand(t *testing.T) {
 	}
 }
 
+func TestLoaded(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		start, end string
+		want       bool
+	}{
+		{"idle", "0.50 0.40 0.30", "1.10 0.60 0.40", false},
+		{"loaded at the start", "3.20 1.00 1.00", "1.00 1.00 1.00", true},
+		{"loaded at the end", "1.00 1.00 1.00", "2.01 1.50 1.00", true},
+		{"no end stamp", "0.10 0.10 0.10", "", false},
+		{"unreadable", "unknown", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Run{Start: Stamp{Cores: 2, LoadAvg: tc.start}, End: Stamp{Cores: 2, LoadAvg: tc.end}}
+			if got := r.loaded(); got != tc.want {
+				t.Errorf("loaded = %v, want %v", got, tc.want)
+			}
+			if got := strings.Contains(r.environment(), "load average was above"); got != tc.want {
+				t.Errorf("environment warns = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestStamp(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "start.env")
 	if err := run([]string{"stamp", path}, &strings.Builder{}); err != nil {

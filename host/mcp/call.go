@@ -36,7 +36,9 @@ func (s *Server) handler(name string) sdk.ToolHandler {
 		if t == nil {
 			return nil, fmt.Errorf("tool %s is no longer served (the Hall changed); list the tools again", name)
 		}
-		return s.call(ctx, t, req), nil
+		var r *sdk.CallToolResult
+		s.runners.do(ctx, func() { r = s.call(ctx, t, req) })
+		return r, nil
 	}
 }
 

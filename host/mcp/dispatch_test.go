@@ -2,7 +2,11 @@ package mcp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,37 +19,104 @@ import (
 )
 
 // TestCancelStopsTheWorker cancels a call of a worker that never returns,
-// after progress notifications show it running: the client sends
-// notifications/cancelled, the worker is stopped long before its 60 s
-// limit, and the dispatch is recorded with outcome CANCELLED.
+// once it runs: the client sends notifications/cancelled, the worker is
+// stopped long before its 60 s limit, and the dispatch is recorded with
+// outcome CANCELLED. With a progress token the answer is a stream the
+// server flushes as it goes, and the call is seen running from its
+// progress notifications; without one the answer is sent whole
+// (wholeAnswers), and the call is seen running from the Hall's admission.
 func TestCancelStopsTheWorker(t *testing.T) {
-	var progress atomic.Int32
-	cs := connect(t, serve(t, server.Config{}), fx.acme, &sdk.ClientOptions{
-		ProgressNotificationHandler: func(context.Context, *sdk.ProgressNotificationClientRequest) { progress.Add(1) },
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		p := &sdk.CallToolParams{Name: "test_slow", Arguments: map[string]any{"input": "x"}, Meta: sdk.Meta{"correlation_id": "mcp-cancel-1", "progressToken": "p-1"}}
-		_, err := cs.CallTool(ctx, p)
-		done <- err
-	}()
-	eventually(t, "a progress notification", func() bool { return progress.Load() > 0 })
-	started := time.Now()
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("CallTool after cancel: %v", err)
+	for _, tc := range []struct {
+		name, corr string
+		progress   bool
+	}{
+		{"with progress", "mcp-cancel-1", true},
+		{"without progress", "mcp-cancel-2", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var progress atomic.Int32
+			cs := connect(t, serve(t, server.Config{}), fx.acme, &sdk.ClientOptions{
+				ProgressNotificationHandler: func(context.Context, *sdk.ProgressNotificationClientRequest) { progress.Add(1) },
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				p := &sdk.CallToolParams{Name: "test_slow", Arguments: map[string]any{"input": "x"}, Meta: sdk.Meta{"correlation_id": tc.corr}}
+				if tc.progress {
+					p.Meta["progressToken"] = "p-1"
+				}
+				_, err := cs.CallTool(ctx, p)
+				done <- err
+			}()
+			if tc.progress {
+				eventually(t, "a progress notification", func() bool { return progress.Load() > 0 })
+			} else {
+				eventually(t, "the call admitted", func() bool { return fx.hall.Admission().Running > 0 })
+			}
+			started := time.Now()
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("CallTool after cancel: %v", err)
+			}
+			var rs []ledger.Receipt
+			eventually(t, "the receipt of the cancelled call", func() bool {
+				rs = receipts(t, tc.corr)
+				return len(rs) == 1
+			})
+			if rs[0].Outcome != "CANCELLED" || rs[0].TenantID != "org.acme" {
+				t.Fatalf("receipt %+v, want outcome CANCELLED", rs[0])
+			}
+			if el := time.Since(started); el > 30*time.Second {
+				t.Fatalf("the worker ran %s after the cancellation", el)
+			}
+			if !tc.progress && progress.Load() != 0 {
+				t.Fatalf("%d progress notifications without a progress token", progress.Load())
+			}
+		})
 	}
-	var rs []ledger.Receipt
-	eventually(t, "the receipt of the cancelled call", func() bool {
-		rs = receipts(t, "mcp-cancel-1")
-		return len(rs) == 1
-	})
-	if rs[0].Outcome != "CANCELLED" || rs[0].TenantID != "org.acme" {
-		t.Fatalf("receipt %+v, want outcome CANCELLED", rs[0])
+}
+
+// TestAnswerWholeUnlessProgress checks how a tools/call is answered over
+// HTTP: always as an SSE stream (the SDK's), sent in one piece with a
+// Content-Length when the request has no progress token, and flushed as
+// it goes (chunked) when it has one.
+func TestAnswerWholeUnlessProgress(t *testing.T) {
+	s, err := openLean(http.DefaultClient, serve(t, server.Config{}), fx.acme)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if el := time.Since(started); el > 30*time.Second {
-		t.Fatalf("the worker ran %s after the cancellation", el)
+	for i, tc := range []struct {
+		name    string
+		meta    string
+		chunked bool
+	}{
+		{"no progress token", `{"correlation_id":"mcp-whole-1"}`, false},
+		{"progress token", `{"correlation_id":"mcp-whole-2","progressToken":"p-9"}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"test_noop","arguments":{"input":"x"},"_meta":%s}}`, i+1, tc.meta)
+			res, raw, err := s.post([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ct := res.Header.Get("Content-Type"); res.StatusCode != 200 || !strings.HasPrefix(ct, "text/event-stream") {
+				t.Fatalf("%d %s: %s", res.StatusCode, ct, raw)
+			}
+			chunked := slices.Contains(res.TransferEncoding, "chunked")
+			if chunked != tc.chunked || (!chunked && res.ContentLength != int64(len(raw))) {
+				t.Fatalf("transfer encoding %v, content length %d of %d bytes; want chunked %v", res.TransferEncoding, res.ContentLength, len(raw), tc.chunked)
+			}
+			var out struct {
+				ID     int `json:"id"`
+				Result struct {
+					IsError bool           `json:"isError"`
+					Meta    map[string]any `json:"_meta"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal(lastMessage(res, raw), &out); err != nil || out.ID != i+1 || out.Result.IsError || out.Result.Meta["receipt_id"] == nil {
+				t.Fatalf("answer %s (%v)", raw, err)
+			}
+		})
 	}
 }
 

@@ -166,8 +166,14 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // HTTP.
 func connect(tb testing.TB, endpoint, token string, opts *sdk.ClientOptions) *sdk.ClientSession {
 	tb.Helper()
+	return connectWith(tb, endpoint, &http.Client{Transport: bearer{token, http.DefaultTransport}}, opts)
+}
+
+// connectWith opens an MCP session with the Go SDK's client over hc.
+func connectWith(tb testing.TB, endpoint string, hc *http.Client, opts *sdk.ClientOptions) *sdk.ClientSession {
+	tb.Helper()
 	c := sdk.NewClient(&sdk.Implementation{Name: "hall-test", Version: "v0"}, opts)
-	tr := &sdk.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}}, MaxRetries: -1}
+	tr := &sdk.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}
 	cs, err := c.Connect(context.Background(), tr, nil)
 	if err != nil {
 		tb.Fatalf("connect: %v", err)

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -49,12 +50,14 @@ type Server struct {
 	mu     sync.Mutex // serialises sync
 	tools  atomic.Pointer[map[string]*tool]
 	cancel func()
+	// runners run the dispatches of tool calls (runner.go).
+	runners *runners
 }
 
 // New returns a Server over h with the tools of h's current state; it
 // follows h's changes (enrollments, rules, reloads) until Close.
 func New(h *host.Hall, opts Options) *Server {
-	s := &Server{h: h, cfg: opts.Config, log: opts.Logger, admit: opts.Admit}
+	s := &Server{h: h, cfg: opts.Config, log: opts.Logger, admit: opts.Admit, runners: newRunners(time.Minute)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,6 +109,7 @@ func (s *Server) Close() {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.runners.close()
 }
 
 // sync brings the tool list in step with the Hall: tools that are gone
@@ -202,9 +206,73 @@ func (s *Server) Handler(o HTTPOptions) http.Handler {
 		}
 		return &mcpauth.TokenInfo{UserID: t}, nil
 	}
-	h := mcpauth.RequireBearerToken(verify, &mcpauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
+	limit := o.MaxBody
+	if limit == 0 {
+		limit = sdk.DefaultMaxRequestBodyBytes
+	}
+	h := mcpauth.RequireBearerToken(verify, &mcpauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(wholeAnswers(streamable, limit))
 	return http.NewCrossOriginProtection().Handler(h)
 }
+
+// wholeAnswers lets the SDK answer a POST that asks for no progress in one
+// piece. The SDK answers every request as an SSE stream and flushes each
+// event as it writes it, so that notifications about a call (progress)
+// reach the client while the call runs. A request without a progress token
+// has nothing to stream before its response: flushing then only costs a
+// write of the headers and the event, then one of the chunked encoding's
+// end, where net/http sends a short answer in a single write with a
+// Content-Length, as POST /wcp/run's. The answer is the same SSE stream,
+// so clients see no difference.
+//
+// A request whose body contains "progressToken" anywhere (even inside the
+// arguments) is flushed as before; GET (the standalone stream) and DELETE
+// are untouched. The body is read here, within limit (what the SDK allows;
+// negative: no limit), and handed on as read; a body that cannot be read
+// is handed on as its error, for the SDK to answer (413 over the limit).
+//
+// The SDK offers per-session JSON answers (StreamableHTTPOptions.
+// JSONResponse), not per-request ones: with it, a call's progress
+// notifications go to the standalone stream instead of the call's, which
+// a client need not open.
+func wholeAnswers(next http.Handler, limit int64) http.Handler {
+	progressToken := []byte(`"progressToken"`)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Body == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body := io.Reader(r.Body)
+		if limit > 0 {
+			body = http.MaxBytesReader(w, r.Body, limit)
+		}
+		data, err := io.ReadAll(body)
+		if err != nil {
+			r.Body = failedBody{err}
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(data))
+		if bytes.Contains(data, progressToken) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(unflushed{w}, r)
+	})
+}
+
+// unflushed is a ResponseWriter whose flushes do nothing: net/http sends
+// what was written when the handler returns.
+type unflushed struct{ http.ResponseWriter }
+
+func (unflushed) Flush()            {}
+func (unflushed) FlushError() error { return nil }
+
+// failedBody is a request body that could not be read: reading it again
+// returns the same error.
+type failedBody struct{ err error }
+
+func (b failedBody) Read([]byte) (int, error) { return 0, b.err }
+func (failedBody) Close() error               { return nil }
 
 // Handler is the MCP endpoint of h for an HTTP API: a Server built on the
 // first request (so that an API that never serves MCP follows no changes),

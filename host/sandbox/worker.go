@@ -310,7 +310,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 func (e *Engine) guardedFormOf(wasm []byte, sum [32]byte, lim Limits) ([]byte, error) {
 	var path string
 	if e.cacheDir != "" {
-		name := fmt.Sprintf("guarded-v2-%s-m%d-s%d.wasm", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes)
+		name := fmt.Sprintf("guarded-v3-%s-m%d-s%d.wasm", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes)
 		path = filepath.Join(e.cacheDir, name)
 		if b, err := os.ReadFile(path); err == nil {
 			if _, err := wasmmod.Inspect(b); err == nil {

@@ -112,6 +112,11 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 	if res != nil {
 		out["decision_id"] = res.Decision.DecisionID.String()
 	}
+	if c, ok := wcp.CodeOf(err); ok && err != nil {
+		// A refusal with a code of its own (HALL_SATURATED, HALL_DISK_LOW,
+		// MEMORY_BUDGET, ...) says what the agent or operator can do.
+		return refused(out, c, strings.TrimPrefix(err.Error(), string(c)+": "))
+	}
 	if err != nil {
 		s.log.Error("mcp: dispatch failed", "correlation_id", corr, "capability_id", t.capability, "error", err.Error())
 		return result(out, StatusRefused, true, string(wcp.CodeHallError)+": the Hall failed to complete the dispatch (its log has the details under correlation id "+corr+")", "code", string(wcp.CodeHallError))

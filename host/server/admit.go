@@ -1,11 +1,8 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
-
-	"github.com/wcphall/hall/host/wcp"
 )
 
 // admitRoute bounds the decisions in flight on POST /wcp/route, as the
@@ -46,24 +43,4 @@ func (s *Server) maxConcurrent() int {
 		n = cap(s.sem)
 	}
 	return n
-}
-
-// codedError finds the stable code of a Hall error (an error with a Code
-// method anywhere in its chain) that the codes table knows.
-func codedError(err error) (wcp.Code, bool) {
-	var typed interface{ Code() wcp.Code }
-	if errors.As(err, &typed) {
-		if _, ok := typed.Code().Info(); ok {
-			return typed.Code(), true
-		}
-	}
-	var plain interface{ Code() string }
-	if errors.As(err, &plain) {
-		if c := wcp.Code(plain.Code()); c != "" {
-			if _, ok := c.Info(); ok {
-				return c, true
-			}
-		}
-	}
-	return "", false
 }

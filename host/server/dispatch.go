@@ -210,7 +210,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Error("hall: dispatch failed", "request_id", requestID(r), "correlation_id", req.Input.CorrelationID, "error", err)
 		e := errf(http.StatusInternalServerError, CodeInternal, "the Hall failed to complete the dispatch (see the server log under request id "+requestID(r)+")")
-		if c, ok := codedError(err); ok {
+		if c, ok := wcp.CodeOf(err); ok {
 			// A refusal with a code of its own (HALL_DISK_LOW, MEMORY_BUDGET,
 			// ...) says what the operator can do, with its own status.
 			e = errf(c.HTTPStatus(), string(c), err.Error())

@@ -1,6 +1,9 @@
 package wcp
 
-import "net/http"
+import (
+	"errors"
+	"net/http"
+)
 
 // Code is a stable code the Hall emits: a WCP deny code, a sandbox outcome
 // recorded in a receipt, a ledger or enrollment error, an HTTP API error, or
@@ -255,4 +258,27 @@ func (c Code) HTTPStatus() int {
 		return http.StatusInternalServerError
 	}
 	return info.HTTPStatus
+}
+
+// CodeOf returns the stable code an error carries — the first error in
+// its chain with a Code method returning a Code (or a string naming one)
+// that is in the table — so that every front end (HTTP, MCP, the CLI)
+// reports a Hall refusal such as HALL_DISK_LOW, MEMORY_BUDGET or
+// HALL_SATURATED under its own code.
+func CodeOf(err error) (Code, bool) {
+	var typed interface{ Code() Code }
+	if errors.As(err, &typed) {
+		if _, ok := typed.Code().Info(); ok {
+			return typed.Code(), true
+		}
+	}
+	var plain interface{ Code() string }
+	if errors.As(err, &plain) {
+		if c := Code(plain.Code()); c != "" {
+			if _, ok := c.Info(); ok {
+				return c, true
+			}
+		}
+	}
+	return "", false
 }

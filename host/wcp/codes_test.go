@@ -2,6 +2,7 @@ package wcp
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -158,5 +159,38 @@ func TestCodesTable(t *testing.T) {
 		if _, ok := c.Info(); !ok {
 			t.Errorf("%s has no row", c)
 		}
+	}
+}
+
+type typedCodeErr struct{}
+
+func (typedCodeErr) Error() string { return "typed" }
+func (typedCodeErr) Code() Code    { return CodeHallSaturated }
+
+type stringCodeErr struct{ c string }
+
+func (e stringCodeErr) Error() string { return "string " + e.c }
+func (e stringCodeErr) Code() string  { return e.c }
+
+func TestCodeOf(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want Code
+		ok   bool
+	}{
+		{"typed code, wrapped", fmt.Errorf("run: %w", typedCodeErr{}), CodeHallSaturated, true},
+		{"string code in the table", fmt.Errorf("x: %w", stringCodeErr{"MEMORY_BUDGET"}), CodeMemoryBudget, true},
+		{"string code not in the table", stringCodeErr{"NOT_A_CODE"}, "", false},
+		{"no code", errors.New("plain"), "", false},
+		{"nil", nil, "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := CodeOf(tc.err)
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("CodeOf = %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }

@@ -76,7 +76,7 @@ func enrollCommand() *cli.Command {
 					"artifact_hash": res.ArtifactHash.String(), "record_path": res.RecordPath, "module_path": res.ModulePath,
 					"record_source": res.RecordSource, "replaced": res.Replaced, "previous_artifact_hash": res.PreviousArtifact,
 					"unrouted_capabilities": nonNil(res.Unrouted), "rules_added": nonNil(res.RulesAdded),
-					"record_digest": res.RecordDigest.String(), "privilege_envelope": grantedEnvelope(res.Record), "config": res.Record.Config,
+					"record_digest": res.RecordDigest.String(), "privilege_envelope": res.Record.Granted(), "config": res.Record.Config,
 				})
 			}
 			w := c.App.Writer
@@ -261,28 +261,16 @@ func readModule(path string) ([]byte, error) {
 	return b, nil
 }
 
-// grantedEnvelope is the privilege envelope the sandbox grants the worker
-// ({} when the record declares none: no files, no network, no secrets).
-func grantedEnvelope(rec *wcp.Record) any {
-	if rec.PrivilegeEnvelope == nil {
-		return map[string]any{}
-	}
-	return rec.PrivilegeEnvelope
-}
-
 // printGrant shows what enrolling granted, so an operator sees it before
 // the first dispatch (the record may come from the module itself).
 func printGrant(w io.Writer, rec *wcp.Record) {
-	e := rec.PrivilegeEnvelope
+	e := rec.Granted()
 	line := func(what string, v []string) {
 		if len(v) == 0 {
 			fmt.Fprintf(w, "  grants:    %s: none\n", what)
 			return
 		}
 		fmt.Fprintf(w, "  grants:    %s: %s\n", what, safe(strings.Join(v, ", ")))
-	}
-	if e == nil {
-		e = &wcp.PrivilegeEnvelope{}
 	}
 	line("writes", e.FilesystemWrites)
 	line("reads", e.FilesystemReads)

@@ -218,7 +218,7 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 		// the module itself, so the caller sees the envelope here.
 		"record_digest":      res.RecordDigest.String(),
 		"change_id":          res.ChangeID,
-		"privilege_envelope": grantedEnvelope(res.Record.PrivilegeEnvelope),
+		"privilege_envelope": res.Record.Granted(),
 	}
 	if len(res.Record.Config) > 0 {
 		body["config"] = res.Record.Config
@@ -273,13 +273,4 @@ func (s *Server) putArtifact(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("hall: artifact stored", "request_id", requestID(r), "artifact_hash", d.String(), "size", len(body), "token_id", principal(r).ID)
 	writeJSON(w, http.StatusCreated, map[string]any{"stored": true, "artifact_hash": d.String(), "size": len(body)})
-}
-
-// grantedEnvelope is the envelope the sandbox grants ({} when the record
-// declares none: no files, no network, no secrets).
-func grantedEnvelope(e *wcp.PrivilegeEnvelope) any {
-	if e == nil {
-		return map[string]any{}
-	}
-	return e
 }

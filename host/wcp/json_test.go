@@ -358,3 +358,16 @@ func TestRecordMemberNamesAreCaseSensitive(t *testing.T) {
 		t.Errorf("empty egress = %s", b)
 	}
 }
+
+// Granted shows nothing granted as an empty object, and a declared
+// envelope as it is.
+func TestRecordGranted(t *testing.T) {
+	var r Record
+	if b, err := json.Marshal(r.Granted()); err != nil || string(b) != "{}" {
+		t.Fatalf("no envelope: %s %v, want {}", b, err)
+	}
+	r.PrivilegeEnvelope = &PrivilegeEnvelope{FilesystemWrites: []string{"/tmp/out"}}
+	if b, err := json.Marshal(r.Granted()); err != nil || string(b) != `{"filesystem_writes":["/tmp/out"]}` {
+		t.Fatalf("declared envelope: %s %v", b, err)
+	}
+}

@@ -74,6 +74,16 @@ type LegacyEgress struct {
 	Extra     Extra    `json:"-"`
 }
 
+// Granted returns what the record grants its worker: its privilege
+// envelope, or an empty one (nothing granted, `{}` in JSON) when it
+// declares none. `hall enroll` and POST /enroll show it.
+func (r *Record) Granted() *PrivilegeEnvelope {
+	if r.PrivilegeEnvelope == nil {
+		return &PrivilegeEnvelope{}
+	}
+	return r.PrivilegeEnvelope
+}
+
 // IsEmpty reports whether the envelope declares nothing at all (an empty
 // JSON object), which PyHall treats as no envelope.
 func (p *PrivilegeEnvelope) IsEmpty() bool {

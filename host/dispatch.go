@@ -593,10 +593,11 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if res.Limits == (sandbox.Limits{}) {
 		res.Limits = plan.Limits()
 	}
-	if len(res.Logs) > 0 {
-		// Captured guest output (bounded by the log limit) joins the Hall's
-		// log under the correlation id.
-		h.log.Info("hall: worker log", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "log", string(res.Logs))
+	if out != nil && len(out.Stdio) > 0 {
+		// The guest's stdout and stderr (bounded by the log limit) join the
+		// Hall's log under the correlation id; its Extism log lines are
+		// there already, one by one at their levels (sandbox guestLog).
+		h.log.Info("hall: worker output", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "output", string(out.Stdio))
 	}
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()

@@ -193,8 +193,15 @@ func TestExtismLogLevelsMapped(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: LevelTrace}))
 	e := newEngine(t, Config{Logger: log})
 	w := load(t, e, extismPlugin(t, "log"), Spec{Name: "log", Pool: -1})
-	call(t, w, Request{Export: "run_test", Config: map[string]string{"wcp.correlation_id": "corr-1"}})
+	res := call(t, w, Request{Export: "run_test", Config: map[string]string{"wcp.correlation_id": "corr-1"}})
 	want := map[string]string{"this is an info log": "INFO", "this is a warning log": "WARN", "this is an error log": "ERROR"}
+	// Logs keeps every line for the caller; Stdio, which the Hall logs as
+	// the worker's output, has none of them (they are logged here already).
+	for msg := range want {
+		if !bytes.Contains(res.Logs, []byte(msg)) || bytes.Contains(res.Stdio, []byte(msg)) {
+			t.Errorf("%q: logs %q, stdout and stderr %q", msg, res.Logs, res.Stdio)
+		}
+	}
 	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var rec struct {
 			Msg, Level, Worker, Message string

@@ -296,9 +296,12 @@ func TestLogsBounded(t *testing.T) {
 	if len(res.Logs) != 100 || !strings.HasPrefix(string(res.Logs), "0123456789\n0123456789\n") {
 		t.Fatalf("logs (%d bytes) %q", len(res.Logs), res.Logs)
 	}
+	if string(res.Stdio) != string(res.Logs) {
+		t.Fatalf("stdout and stderr %q, want what the logs hold (no Extism log lines here)", res.Stdio)
+	}
 	res = call(t, w, Request{Export: "print", Input: []byte("x"), Config: map[string]string{"n": "1"}})
-	if string(res.Logs) != "x\nx\n" {
-		t.Fatalf("second call logs %q", res.Logs)
+	if string(res.Logs) != "x\nx\n" || string(res.Stdio) != "x\nx\n" {
+		t.Fatalf("second call logs %q, stdout and stderr %q", res.Logs, res.Stdio)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -91,6 +92,7 @@ type instance struct {
 	p     *extism.Plugin
 	guard *memoryGuard
 	logs  *logSink
+	stdio *logSink // stdout and stderr only (Result.Stdio)
 	sleep *sleeper
 	// http is Extism's per-instance state of the last http_request.
 	http extismHTTPState
@@ -139,6 +141,10 @@ type Result struct {
 	// Logs is the guest's stdout, stderr and Extism log output, truncated
 	// to Limits.LogBytes.
 	Logs []byte
+	// Stdio is the part of Logs the guest wrote to stdout and stderr
+	// (within the same limit): the Extism log lines are not in it, since
+	// the Engine's log has each of them already, at its level.
+	Stdio []byte
 }
 
 // Load compiles wasm (a binary WebAssembly module using the Extism ABI of
@@ -471,10 +477,11 @@ func (w *Worker) instantiationContext(parent context.Context) (context.Context, 
 // CloseOnContextDone stops it there as in a call.
 func (w *Worker) newInstance(ctx context.Context) (*instance, error) {
 	g := &memoryGuard{limit: w.limits.MemoryBytes, sizes: &w.sizes}
-	logs := &logSink{}
+	logs, stdio := &logSink{}, &logSink{}
 	sl := &sleeper{}
 	sl.watch(ctx)
-	mc := w.modCfg.WithStdout(logs).WithStderr(logs)
+	out := io.MultiWriter(logs, stdio)
+	mc := w.modCfg.WithStdout(out).WithStderr(out)
 	if !w.policy.Deterministic {
 		mc = mc.WithNanosleep(sl.sleep)
 	}
@@ -510,7 +517,7 @@ func (w *Worker) newInstance(ctx context.Context) (*instance, error) {
 		}
 		return nil, errorf(CodeModuleInvalid, "%s: %v", w.name, err)
 	}
-	in := &instance{p: p, guard: g, logs: logs, sleep: sl}
+	in := &instance{p: p, guard: g, logs: logs, stdio: stdio, sleep: sl}
 	p.SetLogger(func(level extism.LogLevel, msg string) {
 		logs.Write([]byte("[" + level.String() + "] " + msg + "\n"))
 		w.guestLog(in, level, msg)
@@ -733,6 +740,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	in.correlation.Store(&correlation)
 	in.p.Config = maps.Clone(req.Config)
 	in.logs.reset(lim.LogBytes)
+	in.stdio.reset(lim.LogBytes)
 	var quotaHits int64
 	if w.quota != nil {
 		quotaHits = w.quota.hits.Load()
@@ -744,7 +752,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	// The Hall's egress records follow the guest's events; hall_emit
 	// cannot forge them (reservedEventPrefix).
 	res.Events, res.EventsDropped = append(cs.events, cs.egress.take()...), cs.eventsDropped
-	res.Logs = in.logs.take()
+	res.Logs, res.Stdio = in.logs.take(), in.stdio.take()
 
 	serr, err := w.classify(ctx, cctx, in, rc, callErr)
 	if err == nil && w.quota != nil && w.quota.hits.Load() != quotaHits {

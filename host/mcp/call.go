@@ -112,7 +112,7 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 	if res != nil {
 		out["decision_id"] = res.Decision.DecisionID.String()
 	}
-	if c, ok := wcp.CodeOf(err); ok && err != nil {
+	if c, ok := wcp.CodeOf(err); ok {
 		// A refusal with a code of its own (HALL_SATURATED, HALL_DISK_LOW,
 		// MEMORY_BUDGET, ...) says what the agent or operator can do.
 		return refused(out, c, strings.TrimPrefix(err.Error(), string(c)+": "))

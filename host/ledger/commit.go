@@ -237,11 +237,19 @@ func (s *SQLite) commitPlain(batch []*write) bool {
 		tx.Rollback()
 		return fail(err)
 	}
+	s.tails.begin()
+	defer s.tails.end()
 	for _, w := range batch {
 		if err := w.exec(tx); err != nil {
 			tx.Rollback()
 			return false
 		}
+	}
+	if err := s.flushEntries(tx); err != nil {
+		// Which write's entry failed is not known here: the savepoint
+		// path runs the batch again and finds it.
+		tx.Rollback()
+		return false
 	}
 	if err := tx.Commit(); err != nil {
 		return fail(fmt.Errorf("commit: %w", err))

@@ -3,10 +3,8 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -100,8 +98,10 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	}
 	var seq uint64
 	var head string
-	err := s.queryRowTx(tx, qEntryHead, e.TenantID).Scan(&seq, &head)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	tail, inBatch := s.tails.get(e.TenantID)
+	if inBatch {
+		seq, head = tail.seq, tail.hash
+	} else if err := s.queryRowTx(tx, qEntryHead, e.TenantID).Scan(&seq, &head); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap(op, err)
 	}
 	e.Sequence = seq + 1
@@ -119,17 +119,25 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	// (TestEntryBodyIsCanonical holds the two forms equal).
 	body := appendEntryBody(make([]byte, 0, 512+len(e.Decision)), e)
 	hash := hashBody(body)
-	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(k.priv, []byte(hash)))
 	var prev any
 	if head != "" {
 		prev = head
 	}
-	if err := s.execTx(tx, qInsertEntry,
-		e.TenantID, int64(e.Sequence), e.EntryID, e.Kind, e.CorrelationID, e.RecordedAt, prev, hash, e.SigningKeyID, sig, string(body)); err != nil {
-		return s.wrap(op, err)
-	}
-	if err := s.execTx(tx, qUpsertEntry, e.TenantID, int64(e.Sequence), e.EntryID, hash); err != nil {
-		return s.wrap(op, err)
+	row := entryInsert{stream: e.TenantID, seq: e.Sequence, id: e.EntryID, kind: e.Kind, corr: e.CorrelationID,
+		at: e.RecordedAt, prev: prev, hash: hash, keyID: e.SigningKeyID, body: string(body), key: k}
+	if s.tails.on {
+		// A batch without savepoints: the entry is inserted, and signed
+		// if it is its stream's last of the batch, when the batch ends
+		// (flushEntries).
+		s.tails.add(row)
+	} else {
+		row.sig = k.sign(hash)
+		if err := s.insertEntry(tx, &row); err != nil {
+			return s.wrap(op, err)
+		}
+		if err := s.execTx(tx, qUpsertEntry, e.TenantID, int64(e.Sequence), e.EntryID, hash); err != nil {
+			return s.wrap(op, err)
+		}
 	}
 	if d := p.d; d != nil {
 		if err := s.execTx(tx, qInsertDecision,

@@ -493,6 +493,16 @@ func (kr *keyRing) checkDeferred(chain, stream string, seq uint64, keyID, hash, 
 	return kr.checkPosition(chain, stream, seq, keyID), true
 }
 
+// checkUnsigned is check for an entry without a signature of its own
+// (batchsign.go): its key must be trusted and allowed at its position; a
+// later entry's signature proves its content.
+func (kr *keyRing) checkUnsigned(chain, stream string, seq uint64, keyID string) string {
+	if _, ok := kr.verifiers[keyID]; !ok {
+		return kr.unknownKey(keyID)
+	}
+	return kr.checkPosition(chain, stream, seq, keyID)
+}
+
 func (kr *keyRing) unknownKey(keyID string) string {
 	return fmt.Sprintf("signed by key %s, not by %s", keyID, strings.Join(kr.ids, " or "))
 }

@@ -115,6 +115,9 @@ type SQLite struct {
 	stmts   map[string]*sql.Stmt
 	txStmts map[string]*sql.Stmt
 	stmtTx  *sql.Tx
+	// tails holds a batch's decision-chain entries until it ends
+	// (batchsign.go). The committer goroutine alone uses it.
+	tails batchTails
 }
 
 var _ Store = (*SQLite)(nil)

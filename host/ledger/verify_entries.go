@@ -54,6 +54,10 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 		brk              func(id string, seq uint64, format string, args ...any)
 		seen             = map[string]bool{}
 		endStream        func()
+		// cover is the run of unsigned entries the walk has accepted since
+		// the stream's last signed one: a later signed entry, linked to
+		// them and signed by the same key, must cover them.
+		cover uncovered
 	)
 	brk = func(id string, seq uint64, format string, args ...any) {
 		broken = true
@@ -61,6 +65,10 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 	}
 	endStream = func() {
 		if !started || broken {
+			return
+		}
+		if cover.n > 0 {
+			brk(cover.firstID, cover.first, "%s", cover.reason("the stream ends before a signed entry: the entry that signed their commit was deleted"))
 			return
 		}
 		h, ok := heads[cur]
@@ -98,6 +106,7 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 			endStream()
 			seen[r.stream] = true
 			cur, started, broken, lastSeq, lastHash, lastID = r.stream, true, false, 0, "", ""
+			cover = uncovered{}
 			rep.DecisionStreams++
 		}
 		rep.Decisions++
@@ -105,11 +114,20 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 			return
 		}
 		id, useq := r.id, r.seq
+		// A break ends the stream's walk: unsigned entries before it are
+		// covered by nothing the walk trusts.
+		brkCover := func() {
+			if cover.n > 0 {
+				brk(cover.firstID, cover.first, "%s", cover.reason(fmt.Sprintf("entry %d, which would cover them, fails", useq)))
+			}
+		}
 		if r.reason != "" {
+			brkCover()
 			brk(id, useq, "%s", r.reason)
 			return
 		}
 		if want := lastSeq + 1; r.sequence != want {
+			brkCover()
 			if r.sequence > want {
 				brk(id, useq, "sequence %d follows %d: entries %d..%d are missing", r.sequence, lastSeq, want, r.sequence-1)
 			} else {
@@ -118,6 +136,7 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 			return
 		}
 		if r.signedPrev != lastHash {
+			brkCover()
 			if lastHash == "" {
 				brk(id, useq, "first entry of the chain has prev_hash %s, want null", r.signedPrev)
 			} else {
@@ -126,7 +145,12 @@ func (s *SQLite) verifyDecisions(ctx context.Context, tx *sql.Tx, ring *keyRing,
 			return
 		}
 		if r.decisionReason != "" {
+			brkCover()
 			brk(id, useq, "%s", r.decisionReason)
+			return
+		}
+		if reason := cover.next(r.sig == "", r.keyID, id, useq); reason != "" {
+			brk(cover.firstID, cover.first, "%s", reason)
 			return
 		}
 		lastSeq, lastHash, lastID = r.sequence, r.hash, id
@@ -217,10 +241,19 @@ func (r *entryRow) precheck(ring *keyRing) string {
 	if got := hashBody(b); got != r.hash {
 		return fmt.Sprintf("content hashes to %s, not its hash %s: entry altered", got, r.hash)
 	}
-	reason, pending := ring.checkDeferred(ChainDecisions, stream, useq, r.keyID, r.hash, r.sig, &r.sigCheck)
-	r.sigPending = pending
-	if reason != "" {
-		return reason
+	if r.sig == "" {
+		// Covered by the next signed entry of the chain (batchsign.go),
+		// which the ordered walk looks for; its key must be one that may
+		// sign this position.
+		if reason := ring.checkUnsigned(ChainDecisions, stream, useq, r.keyID); reason != "" {
+			return reason
+		}
+	} else {
+		reason, pending := ring.checkDeferred(ChainDecisions, stream, useq, r.keyID, r.hash, r.sig, &r.sigCheck)
+		r.sigPending = pending
+		if reason != "" {
+			return reason
+		}
 	}
 	var e entryJSON
 	if err := json.Unmarshal(b, &e); err != nil {

@@ -1079,8 +1079,8 @@ func TestDecideDefaultsAndNilArguments(t *testing.T) {
 	d1 := Decide(context.Background(), &in, mustRules(t, oneRule(greetMatch, greetDecision)), newRegistry(greeterRecord()), Options{})
 	d2 := Decide(context.Background(), &in, mustRules(t, oneRule(greetMatch, greetDecision)), newRegistry(greeterRecord()), Options{})
 	after := time.Now().UTC()
-	if d1.DecisionID == d2.DecisionID || d1.DecisionID.Version() != 4 || d1.DecisionID.Variant() != uuid.RFC4122 {
-		t.Errorf("decision ids %s %s are not fresh UUID v4s", d1.DecisionID, d2.DecisionID)
+	if d1.DecisionID == d2.DecisionID || d1.DecisionID.Version() != 7 || d1.DecisionID.Variant() != uuid.RFC4122 {
+		t.Errorf("decision ids %s %s are not fresh UUID v7s", d1.DecisionID, d2.DecisionID)
 	}
 	if d1.Timestamp.Before(before) || d1.Timestamp.After(after) || d1.Timestamp.Location() != time.UTC {
 		t.Errorf("timestamp %v not in [%v, %v] UTC", d1.Timestamp, before, after)

@@ -72,6 +72,7 @@ function verifyBundle(dir, keysPath) {
   const last = new Map(); // chain/stream -> {seq, hash}
   const byPos = new Map(); // chain/stream/seq -> {id, hash}
   const counts = { receipts: 0, decisions: 0, changes: 0 };
+  const uncovered = new Map(); // chain/stream -> {key, where[]}: unsigned entries waiting for a signed one
   for (const l of entries) {
     const e = l.entry;
     const version = e.version === undefined ? 1 : e.version;
@@ -86,8 +87,22 @@ function verifyBundle(dir, keysPath) {
     if (sha256(signed) !== l.hash) { fail(where, `hashes to ${sha256(signed)}, not ${l.hash}`); continue; }
     const k = keys.get(e.signing_key_id);
     if (!k) { fail(where, `signed by unknown key ${e.signing_key_id}`); continue; }
-    if (!sigOK(k.pub, l.hash, l.signature)) { fail(where, 'signature does not verify'); continue; }
     const p = pos(l.chain, l.stream);
+    // An entry without a signature is covered by the next signed entry of
+    // its chain, signed by the same key (EVIDENCE.md "Signatures"); the
+    // hash links in between carry the proof.
+    const run = uncovered.get(p);
+    if (!l.signature) {
+      if (run && run.key !== e.signing_key_id) fail(where, `unsigned entry names key ${e.signing_key_id}, its run ${run.key}`);
+      else if (run) run.where.push(where);
+      else uncovered.set(p, { key: e.signing_key_id, where: [where] });
+    } else if (!sigOK(k.pub, l.hash, l.signature)) {
+      fail(where, 'signature does not verify');
+      continue;
+    } else if (run) {
+      if (run.key !== e.signing_key_id) fail(where, `covers unsigned entries of key ${run.key} with key ${e.signing_key_id}`);
+      uncovered.delete(p);
+    }
     if (after.has(e.signing_key_id) && l.sequence <= (after.get(e.signing_key_id).get(p) || 0)) fail(where, 'signed by a key before it was rotated in');
     if (until.has(e.signing_key_id) && l.sequence > (until.get(e.signing_key_id).get(p) || 0)) fail(where, 'signed by a key after it was rotated out');
     if (e.sequence !== l.sequence || streamOf(l.chain, e) !== l.stream) fail(where, 'sequence or stream differs from the signed entry');
@@ -97,6 +112,8 @@ function verifyBundle(dir, keysPath) {
     last.set(p, { seq: e.sequence, hash: l.hash });
     byPos.set(p + '\u0000' + e.sequence, { id: idOf(l.chain, e), hash: l.hash });
   }
+
+  for (const run of uncovered.values()) for (const w of run.where) fail(w, 'unsigned and no later signed entry of its chain covers it');
 
   // Checkpoints: each signed, and every head it names present, unchanged.
   const cpDir = join(dir, 'checkpoints');

@@ -1,0 +1,152 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+)
+
+// One signature per stream per commit (docs/EVIDENCE.md, section 1, rule 4):
+// in a batch committed without savepoints (commitPlain), the entries of
+// a decision chain are inserted when the batch ends, and only the last
+// entry of each stream in the batch is signed. The entries before it are
+// covered through the hash chain: the signed entry's hash covers its
+// prev_hash, which is the hash of the entry before, and so on back to the
+// previous signed entry. A stream's newest entry is therefore always
+// signed. Signing was a fifth of the committer's time at /wcp/route
+// (issue 12); at 16 writes per commit it is now one signature per 16.
+//
+// The savepoint path (commitBatch, when a write of the batch failed) and a
+// batch of one sign every entry, as before: a verifier accepts both.
+
+// entryInsert is one decision-chain row, ready to insert.
+type entryInsert struct {
+	stream, id, kind, corr, at, hash, keyID, body string
+	seq                                           uint64
+	prev                                          any // nil for a stream's first entry
+	sig                                           string
+	// key signs the row if it ends its stream's run in the batch: the
+	// key its body names (signing_key_id).
+	key *signer
+}
+
+// streamTail is a stream's newest entry of the batch being built.
+type streamTail struct {
+	seq  uint64
+	hash string
+	last int // index in batchTails.rows
+}
+
+// batchTails holds the decision-chain rows of a batch until it ends. Only
+// the committer goroutine uses it.
+type batchTails struct {
+	on    bool
+	rows  []entryInsert
+	tails map[string]streamTail
+	order []string // streams in the order they were first written
+}
+
+func (b *batchTails) begin() {
+	b.on = true
+	b.rows = b.rows[:0]
+	b.order = b.order[:0]
+	if b.tails == nil {
+		b.tails = map[string]streamTail{}
+	}
+	clear(b.tails)
+}
+
+func (b *batchTails) end() {
+	b.on = false
+	clear(b.rows) // drop the bodies
+	b.rows = b.rows[:0]
+}
+
+// get returns stream's newest entry in the batch, if the batch has one.
+func (b *batchTails) get(stream string) (streamTail, bool) {
+	if !b.on {
+		return streamTail{}, false
+	}
+	t, ok := b.tails[stream]
+	return t, ok
+}
+
+func (b *batchTails) add(r entryInsert) {
+	if _, ok := b.tails[r.stream]; !ok {
+		b.order = append(b.order, r.stream)
+	}
+	b.tails[r.stream] = streamTail{seq: r.seq, hash: r.hash, last: len(b.rows)}
+	b.rows = append(b.rows, r)
+}
+
+// sign signs an entry's hash (the hex string, as every chain does).
+func (k *signer) sign(hash string) string {
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(k.priv, []byte(hash)))
+}
+
+func (s *SQLite) insertEntry(tx *sql.Tx, r *entryInsert) error {
+	return s.execTx(tx, qInsertEntry, r.stream, int64(r.seq), r.id, r.kind, r.corr, r.at, r.prev, r.hash, r.keyID, r.sig, r.body)
+}
+
+// flushEntries inserts the batch's decision-chain rows, signing the last
+// of each stream, and moves each stream's head. It runs inside the
+// batch's transaction after every write of it succeeded.
+func (s *SQLite) flushEntries(tx *sql.Tx) error {
+	b := &s.tails
+	if len(b.rows) == 0 {
+		return nil
+	}
+	for _, stream := range b.order {
+		r := &b.rows[b.tails[stream].last]
+		r.sig = r.key.sign(r.hash)
+	}
+	for i := range b.rows {
+		if err := s.insertEntry(tx, &b.rows[i]); err != nil {
+			return err
+		}
+	}
+	for _, stream := range b.order {
+		t := b.tails[stream]
+		if err := s.execTx(tx, qUpsertEntry, stream, int64(t.seq), b.rows[t.last].id, t.hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// uncovered is a verifier's run of unsigned entries waiting for the
+// signed entry that covers them.
+type uncovered struct {
+	n       int
+	first   uint64
+	firstID string
+	keyID   string
+}
+
+// next takes the next entry of the stream, which linked to the run (its
+// own checks passed): an unsigned one joins the run, a signed one covers
+// it if it is signed by the run's key. It returns why the run is not
+// covered, or "".
+func (u *uncovered) next(unsigned bool, keyID, id string, seq uint64) string {
+	switch {
+	case unsigned && u.n == 0:
+		*u = uncovered{n: 1, first: seq, firstID: id, keyID: keyID}
+	case unsigned && keyID != u.keyID:
+		return u.reason(fmt.Sprintf("entry %d names key %s, not %s: one commit is signed by one key", seq, keyID, u.keyID))
+	case unsigned:
+		u.n++
+	case u.n > 0 && keyID != u.keyID:
+		return u.reason(fmt.Sprintf("entry %d, which covers them, is signed by key %s, not %s", seq, keyID, u.keyID))
+	default:
+		*u = uncovered{}
+	}
+	return ""
+}
+
+func (u *uncovered) reason(why string) string {
+	if u.n == 1 {
+		return fmt.Sprintf("entry %d is unsigned and no signed entry covers it: %s", u.first, why)
+	}
+	return fmt.Sprintf("entries %d..%d are unsigned and no signed entry covers them: %s", u.first, u.first+uint64(u.n)-1, why)
+}

@@ -142,7 +142,7 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	if d := p.d; d != nil {
 		if err := s.execTx(tx, qInsertDecision,
 			d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
-			e.RecordedAt, string(d.Decision), int64(e.Sequence)); err != nil {
+			e.RecordedAt, "", int64(e.Sequence)); err != nil {
 			return s.wrap(op, err)
 		}
 	}
@@ -207,7 +207,10 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 		// The canonical form of an object starts with '{' (no whitespace).
 		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", "must be a JSON object"))
 	}
-	d.Decision = append(json.RawMessage(nil), d.Decision...)
+	// The decisions row keeps the lookup columns only: its JSON is the
+	// signed entry's (Decision reads it there), not a second copy of
+	// every decision in the database (RATIONALE.md, "Stored once").
+	d.Decision = nil
 	d.Telemetry = nil // copied into evs
 	denied, dry, code := d.Denied, d.DryRun, d.DenyCode
 	p := &pendingEntry{d: &d, events: evs, e: entryJSON{
@@ -316,9 +319,11 @@ func leadingEventID(ev []byte) (string, bool) {
 func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, error) {
 	var d DecisionRecord
 	var at, body string
-	err := s.r.QueryRowContext(ctx, `SELECT decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision
-		FROM decisions WHERE decision_id = ?`, id).Scan(&d.DecisionID, &d.CorrelationID, &d.TenantID, &d.CapabilityID,
-		&d.Denied, &d.DenyCode, &d.DryRun, &at, &body)
+	var entry sql.NullString
+	err := s.r.QueryRowContext(ctx, `SELECT d.decision_id, d.correlation_id, d.tenant_id, d.capability_id, d.denied, d.deny_code, d.dry_run, d.decided_at, d.decision,
+		(SELECT e.body FROM entries e WHERE d.decision = '' AND e.entry_id = d.decision_id)
+		FROM decisions d WHERE d.decision_id = ?`, id).Scan(&d.DecisionID, &d.CorrelationID, &d.TenantID, &d.CapabilityID,
+		&d.Denied, &d.DenyCode, &d.DryRun, &at, &body, &entry)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("ledger: decision %q: %w", id, ErrNotFound)
 	}
@@ -326,6 +331,19 @@ func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, erro
 		return nil, s.wrap("decision", err)
 	}
 	d.Decision = json.RawMessage(body)
+	if body == "" {
+		// Recorded once, in its signed entry.
+		var e struct {
+			Decision json.RawMessage `json:"decision"`
+		}
+		if !entry.Valid {
+			return nil, fmt.Errorf("ledger: decision %q: its signed entry is missing", id)
+		}
+		if err := json.Unmarshal([]byte(entry.String), &e); err != nil {
+			return nil, fmt.Errorf("ledger: decision %q: its signed entry does not decode: %w", id, err)
+		}
+		d.Decision = e.Decision
+	}
 	if d.Timestamp, err = time.Parse(time.RFC3339Nano, at); err != nil {
 		return nil, fmt.Errorf("ledger: decision %q: decided_at: %w", id, err)
 	}

@@ -553,7 +553,8 @@ func TestDecisionsAndEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Denied || !got.DryRun || got.DenyCode != d.DenyCode || !got.Timestamp.Equal(d.Timestamp) || string(got.Decision) != string(decision) {
+	// Read from its signed entry, in canonical form.
+	if want, _ := canonical(decision); !got.Denied || !got.DryRun || got.DenyCode != d.DenyCode || !got.Timestamp.Equal(d.Timestamp) || string(got.Decision) != string(want) {
 		t.Errorf("decision read back %+v", got)
 	}
 	evs, err := s.Events(ctx, "c1")

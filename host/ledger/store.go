@@ -71,9 +71,10 @@ type DecisionRecord struct {
 	Denied        bool
 	DenyCode      string // "" when allowed
 	DryRun        bool
-	// Decision is the RouteDecision JSON exactly as returned to the caller.
-	// Its telemetry_envelopes, when present, are also stored as events of
-	// the decision's correlation id.
+	// Decision is the RouteDecision JSON as returned to the caller. Its
+	// telemetry_envelopes, when present, are also stored as events of the
+	// decision's correlation id. It is stored in its signed entry, in
+	// canonical form (RFC 8785), which is what [SQLite.Decision] returns.
 	Decision  json.RawMessage
 	Timestamp time.Time
 	// Telemetry, when not nil, is Decision's telemetry_envelopes as the

@@ -191,7 +191,7 @@ func (s *SQLite) commitBatch(batch []*write) {
 
 // committed releases the callers of a committed batch.
 func (s *SQLite) committed(batch []*write, errs []error) {
-	s.commits.Add(1)
+	s.wal.afterCommit(s, s.commits.Add(1))
 	defer s.cp.afterCommit(s)
 	for i, w := range batch {
 		if errs[i] == nil {

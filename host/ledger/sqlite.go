@@ -118,6 +118,8 @@ type SQLite struct {
 	// tails holds a batch's decision-chain entries until it ends
 	// (batchsign.go). The committer goroutine alone uses it.
 	tails batchTails
+	// wal checkpoints the WAL in the background (walcheckpoint.go).
+	wal walCheckpointer
 }
 
 var _ Store = (*SQLite)(nil)
@@ -273,7 +275,7 @@ func (s *SQLite) Close() error {
 	<-s.stopped
 	s.cp.wg.Wait()
 	s.closeStmts()
-	var errs []error
+	errs := []error{s.wal.close()}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

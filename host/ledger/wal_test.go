@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -36,4 +37,26 @@ func TestWALKeptBetweenOpens(t *testing.T) {
 		t.Fatalf("read-only reopen: %d receipts, %v; want 5", len(got), err)
 	}
 	verifyOK(t, ro, pub)
+}
+
+// TestWALCheckpointedInTheBackground: a long-lived ledger copies its WAL
+// back on the checkpointer's own connection every walKickEvery commits,
+// and what it copied is what the database holds after a reopen.
+func TestWALCheckpointedInTheBackground(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := recordDecisions(t, s, "a", slices.Repeat([]string{"allowed"}, 3*walKickEvery)...)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.wal.done.Load(); got == 0 {
+		t.Fatalf("%d commits, no background checkpoint ran", 3*walKickEvery)
+	}
+	s = openT(t, dir)
+	if rep := verifyOK(t, s, nil); rep.Decisions != len(ds) {
+		t.Fatalf("verified %d decisions, want %d", rep.Decisions, len(ds))
+	}
 }

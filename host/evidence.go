@@ -63,21 +63,37 @@ func (h *Hall) openLedger(storePayloads bool) error {
 // its tenant's decision chain (allowed, denied and dry runs alike). The decision is returned even when recording
 // fails; the error says so.
 func (h *Hall) Route(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, error) {
+	dec, _, err := h.RouteJSON(ctx, in)
+	return dec, err
+}
+
+// RouteJSON is [Hall.Route] that also returns the decision's JSON, the
+// bytes json.Marshal gives for it, as the ledger recorded them: a server
+// answers with them instead of encoding the decision a second time. The
+// JSON is nil when the decision could not be recorded.
+func (h *Hall) RouteJSON(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, []byte, error) {
 	if h.isClosed() {
-		return wcp.RouteDecision{}, ErrClosed
+		return wcp.RouteDecision{}, nil, ErrClosed
 	}
 	dec := h.Decide(ctx, in)
-	return dec, h.recordDecision(ctx, &dec)
+	body, err := h.recordDecisionJSON(ctx, &dec)
+	return dec, body, err
 }
 
 func (h *Hall) recordDecision(ctx context.Context, dec *wcp.RouteDecision) error {
+	_, err := h.recordDecisionJSON(ctx, dec)
+	return err
+}
+
+// recordDecisionJSON records dec and returns its JSON.
+func (h *Hall) recordDecisionJSON(ctx context.Context, dec *wcp.RouteDecision) ([]byte, error) {
 	store, err := h.evidenceStore()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := json.Marshal(dec)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The envelopes as the decision's JSON holds them (Event.AppendJSON is
 	// what MarshalJSON writes), handed over so that the ledger does not
@@ -101,9 +117,9 @@ func (h *Hall) recordDecision(ctx context.Context, dec *wcp.RouteDecision) error
 		Timestamp:     dec.Timestamp,
 	})
 	if err != nil {
-		return fmt.Errorf("recording decision %s in the evidence ledger: %w", dec.DecisionID, err)
+		return nil, fmt.Errorf("recording decision %s in the evidence ledger: %w", dec.DecisionID, err)
 	}
-	return nil
+	return body, nil
 }
 
 // receipt builds the evidence receipt of a dispatch.

@@ -69,7 +69,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	dec, err := s.h.Route(context.WithoutCancel(r.Context()), in)
+	dec, body, err := s.h.RouteJSON(context.WithoutCancel(r.Context()), in)
 	s.metrics.decision("route", dec.Denied, string(dec.Code()))
 	if err != nil {
 		s.log.Error("hall: decision not recorded", "request_id", requestID(r), "correlation_id", in.CorrelationID, "error", err)
@@ -77,7 +77,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			Message: "the decision could not be recorded in the evidence ledger", Extra: map[string]any{"decision": dec}})
 		return
 	}
-	writeJSON(w, http.StatusOK, dec)
+	writeRawJSON(w, http.StatusOK, body) // the decision as recorded, encoded once
 }
 
 // runRequest is the body of POST /wcp/run.

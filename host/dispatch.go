@@ -528,18 +528,38 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if err := h.checkFreeSpace(); err != nil {
 		return res, err
 	}
-	// The decision is committed before any guest code runs (loading runs
-	// the module's start section): a Hall that cannot record evidence does
-	// not dispatch.
-	if err := h.recordDecision(ctx, &res.Decision); err != nil {
-		return res, fmt.Errorf("%w; the worker was not run", err)
-	}
 	store, err := h.evidenceStore()
 	if err != nil {
 		return res, err
 	}
-	started := time.Now()
+	// The decision is committed before any guest code runs (loading runs
+	// the module's start section): a Hall that cannot record evidence does
+	// not dispatch. A worker whose envelope grants it no way to change
+	// anything outside the sandbox (no writable path, no network) cannot
+	// leave an effect without evidence, so its decision commits with its
+	// receipt, in one transaction after the call (RATIONALE.md of
+	// host/ledger, "Durability contract of a dispatch"); the output is
+	// still withheld unless both commit.
 	in := req.Input
+	recorder, oneCommit := store.(dispatchRecorder)
+	oneCommit = oneCommit && plan.w.contained()
+	if !oneCommit {
+		if err := h.recordDecision(ctx, &res.Decision); err != nil {
+			return res, fmt.Errorf("%w; the worker was not run", err)
+		}
+	}
+	started := time.Now()
+	finish := func(ctx context.Context) error {
+		if oneCommit {
+			return h.recordDispatch(ctx, recorder, res, plan, req.Payload, started)
+		}
+		if len(res.Events) > 0 {
+			if err := recordWorkerEvents(ctx, store, res.Decision.DecisionID.String(), in.CorrelationID, res.Events); err != nil {
+				h.log.Error("hall: recording worker telemetry failed", "correlation_id", in.CorrelationID, "error", err)
+			}
+		}
+		return h.appendReceipt(ctx, store, res, plan, req.Payload, started)
+	}
 	res.Export = plan.Export(in.CapabilityID)
 	if lw == nil {
 		lw, err = h.loadModule(ctx, plan, module)
@@ -557,7 +577,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 				res.Outcome = se.Code
 			}
 			h.log.Warn("hall: worker failed at instantiation", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
-			return res, h.appendReceipt(ctx, store, res, plan, req.Payload, started)
+			return res, finish(ctx)
 		}
 		if err != nil {
 			return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
@@ -601,12 +621,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	}
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
-	if len(res.Events) > 0 {
-		if err := recordWorkerEvents(ectx, store, res.Decision.DecisionID.String(), in.CorrelationID, res.Events); err != nil {
-			h.log.Error("hall: recording worker telemetry failed", "correlation_id", in.CorrelationID, "error", err)
-		}
-	}
-	return res, h.appendReceipt(ectx, store, res, plan, req.Payload, started)
+	return res, finish(ectx)
 }
 
 // appendReceipt commits the receipt of a dispatch that ran, on a context

@@ -91,9 +91,24 @@ func (h *Hall) recordDecisionJSON(ctx context.Context, dec *wcp.RouteDecision) (
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(dec)
+	d, err := decisionRecord(dec)
 	if err != nil {
 		return nil, err
+	}
+	ctx, cancel := evidenceContext(ctx)
+	defer cancel()
+	err = store.RecordDecision(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("recording decision %s in the evidence ledger: %w", dec.DecisionID, err)
+	}
+	return d.Decision, nil
+}
+
+// decisionRecord is what the ledger records of dec: its JSON and columns.
+func decisionRecord(dec *wcp.RouteDecision) (ledger.DecisionRecord, error) {
+	body, err := json.Marshal(dec)
+	if err != nil {
+		return ledger.DecisionRecord{}, err
 	}
 	// The envelopes as the decision's JSON holds them (Event.AppendJSON is
 	// what MarshalJSON writes), handed over so that the ledger does not
@@ -102,9 +117,7 @@ func (h *Hall) recordDecisionJSON(ctx context.Context, dec *wcp.RouteDecision) (
 	for i := range dec.TelemetryEnvelopes {
 		telemetry[i] = dec.TelemetryEnvelopes[i].AppendJSON(nil)
 	}
-	ctx, cancel := evidenceContext(ctx)
-	defer cancel()
-	err = store.RecordDecision(ctx, ledger.DecisionRecord{
+	return ledger.DecisionRecord{
 		Telemetry:     telemetry,
 		DecisionID:    dec.DecisionID.String(),
 		CorrelationID: dec.CorrelationID,
@@ -115,11 +128,40 @@ func (h *Hall) recordDecisionJSON(ctx context.Context, dec *wcp.RouteDecision) (
 		DryRun:        dec.DryRun,
 		Decision:      body,
 		Timestamp:     dec.Timestamp,
-	})
+	}, nil
+}
+
+// dispatchRecorder is the optional ability of an evidence store to
+// record a dispatch's decision, its worker's events and its receipt in
+// one transaction ([ledger.SQLite.RecordDispatch]).
+type dispatchRecorder interface {
+	RecordDispatch(ctx context.Context, d ledger.DecisionRecord, events []json.RawMessage, r *ledger.Receipt) error
+}
+
+// recordDispatch records a dispatch that ran, with its decision, in one
+// commit (oneCommit in Run); without it the output is withheld.
+func (h *Hall) recordDispatch(ctx context.Context, store dispatchRecorder, res *RunResult, plan *Plan, payload []byte, started time.Time) error {
+	d, err := decisionRecord(&res.Decision)
 	if err != nil {
-		return nil, fmt.Errorf("recording decision %s in the evidence ledger: %w", dec.DecisionID, err)
+		res.Output = nil
+		return fmt.Errorf("recording decision %s: %w; the worker ran, its output is withheld", res.Decision.DecisionID, err)
 	}
-	return body, nil
+	ectx, cancel := evidenceContext(ctx)
+	defer cancel()
+	r := receipt(res, plan, payload, started)
+	err = store.RecordDispatch(ectx, d, res.Events, r)
+	if err != nil && len(res.Events) > 0 && errors.Is(err, ledger.ErrInvalid) {
+		// A worker's malformed event does not cost its evidence: logged,
+		// as with a decision recorded first, and recorded without it.
+		h.log.Error("hall: recording worker telemetry failed", "correlation_id", res.Decision.CorrelationID, "error", err)
+		err = store.RecordDispatch(ectx, d, nil, r)
+	}
+	if err != nil {
+		res.Output = nil
+		return fmt.Errorf("the worker ran but its evidence (decision %s and receipt) could not be committed, so its output is withheld: %w", res.Decision.DecisionID, err)
+	}
+	res.ReceiptID = r.ReceiptID
+	return nil
 }
 
 // receipt builds the evidence receipt of a dispatch.

@@ -70,6 +70,14 @@ type boundWorker struct {
 	currentHash string // hex digest of the stored module, "" when unreadable
 }
 
+// contained reports whether the worker's grants give it no way to act
+// outside its sandbox: no writable path, no network egress and no secret
+// (reading a secret is an act another system may log). Reads of its
+// mounted directories and its own output stay inside the call.
+func (w *boundWorker) contained() bool {
+	return len(w.policy.Writes) == 0 && len(w.policy.Egress) == 0 && len(w.policy.Secrets) == 0
+}
+
 // current returns the digest of the worker's module as read from the
 // artifact store, computed on first use and kept for the snapshot's life
 // (the store is watched; a change builds a new snapshot).

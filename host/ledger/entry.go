@@ -172,8 +172,19 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 // the next entry of its tenant's decision chain, signed, with its
 // telemetry envelopes inside.
 func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
+	p, err := s.prepareDecision(d)
+	if err != nil {
+		return err
+	}
+	op := "record decision " + d.DecisionID
+	return s.submit(ctx, newPureWrite(op, func(tx *sql.Tx) error { return s.sealEntry(tx, op, p) }, nil))
+}
+
+// prepareDecision checks d and makes its pending entry: everything
+// RecordDecision does before the committer.
+func (s *SQLite) prepareDecision(d DecisionRecord) (*pendingEntry, error) {
 	if d.DecisionID == "" {
-		return fmt.Errorf("ledger: record decision: %w", invalid("decision_id", "is required"))
+		return nil, fmt.Errorf("ledger: record decision: %w", invalid("decision_id", "is required"))
 	}
 	telemetry := d.Telemetry
 	if telemetry == nil {
@@ -181,31 +192,31 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 			TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
 		}
 		if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
-			return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
+			return nil, fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
 		}
 		telemetry = envelopes.TelemetryEnvelopes
 	}
 	evs, err := eventRows(telemetry)
 	if err != nil {
-		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, err)
+		return nil, fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, err)
 	}
 	if s.key.Load() == nil {
-		return fmt.Errorf("ledger: record decision: %w", s.keyError)
+		return nil, fmt.Errorf("ledger: record decision: %w", s.keyError)
 	}
 	at := d.Timestamp
 	if at.IsZero() {
 		at = time.Now()
 	}
 	if y := at.UTC().Year(); y < 1 || y > 9999 {
-		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("timestamp", "year must be between 1 and 9999"))
+		return nil, fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("timestamp", "year must be between 1 and 9999"))
 	}
 	dec, err := canonical(d.Decision)
 	if err != nil {
-		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
+		return nil, fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
 	}
 	if len(dec) == 0 || dec[0] != '{' {
 		// The canonical form of an object starts with '{' (no whitespace).
-		return fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", "must be a JSON object"))
+		return nil, fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", "must be a JSON object"))
 	}
 	// The decisions row keeps the lookup columns only: its JSON is the
 	// signed entry's (Decision reads it there), not a second copy of
@@ -218,8 +229,7 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 		CorrelationID: d.CorrelationID, RecordedAt: at.UTC().Format(wcp.TimeLayout), DecisionID: d.DecisionID,
 		CapabilityID: d.CapabilityID, Denied: &denied, DenyCode: &code, DryRun: &dry, Decision: dec,
 	}}
-	op := "record decision " + d.DecisionID
-	return s.submit(ctx, newPureWrite(op, func(tx *sql.Tx) error { return s.sealEntry(tx, op, p) }, nil))
+	return p, nil
 }
 
 // RecordEvents implements [Store.RecordEvents]. Each event must be a JSON
@@ -241,28 +251,36 @@ func (s *SQLite) recordEvents(ctx context.Context, decisionID, correlationID str
 	if len(events) == 0 {
 		return nil
 	}
+	p, err := s.prepareEvents(decisionID, correlationID, events)
+	if err != nil {
+		return err
+	}
+	return s.submit(ctx, newPureWrite("record events", func(tx *sql.Tx) error { return s.sealEntry(tx, "record events", p) }, nil))
+}
+
+// prepareEvents checks a batch of events and makes its pending entry.
+func (s *SQLite) prepareEvents(decisionID, correlationID string, events []json.RawMessage) (*pendingEntry, error) {
 	evs, err := eventRows(events)
 	if err != nil {
-		return fmt.Errorf("ledger: record events: %w", err)
+		return nil, fmt.Errorf("ledger: record events: %w", err)
 	}
 	if s.key.Load() == nil {
-		return fmt.Errorf("ledger: record events: %w", s.keyError)
+		return nil, fmt.Errorf("ledger: record events: %w", s.keyError)
 	}
 	signed := make([]json.RawMessage, len(events))
 	for i, ev := range events {
 		if signed[i], err = canonical(ev); err != nil {
-			return fmt.Errorf("ledger: record events: %w", invalid(fmt.Sprintf("events[%d]", i), err.Error()))
+			return nil, fmt.Errorf("ledger: record events: %w", invalid(fmt.Sprintf("events[%d]", i), err.Error()))
 		}
 	}
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		return fmt.Errorf("ledger: record events: %w", err)
+		return nil, fmt.Errorf("ledger: record events: %w", err)
 	}
-	p := &pendingEntry{events: evs, lookupTenant: decisionID == "", decisionID: decisionID, e: entryJSON{
+	return &pendingEntry{events: evs, lookupTenant: decisionID == "", decisionID: decisionID, e: entryJSON{
 		Version: formatV2, EntryID: "evt_" + hex.EncodeToString(id[:]), Kind: entryEvents,
 		CorrelationID: correlationID, RecordedAt: time.Now().UTC().Format(wcp.TimeLayout), Events: signed,
-	}}
-	return s.submit(ctx, newPureWrite("record events", func(tx *sql.Tx) error { return s.sealEntry(tx, "record events", p) }, nil))
+	}}, nil
 }
 
 // eventRow is one telemetry event checked and ready to insert.

@@ -313,11 +313,21 @@ func (s *SQLite) wrap(op string, err error) error {
 
 // Append implements [Store.Append].
 func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
+	c, err := s.prepareReceipt(r)
+	if err != nil {
+		return err
+	}
+	return s.submit(ctx, newPureWrite("append", func(tx *sql.Tx) error { return s.link(tx, c) }, func() { *r = *c }))
+}
+
+// prepareReceipt checks r and returns the copy the committer links: what
+// Append does before the committer.
+func (s *SQLite) prepareReceipt(r *Receipt) (*Receipt, error) {
 	if err := r.validate(); err != nil {
-		return fmt.Errorf("ledger: append: %w", err)
+		return nil, fmt.Errorf("ledger: append: %w", err)
 	}
 	if s.key.Load() == nil {
-		return fmt.Errorf("ledger: append: %w", s.keyError)
+		return nil, fmt.Errorf("ledger: append: %w", s.keyError)
 	}
 	c := *r
 	c.DispatchedAt = r.DispatchedAt.UTC().Truncate(time.Microsecond)
@@ -327,7 +337,7 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 		// form the body will hold, so r reads back as it was stored.
 		env, err := canonical(r.Envelope)
 		if err != nil {
-			return fmt.Errorf("ledger: append: %w", invalid("privilege_envelope", err.Error()))
+			return nil, fmt.Errorf("ledger: append: %w", invalid("privilege_envelope", err.Error()))
 		}
 		c.Envelope = env
 	}
@@ -336,11 +346,46 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return fmt.Errorf("ledger: append: %w", err)
+		return nil, fmt.Errorf("ledger: append: %w", err)
 	}
 	c.ReceiptID = id.String()
 	c.Version = formatV2
-	return s.submit(ctx, newPureWrite("append", func(tx *sql.Tx) error { return s.link(tx, &c) }, func() { *r = c }))
+	return &c, nil
+}
+
+// RecordDispatch records a dispatch that ran in one transaction: its
+// decision, the events its worker emitted (none is fine) and its receipt,
+// as RecordDecision, RecordDecisionEvents and Append would one after the
+// other. Nothing is recorded unless all are. The Hall uses it for a
+// worker whose envelope grants no way to change anything outside it
+// (host/ledger/RATIONALE.md, "Durability contract of a dispatch").
+func (s *SQLite) RecordDispatch(ctx context.Context, d DecisionRecord, events []json.RawMessage, r *Receipt) error {
+	dec, err := s.prepareDecision(d)
+	if err != nil {
+		return err
+	}
+	var evs *pendingEntry
+	if len(events) > 0 {
+		if evs, err = s.prepareEvents(d.DecisionID, d.CorrelationID, events); err != nil {
+			return err
+		}
+	}
+	c, err := s.prepareReceipt(r)
+	if err != nil {
+		return err
+	}
+	op := "record dispatch " + d.DecisionID
+	return s.submit(ctx, newPureWrite(op, func(tx *sql.Tx) error {
+		if err := s.sealEntry(tx, op, dec); err != nil {
+			return err
+		}
+		if evs != nil {
+			if err := s.sealEntry(tx, op, evs); err != nil {
+				return err
+			}
+		}
+		return s.link(tx, c)
+	}, func() { *r = *c }))
 }
 
 // link chains c to its stream's head, seals it and stores it. The head is

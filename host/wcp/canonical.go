@@ -30,7 +30,16 @@ import (
 //   - A later member with the name of an earlier one replaces it (RFC 8785
 //     asks to refuse duplicates; the value hashed is the one encoding/json
 //     reads).
-func CanonicalJSON(raw json.RawMessage) ([]byte, error) { return appendCanonical(nil, raw) }
+//   - raw must be one JSON value, white space around it allowed, exactly
+//     as encoding/json's Decoder reads one (nesting deeper than 10000
+//     arrays and objects is refused); the error is the Decoder's. Empty
+//     raw is null.
+//
+// For a RouteDecision, RouteDecision.AppendCanonicalJSON writes the same
+// bytes from the struct, without the wire form.
+func CanonicalJSON(raw json.RawMessage) ([]byte, error) {
+	return appendCanonical(make([]byte, 0, len(raw)+16), raw)
+}
 
 // CanonicalVersion is the version of the canonical form CanonicalJSON
 // writes: 2 is RFC 8785. Version 1, used before, sorted keys by bytes,

@@ -18,16 +18,16 @@ const hexDigits = "0123456789abcdef"
 // \u00xx (lower-case hex), everything else as is — U+2028, U+2029, U+007F,
 // '<', '&' and '>' included. Invalid UTF-8 becomes U+FFFD, as encoding/json
 // does when it decodes (RFC 8785 would refuse it; a hash must not).
-func appendString(b []byte, s string) []byte {
+func appendString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plainByte[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -49,7 +49,7 @@ func appendString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, "\uFFFD"...)
@@ -61,27 +61,6 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// appendCanonical appends raw JSON in RFC 8785 canonical form (see
-// CanonicalJSON). Empty raw is written as null.
-func appendCanonical(b []byte, raw json.RawMessage) ([]byte, error) {
-	if len(raw) == 0 {
-		return append(b, "null"...), nil
-	}
-	if string(raw) == "{}" || string(raw) == "null" {
-		return append(b, raw...), nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return b, err
-	}
-	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
-		return b, fmt.Errorf("trailing data after the JSON value")
-	}
-	return appendJCS(b, v)
 }
 
 // appendJCS appends a value decoded with UseNumber in RFC 8785 form.
@@ -179,18 +158,8 @@ func appendValue(b []byte, v any) []byte {
 // outside the double range is kept as written (see CanonicalJSON).
 func appendNumber(b []byte, s string) ([]byte, error) {
 	// Fast path: a short plain integer is its own canonical form.
-	if n := len(s); n > 0 && n <= 15 {
-		plain := true
-		for i := 0; i < n; i++ {
-			c := s[i]
-			if (c < '0' || c > '9') && !(i == 0 && c == '-' && n > 1) {
-				plain = false
-				break
-			}
-		}
-		if plain && (s[0] != '0' || n == 1) && !(s[0] == '-' && (s[1] == '0')) {
-			return append(b, s...), nil
-		}
+	if plainInteger(s) {
+		return append(b, s...), nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
@@ -271,10 +240,34 @@ func utf16Units(r rune) [2]rune {
 // TimeLayout is how the Hall writes timestamps: RFC 3339, UTC, microseconds.
 const TimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
+// appendTime appends t as a JSON string in TimeLayout: exactly what
+// t.UTC().AppendFormat(b, TimeLayout) writes, quoted, without parsing the
+// layout for every timestamp.
 func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeLayout)
-	return append(b, '"')
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		b = append(b, '"')
+		b = t.AppendFormat(b, TimeLayout)
+		return append(b, '"')
+	}
+	hour, minute, sec := t.Clock()
+	var buf [len(`"2006-01-02T15:04:05.000000Z"`)]byte
+	put := func(at, v, width int) {
+		for i := at + width - 1; i >= at; i-- {
+			buf[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	copy(buf[:], `"0000-00-00T00:00:00.000000Z"`)
+	put(1, year, 4)
+	put(6, int(month), 2)
+	put(9, day, 2)
+	put(12, hour, 2)
+	put(15, minute, 2)
+	put(18, sec, 2)
+	put(21, t.Nanosecond()/1000, 6) // truncated, as AppendFormat does
+	return append(b, buf[:]...)
 }
 
 // PyFloat is a number written as Python writes a float: integral values

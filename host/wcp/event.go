@@ -65,6 +65,9 @@ const (
 	fSeverity
 	fDenyCode
 	fDenyMessage
+	// Members every event has, in no layout.
+	fEventID
+	fDryRun
 )
 
 // eventFields lists each event's keys in PyHall's order (after event_id;
@@ -89,22 +92,21 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return e.AppendJSON(make([]byte, 0, 256)), nil
 }
 
-// AppendJSON appends the event's JSON to b.
-func (e *Event) AppendJSON(b []byte) []byte {
+// AppendJSON appends the event's JSON to b: exactly the keys PyHall
+// writes for its event id, in its order, strings escaped as CanonicalJSON
+// escapes them.
+func (e *Event) AppendJSON(b []byte) []byte { return e.appendJSON(b, false) }
+
+// appendJSON appends the event's JSON; html writes its strings as
+// encoding/json leaves them when it compacts a MarshalJSON's output
+// ('<', '>', '&', U+2028 and U+2029 escaped), which is how a decision's
+// JSON holds its events.
+func (e *Event) appendJSON(b []byte, html bool) []byte {
 	b = append(b, `{"event_id":`...)
-	b = appendString(b, e.EventID)
+	b = appendEventString(b, e.EventID, html)
 	fields, known := eventFields[e.EventID]
 	if !known {
 		fields = genericFields
-	}
-	str := func(key, v string) {
-		if !known && v == "" {
-			return
-		}
-		b = append(b, ',', '"')
-		b = append(b, key...)
-		b = append(b, '"', ':')
-		b = appendString(b, v)
 	}
 	for _, f := range fields {
 		switch f {
@@ -113,47 +115,144 @@ func (e *Event) AppendJSON(b []byte) []byte {
 				b = append(b, `,"timestamp":`...)
 				b = appendTime(b, e.Timestamp)
 			}
-		case fCorrelation:
-			str("correlation_id", e.CorrelationID)
-		case fTenant:
-			str("tenant_id", e.TenantID)
-		case fTask:
-			str("task_id", e.TaskID)
-		case fCapability:
-			str("capability_id", e.CapabilityID)
-		case fEnv:
-			str("env", e.Env)
-		case fDataLabel:
-			str("data_label", e.DataLabel)
-		case fMatchedRule:
-			str("matched_rule_id", e.MatchedRuleID)
-		case fSelected:
-			str("selected_worker_species_id", e.SelectedWorkerSpeciesID)
-		case fSpecies:
-			str("worker_species_id", e.WorkerSpeciesID)
-		case fPolicyVersion:
-			str("policy_version", e.PolicyVersion)
-		case fQoS:
-			str("qos_class", e.QoSClass)
 		case fBlast:
 			if known || e.BlastScore != 0 {
 				b = append(b, `,"blast_score":`...)
 				b = strconv.AppendInt(b, int64(e.BlastScore), 10)
 			}
-		case fDecision:
-			str("decision", e.Decision)
-		case fReason:
-			str("reason", e.Reason)
-		case fSeverity:
-			str("severity", e.Severity)
-		case fDenyCode:
-			str("deny_code", string(e.DenyCode))
-		case fDenyMessage:
-			str("deny_message", e.DenyMessage)
+		default:
+			key, v := e.stringField(f)
+			if !known && v == "" {
+				continue
+			}
+			b = append(b, ',', '"')
+			b = append(b, key...)
+			b = append(b, '"', ':')
+			b = appendEventString(b, v, html)
 		}
 	}
 	if e.DryRun {
 		b = append(b, `,"dry_run":true`...)
+	}
+	return append(b, '}')
+}
+
+func appendEventString(b []byte, s string, html bool) []byte {
+	if html {
+		return appendWireString(b, s, true)
+	}
+	return appendString(b, s)
+}
+
+// stringField returns the key and value of a string field.
+func (e *Event) stringField(f field) (key, v string) {
+	switch f {
+	case fCorrelation:
+		return "correlation_id", e.CorrelationID
+	case fTenant:
+		return "tenant_id", e.TenantID
+	case fTask:
+		return "task_id", e.TaskID
+	case fCapability:
+		return "capability_id", e.CapabilityID
+	case fEnv:
+		return "env", e.Env
+	case fDataLabel:
+		return "data_label", e.DataLabel
+	case fMatchedRule:
+		return "matched_rule_id", e.MatchedRuleID
+	case fSelected:
+		return "selected_worker_species_id", e.SelectedWorkerSpeciesID
+	case fSpecies:
+		return "worker_species_id", e.WorkerSpeciesID
+	case fPolicyVersion:
+		return "policy_version", e.PolicyVersion
+	case fQoS:
+		return "qos_class", e.QoSClass
+	case fDecision:
+		return "decision", e.Decision
+	case fReason:
+		return "reason", e.Reason
+	case fSeverity:
+		return "severity", e.Severity
+	case fDenyCode:
+		return "deny_code", string(e.DenyCode)
+	case fDenyMessage:
+		return "deny_message", e.DenyMessage
+	}
+	panic("wcp: not a string field of an event")
+}
+
+// eventCanonicalOrder is every key an event can have, sorted (RFC 8785),
+// with its field; event_id and dry_run have none (fEventID, fDryRun).
+var eventCanonicalOrder = [...]struct {
+	key string
+	f   field
+}{
+	{"blast_score", fBlast}, {"capability_id", fCapability}, {"correlation_id", fCorrelation}, {"data_label", fDataLabel},
+	{"decision", fDecision}, {"deny_code", fDenyCode}, {"deny_message", fDenyMessage}, {"dry_run", fDryRun}, {"env", fEnv},
+	{"event_id", fEventID}, {"matched_rule_id", fMatchedRule}, {"policy_version", fPolicyVersion}, {"qos_class", fQoS},
+	{"reason", fReason}, {"selected_worker_species_id", fSelected}, {"severity", fSeverity}, {"task_id", fTask},
+	{"tenant_id", fTenant}, {"timestamp", fTimestamp}, {"worker_species_id", fSpecies},
+}
+
+// appendCanonical appends the event's JSON in canonical form: the same
+// members as AppendJSON, sorted, so CanonicalJSON(AppendJSON) exactly.
+func (e *Event) appendCanonical(b []byte) []byte {
+	fields, known := eventFields[e.EventID]
+	if !known {
+		fields = genericFields
+	}
+	var has uint32
+	for _, f := range fields {
+		has |= 1 << f
+	}
+	b = append(b, '{')
+	first := true
+	for _, kf := range eventCanonicalOrder {
+		f := kf.f
+		switch f {
+		case fEventID:
+		case fDryRun:
+			if !e.DryRun {
+				continue
+			}
+		case fTimestamp:
+			if has&(1<<f) == 0 || !known && e.Timestamp.IsZero() {
+				continue
+			}
+		case fBlast:
+			if has&(1<<f) == 0 || !known && e.BlastScore == 0 {
+				continue
+			}
+		default:
+			if has&(1<<f) == 0 {
+				continue
+			}
+			if _, v := e.stringField(f); !known && v == "" {
+				continue
+			}
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, kf.key...)
+		b = append(b, '"', ':')
+		switch f {
+		case fEventID:
+			b = appendString(b, e.EventID)
+		case fDryRun:
+			b = append(b, "true"...)
+		case fTimestamp:
+			b = appendTime(b, e.Timestamp)
+		case fBlast:
+			b = appendIntCanonical(b, int64(e.BlastScore))
+		default:
+			_, v := e.stringField(f)
+			b = appendString(b, v)
+		}
 	}
 	return append(b, '}')
 }

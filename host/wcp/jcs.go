@@ -536,7 +536,7 @@ func (p *jcs) writeObject(b []byte, i int32) []byte {
 // (RFC 8785 §3.2.3). That order is UTF-8's byte order except where one
 // string has a character above U+FFFF (a surrogate pair, D800-DFFF) and the
 // other one in U+E000..U+FFFF at the same place.
-func compareUTF16(a, b []byte) int {
+func compareUTF16[T string | []byte](a, b T) int {
 	n := min(len(a), len(b))
 	i := 0
 	for i < n && a[i] == b[i] {

@@ -2,6 +2,9 @@ package wcp
 
 import (
 	"bytes"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -133,4 +136,54 @@ func FuzzCanonicalOracle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkCanonical(t, in)
 	})
+}
+
+// TestCompareUTF16 checks compareUTF16 and sortUTF16 (both sorts) against
+// the reference order on random strings of the characters where UTF-16
+// and UTF-8 orders part.
+func TestCompareUTF16(t *testing.T) {
+	chars := []rune{'a', 'b', 0x7f, 0xe9, 0x7ff, 0x800, 0xd7ff, 0xe000, 0xfb33, 0xfffd, 0xffff, 0x10000, 0x1f600, 0x10ffff}
+	rng := rand.New(rand.NewPCG(3, 4))
+	word := func() string {
+		r := make([]rune, rng.IntN(4))
+		for i := range r {
+			r[i] = chars[rng.IntN(len(chars))]
+		}
+		return string(r)
+	}
+	for range 20000 {
+		a, b := word(), word()
+		want := 0
+		if oracleLessUTF16(a, b) {
+			want = -1
+		} else if oracleLessUTF16(b, a) {
+			want = 1
+		}
+		got := compareUTF16(a, b)
+		if got < 0 && want != -1 || got > 0 && want != 1 || got == 0 && want != 0 {
+			t.Fatalf("compareUTF16(%q, %q) = %d, want sign %d", a, b, got, want)
+		}
+		if c := compareUTF16([]byte(a), []byte(b)); c != got {
+			t.Fatalf("compareUTF16 on bytes differs: %d, %d", c, got)
+		}
+	}
+	for _, n := range []int{0, 1, 5, 12, 13, 200} {
+		set := map[string]bool{}
+		for len(set) < n {
+			set[word()+word()] = true
+		}
+		keys := slices.Collect(maps.Keys(set))
+		sortUTF16(keys)
+		if !slices.IsSortedFunc(keys, func(a, b string) int {
+			if oracleLessUTF16(a, b) {
+				return -1
+			}
+			if oracleLessUTF16(b, a) {
+				return 1
+			}
+			return 0
+		}) {
+			t.Fatalf("sortUTF16 of %d keys: %q", n, keys)
+		}
+	}
 }

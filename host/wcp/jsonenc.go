@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -201,10 +202,14 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 
 // sortUTF16 sorts object keys as RFC 8785 §3.2.3 asks: by their UTF-16
 // code units, which differs from UTF-8 byte order only when one key has a
-// character above U+FFFF where the other has one in U+E000..U+FFFF. An
-// insertion sort: canonical objects are small and this keeps the sort
-// package's interface allocations off the hot path.
+// character above U+FFFF where the other has one in U+E000..U+FFFF. Small
+// objects get an insertion sort; large ones (a request can have thousands
+// of members) slices.SortFunc, not a quadratic sort.
 func sortUTF16(s []string) {
+	if len(s) > 12 {
+		slices.SortFunc(s, compareUTF16[string])
+		return
+	}
 	for i := 1; i < len(s); i++ {
 		for j := i; j > 0 && lessUTF16(s[j], s[j-1]); j-- {
 			s[j], s[j-1] = s[j-1], s[j]

@@ -106,7 +106,8 @@ func (h *Hall) recordDecisionJSON(ctx context.Context, dec *wcp.RouteDecision) (
 
 // decisionRecord is what the ledger records of dec: its JSON and columns.
 func decisionRecord(dec *wcp.RouteDecision) (ledger.DecisionRecord, error) {
-	body, err := json.Marshal(dec)
+	// What json.Marshal gives, without its second pass over the bytes.
+	body, err := dec.AppendJSON(make([]byte, 0, 4096))
 	if err != nil {
 		return ledger.DecisionRecord{}, err
 	}

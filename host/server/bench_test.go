@@ -1,24 +1,19 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/wcphall/hall/host/server"
 )
 
 // BenchmarkRunHTTP drives POST /wcp/run over loopback with 32 concurrent
 // connections and reports dispatches per second and p50/p99 latency. Every
-// 200 must carry a committed receipt id; any other status fails the
-// benchmark (the concurrency bound is above 32, so no 503 is expected).
+// answer must be a 200 carrying a committed receipt id; any other status
+// fails the benchmark (the concurrency bound is above 32, so no 503 is
+// expected). The client is the lean keep-alive load generator of
+// loadgen_test.go, not net/http's: see BenchmarkRouteHTTP.
 //
 //	go test -run '^$' -bench RunHTTP -benchtime 10000x ./host/server
 func BenchmarkRunHTTP(b *testing.B) {
@@ -31,55 +26,9 @@ func BenchmarkRunHTTP(b *testing.B) {
 				enrollNoop(b)
 			}
 			ts := httpServer(b, server.Config{MaxConcurrent: 64})
-			tr := &http.Transport{MaxIdleConnsPerHost: 32}
-			client := &http.Client{Transport: tr}
-			defer tr.CloseIdleConnections()
 			body, _ := json.Marshal(runBody(input(w.capability, "bench"), w.payload))
-			const conns = 32
-			var next atomic.Int64
-			lat := make([][]time.Duration, conns)
-			var failed atomic.Value
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for c := 0; c < conns; c++ {
-				wg.Add(1)
-				go func(c int) {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						t0 := time.Now()
-						req, _ := http.NewRequest("POST", ts+"/wcp/run", bytes.NewReader(body))
-						req.Header.Set("Authorization", "Bearer "+fx.acme)
-						req.Header.Set("Content-Type", "application/json")
-						res, err := client.Do(req)
-						if err != nil {
-							failed.Store(err.Error())
-							return
-						}
-						raw, _ := io.ReadAll(res.Body)
-						res.Body.Close()
-						var out struct {
-							ReceiptID string `json:"receipt_id"`
-						}
-						if res.StatusCode != 200 || json.Unmarshal(raw, &out) != nil || out.ReceiptID == "" {
-							failed.Store(fmt.Sprintf("%d %s", res.StatusCode, raw))
-							return
-						}
-						lat[c] = append(lat[c], time.Since(t0))
-					}
-				}(c)
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if f := failed.Load(); f != nil {
-				b.Fatalf("a dispatch failed: %v", f)
-			}
-			all := slices.Concat(lat...)
-			slices.Sort(all)
-			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "dispatches/s")
-			b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+			lat, elapsed := load{url: ts, path: "/wcp/run", token: fx.acme, body: body, check: committedRun}.run(b, 32)
+			reportLoad(b, lat, elapsed, "dispatches/s")
 		})
 	}
 }

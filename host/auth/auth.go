@@ -155,9 +155,15 @@ func (t Token) Revoked() bool { return !t.RevokedAt.IsZero() }
 // Store is the token database. Its methods are safe for concurrent use,
 // and several processes may open the same file.
 type Store struct {
-	db   *sql.DB
-	path string
+	db     *sql.DB
+	path   string
+	lookup *sql.Stmt // selectToken + " WHERE id = ?", prepared once
+
+	watch watcher    // has the file changed? (cache.go)
+	cache tokenCache // rows Authenticate found, valid while the file is unchanged
 }
+
+const selectToken = `SELECT id, hash, scope, name, created_at, revoked_at FROM tokens`
 
 const schema = `
 CREATE TABLE IF NOT EXISTS tokens (
@@ -193,24 +199,34 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: open %s: %w", path, err)
 	}
-	// Every authenticated request reads the database; keep its connections
-	// open (database/sql keeps 2 idle by default, and opening an SQLite
-	// connection costs far more than the lookup).
-	db.SetMaxOpenConns(8)
+	// Keep the connections open (database/sql keeps 2 idle by default, and
+	// opening an SQLite connection costs far more than a lookup). One more
+	// than the pool is the watcher's, pinned by the first Authenticate.
+	db.SetMaxOpenConns(8 + 1)
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(0)
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("auth: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	lookup, err := db.Prepare(selectToken + ` WHERE id = ?`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("auth: open %s: %w", path, err)
+	}
+	return &Store{db: db, path: path, lookup: lookup}, nil
 }
 
 // Path returns the database file.
 func (s *Store) Path() string { return s.path }
 
 // Close releases the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.watch.close()
+	s.cache.invalidate()
+	s.lookup.Close()
+	return s.db.Close()
+}
 
 const (
 	tokenPrefix = "hall_"
@@ -243,6 +259,7 @@ func (s *Store) Create(ctx context.Context, scope Scope, name string) (string, T
 	t := Token{ID: "tok_" + idHex, Scope: scope, Name: name, CreatedAt: time.Now().UTC().Truncate(time.Second)}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (id, hash, scope, name, created_at) VALUES (?, ?, ?, ?, ?)`,
 		t.ID, hashToken(token), scope.String(), name, t.CreatedAt.Format(time.RFC3339))
+	s.cache.invalidate() // this process's own write, whatever the watcher sees
 	if err != nil {
 		return "", Token{}, fmt.Errorf("auth: creating token: %w", err)
 	}
@@ -251,30 +268,70 @@ func (s *Store) Create(ctx context.Context, scope Scope, name string) (string, T
 
 // Authenticate returns the metadata of a valid token, or an error wrapping
 // ErrInvalidToken.
+//
+// A token found once is answered from memory afterwards, but only after a
+// check, started during this call, that the database has not changed since
+// it was read (see cache.go): a token revoked, changed or deleted, by this
+// Store or by another process, is refused by every Authenticate that
+// starts after the write returned, and a token created is accepted.
 func (s *Store) Authenticate(ctx context.Context, token string) (Token, error) {
 	rest, ok := strings.CutPrefix(token, tokenPrefix)
 	if !ok || len(rest) != idHexLen+1+secretLen || rest[idHexLen] != '_' {
 		return Token{}, ErrInvalidToken
 	}
-	if _, err := hex.DecodeString(rest[:idHexLen]); err != nil {
+	// The id is lower-case hex, as Create writes it, so that one key is one id.
+	var key tokenKey
+	for i := range idHexLen {
+		if c := rest[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return Token{}, ErrInvalidToken
+		}
+	}
+	if _, err := hex.Decode(key[:], []byte(rest[:idHexLen])); err != nil {
 		return Token{}, ErrInvalidToken
 	}
-	var stored []byte
-	t, err := s.get(ctx, "tok_"+rest[:idHexLen], &stored)
-	if errors.Is(err, ErrNotFound) {
-		return Token{}, ErrInvalidToken
-	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return Token{}, err
 	}
-	if subtle.ConstantTimeCompare(stored, hashToken(token)) != 1 || t.Revoked() {
+	// A cached row is used only once a check that started during this
+	// call has found the database unchanged since it was read (cache.go).
+	cacheable := true
+	e, hit, gen := s.cache.get(key)
+	if hit {
+		if err := s.watch.sync(s.db, &s.cache); err != nil {
+			hit, cacheable = false, false // no check: ask the database
+		} else {
+			e, hit, gen = s.cache.get(key)
+		}
+	}
+	if !hit {
+		var stored []byte
+		t, err := s.get(ctx, "tok_"+rest[:idHexLen], &stored)
+		if errors.Is(err, ErrNotFound) {
+			return Token{}, ErrInvalidToken // unknown ids are not cached
+		}
+		if err != nil {
+			return Token{}, err
+		}
+		if len(stored) != len(e.hash) {
+			return Token{}, ErrInvalidToken
+		}
+		e = cacheEntry{tok: t}
+		copy(e.hash[:], stored)
+		if cacheable {
+			s.cache.put(key, e, gen) // unless invalidated since gen was read
+		}
+	}
+	// hashToken's []byte(token) would be a heap copy on every request.
+	var buf [len(tokenPrefix) + idHexLen + 1 + secretLen]byte
+	h := sha256.Sum256(buf[:copy(buf[:], token)])
+	if subtle.ConstantTimeCompare(e.hash[:], h[:]) != 1 || e.tok.Revoked() {
 		return Token{}, ErrInvalidToken
 	}
-	return t, nil
+	return e.tok, nil
 }
 
 func (s *Store) get(ctx context.Context, id string, hash *[]byte) (Token, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT id, hash, scope, name, created_at, revoked_at FROM tokens WHERE id = ?`, id)
+	row := s.lookup.QueryRowContext(ctx, id)
 	t, h, err := scanToken(row.Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, ErrNotFound
@@ -317,7 +374,7 @@ func scanToken(scan func(...any) error) (Token, []byte, error) {
 
 // List returns every token's metadata, oldest first, revoked ones included.
 func (s *Store) List(ctx context.Context) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, hash, scope, name, created_at, revoked_at FROM tokens ORDER BY rowid`)
+	rows, err := s.db.QueryContext(ctx, selectToken+` ORDER BY rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -338,6 +395,7 @@ func (s *Store) List(ctx context.Context) ([]Token, error) {
 func (s *Store) Revoke(ctx context.Context, id string) (Token, error) {
 	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
 		time.Now().UTC().Format(time.RFC3339), id)
+	s.cache.invalidate() // this process's own write, whatever the watcher sees
 	if err != nil {
 		return Token{}, fmt.Errorf("auth: %w", err)
 	}

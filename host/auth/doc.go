@@ -18,10 +18,13 @@
 //     comparison that decides authentication takes the same time whatever
 //     the presented token is, and the database index is never probed with
 //     secret material.
-//   - Revocation is immediate: every Authenticate reads the database, so a
-//     token revoked by `hall tokens revoke` in another process is refused by
-//     a running server on its next request.
-//   - Why SQLite rather than a JSON file (RATIONALE): the CLI creates and
+//   - Revocation is immediate: a token revoked by `hall tokens revoke` in
+//     another process is refused by a running server from its next request.
+//     Authenticate keeps the rows it has read in memory, but every call
+//     that uses one first checks, on a connection of its own, that the file
+//     has not changed since (PRAGMA data_version; see cache.go and
+//     RATIONALE.md). Only rows are kept, never tokens, and at most 1024.
+//   - Why SQLite rather than a JSON file (RATIONALE.md): the CLI creates and
 //     revokes tokens while `hall serve` reads them from another process.
 //     SQLite gives atomic writes, cross-process locking and immediate
 //     visibility without a reload protocol, and the module already depends

@@ -25,7 +25,7 @@ test: lint
 
 # The packages with concurrent state (pools, group commit, the server, the
 # Hall facade) also run under the race detector.
-RACE_PKGS := ./host/ ./host/ledger/ ./host/sandbox/ ./host/server/ ./host/artifact/
+RACE_PKGS := ./host/ ./host/ledger/ ./host/sandbox/ ./host/server/ ./host/artifact/ ./host/auth/
 
 lint:
 	$(GO) vet ./...

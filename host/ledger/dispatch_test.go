@@ -51,3 +51,42 @@ func TestRecordDispatchInOneCommit(t *testing.T) {
 	}
 	verifyOK(t, s, nil)
 }
+
+// TestEventsReadFromTheirSignedEntries: an events row is an index into
+// the signed entry that holds the event, not a copy; rows written before
+// (with their own copy) read back as written, in recording order.
+func TestEventsReadFromTheirSignedEntries(t *testing.T) {
+	s := openT(t, t.TempDir())
+	ctx := context.Background()
+	d := newDecision("org.a", "allowed", 0)
+	if err := s.RecordDecision(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordDecisionEvents(ctx, d.DecisionID, d.CorrelationID, []json.RawMessage{
+		json.RawMessage(`{"event_id":"w.1","z":1,"a":2}`), json.RawMessage(`{"event_id":"w.2"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, s)
+	var copies int
+	if err := db.QueryRow(`SELECT count(*) FROM events WHERE event != ''`).Scan(&copies); err != nil || copies != 0 {
+		t.Fatalf("%d events rows hold a copy of their event (%v), want 0", copies, err)
+	}
+	// A row as written before this change, after the others.
+	if _, err := db.Exec(`INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event, entry_id) VALUES (?, NULL, 'worker', 'w.old', '2025-01-01T00:00:00Z', '{"event_id":"w.old", "kept":"as written"}', NULL)`, d.CorrelationID); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Events(ctx, d.CorrelationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envelope, _ := canonical(json.RawMessage(strings.SplitN(strings.SplitN(string(d.Decision), `"telemetry_envelopes":[`, 2)[1], "]}", 2)[0]))
+	want := []string{string(envelope), `{"a":2,"event_id":"w.1","z":1}`, `{"event_id":"w.2"}`, `{"event_id":"w.old", "kept":"as written"}`}
+	if len(evs) != len(want) {
+		t.Fatalf("events %s, want %s", evs, want)
+	}
+	for i := range want {
+		if string(evs[i]) != want[i] {
+			t.Errorf("event %d = %s, want %s", i, evs[i], want[i])
+		}
+	}
+}

@@ -158,7 +158,9 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 		n := min(len(rest), maxEventRows)
 		args := make([]any, 0, 7*n)
 		for _, ev := range rest[:n] {
-			args = append(args, e.CorrelationID, dec, source, ev.id, e.RecordedAt, ev.event, e.EntryID)
+			// The event itself is in the signed entry (Events reads it
+			// there): the row is its index, not a second copy.
+			args = append(args, e.CorrelationID, dec, source, ev.id, e.RecordedAt, "", e.EntryID)
 		}
 		if err := s.execTx(tx, eventQueries[n], args...); err != nil {
 			return s.wrap(op, err)
@@ -369,20 +371,85 @@ func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, erro
 }
 
 // Events returns the telemetry recorded for a correlation id in the order
-// it was recorded: decision envelopes and worker events alike.
+// it was recorded: decision envelopes and worker events alike. Events are
+// read from the signed entries that hold them, in canonical form (RFC
+// 8785); rows recorded before they were stored only there keep their own
+// copy, returned as it was written.
 func (s *SQLite) Events(ctx context.Context, correlationID string) ([]json.RawMessage, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT event FROM events WHERE correlation_id = ? ORDER BY id`, correlationID)
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, s.wrap("events", err)
 	}
-	defer rows.Close()
-	var out []json.RawMessage
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT event, entry_id FROM events WHERE correlation_id = ? ORDER BY id`, correlationID)
+	if err != nil {
+		return nil, s.wrap("events", err)
+	}
+	type row struct {
+		event string
+		entry sql.NullString
+	}
+	var rs []row
 	for rows.Next() {
-		var ev string
-		if err := rows.Scan(&ev); err != nil {
+		var r row
+		if err := rows.Scan(&r.event, &r.entry); err != nil {
+			rows.Close()
 			return nil, s.wrap("events", err)
 		}
-		out = append(out, json.RawMessage(ev))
+		rs = append(rs, r)
 	}
-	return out, s.wrap("events", rows.Err())
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("events", err)
+	}
+	// An entry's rows are consecutive, in the order its body lists them.
+	var (
+		cur  string
+		held []json.RawMessage
+		next int
+	)
+	out := make([]json.RawMessage, 0, len(rs))
+	for _, r := range rs {
+		if r.event != "" {
+			out = append(out, json.RawMessage(r.event))
+			continue
+		}
+		if !r.entry.Valid {
+			return nil, fmt.Errorf("ledger: events of %q: a row names no entry and holds no event", correlationID)
+		}
+		if r.entry.String != cur {
+			if held, err = heldEvents(ctx, tx, r.entry.String); err != nil {
+				return nil, fmt.Errorf("ledger: events of %q: %w", correlationID, err)
+			}
+			cur, next = r.entry.String, 0
+		}
+		if next >= len(held) {
+			return nil, fmt.Errorf("ledger: events of %q: entry %s holds %d events, its rows name more", correlationID, cur, len(held))
+		}
+		out = append(out, held[next])
+		next++
+	}
+	return out, nil
+}
+
+// heldEvents returns the events a decision-chain entry holds: a
+// decision's telemetry envelopes, or an events entry's batch.
+func heldEvents(ctx context.Context, tx *sql.Tx, entryID string) ([]json.RawMessage, error) {
+	var body string
+	if err := tx.QueryRowContext(ctx, `SELECT body FROM entries WHERE entry_id = ?`, entryID).Scan(&body); err != nil {
+		return nil, fmt.Errorf("entry %s: %w", entryID, err)
+	}
+	var e struct {
+		Decision struct {
+			TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
+		} `json:"decision"`
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		return nil, fmt.Errorf("entry %s does not decode: %w", entryID, err)
+	}
+	if e.Events != nil {
+		return e.Events, nil
+	}
+	return e.Decision.TelemetryEnvelopes, nil
 }

@@ -84,7 +84,9 @@ func TestDecisionTelemetryGiven(t *testing.T) {
 			t.Fatal(err)
 		}
 		evs, err := s.Events(ctx, d.CorrelationID)
-		if err != nil || len(evs) != 1 || !bytes.Equal(evs[0], env.TelemetryEnvelopes[0]) && d.Telemetry != nil {
+		// Read back from the signed entry, in canonical form.
+		want, _ := canonical(env.TelemetryEnvelopes[0])
+		if err != nil || len(evs) != 1 || !bytes.Equal(evs[0], want) && d.Telemetry != nil {
 			t.Errorf("events of %s: %s, %v", d.DecisionID, evs, err)
 		}
 	}

@@ -269,6 +269,41 @@ func BenchmarkRecordDecisionParallel(b *testing.B) {
 	reportBatching(b, s)
 }
 
+// BenchmarkRecordDispatchParallel records what a contained worker's
+// dispatch leaves (host.Hall.Run): its decision, as in
+// BenchmarkRecordDecisionParallel, and its receipt, in one write
+// (RecordDispatch), from 16 goroutines per CPU.
+func BenchmarkRecordDispatchParallel(b *testing.B) {
+	tmpl, err := os.ReadFile("testdata/decision.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := openT(b, b.TempDir())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	cpu0 := processCPU()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r := newReceipt("org.acme", i)
+			r.DecisionID = newDecisionID()
+			d := DecisionRecord{DecisionID: r.DecisionID, CorrelationID: r.CorrelationID, TenantID: "org.acme",
+				CapabilityID: "cap.doc.summarize", Decision: tmpl}
+			if err := s.RecordDispatch(ctx, d, nil, r); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "dispatches/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/dispatch")
+	reportBatching(b, s)
+}
+
 // processCPU is the CPU time (user and system) this process has used: a
 // figure less sensitive than throughput to what else the machine runs.
 func processCPU() time.Duration {

@@ -135,7 +135,9 @@ func extismHallRun(t *testing.T, dir, srvURL string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT event FROM events WHERE event_id = 'evt.hall.egress.request' ORDER BY id`)
+	// The events rows index the signed entries that hold the events.
+	rows, err := db.Query(`SELECT e.body FROM entries e WHERE e.entry_id IN
+		(SELECT entry_id FROM events WHERE event_id = 'evt.hall.egress.request') ORDER BY e.id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,9 +148,15 @@ func extismHallRun(t *testing.T, dir, srvURL string) {
 		if err := rows.Scan(&s); err != nil {
 			t.Fatal(err)
 		}
-		var ev map[string]any
-		json.Unmarshal([]byte(s), &ev)
-		got = append(got, ev)
+		var body struct {
+			Events []map[string]any `json:"events"`
+		}
+		json.Unmarshal([]byte(s), &body)
+		for _, ev := range body.Events {
+			if ev["event_id"] == "evt.hall.egress.request" {
+				got = append(got, ev)
+			}
+		}
 	}
 	if len(got) != 2 || got[0]["outcome"] != "EGRESS_DENIED" || got[1]["outcome"] != "ok" || got[1]["url"] != srvURL+"/h" || got[1]["status"] != float64(200) {
 		t.Fatalf("egress telemetry in the ledger: %v", got)

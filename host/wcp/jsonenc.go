@@ -29,23 +29,7 @@ func appendString[T string | []byte](b []byte, s T) []byte {
 			continue
 		}
 		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\r':
-				b = append(b, '\\', 'r')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
+			b = appendASCIIEscape(append(b, s[start:i]...), c)
 			i++
 			start = i
 			continue
@@ -327,4 +311,26 @@ func (a JSONArray) MarshalJSON() ([]byte, error) {
 func (a *JSONArray) UnmarshalJSON(b []byte) error {
 	*a = append((*a)[:0], b...)
 	return nil
+}
+
+// appendASCIIEscape appends the JSON escape of an ASCII byte that must be
+// escaped: '"' and '\\' and the short forms of RFC 8259, \u00XX for the
+// other control characters (the form both encoding/json and RFC 8785
+// use).
+func appendASCIIEscape(b []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(b, '\\', c)
+	case '\b':
+		return append(b, '\\', 'b')
+	case '\t':
+		return append(b, '\\', 't')
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\f':
+		return append(b, '\\', 'f')
+	case '\r':
+		return append(b, '\\', 'r')
+	}
+	return append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 }

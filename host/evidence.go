@@ -111,15 +111,7 @@ func decisionRecord(dec *wcp.RouteDecision) (ledger.DecisionRecord, error) {
 	if err != nil {
 		return ledger.DecisionRecord{}, err
 	}
-	// The envelopes as the decision's JSON holds them (Event.AppendJSON is
-	// what MarshalJSON writes), handed over so that the ledger does not
-	// parse them back out of body.
-	telemetry := make([]json.RawMessage, len(dec.TelemetryEnvelopes))
-	for i := range dec.TelemetryEnvelopes {
-		telemetry[i] = dec.TelemetryEnvelopes[i].AppendJSON(nil)
-	}
 	return ledger.DecisionRecord{
-		Telemetry:     telemetry,
 		DecisionID:    dec.DecisionID.String(),
 		CorrelationID: dec.CorrelationID,
 		TenantID:      dec.TenantID,

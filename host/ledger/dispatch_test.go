@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -52,9 +53,10 @@ func TestRecordDispatchInOneCommit(t *testing.T) {
 	verifyOK(t, s, nil)
 }
 
-// TestEventsReadFromTheirSignedEntries: an events row is an index into
-// the signed entry that holds the event, not a copy; rows written before
-// (with their own copy) read back as written, in recording order.
+// TestEventsReadFromTheirSignedEntries: events are read from the signed
+// entries that hold them, found by correlation id; no events row is
+// written any more, and rows from before decision chains (no entry holds
+// them) read back first, as they were written.
 func TestEventsReadFromTheirSignedEntries(t *testing.T) {
 	s := openT(t, t.TempDir())
 	ctx := context.Background()
@@ -66,12 +68,15 @@ func TestEventsReadFromTheirSignedEntries(t *testing.T) {
 		json.RawMessage(`{"event_id":"w.1","z":1,"a":2}`), json.RawMessage(`{"event_id":"w.2"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	db := rawDB(t, s)
-	var copies int
-	if err := db.QueryRow(`SELECT count(*) FROM events WHERE event != ''`).Scan(&copies); err != nil || copies != 0 {
-		t.Fatalf("%d events rows hold a copy of their event (%v), want 0", copies, err)
+	if err := s.RecordEvents(ctx, "another", []json.RawMessage{json.RawMessage(`{"event_id":"w.3"}`)}); err != nil {
+		t.Fatal(err)
 	}
-	// A row as written before this change, after the others.
+	db := rawDB(t, s)
+	var rows int
+	if err := db.QueryRow(`SELECT count(*) FROM events`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d events rows written (%v), want 0", rows, err)
+	}
+	// A row from before decision chains: no entry holds its event.
 	if _, err := db.Exec(`INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event, entry_id) VALUES (?, NULL, 'worker', 'w.old', '2025-01-01T00:00:00Z', '{"event_id":"w.old", "kept":"as written"}', NULL)`, d.CorrelationID); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +85,7 @@ func TestEventsReadFromTheirSignedEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	envelope, _ := canonical(json.RawMessage(strings.SplitN(strings.SplitN(string(d.Decision), `"telemetry_envelopes":[`, 2)[1], "]}", 2)[0]))
-	want := []string{string(envelope), `{"a":2,"event_id":"w.1","z":1}`, `{"event_id":"w.2"}`, `{"event_id":"w.old", "kept":"as written"}`}
+	want := []string{`{"event_id":"w.old", "kept":"as written"}`, string(envelope), `{"a":2,"event_id":"w.1","z":1}`, `{"event_id":"w.2"}`}
 	if len(evs) != len(want) {
 		t.Fatalf("events %s, want %s", evs, want)
 	}
@@ -88,5 +93,12 @@ func TestEventsReadFromTheirSignedEntries(t *testing.T) {
 		if string(evs[i]) != want[i] {
 			t.Errorf("event %d = %s, want %s", i, evs[i], want[i])
 		}
+	}
+	if evs, err := s.Events(ctx, "another"); err != nil || len(evs) != 1 || string(evs[0]) != `{"event_id":"w.3"}` {
+		t.Errorf("events of another: %s, %v", evs, err)
+	}
+	// A worker event that is not an object is refused, naming it.
+	if err := s.RecordEvents(ctx, "another", []json.RawMessage{json.RawMessage(`[1]`)}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "events[0]") {
+		t.Errorf("a non-object event: %v", err)
 	}
 }

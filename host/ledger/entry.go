@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -10,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/wcphall/hall/host/wcp"
 )
@@ -61,9 +59,8 @@ type entryJSON struct {
 // batch: the chain fields are filled inside the transaction.
 type pendingEntry struct {
 	e entryJSON
-	// decision row columns (kind decision), events rows (both kinds).
-	d      *DecisionRecord
-	events []eventRow
+	// decision row columns (kind decision).
+	d *DecisionRecord
 	// lookupTenant: a worker's events name no tenant; the stream is the
 	// tenant of the newest decision with the correlation id.
 	lookupTenant bool
@@ -146,27 +143,6 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 			return s.wrap(op, err)
 		}
 	}
-	source, dec := "worker", any(nil)
-	if p.d != nil {
-		source = "decision"
-	}
-	if e.DecisionID != "" {
-		dec = e.DecisionID
-	}
-	// One multi-row INSERT per maxEventRows events, not one per event.
-	for rest := p.events; len(rest) > 0; {
-		n := min(len(rest), maxEventRows)
-		args := make([]any, 0, 7*n)
-		for _, ev := range rest[:n] {
-			// The event itself is in the signed entry (Events reads it
-			// there): the row is its index, not a second copy.
-			args = append(args, e.CorrelationID, dec, source, ev.id, e.RecordedAt, "", e.EntryID)
-		}
-		if err := s.execTx(tx, eventQueries[n], args...); err != nil {
-			return s.wrap(op, err)
-		}
-		rest = rest[n:]
-	}
 	return nil
 }
 
@@ -187,20 +163,6 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 func (s *SQLite) prepareDecision(d DecisionRecord) (*pendingEntry, error) {
 	if d.DecisionID == "" {
 		return nil, fmt.Errorf("ledger: record decision: %w", invalid("decision_id", "is required"))
-	}
-	telemetry := d.Telemetry
-	if telemetry == nil {
-		var envelopes struct {
-			TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`
-		}
-		if err := json.Unmarshal(d.Decision, &envelopes); err != nil {
-			return nil, fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("decision", err.Error()))
-		}
-		telemetry = envelopes.TelemetryEnvelopes
-	}
-	evs, err := eventRows(telemetry)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, err)
 	}
 	if s.key.Load() == nil {
 		return nil, fmt.Errorf("ledger: record decision: %w", s.keyError)
@@ -224,9 +186,9 @@ func (s *SQLite) prepareDecision(d DecisionRecord) (*pendingEntry, error) {
 	// signed entry's (Decision reads it there), not a second copy of
 	// every decision in the database (RATIONALE.md, "Stored once").
 	d.Decision = nil
-	d.Telemetry = nil // copied into evs
+	d.Telemetry = nil
 	denied, dry, code := d.Denied, d.DryRun, d.DenyCode
-	p := &pendingEntry{d: &d, events: evs, e: entryJSON{
+	p := &pendingEntry{d: &d, e: entryJSON{
 		Version: formatV2, EntryID: d.DecisionID, Kind: entryDecision, TenantID: d.TenantID,
 		CorrelationID: d.CorrelationID, RecordedAt: at.UTC().Format(wcp.TimeLayout), DecisionID: d.DecisionID,
 		CapabilityID: d.CapabilityID, Denied: &denied, DenyCode: &code, DryRun: &dry, Decision: dec,
@@ -262,76 +224,28 @@ func (s *SQLite) recordEvents(ctx context.Context, decisionID, correlationID str
 
 // prepareEvents checks a batch of events and makes its pending entry.
 func (s *SQLite) prepareEvents(decisionID, correlationID string, events []json.RawMessage) (*pendingEntry, error) {
-	evs, err := eventRows(events)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: record events: %w", err)
-	}
 	if s.key.Load() == nil {
 		return nil, fmt.Errorf("ledger: record events: %w", s.keyError)
 	}
 	signed := make([]json.RawMessage, len(events))
 	for i, ev := range events {
-		if signed[i], err = canonical(ev); err != nil {
-			return nil, fmt.Errorf("ledger: record events: %w", invalid(fmt.Sprintf("events[%d]", i), err.Error()))
+		c, err := canonical(ev)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: record events: %w", invalid(fmt.Sprintf("events[%d]", i), "must be a JSON object: "+err.Error()))
 		}
+		if c[0] != '{' {
+			return nil, fmt.Errorf("ledger: record events: %w", invalid(fmt.Sprintf("events[%d]", i), "must be a JSON object"))
+		}
+		signed[i] = c
 	}
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("ledger: record events: %w", err)
 	}
-	return &pendingEntry{events: evs, lookupTenant: decisionID == "", decisionID: decisionID, e: entryJSON{
+	return &pendingEntry{lookupTenant: decisionID == "", decisionID: decisionID, e: entryJSON{
 		Version: formatV2, EntryID: "evt_" + hex.EncodeToString(id[:]), Kind: entryEvents,
 		CorrelationID: correlationID, RecordedAt: time.Now().UTC().Format(wcp.TimeLayout), Events: signed,
 	}}, nil
-}
-
-// eventRow is one telemetry event checked and ready to insert.
-type eventRow struct {
-	id    string
-	event string
-}
-
-// eventRows checks that every event is a JSON object before anything is
-// queued, so a malformed event never reaches a shared transaction.
-func eventRows(events []json.RawMessage) ([]eventRow, error) {
-	rows := make([]eventRow, len(events))
-	for i, ev := range events {
-		if id, ok := leadingEventID(ev); ok {
-			rows[i] = eventRow{id, string(ev)}
-			continue
-		}
-		var head struct {
-			EventID string `json:"event_id"`
-		}
-		if err := json.Unmarshal(ev, &head); err != nil {
-			return nil, invalid(fmt.Sprintf("events[%d]", i), "must be a JSON object: "+err.Error())
-		}
-		rows[i] = eventRow{head.EventID, string(ev)}
-	}
-	return rows, nil
-}
-
-// leadingEventID reads the event id of a valid JSON object that starts
-// with a plain "event_id" string member, as every event the Hall encodes
-// does (wcp.Event.AppendJSON): the common case skips a decode.
-func leadingEventID(ev []byte) (string, bool) {
-	const prefix = `{"event_id":"`
-	if !bytes.HasPrefix(ev, []byte(prefix)) {
-		return "", false
-	}
-	end := bytes.IndexByte(ev[len(prefix):], '"')
-	if end < 0 {
-		return "", false
-	}
-	id := ev[len(prefix) : len(prefix)+end]
-	if bytes.IndexByte(id, '\\') >= 0 || !utf8.Valid(id) || !json.Valid(ev) {
-		return "", false
-	}
-	// A later event_id member would win in encoding/json; let it decide.
-	if bytes.Count(ev, []byte(`"event_id"`)) != 1 {
-		return "", false
-	}
-	return string(id), true
 }
 
 // Decision returns the decision recorded with the given id, or an error
@@ -371,74 +285,57 @@ func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, erro
 }
 
 // Events returns the telemetry recorded for a correlation id in the order
-// it was recorded: decision envelopes and worker events alike. Events are
-// read from the signed entries that hold them, in canonical form (RFC
-// 8785); rows recorded before they were stored only there keep their own
-// copy, returned as it was written.
+// it was recorded: decision envelopes and worker events alike, read from
+// the signed entries that hold them, in canonical form (RFC 8785). Events
+// recorded before decision chains existed come first, as they were
+// written.
 func (s *SQLite) Events(ctx context.Context, correlationID string) ([]json.RawMessage, error) {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, s.wrap("events", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT event, entry_id FROM events WHERE correlation_id = ? ORDER BY id`, correlationID)
+	var out []json.RawMessage
+	// Unchained rows (no entry holds them) keep their own copy; rows of
+	// chained events are found again through their entries below.
+	rows, err := tx.QueryContext(ctx, `SELECT event FROM events WHERE correlation_id = ? AND entry_id IS NULL ORDER BY id`, correlationID)
 	if err != nil {
 		return nil, s.wrap("events", err)
 	}
-	type row struct {
-		event string
-		entry sql.NullString
-	}
-	var rs []row
 	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.event, &r.entry); err != nil {
+		var ev string
+		if err := rows.Scan(&ev); err != nil {
 			rows.Close()
 			return nil, s.wrap("events", err)
 		}
-		rs = append(rs, r)
+		out = append(out, json.RawMessage(ev))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, s.wrap("events", err)
 	}
-	// An entry's rows are consecutive, in the order its body lists them.
-	var (
-		cur  string
-		held []json.RawMessage
-		next int
-	)
-	out := make([]json.RawMessage, 0, len(rs))
-	for _, r := range rs {
-		if r.event != "" {
-			out = append(out, json.RawMessage(r.event))
-			continue
-		}
-		if !r.entry.Valid {
-			return nil, fmt.Errorf("ledger: events of %q: a row names no entry and holds no event", correlationID)
-		}
-		if r.entry.String != cur {
-			if held, err = heldEvents(ctx, tx, r.entry.String); err != nil {
-				return nil, fmt.Errorf("ledger: events of %q: %w", correlationID, err)
-			}
-			cur, next = r.entry.String, 0
-		}
-		if next >= len(held) {
-			return nil, fmt.Errorf("ledger: events of %q: entry %s holds %d events, its rows name more", correlationID, cur, len(held))
-		}
-		out = append(out, held[next])
-		next++
+	rows, err = tx.QueryContext(ctx, `SELECT entry_id, body FROM entries WHERE correlation_id = ? ORDER BY id`, correlationID)
+	if err != nil {
+		return nil, s.wrap("events", err)
 	}
-	return out, nil
+	defer rows.Close()
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, s.wrap("events", err)
+		}
+		held, err := heldEvents(id, body)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: events of %q: %w", correlationID, err)
+		}
+		out = append(out, held...)
+	}
+	return out, s.wrap("events", rows.Err())
 }
 
 // heldEvents returns the events a decision-chain entry holds: a
 // decision's telemetry envelopes, or an events entry's batch.
-func heldEvents(ctx context.Context, tx *sql.Tx, entryID string) ([]json.RawMessage, error) {
-	var body string
-	if err := tx.QueryRowContext(ctx, `SELECT body FROM entries WHERE entry_id = ?`, entryID).Scan(&body); err != nil {
-		return nil, fmt.Errorf("entry %s: %w", entryID, err)
-	}
+func heldEvents(entryID, body string) ([]json.RawMessage, error) {
 	var e struct {
 		Decision struct {
 			TelemetryEnvelopes []json.RawMessage `json:"telemetry_envelopes"`

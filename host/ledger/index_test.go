@@ -51,7 +51,7 @@ func TestIndexesServeTheQueries(t *testing.T) {
 	}
 	rows.Close()
 	slices.Sort(names)
-	want := []string{"changes_kind", "decisions_correlation", "events_correlation", "receipts_correlation", "receipts_dispatched", "receipts_worker"}
+	want := []string{"changes_kind", "decisions_correlation", "entries_correlation", "events_correlation", "receipts_correlation", "receipts_dispatched", "receipts_worker"}
 	if !slices.Equal(names, want) {
 		t.Errorf("indexes = %v, want %v", names, want)
 	}
@@ -60,7 +60,8 @@ func TestIndexesServeTheQueries(t *testing.T) {
 		{qEntryHead, "sqlite_autoindex_entry_heads_1"},
 		{qDecisionTenant, "sqlite_autoindex_decisions_1"},
 		{qNewestDecision, "decisions_correlation"},
-		{`SELECT event FROM events WHERE correlation_id = ? ORDER BY id`, "events_correlation"},
+		{`SELECT event FROM events WHERE correlation_id = ? AND entry_id IS NULL ORDER BY id`, "events_correlation"},
+		{`SELECT entry_id, body FROM entries WHERE correlation_id = ? ORDER BY id`, "entries_correlation"},
 		{`SELECT body FROM receipts WHERE receipt_id = ?`, "sqlite_autoindex_receipts_1"},
 		{`SELECT body FROM receipts WHERE correlation_id = ? ORDER BY id DESC LIMIT 5`, "receipts_correlation"},
 		{`SELECT body FROM receipts WHERE worker_id = ? ORDER BY id DESC LIMIT 5`, "receipts_worker"},

@@ -182,6 +182,12 @@ CREATE TABLE checkpoints (
 DROP INDEX IF EXISTS decisions_tenant;
 DROP INDEX IF EXISTS events_entry;
 `},
+	{"events found through their entries", `
+-- Telemetry events are read from the signed entries that hold them, found
+-- by correlation id (RATIONALE.md, "Stored once"); the events table keeps
+-- the rows written before, and gets no new ones.
+CREATE INDEX entries_correlation ON entries (correlation_id, id);
+`},
 }
 
 // schemaVersion is the schema version this package writes and reads.

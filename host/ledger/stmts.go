@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"database/sql"
-	"strings"
 )
 
 // The hot write statements, prepared once on the writer's connection:
@@ -25,31 +24,6 @@ const (
 	qInsertDecision = `INSERT INTO decisions (decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision, entry_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
-// maxEventRows is the most events one INSERT carries; a larger batch is
-// split into statements of this size and one for the rest.
-const maxEventRows = 16
-
-// qInsertEvents returns the INSERT of n event rows (1 ≤ n ≤ maxEventRows).
-func qInsertEvents(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event, entry_id) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`(?, ?, ?, ?, ?, ?, ?)`)
-	}
-	return b.String()
-}
-
-var eventQueries = func() []string {
-	q := make([]string, maxEventRows+1)
-	for n := 1; n <= maxEventRows; n++ {
-		q[n] = qInsertEvents(n)
-	}
-	return q
-}()
-
 // prepareWrites prepares the hot statements on the writer's connection.
 // It runs in the committer goroutine before its first transaction (a
 // statement cannot be prepared on the one connection while a transaction
@@ -62,7 +36,6 @@ func (s *SQLite) prepareWrites() {
 	s.stmts = map[string]*sql.Stmt{}
 	qs := []string{qSavepoint, qRelease, qRollbackTo, qSigningKey, qStreamHead, qInsertReceipt, qUpsertStream,
 		qDecisionTenant, qNewestDecision, qEntryHead, qInsertEntry, qUpsertEntry, qInsertDecision}
-	qs = append(qs, eventQueries[1:]...)
 	for _, q := range qs {
 		if st, err := s.w.Prepare(q); err == nil {
 			s.stmts[q] = st

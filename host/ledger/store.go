@@ -71,17 +71,16 @@ type DecisionRecord struct {
 	Denied        bool
 	DenyCode      string // "" when allowed
 	DryRun        bool
-	// Decision is the RouteDecision JSON as returned to the caller. Its
-	// telemetry_envelopes, when present, are also stored as events of the
-	// decision's correlation id. It is stored in its signed entry, in
-	// canonical form (RFC 8785), which is what [SQLite.Decision] returns.
+	// Decision is the RouteDecision JSON as returned to the caller. It is
+	// stored in its signed entry, in canonical form (RFC 8785), which is
+	// what [SQLite.Decision] returns; its telemetry_envelopes are the
+	// events of the decision's correlation id ([SQLite.Events]).
 	Decision  json.RawMessage
 	Timestamp time.Time
-	// Telemetry, when not nil, is Decision's telemetry_envelopes as the
-	// caller already encoded them (each a JSON object, in order), so that
-	// the ledger does not parse them out of Decision again. It must be
-	// what Decision holds: the signed entry covers Decision, and these
-	// are stored as the events of the correlation id.
+	// Telemetry is ignored.
+	//
+	// Deprecated: the envelopes are read from the signed entry that holds
+	// Decision ([SQLite.Events]); nothing stores a second copy of them.
 	Telemetry []json.RawMessage
 }
 

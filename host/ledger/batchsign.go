@@ -45,6 +45,16 @@ type batchTails struct {
 	rows  []entryInsert
 	tails map[string]streamTail
 	order []string // streams in the order they were first written
+	// receipts is each receipt stream's newest receipt of the batch: the
+	// next receipt links to it without reading the head row back, and the
+	// head row is written once per stream when the batch ends.
+	receipts map[string]receiptTail
+}
+
+// receiptTail is a receipt stream's newest receipt of the batch.
+type receiptTail struct {
+	seq      uint64
+	hash, id string
 }
 
 func (b *batchTails) begin() {
@@ -52,9 +62,10 @@ func (b *batchTails) begin() {
 	b.rows = b.rows[:0]
 	b.order = b.order[:0]
 	if b.tails == nil {
-		b.tails = map[string]streamTail{}
+		b.tails, b.receipts = map[string]streamTail{}, map[string]receiptTail{}
 	}
 	clear(b.tails)
+	clear(b.receipts)
 }
 
 func (b *batchTails) end() {
@@ -94,6 +105,11 @@ func (s *SQLite) insertEntry(tx *sql.Tx, r *entryInsert) error {
 // batch's transaction after every write of it succeeded.
 func (s *SQLite) flushEntries(tx *sql.Tx) error {
 	b := &s.tails
+	for tenant, t := range b.receipts {
+		if err := s.execTx(tx, qUpsertStream, tenant, int64(t.seq), t.id, t.hash); err != nil {
+			return err
+		}
+	}
 	if len(b.rows) == 0 {
 		return nil
 	}

@@ -394,8 +394,9 @@ func (s *SQLite) RecordDispatch(ctx context.Context, d DecisionRecord, events []
 func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
 	var seq uint64
 	var head string
-	err := s.queryRowTx(tx, qStreamHead, c.TenantID).Scan(&seq, &head)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if t, ok := s.tails.receipts[c.TenantID]; ok && s.tails.on {
+		seq, head = t.seq, t.hash
+	} else if err := s.queryRowTx(tx, qStreamHead, c.TenantID).Scan(&seq, &head); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap("append", err)
 	}
 	c.Sequence = seq + 1
@@ -418,6 +419,11 @@ func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
 		// UNIQUE(tenant_id, seq) failing means the head row no longer
 		// matches the receipts: tampering, caught here before it forks.
 		return s.wrap("append to stream "+strconv.Quote(c.TenantID), err)
+	}
+	if s.tails.on {
+		// The head row is written when the batch ends (flushEntries).
+		s.tails.receipts[c.TenantID] = receiptTail{seq: c.Sequence, hash: c.ReceiptHash, id: c.ReceiptID}
+		return nil
 	}
 	if err := s.execTx(tx, qUpsertStream,
 		c.TenantID, int64(c.Sequence), c.ReceiptID, c.ReceiptHash); err != nil {

@@ -81,7 +81,7 @@ var areas = []area{
 			anchor: anc("sandbox call, fresh instance (`CallFresh/wat`)", m("host/sandbox", "BenchmarkCallFresh/wat", "ns/op")), budget: "< 1 ms"},
 		{label: "fresh instance, standard-Go summarizer", m: m("host", "BenchmarkDispatch/fresh-go-summarizer", "ns/op"), extra: []string{"allocs/op"},
 			anchor: anc("sandbox call, fresh instance of a standard-Go guest (`CallFresh/go`)", m("host/sandbox", "BenchmarkCallFresh/go", "ns/op"))},
-		{label: "reused instance, tiny worker, with ledger (2 fsynced commits)", m: m("host", "BenchmarkDispatch/reused-tiny/ledger", "ns/op"), extra: []string{"allocs/op"},
+		{label: "reused instance, tiny worker, with ledger (decision and receipt in one fsynced commit)", m: m("host", "BenchmarkDispatch/reused-tiny/ledger", "ns/op"), extra: []string{"allocs/op"},
 			anchor: anc("the same without a ledger", m("host", "BenchmarkDispatch/reused-tiny", "ns/op"))},
 		{label: "parallel fresh-instance throughput, standard-Go summarizer", m: m("host", "BenchmarkDispatchParallel", "dispatches/s"),
 			anchor: anc("sandbox calls, standard-Go guest (`CallFreshParallel`)", m("host/sandbox", "BenchmarkCallFreshParallel", "calls/s")), budget: "≥ 600/s"},

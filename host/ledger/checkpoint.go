@@ -261,13 +261,25 @@ func (c *checkpointer) afterCommit(s *SQLite) {
 	go func() {
 		defer c.wg.Done()
 		defer c.running.Store(false)
-		_, err := s.Checkpoint(context.Background())
-		if errors.Is(err, ErrClosed) {
-			err = nil
+		for {
+			_, err := s.Checkpoint(context.Background())
+			if errors.Is(err, ErrClosed) {
+				err = nil
+			}
+			c.mu.Lock()
+			c.err = err
+			c.mu.Unlock()
+			// Writes that committed while this checkpoint ran found it
+			// running and did not start another: when they make one due
+			// (more than this checkpoint's own write), sign it now rather
+			// than at some later commit that may never come.
+			n := s.written.Load()
+			if err != nil || p.Every <= 0 || n-c.last.Load() < uint64(max(p.Every, 2)) {
+				return
+			}
+			c.last.Store(n)
+			c.lastTime.Store(time.Now().UnixNano())
 		}
-		c.mu.Lock()
-		c.err = err
-		c.mu.Unlock()
 	}()
 }
 

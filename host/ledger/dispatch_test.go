@@ -80,6 +80,11 @@ func TestEventsReadFromTheirSignedEntries(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event, entry_id) VALUES (?, NULL, 'worker', 'w.old', '2025-01-01T00:00:00Z', '{"event_id":"w.old", "kept":"as written"}', NULL)`, d.CorrelationID); err != nil {
 		t.Fatal(err)
 	}
+	// A row as written between decision chains and this change: a copy of
+	// an event its entry holds too. It is not returned twice.
+	if _, err := db.Exec(`INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event, entry_id) VALUES (?, ?, 'decision', 'evt.os.task.routed', '2025-01-01T00:00:00Z', '{"event_id":"evt.os.task.routed"}', ?)`, d.CorrelationID, d.DecisionID, d.DecisionID); err != nil {
+		t.Fatal(err)
+	}
 	evs, err := s.Events(ctx, d.CorrelationID)
 	if err != nil {
 		t.Fatal(err)

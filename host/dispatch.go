@@ -534,8 +534,8 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	}
 	// The decision is committed before any guest code runs (loading runs
 	// the module's start section): a Hall that cannot record evidence does
-	// not dispatch. A worker whose envelope grants it no way to change
-	// anything outside the sandbox (no writable path, no network) cannot
+	// not dispatch. A worker whose envelope grants it no way to act
+	// outside the sandbox (no writable path, no network, no secret) cannot
 	// leave an effect without evidence, so its decision commits with its
 	// receipt, in one transaction after the call (RATIONALE.md of
 	// host/ledger, "Durability contract of a dispatch"); the output is
@@ -580,7 +580,14 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			return res, finish(ctx)
 		}
 		if err != nil {
-			return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
+			err = fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
+			if oneCommit {
+				// No guest code ran; the decision is still evidence.
+				if rerr := h.recordDecision(ctx, &res.Decision); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
+			}
+			return res, err
 		}
 		defer h.release(ctx, lw)
 	}

@@ -22,12 +22,12 @@ import (
 
 // entryInsert is one decision-chain row, ready to insert.
 type entryInsert struct {
-	stream, id, kind, corr, at, hash, keyID, body string
+	stream, id, kind, corr, at, hash, body string
 	seq                                           uint64
 	prev                                          any // nil for a stream's first entry
 	sig                                           string
-	// key signs the row if it ends its stream's run in the batch: the
-	// key its body names (signing_key_id).
+	// key is the key the body names (signing_key_id); it signs the row if
+	// the row ends its stream's run in the batch.
 	key *signer
 }
 
@@ -97,7 +97,7 @@ func (k *signer) sign(hash string) string {
 }
 
 func (s *SQLite) insertEntry(tx *sql.Tx, r *entryInsert) error {
-	return s.execTx(tx, qInsertEntry, r.stream, int64(r.seq), r.id, r.kind, r.corr, r.at, r.prev, r.hash, r.keyID, r.sig, r.body)
+	return s.execTx(tx, qInsertEntry, r.stream, int64(r.seq), r.id, r.kind, r.corr, r.at, r.prev, r.hash, r.key.id, r.sig, r.body)
 }
 
 // flushEntries inserts the batch's decision-chain rows, signing the last

@@ -121,7 +121,7 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 		prev = head
 	}
 	row := entryInsert{stream: e.TenantID, seq: e.Sequence, id: e.EntryID, kind: e.Kind, corr: e.CorrelationID,
-		at: e.RecordedAt, prev: prev, hash: hash, keyID: e.SigningKeyID, body: string(body), key: k}
+		at: e.RecordedAt, prev: prev, hash: hash, body: string(body), key: k}
 	if s.tails.on {
 		// A batch without savepoints: the entry is inserted, and signed
 		// if it is its stream's last of the batch, when the batch ends

@@ -23,9 +23,9 @@ import (
 // entryInsert is one decision-chain row, ready to insert.
 type entryInsert struct {
 	stream, id, kind, corr, at, hash, body string
-	seq                                           uint64
-	prev                                          any // nil for a stream's first entry
-	sig                                           string
+	seq                                    uint64
+	prev                                   any // nil for a stream's first entry
+	sig                                    string
 	// key is the key the body names (signing_key_id); it signs the row if
 	// the row ends its stream's run in the batch.
 	key *signer

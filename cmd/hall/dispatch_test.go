@@ -201,11 +201,15 @@ func TestEnrollRunReceiptsAuditReplay(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stderr, "replay needs the same input") {
 		t.Fatalf("replay with other input: exit %d %s", r.code, r.stderr)
 	}
+	// The replay was a dispatch: it has a receipt of its own, linking the
+	// one it replayed (issue 21); the refused one (other input) has none.
 	r = hallIn(t, dir, "", nil, "audit", "export")
 	mustOK(t, r, "audit export")
-	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 1 || !strings.Contains(lines[0], id) {
-		t.Fatalf("export:\n%s", r.stdout)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], id) || !strings.Contains(lines[1], `"replay_of":"`+id+`"`) {
+		t.Fatalf("export, want the dispatch's receipt and the replay's linking it:\n%s", r.stdout)
 	}
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify after replay")
 }
 
 func TestRunTamperedModuleIsNotRun(t *testing.T) {

@@ -50,9 +50,10 @@ func TestHostileStartSectionSleep(t *testing.T) {
 }
 
 // TestHostileStartSectionLoopsLater: a module that instantiates at load and
-// loops in its start section afterwards (here: once a trigger file exists).
-// Calls end at their deadline, pool refills fail and back off, and Close
-// completes while a refill is stuck in the start section.
+// loops in its start section afterwards (here: once a trigger file exists
+// in its read mount). Calls end at their deadline. Having a grant (the
+// mount), it is never pre-instantiated (grants.go): its pool stays empty
+// and each call instantiates it on the call's own deadline.
 func TestHostileStartSectionLoopsLater(t *testing.T) {
 	dir := t.TempDir()
 	e := newEngine(t, Config{})
@@ -71,9 +72,35 @@ func TestHostileStartSectionLoopsLater(t *testing.T) {
 	}
 	_, err = noPool.Call(context.Background(), Request{Export: "run"})
 	wantCode(t, err, CodeLimitTimeout)
+	_, err = pooled.Call(context.Background(), Request{Export: "run"})
+	wantCode(t, err, CodeLimitTimeout)
+	if fresh, _ := pooled.Pooled(); fresh != 0 || pooled.RefillFailures() != 0 {
+		t.Fatalf("a start-section module with a grant has %d pooled instances and %d refill failures: it was instantiated outside a call", fresh, pooled.RefillFailures())
+	}
+	if err := pooled.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stillServes(t, e)
+}
 
-	// Drain the pooled instances made before the trigger, then the refiller
-	// fails and counts.
+// TestHostileStartSectionLoopsSometimes: a module with no grant whose start
+// section loops on half of its instantiations is pre-instantiated; its
+// pool refills fail, back off and count, and Close completes while a
+// refill may be stuck in the start section.
+func TestHostileStartSectionLoopsSometimes(t *testing.T) {
+	e := newEngine(t, Config{})
+	var pooled *Worker
+	for range 40 { // Load itself loses the toss half of the time
+		w, err := e.Load(context.Background(), fixtures.startcoin, Spec{Name: "coin", Limits: shortLimits, Pool: 1})
+		if err == nil {
+			pooled = w
+			break
+		}
+		wantCode(t, err, CodeLimitTimeout)
+	}
+	if pooled == nil {
+		t.Fatal("40 loads in a row lost the toss")
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for pooled.RefillFailures() == 0 {
 		if time.Now().After(deadline) {

@@ -19,7 +19,7 @@ var fixtures struct {
 	// hostile_test.go
 	startloop, starttrigger, sleep, startsleep, bigtable, tablegrow, recurse []byte
 	// grant_test.go
-	startwrite, initwrite []byte
+	startwrite, initwrite, startcoin []byte
 }
 
 // cacheDir is shared by every Engine of the test binary so the Go guest is
@@ -64,7 +64,7 @@ func setup(m *testing.M) (int, error) {
 		"startloop": &fixtures.startloop, "starttrigger": &fixtures.starttrigger,
 		"sleep": &fixtures.sleep, "startsleep": &fixtures.startsleep,
 		"bigtable": &fixtures.bigtable, "tablegrow": &fixtures.tablegrow, "recurse": &fixtures.recurse,
-		"startwrite": &fixtures.startwrite, "initwrite": &fixtures.initwrite,
+		"startwrite": &fixtures.startwrite, "initwrite": &fixtures.initwrite, "startcoin": &fixtures.startcoin,
 	} {
 		out := filepath.Join(tmp, name+".wasm")
 		cmd := exec.Command(wat2wasm, filepath.Join(testdataDir, name+".wat"), "-o", out)

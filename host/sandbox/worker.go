@@ -33,6 +33,10 @@ import (
 type Worker struct {
 	eng      *Engine
 	hasStart bool // the module has a start section (instantiation runs guest code)
+	// callOnly is set for a module with a start section and any grant:
+	// its instances are made only inside a call, never ahead of one
+	// (grants.go).
+	callOnly bool
 	name     string
 	policy   Policy
 	limits   Limits
@@ -43,6 +47,9 @@ type Worker struct {
 	egress   *egress
 	plugin   *extism.CompiledPlugin
 	modCfg   wazero.ModuleConfig
+	// bareCfg is modCfg without the mounts: what an instantiation outside
+	// a call gets (grants.go).
+	bareCfg  wazero.ModuleConfig
 	closeFS  func()
 	poolSize int
 
@@ -156,6 +163,11 @@ type Result struct {
 //   - Only WebAssembly binary bytes are accepted, never precompiled code;
 //     machine code comes only from wazero's own compilation cache.
 //   - Policy directories must exist; they are opened once, here.
+//   - Guest code run outside a call gets no grant (grants.go): Load's
+//     instantiation of a module with a start section runs it with no
+//     mount (host functions, egress, secrets and config answer only
+//     inside a call), and a module with a start section and any grant is
+//     never pre-instantiated: each call makes its own instance.
 func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, error) {
 	if err := checkModuleBytes(wasm, e.maxModule); err != nil {
 		return nil, err
@@ -248,13 +260,14 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	if len(spec.Policy.Egress) > 0 {
 		w.egress = newEgress(spec.Policy.Egress, e.egressHooks)
 	}
-	mc := wazero.NewModuleConfig().WithFSConfig(fsCfg)
+	mc := wazero.NewModuleConfig()
 	if !spec.Policy.Deterministic {
 		// Sleeps are set per instance (newInstance): wazero's own
 		// WithSysNanosleep does not watch the call's deadline.
 		mc = mc.WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
 	}
-	w.modCfg = mc
+	w.modCfg, w.bareCfg = mc.WithFSConfig(fsCfg), mc
+	w.callOnly = w.hasStart && spec.Policy.grants()
 
 	shared, err := e.compiledPlugin(ctx, key, wasm, rtCfg, w.hostFunctions())
 	if err != nil {
@@ -266,9 +279,11 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 
 	// One instantiation now proves that imports resolve, the initial
 	// memory fits and the start section (if any) finishes within the time
-	// limit; the instance becomes the first pooled one.
+	// limit; the instance becomes the first pooled one. No decision names
+	// it, so a start section runs with no mount and its instance is
+	// discarded (grants.go).
 	ictx, icancel := w.instantiationContext(ctx)
-	first, err := w.newInstance(ictx)
+	first, err := w.newInstance(ictx, false)
 	icancel()
 	if err != nil {
 		_ = e.releasePlugin(ctx, key, shared)
@@ -279,11 +294,11 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	if w.poolSize == 0 {
 		w.poolSize = 2
 	}
-	if w.poolSize < 0 {
+	if w.poolSize < 0 || w.callOnly {
 		w.poolSize = 0
 	}
 	w.pool = make(chan *instance, max(w.poolSize, 1))
-	if e.admit(w, first) {
+	if !w.callOnly && e.admit(w, first) {
 		w.pool <- first
 	} else {
 		first.close()
@@ -474,14 +489,16 @@ func (w *Worker) instantiationContext(parent context.Context) (context.Context, 
 
 // newInstance instantiates the worker under ctx, whose deadline bounds the
 // module's start section: wazero runs it inside InstantiateModule, and
-// CloseOnContextDone stops it there as in a call.
-func (w *Worker) newInstance(ctx context.Context) (*instance, error) {
+// CloseOnContextDone stops it there as in a call. inCall says whether a
+// call (whose decision the caller has made durable) asked for it; outside
+// a call a module with a start section gets no mounts (grants.go).
+func (w *Worker) newInstance(ctx context.Context, inCall bool) (*instance, error) {
 	g := &memoryGuard{limit: w.limits.MemoryBytes, sizes: &w.sizes}
 	logs, stdio := &logSink{}, &logSink{}
 	sl := &sleeper{}
 	sl.watch(ctx)
 	out := io.MultiWriter(logs, stdio)
-	mc := w.modCfg.WithStdout(out).WithStderr(out)
+	mc := w.instanceConfig(inCall).WithStdout(out).WithStderr(out)
 	if !w.policy.Deterministic {
 		mc = mc.WithNanosleep(sl.sleep)
 	}
@@ -563,7 +580,10 @@ func (w *Worker) refiller() {
 				break
 			}
 			ctx, cancel := w.instantiationContext(context.Background())
-			in, err := w.newInstance(ctx)
+			// Outside a call: only Workers without callOnly get here
+			// (their poolSize is 0), and what runs now is no start
+			// section with a grant.
+			in, err := w.newInstance(ctx, false)
 			cancel()
 			if err != nil {
 				n := w.refillFailures.Add(1)
@@ -631,7 +651,7 @@ func (w *Worker) acquire(ctx context.Context, key string) (*instance, error) {
 	default:
 	}
 	w.signalRefill()
-	in, err := w.newInstance(ctx)
+	in, err := w.newInstance(ctx, true)
 	if err == nil && w.refillFailures.Load() >= maxRefillFailures {
 		// The worker instantiates again: let the refiller try once more.
 		w.refillFailures.Store(maxRefillFailures - 1)

@@ -246,6 +246,8 @@ func closeWorkers(ctx context.Context, closeList, trimList []*loadedWorker) {
 type Plan struct {
 	snap *snapshot
 	w    *boundWorker
+	// replayOf is the receipt a replay re-runs ("" for a run).
+	replayOf string
 }
 
 // WorkerID is the worker that runs.
@@ -273,6 +275,23 @@ func (p *Plan) Limits() sandbox.Limits { return p.w.limits }
 
 // Export is the function called for capability.
 func (p *Plan) Export(capability string) string { return p.w.rec.Entrypoint(capability) }
+
+// ReplayOf is the receipt a replay re-runs, "" when the plan is not a
+// replay's (Hall.Replay).
+func (p *Plan) ReplayOf() string { return p.replayOf }
+
+// guestRequest is the one way from a plan to a guest call: the export for
+// in's capability, payload, and the config the guest reads (the record's
+// config, hall.json's overrides, then the request's wcp.* keys).
+func (p *Plan) guestRequest(in *wcp.RouteInput, payload []byte, timeout time.Duration) sandbox.Request {
+	return sandbox.Request{
+		Export:   p.Export(in.CapabilityID),
+		Input:    payload,
+		Timeout:  timeout,
+		ReuseKey: in.TenantID,
+		Config:   p.snap.pluginConfig(p.w, guestConfig(in.CorrelationID, in.TenantID, in.CapabilityID, in.Env, in.DataLabel, p.WorkerID())),
+	}
+}
 
 func (p *Plan) key() workerKey {
 	return workerKey{id: p.w.rec.WorkerID, recordDigest: p.w.recordDigest, module: p.w.module}
@@ -426,6 +445,11 @@ type RunRequest struct {
 	// ApprovalID presents a human approval (WCP §5.8) of exactly this
 	// request, payload and plan; the run uses it up (docs/POLICY.md).
 	ApprovalID string
+
+	// replay, set by Hall.Replay, makes the dispatch a replay of a
+	// receipt: decided and run as a run, bound to the receipt's worker,
+	// record and module, receipted with replay_of.
+	replay *replaySpec
 }
 
 // RunResult is a dispatch's decision and, when the worker ran, its output.
@@ -480,7 +504,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return nil, ErrOffline
 	}
 	ctx = runContext(ctx, &req)
-	dec, plan := h.plan(ctx, req.Input)
+	dec, plan := h.planFor(ctx, req.Input, req.replay)
 	res := &RunResult{Decision: dec, Plan: plan}
 	if res.Decision.Denied || res.Decision.DryRun {
 		if err := h.holdForApproval(ctx, &res.Decision); err != nil {
@@ -592,13 +616,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		defer h.release(ctx, lw)
 	}
 	res.Ran = true
-	out, err := lw.worker.Call(ctx, sandbox.Request{
-		Export:   res.Export,
-		Input:    req.Payload,
-		Timeout:  req.Timeout,
-		ReuseKey: in.TenantID,
-		Config:   plan.snap.pluginConfig(plan.w, guestConfig(in.CorrelationID, in.TenantID, in.CapabilityID, in.Env, in.DataLabel, res.WorkerID)),
-	})
+	out, err := lw.worker.Call(ctx, plan.guestRequest(in, req.Payload, req.Timeout))
 	if out != nil {
 		res.Output, res.Logs, res.Duration, res.Limits, res.Events = out.Output, out.Logs, out.Duration, out.Limits, out.Events
 	}

@@ -184,6 +184,7 @@ func receipt(res *RunResult, plan *Plan, payload []byte, started time.Time) *led
 			OutputBytes: res.Limits.OutputBytes,
 		},
 		Determinism:   "clock,random",
+		ReplayOf:      plan.replayOf,
 		InputPayload:  payload,
 		OutputPayload: res.Output,
 	}

@@ -169,6 +169,9 @@ func TestReplayIsAGovernedDispatch(t *testing.T) {
 				t.Fatalf("%d receipts under %s, want the dispatch's and the replay's", len(rs), corr)
 			}
 			replay := rs[0] // newest first
+			if replay.ReceiptID != rp.ReplayReceiptID || replay.ReplayOf != res.ReceiptID {
+				t.Fatalf("newest receipt %s (replay_of %q), want the replay's %s of %s", replay.ReceiptID, replay.ReplayOf, rp.ReplayReceiptID, res.ReceiptID)
+			}
 			if got := replayOf(t, replay); got != res.ReceiptID {
 				t.Fatalf("the replay's receipt has replay_of %q, want %s", got, res.ReceiptID)
 			}
@@ -185,6 +188,26 @@ func TestReplayIsAGovernedDispatch(t *testing.T) {
 		t.FailNow()
 	}
 
+	// Re-enrolled with other bytes, the worker is still replayed with the
+	// module and sealed record the receipt names.
+	const recCfg = `{"worker_id": "org.acme.cfg", "worker_species_id": "wrk.test.cfg", "capabilities": ["cap.test.cfg"], "risk_tier": "low",
+	  "determinism": "full", "entrypoints": {"cap.test.cfg": "config"}, "config": {"greeting": "Hello again"}}`
+	re := enrollOK(t, h, appendCustomSection(guest, "x.test", []byte("other bytes")), recCfg)
+	orig := receiptOf(t, h, lastID)
+	if re.ArtifactHash.String() == orig.ArtifactHash {
+		t.Fatal("re-enrolled with the same bytes")
+	}
+	rp, err := h.Replay(ctx, lastID, []byte(lastKey))
+	if err != nil || !rp.Match {
+		t.Fatalf("replay after re-enrollment: match %v err %v", rp != nil && rp.Match, err)
+	}
+	if r := receiptOf(t, h, rp.ReplayReceiptID); r.ArtifactHash != orig.ArtifactHash || r.RecordDigest != orig.RecordDigest {
+		t.Fatalf("replay after re-enrollment ran %s (record %s), want the original %s (record %s)", r.ArtifactHash, r.RecordDigest, orig.ArtifactHash, orig.RecordDigest)
+	}
+	if string(rp.Decision.ArtifactHash) != orig.ArtifactHash {
+		t.Fatalf("the replay's decision names module %s, want the one that ran, %s", rp.Decision.ArtifactHash, orig.ArtifactHash)
+	}
+
 	// The rules stop routing the capability: the replay is decided under
 	// them, denied, and nothing runs.
 	if err := os.WriteFile(h.Options().Rules, []byte(oneRule("cap.test.other", "wrk.test.cfg", "dev")), 0o644); err != nil {
@@ -197,12 +220,15 @@ func TestReplayIsAGovernedDispatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := h.Replay(ctx, lastID, []byte(lastKey))
+	rp, err = h.Replay(ctx, lastID, []byte(lastKey))
 	if err != nil {
 		t.Fatalf("a denied replay is a decision, not an error: %v", err)
 	}
-	if rp.Match || len(rp.Output) != 0 {
-		t.Fatalf("replay under rules that no longer route the capability: match %v output %q, want a denial", rp.Match, rp.Output)
+	if rp.Match || len(rp.Output) != 0 || !rp.Decision.Denied || rp.ReplayReceiptID != "" {
+		t.Fatalf("replay under rules that no longer route the capability: match %v output %q denied %v receipt %q, want a denial", rp.Match, rp.Output, rp.Decision.Denied, rp.ReplayReceiptID)
+	}
+	if rp.Outcome != string(rp.Decision.Code()) || rp.Decision.CorrelationID != "c-replay-"+lastKey {
+		t.Fatalf("denied replay: outcome %q correlation %q", rp.Outcome, rp.Decision.CorrelationID)
 	}
 	after, err := ev.Receipts(ctx, ledger.Filter{})
 	if err != nil {

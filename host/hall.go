@@ -390,7 +390,16 @@ func (h *Hall) Decide(ctx context.Context, in *wcp.RouteInput) wcp.RouteDecision
 // plan decides in against the current snapshot and, when allowed, binds
 // the decision to the concrete worker it selected.
 func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, *Plan) {
+	return h.planFor(ctx, in, nil)
+}
+
+// planFor is plan, or, with rp, the plan of a replay: decided in the
+// current snapshot as rp sees it (replaySpec.view).
+func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) (wcp.RouteDecision, *Plan) {
 	s := h.snap.Load()
+	if rp != nil {
+		s = rp.view(s)
+	}
 	b := &binding{h: h, s: s}
 	dec := router.Decide(ctx, in, s.rules, b, router.Options{
 		Config:           &s.cfg.HallConfig,
@@ -423,7 +432,11 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 	if !h.applyPolicies(ctx, s, w, in, &dec) {
 		return dec, nil
 	}
-	return dec, &Plan{snap: s, w: w}
+	p := &Plan{snap: s, w: w}
+	if rp != nil {
+		p.replayOf = rp.receiptID
+	}
+	return dec, p
 }
 
 // detach gives a decision its own copies of what the router shares with

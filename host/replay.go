@@ -3,35 +3,87 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
 )
 
-// ReplayResult compares a re-run with the receipt it replays.
+// ReplayResult compares a replay with the receipt it replays.
 type ReplayResult struct {
-	ReceiptID    string
+	// ReceiptID is the replayed receipt; ReplayReceiptID is the replay's
+	// own receipt (its replay_of names ReceiptID), "" when the replay was
+	// denied.
+	ReceiptID       string
+	ReplayReceiptID string
+	// Decision is the replay's own decision, made under the rules,
+	// policies and configuration in force now and recorded.
+	Decision     wcp.RouteDecision
 	WorkerID     string
 	ArtifactHash string
 	// RecordedOutputHash and OutputHash are the receipt's and the re-run's
-	// output digests; Match reports whether they are equal.
+	// output digests; Match reports whether they and the outcomes are
+	// equal.
 	RecordedOutputHash string
 	OutputHash         string
 	Match              bool
-	Outcome            string
-	Output             []byte
+	// Outcome is the replay's outcome ("ok" or a code), or the deny code
+	// of a denied replay.
+	Outcome string
+	Output  []byte
 }
 
-// Replay re-runs the module a receipt names (by its artifact_hash, even if
-// the worker has since been re-enrolled with other bytes) on input, with
-// the receipt's correlation context, and reports whether the output hash
-// matches. Only workers that declare determinism "full" can be replayed:
-// they run with a deterministic clock and random source. The input must be
-// the one the receipt hashed. Replays are not dispatches and leave no
-// receipt.
+// replaySpec binds a dispatch to the worker, record and module a receipt
+// names (RunRequest.replay).
+type replaySpec struct {
+	receiptID string
+	rec       *wcp.Record // the sealed record the original ran under
+}
+
+// view is the snapshot s as a replay decides in it: the replayed worker is
+// the one worker of its species (with the sealed record and module of the
+// original dispatch, bound under s's ceilings), and no other species has a
+// worker, so that the router's eligibility, envelope and attestation
+// checks, the policies and the plan all concern what will run. When the
+// worker is no longer enrolled in s, the view has no worker at all and
+// the router denies.
+func (rp *replaySpec) view(s *snapshot) *snapshot {
+	v := *s
+	v.workers = map[string]*boundWorker{}
+	v.species = map[string][]*boundWorker{}
+	if s.workers[rp.rec.WorkerID] == nil {
+		return &v
+	}
+	w, err := newBoundWorker(rp.rec, s.max)
+	if err != nil {
+		return &v
+	}
+	v.workers[w.rec.WorkerID] = w
+	v.species[w.rec.WorkerSpeciesID] = []*boundWorker{w}
+	return &v
+}
+
+// Replay re-runs the module a receipt names on input, as a governed
+// dispatch of its own, and reports whether its output hash and outcome
+// match the receipt's.
+//
+// The replay is decided like a run, under the rules, policies and
+// configuration in force now, for the original request's tenant,
+// capability, env, data_label, tenant_risk, qos_class and correlation id
+// (read from the original decision). In that decision the receipt's
+// worker is the only worker of its species, with the sealed record and
+// the module (artifact_hash) of the original dispatch, even if the worker
+// has since been re-enrolled with other bytes; a worker no longer enrolled,
+// or a request the rules no longer route to its species, is denied. An
+// allowed replay is dispatched by Run's own path: the same guest config
+// (record config, hall.json overrides, wcp.* keys), envelope and limits
+// as a run, its decision recorded before any guest code with a grant runs,
+// and a receipt whose replay_of names the original.
+//
+// Only workers that declare determinism "full" can be replayed: they run
+// with a deterministic clock and random source. The input must be the one
+// the receipt hashed. A denied replay is not an error: its Decision says
+// why, and nothing ran.
 func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*ReplayResult, error) {
 	store, err := h.evidenceStore()
 	if err != nil {
@@ -51,48 +103,70 @@ func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*Rep
 	if rec.Determinism != "full" {
 		return nil, fmt.Errorf("worker %s declares determinism %q: only workers declaring \"full\" run with a deterministic clock and random source and can be replayed", r.WorkerID, rec.Determinism)
 	}
-	d, err := wcp.ParseDigest(r.ArtifactHash)
-	if err != nil {
+	if _, err := wcp.ParseDigest(r.ArtifactHash); err != nil {
 		return nil, fmt.Errorf("receipt %s: artifact_hash: %w", receiptID, err)
 	}
-	arts, err := h.artifacts()
-	if err != nil {
-		return nil, err
-	}
-	module, err := arts.Get(d)
-	if err != nil {
-		return nil, err
-	}
 	rec.ArtifactHash = r.ArtifactHash
-	s := h.snap.Load()
-	bw, err := newBoundWorker(rec, s.max)
+	in, err := h.replayInput(ctx, store, r)
 	if err != nil {
 		return nil, err
 	}
-	w, err := h.load(ctx, s, bw, module)
+	run, err := h.Run(ctx, RunRequest{Input: in, Payload: input, replay: &replaySpec{receiptID: r.ReceiptID, rec: rec}})
 	if err != nil {
 		return nil, err
 	}
-	defer w.Close(ctx)
-	res := &ReplayResult{ReceiptID: receiptID, WorkerID: r.WorkerID, ArtifactHash: r.ArtifactHash, RecordedOutputHash: r.OutputHash, Outcome: "ok"}
-	out, err := w.Call(ctx, sandbox.Request{
-		Export: rec.Entrypoint(r.CapabilityID),
-		Input:  input,
-		Config: guestConfig(r.CorrelationID, r.TenantID, r.CapabilityID, "", "", r.WorkerID),
+	res := &ReplayResult{
+		ReceiptID: receiptID, ReplayReceiptID: run.ReceiptID, Decision: run.Decision,
+		WorkerID: r.WorkerID, ArtifactHash: r.ArtifactHash, RecordedOutputHash: r.OutputHash,
+		Outcome: run.Outcome, Output: run.Output,
+	}
+	if run.Decision.Denied {
+		res.Outcome = string(run.Decision.Code())
+		return res, nil
+	}
+	if len(run.Output) > 0 {
+		res.OutputHash = digestOf(run.Output)
+	}
+	res.Match = run.Ran && res.Outcome == r.Outcome && res.OutputHash == r.OutputHash
+	return res, nil
+}
+
+// replayInput is the request a replay of r is decided for: the routing
+// fields of r's decision. The request object, blast_radius and
+// privilege_context are not recorded (only their hash, request_hash), so
+// the replay is decided without them.
+func (h *Hall) replayInput(ctx context.Context, store ledger.Store, r *ledger.Receipt) (*wcp.RouteInput, error) {
+	ds, ok := store.(interface {
+		Decision(ctx context.Context, id string) (*ledger.DecisionRecord, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("the evidence store %T does not return recorded decisions: a replay is decided for the original decision's request", store)
+	}
+	d, err := ds.Decision(ctx, r.DecisionID)
+	if err != nil {
+		return nil, fmt.Errorf("receipt %s: its decision %s: %w", r.ReceiptID, r.DecisionID, err)
+	}
+	var orig struct {
+		Env        string `json:"env"`
+		DataLabel  string `json:"data_label"`
+		TenantRisk string `json:"tenant_risk"`
+		QoSClass   string `json:"qos_class"`
+	}
+	if err := json.Unmarshal(d.Decision, &orig); err != nil {
+		return nil, fmt.Errorf("receipt %s: its decision %s does not decode: %w", r.ReceiptID, r.DecisionID, err)
+	}
+	body, err := json.Marshal(map[string]any{
+		"capability_id": r.CapabilityID, "tenant_id": r.TenantID, "correlation_id": r.CorrelationID,
+		"env": orig.Env, "data_label": orig.DataLabel, "tenant_risk": orig.TenantRisk, "qos_class": orig.QoSClass,
 	})
 	if err != nil {
-		var se *sandbox.Error
-		if !errors.As(err, &se) {
-			return nil, err
-		}
-		res.Outcome = se.Code
+		return nil, err
 	}
-	if out != nil && len(out.Output) > 0 {
-		res.Output = out.Output
-		res.OutputHash = digestOf(out.Output)
+	in, err := wcp.ParseRouteInput(body)
+	if err != nil {
+		return nil, fmt.Errorf("receipt %s: the request of its decision %s: %w", r.ReceiptID, r.DecisionID, err)
 	}
-	res.Match = res.Outcome == r.Outcome && res.OutputHash == r.OutputHash
-	return res, nil
+	return &in, nil
 }
 
 // recordOf is the record a receipt's dispatch ran under: the sealed record

@@ -194,7 +194,7 @@ func TestEnrollRunReceiptsAuditReplay(t *testing.T) {
 
 	r = hallIn(t, dir, document, nil, "replay", id)
 	mustOK(t, r, "replay")
-	if !strings.HasPrefix(r.stdout, "MATCH receipt "+id) {
+	if !strings.HasPrefix(r.stdout, "MATCH receipt "+id) || !strings.Contains(r.stdout, "replay receipt:  ") {
 		t.Fatalf("replay: %s", r.stdout)
 	}
 	r = hallIn(t, dir, document+" changed", nil, "replay", id)
@@ -210,6 +210,19 @@ func TestEnrollRunReceiptsAuditReplay(t *testing.T) {
 		t.Fatalf("export, want the dispatch's receipt and the replay's linking it:\n%s", r.stdout)
 	}
 	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify after replay")
+
+	// Under rules that no longer route the capability the replay is
+	// decided, denied (exit 2) and runs nothing.
+	write(t, dir, "rules.json", `{"rules": []}`)
+	r = hallIn(t, dir, document, nil, "replay", id)
+	if r.code != exitDenied || !strings.Contains(r.stderr, "replay DENIED DENY_") || r.stdout != "" {
+		t.Fatalf("replay under empty rules: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = hallIn(t, dir, "", nil, "audit", "export")
+	mustOK(t, r, "audit export")
+	if n := len(strings.Split(strings.TrimSpace(r.stdout), "\n")); n != 2 {
+		t.Fatalf("a denied replay left a receipt: %d lines", n)
+	}
 }
 
 func TestRunTamperedModuleIsNotRun(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/ledger"
 )
 
@@ -216,9 +217,13 @@ func keysCommand() *cli.Command {
 func replayCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "replay",
-		Usage:     "re-run a receipt's module on the same input and report whether the output hash matches",
+		Usage:     "re-run a receipt's module on the same input, as a decided and receipted dispatch, and report whether the output hash matches",
 		ArgsUsage: "RECEIPT_ID < input",
-		Flags:     append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}}, hallFlags()...),
+		Description: "The replay is decided under the rules, policies and hall.json in force now, for the original\n" +
+			"request's tenant, capability, env and data_label; allowed, it runs the receipt's module and sealed\n" +
+			"record with the original guest config and leaves a receipt whose replay_of names RECEIPT_ID.\n" +
+			"Exit 0 on a match, 3 on a mismatch, 2 when the replay is denied.",
+		Flags: append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}}, hallFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return failf("replay needs one RECEIPT_ID")
@@ -239,18 +244,28 @@ func replayCommand() *cli.Command {
 			if err != nil {
 				return failf("%s", safeMsg(err.Error()))
 			}
+			d := &res.Decision
 			if c.Bool("json") {
-				if err := printJSON(c, map[string]any{"receipt_id": res.ReceiptID, "worker_id": res.WorkerID, "artifact_hash": res.ArtifactHash,
+				if err := printJSON(c, map[string]any{"receipt_id": res.ReceiptID, "replay_receipt_id": res.ReplayReceiptID, "decision_id": d.DecisionID.String(),
+					"denied": d.Denied, "worker_id": res.WorkerID, "artifact_hash": res.ArtifactHash,
 					"recorded_output_hash": res.RecordedOutputHash, "output_hash": res.OutputHash, "outcome": res.Outcome, "match": res.Match}); err != nil {
 					return err
 				}
-			} else {
+			}
+			if d.Denied {
+				fmt.Fprintf(c.App.ErrWriter, "hall: replay DENIED %s: %s (decision %s, correlation %s); nothing ran\n", d.DenyReason.Code, safe(d.DenyReason.Message), d.DecisionID, safe(d.CorrelationID))
+				if host.PendingApproval(d) != "" {
+					return cli.Exit("", exitPending)
+				}
+				return cli.Exit("", exitDenied)
+			}
+			if !c.Bool("json") {
 				verdict := "MATCH"
 				if !res.Match {
 					verdict = "MISMATCH"
 				}
-				fmt.Fprintf(c.App.Writer, "%s receipt %s (%s, %s)\n  recorded output: %s\n  replayed output: %s (%s)\n", verdict, safe(res.ReceiptID), safe(res.WorkerID), safe(res.ArtifactHash),
-					safe(orNone(res.RecordedOutputHash)), safe(orNone(res.OutputHash)), safe(res.Outcome))
+				fmt.Fprintf(c.App.Writer, "%s receipt %s (%s, %s)\n  recorded output: %s\n  replayed output: %s (%s)\n  replay receipt:  %s (decision %s)\n", verdict, safe(res.ReceiptID), safe(res.WorkerID), safe(res.ArtifactHash),
+					safe(orNone(res.RecordedOutputHash)), safe(orNone(res.OutputHash)), safe(res.Outcome), safe(res.ReplayReceiptID), d.DecisionID)
 			}
 			if !res.Match {
 				return cli.Exit("", exitWorkerFailed)
@@ -278,6 +293,9 @@ func printReceipt(w io.Writer, r *ledger.Receipt) {
 	}
 	fmt.Fprintf(tw, "correlation\t%s\n", safe(r.CorrelationID))
 	fmt.Fprintf(tw, "decision\t%s\n", safe(r.DecisionID))
+	if r.ReplayOf != "" {
+		fmt.Fprintf(tw, "replay of\t%s\n", safe(r.ReplayOf))
+	}
 	tw.Flush()
 	fmt.Fprintf(w, "privilege envelope: %s\n", safeLines(envelopeText(r.Envelope)))
 }

@@ -74,6 +74,11 @@ type Receipt struct {
 	// "{}" when the worker declared none, empty when not known. Append
 	// stores it canonicalized.
 	Envelope json.RawMessage
+	// ReplayOf is the receipt_id of the receipt this dispatch replayed
+	// (hall replay), "" for a dispatch that is not a replay. A replay is a
+	// dispatch of its own: decided anew (DecisionID), run with the
+	// original's module, record and guest config, and receipted here.
+	ReplayOf string
 	// InputPayload and OutputPayload are kept only when the ledger was
 	// opened with [WithPayloads]; otherwise Append drops them and only the
 	// hashes remain.
@@ -118,10 +123,12 @@ type receiptJSON struct {
 	Determinism      string   `json:"determinism"`
 	// Both omitted when empty, so receipts written before they existed
 	// keep their canonical bodies and hashes.
-	RecordDigest  string          `json:"record_digest,omitempty"`
-	Envelope      json.RawMessage `json:"privilege_envelope,omitempty"`
-	InputPayload  []byte          `json:"input_payload,omitempty"`
-	OutputPayload []byte          `json:"output_payload,omitempty"`
+	RecordDigest string          `json:"record_digest,omitempty"`
+	Envelope     json.RawMessage `json:"privilege_envelope,omitempty"`
+	// Omitted for a dispatch that is not a replay.
+	ReplayOf      string `json:"replay_of,omitempty"`
+	InputPayload  []byte `json:"input_payload,omitempty"`
+	OutputPayload []byte `json:"output_payload,omitempty"`
 }
 
 func (r *Receipt) wire(withSeal bool) receiptJSON {
@@ -149,6 +156,7 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		Determinism:      r.Determinism,
 		RecordDigest:     r.RecordDigest,
 		Envelope:         r.Envelope,
+		ReplayOf:         r.ReplayOf,
 		InputPayload:     r.InputPayload,
 		OutputPayload:    r.OutputPayload,
 	}
@@ -237,6 +245,7 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		Determinism:      w.Determinism,
 		RecordDigest:     w.RecordDigest,
 		Envelope:         w.Envelope,
+		ReplayOf:         w.ReplayOf,
 		InputPayload:     w.InputPayload,
 		OutputPayload:    w.OutputPayload,
 	}
@@ -248,6 +257,9 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 
 // outcomeCode is "ok" or a deny/limit/error code in WCP's style.
 var outcomeCode = regexp.MustCompile(`^(ok|[A-Z][A-Z0-9_]*)$`)
+
+// receiptID is the form of the receipt ids Append assigns (UUIDs).
+var receiptID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // validate checks the caller's fields. Chain fields are ignored: Append
 // overwrites them.
@@ -292,6 +304,9 @@ func (r *Receipt) validate() error {
 		if !wcp.ValidArtifactHash(d.v) {
 			return invalid(d.name, fmt.Sprintf("%q is not sha256:<64 lowercase hex>", d.v))
 		}
+	}
+	if r.ReplayOf != "" && !receiptID.MatchString(r.ReplayOf) {
+		return invalid("replay_of", fmt.Sprintf("%q is not a receipt id (a UUID)", r.ReplayOf))
 	}
 	if len(r.Envelope) > 0 && !isJSONObject(r.Envelope) {
 		return invalid("privilege_envelope", "must be a JSON object")

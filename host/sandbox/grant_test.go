@@ -74,3 +74,27 @@ func TestStartSectionWithoutGrantIsPreInstantiated(t *testing.T) {
 	}
 	call(t, w, Request{Export: "run"})
 }
+
+// BenchmarkCallStartSection measures what a start-section module with a
+// grant pays for not being pre-instantiated: each call instantiates it on
+// the call path ("grant") against a call served from the refilled pool
+// ("no-grant"). The module is tiny (one page of memory), so this is
+// mostly wazero's and Extism's per-instance cost.
+func BenchmarkCallStartSection(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		policy func(dir string) Policy
+	}{
+		{"no-grant", func(string) Policy { return Policy{} }},
+		{"grant", func(dir string) Policy { return Policy{Writes: []string{dir}} }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := newEngine(b, Config{})
+			w := load(b, e, fixtures.startwrite, Spec{Name: "startwrite", Policy: bc.policy(b.TempDir())})
+			b.ReportAllocs()
+			for b.Loop() {
+				call(b, w, Request{Export: "run"})
+			}
+		})
+	}
+}

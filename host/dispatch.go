@@ -276,10 +276,6 @@ func (p *Plan) Limits() sandbox.Limits { return p.w.limits }
 // Export is the function called for capability.
 func (p *Plan) Export(capability string) string { return p.w.rec.Entrypoint(capability) }
 
-// ReplayOf is the receipt a replay re-runs, "" when the plan is not a
-// replay's (Hall.Replay).
-func (p *Plan) ReplayOf() string { return p.replayOf }
-
 // guestRequest is the one way from a plan to a guest call: the export for
 // in's capability, payload, and the config the guest reads (the record's
 // config, hall.json's overrides, then the request's wcp.* keys).

@@ -106,6 +106,16 @@ func moduleError(msg string) *EnrollError {
 // with artifact_hash set to the module's digest. The new snapshot is
 // swapped in atomically; calls already running on a previous module of the
 // worker finish on it.
+//
+// # Notes
+//
+//   - Enrolling runs no guest code with a grant: the instantiation that
+//     proves the module loads runs its start section (if any) with no
+//     mount, no egress, no secret and no config, and a module with a start
+//     section and any grant is not pre-instantiated afterwards, so its
+//     start section first runs with the grant inside a dispatch whose
+//     decision is recorded (docs/SECURITY.md). A start section that fails
+//     without grants is refused (MODULE_INVALID or a LIMIT_* code).
 func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, error) {
 	if h.isClosed() {
 		return nil, ErrClosed

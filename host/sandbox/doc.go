@@ -28,4 +28,10 @@
 //     only to the Policy.Egress entries; WASI sockets are unavailable.
 //   - Every call runs on a never-used instance unless Spec.Reuse is set, and an
 //     instance that trapped or timed out is always discarded.
+//   - Guest code that runs outside a call (a start section, when Load or a
+//     pool refill instantiates the module) gets no grant: no mount, and the
+//     host functions and Extism's config_get trap there. A module with a
+//     start section and any grant is instantiated only inside calls, so a
+//     caller that records its decision before Call has no guest code with
+//     a grant run before that decision (grants.go, RATIONALE.md).
 package sandbox

@@ -320,7 +320,10 @@ type Spec struct {
 	// Limits per call; zero fields take Config.Max, all capped by it.
 	Limits Limits
 	// Pool is how many pre-instantiated, never-used instances are kept ready
-	// (refilled in the background). 0 means 2; negative means none.
+	// (refilled in the background). 0 means 2; negative means none. A
+	// module with a start section and any Policy grant is never
+	// pre-instantiated, whatever Pool says: its start section would run
+	// with the grant outside a call (grants.go).
 	Pool int
 	// Reuse lets an instance serve further calls with the same
 	// Request.ReuseKey. Instances are never reused after a trap, a timeout

@@ -239,6 +239,7 @@ func TestAppendValidates(t *testing.T) {
 		{"bare hex input hash", func(r *Receipt) { r.InputHash = strings.TrimPrefix(digest("x"), "sha256:") }, "input_hash"},
 		{"bad outcome", func(r *Receipt) { r.Outcome = "failed!" }, "outcome"},
 		{"negative duration", func(r *Receipt) { r.DurationMS = -1 }, "duration_ms"},
+		{"replay_of not a receipt id", func(r *Receipt) { r.ReplayOf = "rcpt\x1b[2J" }, "replay_of"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

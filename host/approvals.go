@@ -353,3 +353,16 @@ func ApprovedInput(a *approval.Approval) (*wcp.RouteInput, error) {
 	}
 	return &in, nil
 }
+
+// RequestError refuses a field of a RunRequest before anything is
+// decided or recorded. Its code is INVALID_REQUEST.
+type RequestError struct {
+	// Field is the request's field ("approval_id").
+	Field string
+	Msg   string
+}
+
+func (e *RequestError) Error() string { return e.Field + ": " + e.Msg }
+
+// Code returns INVALID_REQUEST.
+func (e *RequestError) Code() wcp.Code { return wcp.CodeInvalidRequest }

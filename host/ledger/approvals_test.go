@@ -1,0 +1,56 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// Issue 21: the change chain held approval_requested -> approval_used with
+// no approval_approved (an approvals row flipped with SQL) and verify
+// passed.
+func TestVerifyReportsApprovalUsedWithoutApproved(t *testing.T) {
+	ctx := context.Background()
+	const id = "apr_0123456789abcdef0123456789abcdef"
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	body := func(state, decidedBy string) json.RawMessage {
+		b, _ := json.Marshal(map[string]any{"approval_id": id, "state": state, "tenant_id": "org.acme", "request_hash": digest,
+			"decided_by": decidedBy, "used_by_decision_id": "0190a5d2-0000-7000-8000-000000000000"})
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		kinds []string
+		actor string
+	}{
+		{"used without approved", []string{"approval_requested", "approval_used"}, "token:tok_forged"},
+		{"used twice", []string{"approval_requested", "approval_approved", "approval_used", "approval_used"}, "token:tok_a"},
+		{"approved by the requesting tenant", []string{"approval_requested", "approval_approved"}, "tenant:org.acme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openT(t, t.TempDir())
+			for _, k := range tc.kinds {
+				actor := "tenant:org.acme"
+				if k == "approval_approved" {
+					actor = tc.actor
+				}
+				state := strings.TrimPrefix(k, "approval_")
+				if state == "requested" {
+					state = "pending"
+				}
+				if err := s.RecordChange(ctx, &Change{Kind: k, Subject: id, Digest: digest, Body: body(state, tc.actor), Actor: actor}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := s.Verify(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatalf("verify passed a change chain with %v", tc.kinds)
+			}
+			t.Log(rep.Breaks)
+		})
+	}
+}

@@ -188,6 +188,21 @@ DROP INDEX IF EXISTS events_entry;
 -- the rows written before, and gets no new ones.
 CREATE INDEX entries_correlation ON entries (correlation_id, id);
 `},
+	{"approvals", `
+-- Human approvals (approvals.go): every state of an approval is the body
+-- of a signed change of the change chain; this row, written in the same
+-- transaction, indexes them (change_id names the newest).
+CREATE TABLE approvals (
+	id         TEXT PRIMARY KEY,
+	state      TEXT NOT NULL,
+	tenant_id  TEXT NOT NULL,
+	created_at INTEGER NOT NULL, -- unix microseconds
+	expires_at INTEGER NOT NULL,
+	change_id  TEXT NOT NULL
+) STRICT;
+CREATE INDEX approvals_state ON approvals (state, created_at);
+CREATE INDEX changes_subject ON changes (subject, seq);
+`},
 }
 
 // schemaVersion is the schema version this package writes and reads.

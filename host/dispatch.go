@@ -479,7 +479,11 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if !h.Online() {
 		return nil, ErrOffline
 	}
+	if err := checkRunRequest(&req); err != nil {
+		return nil, err
+	}
 	ctx = runContext(ctx, &req)
+	call := runCallFrom(ctx)
 	dec, plan := h.plan(ctx, req.Input)
 	res := &RunResult{Decision: dec, Plan: plan}
 	if res.Decision.Denied || res.Decision.DryRun {
@@ -542,8 +546,17 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	// still withheld unless both commit.
 	in := req.Input
 	recorder, oneCommit := store.(dispatchRecorder)
-	oneCommit = oneCommit && plan.w.contained()
-	if !oneCommit {
+	// A run allowed by a human approval uses it up in the transaction
+	// that records its decision, before the worker runs (approvals.go).
+	oneCommit = oneCommit && plan.w.contained() && call.use == nil
+	switch {
+	case call.use != nil:
+		ran, err := h.recordDecisionUsing(ctx, &res.Decision, call)
+		if err != nil || !ran {
+			res.Plan, res.WorkerID = nil, ""
+			return res, err
+		}
+	case !oneCommit:
 		if err := h.recordDecision(ctx, &res.Decision); err != nil {
 			return res, fmt.Errorf("%w; the worker was not run", err)
 		}

@@ -99,7 +99,7 @@ func approvalChange(kind string, a *approval.Approval, actor string) (*Change, e
 	if err != nil {
 		return nil, err
 	}
-	c := &Change{Kind: kind, Subject: a.ID, Digest: a.RequestHash, Body: body, Actor: actor, At: time.Now().UTC().Truncate(time.Microsecond), Version: formatV2}
+	c := &Change{Kind: kind, Subject: a.ID, Digest: a.RequestHash, Body: body, Actor: actor, At: time.Now().UTC().Truncate(time.Microsecond), Version: formatV2, ChangeID: newChangeID()}
 	if wcp.ValidArtifactHash(a.ModuleDigest) {
 		c.ArtifactHash = a.ModuleDigest
 	}

@@ -254,7 +254,9 @@ func (h *Hall) recordDecisionUsing(ctx context.Context, dec *wcp.RouteDecision, 
 	defer cancel()
 	err = st.RecordDecisionUsing(ectx, d, ledger.ApprovalUpdate{
 		ID: id, From: approval.Approved, To: approval.Used, Kind: ChangeApprovalUsed, Actor: "tenant:" + call.use.TenantID, Now: time.Now(),
-		Apply: func(a *approval.Approval) { a.UsedBy, a.UsedAt = decisionID, time.Now().UTC().Truncate(time.Microsecond) },
+		Apply: func(a *approval.Approval) {
+			a.UsedBy, a.UsedAt = decisionID, time.Now().UTC().Truncate(time.Microsecond)
+		},
 	})
 	var ce *approval.ConflictError
 	switch {

@@ -153,4 +153,3 @@ type Filter struct {
 	TenantID string
 	Limit    int // default 100
 }
-

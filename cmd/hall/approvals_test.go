@@ -96,3 +96,17 @@ func TestPolicyTestFixtures(t *testing.T) {
 		t.Fatalf("broken policy file: %d %s", r.code, r.stderr)
 	}
 }
+
+// Issue 21: an approval_id of any size and content reached the decision,
+// its message and the ledger; hall run refuses it, briefly, first.
+func TestRunApprovalFlagChecked(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"HALL_HOME=" + filepath.Join(dir, "home")}
+	write(t, dir, "rules.json", `{"rules": []}`)
+	for _, bad := range []string{"apr_" + strings.Repeat("\x1b\x07", 32<<10), "apr_123", "APR_0123456789abcdef0123456789abcdef"} {
+		r := hallWith(t, dir, "x", env, "run", "cap.test.noop", "--tenant", "org.acme", "--approval", bad)
+		if r.code != 1 || !strings.Contains(r.stderr, "--approval:") || len(r.stderr) > 400 {
+			t.Fatalf("--approval %.20q: exit %d, %d bytes of stderr: %.400s", bad, r.code, len(r.stderr), r.stderr)
+		}
+	}
+}

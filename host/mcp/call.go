@@ -238,28 +238,9 @@ func result(meta sdk.Meta, status string, isErr bool, text string, kv ...string)
 	return r
 }
 
-// approvalID finds the id of the pending approval a decision created, when
-// the Hall has approvals (an "approval_id" member of the decision or of its
-// deny reason).
-func approvalID(d *wcp.RouteDecision) string {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return ""
-	}
-	var v struct {
-		ApprovalID string `json:"approval_id"`
-		Deny       struct {
-			ApprovalID string `json:"approval_id"`
-		} `json:"deny_reason_if_denied"`
-	}
-	if json.Unmarshal(b, &v) != nil {
-		return ""
-	}
-	if v.ApprovalID != "" {
-		return v.ApprovalID
-	}
-	return v.Deny.ApprovalID
-}
+// approvalID is the id of the pending approval a decision created ("" when
+// none): the Hall's own id (apr_ and 32 hex digits), never caller input.
+func approvalID(d *wcp.RouteDecision) string { return host.PendingApproval(d) }
 
 // progress sends notifications/progress every ProgressMS while a call
 // runs, when the client asked for them (a progress token); the returned

@@ -208,14 +208,17 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// qSignedApproval finds the newest approval change of an approval id.
+const qSignedApproval = `SELECT change_id, body, hash, signature, signing_key_id FROM changes
+	WHERE subject = ? AND kind IN (?, ?, ?, ?, ?) ORDER BY seq DESC LIMIT 1`
+
 // signedApproval returns the approval id as its newest signed change
 // records it, after checking that change's hash and signature (an error
 // wrapping ErrApprovalTampered when they do not verify; approval.ErrNotFound
 // when no change names it).
 func (s *SQLite) signedApproval(ctx context.Context, q queryer, id string) (*approval.Approval, string, error) {
 	var changeID, body, hash, sig, keyID string
-	err := q.QueryRowContext(ctx, `SELECT change_id, body, hash, signature, signing_key_id FROM changes
-		WHERE subject = ? AND kind IN (?, ?, ?, ?, ?) ORDER BY seq DESC LIMIT 1`, id,
+	err := q.QueryRowContext(ctx, qSignedApproval, id,
 		ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed).
 		Scan(&changeID, &body, &hash, &sig, &keyID)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	_ "modernc.org/sqlite"
@@ -204,5 +205,50 @@ func TestApprovalsStoreKeptOpen(t *testing.T) {
 	}
 	if n, _, err := h.PendingApprovals(ctx); err != nil || n != 1 {
 		t.Fatalf("pending %d %v", n, err)
+	}
+}
+
+// Runs racing with one approval: exactly one runs; the others are denied
+// and recorded as such, and the chain holds one approval_used, naming the
+// decision that ran.
+func TestApprovalUsedOnceByRacingRuns(t *testing.T) {
+	ctx := context.Background()
+	h := policyHall(t, "1h")
+	id, in := pend(t, h)
+	if _, err := h.DecideApproval(ctx, id, true, approver, ""); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	var wg sync.WaitGroup
+	results := make([]*host.RunResult, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { results[i], errs[i] = h.Run(ctx, host.RunRequest{Input: in, Payload: []byte("x"), ApprovalID: id}) })
+	}
+	wg.Wait()
+	ran := ""
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("run %d: %v", i, errs[i])
+		}
+		if res.Ran {
+			if ran != "" {
+				t.Fatalf("two runs used approval %s", id)
+			}
+			ran = res.Decision.DecisionID.String()
+		} else if res.Decision.Code() != wcp.DenyRequiresHumanApproval {
+			t.Fatalf("run %d: %s", i, res.Decision.Code())
+		}
+	}
+	if ran == "" {
+		t.Fatal("no run used the approval")
+	}
+	store, _ := h.Evidence()
+	cs, _ := store.Changes(ctx, host.ChangeApprovalUsed)
+	if len(cs) != 1 || !strings.Contains(string(cs[0].Body), ran) {
+		t.Fatalf("%d approval_used entries, want 1 naming %s", len(cs), ran)
+	}
+	if rep, err := store.Verify(ctx, nil); err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/ledger"
@@ -198,6 +200,8 @@ func (h *Hall) checkApproval(ctx context.Context, call *runCall, s *snapshot, w 
 	switch {
 	case a.State != approval.Approved:
 		problem = fmt.Sprintf("approval %s is %s, not approved", id, a.State)
+	case !strings.HasPrefix(a.DecidedBy, "token:"):
+		problem = fmt.Sprintf("approval %s was not approved by an approver token (decided_by %q)", id, a.DecidedBy)
 	case !time.Now().Before(a.ExpiresAt):
 		problem = fmt.Sprintf("approval %s expired at %s", id, a.ExpiresAt.Format(time.RFC3339))
 	case a.TenantID != dec.TenantID:
@@ -358,8 +362,9 @@ func (h *Hall) DecideApproval(ctx context.Context, id string, approve bool, who 
 	if err != nil {
 		return nil, err
 	}
-	if who.Actor == "" {
-		return nil, &ApprovalError{Code: wcp.CodeApprovalForbidden, Msg: "an approval is answered by an approver token", Approval: a}
+	if !strings.HasPrefix(who.Actor, "token:") || len(who.Actor) > 200 || strings.ContainsFunc(who.Actor, unicode.IsControl) {
+		// What hall audit verify accepts as an approver (approvals_verify.go).
+		return nil, &ApprovalError{Code: wcp.CodeApprovalForbidden, Msg: "an approval is answered by an approver token: Approver.Actor is token:<id>", Approval: a}
 	}
 	if who.Tenant != "" && who.Tenant == a.TenantID || who.Actor == "tenant:"+a.TenantID {
 		return nil, &ApprovalError{Code: wcp.CodeApprovalForbidden, Msg: "approval " + id + " is a request of tenant " + a.TenantID + ", which this approver also acts as: another approver must answer it", Approval: a}

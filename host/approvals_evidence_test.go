@@ -223,7 +223,9 @@ func TestApprovalUsedOnceByRacingRuns(t *testing.T) {
 	results := make([]*host.RunResult, n)
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { results[i], errs[i] = h.Run(ctx, host.RunRequest{Input: in, Payload: []byte("x"), ApprovalID: id}) })
+		wg.Go(func() {
+			results[i], errs[i] = h.Run(ctx, host.RunRequest{Input: in, Payload: []byte("x"), ApprovalID: id})
+		})
 	}
 	wg.Wait()
 	ran := ""

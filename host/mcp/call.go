@@ -18,6 +18,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/wcp"
 )
 
@@ -97,6 +98,16 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 	if msg != "" {
 		return refused(out, wcp.CodeInvalidInput, msg)
 	}
+	// _meta.approval_id re-submits a call a human approved (with the same
+	// correlation id and arguments); checked like every caller string.
+	var presented string
+	if v, ok := meta["approval_id"]; ok {
+		str, _ := v.(string)
+		if err := approval.CheckID(str); err != nil {
+			return refused(out, wcp.CodeInvalidInput, "_meta.approval_id: "+err.Error())
+		}
+		presented = str
+	}
 
 	release, ok := s.admit()
 	if !ok {
@@ -104,7 +115,7 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 	}
 	defer release()
 	stop := s.progress(ctx, req, t)
-	res, err := s.h.Run(ctx, host.RunRequest{Input: &in, Payload: payload})
+	res, err := s.h.Run(ctx, host.RunRequest{Input: &in, Payload: payload, ApprovalID: presented})
 	stop()
 	if errors.Is(err, host.ErrOffline) {
 		return refused(out, wcp.CodeHallOffline, "the Hall is offline and refuses dispatch")

@@ -202,6 +202,22 @@ CREATE TABLE approvals (
 ) STRICT;
 CREATE INDEX approvals_state ON approvals (state, created_at);
 CREATE INDEX changes_subject ON changes (subject, seq);
+-- Approvals recorded in the chain by an earlier Hall (whose rows were in
+-- approvals.db) get their row from their newest change (times to the
+-- millisecond); a body that does not read is left without one.
+INSERT OR IGNORE INTO approvals (id, state, tenant_id, created_at, expires_at, change_id)
+SELECT c.subject, json_extract(c.body, '$.body.state'), json_extract(c.body, '$.body.tenant_id'),
+	CAST(unixepoch(json_extract(c.body, '$.body.created_at'), 'subsec') * 1000000 AS INTEGER),
+	CAST(unixepoch(json_extract(c.body, '$.body.expires_at'), 'subsec') * 1000000 AS INTEGER),
+	c.change_id
+FROM changes c
+WHERE c.kind IN ('approval_requested', 'approval_approved', 'approval_denied', 'approval_expired', 'approval_used')
+	AND json_valid(c.body)
+	AND c.seq = (SELECT max(d.seq) FROM changes d WHERE d.subject = c.subject
+		AND d.kind IN ('approval_requested', 'approval_approved', 'approval_denied', 'approval_expired', 'approval_used'))
+	AND json_type(c.body, '$.body.state') = 'text' AND json_type(c.body, '$.body.tenant_id') = 'text'
+	AND unixepoch(json_extract(c.body, '$.body.created_at'), 'subsec') IS NOT NULL
+	AND unixepoch(json_extract(c.body, '$.body.expires_at'), 'subsec') IS NOT NULL;
 `},
 }
 

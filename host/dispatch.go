@@ -483,7 +483,6 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return nil, err
 	}
 	ctx = runContext(ctx, &req)
-	call := runCallFrom(ctx)
 	dec, plan := h.plan(ctx, req.Input)
 	res := &RunResult{Decision: dec, Plan: plan}
 	if res.Decision.Denied || res.Decision.DryRun {
@@ -548,6 +547,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	recorder, oneCommit := store.(dispatchRecorder)
 	// A run allowed by a human approval uses it up in the transaction
 	// that records its decision, before the worker runs (approvals.go).
+	call := runCallFrom(ctx)
 	oneCommit = oneCommit && plan.w.contained() && call.use == nil
 	switch {
 	case call.use != nil:

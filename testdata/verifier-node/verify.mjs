@@ -165,8 +165,6 @@ function verifyBundle(dir, keysPath) {
 
   for (const run of uncovered.values()) for (const w of run.where) fail(w, 'unsigned and no later signed entry of its chain covers it');
 
-  verifyApprovals(entries, fail);
-
   // Checkpoints: each signed, and every head it names present, unchanged.
   const cpDir = join(dir, 'checkpoints');
   let checkpoints = 0;
@@ -185,6 +183,9 @@ function verifyBundle(dir, keysPath) {
       else if (got.hash !== hd.hash || got.id !== hd.entry_id) fail(`checkpoint ${f}`, `${hd.chain} ${JSON.stringify(hd.stream)} #${hd.sequence} was rewritten`);
     }
   }
+
+  // Approvals: each one's life in the change chain.
+  verifyApprovals(entries, fail);
 
   // The manifest's heads are where each chain ends.
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));

@@ -424,7 +424,10 @@ type RunRequest struct {
 	// Timeout, when positive, lowers the worker's time limit for this run.
 	Timeout time.Duration
 	// ApprovalID presents a human approval (WCP §5.8) of exactly this
-	// request, payload and plan; the run uses it up (docs/POLICY.md).
+	// request, payload and plan, granted under the snapshot in force:
+	// "apr_" and 32 lowercase hex digits (anything else: a *RequestError,
+	// nothing decided). The run uses it up when its decision is recorded,
+	// after admission (docs/POLICY.md).
 	ApprovalID string
 }
 

@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/ledger"
@@ -15,16 +16,16 @@ import (
 	"github.com/wcphall/hall/host/wcp"
 )
 
-// Ledger change kinds of human approvals (WCP §5.8). Subject is the
-// approval id, Digest the request hash, ArtifactHash the module the
-// approval is bound to, Body the approval; Actor the approver's token
-// ("token:<id>"), the requesting tenant ("tenant:<id>") or "hall" (expiry).
+// Ledger change kinds of human approvals (WCP §5.8); see
+// ledger.ChangeApprovalRequested. Each state of an approval is the body of
+// one such signed change, written with the approvals row in one
+// transaction of the evidence ledger.
 const (
-	ChangeApprovalRequested = "approval_requested"
-	ChangeApprovalApproved  = "approval_approved"
-	ChangeApprovalDenied    = "approval_denied"
-	ChangeApprovalExpired   = "approval_expired"
-	ChangeApprovalUsed      = "approval_used"
+	ChangeApprovalRequested = ledger.ChangeApprovalRequested
+	ChangeApprovalApproved  = ledger.ChangeApprovalApproved
+	ChangeApprovalDenied    = ledger.ChangeApprovalDenied
+	ChangeApprovalExpired   = ledger.ChangeApprovalExpired
+	ChangeApprovalUsed      = ledger.ChangeApprovalUsed
 )
 
 // Errors of approval actions; each has a code of wcp.Codes.
@@ -49,18 +50,26 @@ func (e *ApprovalError) Is(target error) bool {
 }
 
 // runCall is what a dispatch carries into its decision: the approval it
-// presents and, once decided, the hold a pending approval is made of.
+// presents and, once decided, the hold a pending approval is made of, or
+// the approval its allowed decision will use up when it is recorded.
 type runCall struct {
 	approvalID  string
 	payloadHash string
 	hold        *held
-	used        *approval.Approval
+	// use is the approval the decision was allowed by, checked but not
+	// yet used: Run uses it up in the transaction that records the
+	// decision, after admission (useApproval).
+	use *approval.Approval
+	// refuse turns the decision into the denial of a request that needs a
+	// human, saying why (applyPolicies' denyHuman).
+	refuse func(dec *wcp.RouteDecision, problem string)
 }
 
 type held struct {
 	w          *boundWorker
 	in         *wcp.RouteInput
 	set        *policy.Set
+	snap       *snapshot
 	result     policy.Result
 	blastScore int64
 }
@@ -78,29 +87,52 @@ func runContext(ctx context.Context, req *RunRequest) context.Context {
 	return context.WithValue(ctx, runCallKey{}, &runCall{approvalID: req.ApprovalID, payloadHash: wcp.Digest(sum).String()})
 }
 
-// approvals runs f with the approval store: Options.Approvals, else the
-// SQLite file in Home, opened for the call (approvals are rare; a Hall
-// keeps no handle to close).
-func (h *Hall) approvals(f func(approval.Store) error) error {
-	if h.isClosed() {
-		return ErrClosed
+// checkRunRequest refuses the caller strings of a RunRequest that the
+// decision does not check itself: approval_id is bounded and of one form
+// before it reaches a decision, a message or the ledger.
+func checkRunRequest(req *RunRequest) error {
+	if req.ApprovalID == "" {
+		return nil
 	}
-	if h.opts.Approvals != nil {
-		return f(h.opts.Approvals)
+	if err := approval.CheckID(req.ApprovalID); err != nil {
+		return &RequestError{Field: "approval_id", Msg: err.Error()}
 	}
-	s, err := approval.OpenSQLite(filepath.Join(h.opts.Home, approval.DBFile))
+	return nil
+}
+
+// approvalLedger is what the Hall keeps approvals in: the evidence
+// ledger (ledger.SQLite), so that every approval state is a signed change
+// committed with its row, and a use commits with the decision that uses
+// it.
+type approvalLedger interface {
+	CreateApproval(ctx context.Context, a *approval.Approval, actor string) error
+	UpdateApproval(ctx context.Context, u ledger.ApprovalUpdate) (*approval.Approval, error)
+	RecordDecisionUsing(ctx context.Context, d ledger.DecisionRecord, u ledger.ApprovalUpdate) error
+	Approval(ctx context.Context, id string) (*approval.Approval, error)
+	Approvals(ctx context.Context, f approval.Filter) ([]approval.Approval, error)
+	ExpireApprovals(ctx context.Context, now time.Time) ([]approval.Approval, error)
+	PendingApprovals(ctx context.Context) (int, time.Time, error)
+}
+
+// approvals is the approval store: the evidence ledger the Hall opened
+// (once, at Open; closed by Close).
+func (h *Hall) approvals() (approvalLedger, error) {
+	store, err := h.evidenceStore()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer s.Close()
-	return f(s)
+	st, ok := store.(approvalLedger)
+	if !ok {
+		return nil, fmt.Errorf("approvals: the evidence store (%T) keeps no approvals; human approvals need the SQLite ledger", store)
+	}
+	return st, nil
 }
 
 // holdForApproval creates the pending approval of a dispatch its decision
-// held for a human (approvals on, REQUIRE_HUMAN), records the request in
-// the evidence ledger and puts its id and expiry in the decision (WCP
-// §5.8 pending_approval_id, approval_expires_at). Nothing to do for any
-// other decision.
+// held for a human (approvals on, REQUIRE_HUMAN), with its signed
+// approval_requested change in the evidence ledger, and puts its id and
+// expiry in the decision (WCP §5.8 pending_approval_id,
+// approval_expires_at). Nothing to do for any other decision.
 func (h *Hall) holdForApproval(ctx context.Context, dec *wcp.RouteDecision) error {
 	call := runCallFrom(ctx)
 	if call == nil || call.hold == nil || !dec.Denied {
@@ -119,17 +151,18 @@ func (h *Hall) holdForApproval(ctx context.Context, dec *wcp.RouteDecision) erro
 		WorkerID: w.rec.WorkerID, Species: w.rec.WorkerSpeciesID, ModuleDigest: w.moduleRef, RecordDigest: w.recordDigest.String(),
 		Envelope: w.envelope, RiskTier: w.rec.RiskTier, BlastScore: hd.blastScore,
 		RuleID: dec.MatchedRuleID, PolicyID: hd.result.Policy, Reason: hd.result.Reason, PolicySetDigest: hd.set.Digest(),
-		CreatedAt: now, ExpiresAt: now.Add(hd.set.ApprovalTTL()),
+		SnapshotDigest: hd.snap.digest(),
+		CreatedAt:      now, ExpiresAt: now.Add(hd.set.ApprovalTTL()),
 	}
 	if w.rec.BlastRadius != nil {
 		a.BlastRadius, _ = json.Marshal(w.rec.BlastRadius)
 	}
-	err = h.approvals(func(st approval.Store) error {
-		if err := st.Create(ctx, a); err != nil {
-			return err
-		}
-		return h.recordApproval(ctx, ChangeApprovalRequested, a, "tenant:"+a.TenantID)
-	})
+	st, err := h.approvals()
+	if err == nil {
+		ectx, cancel := evidenceContext(ctx)
+		err = st.CreateApproval(ectx, a, "tenant:"+a.TenantID)
+		cancel()
+	}
 	if err != nil {
 		return fmt.Errorf("holding the request for a human approval: %w", err)
 	}
@@ -141,94 +174,116 @@ func (h *Hall) holdForApproval(ctx context.Context, dec *wcp.RouteDecision) erro
 	return nil
 }
 
-// recordApproval writes one approval change into the change chain.
-func (h *Hall) recordApproval(ctx context.Context, kind string, a *approval.Approval, actor string) error {
-	store, err := h.evidenceStore()
-	if err != nil {
-		return err
-	}
-	body, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	ectx, cancel := evidenceContext(ctx)
-	defer cancel()
-	c := &ledger.Change{Kind: kind, Subject: a.ID, Digest: a.RequestHash, Body: body, Actor: actor, At: time.Now().UTC()}
-	if wcp.ValidArtifactHash(a.ModuleDigest) {
-		c.ArtifactHash = a.ModuleDigest
-	}
-	if err := store.RecordChange(ectx, c); err != nil {
-		return fmt.Errorf("recording %s of %s in the evidence ledger: %w", kind, a.ID, err)
-	}
-	return nil
-}
-
-// useApproval checks the approval a dispatch presents against the request
-// and the plan its decision bound, and uses it up. It returns "" when the
-// dispatch may run, else why not.
-func (h *Hall) useApproval(ctx context.Context, call *runCall, w *boundWorker, dec *wcp.RouteDecision) string {
+// checkApproval checks the approval a dispatch presents, as its signed
+// change chain records it, against the request, the plan its decision
+// bound and the snapshot it is decided under. It returns "" when the
+// dispatch may run (and keeps the approval in call.use, to be used up
+// when the decision is recorded), else why not. Nothing is written.
+func (h *Hall) checkApproval(ctx context.Context, call *runCall, s *snapshot, w *boundWorker, dec *wcp.RouteDecision) string {
 	id := call.approvalID
-	h.expireApprovals(ctx)
-	problem := ""
-	err := h.approvals(func(st approval.Store) error {
-		a, err := st.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		switch {
-		case a.TenantID != dec.TenantID:
-			problem = "approval " + id + " is another tenant's"
-		case a.RequestHash != dec.RequestHash.String():
-			problem = "approval " + id + " was given for another request (request_hash " + a.RequestHash + "); submit exactly the request that was approved"
-		case a.PayloadHash != call.payloadHash:
-			problem = "approval " + id + " was given for another payload (" + a.PayloadHash + ")"
-		case a.WorkerID != w.rec.WorkerID:
-			problem = "approval " + id + " was given for worker " + a.WorkerID + ", and the request now binds " + w.rec.WorkerID + "; request a new approval"
-		case a.ModuleDigest != w.moduleRef || a.RecordDigest != w.recordDigest.String():
-			problem = "approval " + id + " was given for module " + a.ModuleDigest + " (record " + a.RecordDigest + "); " + a.WorkerID + " was enrolled again since, so the approval no longer holds: request a new approval"
-		}
-		if problem != "" {
-			return nil
-		}
-		used, err := st.Use(ctx, id, dec.DecisionID.String(), time.Now())
-		var ce *approval.ConflictError
-		if errors.As(err, &ce) {
-			problem = fmt.Sprintf("approval %s is %s, not approved", id, ce.State)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := h.recordApproval(ctx, ChangeApprovalUsed, used, "tenant:"+used.TenantID); err != nil {
-			if rerr := st.Revert(ctx, id, approval.Used, approval.Approved); rerr != nil {
-				h.log.Error("hall: reverting an approval whose use was not recorded", "approval_id", id, "error", rerr)
-			}
-			return err
-		}
-		call.used = used
-		return nil
-	})
+	st, err := h.approvals()
+	var a *approval.Approval
+	if err == nil {
+		a, err = st.Approval(ctx, id)
+	}
 	switch {
 	case errors.Is(err, approval.ErrNotFound):
 		return "approval " + id + " does not exist"
+	case errors.Is(err, ledger.ErrApprovalTampered):
+		h.log.Error("hall: an approval does not verify against its signed changes", "approval_id", id, "error", err)
+		return "approval " + id + " does not verify against its signed changes in the evidence ledger (see the Hall's log); nothing ran"
 	case err != nil:
-		h.log.Error("hall: using an approval failed", "approval_id", id, "error", err)
-		return "approval " + id + " could not be used (see the Hall's log); nothing ran"
+		h.log.Error("hall: reading an approval failed", "approval_id", id, "error", err)
+		return "approval " + id + " could not be read (see the Hall's log); nothing ran"
+	}
+	problem := ""
+	switch {
+	case a.State != approval.Approved:
+		problem = fmt.Sprintf("approval %s is %s, not approved", id, a.State)
+	case !strings.HasPrefix(a.DecidedBy, "token:"):
+		problem = fmt.Sprintf("approval %s was not approved by an approver token (decided_by %q)", id, a.DecidedBy)
+	case !time.Now().Before(a.ExpiresAt):
+		problem = fmt.Sprintf("approval %s expired at %s", id, a.ExpiresAt.Format(time.RFC3339))
+	case a.TenantID != dec.TenantID:
+		problem = "approval " + id + " is another tenant's"
+	case a.RequestHash != dec.RequestHash.String():
+		problem = "approval " + id + " was given for another request (request_hash " + a.RequestHash + "); submit exactly the request that was approved"
+	case a.PayloadHash != call.payloadHash:
+		problem = "approval " + id + " was given for another payload (" + a.PayloadHash + ")"
+	case a.WorkerID != w.rec.WorkerID:
+		problem = "approval " + id + " was given for worker " + a.WorkerID + ", and the request now binds " + w.rec.WorkerID + "; request a new approval"
+	case a.ModuleDigest != w.moduleRef || a.RecordDigest != w.recordDigest.String():
+		problem = "approval " + id + " was given for module " + a.ModuleDigest + " (record " + a.RecordDigest + "); " + a.WorkerID + " was enrolled again since, so the approval no longer holds: request a new approval"
+	default:
+		if cur := s.digest(); a.SnapshotDigest != cur {
+			problem = staleApproval(a, cur)
+		}
+	}
+	if problem == "" {
+		call.use = a
 	}
 	return problem
 }
 
-// expireApprovals expires approvals past their expiry and records each.
-func (h *Hall) expireApprovals(ctx context.Context) {
-	err := h.approvals(func(st approval.Store) error {
-		gone, err := st.Expire(ctx, time.Now())
-		for i := range gone {
-			if rerr := h.recordApproval(ctx, ChangeApprovalExpired, &gone[i], "hall"); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-		}
-		return err
+// staleApproval says why an approval requested under another snapshot is
+// void (APPROVAL_STALE).
+func staleApproval(a *approval.Approval, cur string) string {
+	was := a.SnapshotDigest
+	if was == "" {
+		was = "none recorded"
+	}
+	return fmt.Sprintf("approval %s is void (%s): it was requested under snapshot %s and the rules, policies, configuration or enrolled workers changed since (now %s); request a new approval",
+		a.ID, wcp.CodeApprovalStale, was, cur)
+}
+
+// recordDecisionUsing records an allowed decision and, in the same
+// transaction, uses up the approval it was allowed by (call.use): after
+// admission, so that a dispatch refused before it leaves the approval
+// approved. When the approval can no longer be used (answered meanwhile,
+// used by a concurrent run, expired), the decision becomes the denial of
+// a request that needs a human, is recorded as such, and ran reports
+// false.
+func (h *Hall) recordDecisionUsing(ctx context.Context, dec *wcp.RouteDecision, call *runCall) (ran bool, err error) {
+	st, err := h.approvals()
+	if err != nil {
+		return false, err
+	}
+	d, err := decisionRecord(dec)
+	if err != nil {
+		return false, err
+	}
+	id := call.use.ID
+	decisionID := dec.DecisionID.String()
+	ectx, cancel := evidenceContext(ctx)
+	defer cancel()
+	err = st.RecordDecisionUsing(ectx, d, ledger.ApprovalUpdate{
+		ID: id, From: approval.Approved, To: approval.Used, Kind: ChangeApprovalUsed, Actor: "tenant:" + call.use.TenantID, Now: time.Now(),
+		Apply: func(a *approval.Approval) {
+			a.UsedBy, a.UsedAt = decisionID, time.Now().UTC().Truncate(time.Microsecond)
+		},
 	})
+	var ce *approval.ConflictError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ce):
+		call.refuse(dec, fmt.Sprintf("approval %s is %s, not approved", id, ce.State))
+	case errors.Is(err, ledger.ErrApprovalTampered):
+		h.log.Error("hall: an approval does not verify against its signed changes", "approval_id", id, "error", err)
+		call.refuse(dec, "approval "+id+" does not verify against its signed changes in the evidence ledger (see the Hall's log); nothing ran")
+	default:
+		return false, fmt.Errorf("recording decision %s with the use of approval %s: %w; the worker was not run", decisionID, id, err)
+	}
+	return false, h.recordDecision(ctx, dec)
+}
+
+// expireApprovals expires approvals past their expiry, each with its
+// signed change.
+func (h *Hall) expireApprovals(ctx context.Context) {
+	st, err := h.approvals()
+	if err == nil {
+		_, err = st.ExpireApprovals(ctx, time.Now())
+	}
 	if err != nil {
 		h.log.Error("hall: expiring approvals", "error", err)
 	}
@@ -247,60 +302,69 @@ type Approver struct {
 type ApprovalFilter = approval.Filter
 
 // Approvals lists approvals, newest first, after expiring the overdue.
+// Each is as its newest signed change in the evidence ledger records it.
 func (h *Hall) Approvals(ctx context.Context, f ApprovalFilter) ([]approval.Approval, error) {
-	h.expireApprovals(ctx)
-	var out []approval.Approval
-	err := h.approvals(func(st approval.Store) error {
-		var err error
-		out, err = st.List(ctx, f)
-		return err
-	})
-	return out, err
-}
-
-// Approval returns one approval (ErrApprovalNotFound).
-func (h *Hall) Approval(ctx context.Context, id string) (*approval.Approval, error) {
-	if !approval.ValidID(id) {
-		return nil, &ApprovalError{Code: wcp.CodeApprovalNotFound, Msg: fmt.Sprintf("%q is not an approval id (apr_ and 32 hex digits)", id)}
+	if h.isClosed() {
+		return nil, ErrClosed
 	}
 	h.expireApprovals(ctx)
-	var out *approval.Approval
-	err := h.approvals(func(st approval.Store) error {
-		var err error
-		out, err = st.Get(ctx, id)
-		return err
-	})
+	st, err := h.approvals()
+	if err != nil {
+		return nil, err
+	}
+	return st.Approvals(ctx, f)
+}
+
+// Approval returns one approval as its newest signed change in the
+// evidence ledger records it (ErrApprovalNotFound).
+func (h *Hall) Approval(ctx context.Context, id string) (*approval.Approval, error) {
+	if err := approval.CheckID(id); err != nil {
+		return nil, &ApprovalError{Code: wcp.CodeApprovalNotFound, Msg: "approval_id: " + err.Error()}
+	}
+	if h.isClosed() {
+		return nil, ErrClosed
+	}
+	h.expireApprovals(ctx)
+	st, err := h.approvals()
+	if err != nil {
+		return nil, err
+	}
+	a, err := st.Approval(ctx, id)
 	if errors.Is(err, approval.ErrNotFound) {
 		return nil, &ApprovalError{Code: wcp.CodeApprovalNotFound, Msg: "no approval " + id}
 	}
-	return out, err
+	return a, err
 }
 
 // PendingApprovals returns how many approvals wait for a human and the
-// age of the oldest (metrics).
+// age of the oldest (metrics): one read of the ledger, no write.
 func (h *Hall) PendingApprovals(ctx context.Context) (n int, oldest time.Duration, err error) {
-	err = h.approvals(func(st approval.Store) error {
-		var at time.Time
-		n, at, err = st.Pending(ctx)
-		if !at.IsZero() {
-			oldest = time.Since(at)
-		}
-		return err
-	})
+	st, err := h.approvals()
+	if err != nil {
+		return 0, 0, err
+	}
+	n, at, err := st.PendingApprovals(ctx)
+	if !at.IsZero() {
+		oldest = time.Since(at)
+	}
 	return n, oldest, err
 }
 
 // DecideApproval approves (approve) or denies a pending approval as who,
-// with an optional comment, and records it in the evidence ledger. The
-// requesting tenant never answers its own request. Concurrent answers:
-// exactly one succeeds, the others get APPROVAL_CONFLICT.
+// with an optional comment: the approval's new state and its signed
+// change commit in one transaction of the evidence ledger. The requesting
+// tenant never answers its own request. An approval requested under
+// another snapshot than the one in force cannot be approved
+// (APPROVAL_STALE). Concurrent answers: exactly one succeeds, the others
+// get APPROVAL_CONFLICT.
 func (h *Hall) DecideApproval(ctx context.Context, id string, approve bool, who Approver, comment string) (*approval.Approval, error) {
 	a, err := h.Approval(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if who.Actor == "" {
-		return nil, &ApprovalError{Code: wcp.CodeApprovalForbidden, Msg: "an approval is answered by an approver token", Approval: a}
+	if !strings.HasPrefix(who.Actor, "token:") || len(who.Actor) > 200 || strings.ContainsFunc(who.Actor, unicode.IsControl) {
+		// What hall audit verify accepts as an approver (approvals_verify.go).
+		return nil, &ApprovalError{Code: wcp.CodeApprovalForbidden, Msg: "an approval is answered by an approver token: Approver.Actor is token:<id>", Approval: a}
 	}
 	if who.Tenant != "" && who.Tenant == a.TenantID || who.Actor == "tenant:"+a.TenantID {
 		return nil, &ApprovalError{Code: wcp.CodeApprovalForbidden, Msg: "approval " + id + " is a request of tenant " + a.TenantID + ", which this approver also acts as: another approver must answer it", Approval: a}
@@ -312,27 +376,32 @@ func (h *Hall) DecideApproval(ctx context.Context, id string, approve bool, who 
 	if approve {
 		to, kind = approval.Approved, ChangeApprovalApproved
 	}
-	var out *approval.Approval
-	err = h.approvals(func(st approval.Store) error {
-		got, err := st.Decide(ctx, id, to, who.Actor, comment, time.Now())
-		if err != nil {
-			return err
-		}
-		if err := h.recordApproval(ctx, kind, got, who.Actor); err != nil {
-			if rerr := st.Revert(ctx, id, to, approval.Pending); rerr != nil {
-				h.log.Error("hall: reverting an approval whose answer was not recorded", "approval_id", id, "error", rerr)
+	st, err := h.approvals()
+	if err != nil {
+		return nil, err
+	}
+	cur := h.snap.Load().digest()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ectx, cancel := evidenceContext(ctx)
+	defer cancel()
+	out, err := st.UpdateApproval(ectx, ledger.ApprovalUpdate{
+		ID: id, From: approval.Pending, To: to, Kind: kind, Actor: who.Actor, Now: now,
+		Check: func(a *approval.Approval) error {
+			if approve && a.SnapshotDigest != cur {
+				return &ApprovalError{Code: wcp.CodeApprovalStale, Msg: staleApproval(a, cur), Approval: a}
 			}
-			return err
-		}
-		out = got
-		return nil
+			return nil
+		},
+		Apply: func(a *approval.Approval) { a.DecidedBy, a.DecidedAt, a.Comment = who.Actor, now, comment },
 	})
 	var ce *approval.ConflictError
 	if errors.As(err, &ce) {
-		cur, _ := h.Approval(ctx, id)
-		return nil, &ApprovalError{Code: wcp.CodeApprovalConflict, Msg: fmt.Sprintf("approval %s is %s: only a pending approval can be answered", id, ce.State), Approval: cur}
+		return nil, &ApprovalError{Code: wcp.CodeApprovalConflict, Msg: fmt.Sprintf("approval %s is %s: only a pending approval can be answered", id, ce.State), Approval: out}
 	}
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // PendingApproval returns the pending approval id of a decision held for
@@ -353,3 +422,16 @@ func ApprovedInput(a *approval.Approval) (*wcp.RouteInput, error) {
 	}
 	return &in, nil
 }
+
+// RequestError refuses a field of a RunRequest before anything is
+// decided or recorded. Its code is INVALID_REQUEST.
+type RequestError struct {
+	// Field is the request's field ("approval_id").
+	Field string
+	Msg   string
+}
+
+func (e *RequestError) Error() string { return e.Field + ": " + e.Msg }
+
+// Code returns INVALID_REQUEST.
+func (e *RequestError) Code() wcp.Code { return wcp.CodeInvalidRequest }

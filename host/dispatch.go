@@ -439,7 +439,10 @@ type RunRequest struct {
 	// Timeout, when positive, lowers the worker's time limit for this run.
 	Timeout time.Duration
 	// ApprovalID presents a human approval (WCP §5.8) of exactly this
-	// request, payload and plan; the run uses it up (docs/POLICY.md).
+	// request, payload and plan, granted under the snapshot in force:
+	// "apr_" and 32 lowercase hex digits (anything else: a *RequestError,
+	// nothing decided). The run uses it up when its decision is recorded,
+	// after admission (docs/POLICY.md).
 	ApprovalID string
 
 	// replay, set by Hall.Replay, makes the dispatch a replay of a
@@ -498,6 +501,9 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	}
 	if !h.Online() {
 		return nil, ErrOffline
+	}
+	if err := checkRunRequest(&req); err != nil {
+		return nil, err
 	}
 	ctx = runContext(ctx, &req)
 	dec, plan := h.planFor(ctx, req.Input, req.replay)
@@ -562,8 +568,18 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	// still withheld unless both commit.
 	in := req.Input
 	recorder, oneCommit := store.(dispatchRecorder)
-	oneCommit = oneCommit && plan.w.contained()
-	if !oneCommit {
+	// A run allowed by a human approval uses it up in the transaction
+	// that records its decision, before the worker runs (approvals.go).
+	call := runCallFrom(ctx)
+	oneCommit = oneCommit && plan.w.contained() && call.use == nil
+	switch {
+	case call.use != nil:
+		ran, err := h.recordDecisionUsing(ctx, &res.Decision, call)
+		if err != nil || !ran {
+			res.Plan, res.WorkerID = nil, ""
+			return res, err
+		}
+	case !oneCommit:
 		if err := h.recordDecision(ctx, &res.Decision); err != nil {
 			return res, fmt.Errorf("%w; the worker was not run", err)
 		}

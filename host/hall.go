@@ -22,7 +22,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/artifact"
 	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/router"
@@ -83,9 +82,6 @@ type Options struct {
 	// Policies is the policy file (default "policy.json" in Dir when it
 	// exists; none: PyHall's behaviour). See docs/POLICY.md.
 	Policies string
-	// Approvals stores pending human approvals (default: approvals.db in
-	// Home, opened on first use).
-	Approvals approval.Store
 	// KeyFile is the evidence signing key's path (default
 	// Home/keys/ed25519.key): keep it outside the state directory so that
 	// whoever can rewrite the database cannot also re-sign it.

@@ -188,7 +188,7 @@ func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, i
 	// denyHuman is the denial of a request that needs a human: PyHall's
 	// DENY_REQUIRES_HUMAN with its blast payload for a high blast score,
 	// DENY_REQUIRES_HUMAN_APPROVAL otherwise.
-	denyHuman := func(msg string) {
+	denyHuman := func(dec *wcp.RouteDecision, msg string) {
 		if highBlast {
 			denyByPolicy(dec, wcp.DenyRequiresHuman, "The blast radius is too high for autonomous execution; a human must approve this dispatch"+msg, res.Reason, digest, true)
 			dec.DenyReason.BlastScore = big.NewInt(int64(dec.HighBlastScore))
@@ -203,17 +203,25 @@ func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, i
 	case policy.RequireHuman:
 		call := runCallFrom(ctx)
 		if call != nil && call.approvalID != "" && !in.DryRun {
-			problem := h.useApproval(ctx, call, w, dec)
+			// Checked here, used up by Run with the decision's record,
+			// after admission (recordDecisionUsing).
+			problem := h.checkApproval(ctx, call, s, w, dec)
 			if problem == "" {
 				ev.ApprovalID = call.approvalID
+				call.refuse = func(d *wcp.RouteDecision, problem string) {
+					if d.Policy != nil {
+						d.Policy.ApprovalID = ""
+					}
+					denyHuman(d, "; "+problem)
+				}
 				return true
 			}
-			denyHuman("; " + problem)
+			denyHuman(dec, "; "+problem)
 			return false
 		}
-		denyHuman(".")
+		denyHuman(dec, ".")
 		if call != nil && !in.DryRun && set.Approvals().Enabled {
-			call.hold = &held{w: w, in: in, set: set, result: res, blastScore: f.BlastScore}
+			call.hold = &held{w: w, in: in, set: set, snap: s, result: res, blastScore: f.BlastScore}
 		}
 		return false
 	default:

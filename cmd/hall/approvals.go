@@ -175,3 +175,15 @@ func answerApproval(c *cli.Context, approve bool) error {
 func approvalFlag() cli.Flag {
 	return &cli.StringFlag{Name: "approval", Usage: "re-submit a request a human approved, with its approval `ID` (apr_…)"}
 }
+
+// checkApprovalFlag refuses an --approval that is not an approval id,
+// before anything is opened or decided (the message shows at most its
+// first bytes, escaped).
+func checkApprovalFlag(c *cli.Context) error {
+	if id := c.String("approval"); id != "" {
+		if err := approval.CheckID(id); err != nil {
+			return failf("--approval: %v", err)
+		}
+	}
+	return nil
+}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wcphall/hall/host/ledger"
 )
 
 const heldPolicy = `{"approvals": {"enabled": true, "expires_after": "1h"},
@@ -94,5 +97,58 @@ func TestPolicyTestFixtures(t *testing.T) {
 	write(t, dir, "broken.json", `{"policies": [{"id": "typo", "when": "wrker.id == 'x'", "effect": "DENY"}]}`)
 	if r := hall(t, dir, "", "policy", "test", "--policies", "broken.json", "ok.json"); r.code != 1 || !strings.Contains(r.stderr, "policies[0] (typo).when at 1:1") {
 		t.Fatalf("broken policy file: %d %s", r.code, r.stderr)
+	}
+}
+
+// Issue 21: an approval_id of any size and content reached the decision,
+// its message and the ledger; hall run refuses it, briefly, first.
+func TestRunApprovalFlagChecked(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"HALL_HOME=" + filepath.Join(dir, "home")}
+	write(t, dir, "rules.json", `{"rules": []}`)
+	for _, bad := range []string{"apr_" + strings.Repeat("\x1b\x07", 32<<10), "apr_123", "APR_0123456789abcdef0123456789abcdef"} {
+		r := hallWith(t, dir, "x", env, "run", "cap.test.noop", "--tenant", "org.acme", "--approval", bad)
+		if r.code != 1 || !strings.Contains(r.stderr, "--approval:") || len(r.stderr) > 400 {
+			t.Fatalf("--approval %.20q: exit %d, %d bytes of stderr: %.400s", bad, r.code, len(r.stderr), r.stderr)
+		}
+	}
+}
+
+// Issue 21: a change chain holding approval_requested -> approval_used with
+// no approval_approved (what the Hall signed after an approvals row was
+// flipped with SQL) verified: hall audit verify exited 0. Both the Go
+// verifier and the Node verifier of an exported bundle report it.
+func TestAuditReportsApprovalUsedWithoutApproved(t *testing.T) {
+	dir := t.TempDir()
+	s, err := ledger.Open(filepath.Join(dir, ".hall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const id = "apr_0123456789abcdef0123456789abcdef"
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	for _, k := range []string{"approval_requested", "approval_used"} {
+		state := map[string]string{"approval_requested": "pending", "approval_used": "used"}[k]
+		body, _ := json.Marshal(map[string]any{"approval_id": id, "state": state, "tenant_id": "org.acme", "request_hash": digest,
+			"decided_by": "token:tok_forged", "used_by_decision_id": "0190a5d2-0000-7000-8000-000000000000"})
+		if err := s.RecordChange(ctx, &ledger.Change{Kind: k, Subject: id, Digest: digest, Body: body, Actor: "tenant:org.acme"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	r := hallIn(t, dir, "", nil, "audit", "verify")
+	if r.code != exitError || !strings.Contains(r.stdout, "no signed approval_approved precedes this use") {
+		t.Fatalf("audit verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	r = hallIn(t, dir, "", nil, "audit", "export", "--bundle", bundle)
+	if r.code != 0 {
+		t.Fatalf("audit export --bundle: exit %d %s", r.code, r.stderr)
+	}
+	if script := nodeVerifierScript(t); script != "" {
+		out, err := exec.Command("node", script, bundle).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "no signed approval_approved precedes this use") {
+			t.Fatalf("node verifier: %v\n%s", err, out)
+		}
 	}
 }

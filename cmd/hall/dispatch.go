@@ -131,6 +131,9 @@ func runCommand() *cli.Command {
 					return failf("%v", err)
 				}
 			}
+			if err := checkApprovalFlag(c); err != nil {
+				return err
+			}
 			in, err := routeInput(c)
 			if err != nil {
 				return err

@@ -1,24 +1,22 @@
-// Package approval stores human approvals (WCP §5.8): a request a policy
-// requires a human for waits, bound to its request hash, payload hash and
-// the plan the decision bound (worker id, module digest, record digest),
-// until an approver approves or denies it or it expires; an approved
-// request runs once.
+// Package approval holds the types of human approvals (WCP §5.8): a
+// request a policy requires a human for waits, bound to its request hash,
+// payload hash, the plan the decision bound (worker id, module digest,
+// record digest) and the digest of the Hall's snapshot it was requested
+// under, until an approver approves or denies it or it expires; an
+// approved request runs once.
 //
-// The package is storage only: every state change is a compare-and-set
-// from the state the caller expects, so two approvers racing (approve
-// against deny, or two approves) cannot both succeed and an approval
-// cannot be used twice. Package host decides who may change what and
-// records each change in the evidence ledger.
+// The package is types only. Approvals are kept in the evidence ledger
+// (host/ledger, approvals.go): every state of an approval is the body of a
+// signed change, written in the same transaction as the row that indexes
+// it, and the Hall acts on the signed change, never on the row alone.
+// Package host decides who may change what.
 //
 // # Notes
 //
-//   - The SQLite store keeps its own file (approvals.db in the Hall's
-//     state directory), never the ledger's database.
-//   - Times are stored in UTC with microsecond precision.
+//   - Times are in UTC with microsecond precision.
 package approval
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -96,6 +94,10 @@ type Approval struct {
 	PolicyID        string `json:"policy_id,omitempty"`
 	Reason          string `json:"reason"`
 	PolicySetDigest string `json:"policy_set_digest"`
+	// SnapshotDigest is the digest of the Hall's snapshot (rules, policy
+	// set, configuration, enrolled records) the approval was requested
+	// under: under any other snapshot it is void (APPROVAL_STALE).
+	SnapshotDigest string `json:"snapshot_digest,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -128,36 +130,26 @@ func ValidID(id string) bool {
 	return err == nil && strings.ToLower(rest) == rest
 }
 
+// IDBytes is the length of an approval id: "apr_" and 32 hex digits.
+const IDBytes = 4 + 32
+
+// CheckID returns nil when id has the form NewID returns, else an error
+// that says so and shows at most the first 16 bytes of id, escaped: an id
+// is caller input (issue 21: a 4 MiB id holding ESC/BEL was echoed whole).
+func CheckID(id string) error {
+	if ValidID(id) {
+		return nil
+	}
+	shown := id
+	if len(shown) > 16 {
+		shown = shown[:16]
+	}
+	return fmt.Errorf("%q (%d bytes) is not an approval id: give apr_ and 32 lowercase hex digits, as the pending decision's pending_approval_id or hall approvals list shows it", shown, len(id))
+}
+
 // Filter selects approvals for List; zero fields select everything.
 type Filter struct {
 	State    State
 	TenantID string
 	Limit    int // default 100
-}
-
-// Store keeps approvals. Implementations are safe for concurrent use and
-// every transition is atomic.
-type Store interface {
-	// Create stores a new pending approval.
-	Create(ctx context.Context, a *Approval) error
-	// Get returns one approval (ErrNotFound).
-	Get(ctx context.Context, id string) (*Approval, error)
-	// List returns approvals, newest first.
-	List(ctx context.Context, f Filter) ([]Approval, error)
-	// Decide moves a pending approval that has not expired at now to
-	// Approved or Denied (a *ConflictError otherwise).
-	Decide(ctx context.Context, id string, to State, by, comment string, now time.Time) (*Approval, error)
-	// Use moves an approved approval that has not expired at now to Used
-	// (a *ConflictError otherwise): the one run it allows.
-	Use(ctx context.Context, id, decisionID string, now time.Time) (*Approval, error)
-	// Revert undoes a transition whose evidence could not be recorded:
-	// from back to to, only if the approval is still in from.
-	Revert(ctx context.Context, id string, from, to State) error
-	// Expire moves every pending or approved approval whose expiry is at
-	// or before now to Expired and returns them.
-	Expire(ctx context.Context, now time.Time) ([]Approval, error)
-	// Pending returns how many approvals are pending and the creation time
-	// of the oldest (zero when none).
-	Pending(ctx context.Context) (int, time.Time, error)
-	Close() error
 }

@@ -519,11 +519,11 @@ func TestMigrateFromVersion1(t *testing.T) {
 
 	s := openT(t, dir)
 	var v, n int
-	if err := s.r.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != schemaVersion || schemaVersion != 5 {
-		t.Fatalf("user_version = %d, %v; want 5", v, err)
+	if err := s.r.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != schemaVersion || schemaVersion != 6 {
+		t.Fatalf("user_version = %d, %v; want 6", v, err)
 	}
-	if err := s.r.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 5 {
-		t.Fatalf("schema_migrations rows = %d, %v; want 5", n, err)
+	if err := s.r.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 6 {
+		t.Fatalf("schema_migrations rows = %d, %v; want 6", n, err)
 	}
 	rep := verifyOK(t, s, nil)
 	if rep.Receipts != 2 || rep.Changes != 0 {

@@ -51,7 +51,7 @@ func TestIndexesServeTheQueries(t *testing.T) {
 	}
 	rows.Close()
 	slices.Sort(names)
-	want := []string{"changes_kind", "decisions_correlation", "entries_correlation", "events_correlation", "receipts_correlation", "receipts_dispatched", "receipts_worker"}
+	want := []string{"approvals_state", "changes_kind", "changes_subject", "decisions_correlation", "entries_correlation", "events_correlation", "receipts_correlation", "receipts_dispatched", "receipts_worker"}
 	if !slices.Equal(names, want) {
 		t.Errorf("indexes = %v, want %v", names, want)
 	}
@@ -68,6 +68,9 @@ func TestIndexesServeTheQueries(t *testing.T) {
 		{`SELECT body FROM receipts WHERE tenant_id = ? ORDER BY seq DESC LIMIT 5`, "sqlite_autoindex_receipts_2"},
 		{`SELECT body FROM receipts ORDER BY tenant_id, seq`, "sqlite_autoindex_receipts_2"},
 		{`SELECT body FROM entries ORDER BY stream, seq`, "sqlite_autoindex_entries_2"},
+		{qSignedApproval, "changes_subject"},
+		{`SELECT count(*), min(created_at) FROM approvals WHERE state = 'pending'`, "approvals_state"},
+		{`SELECT state FROM approvals WHERE id = ?`, "sqlite_autoindex_approvals_1"},
 	} {
 		plan := queryPlan(t, s.r, q.sql)
 		if !strings.Contains(plan, q.index) || strings.Contains(plan, "TEMP B-TREE") {

@@ -188,6 +188,37 @@ DROP INDEX IF EXISTS events_entry;
 -- the rows written before, and gets no new ones.
 CREATE INDEX entries_correlation ON entries (correlation_id, id);
 `},
+	{"approvals", `
+-- Human approvals (approvals.go): every state of an approval is the body
+-- of a signed change of the change chain; this row, written in the same
+-- transaction, indexes them (change_id names the newest).
+CREATE TABLE approvals (
+	id         TEXT PRIMARY KEY,
+	state      TEXT NOT NULL,
+	tenant_id  TEXT NOT NULL,
+	created_at INTEGER NOT NULL, -- unix microseconds
+	expires_at INTEGER NOT NULL,
+	change_id  TEXT NOT NULL
+) STRICT;
+CREATE INDEX approvals_state ON approvals (state, created_at);
+CREATE INDEX changes_subject ON changes (subject, seq);
+-- Approvals recorded in the chain by an earlier Hall (whose rows were in
+-- approvals.db) get their row from their newest change (times to the
+-- millisecond); a body that does not read is left without one.
+INSERT OR IGNORE INTO approvals (id, state, tenant_id, created_at, expires_at, change_id)
+SELECT c.subject, json_extract(c.body, '$.body.state'), json_extract(c.body, '$.body.tenant_id'),
+	CAST(unixepoch(json_extract(c.body, '$.body.created_at'), 'subsec') * 1000000 AS INTEGER),
+	CAST(unixepoch(json_extract(c.body, '$.body.expires_at'), 'subsec') * 1000000 AS INTEGER),
+	c.change_id
+FROM changes c
+WHERE c.kind IN ('approval_requested', 'approval_approved', 'approval_denied', 'approval_expired', 'approval_used')
+	AND json_valid(c.body)
+	AND c.seq = (SELECT max(d.seq) FROM changes d WHERE d.subject = c.subject
+		AND d.kind IN ('approval_requested', 'approval_approved', 'approval_denied', 'approval_expired', 'approval_used'))
+	AND json_type(c.body, '$.body.state') = 'text' AND json_type(c.body, '$.body.tenant_id') = 'text'
+	AND unixepoch(json_extract(c.body, '$.body.created_at'), 'subsec') IS NOT NULL
+	AND unixepoch(json_extract(c.body, '$.body.expires_at'), 'subsec') IS NOT NULL;
+`},
 }
 
 // schemaVersion is the schema version this package writes and reads.

@@ -382,6 +382,7 @@ func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, ring *keyRing, r
 	}
 	defer rows.Close()
 	w := changeWalker{ring: ring}
+	var aw approvalWalk // approvals_verify.go
 	var brk *Break
 	for rows.Next() {
 		var row changeRow
@@ -395,6 +396,8 @@ func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, ring *keyRing, r
 		if brk == nil {
 			if reason := w.step(&row); reason != "" {
 				brk = &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: row.changeID, Sequence: row.seq, Reason: reason}
+			} else {
+				brk = aw.step(&row)
 			}
 		}
 	}
@@ -414,6 +417,11 @@ func (s *SQLite) verifyChanges(ctx context.Context, tx *sql.Tx, ring *keyRing, r
 				reason += ": newest changes deleted"
 			}
 			brk = &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: head.ReceiptID, Sequence: head.Sequence, Reason: reason}
+		}
+	}
+	if brk == nil {
+		if brk, err = aw.end(ctx, tx); err != nil {
+			return s.wrap("verify", err)
 		}
 	}
 	if brk != nil {

@@ -18,6 +18,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/wcp"
 )
 
@@ -97,6 +98,16 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 	if msg != "" {
 		return refused(out, wcp.CodeInvalidInput, msg)
 	}
+	// _meta.approval_id re-submits a call a human approved (with the same
+	// correlation id and arguments); checked like every caller string.
+	var presented string
+	if v, ok := meta["approval_id"]; ok {
+		str, _ := v.(string)
+		if err := approval.CheckID(str); err != nil {
+			return refused(out, wcp.CodeInvalidInput, "_meta.approval_id: "+err.Error())
+		}
+		presented = str
+	}
 
 	release, ok := s.admit()
 	if !ok {
@@ -104,7 +115,7 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 	}
 	defer release()
 	stop := s.progress(ctx, req, t)
-	res, err := s.h.Run(ctx, host.RunRequest{Input: &in, Payload: payload})
+	res, err := s.h.Run(ctx, host.RunRequest{Input: &in, Payload: payload, ApprovalID: presented})
 	stop()
 	if errors.Is(err, host.ErrOffline) {
 		return refused(out, wcp.CodeHallOffline, "the Hall is offline and refuses dispatch")
@@ -238,28 +249,9 @@ func result(meta sdk.Meta, status string, isErr bool, text string, kv ...string)
 	return r
 }
 
-// approvalID finds the id of the pending approval a decision created, when
-// the Hall has approvals (an "approval_id" member of the decision or of its
-// deny reason).
-func approvalID(d *wcp.RouteDecision) string {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return ""
-	}
-	var v struct {
-		ApprovalID string `json:"approval_id"`
-		Deny       struct {
-			ApprovalID string `json:"approval_id"`
-		} `json:"deny_reason_if_denied"`
-	}
-	if json.Unmarshal(b, &v) != nil {
-		return ""
-	}
-	if v.ApprovalID != "" {
-		return v.ApprovalID
-	}
-	return v.Deny.ApprovalID
-}
+// approvalID is the id of the pending approval a decision created ("" when
+// none): the Hall's own id (apr_ and 32 hex digits), never caller input.
+func approvalID(d *wcp.RouteDecision) string { return host.PendingApproval(d) }
 
 // progress sends notifications/progress every ProgressMS while a call
 // runs, when the client asked for them (a progress token); the returned

@@ -186,10 +186,13 @@ func TestCallRefusals(t *testing.T) {
 		{"arguments against the record's schema", "doc_summarize", map[string]any{"sentences": 2}, nil, "INVALID_INPUT", "text"},
 		{"default schema input not a string", "test_noop", map[string]any{"input": 7}, nil, "INVALID_INPUT", "arguments.input"},
 		{"default schema unknown member", "test_noop", map[string]any{"inptu": "x"}, nil, "INVALID_INPUT", `"inptu"`},
+		// Issue 21: approval_id is bounded and of one form, like every caller string.
+		{"approval id not an id", "test_noop", map[string]any{"input": "x"}, sdk.Meta{"approval_id": "apr_" + strings.Repeat("\x1b\x07", 64<<10)}, "INVALID_INPUT", "_meta.approval_id"},
+		{"approval id not a string", "test_noop", map[string]any{"input": "x"}, sdk.Meta{"approval_id": 7}, "INVALID_INPUT", "_meta.approval_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := call(t, cs, tc.tool, tc.args, tc.meta)
-			if !res.IsError || metaString(res, "code") != tc.code || metaString(res, "status") != "refused" || !strings.Contains(text(res), tc.want) {
+			if !res.IsError || metaString(res, "code") != tc.code || metaString(res, "status") != "refused" || !strings.Contains(text(res), tc.want) || len(text(res)) > 1000 {
 				t.Fatalf("isError %v _meta %v text %q; want %s mentioning %q", res.IsError, res.Meta, text(res), tc.code, tc.want)
 			}
 		})

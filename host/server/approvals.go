@@ -157,8 +157,9 @@ func pendingRun(w http.ResponseWriter, res *host.RunResult) bool {
 }
 
 // approvalCollector reports the approvals waiting for a human and the age
-// of the oldest, read at scrape time (only when approvals are enabled: a
-// Hall without them has no approvals database to open).
+// of the oldest, read at scrape time from the evidence ledger the Hall
+// keeps open (one query; nothing is opened or written), only when
+// approvals are enabled.
 type approvalCollector struct{ h *host.Hall }
 
 var (

@@ -250,3 +250,26 @@ func TestApprovalsConcurrentAnswers(t *testing.T) {
 		}
 	}
 }
+
+// Issue 21: a 4 MiB approval_id holding ESC/BEL gave a 12.6 MB 403 and
+// grew the ledger inside signed entries; it is refused first, briefly.
+func TestRunApprovalIDChecked(t *testing.T) {
+	h, base := approvalsHall(t)
+	ev, err := h.Evidence()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := ev.Changes(context.Background(), "")
+	for _, bad := range []string{"apr_" + strings.Repeat("\x1b\x07", 256<<10), "apr_0123", "apr_0123456789abcdef0123456789abcdeg"} {
+		body := runBody(input("cap.test.noop", "hold-bad-id"), "x")
+		body["approval_id"] = bad
+		r := post(t, base, "/wcp/run", fx.acme, body)
+		if r.status != http.StatusUnprocessableEntity || r.errCode() != "INVALID_REQUEST" || len(r.raw) > 1024 || !strings.Contains(r.errMessage(), "approval_id") {
+			t.Fatalf("approval_id %.20q: %d %s, %d bytes", bad, r.status, r.errCode(), len(r.raw))
+		}
+	}
+	after, _ := ev.Changes(context.Background(), "")
+	if len(after) != len(before) {
+		t.Fatalf("refused requests wrote %d changes", len(after)-len(before))
+	}
+}

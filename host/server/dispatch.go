@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/pyval"
 )
@@ -115,6 +116,13 @@ func (s *Server) parseRun(r *http.Request, body []byte) (*host.RunRequest, *apiE
 	in, e := s.routeInput(r, req.Input)
 	if e != nil {
 		return nil, e
+	}
+	if req.ApprovalID != "" {
+		// Bounded and of one form before it reaches a decision, a
+		// message or the ledger (host.Run checks it too).
+		if err := approval.CheckID(req.ApprovalID); err != nil {
+			return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "approval_id: "+err.Error()).field("approval_id")
+		}
 	}
 	rr := &host.RunRequest{Input: in, ApprovalID: req.ApprovalID}
 	switch {

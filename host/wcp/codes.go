@@ -110,6 +110,7 @@ const (
 	CodeApprovalNotFound  Code = "APPROVAL_NOT_FOUND"
 	CodeApprovalConflict  Code = "APPROVAL_CONFLICT"
 	CodeApprovalForbidden Code = "APPROVAL_FORBIDDEN"
+	CodeApprovalStale     Code = "APPROVAL_STALE"
 )
 
 // Errors host functions return to the guest (docs/ABI.md).
@@ -223,6 +224,7 @@ var Codes = []CodeInfo{
 	{CodeApprovalNotFound, KindHTTP, http.StatusNotFound, "no such approval"},
 	{CodeApprovalConflict, KindHTTP, http.StatusConflict, "the approval is not pending (already approved, denied, expired or used)"},
 	{CodeApprovalForbidden, KindHTTP, http.StatusForbidden, "the approver may not answer this approval (it acts as the requesting tenant) or the token is not an approver"},
+	{CodeApprovalStale, KindHTTP, http.StatusConflict, "the rules, policies, configuration or enrolled workers changed since the approval was requested: it is void, request a new one"},
 
 	{CodeSecretNotDeclared, KindGuest, 0, "hall_secret: the secret is not declared by the worker's policy"},
 	{CodeSecretUnavailable, KindGuest, 0, "hall_secret: the secret is declared but has no value"},

@@ -47,6 +47,56 @@ const idOf = (chain, e) => chain === 'receipts' ? e.receipt_id : chain === 'chan
 const prevOf = (chain, e) => chain === 'receipts' ? e.prev_receipt_hash : e.prev_hash;
 const streamOf = (chain, e) => chain === 'changes' ? '(changes)' : e.tenant_id;
 
+// The life of each approval in the change chain (EVIDENCE.md "Approvals",
+// "What verification covers"): requested once; answered while pending by
+// an approver token (decided_by the actor, never the requesting tenant);
+// expired while pending or approved; used once, after a signed approval,
+// by a decision of the bundle whose policy.approval_id names it.
+function verifyApprovals(entries, fail) {
+  const life = new Map(); // approval id -> {state, tenant}
+  const decisions = new Map(); // decision id -> decision
+  for (const l of entries) {
+    if (l.chain === 'decisions' && l.entry.kind === 'decision') decisions.set(l.entry.entry_id, l.entry.decision);
+  }
+  const rules = {
+    approval_requested: [null, 'pending'],
+    approval_approved: [['pending'], 'approved'],
+    approval_denied: [['pending'], 'denied'],
+    approval_expired: [['pending', 'approved'], 'expired'],
+    approval_used: [['approved'], 'used'],
+  };
+  for (const l of entries) {
+    const c = l.entry;
+    if (l.chain !== 'changes' || !c.kind.startsWith('approval_')) continue;
+    const a = c.body || {};
+    const where = `change ${c.change_id}`;
+    const bad = (why) => fail(where, `approval ${c.subject}: ${why}`);
+    const rule = rules[c.kind];
+    if (!rule) { bad(`unknown approval change kind ${c.kind}`); continue; }
+    if (a.approval_id !== c.subject) { bad('the body is not the approval it names'); continue; }
+    const prev = life.get(c.subject);
+    const [from, to] = rule;
+    if (from === null && prev) { bad('requested again'); continue; }
+    if (from !== null) {
+      if (!prev) { bad(`${c.kind} but never requested`); continue; }
+      if (!from.includes(prev.state)) {
+        bad(c.kind === 'approval_used' ? `used while ${prev.state}: no signed approval_approved precedes this use` : `${c.kind} while ${prev.state}`);
+        continue;
+      }
+      if (a.tenant_id !== prev.tenant) { bad(`names tenant ${a.tenant_id}, requested by ${prev.tenant}`); continue; }
+    }
+    if ((c.kind === 'approval_approved' || c.kind === 'approval_denied') &&
+        (!c.actor.startsWith('token:') || a.decided_by !== c.actor)) { bad(`${c.kind} by ${c.actor}: an approval is answered by an approver token`); continue; }
+    if (c.kind === 'approval_used') {
+      const d = decisions.get(a.used_by_decision_id);
+      if (!d) { bad(`used by decision ${a.used_by_decision_id}, which is not in the bundle`); continue; }
+      if (!d.policy || d.policy.approval_id !== c.subject) { bad(`used by decision ${a.used_by_decision_id}, which does not present it`); continue; }
+    }
+    if (a.state !== to) { bad(`${c.kind} holds state ${a.state}, want ${to}`); continue; }
+    life.set(c.subject, { state: to, tenant: prev ? prev.tenant : a.tenant_id });
+  }
+}
+
 function verifyBundle(dir, keysPath) {
   const failures = [];
   const fail = (where, why) => failures.push(`${where}: ${why}`);
@@ -133,6 +183,9 @@ function verifyBundle(dir, keysPath) {
       else if (got.hash !== hd.hash || got.id !== hd.entry_id) fail(`checkpoint ${f}`, `${hd.chain} ${JSON.stringify(hd.stream)} #${hd.sequence} was rewritten`);
     }
   }
+
+  // Approvals: each one's life in the change chain.
+  verifyApprovals(entries, fail);
 
   // The manifest's heads are where each chain ends.
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));

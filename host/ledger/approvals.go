@@ -1,0 +1,370 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wcphall/hall/host/approval"
+	"github.com/wcphall/hall/host/wcp"
+)
+
+// Change kinds of human approvals (WCP §5.8). Subject is the approval id,
+// Digest the request hash, ArtifactHash the module the approval is bound
+// to, Body the approval as it stands after the change; Actor the
+// approver's token ("token:<id>"), the requesting tenant
+// ("tenant:<id>") or "hall" (expiry).
+const (
+	ChangeApprovalRequested = "approval_requested"
+	ChangeApprovalApproved  = "approval_approved"
+	ChangeApprovalDenied    = "approval_denied"
+	ChangeApprovalExpired   = "approval_expired"
+	ChangeApprovalUsed      = "approval_used"
+)
+
+// Approvals live in the ledger database (schema step "approvals"): what
+// an approval is, and every change of its state, is the body of a signed
+// change of the change chain, written in the same transaction as the
+// approvals row that indexes it (id, state, tenant, times and the id of
+// that change). The Hall acts on the signed change only: the newest
+// approval change of an id, its hash and signature checked, is the
+// approval; a row whose state disagrees with it was altered and is
+// refused (issue 21: a row flipped to approved with SQL ran a held
+// request).
+
+// ErrApprovalTampered: an approvals row disagrees with the signed change
+// chain, or the newest signed change of an approval does not verify.
+var ErrApprovalTampered = errors.New("APPROVAL_TAMPERED")
+
+// ApprovalUpdate is one state change of an approval: from the state the
+// signed change chain holds to To, recorded as a change of Kind by Actor.
+type ApprovalUpdate struct {
+	ID       string
+	From, To approval.State
+	Kind     string
+	Actor    string
+	// Now, when not zero, refuses the change of an approval that has
+	// expired at Now (a *approval.ConflictError in state Expired).
+	Now time.Time
+	// Check, when set, sees the approval as signed before the change; an
+	// error refuses the change and is returned as is.
+	Check func(*approval.Approval) error
+	// Apply changes the approval's fields (decided_by, used_by...).
+	Apply func(*approval.Approval)
+}
+
+func approvalTime(t time.Time) int64 { return t.UTC().UnixMicro() }
+
+// CreateApproval stores a new pending approval with its signed
+// approval_requested change (by actor), in one transaction.
+func (s *SQLite) CreateApproval(ctx context.Context, a *approval.Approval, actor string) error {
+	if err := approval.CheckID(a.ID); err != nil {
+		return fmt.Errorf("ledger: create approval: %w", invalid("approval_id", err.Error()))
+	}
+	if s.key.Load() == nil {
+		return fmt.Errorf("ledger: create approval: %w", s.keyError)
+	}
+	n := *a
+	n.State = approval.Pending
+	n.CreatedAt = n.CreatedAt.UTC().Truncate(time.Microsecond)
+	n.ExpiresAt = n.ExpiresAt.UTC().Truncate(time.Microsecond)
+	c, err := approvalChange(ChangeApprovalRequested, &n, actor)
+	if err != nil {
+		return err
+	}
+	op := "create approval " + n.ID
+	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
+		cc := *c
+		if err := s.linkChange(tx, op, &cc); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(context.Background(), `INSERT INTO approvals (id, state, tenant_id, created_at, expires_at, change_id) VALUES (?, ?, ?, ?, ?, ?)`,
+			n.ID, string(n.State), n.TenantID, approvalTime(n.CreatedAt), approvalTime(n.ExpiresAt), cc.ChangeID)
+		return s.wrap(op, err)
+	}, func() { *a = n }))
+}
+
+// approvalChange is the unsigned change recording a as it stands.
+func approvalChange(kind string, a *approval.Approval, actor string) (*Change, error) {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	body, err = canonical(body)
+	if err != nil {
+		return nil, err
+	}
+	c := &Change{Kind: kind, Subject: a.ID, Digest: a.RequestHash, Body: body, Actor: actor, At: time.Now().UTC().Truncate(time.Microsecond), Version: formatV2, ChangeID: newChangeID()}
+	if wcp.ValidArtifactHash(a.ModuleDigest) {
+		c.ArtifactHash = a.ModuleDigest
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("ledger: %s of %s: %w", kind, a.ID, err)
+	}
+	return c, nil
+}
+
+// UpdateApproval applies u in one transaction with its signed change and
+// returns the approval as it now stands. An approval not in u.From by its
+// signed change chain is refused with a *approval.ConflictError (and the
+// approval as it stands).
+func (s *SQLite) UpdateApproval(ctx context.Context, u ApprovalUpdate) (*approval.Approval, error) {
+	if s.key.Load() == nil {
+		return nil, fmt.Errorf("ledger: update approval: %w", s.keyError)
+	}
+	var out *approval.Approval
+	var refused error
+	op := u.Kind + " " + u.ID
+	err := s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
+		a, err := s.updateApproval(tx, op, &u)
+		var ce *approval.ConflictError
+		if errors.As(err, &ce) {
+			// Nothing written: the refusal is the caller's answer, not a
+			// failed write.
+			refused, out = err, a
+			return nil
+		}
+		out = a
+		return err
+	}, nil))
+	if err != nil {
+		return nil, err
+	}
+	return out, refused
+}
+
+// RecordDecisionUsing records a decision and, in the same transaction,
+// moves the approval it used as u says (approved to used): neither is
+// recorded without the other. A *approval.ConflictError (the approval is
+// no longer approved) records nothing.
+func (s *SQLite) RecordDecisionUsing(ctx context.Context, d DecisionRecord, u ApprovalUpdate) error {
+	p, err := s.prepareDecision(d)
+	if err != nil {
+		return err
+	}
+	op := "record decision " + d.DecisionID + " using " + u.ID
+	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
+		if err := s.sealEntry(tx, op, p); err != nil {
+			return err
+		}
+		_, err := s.updateApproval(tx, op, &u)
+		return err
+	}, nil))
+}
+
+// updateApproval is UpdateApproval inside the batch's transaction.
+func (s *SQLite) updateApproval(tx *sql.Tx, op string, u *ApprovalUpdate) (*approval.Approval, error) {
+	ctx := context.Background()
+	a, _, err := s.signedApproval(ctx, tx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	var rowState string
+	if err := tx.QueryRowContext(ctx, `SELECT state FROM approvals WHERE id = ?`, u.ID).Scan(&rowState); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("ledger: %s: %w: the approvals row is missing though the change chain records the approval", op, ErrApprovalTampered)
+		}
+		return nil, s.wrap(op, err)
+	}
+	if approval.State(rowState) != a.State {
+		return nil, fmt.Errorf("ledger: %s: %w: the approvals row says %s but the signed change chain says %s; nothing was done", op, ErrApprovalTampered, rowState, a.State)
+	}
+	if a.State != u.From {
+		return a, &approval.ConflictError{ID: u.ID, State: a.State, Want: u.From}
+	}
+	if !u.Now.IsZero() && !u.Now.Before(a.ExpiresAt) {
+		return a, &approval.ConflictError{ID: u.ID, State: approval.Expired, Want: u.From}
+	}
+	if u.Check != nil {
+		if err := u.Check(a); err != nil {
+			return a, err
+		}
+	}
+	if u.Apply != nil {
+		u.Apply(a)
+	}
+	a.State = u.To
+	c, err := approvalChange(u.Kind, a, u.Actor)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.linkChange(tx, op, c); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE approvals SET state = ?, change_id = ? WHERE id = ?`, string(a.State), c.ChangeID, a.ID); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return a, nil
+}
+
+// queryer reads inside or outside a transaction.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// qSignedApproval finds the newest approval change of an approval id.
+const qSignedApproval = `SELECT change_id, body, hash, signature, signing_key_id FROM changes
+	WHERE subject = ? AND kind IN (?, ?, ?, ?, ?) ORDER BY seq DESC LIMIT 1`
+
+// signedApproval returns the approval id as its newest signed change
+// records it, after checking that change's hash and signature (an error
+// wrapping ErrApprovalTampered when they do not verify; approval.ErrNotFound
+// when no change names it).
+func (s *SQLite) signedApproval(ctx context.Context, q queryer, id string) (*approval.Approval, string, error) {
+	var changeID, body, hash, sig, keyID string
+	err := q.QueryRowContext(ctx, qSignedApproval, id,
+		ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed).
+		Scan(&changeID, &body, &hash, &sig, &keyID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", fmt.Errorf("%w: %s", approval.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, "", s.wrap("approval", err)
+	}
+	if got := hashBody([]byte(body)); got != hash {
+		return nil, "", fmt.Errorf("ledger: approval %s: %w: its change %s hashes to %s, not %s", id, ErrApprovalTampered, changeID, got, hash)
+	}
+	pub := s.publicKey(ctx, q, keyID)
+	raw, derr := base64.StdEncoding.DecodeString(sig)
+	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(hash), raw) {
+		return nil, "", fmt.Errorf("ledger: approval %s: %w: the signature of its change %s does not verify with key %s", id, ErrApprovalTampered, changeID, keyID)
+	}
+	var c Change
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return nil, "", fmt.Errorf("ledger: approval %s: its change %s does not decode: %w", id, changeID, err)
+	}
+	var a approval.Approval
+	if err := json.Unmarshal(c.Body, &a); err != nil || a.ID != id {
+		return nil, "", fmt.Errorf("ledger: approval %s: %w: its change %s does not hold it", id, ErrApprovalTampered, changeID)
+	}
+	return &a, changeID, nil
+}
+
+// publicKey is the key with id keyID that signed for this ledger: the
+// current one, or one the recorded rotations name (nil when none).
+func (s *SQLite) publicKey(ctx context.Context, q queryer, keyID string) ed25519.PublicKey {
+	if k := s.key.Load(); k != nil && k.id == keyID {
+		return k.pub
+	}
+	rots, err := rotations(ctx, q)
+	if err != nil {
+		return nil
+	}
+	ks, err := s.keySetFrom(rots)
+	if err != nil {
+		return nil
+	}
+	keys, err := ks.Public()
+	if err != nil {
+		return nil
+	}
+	return keys[keyID]
+}
+
+// Approval returns one approval as its signed change chain records it
+// (an error wrapping approval.ErrNotFound when none does).
+func (s *SQLite) Approval(ctx context.Context, id string) (*approval.Approval, error) {
+	a, _, err := s.signedApproval(ctx, s.r, id)
+	return a, err
+}
+
+// Approvals lists approvals, newest first, each as its signed change
+// chain records it.
+func (s *SQLite) Approvals(ctx context.Context, f approval.Filter) ([]approval.Approval, error) {
+	q := `SELECT id FROM approvals WHERE 1=1`
+	var args []any
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, string(f.State))
+	}
+	if f.TenantID != "" {
+		q += ` AND tenant_id = ?`
+		args = append(args, f.TenantID)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q += ` ORDER BY created_at DESC, id LIMIT ?`
+	args = append(args, f.Limit)
+	ids, err := s.approvalIDs(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]approval.Approval, 0, len(ids))
+	for _, id := range ids {
+		a, err := s.Approval(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+	return out, nil
+}
+
+func (s *SQLite) approvalIDs(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.wrap("approvals", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.wrap("approvals", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("approvals", err)
+	}
+	return ids, nil
+}
+
+// ExpireApprovals moves every pending or approved approval whose expiry
+// is at or before now to expired, each with its signed approval_expired
+// change (actor "hall"), and returns them.
+func (s *SQLite) ExpireApprovals(ctx context.Context, now time.Time) ([]approval.Approval, error) {
+	ids, err := s.approvalIDs(ctx, `SELECT id FROM approvals WHERE state IN ('pending', 'approved') AND expires_at <= ?`, approvalTime(now))
+	if err != nil {
+		return nil, err
+	}
+	var out []approval.Approval
+	var errs []error
+	for _, id := range ids {
+		for _, from := range []approval.State{approval.Pending, approval.Approved} {
+			a, err := s.UpdateApproval(ctx, ApprovalUpdate{ID: id, From: from, To: approval.Expired, Kind: ChangeApprovalExpired, Actor: "hall"})
+			if errors.Is(err, approval.ErrConflict) {
+				continue // in the other state, or decided or used meanwhile
+			}
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			out = append(out, *a)
+			break
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// PendingApprovals returns how many approvals are pending and the
+// creation time of the oldest (zero when none).
+func (s *SQLite) PendingApprovals(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM approvals WHERE state = 'pending'`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, s.wrap("approvals", err)
+	}
+	if !oldest.Valid {
+		return n, time.Time{}, nil
+	}
+	return n, time.UnixMicro(oldest.Int64).UTC(), nil
+}

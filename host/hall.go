@@ -466,4 +466,11 @@ func detach(d *wcp.RouteDecision) {
 	if r := d.DenyReason; r != nil && len(r.ShadowedRuleIDs) > 0 {
 		r.ShadowedRuleIDs = slices.Clone(r.ShadowedRuleIDs)
 	}
+	for i := range d.CandidateWorkersRanked {
+		c := &d.CandidateWorkersRanked[i]
+		if c.ScoreHint != nil { // the rule's own score_hint
+			v := *c.ScoreHint
+			c.ScoreHint = &v
+		}
+	}
 }

@@ -342,7 +342,7 @@ func mutationHall(t *testing.T) *host.Hall {
 	m := integModules(t)
 	rules := `{"rules": [
 	  {"rule_id": "r_echo", "match": {"capability_id": "cap.test.echo", "env": {"in": ["dev"]}},
-	   "decision": {"required_controls_suggested": ["ctrl.test.one"], "candidate_workers_ranked": [{"worker_species_id": "wrk.test.echo"}]}},
+	   "decision": {"required_controls_suggested": ["ctrl.test.one"], "candidate_workers_ranked": [{"worker_species_id": "wrk.test.echo", "score_hint": 0.5}]}},
 	  {"rule_id": "r_egress", "match": {"capability_id": "cap.test.egress", "env": {"in": ["prod"]}},
 	   "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.egress"}]}}]}`
 	hallJSON := `{"egress_allowlist": {"prod": ["api.example.com"]}, "require_signatory": true, "allowed_tenants": ["org.acme"],
@@ -508,6 +508,14 @@ func TestPublicValuesCannotChangeTheHall(t *testing.T) {
 	d := h.Decide(ctx, requests["echo"])
 	if len(d.RequiredControlsEffective) > 0 {
 		d.RequiredControlsEffective[0] = "ctrl.changed"
+	}
+	for _, c := range d.CandidateWorkersRanked {
+		if c.ScoreHint != nil {
+			*c.ScoreHint = 99
+		}
+	}
+	if d.EscalationEffective.Rationale != nil {
+		*d.EscalationEffective.Rationale = "changed"
 	}
 
 	if got := decide(); fmt.Sprint(got) != fmt.Sprint(want) {

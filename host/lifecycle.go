@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wcphall/hall/host/router"
@@ -41,6 +42,8 @@ var errShutdown = errors.New("the Hall is shutting down: the dispatch was still 
 // lifecycle admits calls until Close and counts those in flight. The zero
 // value admits.
 type lifecycle struct {
+	// shut mirrors shutting for readers that take no lock (Decide).
+	shut     atomic.Bool
 	mu       sync.Mutex
 	shutting bool          // Close has begun: nothing new is admitted
 	inflight int           // admitted calls not yet returned
@@ -85,11 +88,7 @@ func (l *lifecycle) enter(ctx context.Context) (_ context.Context, exit func(), 
 }
 
 // closing reports whether Close has begun.
-func (l *lifecycle) closing() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.shutting
-}
+func (l *lifecycle) closing() bool { return l.shut.Load() }
 
 // begin starts the shutdown. first is false when another Close began it
 // (done is closed when that one finishes). idle is closed once no call is
@@ -101,6 +100,7 @@ func (l *lifecycle) begin() (first bool, done chan struct{}, idle <-chan struct{
 		return false, l.done, nil, 0
 	}
 	l.shutting = true
+	l.shut.Store(true)
 	l.done = make(chan struct{})
 	if l.inflight > 0 {
 		l.idle = make(chan struct{})

@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -294,6 +295,33 @@ func TestOpenErrorPathsLeakNothing(t *testing.T) {
 		}},
 		{"ledger not a database", func(t *testing.T, dir string, o *host.Options) {
 			write(t, filepath.Join(dir, ".hall", ledger.DBFile), "this is not a database, only text long enough to be read as a header", 0o600)
+		}},
+		{"ledger schema newer than this Hall", func(t *testing.T, dir string, o *host.Options) {
+			home := filepath.Join(dir, ".hall")
+			if err := os.MkdirAll(home, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			db, err := sql.Open("sqlite", filepath.Join(home, ledger.DBFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.ExecContext(context.Background(), "PRAGMA user_version = 9999"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"state directory unreadable", func(t *testing.T, dir string, o *host.Options) {
+			if os.Geteuid() == 0 {
+				t.Skip("root reads any directory")
+			}
+			home := filepath.Join(dir, ".hall")
+			if err := os.MkdirAll(home, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(home, 0); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(home, 0o700) })
 		}},
 		{"state directory is a file", func(t *testing.T, dir string, o *host.Options) {
 			write(t, filepath.Join(dir, ".hall"), "x", 0o600)

@@ -772,8 +772,9 @@ func (h *Hall) isClosed() bool {
 }
 
 // Close shuts the Hall down: it stops admitting, waits for the calls in
-// flight and their evidence, then releases the sandbox (compiled modules,
-// pooled instances) and closes the evidence ledger the Hall opened.
+// flight and their evidence (as Shutdown, which it calls), then releases
+// the sandbox (compiled modules, pooled instances) and closes the
+// evidence ledger the Hall opened.
 //
 // # Notes
 //
@@ -786,21 +787,15 @@ func (h *Hall) isClosed() bool {
 //     outcome CANCELLED before the ledger closes (each receipt within the
 //     evidence write bound of 30 s).
 //   - Close is final: later calls return ErrClosed. A second Close waits
-//     for the first (or for its own ctx) and returns the first's result.
+//     for the first and returns its result.
 func (h *Hall) Close(ctx context.Context) error {
-	first, done, idle, n := h.life.begin()
+	derr := h.Shutdown(ctx)
+	first, released := h.life.beginRelease()
 	if !first {
-		select {
-		case <-done:
-			return h.life.result()
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		<-released // bounded: the first Close has drained already
+		return h.life.releaseResult()
 	}
-	var errs []error
-	if cut, stuck := h.drain(ctx, idle, n); stuck {
-		errs = append(errs, fmt.Errorf("%s: %d dispatches cancelled at shutdown had not returned %v later; their receipts may be missing", wcp.CodeHallClosed, cut, evidenceTimeout))
-	}
+	errs := []error{derr}
 	rctx := context.WithoutCancel(ctx)
 	h.mu.Lock()
 	h.closed = true
@@ -817,7 +812,7 @@ func (h *Hall) Close(ctx context.Context) error {
 		errs = append(errs, store.Close())
 	}
 	err := errors.Join(errs...)
-	h.life.finish(err)
+	h.life.finishRelease(err)
 	return err
 }
 

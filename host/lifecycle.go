@@ -28,6 +28,11 @@ import (
 //     any other. Close waits for those receipts too, bounded by
 //     evidenceTimeout, and only then closes the workers, the sandbox and
 //     the ledger.
+//
+// Shutdown is steps 1-3 alone: `hall serve` calls it on SIGTERM, beside
+// the HTTP server's shutdown, so that requests still being answered (a
+// receipt read) find the ledger open; Close, after the server stopped,
+// releases it.
 
 // DefaultShutdownGrace is how long Close waits for dispatches in flight
 // when Options.ShutdownGrace is zero: longer than the default worker time
@@ -52,9 +57,15 @@ type lifecycle struct {
 	// call's context follows it.
 	stop       context.Context
 	cancelStop context.CancelCauseFunc
-	// done is closed when the first Close has finished; err is its result.
-	done chan struct{}
-	err  error
+	// drained is closed when the first Shutdown has finished draining;
+	// drainErr is its result.
+	drained  chan struct{}
+	drainErr error
+	// released is closed when the first Close has released the Hall;
+	// closeErr is its result.
+	releasing bool
+	released  chan struct{}
+	closeErr  error
 }
 
 // enter admits one call and returns the context it runs under (ctx, also
@@ -90,23 +101,71 @@ func (l *lifecycle) enter(ctx context.Context) (_ context.Context, exit func(), 
 // closing reports whether Close has begun.
 func (l *lifecycle) closing() bool { return l.shut.Load() }
 
-// begin starts the shutdown. first is false when another Close began it
-// (done is closed when that one finishes). idle is closed once no call is
-// in flight (nil: none is now), n how many are.
-func (l *lifecycle) begin() (first bool, done chan struct{}, idle <-chan struct{}, n int) {
+// begin starts the shutdown. first is false when another call began it
+// (drained is closed when that one has drained). idle is closed once no
+// call is in flight (nil: none is now), n how many are.
+func (l *lifecycle) begin() (first bool, drained chan struct{}, idle <-chan struct{}, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.shutting {
-		return false, l.done, nil, 0
+		return false, l.drained, nil, 0
 	}
 	l.shutting = true
 	l.shut.Store(true)
-	l.done = make(chan struct{})
+	l.drained = make(chan struct{})
 	if l.inflight > 0 {
 		l.idle = make(chan struct{})
-		return true, l.done, l.idle, l.inflight
+		return true, l.drained, l.idle, l.inflight
 	}
-	return true, l.done, nil, 0
+	return true, l.drained, nil, 0
+}
+
+// waitDrained waits for the drain another call began; ctx ending is
+// the bound reached: the calls still running are cancelled at once, and
+// the wait goes on for their receipts (the drain bounds it).
+func (l *lifecycle) waitDrained(ctx context.Context, drained chan struct{}) error {
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		l.cutOff()
+		<-drained
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.drainErr
+}
+
+func (l *lifecycle) finishDrain(err error) {
+	l.mu.Lock()
+	l.drainErr = err
+	l.mu.Unlock()
+	close(l.drained)
+}
+
+// beginRelease reports whether the caller is the first to release the
+// Hall; released is closed when that one has.
+func (l *lifecycle) beginRelease() (first bool, released chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.releasing {
+		return false, l.released
+	}
+	l.releasing = true
+	l.released = make(chan struct{})
+	return true, l.released
+}
+
+func (l *lifecycle) finishRelease(err error) {
+	l.mu.Lock()
+	l.closeErr = err
+	l.mu.Unlock()
+	close(l.released)
+}
+
+func (l *lifecycle) releaseResult() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closeErr
 }
 
 // cutOff cancels every call still in flight (with cause errShutdown) and
@@ -120,18 +179,34 @@ func (l *lifecycle) cutOff() int {
 	return l.inflight
 }
 
-// finish records the first Close's result and releases later Closes.
-func (l *lifecycle) finish(err error) {
-	l.mu.Lock()
-	l.err = err
-	l.mu.Unlock()
-	close(l.done)
-}
-
-func (l *lifecycle) result() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.err
+// Shutdown stops admitting and waits for the calls in flight, as Close
+// does, but keeps the Hall's resources open: evidence stays readable
+// (Evidence, Registry) until Close. A server calls it when told to stop,
+// then Close once its requests in flight are answered.
+//
+// # Notes
+//
+//   - From the moment Shutdown is called, Run, Route and RouteJSON return
+//     ErrClosed (HALL_CLOSED) and Decide denies; a Run still waiting for
+//     a dispatch slot is refused, with nothing recorded.
+//   - Dispatches already running are waited for, with their receipts, for
+//     at most Options.ShutdownGrace (DefaultShutdownGrace) and until ctx
+//     is done. Those still running then are cancelled and recorded with
+//     outcome CANCELLED (each receipt within the evidence write bound of
+//     30 s), and Shutdown returns once they are.
+//   - Shutdown is idempotent: a later call (or Close) waits for the first
+//     one's drain; its ctx ending cuts the dispatches off at once.
+func (h *Hall) Shutdown(ctx context.Context) error {
+	first, drained, idle, n := h.life.begin()
+	if !first {
+		return h.life.waitDrained(ctx, drained)
+	}
+	var err error
+	if cut, stuck := h.drain(ctx, idle, n); stuck {
+		err = fmt.Errorf("%s: %d dispatches cancelled at shutdown had not returned %v later; their receipts may be missing", wcp.CodeHallClosed, cut, evidenceTimeout)
+	}
+	h.life.finishDrain(err)
+	return err
 }
 
 // shutdownGrace is the wait Close grants calls in flight.

@@ -563,3 +563,38 @@ func TestPublicValuesCannotChangeTheHall(t *testing.T) {
 		t.Errorf("Config() shows the changes made to an earlier copy: %+v", cfg)
 	}
 }
+
+// Shutdown drains like Close but keeps the evidence readable until Close:
+// a server answers its requests in flight after the dispatches stopped.
+func TestShutdownKeepsEvidenceReadable(t *testing.T) {
+	sig := newSignals("message=started")
+	h := blockingHall(t, loopTail, sig, host.Options{ShutdownGrace: -1})
+	done := make(chan runOutcome, 1)
+	go func() {
+		res, err := h.Run(context.Background(), host.RunRequest{Input: routeInput(t, "cap.test.block", "dev", "INTERNAL", "c-shutdown")})
+		done <- runOutcome{res, err}
+	}()
+	within(t, sig.on("message=started"), "the dispatch starting")
+	if err := h.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	out := <-done
+	if out.err != nil || out.res.Outcome != string(wcp.CodeCancelled) {
+		t.Fatalf("the dispatch cut off by Shutdown: err %v outcome %q", out.err, out.res.Outcome)
+	}
+	if r := receiptOf(t, h, out.res.ReceiptID); r.Outcome != string(wcp.CodeCancelled) {
+		t.Errorf("receipt outcome %q, want CANCELLED", r.Outcome)
+	}
+	if _, err := h.Run(context.Background(), host.RunRequest{Input: routeInput(t, "cap.test.block", "dev", "INTERNAL", "c-after")}); !errors.Is(err, host.ErrClosed) {
+		t.Errorf("Run after Shutdown: %v, want ErrClosed", err)
+	}
+	if err := h.Shutdown(context.Background()); err != nil {
+		t.Errorf("a second Shutdown: %v", err)
+	}
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatalf("Close after Shutdown: %v", err)
+	}
+	if _, err := h.Evidence(); !errors.Is(err, host.ErrClosed) {
+		t.Errorf("Evidence after Close: %v, want ErrClosed", err)
+	}
+}

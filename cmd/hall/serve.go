@@ -89,12 +89,13 @@ func serveCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			// A signal closes the Hall at once, beside the HTTP server's own
-			// shutdown: it stops admitting and grants the dispatches in
+			// A signal shuts the Hall down at once, beside the HTTP server's
+			// own shutdown: it stops admitting and grants the dispatches in
 			// flight their grace period, then records those it cancels
-			// before the ledger closes (host.Hall.Close).
-			closed := make(chan error, 1)
-			closeOnSignal := context.AfterFunc(ctx, func() { closed <- h.Close(context.Background()) })
+			// (host.Hall.Shutdown). The ledger stays open for the requests
+			// still being answered; the deferred Close releases it.
+			drained := make(chan error, 1)
+			shutdownOnSignal := context.AfterFunc(ctx, func() { drained <- h.Shutdown(context.Background()) })
 			reloads := reloadOnChange(ctx, h, logger)
 			defer reloads()
 			logStartup(logger, h, ln.Addr().String())
@@ -103,9 +104,9 @@ func serveCommand() *cli.Command {
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
 				Logger:          logger,
 			})
-			if !closeOnSignal() {
-				// The signal came: Close runs; wait for its end.
-				if cerr := <-closed; cerr != nil {
+			if !shutdownOnSignal() {
+				// The signal came: Shutdown runs; wait for its end.
+				if cerr := <-drained; cerr != nil {
 					logger.Error("hall: shutdown", "error", cerr.Error())
 					err = errors.Join(err, cerr)
 				}

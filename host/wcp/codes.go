@@ -193,8 +193,9 @@ var codeTable = []CodeInfo{
 	{CodeEgressDenied, KindOutcome, http.StatusBadGateway, "the worker's Extism http_request went to a host outside network_egress (or was redirected or resolved there); hall_http returns it to the guest for the same reason"},
 	// 499 is the "client closed request" status of nginx and grpc-gateway;
 	// the HTTP server detaches dispatches from their clients, so no HTTP
-	// caller receives it.
-	{CodeCancelled, KindOutcome, 499, "the caller cancelled the dispatch while the worker ran; recorded"},
+	// caller receives it (a dispatch cut off by a shutdown is answered
+	// 502 with this code).
+	{CodeCancelled, KindOutcome, 499, "the caller cancelled the dispatch, or the Hall's shutdown cut it off past its grace period, while the worker ran; recorded"},
 	{CodeHallError, KindOutcome, http.StatusInternalServerError, "the Hall itself failed during the dispatch"},
 
 	{CodeLedgerNotFound, KindLedger, http.StatusNotFound, "no such receipt or decision in the ledger"},

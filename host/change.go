@@ -8,6 +8,7 @@ import (
 
 	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/router"
+	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/fsutil"
 )
 
@@ -21,7 +22,7 @@ func (e *RulesError) Error() string {
 func (e *RulesError) Unwrap() error { return e.Err }
 
 // Code is RULES_INVALID.
-func (e *RulesError) Code() string { return "RULES_INVALID" }
+func (e *RulesError) Code() wcp.Code { return wcp.CodeRulesInvalid }
 
 // RulesDocument returns the rules file as it was loaded, and its digest
 // ("sha256:<hex>"; "" when the Hall runs without a rules file).

@@ -11,10 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	extism "github.com/extism/go-sdk"
 
 	"github.com/wcphall/hall/host/artifact"
 	"github.com/wcphall/hall/host/ledger"
@@ -116,13 +113,14 @@ func (h *Hall) artifacts() (*artifact.Store, error) {
 	return h.store, nil
 }
 
-// guestLogs raises Extism's process-wide log level (to info) once so that guest
-// log_* calls reach each instance's logger (and RunResult.Logs); Extism's
-// default is off.
-var guestLogs sync.Once
+// Guest log lines (Extism's log_info, log_warn…) pass Extism's own level
+// filter before they reach RunResult.Logs and the Hall's log. That filter
+// is process-wide (extism.SetLogLevel) and off by default, so the Hall, a
+// library, leaves it to the program: the hall CLI raises it to info at
+// start; an embedder that wants guest logs calls
+// extism.SetLogLevel(extism.LogLevelInfo) once in main (see Run's notes).
 
 func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
-	guestLogs.Do(func() { extism.SetLogLevel(extism.LogLevelInfo) })
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.engine == nil {
@@ -495,10 +493,20 @@ func evidenceContext(ctx context.Context) (context.Context, context.CancelFunc) 
 //     concurrent enrollment does not change what this call runs.
 //   - Evidence is written on a context detached from ctx: a caller that
 //     cancels mid-call gets outcome CANCELLED, and the receipt says so.
+//   - Once Close has begun, Run returns ErrClosed (HALL_CLOSED), and so
+//     does a Run that was still waiting for a dispatch slot; a dispatch
+//     already running is waited for, or cancelled and recorded CANCELLED
+//     when Close's bound ends (Options.ShutdownGrace).
+//   - RunResult.Logs holds the guest's log_* lines only when the program
+//     has raised Extism's process-wide log level, which is off by
+//     default: call extism.SetLogLevel(extism.LogLevelInfo) once at start
+//     (the hall CLI does). The Hall never changes it.
 func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
-	if h.isClosed() {
+	ctx, exit, ok := h.life.enter(ctx)
+	if !ok {
 		return nil, ErrClosed
 	}
+	defer exit()
 	if !h.Online() {
 		return nil, ErrOffline
 	}
@@ -551,6 +559,11 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return res, err
 	}
 	defer releaseSlot()
+	if h.life.closing() {
+		// Close began while this dispatch waited for its slot: it is not
+		// admitted (nothing ran, nothing is recorded).
+		return res, ErrClosed
+	}
 	if err := h.checkFreeSpace(); err != nil {
 		return res, err
 	}
@@ -781,36 +794,56 @@ func (h *Hall) Pools() []PoolStats {
 	return out
 }
 
+// isClosed reports whether Close has released the Hall's resources.
 func (h *Hall) isClosed() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.closed
 }
 
-// Close releases the sandbox (compiled modules, pooled instances) and the
-// evidence ledger the Hall opened. It waits for in-flight calls. Close is
-// final: later calls return ErrClosed; closing twice is not an error.
+// Close shuts the Hall down: it stops admitting, waits for the calls in
+// flight and their evidence (as Shutdown, which it calls), then releases
+// the sandbox (compiled modules, pooled instances) and closes the
+// evidence ledger the Hall opened.
+//
+// # Notes
+//
+//   - From the moment Close is called, Run, Route and RouteJSON return
+//     ErrClosed (HALL_CLOSED) and Decide denies; a Run still waiting for
+//     a dispatch slot is refused, with nothing recorded.
+//   - Dispatches already running are waited for, with their receipts, for
+//     at most Options.ShutdownGrace (DefaultShutdownGrace) and until ctx
+//     is done. Those still running then are cancelled and recorded with
+//     outcome CANCELLED before the ledger closes (each receipt within the
+//     evidence write bound of 30 s).
+//   - Close is final: later calls return ErrClosed. A second Close waits
+//     for the first and returns its result.
 func (h *Hall) Close(ctx context.Context) error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil
+	derr := h.Shutdown(ctx)
+	first, released := h.life.beginRelease()
+	if !first {
+		<-released // bounded: the first Close has drained already
+		return h.life.releaseResult()
 	}
+	errs := []error{derr}
+	rctx := context.WithoutCancel(ctx)
+	h.mu.Lock()
 	h.closed = true
 	loaded, eng, store, own := h.loaded, h.engine, h.ledger, h.ownLedger
 	h.loaded = nil
 	h.mu.Unlock()
-	var errs []error
 	for _, lw := range loaded {
-		errs = append(errs, lw.worker.Close(ctx))
+		errs = append(errs, lw.worker.Close(rctx))
 	}
 	if eng != nil {
-		errs = append(errs, eng.Close(ctx))
+		errs = append(errs, eng.Close(rctx))
 	}
 	if own && store != nil {
 		errs = append(errs, store.Close())
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	h.life.finishRelease(err)
+	return err
 }
 
 // recordWorkerEvents files a worker's telemetry under the decision it

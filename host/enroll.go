@@ -88,11 +88,11 @@ func (e *EnrollError) Error() string {
 // Code is the stable code of the refusal: RECORD_MISMATCH when a supplied
 // record differs from the module's embedded one, MODULE_INVALID when the
 // module is not usable, RECORD_INVALID otherwise.
-func (e *EnrollError) Code() string {
+func (e *EnrollError) Code() wcp.Code {
 	if e.code == "" {
-		return string(wcp.CodeRecordInvalid)
+		return wcp.CodeRecordInvalid
 	}
-	return e.code
+	return wcp.Code(e.code)
 }
 
 func moduleError(msg string) *EnrollError {

@@ -72,9 +72,13 @@ func (h *Hall) Route(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision
 // answers with them instead of encoding the decision a second time. The
 // JSON is nil when the decision could not be recorded.
 func (h *Hall) RouteJSON(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, []byte, error) {
-	if h.isClosed() {
+	// Admitted until Close begins; Close waits for the decision to be
+	// recorded before it closes the ledger.
+	_, exit, ok := h.life.enter(ctx)
+	if !ok {
 		return wcp.RouteDecision{}, nil, ErrClosed
 	}
+	defer exit()
 	dec := h.Decide(ctx, in)
 	body, err := h.recordDecisionJSON(ctx, &dec)
 	return dec, body, err

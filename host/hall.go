@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/wcphall/hall/host/artifact"
 	"github.com/wcphall/hall/host/ledger"
@@ -107,6 +108,11 @@ type Options struct {
 	// another tenant holds or waits for one, in (0, 1] (0:
 	// DefaultTenantShare; 1: no cap).
 	TenantShare float64
+	// ShutdownGrace bounds how long Close waits for dispatches in flight
+	// to finish on their own (0: DefaultShutdownGrace; negative: not at
+	// all). Past it they are cancelled, and recorded CANCELLED, before
+	// the ledger closes. See Hall.Close.
+	ShutdownGrace time.Duration
 }
 
 // MinMemoryBudgetMB is the smallest memory budget the Hall accepts: above
@@ -272,6 +278,10 @@ type Hall struct {
 	// uses and evicted count acquisitions and evictions of loaded
 	// workers (dispatch.go), guarded by mu.
 	uses, evicted uint64
+
+	// life admits calls until Close and lets Close wait for them
+	// (lifecycle.go).
+	life lifecycle
 }
 
 // Open loads the configuration, the rules and the enrolled records, opens
@@ -360,12 +370,14 @@ func loadConfig(opts Options) (Config, error) {
 // Options returns the options the Hall was opened with, paths resolved.
 func (h *Hall) Options() Options { return h.opts }
 
-// Rules returns the compiled rules in force. They are shared with running
-// decisions: read them, never change them.
-func (h *Hall) Rules() *router.RuleSet { return h.snap.Load().rules }
+// Rules returns a copy of the compiled rules in force: changing it
+// changes nothing the Hall decides.
+func (h *Hall) Rules() *router.RuleSet { return h.snap.Load().rules.Clone() }
 
-// Config returns the configuration in force.
-func (h *Hall) Config() Config { return h.snap.Load().cfg }
+// Config returns a copy of the configuration in force: its maps, slices
+// and pointers are the caller's, and changing them changes nothing the
+// Hall decides or dispatches.
+func (h *Hall) Config() Config { return h.snap.Load().cfg.clone() }
 
 // Problems returns the enrolled records that were not loaded (one
 // *registry.RecordError or *TamperedRecordError per file, joined), or nil.
@@ -378,7 +390,13 @@ func (h *Hall) Warnings() []string { return slices.Clone(h.snap.Load().warnings)
 // Decide routes one request. It never fails: every problem is a denied
 // decision. An allowed decision's artifact_hash is the digest of the module
 // of the one worker a dispatch of it would run.
+//
+// Once Close has begun, every decision is denied (DENY_INTERNAL_ERROR,
+// its message naming HALL_CLOSED): a closing Hall decides nothing.
 func (h *Hall) Decide(ctx context.Context, in *wcp.RouteInput) wcp.RouteDecision {
+	if h.life.closing() {
+		return closedDecision(ctx, in)
+	}
 	dec, _ := h.plan(ctx, in)
 	return dec
 }
@@ -456,5 +474,12 @@ func detach(d *wcp.RouteDecision) {
 	}
 	if r := d.DenyReason; r != nil && len(r.ShadowedRuleIDs) > 0 {
 		r.ShadowedRuleIDs = slices.Clone(r.ShadowedRuleIDs)
+	}
+	for i := range d.CandidateWorkersRanked {
+		c := &d.CandidateWorkersRanked[i]
+		if c.ScoreHint != nil { // the rule's own score_hint
+			v := *c.ScoreHint
+			c.ScoreHint = &v
+		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	extism "github.com/extism/go-sdk"
+
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/wasmmod"
@@ -30,6 +32,10 @@ var mods struct {
 }
 
 func TestMain(m *testing.M) {
+	// Guest log lines pass Extism's process-wide level filter, off by
+	// default; the Hall leaves it to the program (the hall CLI raises it),
+	// and so does this test binary.
+	extism.SetLogLevel(extism.LogLevelInfo)
 	dir, err := os.MkdirTemp("", "hall-host-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -76,4 +76,4 @@ func (h *Hall) SetOnline(online bool) { h.offline.Store(!online) }
 
 // ErrClosed is returned by every Hall method that needs the Hall's state
 // after Close: a closed Hall stays closed.
-var ErrClosed = errors.New(string(wcp.CodeHallClosed) + ": the Hall is closed")
+var ErrClosed error = &codedError{wcp.CodeHallClosed, "the Hall is closed"}

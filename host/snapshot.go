@@ -228,7 +228,7 @@ func (e *TamperedRecordError) Error() string {
 }
 
 // Code is RECORD_TAMPERED.
-func (e *TamperedRecordError) Code() string { return string(wcp.CodeRecordTampered) }
+func (e *TamperedRecordError) Code() wcp.Code { return wcp.CodeRecordTampered }
 
 func orNone(s string) string {
 	if s == "" {

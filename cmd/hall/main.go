@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	extism "github.com/extism/go-sdk"
 	"github.com/urfave/cli/v2"
 )
 
@@ -47,6 +48,10 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Guest log_* lines pass Extism's level filter, process-wide and off
+	// by default, before they reach a run's logs: the program sets it, the
+	// host library never does.
+	extism.SetLogLevel(extism.LogLevelInfo)
 	app := newApp(stdin, stdout, stderr)
 	args, err := normalizeArgs(app, args)
 	if err == nil {

@@ -102,6 +102,7 @@ func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 		MemoryBudget:   extra.MemoryBudget,
 		MaxConcurrent:  extra.MaxConcurrent,
 		TenantShare:    extra.TenantShare,
+		ShutdownGrace:  extra.ShutdownGrace,
 		KeyFile:        keyFile(c),
 		KeyFD:          keyFD(c),
 	})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -30,8 +31,9 @@ func serveCommand() *cli.Command {
 			"create one with `hall tokens create --admin` or `--tenant ID`. Changes to the rules, hall.json,\n" +
 			"enrolled/ and the artifact store (by `hall enroll`, an editor or a deploy) are applied without a\n" +
 			"restart; SIGHUP reloads them too. A change that does not load is logged and the last good state\n" +
-			"keeps serving. SIGINT or SIGTERM stops accepting connections and waits for dispatches in flight\n" +
-			"to finish and commit their receipts.\n" +
+			"keeps serving. SIGINT or SIGTERM stops accepting connections and new dispatches (503 HALL_CLOSED)\n" +
+			"and waits, up to --shutdown-grace, for dispatches in flight to finish and commit their receipts;\n" +
+			"those still running then are cancelled and recorded with outcome CANCELLED before the ledger closes.\n" +
 			"Logs go to standard error, one record per line: JSON by default, --log-format text for key=value\n" +
 			"lines; the first record is the startup summary (address, home, rules, workers, compliance level).\n" +
 			"The API is described at GET /openapi.json.",
@@ -42,7 +44,8 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "memory-budget-mb", Usage: "host memory in `MiB` all concurrent dispatches may take together; wins over hall.json's limits.memory_budget_mb (default: that, else half of physical memory)"},
 			&cli.Int64Flag{Name: "max-body", Value: server.DefaultMaxBody, Usage: "largest JSON request body in `BYTES`"},
 			&cli.Int64Flag{Name: "max-upload", Value: server.DefaultMaxUpload, Usage: "largest module upload in `BYTES`"},
-			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long shutdown waits for requests in flight"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long shutdown waits for HTTP requests in flight to be answered"},
+			&cli.DurationFlag{Name: "shutdown-grace", Value: host.DefaultShutdownGrace, Usage: "how long shutdown lets dispatches in flight finish before cancelling them (each then recorded CANCELLED); 0: cancel at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
 		}, hallFlags()...),
@@ -86,6 +89,13 @@ func serveCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// A signal shuts the Hall down at once, beside the HTTP server's
+			// own shutdown: it stops admitting and grants the dispatches in
+			// flight their grace period, then records those it cancels
+			// (host.Hall.Shutdown). The ledger stays open for the requests
+			// still being answered; the deferred Close releases it.
+			drained := make(chan error, 1)
+			shutdownOnSignal := context.AfterFunc(ctx, func() { drained <- h.Shutdown(context.Background()) })
 			reloads := reloadOnChange(ctx, h, logger)
 			defer reloads()
 			logStartup(logger, h, ln.Addr().String())
@@ -94,10 +104,17 @@ func serveCommand() *cli.Command {
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
 				Logger:          logger,
 			})
+			if !shutdownOnSignal() {
+				// The signal came: Shutdown runs; wait for its end.
+				if cerr := <-drained; cerr != nil {
+					logger.Error("hall: shutdown", "error", cerr.Error())
+					err = errors.Join(err, cerr)
+				}
+			}
 			if err != nil {
 				return failf("%v", err)
 			}
-			logger.Info("hall: stopped; dispatches in flight completed")
+			logger.Info("hall: stopped; every dispatch admitted finished or was recorded CANCELLED")
 			return nil
 		},
 	}
@@ -107,6 +124,14 @@ func serveCommand() *cli.Command {
 // each refusal names the flag and what it takes.
 func serveOptions(c *cli.Context) (host.Options, error) {
 	o := host.Options{MaxConcurrent: c.Int("max-concurrent"), TenantShare: c.Float64("tenant-share")}
+	switch g := c.Duration("shutdown-grace"); {
+	case g < 0:
+		return o, failf("--shutdown-grace: %v is negative; give how long dispatches in flight may run on at shutdown (e.g. 15s), or 0 to cancel them at once", g)
+	case g == 0:
+		o.ShutdownGrace = -1 // host: no wait
+	default:
+		o.ShutdownGrace = g
+	}
 	if o.MaxConcurrent < 0 {
 		return o, failf("--max-concurrent: %d is negative; give the number of dispatch slots, or 0 for 16 per CPU", o.MaxConcurrent)
 	}

@@ -19,6 +19,6 @@ func (e *codeError) Error() string {
 	return string(e.code) + ": " + e.msg
 }
 
-// Code returns the error's stable code; errors.As with an
-// interface{ Code() string } finds it through wrapping.
-func (e *codeError) Code() string { return string(e.code) }
+// Code returns the error's stable code; errors.As with a wcp.Coded
+// finds it through wrapping.
+func (e *codeError) Code() wcp.Code { return e.code }

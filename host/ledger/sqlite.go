@@ -146,7 +146,10 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 	}
 	path := filepath.Join(dir, DBFile)
 	s := &SQLite{path: path, opts: o, queue: make(chan *write, maxBatch), stopped: make(chan struct{})}
-	go s.commitLoop()
+	// Nothing runs until Open succeeds: every error return below releases
+	// what was opened before it (abandon), and the committer goroutine
+	// starts last, so a failed Open leaves no goroutine and no handle
+	// behind (TestOpenErrorPathsLeakNothing).
 	var err error
 	if s.w, err = sql.Open("sqlite", s.dsn(true)); err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
@@ -159,17 +162,17 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 		// creates it again (and fsyncs the directory) at its first commit
 		// (RATIONALE.md, "WAL kept between processes").
 		if err := persistWAL(s.w); err != nil {
-			s.w.Close()
+			s.abandon()
 			return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 		}
 	}
 	if s.r, err = sql.Open("sqlite", s.dsn(false)); err != nil {
-		s.w.Close()
+		s.abandon()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
 	ctx := context.Background()
 	if err := migrate(ctx, s.w, o.readOnly); err != nil {
-		s.Close()
+		s.abandon()
 		return nil, s.wrap("open "+path, err)
 	}
 	if o.keyPath == "" {
@@ -188,10 +191,22 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 	case o.readOnly:
 		s.keyError = err
 	default:
-		s.Close()
+		s.abandon()
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
+	go s.commitLoop()
 	return s, nil
+}
+
+// abandon releases what a failed Open opened (the committer has not
+// started; no statement was prepared, no write queued).
+func (s *SQLite) abandon() {
+	if s.r != nil {
+		s.r.Close()
+	}
+	if s.w != nil {
+		s.w.Close()
+	}
 }
 
 // persistWAL sets SQLITE_FCNTL_PERSIST_WAL on the writer's connection

@@ -71,7 +71,7 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 		CapabilityID: t.capability, TenantID: tenant, CorrelationID: corr,
 		Env: s.cfg.Env, DataLabel: s.cfg.DataLabel, TenantRisk: s.cfg.TenantRisk, QoSClass: s.cfg.QoSClass,
 	}
-	for _, f := range Overridable {
+	for _, f := range overridable {
 		v, ok := meta[f]
 		if !ok {
 			continue

@@ -18,9 +18,14 @@ import (
 // directory. It is optional.
 const ConfigFile = "mcp.json"
 
-// Overridable request fields: the _meta keys a client may set on a
+// overridable request fields: the _meta keys a client may set on a
 // tools/call when the operator lists them in allow_overrides.
-var Overridable = []string{"env", "data_label", "tenant_risk", "qos_class"}
+var overridable = []string{"env", "data_label", "tenant_risk", "qos_class"}
+
+// Overridable returns the request fields a client may set per call (in a
+// tools/call's _meta) when the operator lists them in allow_overrides. The
+// slice is the caller's copy.
+func Overridable() []string { return slices.Clone(overridable) }
 
 // Config is what the operator decides for MCP calls (mcp.json): the
 // request fields of every dispatch and which of them a client may change
@@ -36,7 +41,7 @@ type Config struct {
 	DataLabel  string `json:"data_label,omitempty"`
 	TenantRisk string `json:"tenant_risk,omitempty"`
 	QoSClass   string `json:"qos_class,omitempty"`
-	// AllowOverrides lists the fields of Overridable a client may set per
+	// AllowOverrides lists the fields of Overridable() a client may set per
 	// call in the request's _meta; any other is refused.
 	AllowOverrides []string `json:"allow_overrides,omitempty"`
 	// ProgressMS is how often a call that runs longer sends
@@ -84,14 +89,14 @@ func (c Config) Check() error {
 	for _, f := range []struct {
 		name, v string
 		set     []string
-	}{{"env", c.Env, wcp.Envs}, {"data_label", c.DataLabel, wcp.DataLabels}, {"tenant_risk", c.TenantRisk, wcp.TenantRisks}, {"qos_class", c.QoSClass, wcp.QoSClasses}} {
+	}{{"env", c.Env, wcp.Envs()}, {"data_label", c.DataLabel, wcp.DataLabels()}, {"tenant_risk", c.TenantRisk, wcp.TenantRisks()}, {"qos_class", c.QoSClass, wcp.QoSClasses()}} {
 		if !slices.Contains(f.set, f.v) {
 			return fmt.Errorf("%s: %q is not one of %s", f.name, f.v, strings.Join(f.set, ", "))
 		}
 	}
 	for i, o := range c.AllowOverrides {
-		if !slices.Contains(Overridable, o) {
-			return fmt.Errorf("allow_overrides[%d]: %q cannot be overridden per call; the fields that can: %s", i, o, strings.Join(Overridable, ", "))
+		if !slices.Contains(overridable, o) {
+			return fmt.Errorf("allow_overrides[%d]: %q cannot be overridden per call; the fields that can: %s", i, o, strings.Join(overridable, ", "))
 		}
 	}
 	if c.ProgressMS < 0 {

@@ -17,6 +17,8 @@ import (
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
+
+	"github.com/wcphall/hall/host/wcp"
 )
 
 // Outcome is a policy's answer, with WCP's policy gate words.
@@ -120,7 +122,7 @@ func (e *Error) Error() string {
 }
 
 // Code is POLICY_INVALID.
-func (e *Error) Code() string { return "POLICY_INVALID" } // wcp.CodePolicyInvalid
+func (e *Error) Code() wcp.Code { return wcp.CodePolicyInvalid }
 
 // Set is a compiled policy file. It is immutable and safe for concurrent
 // use. The nil *Set has no policies and approvals off.

@@ -202,7 +202,7 @@ func (x *decider) start() {
 		CandidateWorkersRanked:    []wcp.CandidateWorker{},
 		RequiredControlsEffective: noStrings,
 		EscalationEffective:       wcp.Escalation{},
-		PreconditionsChecked:      wcp.DefaultPreconditions,
+		PreconditionsChecked:      wcp.DefaultPreconditions(),
 		DryRun:                    in.DryRun,
 	}
 	if h, err := in.RequestHash(); err == nil {

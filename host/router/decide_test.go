@@ -722,7 +722,7 @@ func TestDecideAllowSelectsFirstAvailable(t *testing.T) {
 	if got, want := escJSON(t, d.EscalationEffective), `{"policy_gate":false,"msavx_step_up":true,"human_required_default":true,"human_required_if":[],"rationale":"echo only"}`; got != want {
 		t.Errorf("escalation_effective = %s, want %s", got, want)
 	}
-	wantPre := wcp.DefaultPreconditions
+	wantPre := wcp.DefaultPreconditions()
 	wantPre.DenyIfNoAttestationInProd = true
 	wantPre.MustAttachPolicyVersion = false
 	if d.PreconditionsChecked != wantPre {
@@ -1109,7 +1109,7 @@ func TestDecideDenyCodesCovered(t *testing.T) {
 	for _, tc := range denyCodeCoverage {
 		seen[tc] = true
 	}
-	for _, info := range wcp.DenyCodes {
+	for _, info := range wcp.DenyCodes() {
 		if !seen[info.Code] {
 			t.Errorf("%s has no test case in TestDecideDenies", info.Code)
 		}

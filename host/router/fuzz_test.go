@@ -129,7 +129,7 @@ func FuzzDecide(f *testing.F) {
 		`{"rule_id":"rr_prod","match":{"capability_id":{"in":["cap.hello.greet","cap.secret.delete"]},"env":{"in":["prod","edge"]}},"decision":{"candidate_workers_ranked":[{"worker_species_id":"wrk.ghost"},{"worker_species_id":"wrk.hello.greeter"}],"required_controls_suggested":["ctrl.blast_radius_scoring"],"escalation":{"policy_gate":true}}},`+
 		`{"rule_id":"rr_catch_all","match":{"data_label":"PUBLIC"}}]}`)
 	reg := newRegistry(greeterRecord())
-	envs, labels, risks, qos := wcp.Envs, wcp.DataLabels, wcp.TenantRisks, wcp.QoSClasses
+	envs, labels, risks, qos := wcp.Envs(), wcp.DataLabels(), wcp.TenantRisks(), wcp.QoSClasses()
 	f.Fuzz(func(t *testing.T, capability string, env, label, risk, q uint8, tenant, corr string, blast int64, dry bool, request []byte) {
 		in := wcp.RouteInput{
 			CapabilityID: capability, Env: envs[int(env)%len(envs)], DataLabel: labels[int(label)%len(labels)],

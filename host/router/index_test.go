@@ -238,7 +238,7 @@ func readCorpusBytes(t *testing.T, path string) []byte {
 
 var (
 	randomCaps = []string{"cap.a", "cap.b", "cap.c", "cap.hello.greet", "", "cap.a "}
-	randomVals = [5][]string{randomCaps, wcp.Envs, wcp.DataLabels, wcp.TenantRisks, wcp.QoSClasses}
+	randomVals = [5][]string{randomCaps, wcp.Envs(), wcp.DataLabels(), wcp.TenantRisks(), wcp.QoSClasses()}
 )
 
 // randomCond is a match condition of every shape PyHall's matcher meets:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -66,8 +67,9 @@ type Rule struct {
 	profiles wcp.JSONArray
 }
 
-// Controls returns the rule's required controls, sorted. Do not modify.
-func (r *Rule) Controls() []string { return r.controls }
+// Controls returns the rule's required controls, sorted (the caller's
+// copy).
+func (r *Rule) Controls() []string { return slices.Clone(r.controls) }
 
 // Species returns the rule's candidate species in rank order.
 func (r *Rule) Species() []string {
@@ -106,8 +108,34 @@ type RuleSet struct {
 	index    *capIndex
 }
 
-// ShadowedIDs returns the shadowed rule ids, one per shadow warning, in order.
-func (rs *RuleSet) ShadowedIDs() []string { return rs.shadowed }
+// ShadowedIDs returns the shadowed rule ids, one per shadow warning, in
+// order (the caller's copy).
+func (rs *RuleSet) ShadowedIDs() []string { return slices.Clone(rs.shadowed) }
+
+// Clone returns a copy of rs that shares nothing a caller can change with
+// it: its own Rules (each a copy of the compiled rule), Shadows and
+// Warnings. What the copies share with rs (conditions, candidates, the
+// index) is unexported and never changed after Compile. A Hall hands out
+// clones, so that no caller can change the rules in force.
+func (rs *RuleSet) Clone() *RuleSet {
+	if rs == nil {
+		return nil
+	}
+	c := &RuleSet{
+		Shadows:  slices.Clone(rs.Shadows),
+		Warnings: slices.Clone(rs.Warnings),
+		shadowed: rs.shadowed,
+		index:    rs.index,
+	}
+	if rs.Rules != nil {
+		c.Rules = make([]*Rule, len(rs.Rules))
+		for i, r := range rs.Rules {
+			cp := *r
+			c.Rules[i] = &cp
+		}
+	}
+	return c
+}
 
 // LoadError lists every problem of a rules document, each with its path
 // (rules[2].decision.escalation.policy_gate) and the fix.
@@ -474,7 +502,7 @@ func (c *compiler) escalation(path string, d map[string]any) wcp.Escalation {
 }
 
 func (c *compiler) preconditions(path string, d map[string]any) wcp.Preconditions {
-	pre := wcp.DefaultPreconditions
+	pre := wcp.DefaultPreconditions()
 	raw, present := d["preconditions"]
 	if !present {
 		return pre

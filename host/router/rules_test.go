@@ -132,7 +132,7 @@ func TestLoadRulesNamesTheFile(t *testing.T) {
 func TestParseRulesDefaults(t *testing.T) {
 	rs := mustRules(t, `{"rules":[{"rule_id":"r1","match":null,"decision":null},{"rule_id":"r2"}],"version":"ignored"}`)
 	for _, r := range rs.Rules {
-		if len(r.cands) != 0 || len(r.Controls()) != 0 || r.Controls() == nil || !reflect.DeepEqual(r.esc, wcp.Escalation{}) || r.pre != wcp.DefaultPreconditions || r.profiles != nil {
+		if len(r.cands) != 0 || len(r.Controls()) != 0 || r.Controls() == nil || !reflect.DeepEqual(r.esc, wcp.Escalation{}) || r.pre != wcp.DefaultPreconditions() || r.profiles != nil {
 			t.Errorf("%s: defaults not applied: %+v", r.ID, r)
 		}
 	}

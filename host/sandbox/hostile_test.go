@@ -181,7 +181,7 @@ func TestHostileRecursion(t *testing.T) {
 
 func TestMemoryBudget(t *testing.T) {
 	lim := Limits{Timeout: 5 * time.Second, MemoryBytes: 16 << 20}
-	charge := callCharge(lim.MemoryBytes, 0, DefaultLimits.StackBytes)
+	charge := callCharge(lim.MemoryBytes, 0, DefaultLimits().StackBytes)
 	e := newEngine(t, Config{MemoryBudget: charge + charge/2})
 	w := load(t, e, fixtures.adversary, Spec{Name: "spinner", Limits: lim})
 
@@ -355,7 +355,7 @@ var _ = errors.New
 // larger budget when the Hall grants one.
 func TestGoGuestDeepRecursion(t *testing.T) {
 	e := newEngine(t, Config{Max: Limits{StackBytes: 128 << 20}})
-	def := load(t, e, fixtures.goguest, Spec{Name: "default", Limits: Limits{StackBytes: DefaultLimits.StackBytes}})
+	def := load(t, e, fixtures.goguest, Spec{Name: "default", Limits: Limits{StackBytes: DefaultLimits().StackBytes}})
 	res := call(t, def, Request{Export: "depth", Input: []byte("2000")})
 	if string(res.Output) != "2000" {
 		t.Fatalf("depth 2000: %q", res.Output)

@@ -67,16 +67,19 @@ type Limits struct {
 	StackBytes uint64
 }
 
-// DefaultLimits are used for every zero field of Config.Max.
-var DefaultLimits = Limits{
-	Timeout:     10 * time.Second,
-	MemoryBytes: 64 << 20,
-	InputBytes:  1 << 20,
-	OutputBytes: 1 << 20,
-	LogBytes:    64 << 10,
-	WriteBytes:  64 << 20,
-	WriteFiles:  1024,
-	StackBytes:  16 << 20,
+// DefaultLimits returns the limits used for every zero field of
+// Config.Max (a value: changing it changes no Engine's limits).
+func DefaultLimits() Limits {
+	return Limits{
+		Timeout:     10 * time.Second,
+		MemoryBytes: 64 << 20,
+		InputBytes:  1 << 20,
+		OutputBytes: 1 << 20,
+		LogBytes:    64 << 10,
+		WriteBytes:  64 << 20,
+		WriteFiles:  1024,
+		StackBytes:  16 << 20,
+	}
 }
 
 // minMemoryBytes is the Extism kernel's initial memory (16 pages); no
@@ -240,7 +243,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if _, ok := os.LookupEnv("EXTISM_ENABLE_WASI_OUTPUT"); ok {
 		return nil, errors.New("sandbox: EXTISM_ENABLE_WASI_OUTPUT is set; unset it so guest output stays captured and bounded")
 	}
-	max := cfg.Max.withDefaults(DefaultLimits)
+	max := cfg.Max.withDefaults(DefaultLimits())
 	if max.MemoryBytes < minMemoryBytes {
 		return nil, fmt.Errorf("sandbox: Config.Max.MemoryBytes %d is below the Extism kernel's %d bytes", max.MemoryBytes, minMemoryBytes)
 	}

@@ -354,7 +354,7 @@ func TestEngineConfig(t *testing.T) {
 		e := newEngine(t, Config{Max: Limits{Timeout: time.Second, MemoryBytes: 8 << 20}})
 		w := load(t, e, fixtures.adversary, Spec{Name: "caps", Limits: Limits{Timeout: time.Hour, MemoryBytes: 1 << 30, OutputBytes: 5}})
 		got := w.Limits()
-		if got.Timeout != time.Second || got.MemoryBytes != 8<<20 || got.OutputBytes != 5 || got.InputBytes != DefaultLimits.InputBytes {
+		if got.Timeout != time.Second || got.MemoryBytes != 8<<20 || got.OutputBytes != 5 || got.InputBytes != DefaultLimits().InputBytes {
 			t.Fatalf("limits %+v", got)
 		}
 	})

@@ -71,6 +71,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	dec, body, err := s.h.RouteJSON(context.WithoutCancel(r.Context()), in)
+	if errors.Is(err, host.ErrClosed) {
+		// Closing: nothing was decided (HALL_CLOSED, 503).
+		writeError(w, r, errf(wcp.CodeHallClosed.HTTPStatus(), string(wcp.CodeHallClosed), err.Error()))
+		return
+	}
 	s.metrics.decision("route", dec.Denied, string(dec.Code()))
 	if err != nil {
 		s.log.Error("hall: decision not recorded", "request_id", requestID(r), "correlation_id", in.CorrelationID, "error", err)

@@ -40,14 +40,14 @@ func TestDocsMatchCode(t *testing.T) {
 	if err != nil || routes < 14 {
 		t.Fatalf("walked %d routes: %v", routes, err)
 	}
-	for _, info := range wcp.DenyCodes {
+	for _, info := range wcp.DenyCodes() {
 		row := fmt.Sprintf("| `%s` | %d |", info.Code, info.Status)
 		if !strings.Contains(doc, row) {
 			t.Errorf("docs/HTTP.md lacks the row %s", row)
 		}
 	}
 	// Every code a caller of the API can receive is documented.
-	for _, info := range wcp.Codes {
+	for _, info := range wcp.Codes() {
 		if info.Kind != wcp.KindHTTP && info.Kind != wcp.KindOutcome {
 			continue
 		}
@@ -69,7 +69,7 @@ func TestCodesFromTable(t *testing.T) {
 			t.Errorf("%s is not in wcp.Codes", c)
 		}
 	}
-	for _, info := range wcp.Codes {
+	for _, info := range wcp.Codes() {
 		if info.Kind == wcp.KindOutcome && info.Code != wcp.CodeCancelled {
 			if got := outcomeStatus(string(info.Code)); got != info.HTTPStatus {
 				t.Errorf("outcome %s answers %d, wcp.Codes says %d", info.Code, got, info.HTTPStatus)

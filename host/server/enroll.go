@@ -181,10 +181,10 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 	case errors.As(err, &ee):
 		code := CodeRecordInvalid
 		switch {
-		case ee.Code() == "RECORD_MISMATCH":
+		case ee.Code() == wcp.CodeRecordMismatch:
 			// The module's embedded record is authoritative: a supplied
 			// record must say the same.
-			code = ee.Code()
+			code = string(ee.Code())
 		case ee.Source == "module":
 			code = CodeModuleInvalid
 		}

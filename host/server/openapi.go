@@ -60,7 +60,7 @@ var apiOperations = []apiOperation{
 // status each is answered with: every code of wcp.Codes that has one.
 func apiErrorCodes() []wcp.CodeInfo {
 	var out []wcp.CodeInfo
-	for _, info := range wcp.Codes {
+	for _, info := range wcp.Codes() {
 		if info.HTTPStatus != 0 && info.Kind != wcp.KindGuest {
 			out = append(out, info)
 		}

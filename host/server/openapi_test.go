@@ -38,7 +38,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 	for _, c := range doc.Components.Schemas.ErrorCode.Enum {
 		enum[c] = true
 	}
-	for _, info := range wcp.Codes {
+	for _, info := range wcp.Codes() {
 		if (info.Kind == wcp.KindHTTP || info.Kind == wcp.KindDeny) && !enum[string(info.Code)] {
 			t.Errorf("ErrorCode lacks %s", info.Code)
 		}

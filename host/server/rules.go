@@ -9,12 +9,13 @@ import (
 	"strings"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/wcp"
 )
 
 // CodePreconditionFailed answers a PUT /admin/rules whose If-Match does
 // not name the rules in force: another administrator changed them since
 // they were read.
-const CodePreconditionFailed = "PRECONDITION_FAILED"
+const CodePreconditionFailed = string(wcp.CodePreconditionFailed)
 
 // getRules answers GET /admin/rules: the rules document in force, byte
 // for byte as it was loaded, with its digest as the ETag.
@@ -73,7 +74,7 @@ func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
 			s.preconditionFailed(w, r, cur)
 			return
 		}
-		writeError(w, r, errf(http.StatusUnprocessableEntity, re.Code(), re.Error()))
+		writeError(w, r, errf(http.StatusUnprocessableEntity, string(re.Code()), re.Error()))
 		return
 	default:
 		s.log.Error("hall: replacing the rules failed", "request_id", requestID(r), "error", err)

@@ -3,6 +3,7 @@ package wcp
 import (
 	"errors"
 	"net/http"
+	"slices"
 )
 
 // Code is a stable code the Hall emits: a WCP deny code, a sandbox outcome
@@ -10,8 +11,8 @@ import (
 // an error a host function returns to a guest. Programs act on the code;
 // messages are for people.
 //
-// Every code is a row of [Codes], which is also where docs/CODES.md and the
-// other packages' constants come from.
+// Every code is a row of the table [Codes] returns, which is also where
+// docs/CODES.md and the other packages' constants come from.
 //
 // # Notes
 //
@@ -102,6 +103,8 @@ const (
 	CodeHallSaturated       Code = "HALL_SATURATED"
 	CodeEvidenceUnavailable Code = "EVIDENCE_UNAVAILABLE"
 	CodeInternal            Code = "INTERNAL"
+	CodeRulesInvalid        Code = "RULES_INVALID"
+	CodePreconditionFailed  Code = "PRECONDITION_FAILED"
 )
 
 // Policy and approval errors (docs/POLICY.md).
@@ -123,7 +126,7 @@ const (
 	CodeRateLimited       Code = "RATE_LIMITED"
 )
 
-// CodeInfo is one row of [Codes].
+// CodeInfo is one row of the code table ([Codes]).
 type CodeInfo struct {
 	Code Code
 	Kind Kind
@@ -134,19 +137,24 @@ type CodeInfo struct {
 	Meaning string
 }
 
-// Codes is the one table of every code the Hall emits, each with its kind,
-// HTTP status and meaning. [DenyCodes], the constants of the sandbox,
-// ledger and server packages, docs/CODES.md and the code tables of
-// docs/HTTP.md come from it; tests keep the documents in step.
+// Codes returns the one table of every code the Hall emits, each with its
+// kind, HTTP status and meaning. [DenyCodes], the constants of the
+// sandbox, ledger and server packages, docs/CODES.md and the code tables
+// of docs/HTTP.md come from it; tests keep the documents in step.
 //
 // # Notes
 //
+//   - The slice is the caller's copy: changing it changes no code's
+//     status or meaning anywhere else.
 //   - Each code appears once. A code used in two places (MODULE_INVALID
 //     is a dispatch outcome and an enrollment refusal; RECORD_INVALID a
 //     ledger and an enrollment error) keeps its first kind, and its
 //     meaning says where else it appears.
 //   - The deny rows are in the order make_decision can reach them.
-var Codes = []CodeInfo{
+func Codes() []CodeInfo { return slices.Clone(codeTable) }
+
+// codeTable is the table Codes returns copies of.
+var codeTable = []CodeInfo{
 	{Code(DenyUnknownTenant), KindDeny, http.StatusForbidden, "signatory tenants are required and the tenant is not one of them"},
 	{Code(DenyMissingTenantID), KindDeny, http.StatusUnprocessableEntity, "tenant_id is empty or whitespace"},
 	{Code(DenyInvalidInput), KindDeny, http.StatusUnprocessableEntity, "blast_score is outside [0, 100]"},
@@ -186,8 +194,9 @@ var Codes = []CodeInfo{
 	{CodeEgressDenied, KindOutcome, http.StatusBadGateway, "the worker's Extism http_request went to a host outside network_egress (or was redirected or resolved there); hall_http returns it to the guest for the same reason"},
 	// 499 is the "client closed request" status of nginx and grpc-gateway;
 	// the HTTP server detaches dispatches from their clients, so no HTTP
-	// caller receives it.
-	{CodeCancelled, KindOutcome, 499, "the caller cancelled the dispatch while the worker ran; recorded"},
+	// caller receives it (a dispatch cut off by a shutdown is answered
+	// 502 with this code).
+	{CodeCancelled, KindOutcome, 499, "the caller cancelled the dispatch, or the Hall's shutdown cut it off past its grace period, while the worker ran; recorded"},
 	{CodeHallError, KindOutcome, http.StatusInternalServerError, "the Hall itself failed during the dispatch"},
 
 	{CodeLedgerNotFound, KindLedger, http.StatusNotFound, "no such receipt or decision in the ledger"},
@@ -220,6 +229,8 @@ var Codes = []CodeInfo{
 	{CodeHallSaturated, KindHTTP, http.StatusServiceUnavailable, "every dispatch slot is taken; retry after a second"},
 	{CodeEvidenceUnavailable, KindHTTP, http.StatusInternalServerError, "the evidence ledger could not be read or written"},
 	{CodeInternal, KindHTTP, http.StatusInternalServerError, "the server failed; its log has the details under the request id"},
+	{CodeRulesInvalid, KindHTTP, http.StatusUnprocessableEntity, "a rules document was refused (it does not compile, or a rule is shadowed); the message says which; the rules in force are unchanged"},
+	{CodePreconditionFailed, KindHTTP, http.StatusPreconditionFailed, "If-Match does not name the rules in force (they changed since they were read); nothing is changed"},
 	{CodePolicyInvalid, KindHTTP, http.StatusUnprocessableEntity, "the policy file does not compile; the message names the file, the policy and the position"},
 	{CodeApprovalNotFound, KindHTTP, http.StatusNotFound, "no such approval"},
 	{CodeApprovalConflict, KindHTTP, http.StatusConflict, "the approval is not pending (already approved, denied, expired or used)"},
@@ -234,10 +245,10 @@ var Codes = []CodeInfo{
 	{CodeRateLimited, KindGuest, 0, "the worker emitted too many events"},
 }
 
-// codeIndex finds a code's row in Codes.
+// codeIndex finds a code's row in codeTable.
 var codeIndex = func() map[Code]int {
-	m := make(map[Code]int, len(Codes))
-	for i, info := range Codes {
+	m := make(map[Code]int, len(codeTable))
+	for i, info := range codeTable {
 		m[info.Code] = i
 	}
 	return m
@@ -249,7 +260,7 @@ func (c Code) Info() (CodeInfo, bool) {
 	if !ok {
 		return CodeInfo{}, false
 	}
-	return Codes[i], true
+	return codeTable[i], true
 }
 
 // HTTPStatus returns the HTTP status the API answers with for c: 500 for a
@@ -262,21 +273,21 @@ func (c Code) HTTPStatus() int {
 	return info.HTTPStatus
 }
 
-// CodeOf returns the stable code an error carries — the first error in
-// its chain with a Code method returning a Code (or a string naming one)
-// that is in the table — so that every front end (HTTP, MCP, the CLI)
-// reports a Hall refusal such as HALL_DISK_LOW, MEMORY_BUDGET or
-// HALL_SATURATED under its own code.
+// Coded is an error that carries a stable code: every coded error of the
+// Hall implements it, with this one signature.
+type Coded interface {
+	error
+	Code() Code
+}
+
+// CodeOf returns the stable code an error carries — the code of the
+// first [Coded] error in its chain, when that code is in the table — so
+// that every front end (HTTP, MCP, the CLI) reports a Hall refusal such
+// as HALL_DISK_LOW, MEMORY_BUDGET or HALL_SATURATED under its own code.
 func CodeOf(err error) (Code, bool) {
-	var typed interface{ Code() Code }
-	if errors.As(err, &typed) {
-		if _, ok := typed.Code().Info(); ok {
-			return typed.Code(), true
-		}
-	}
-	var plain interface{ Code() string }
-	if errors.As(err, &plain) {
-		if c := Code(plain.Code()); c != "" {
+	var coded Coded
+	if errors.As(err, &coded) {
+		if c := coded.Code(); c != "" {
 			if _, ok := c.Info(); ok {
 				return c, true
 			}

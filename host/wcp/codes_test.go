@@ -22,7 +22,7 @@ func codesDocText() []byte {
 	var b bytes.Buffer
 	b.WriteString(`# Hall codes
 
-Every code the Hall emits, from ` + "`wcp.Codes`" + ` (` + "`host/wcp/codes.go`" + `), the one
+Every code the Hall emits, from ` + "`wcp.Codes()`" + ` (` + "`host/wcp/codes.go`" + `), the one
 table the constants of ` + "`wcp`" + `, ` + "`sandbox`" + `, ` + "`ledger`" + ` and ` + "`server`" + ` are defined from.
 Regenerate this file with ` + "`go test ./host/wcp -run TestCodesDoc -update`" + `;
 a test fails when it and the table differ.
@@ -45,7 +45,7 @@ The status is the one the HTTP API answers with when the code is the error
 | code | kind | status | meaning |
 |---|---|---|---|
 `)
-	for _, info := range Codes {
+	for _, info := range Codes() {
 		status := "–"
 		if info.HTTPStatus != 0 {
 			status = strconv.Itoa(info.HTTPStatus)
@@ -88,15 +88,15 @@ func TestCodesDoc(t *testing.T) {
 			t.Errorf("docs/CODES.md row of %s is %q, want kind %s, status %s, meaning %q", c, m[0], info.Kind, status, info.Meaning)
 		}
 	}
-	for _, info := range Codes {
+	for _, info := range Codes() {
 		if !inDoc[info.Code] {
 			t.Errorf("docs/CODES.md lacks %s", info.Code)
 		}
 	}
-	if !t.Failed() && len(order) == len(Codes) {
+	if !t.Failed() && len(order) == len(Codes()) {
 		for i, c := range order {
-			if Codes[i].Code != c {
-				t.Fatalf("docs/CODES.md row %d is %s, want %s (table order)", i+1, c, Codes[i].Code)
+			if Codes()[i].Code != c {
+				t.Fatalf("docs/CODES.md row %d is %s, want %s (table order)", i+1, c, Codes()[i].Code)
 			}
 		}
 	}
@@ -114,7 +114,7 @@ func TestCodesTable(t *testing.T) {
 	kinds := map[Kind]bool{KindDeny: true, KindOutcome: true, KindLedger: true, KindEnroll: true, KindHTTP: true, KindGuest: true}
 	seen := map[Code]bool{}
 	deny := 0
-	for _, info := range Codes {
+	for _, info := range Codes() {
 		t.Run(string(info.Code), func(t *testing.T) {
 			if seen[info.Code] {
 				t.Error("code appears twice")
@@ -143,34 +143,29 @@ func TestCodesTable(t *testing.T) {
 			}
 		})
 		if info.Kind == KindDeny {
-			if deny >= len(DenyCodes) || DenyCodes[deny] != (DenyCodeInfo{DenyCode(info.Code), info.HTTPStatus, info.Meaning}) {
-				t.Errorf("DenyCodes[%d] is not the deny row %s", deny, info.Code)
+			if deny >= len(DenyCodes()) || DenyCodes()[deny] != (DenyCodeInfo{DenyCode(info.Code), info.HTTPStatus, info.Meaning}) {
+				t.Errorf("DenyCodes()[%d] is not the deny row %s", deny, info.Code)
 			}
 			deny++
 		}
 	}
-	if deny != len(DenyCodes) {
-		t.Errorf("%d deny rows, %d DenyCodes", deny, len(DenyCodes))
+	if deny != len(DenyCodes()) {
+		t.Errorf("%d deny rows, %d DenyCodes", deny, len(DenyCodes()))
 	}
 	if _, ok := Code("NO_SUCH_CODE").Info(); ok || Code("NO_SUCH_CODE").HTTPStatus() != http.StatusInternalServerError {
 		t.Error("an unknown code must have no row and status 500")
 	}
-	for _, c := range []Code{CodeCancelled, CodeHallError, CodeRecordMismatch, CodeRecordTampered, CodeHallClosed} {
+	for _, c := range []Code{CodeCancelled, CodeHallError, CodeRecordMismatch, CodeRecordTampered, CodeHallClosed, CodeRulesInvalid, CodePreconditionFailed} {
 		if _, ok := c.Info(); !ok {
 			t.Errorf("%s has no row", c)
 		}
 	}
 }
 
-type typedCodeErr struct{}
+type codedErr struct{ c Code }
 
-func (typedCodeErr) Error() string { return "typed" }
-func (typedCodeErr) Code() Code    { return CodeHallSaturated }
-
-type stringCodeErr struct{ c string }
-
-func (e stringCodeErr) Error() string { return "string " + e.c }
-func (e stringCodeErr) Code() string  { return e.c }
+func (e codedErr) Error() string { return "coded " + string(e.c) }
+func (e codedErr) Code() Code    { return e.c }
 
 func TestCodeOf(t *testing.T) {
 	cases := []struct {
@@ -179,9 +174,10 @@ func TestCodeOf(t *testing.T) {
 		want Code
 		ok   bool
 	}{
-		{"typed code, wrapped", fmt.Errorf("run: %w", typedCodeErr{}), CodeHallSaturated, true},
-		{"string code in the table", fmt.Errorf("x: %w", stringCodeErr{"MEMORY_BUDGET"}), CodeMemoryBudget, true},
-		{"string code not in the table", stringCodeErr{"NOT_A_CODE"}, "", false},
+		{"code, wrapped", fmt.Errorf("run: %w", codedErr{CodeHallSaturated}), CodeHallSaturated, true},
+		{"code in the table, wrapped twice", fmt.Errorf("x: %w", fmt.Errorf("y: %w", codedErr{CodeMemoryBudget})), CodeMemoryBudget, true},
+		{"code not in the table", codedErr{"NOT_A_CODE"}, "", false},
+		{"empty code", codedErr{}, "", false},
 		{"no code", errors.New("plain"), "", false},
 		{"nil", nil, "", false},
 	}
@@ -192,5 +188,37 @@ func TestCodeOf(t *testing.T) {
 				t.Fatalf("CodeOf = %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
 			}
 		})
+	}
+}
+
+// The tables and defaults the package hands out are copies: changing
+// them changes no code, status, value set or default anywhere else
+// (issue 21: Codes, DenyCodes and DefaultPreconditions were mutable
+// exported variables).
+func TestTablesAreCopies(t *testing.T) {
+	c := Codes()
+	status := CodeHallClosed.HTTPStatus()
+	for i := range c {
+		c[i].HTTPStatus, c[i].Meaning = 200, "changed"
+	}
+	if CodeHallClosed.HTTPStatus() != status || Codes()[0].Meaning == "changed" {
+		t.Error("changing the slice Codes returned changed the table")
+	}
+	d := DenyCodes()
+	d[0].Status = 200
+	if DenyCodes()[0].Status == 200 || Code(d[0].Code).HTTPStatus() == 200 {
+		t.Error("changing the slice DenyCodes returned changed the table")
+	}
+	p := DefaultPreconditions()
+	p.MustHaveCorrelationID = false
+	if !DefaultPreconditions().MustHaveCorrelationID {
+		t.Error("DefaultPreconditions changed")
+	}
+	for _, set := range [][]string{Envs(), DataLabels(), TenantRisks(), QoSClasses()} {
+		set[0] = "changed"
+	}
+	in := RouteInput{CapabilityID: "cap.x", Env: "changed", DataLabel: "changed", TenantRisk: "changed", QoSClass: "changed", TenantID: "t", CorrelationID: "c"}
+	if err := in.Validate(); err == nil {
+		t.Error("a value set widened by changing the slice its function returned")
 	}
 }

@@ -176,10 +176,13 @@ type Preconditions struct {
 	DenyIfNoAttestationInProd        bool `json:"deny_if_no_attestation_in_prod"`
 }
 
-// DefaultPreconditions are WCP's defaults for a rule that sets none.
-var DefaultPreconditions = Preconditions{
-	MustHaveCorrelationID:            true,
-	MustAttachPolicyVersion:          true,
-	MustRecordArtifactHashIfExecutes: true,
-	DenyIfMissingRequiredControls:    true,
+// DefaultPreconditions returns WCP's defaults for a rule that sets none
+// (a value: changing it changes no rule's preconditions).
+func DefaultPreconditions() Preconditions {
+	return Preconditions{
+		MustHaveCorrelationID:            true,
+		MustAttachPolicyVersion:          true,
+		MustRecordArtifactHashIfExecutes: true,
+		DenyIfMissingRequiredControls:    true,
+	}
 }

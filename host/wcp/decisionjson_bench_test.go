@@ -45,7 +45,7 @@ func benchDecision() RouteDecision {
 		RequiredControlsEffective:    []string{"ctrl.obs.audit-log-append-only", "ctrl.blast_radius_scoring"},
 		RecommendedProfilesEffective: JSONArray(`[{"profile":"fast","weight":2}]`),
 		EscalationEffective:          Escalation{HumanRequiredIf: JSONArray(`[]`)},
-		PreconditionsChecked:         DefaultPreconditions,
+		PreconditionsChecked:         DefaultPreconditions(),
 		ArtifactHash:                 "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		WorkerAttestationChecked:     true,
 		WorkerAttestationValid:       &valid,

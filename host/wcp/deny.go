@@ -6,7 +6,7 @@ import "net/http"
 // interoperability with PyHall and other WCP implementations.
 type DenyCode string
 
-// The deny codes a decision can carry. DenyCodes documents each.
+// The deny codes a decision can carry. [DenyCodes] documents each.
 const (
 	DenyUnknownTenant                 DenyCode = "DENY_UNKNOWN_TENANT"
 	DenyMissingTenantID               DenyCode = "DENY_MISSING_TENANT_ID"
@@ -39,14 +39,12 @@ type DenyCodeInfo struct {
 	Meaning string
 }
 
-// DenyCodes is every deny code with its HTTP status and meaning, in the
-// order make_decision can reach them: the deny rows of [Codes], from which
-// it is derived.
-var DenyCodes = denyCodes()
-
-func denyCodes() []DenyCodeInfo {
+// DenyCodes returns every deny code with its HTTP status and meaning, in
+// the order make_decision can reach them: the deny rows of the code table
+// ([Codes]), from which it is derived. The slice is the caller's copy.
+func DenyCodes() []DenyCodeInfo {
 	var out []DenyCodeInfo
-	for _, info := range Codes {
+	for _, info := range codeTable {
 		if info.Kind == KindDeny {
 			out = append(out, DenyCodeInfo{DenyCode(info.Code), info.HTTPStatus, info.Meaning})
 		}

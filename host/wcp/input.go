@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,13 +15,26 @@ import (
 )
 
 // The closed value sets of a RouteInput (WCP §4.1, as PyHall enforces them:
-// exact and case-sensitive).
+// exact and case-sensitive). Validation reads these; the exported
+// functions hand out copies, so no caller can widen a set.
 var (
-	Envs        = []string{"dev", "stage", "prod", "edge"}
-	DataLabels  = []string{"PUBLIC", "INTERNAL", "RESTRICTED"}
-	TenantRisks = []string{"low", "medium", "high"}
-	QoSClasses  = []string{"P0", "P1", "P2", "P3"}
+	envs        = []string{"dev", "stage", "prod", "edge"}
+	dataLabels  = []string{"PUBLIC", "INTERNAL", "RESTRICTED"}
+	tenantRisks = []string{"low", "medium", "high"}
+	qosClasses  = []string{"P0", "P1", "P2", "P3"}
 )
+
+// Envs returns the envs a RouteInput may name (a fresh copy).
+func Envs() []string { return slices.Clone(envs) }
+
+// DataLabels returns the data labels a RouteInput may name (a fresh copy).
+func DataLabels() []string { return slices.Clone(dataLabels) }
+
+// TenantRisks returns the tenant risks a RouteInput may name (a fresh copy).
+func TenantRisks() []string { return slices.Clone(tenantRisks) }
+
+// QoSClasses returns the QoS classes a RouteInput may name (a fresh copy).
+func QoSClasses() []string { return slices.Clone(qosClasses) }
 
 // RouteInput is a capability request: what an agent asks the Hall for
 // (WCP §4.1). Build one with ParseRouteInput or fill the fields and call
@@ -174,10 +188,10 @@ func RouteInputFromMap(obj map[string]any) (RouteInput, error) {
 		*dst = s
 	}
 	str("capability_id", &in.CapabilityID, nil)
-	str("env", &in.Env, Envs)
-	str("data_label", &in.DataLabel, DataLabels)
-	str("tenant_risk", &in.TenantRisk, TenantRisks)
-	str("qos_class", &in.QoSClass, QoSClasses)
+	str("env", &in.Env, envs)
+	str("data_label", &in.DataLabel, dataLabels)
+	str("tenant_risk", &in.TenantRisk, tenantRisks)
+	str("qos_class", &in.QoSClass, qosClasses)
 	str("tenant_id", &in.TenantID, nil)
 	if _, ok := obj["tenant_id"].(string); ok && pyval.Blank(in.TenantID) {
 		bad("tenant_id", "must not be empty or whitespace")
@@ -275,7 +289,7 @@ func (in *RouteInput) Validate() error {
 	for _, f := range []struct {
 		name, v string
 		set     []string
-	}{{"env", in.Env, Envs}, {"data_label", in.DataLabel, DataLabels}, {"tenant_risk", in.TenantRisk, TenantRisks}, {"qos_class", in.QoSClass, QoSClasses}} {
+	}{{"env", in.Env, envs}, {"data_label", in.DataLabel, dataLabels}, {"tenant_risk", in.TenantRisk, tenantRisks}, {"qos_class", in.QoSClass, qosClasses}} {
 		if !oneOf(f.v, f.set) {
 			problems = append(problems, FieldError{f.name, fmt.Sprintf("must be one of %s; got %q", strings.Join(f.set, ", "), f.v)})
 		}

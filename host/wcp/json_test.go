@@ -25,7 +25,7 @@ func TestRouteDecisionJSON(t *testing.T) {
 		DenyReason:                &DenyReason{Code: DenyNoMatchingRule, Message: "m"},
 		CandidateWorkersRanked:    []CandidateWorker{{WorkerSpeciesID: "wrk.a", ScoreHint: &score, SkipReason: SkipUnavailable}},
 		RequiredControlsEffective: []string{},
-		PreconditionsChecked:      DefaultPreconditions,
+		PreconditionsChecked:      DefaultPreconditions(),
 		TelemetryEnvelopes:        []Event{{EventID: EvtTaskDenied, Timestamp: ts, CorrelationID: "c-1", TenantID: "t", CapabilityID: "cap.x", DenyCode: DenyNoMatchingRule, DenyMessage: "m", MatchedRuleID: "NO_MATCH"}},
 	}
 	b, err := json.Marshal(d)
@@ -263,14 +263,14 @@ func TestSmallTypes(t *testing.T) {
 		t.Error("HTTPStatus")
 	}
 	seen := map[DenyCode]bool{}
-	for _, info := range DenyCodes {
+	for _, info := range DenyCodes() {
 		if seen[info.Code] || !strings.HasPrefix(string(info.Code), "DENY_") || info.Meaning == "" {
 			t.Errorf("bad table entry %+v", info)
 		}
 		seen[info.Code] = true
 	}
-	if len(DenyCodes) != 21 {
-		t.Errorf("%d deny codes, want 21", len(DenyCodes))
+	if len(DenyCodes()) != 21 {
+		t.Errorf("%d deny codes, want 21", len(DenyCodes()))
 	}
 	cfg := (*HallConfig)(nil)
 	off := false

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -59,5 +60,103 @@ func TestForgedLegacyRowsAreBreaks(t *testing.T) {
 				t.Errorf("break %+v, want chain %s and a reason containing %q", b, tc.chain, tc.reason)
 			}
 		})
+	}
+}
+
+// schemaChanges is the number of changes a new ledger starts with: the
+// schema change recording its creation (verify_rows.go).
+const schemaChanges = 1
+
+// schemaHead returns the ledger's first change, its schema change.
+func schemaHead(t testing.TB, s *SQLite) Change {
+	t.Helper()
+	cs, err := s.Changes(context.Background(), ChangeSchema)
+	if err != nil || len(cs) == 0 {
+		t.Fatalf("schema changes: %v, %v", cs, err)
+	}
+	return cs[0]
+}
+
+// TestUpgradedLegacyRowsAreSealed: a ledger written at schema version 2
+// (decisions and events rows that no entry signs) keeps verifying after
+// the upgrade, which seals those rows in its first schema change; a row
+// added, altered or deleted afterwards, or an edited PRAGMA user_version,
+// is a break.
+func TestUpgradedLegacyRowsAreSealed(t *testing.T) {
+	cases := []struct {
+		name   string
+		forge  string
+		reason string
+	}{
+		{"unchained decision added", `INSERT INTO decisions (decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision)
+			VALUES ('forged', 'c', 'org.a', 'cap.x', 0, '', 0, '2025-01-01T00:00:00Z', '{}')`, "not the 1 and 1"},
+		{"unchained decision altered", `UPDATE decisions SET decision = '{"denied":false}' WHERE decision_id = 'old-1'`, "a row was added, altered or deleted"},
+		{"events row deleted", `DELETE FROM events`, "not the 1 and 1"},
+		{"user_version rolled back", `PRAGMA user_version = 4`, "PRAGMA user_version edited"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := sql.Open("sqlite", dir+"/"+DBFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{migrations[0].sql, migrations[1].sql,
+				`INSERT INTO decisions (decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision)
+					VALUES ('old-1', 'c-old', 'org.a', 'cap.x', 1, 'DENY_NO_MATCHING_RULE', 0, '2025-01-01T00:00:00Z', '{"denied":true}')`,
+				`INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event) VALUES ('c-old', 'old-1', 'decision', 'e1', '2025-01-01T00:00:00Z', '{"event_id":"e1"}')`,
+				`PRAGMA user_version = 2`} {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			db.Close()
+
+			s := openT(t, dir)
+			rep := verifyOK(t, s, nil)
+			if rep.Unchained != 1 || rep.Changes != 1 {
+				t.Fatalf("after the upgrade: %+v", rep)
+			}
+			if evs, err := s.Events(context.Background(), "c-old"); err != nil || len(evs) != 1 {
+				t.Fatalf("legacy events after the upgrade: %s, %v", evs, err)
+			}
+			recordDecisions(t, s, "org.a", "allowed")
+			verifyOK(t, s, nil)
+
+			raw := rawDB(t, s)
+			if _, err := raw.Exec(tc.forge); err != nil {
+				t.Fatal(err)
+			}
+			rep, err = s.Verify(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Breaks) != 1 || rep.Breaks[0].Tenant != ChangeChain || !strings.Contains(rep.Breaks[0].Reason, tc.reason) {
+				t.Fatalf("breaks %+v, want one in the change chain containing %q", rep.Breaks, tc.reason)
+			}
+		})
+	}
+}
+
+// TestForgedDecisionRowNamingAnEventsEntry: a chained decisions row whose
+// id is that of an events entry (not a decision entry) is reported.
+func TestForgedDecisionRowNamingAnEventsEntry(t *testing.T) {
+	s := openT(t, t.TempDir())
+	d := recordDecisions(t, s, "org.a", "allowed")[0]
+	if err := s.RecordDecisionEvents(context.Background(), d.DecisionID, d.CorrelationID, []json.RawMessage{json.RawMessage(`{"event_id":"w.1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	if err := s.r.QueryRow(`SELECT entry_id FROM entries WHERE kind = 'events'`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, rawDB(t, s), `INSERT INTO decisions (decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision, entry_seq)
+		VALUES (?, ?, 'org.a', 'cap.x', 0, '', 0, '2025-01-01T00:00:00Z', '{"forged":true}', 2)`, id, d.CorrelationID)
+	rep, err := s.Verify(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Breaks) != 1 || rep.Breaks[0].ReceiptID != id || !strings.Contains(rep.Breaks[0].Reason, "no signed decision entry") {
+		t.Fatalf("breaks %+v, want the forged row %s", rep.Breaks, id)
 	}
 }

@@ -167,11 +167,6 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 		s.w.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
-	ctx := context.Background()
-	if err := migrate(ctx, s.w, o.readOnly); err != nil {
-		s.Close()
-		return nil, s.wrap("open "+path, err)
-	}
 	if o.keyPath == "" {
 		s.opts.keyPath = filepath.Join(dir, KeyFile)
 	}
@@ -190,6 +185,11 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 	default:
 		s.Close()
 		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	// After the key: the migration's transaction signs the schema version.
+	if err := migrate(context.Background(), s.w, o.readOnly, s.recordSchema); err != nil {
+		s.Close()
+		return nil, s.wrap("open "+path, err)
 	}
 	return s, nil
 }

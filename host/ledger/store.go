@@ -105,8 +105,10 @@ type Report struct {
 	Changes int
 	// Decisions is the number of decision-chain entries read (decisions
 	// and event batches), in DecisionStreams streams; Unchained counts
-	// decisions recorded before decisions were chained (schema step 3),
-	// which nothing protects.
+	// decisions recorded before decisions were chained (schema step 3):
+	// no entry signs them, the seal of the ledger's first schema change
+	// ([ChangeSchema]) covers them, and a ledger born with a schema
+	// change has none.
 	Decisions, DecisionStreams, Unchained int
 	// Checkpoints is the number of checkpoints checked (VerifyOptions).
 	Checkpoints int

@@ -1,9 +1,12 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -158,5 +161,46 @@ func TestForgedDecisionRowNamingAnEventsEntry(t *testing.T) {
 	}
 	if len(rep.Breaks) != 1 || rep.Breaks[0].ReceiptID != id || !strings.Contains(rep.Breaks[0].Reason, "no signed decision entry") {
 		t.Fatalf("breaks %+v, want the forged row %s", rep.Breaks, id)
+	}
+}
+
+// TestBundleLegacyRowsNode: the bundle of an upgraded ledger carries its
+// rows no entry signs (legacy.jsonl), which the independent Node verifier
+// checks against the seal of the first schema change, as Verify does.
+func TestBundleLegacyRowsNode(t *testing.T) {
+	script := nodeVerifier(t)
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", dir+"/"+DBFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{migrations[0].sql, migrations[1].sql,
+		`INSERT INTO decisions (decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision)
+			VALUES ('old-1', 'c-old', 'org.a', 'cap.x', 1, 'DENY_NO_MATCHING_RULE', 0, '2025-01-01T00:00:00Z', '{"denied":true,"note":"\u2028<&>"}')`,
+		`INSERT INTO events (correlation_id, decision_id, source, event_id, recorded_at, event) VALUES ('c-old', 'old-1', 'decision', 'e1', '2025-01-01T00:00:00Z', '{"event_id":"e1"}')`,
+		`PRAGMA user_version = 2`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s := openT(t, dir)
+	recordDecisions(t, s, "org.a", "allowed")
+	verifyOK(t, s, nil)
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	if _, err := s.ExportBundle(context.Background(), bundle); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(bundle, BundleLegacy)
+	orig, err := os.ReadFile(legacy)
+	if err != nil || bytes.Count(orig, []byte("\n")) != 2 {
+		t.Fatalf("legacy.jsonl %q, %v: want the two rows", orig, err)
+	}
+	if out, code := runNode(t, script, nil, bundle); code != 0 {
+		t.Fatalf("node verifier on an upgraded ledger: exit %d\n%s", code, out)
+	}
+	os.WriteFile(legacy, bytes.Replace(orig, []byte("DENY_NO_MATCHING_RULE"), []byte("NONE"), 1), 0o644)
+	if out, code := runNode(t, script, nil, bundle); code != 1 || !strings.Contains(out, "sealed by change") {
+		t.Fatalf("node verifier on an altered legacy row: exit %d\n%s", code, out)
 	}
 }

@@ -1,12 +1,14 @@
 package ledger
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -363,4 +365,23 @@ func (s *SQLite) verifyRows(ctx context.Context, tx *sql.Tx, rots []rotation, re
 		brk(by, bySeq, "the signing_key slot names %s but the change chain says key %s signs: slot edited", strings.Join(slots, ", "), want)
 	}
 	return nil
+}
+
+// writeLegacyRows writes the rows no entry signs to path, as their seal
+// hashes them (a bundle's legacy.jsonl).
+func writeLegacyRows(ctx context.Context, tx *sql.Tx, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	if _, _, err := legacyRows(ctx, tx, func(line []byte) { w.Write(line) }); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

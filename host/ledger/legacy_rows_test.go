@@ -204,3 +204,30 @@ func TestBundleLegacyRowsNode(t *testing.T) {
 		t.Fatalf("node verifier on an altered legacy row: exit %d\n%s", code, out)
 	}
 }
+
+// TestOpenRefusesSchemaBehindItsChain: a database whose PRAGMA
+// user_version was set back (and the step's index dropped, so that the
+// step applies again, its schema_migrations row deleted) is not migrated: the chain records a later version,
+// and migrating would seal rows added in between.
+func TestOpenRefusesSchemaBehindItsChain(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	recordDecisions(t, s, "org.a", "allowed")
+	s.Close()
+	db, err := sql.Open("sqlite", filepath.Join(dir, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP INDEX entries_correlation`, `DELETE FROM schema_migrations WHERE version = 5`, `PRAGMA user_version = 4`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if s, err := Open(dir); err == nil || !strings.Contains(err.Error(), "PRAGMA user_version was changed outside the Hall") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open of a database behind its chain: %v", err)
+	}
+}

@@ -231,3 +231,33 @@ func TestOpenRefusesSchemaBehindItsChain(t *testing.T) {
 		t.Fatalf("Open of a database behind its chain: %v", err)
 	}
 }
+
+// TestForgedStoredCheckpointIsABreak: a checkpoint row kept in the
+// database is a signed statement too; one forged with another key, or
+// altered, is reported by Verify (the Node verifier, which checks the
+// bundle's checkpoints, already refused it).
+func TestForgedStoredCheckpointIsABreak(t *testing.T) {
+	for _, tc := range []struct{ name, sql, reason string }{
+		{"body altered", `UPDATE checkpoints SET body = replace(body, '"version":2', '"version":3')`, "checkpoint altered"},
+		{"signature replaced", `UPDATE checkpoints SET signature = 'AAAA', body = replace(body, signature, 'AAAA')`, "signature does not verify"},
+		{"column altered", `UPDATE checkpoints SET created_at = '2020-01-01T00:00:00.000000Z'`, "column created_at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openT(t, t.TempDir())
+			appendN(t, s, "a", 2)
+			cp, err := s.Checkpoint(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifyOK(t, s, nil)
+			mustExec(t, rawDB(t, s), tc.sql)
+			rep, err := s.Verify(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Breaks) != 1 || rep.Breaks[0].Chain != "checkpoint" || rep.Breaks[0].ReceiptID != cp.CheckpointID || !strings.Contains(rep.Breaks[0].Reason, tc.reason) {
+				t.Fatalf("breaks %+v, want checkpoint %s: %q", rep.Breaks, cp.CheckpointID, tc.reason)
+			}
+		})
+	}
+}

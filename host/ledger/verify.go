@@ -175,6 +175,9 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 	if err := s.verifyRows(ctx, tx, rots, rep); err != nil {
 		return nil, err
 	}
+	if err := s.verifyStoredCheckpoints(ctx, tx, ring, rep); err != nil {
+		return nil, err
+	}
 	for _, t := range headOrder {
 		h := heads[t]
 		h.Chain = ChainReceipts

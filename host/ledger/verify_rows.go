@@ -385,3 +385,56 @@ func writeLegacyRows(ctx context.Context, tx *sql.Tx, path string) error {
 	}
 	return f.Close()
 }
+
+// verifyStoredCheckpoints checks the checkpoints kept in the database as
+// signed statements: each hashes to its hash, is signed by a trusted key
+// (not past its retirement), and its columns are its signed body's. The
+// heads they name are checked only for checkpoints given from outside
+// (VerifyOptions.Checkpoints): whoever can cut a chain can delete the
+// rows naming its end too.
+func (s *SQLite) verifyStoredCheckpoints(ctx context.Context, tx *sql.Tx, ring *keyRing, rep *Report) error {
+	rows, err := tx.QueryContext(ctx, `SELECT CAST(checkpoint_id AS TEXT), CAST(created_at AS TEXT), CAST(hash AS TEXT), CAST(signing_key_id AS TEXT), CAST(signature AS TEXT), CAST(body AS TEXT) FROM checkpoints ORDER BY id`)
+	if err != nil {
+		return s.wrap("verify", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, at, hash, keyID, sig, body sql.NullString
+		if err := rows.Scan(&id, &at, &hash, &keyID, &sig, &body); err != nil {
+			return s.wrap("verify", err)
+		}
+		if reason := checkStoredCheckpoint(ring, id.String, at.String, hash.String, keyID.String, sig.String, body.String); reason != "" {
+			rep.Breaks = append(rep.Breaks, Break{Chain: "checkpoint", ReceiptID: id.String, Reason: "stored checkpoint: " + reason})
+		}
+	}
+	return s.wrap("verify", rows.Err())
+}
+
+func checkStoredCheckpoint(ring *keyRing, id, at, hash, keyID, sig, body string) string {
+	var cp Checkpoint
+	if err := json.Unmarshal([]byte(body), &cp); err != nil {
+		return fmt.Sprintf("does not decode: %v", err)
+	}
+	if got, err := cp.ComputeHash(); err != nil || got != cp.Hash {
+		return fmt.Sprintf("content hashes to %s, not its hash %s: checkpoint altered", got, cp.Hash)
+	}
+	for _, c := range []struct{ name, col, signed string }{
+		{"checkpoint_id", id, cp.CheckpointID}, {"created_at", at, cp.CreatedAt}, {"hash", hash, cp.Hash},
+		{"signing_key_id", keyID, cp.SigningKeyID}, {"signature", sig, cp.Signature},
+	} {
+		if c.col != c.signed {
+			return fmt.Sprintf("column %s is %q but the signed checkpoint says %q: row altered", c.name, c.col, c.signed)
+		}
+	}
+	if reason := ring.verifySig(cp.SigningKeyID, cp.Hash, cp.Signature); reason != "" {
+		return reason
+	}
+	if u, ok := ring.until[cp.SigningKeyID]; ok {
+		for _, h := range cp.Heads {
+			if h.Sequence > u[posKey(h.Chain, h.Tenant)] {
+				return fmt.Sprintf("signed by key %s, which was rotated out before the heads it names", cp.SigningKeyID)
+			}
+		}
+	}
+	return ""
+}

@@ -41,6 +41,12 @@ func TestForgedLegacyRowsAreBreaks(t *testing.T) {
 		{"signing-key slot deleted", func(t *testing.T, db *sql.DB, d DecisionRecord) {
 			mustExec(t, db, `DELETE FROM signing_key`)
 		}, ChainChanges, "signing_key"},
+		{"schema step row edited", func(t *testing.T, db *sql.DB, d DecisionRecord) {
+			mustExec(t, db, `UPDATE schema_migrations SET applied_at = '2020-01-01T00:00:00Z' WHERE version = 3`)
+		}, ChainChanges, "schema_migrations"},
+		{"schema step row added", func(t *testing.T, db *sql.DB, d DecisionRecord) {
+			mustExec(t, db, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (0, 'forged', '2020-01-01T00:00:00Z')`)
+		}, ChainChanges, "schema_migrations"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

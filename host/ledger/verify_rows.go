@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,13 +33,52 @@ type SchemaVersion struct {
 	// were recorded (at version From of its first schema change, or
 	// earlier).
 	Born int `json:"born,omitempty"`
-	// Steps are the schema steps this change applied, oldest first.
-	Steps []string `json:"steps,omitempty"`
+	// Steps are the rows of table schema_migrations this change covers,
+	// oldest first: the steps it applied, and, on the ledger's first
+	// schema change, every step applied before too (as found).
+	Steps []SchemaStep `json:"steps,omitempty"`
 	// Legacy, on the ledger's first schema change only, seals the rows
 	// that no entry signs: decisions and events rows written before
 	// decisions were chained (schema step 3). A ledger born with a
 	// schema change has none, and never writes any.
 	Legacy *LegacyRows `json:"legacy,omitempty"`
+}
+
+// SchemaStep is one row of table schema_migrations: a schema step and
+// when it was applied.
+type SchemaStep struct {
+	Version   int64  `json:"version"`
+	Name      string `json:"name"`
+	AppliedAt string `json:"applied_at"`
+}
+
+// schemaSteps reads the rows of schema_migrations after version after
+// (every row when after is 0).
+func schemaSteps(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, after int) ([]SchemaStep, error) {
+	query := `SELECT CAST(version AS INTEGER), CAST(name AS TEXT), CAST(applied_at AS TEXT) FROM schema_migrations`
+	var args []any
+	if after > 0 {
+		query += ` WHERE version > ?`
+		args = append(args, after)
+	}
+	rows, err := q.QueryContext(ctx, query+` ORDER BY version, rowid`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SchemaStep
+	for rows.Next() {
+		var st SchemaStep
+		var name, at sql.NullString
+		if err := rows.Scan(&st.Version, &name, &at); err != nil {
+			return nil, err
+		}
+		st.Name, st.AppliedAt = name.String, at.String
+		out = append(out, st)
+	}
+	return out, rows.Err()
 }
 
 // LegacyRows is the seal of the rows of a ledger's older form that no
@@ -140,6 +180,7 @@ func (s *SQLite) recordSchema(ctx context.Context, tx *sql.Tx, from int) error {
 		return err
 	}
 	sv := SchemaVersion{Version: schemaVersion, From: from}
+	after := from // the steps this change covers: those it applied...
 	if n := len(es); n > 0 {
 		last := es[n-1]
 		if last.Version == schemaVersion && from == schemaVersion {
@@ -159,9 +200,10 @@ func (s *SQLite) recordSchema(ctx context.Context, tx *sql.Tx, from int) error {
 			return err
 		}
 		sv.Legacy = &lr
+		after = 0 // ...and, on the first, those applied before
 	}
-	for i := from; i < schemaVersion; i++ {
-		sv.Steps = append(sv.Steps, migrations[i].name)
+	if sv.Steps, err = schemaSteps(ctx, tx, after); err != nil {
+		return err
 	}
 	if err := s.syncKeyWith(tx, tx.QueryRowContext(ctx, qSigningKey)); err != nil {
 		return err
@@ -312,6 +354,17 @@ func (s *SQLite) verifyRows(ctx context.Context, tx *sql.Tx, rots []rotation, re
 	}
 	if last := es[len(es)-1]; last.Version != uv {
 		brk(last.changeID, last.seq, "the database says schema version %d but the change chain's last schema change says %d: PRAGMA user_version edited", uv, last.Version)
+	}
+	var recorded []SchemaStep
+	for _, e := range es {
+		recorded = append(recorded, e.Steps...)
+	}
+	steps, err := schemaSteps(ctx, tx, 0)
+	if err != nil {
+		return s.wrap("verify", err)
+	}
+	if !slices.Equal(steps, recorded) {
+		brk(first.changeID, first.seq, "table schema_migrations holds %d row(s), not the %d the schema changes record: a row was added, altered or deleted", len(steps), len(recorded))
 	}
 
 	// Rows no entry signs.

@@ -192,7 +192,9 @@ var (
 	// ErrReadOnly: the ledger cannot be written (opened with [ReadOnly], a
 	// read-only file or file system).
 	ErrReadOnly error = &codeError{wcp.CodeLedgerReadOnly, "the ledger database is read-only"}
-	// ErrSchemaTooNew: the database was migrated by a newer Hall.
+	// ErrSchemaTooNew: the database was migrated by a newer Hall, or its
+	// PRAGMA user_version is behind the schema version its change chain
+	// records (set back outside the Hall).
 	ErrSchemaTooNew error = &codeError{wcp.CodeLedgerSchemaTooNew, ""}
 	// ErrKey: the signing key is missing, unreadable or malformed.
 	ErrKey error = &codeError{wcp.CodeLedgerKey, ""}

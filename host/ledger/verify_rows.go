@@ -372,7 +372,7 @@ func (s *SQLite) verifyRows(ctx context.Context, tx *sql.Tx, rots []rotation, re
 		for _, r := range legacy {
 			what := "decisions row without a signed entry"
 			if r.table == "events" {
-				what = "events row (no entry signs events rows)"
+				what, r.id = "events row (no entry signs events rows)", "events#"+r.id
 			}
 			rep.Breaks = append(rep.Breaks, Break{Chain: ChainDecisions, Tenant: r.tenant, ReceiptID: r.id,
 				Reason: fmt.Sprintf("%s in a ledger born at schema version %d (change %s), which never wrote one: row forged", what, first.Born, first.changeID)})

@@ -101,7 +101,7 @@ func auditVerifyCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "verified %s\n", read)
 			if rep.Unchained > 0 {
-				fmt.Fprintf(c.App.ErrWriter, "note: %d decision(s) were recorded before decisions were chained; nothing protects them\n", rep.Unchained)
+				fmt.Fprintf(c.App.ErrWriter, "note: %d decision(s) were recorded before decisions were chained; only the seal of the ledger's first schema change covers them\n", rep.Unchained)
 			}
 			return nil
 		},

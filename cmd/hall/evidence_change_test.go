@@ -114,7 +114,7 @@ func TestAuditVerifyChangeChain(t *testing.T) {
 	evidenceHome(t, dir)
 	r := hallIn(t, dir, "", nil, "audit", "verify")
 	mustOK(t, r, "audit verify")
-	if !strings.Contains(r.stdout, "verified 3 receipt(s) in 1 stream(s) and 2 change(s)") {
+	if !strings.Contains(r.stdout, "verified 3 receipt(s) in 1 stream(s) and 3 change(s)") {
 		t.Fatalf("audit verify: %s", r.stdout)
 	}
 
@@ -122,8 +122,9 @@ func TestAuditVerifyChangeChain(t *testing.T) {
 		name string
 		sql  string
 	}{
-		{"altered change", `UPDATE changes SET body = replace(body, '"actor":"local:alice"', '"actor":"local:mallory"') WHERE seq = 1`},
-		{"deleted change", `DELETE FROM changes WHERE seq = 1`},
+		// Change 1 is the schema change of the ledger's creation; 2 is the enrollment.
+		{"altered change", `UPDATE changes SET body = replace(body, '"actor":"local:alice"', '"actor":"local:mallory"') WHERE seq = 2`},
+		{"deleted change", `DELETE FROM changes WHERE seq = 2`},
 		{"altered envelope", `UPDATE receipts SET body = replace(body, '"network_egress":["api.example.com"]', '"network_egress":["*"]') WHERE seq = 3`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -80,7 +80,7 @@ func TestOneSignaturePerStreamPerCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code := runNode(t, script, nil, bundle)
-	if code != 0 || !strings.Contains(out, "verified 9 entries") {
+	if code != 0 || !strings.Contains(out, "verified 10 entries") { // 9 and the schema change
 		t.Fatalf("node verifier: exit %d\n%s", code, out)
 	}
 	// Without the signature of stream b's last entry, nothing covers b.

@@ -22,6 +22,11 @@ const (
 	BundleKeys        = "keys.json"
 	BundleEntries     = "entries.jsonl"
 	BundleCheckpoints = "checkpoints"
+	// BundleLegacy holds the rows no entry signs (decisions and events
+	// rows of a ledger written before decisions were chained), one line
+	// each, exactly the lines the first schema change's seal hashes
+	// ([LegacyRows]); empty for a ledger born with a schema change.
+	BundleLegacy = "legacy.jsonl"
 )
 
 // BundleSummary is what [SQLite.ExportBundle] wrote.
@@ -101,6 +106,10 @@ func (s *SQLite) ExportBundle(ctx context.Context, dir string) (*BundleSummary, 
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("ledger: export bundle: %w", err)
+	}
+
+	if err := writeLegacyRows(ctx, tx, filepath.Join(dir, BundleLegacy)); err != nil {
+		return nil, s.wrap("export bundle", err)
 	}
 
 	heads, err := currentHeads(tx)

@@ -118,11 +118,11 @@ func TestBundleNodeVerifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Receipts != 6 || sum.Decisions != 6 || sum.Changes != 4 || sum.Checkpoints != 2 || sum.Keys != 2 {
+	if sum.Receipts != 6 || sum.Decisions != 6 || sum.Changes != 4+schemaChanges || sum.Checkpoints != 2 || sum.Keys != 2 {
 		t.Fatalf("summary %+v", sum)
 	}
 	out, code := runNode(t, script, nil, bundle)
-	if code != 0 || !strings.Contains(out, "verified 16 entries") {
+	if code != 0 || !strings.Contains(out, "verified 17 entries") {
 		t.Fatalf("node verifier: exit %d\n%s", code, out)
 	}
 	if _, err := s.ExportBundle(context.Background(), bundle); err == nil || !strings.Contains(err.Error(), "not empty") {
@@ -147,6 +147,14 @@ func TestBundleNodeVerifier(t *testing.T) {
 			}
 		})
 	}
+	t.Run("row no entry signs added", func(t *testing.T) {
+		legacy := filepath.Join(bundle, BundleLegacy)
+		os.WriteFile(legacy, []byte(`{"decision_id":"'forged'","table":"decisions"}`+"\n"), 0o644)
+		defer os.WriteFile(legacy, nil, 0o644)
+		if out, code := runNode(t, script, nil, bundle); code != 1 || !strings.Contains(out, "never wrote one") {
+			t.Errorf("bundle with a forged legacy row: exit %d\n%s", code, out)
+		}
+	})
 	t.Run("newest entries cut", func(t *testing.T) {
 		lines := bytes.SplitAfter(bytes.TrimSuffix(orig, []byte("\n")), []byte("\n"))
 		os.WriteFile(entries, bytes.Join(lines[:len(lines)-1], nil), 0o644)

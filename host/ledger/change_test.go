@@ -222,13 +222,13 @@ func TestRecordChange(t *testing.T) {
 		if !strings.HasPrefix(c.ChangeID, "chg_") || len(c.ChangeID) != len("chg_")+32 {
 			t.Errorf("change %d id %q", i, c.ChangeID)
 		}
-		if c.Sequence != uint64(i+1) || c.SigningKeyID != s.KeyID() || c.Signature == "" {
+		if c.Sequence != uint64(i+1+schemaChanges) || c.SigningKeyID != s.KeyID() || c.Signature == "" {
 			t.Errorf("change %d chain fields: %+v", i, c)
 		}
 		if h, _ := c.ComputeHash(); h != c.Hash {
 			t.Errorf("change %d hash %s, recomputed %s", i, c.Hash, h)
 		}
-		want := ""
+		want := schemaHead(t, s).Hash
 		if i > 0 {
 			want = cs[i-1].Hash
 		}
@@ -247,9 +247,10 @@ func TestRecordChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 5 {
-		t.Fatalf("%d changes, want 5", len(all))
+	if len(all) != 5+schemaChanges {
+		t.Fatalf("%d changes, want 5 and the schema change", len(all))
 	}
+	all = all[schemaChanges:]
 	for i := range all {
 		a, _ := json.Marshal(all[i])
 		b, _ := json.Marshal(*cs[i])
@@ -261,9 +262,10 @@ func TestRecordChange(t *testing.T) {
 		kind string
 		seqs []uint64
 	}{
-		{ChangeEnroll, []uint64{1, 4, 5}},
-		{ChangeRules, []uint64{2}},
-		{ChangeConfig, []uint64{3}},
+		{ChangeSchema, []uint64{1}},
+		{ChangeEnroll, []uint64{2, 5, 6}},
+		{ChangeRules, []uint64{3}},
+		{ChangeConfig, []uint64{4}},
 		{"other", nil},
 	} {
 		got, err := s.Changes(context.Background(), tc.kind)
@@ -280,10 +282,10 @@ func TestRecordChange(t *testing.T) {
 	}
 
 	rep := verifyOK(t, s, nil)
-	if rep.Changes != 5 || rep.Receipts != 2 || rep.Streams != 1 {
-		t.Errorf("report %+v, want 5 changes, 2 receipts, 1 stream", rep)
+	if rep.Changes != 5+schemaChanges || rep.Receipts != 2 || rep.Streams != 1 {
+		t.Errorf("report %+v, want 5 changes and the schema change, 2 receipts, 1 stream", rep)
 	}
-	if len(rep.Heads) != 2 || rep.Heads[0] != (Head{Chain: ChainChanges, Tenant: ChangeChain, Sequence: 5, ReceiptID: cs[4].ChangeID, ReceiptHash: cs[4].Hash}) {
+	if len(rep.Heads) != 2 || rep.Heads[0] != (Head{Chain: ChainChanges, Tenant: ChangeChain, Sequence: 5 + schemaChanges, ReceiptID: cs[4].ChangeID, ReceiptHash: cs[4].Hash}) {
 		t.Errorf("heads %+v, want the change head first", rep.Heads)
 	}
 	if _, err := s.w.Exec(`DELETE FROM changes WHERE seq = 1`); err == nil || !strings.Contains(err.Error(), "append-only") {
@@ -337,7 +339,7 @@ func TestRecordChangeInvalid(t *testing.T) {
 	if _, err := s.Changes(context.Background(), ""); err != nil {
 		t.Fatal(err)
 	}
-	if rep := verifyOK(t, s, nil); rep.Changes != 0 {
+	if rep := verifyOK(t, s, nil); rep.Changes != schemaChanges {
 		t.Fatalf("%d changes stored, want none", rep.Changes)
 	}
 	if err := s.Append(context.Background(), newReceipt(ChangeChain, 0)); !errors.Is(err, ErrInvalid) {
@@ -369,7 +371,7 @@ func TestRecordChangeConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if rep := verifyOK(t, s, nil); rep.Changes != goroutines*each || rep.Receipts != goroutines*each {
+	if rep := verifyOK(t, s, nil); rep.Changes != goroutines*each+schemaChanges || rep.Receipts != goroutines*each {
 		t.Fatalf("report %+v", rep)
 	}
 }
@@ -396,10 +398,10 @@ func TestVerifyDetectsChangeTampering(t *testing.T) {
 		}, 3, "column subject"},
 		{"middle change deleted", func(t *testing.T, db *sql.DB, cs []*Change) {
 			mustExec(t, db, `DELETE FROM changes WHERE change_id = ?`, cs[2].ChangeID)
-		}, 3, "changes 3..3 are missing"},
+		}, 3, "changes 4..4 are missing"},
 		{"first change deleted", func(t *testing.T, db *sql.DB, cs []*Change) {
 			mustExec(t, db, `DELETE FROM changes WHERE change_id = ?`, cs[0].ChangeID)
-		}, 1, "changes 1..1 are missing"},
+		}, 1, "changes 2..2 are missing"},
 		{"newest change deleted", func(t *testing.T, db *sql.DB, cs []*Change) {
 			mustExec(t, db, `DELETE FROM changes WHERE change_id = ?`, cs[4].ChangeID)
 		}, 4, "newest changes deleted"},
@@ -411,14 +413,14 @@ func TestVerifyDetectsChangeTampering(t *testing.T) {
 		}, 4, "no head record"},
 		{"two rows swapped", func(t *testing.T, db *sql.DB, cs []*Change) {
 			mustExec(t, db, `UPDATE changes SET seq = 0 WHERE change_id = ?`, cs[1].ChangeID)
-			mustExec(t, db, `UPDATE changes SET seq = 2 WHERE change_id = ?`, cs[2].ChangeID)
-			mustExec(t, db, `UPDATE changes SET seq = 3 WHERE change_id = ?`, cs[1].ChangeID)
+			mustExec(t, db, `UPDATE changes SET seq = 3 WHERE change_id = ?`, cs[2].ChangeID)
+			mustExec(t, db, `UPDATE changes SET seq = 4 WHERE change_id = ?`, cs[1].ChangeID)
 		}, 2, "column seq"},
 		{"two rows swapped and renumbered", func(t *testing.T, db *sql.DB, cs []*Change) {
 			for _, m := range []struct {
 				c   *Change
 				seq uint64
-			}{{cs[1], 0}, {cs[2], 2}, {cs[1], 3}} {
+			}{{cs[1], 0}, {cs[2], 3}, {cs[1], 4}} {
 				f := *m.c
 				f.Sequence = m.seq
 				body, _ := f.CanonicalBody()
@@ -462,7 +464,7 @@ func TestCheckHeadsChangeChain(t *testing.T) {
 
 	db := rawChangesDB(t, s)
 	mustExec(t, db, `DELETE FROM changes WHERE change_id = ?`, cs[3].ChangeID)
-	mustExec(t, db, `UPDATE change_head SET seq = 3, change_id = ?, hash = ?`, cs[2].ChangeID, cs[2].Hash)
+	mustExec(t, db, `UPDATE change_head SET seq = ?, change_id = ?, hash = ?`, int64(cs[2].Sequence), cs[2].ChangeID, cs[2].Hash)
 
 	verifyOK(t, s, nil) // consistent: Verify alone cannot see it
 	breaks, err := s.CheckHeads(context.Background(), saved)
@@ -526,12 +528,16 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatalf("schema_migrations rows = %d, %v; want 6", n, err)
 	}
 	rep := verifyOK(t, s, nil)
-	if rep.Receipts != 2 || rep.Changes != 0 {
+	// The migration is recorded: one schema change, from version 1.
+	if rep.Receipts != 2 || rep.Changes != 1 {
 		t.Fatalf("after migration: %+v", rep)
+	}
+	if sc := schemaHead(t, s); !strings.Contains(string(sc.Body), `"from":1,`) || strings.Contains(string(sc.Body), `"born"`) {
+		t.Fatalf("schema change after migrating from version 1: %s", sc.Body)
 	}
 	recordChanges(t, s, 3)
 	appendN(t, s, "a", 1)
-	if rep := verifyOK(t, s, nil); rep.Receipts != 3 || rep.Changes != 3 {
+	if rep := verifyOK(t, s, nil); rep.Receipts != 3 || rep.Changes != 4 {
 		t.Fatalf("after writing: %+v", rep)
 	}
 

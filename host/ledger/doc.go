@@ -23,7 +23,10 @@
 // enrollments, replaced rules or configuration, each with who made it and
 // the digest of what was in force afterwards — form one more chain for the
 // whole ledger ([Change], [SQLite.RecordChange]), signed with the same key
-// and walked by the same Verify.
+// and walked by the same Verify. The ledger's own schema version is in that
+// chain too ([ChangeSchema]), so every row Verify accepts is covered by a
+// signature: rows of an older form are accepted only as sealed at the
+// upgrade that recorded them.
 //
 // Storage sits behind the small [Store] interface. [Open] gives the SQLite
 // engine, which keeps the database in <state dir>/hall.db and the signing key

@@ -170,7 +170,7 @@ func TestCheckpointDetectsTruncation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cp.Heads) != 2 || cp.Heads[0].Chain != ChainReceipts || cp.Heads[1].Chain != ChainDecisions {
+	if len(cp.Heads) != 2+schemaChanges || cp.Heads[0].Chain != ChainReceipts || cp.Heads[1].Chain != ChainDecisions {
 		t.Fatalf("checkpoint heads %+v", cp.Heads)
 	}
 	saved, err := ReadCheckpoints(witness)
@@ -269,7 +269,7 @@ func TestKeyRotation(t *testing.T) {
 	recordDecisions(t, s, "a", "allowed")
 
 	rep := verifyOK(t, s, nil) // trusts the new key only
-	if rep.Receipts != 3 || rep.Decisions != 2 || rep.Changes != 4 {
+	if rep.Receipts != 3 || rep.Decisions != 2 || rep.Changes != 4+schemaChanges {
 		t.Fatalf("report %+v", rep)
 	}
 	ks, err := s.KeySet(context.Background())
@@ -414,7 +414,7 @@ func TestVersion1EntriesStillVerify(t *testing.T) {
 	}
 	appendN(t, s, "a", 1) // version 2 after it
 	rep := verifyOK(t, s, nil)
-	if rep.Receipts != 2 || rep.Changes != 1 {
+	if rep.Receipts != 2 || rep.Changes != 1+schemaChanges {
 		t.Fatalf("report %+v", rep)
 	}
 	rs, _ := s.Receipts(context.Background(), Filter{TenantID: "a"})

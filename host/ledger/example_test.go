@@ -93,9 +93,11 @@ func ExampleSQLite_RecordChange() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The ledger's first change is the schema version it was created at
+	// (ledger.ChangeSchema), so the enrollment is change 2.
 	fmt.Println("enrollments:", len(enrollments), "changes:", rep.Changes, "ok:", rep.OK())
 	// Output:
-	// change 1 enroll links to previous: false
-	// change 2 rules links to previous: true
-	// enrollments: 1 changes: 2 ok: true
+	// change 2 enroll links to previous: true
+	// change 3 rules links to previous: true
+	// enrollments: 1 changes: 3 ok: true
 }

@@ -89,13 +89,16 @@ func parsePrivateKey(data []byte, name string) (ed25519.PrivateKey, error) {
 // process signs with the ledger's current key (table signing_key), picking
 // up a rotation another process made, and registers the key of a ledger
 // that has none yet.
-func (s *SQLite) syncKey(tx *sql.Tx) error {
+func (s *SQLite) syncKey(tx *sql.Tx) error { return s.syncKeyWith(tx, s.queryRowTx(tx, qSigningKey)) }
+
+// syncKeyWith is syncKey with the slot already queried (row).
+func (s *SQLite) syncKeyWith(tx *sql.Tx, row *sql.Row) error {
 	k := s.key.Load()
 	if k == nil {
 		return s.keyError
 	}
 	var id string
-	err := s.queryRowTx(tx, qSigningKey).Scan(&id)
+	err := row.Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		_, err = tx.ExecContext(context.Background(), `INSERT INTO signing_key (slot, key_id) VALUES (1, ?)`, k.id)
 		return err

@@ -159,6 +159,9 @@ func TestMultiProcessAppends(t *testing.T) {
 		t.Fatalf("receipts %d streams %d, want %d and 2", rep.Receipts, rep.Streams, 4*each)
 	}
 	for _, h := range rep.Heads {
+		if h.Chain == ChainChanges {
+			continue
+		}
 		want := map[string]uint64{"a": 3 * each, "b": each}[h.Tenant]
 		if h.Sequence != want {
 			t.Errorf("stream %s ends at %d, want %d", h.Tenant, h.Sequence, want)

@@ -234,8 +234,11 @@ func userVersion(ctx context.Context, q interface {
 
 // migrate brings the database to schemaVersion. The check is repeated
 // inside a BEGIN IMMEDIATE transaction so that two processes opening a new
-// state directory at once apply each step exactly once.
-func migrate(ctx context.Context, db *sql.DB, readOnly bool) error {
+// state directory at once apply each step exactly once. record, called in
+// that transaction with the version found, signs the version now in
+// force into the change chain (verify_rows.go); it also runs for a
+// database already at schemaVersion whose chain does not say so yet.
+func migrate(ctx context.Context, db *sql.DB, readOnly bool, record func(context.Context, *sql.Tx, int) error) error {
 	v, err := userVersion(ctx, db)
 	if err != nil {
 		return err
@@ -244,7 +247,9 @@ func migrate(ctx context.Context, db *sql.DB, readOnly bool) error {
 		return fmt.Errorf("%w: database schema version %d is newer than this Hall's %d", ErrSchemaTooNew, v, schemaVersion)
 	}
 	if v == schemaVersion {
-		return nil
+		if ok, err := schemaRecorded(ctx, db); readOnly || ok || err != nil {
+			return err
+		}
 	}
 	if readOnly {
 		return fmt.Errorf("%w: database schema version %d needs migrating to %d; open it read-write once", ErrReadOnly, v, schemaVersion)
@@ -266,6 +271,9 @@ func migrate(ctx context.Context, db *sql.DB, readOnly bool) error {
 			i+1, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 			return fmt.Errorf("migration %d (%s): %w", i+1, m.name, err)
 		}
+	}
+	if err := record(ctx, tx, v); err != nil {
+		return fmt.Errorf("record schema version %d: %w", len(migrations), err)
 	}
 	if v < len(migrations) {
 		// PRAGMA takes no bound parameters; the value is our own integer.

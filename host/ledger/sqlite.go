@@ -170,11 +170,6 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 		s.abandon()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
-	ctx := context.Background()
-	if err := migrate(ctx, s.w, o.readOnly); err != nil {
-		s.abandon()
-		return nil, s.wrap("open "+path, err)
-	}
 	if o.keyPath == "" {
 		s.opts.keyPath = filepath.Join(dir, KeyFile)
 	}
@@ -193,6 +188,11 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 	default:
 		s.abandon()
 		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	// After the key: the migration's transaction signs the schema version.
+	if err := migrate(context.Background(), s.w, o.readOnly, s.recordSchema); err != nil {
+		s.abandon()
+		return nil, s.wrap("open "+path, err)
 	}
 	go s.commitLoop()
 	return s, nil

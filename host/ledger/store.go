@@ -105,8 +105,10 @@ type Report struct {
 	Changes int
 	// Decisions is the number of decision-chain entries read (decisions
 	// and event batches), in DecisionStreams streams; Unchained counts
-	// decisions recorded before decisions were chained (schema step 3),
-	// which nothing protects.
+	// decisions recorded before decisions were chained (schema step 3):
+	// no entry signs them, the seal of the ledger's first schema change
+	// ([ChangeSchema]) covers them, and a ledger born with a schema
+	// change has none.
 	Decisions, DecisionStreams, Unchained int
 	// Checkpoints is the number of checkpoints checked (VerifyOptions).
 	Checkpoints int
@@ -190,7 +192,9 @@ var (
 	// ErrReadOnly: the ledger cannot be written (opened with [ReadOnly], a
 	// read-only file or file system).
 	ErrReadOnly error = &codeError{wcp.CodeLedgerReadOnly, "the ledger database is read-only"}
-	// ErrSchemaTooNew: the database was migrated by a newer Hall.
+	// ErrSchemaTooNew: the database was migrated by a newer Hall, or its
+	// PRAGMA user_version is behind the schema version its change chain
+	// records (set back outside the Hall).
 	ErrSchemaTooNew error = &codeError{wcp.CodeLedgerSchemaTooNew, ""}
 	// ErrKey: the signing key is missing, unreadable or malformed.
 	ErrKey error = &codeError{wcp.CodeLedgerKey, ""}

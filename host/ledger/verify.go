@@ -36,6 +36,12 @@ import (
 // its break, if any, has Tenant [ChangeChain]. Receipts additionally must
 // carry a well-formed record_digest and privilege_envelope when they have
 // them (the signature already covers both).
+//
+// Rows no entry signs are checked against the change chain's schema
+// changes (verify_rows.go): decisions and events rows of the ledger's
+// older form must be exactly those sealed when schema versions began to be
+// recorded (none in a ledger born with them), and the signing-key slot
+// must name the key the chain says signs now.
 func (s *SQLite) Verify(ctx context.Context, pub ed25519.PublicKey) (*Report, error) {
 	var keys map[string]ed25519.PublicKey
 	if pub != nil {
@@ -164,6 +170,12 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 		return nil, err
 	}
 	if err := s.verifyDecisions(ctx, tx, ring, rep); err != nil {
+		return nil, err
+	}
+	if err := s.verifyRows(ctx, tx, rots, rep); err != nil {
+		return nil, err
+	}
+	if err := s.verifyStoredCheckpoints(ctx, tx, ring, rep); err != nil {
 		return nil, err
 	}
 	for _, t := range headOrder {

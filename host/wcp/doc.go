@@ -9,4 +9,8 @@
 //
 // The package has no behaviour beyond parsing and validation: decisions are
 // made by package router, enrollment by package registry.
+//
+// Canonical JSON (RFC 8785) has one engine, [CanonicalJSON]; the
+// hand-written appenders for hot paths and the test that keeps each equal
+// to it are listed in RATIONALE.md next to this file.
 package wcp

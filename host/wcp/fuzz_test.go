@@ -46,6 +46,13 @@ func FuzzParseRouteInput(f *testing.F) {
 		if !bytes.Equal(c1, c3) {
 			t.Fatalf("canonical changed on re-parse:\n%s\n%s", c1, c3)
 		}
+		// The hand-written canonical appender agrees with the engine
+		// (RATIONALE.md, "One canonical JSON engine").
+		if dump, err := json.Marshal(in); err == nil {
+			if viaEngine, err := CanonicalJSON(dump); err != nil || !bytes.Equal(c1, viaEngine) {
+				t.Fatalf("Canonical and CanonicalJSON(MarshalJSON) disagree (%v):\n%s\n%s", err, c1, viaEngine)
+			}
+		}
 		h1, _ := in.RequestHash()
 		h2, _ := back.RequestHash()
 		if h1 != h2 {

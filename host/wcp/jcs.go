@@ -110,9 +110,10 @@ func (p *jcs) release() {
 	jcsPool.Put(p)
 }
 
-// canonicalByDecoding is CanonicalJSON as it was first written: decode
-// with encoding/json into a tree, write the tree. It runs only for input
-// the tokenizer refuses, for the error it returns.
+// canonicalByDecoding runs only for input the tokenizer refuses, for the
+// error encoding/json's Decoder gives it (the tokenizer accepts exactly
+// what the Decoder reads: FuzzCanonicalOracle). It writes nothing: there
+// is one canonical writer, the tokenizer's (RATIONALE.md).
 func canonicalByDecoding(b, raw []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -123,7 +124,10 @@ func canonicalByDecoding(b, raw []byte) ([]byte, error) {
 	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
 		return b, fmt.Errorf("trailing data after the JSON value")
 	}
-	return appendJCS(b, v)
+	if len(raw) > math.MaxInt32 {
+		return b, fmt.Errorf("canonical JSON: a document of %d bytes is more than the %d this canonicalizer reads", len(raw), math.MaxInt32)
+	}
+	return b, fmt.Errorf("canonical JSON: the tokenizer refused a document encoding/json reads (a bug: report it with the input)")
 }
 
 func (p *jcs) skipSpace() {

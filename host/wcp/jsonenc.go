@@ -48,57 +48,11 @@ func appendString[T string | []byte](b []byte, s T) []byte {
 	return append(b, '"')
 }
 
-// appendJCS appends a value decoded with UseNumber in RFC 8785 form.
-func appendJCS(b []byte, v any) ([]byte, error) {
-	var err error
-	switch x := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case bool:
-		return strconv.AppendBool(b, x), nil
-	case json.Number:
-		return appendNumber(b, string(x))
-	case float64:
-		return appendFloat(b, x)
-	case string:
-		return appendString(b, x), nil
-	case []any:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendJCS(b, e); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sortUTF16(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			if b, err = appendJCS(b, x[k]); err != nil {
-				return b, err
-			}
-		}
-		return append(b, '}'), nil
-	}
-	return b, fmt.Errorf("canonical JSON: unsupported value of type %T", v)
-}
-
 // appendValue appends a value decoded with UseNumber as compact JSON with
 // sorted keys and numbers exactly as written: it re-encodes a caller's
 // value without judging it (RouteInput keeps its request this way); hashes
-// go through appendCanonical.
+// go through appendCanonical. It is not a canonicalizer (1.0 stays 1.0);
+// RATIONALE.md, "One canonical JSON engine".
 func appendValue(b []byte, v any) []byte {
 	switch x := v.(type) {
 	case json.Number:
@@ -128,12 +82,13 @@ func appendValue(b []byte, v any) []byte {
 			b = appendValue(b, x[k])
 		}
 		return append(b, '}')
+	case string:
+		return appendString(b, x)
+	case bool:
+		return strconv.AppendBool(b, x)
 	}
-	b, err := appendJCS(b, v)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	return b
+	// nil, and nothing else: the decoder (UseNumber) produces no other type.
+	return append(b, "null"...)
 }
 
 // appendNumber writes a JSON number as RFC 8785 §3.2.2.3 asks: the

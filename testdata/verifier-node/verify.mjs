@@ -165,6 +165,35 @@ function verifyBundle(dir, keysPath) {
 
   for (const run of uncovered.values()) for (const w of run.where) fail(w, 'unsigned and no later signed entry of its chain covers it');
 
+  // Schema versions and the rows no entry signs (EVIDENCE.md "Rows no
+  // entry signs"): each schema change goes forward from the one before;
+  // legacy.jsonl is empty in a ledger born with a schema change, and is
+  // exactly what the first schema change sealed otherwise.
+  const schemas = entries.filter((l) => l.chain === 'changes' && l.entry.kind === 'schema').map((l) => l.entry);
+  schemas.forEach((c, i) => {
+    const b = c.body || {};
+    const where = `change ${c.change_id}`;
+    if (i === 0 && b.from === 0 && b.born !== b.version) fail(where, `records the creation at schema version ${b.version} but names born version ${b.born}`);
+    if (i > 0 && (b.from !== schemas[i - 1].body.version || (b.born || 0) !== (schemas[0].body.born || 0))) fail(where, `schema version ${b.from} does not follow ${schemas[i - 1].body.version}: rolled back`);
+    if (!(b.version > b.from)) fail(where, `schema change goes from ${b.from} to ${b.version}, not forward`);
+  });
+  const legacyPath = join(dir, 'legacy.jsonl');
+  const legacy = existsSync(legacyPath) ? readFileSync(legacyPath) : Buffer.alloc(0);
+  const legacyLines = legacy.toString('utf8').split('\n').filter((l) => l !== '');
+  if (schemas.length > 0) {
+    const first = schemas[0].body;
+    if (first.born) {
+      if (legacyLines.length > 0) fail('legacy.jsonl', `${legacyLines.length} row(s) no entry signs, in a ledger born at schema version ${first.born}, which never wrote one`);
+    } else {
+      const seal = first.legacy || { decisions: 0, events: 0, digest: sha256(Buffer.alloc(0)) };
+      const n = { decisions: 0, events: 0 };
+      for (const l of legacyLines) { const t = JSON.parse(l).table; n[t] = (n[t] || 0) + 1; }
+      if (sha256(legacy) !== seal.digest || n.decisions !== seal.decisions || n.events !== seal.events) {
+        fail('legacy.jsonl', `${n.decisions} decisions and ${n.events} events row(s) (${sha256(legacy)}) are not the ${seal.decisions} and ${seal.events} (${seal.digest}) sealed by change ${schemas[0].change_id}`);
+      }
+    }
+  }
+
   // Checkpoints: each signed, and every head it names present, unchanged.
   const cpDir = join(dir, 'checkpoints');
   let checkpoints = 0;

@@ -224,7 +224,7 @@ func TestOpenRefusesSchemaBehindItsChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP INDEX entries_correlation`, `DELETE FROM schema_migrations WHERE version = 5`, `PRAGMA user_version = 4`} {
+	for _, q := range []string{`DROP INDEX entries_correlation`, `DROP TABLE approvals`, `DROP INDEX changes_subject`, `DELETE FROM schema_migrations WHERE version >= 5`, `PRAGMA user_version = 4`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

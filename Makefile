@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 PLUGINS   := $(filter-out internal,$(notdir $(wildcard plugins/*)))
 
-.PHONY: all build test bench fuzz demo plugins lint clean
+.PHONY: all build test bench fuzz demo plugins lint crossbuild clean
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 
 # The whole test suite: vet, formatting, unit/integration tests (they build
 # the CLI binary and the .wasm fixtures they need themselves).
-test: lint
+test: lint crossbuild
 	@[ -d testdata/mcp-node/node_modules ] || npm ci --prefix testdata/mcp-node --no-audit --no-fund
 	@[ -d testdata/verifier-node/node_modules ] || npm ci --prefix testdata/verifier-node --no-audit --no-fund
 	$(GO) test -count=1 -timeout 30m ./...
@@ -26,6 +26,16 @@ test: lint
 # The packages with concurrent state (pools, group commit, the server, the
 # Hall facade) also run under the race detector.
 RACE_PKGS := ./host/ ./host/ledger/ ./host/sandbox/ ./host/server/ ./host/artifact/ ./host/auth/
+
+# Every package, and its tests (go vet type-checks them), builds for the
+# other supported targets (README.md, "Platforms"): a file that reaches
+# for one platform's syscall fields fails here, not on a user's machine.
+CROSS_TARGETS := linux/arm64 darwin/arm64 windows/amd64
+crossbuild:
+	@for t in $(CROSS_TARGETS); do \
+		echo "crossbuild $$t"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build ./... && GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./... || exit 1; \
+	done
 
 lint:
 	$(GO) vet ./...

@@ -102,12 +102,14 @@ soak:
 	HALL_SOAK_SECONDS=$(SOAK_SECONDS) HALL_SOAK_HOSTILE=$(SOAK_HOSTILE) HALL_SOAK_REPORT=$(CURDIR)/$(BIN)/soak.json \
 		$(GO) test -count=1 -run '^TestSoak$$' -v -timeout 30m ./cmd/hall
 
-# Each fuzz target runs for FUZZTIME (go test allows one -fuzz target per run).
-FUZZ_TARGETS := host/router:FuzzParseRules host/router:FuzzDecide host/wcp:FuzzParseRouteInput \
-	host/registry:FuzzValidateRecord host/wasmmod:FuzzInspect host/wasmmod:FuzzMergeDataSegments \
-	host/ledger:FuzzParsePublicKey host/ledger:FuzzCanonical
+# Every fuzz target of the module (each `func Fuzz...` in a _test.go
+# file, found here, so a new one is never missed) runs for FUZZTIME, one
+# at a time (go test allows one -fuzz target per run).
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
+	@targets=$$(grep -rHo '^func Fuzz[A-Za-z0-9_]*' --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.git .); \
+	targets=$$(echo "$$targets" | sed -E 's|^(\./)?(.*)/[^/]*:func (Fuzz.*)$$|\2:\3|' | sort -u); \
+	n=$$(echo "$$targets" | wc -l); echo "$$n fuzz targets"; \
+	for t in $$targets; do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
 	done

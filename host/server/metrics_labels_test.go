@@ -57,3 +57,4 @@ func TestMetricsLabelsBounded(t *testing.T) {
 		}
 	}
 }
+

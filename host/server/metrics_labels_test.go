@@ -57,4 +57,3 @@ func TestMetricsLabelsBounded(t *testing.T) {
 		}
 	}
 }
-

@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 PLUGINS   := $(filter-out internal,$(notdir $(wildcard plugins/*)))
 
-.PHONY: all build test bench fuzz demo plugins lint clean
+.PHONY: all build test bench fuzz demo plugins lint crossbuild clean
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 
 # The whole test suite: vet, formatting, unit/integration tests (they build
 # the CLI binary and the .wasm fixtures they need themselves).
-test: lint
+test: lint crossbuild
 	@[ -d testdata/mcp-node/node_modules ] || npm ci --prefix testdata/mcp-node --no-audit --no-fund
 	@[ -d testdata/verifier-node/node_modules ] || npm ci --prefix testdata/verifier-node --no-audit --no-fund
 	$(GO) test -count=1 -timeout 30m ./...
@@ -26,6 +26,16 @@ test: lint
 # The packages with concurrent state (pools, group commit, the server, the
 # Hall facade) also run under the race detector.
 RACE_PKGS := ./host/ ./host/ledger/ ./host/sandbox/ ./host/server/ ./host/artifact/ ./host/auth/
+
+# Every package, and its tests (go vet type-checks them), builds for the
+# other supported targets (README.md, "Platforms"): a file that reaches
+# for one platform's syscall fields fails here, not on a user's machine.
+CROSS_TARGETS := linux/arm64 darwin/arm64 windows/amd64
+crossbuild:
+	@for t in $(CROSS_TARGETS); do \
+		echo "crossbuild $$t"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build ./... && GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./... || exit 1; \
+	done
 
 lint:
 	$(GO) vet ./...
@@ -92,12 +102,14 @@ soak:
 	HALL_SOAK_SECONDS=$(SOAK_SECONDS) HALL_SOAK_HOSTILE=$(SOAK_HOSTILE) HALL_SOAK_REPORT=$(CURDIR)/$(BIN)/soak.json \
 		$(GO) test -count=1 -run '^TestSoak$$' -v -timeout 30m ./cmd/hall
 
-# Each fuzz target runs for FUZZTIME (go test allows one -fuzz target per run).
-FUZZ_TARGETS := host/router:FuzzParseRules host/router:FuzzDecide host/wcp:FuzzParseRouteInput \
-	host/registry:FuzzValidateRecord host/wasmmod:FuzzInspect host/wasmmod:FuzzMergeDataSegments \
-	host/ledger:FuzzParsePublicKey host/ledger:FuzzCanonical
+# Every fuzz target of the module (each `func Fuzz...` in a _test.go
+# file, found here, so a new one is never missed) runs for FUZZTIME, one
+# at a time (go test allows one -fuzz target per run).
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
+	@targets=$$(grep -rHo '^func Fuzz[A-Za-z0-9_]*' --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.git .); \
+	targets=$$(echo "$$targets" | sed -E 's|^(\./)?(.*)/[^/]*:func (Fuzz.*)$$|\2:\3|' | sort -u); \
+	n=$$(echo "$$targets" | wc -l); echo "$$n fuzz targets"; \
+	for t in $$targets; do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
 	done

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	cel.dev/cel-go v0.33.2
 	charm.land/huh/v2 v2.0.3
+	code.dny.dev/ssrf v0.3.0
 	filippo.io/edwards25519 v1.2.0
 	github.com/creack/pty v1.1.24
 	github.com/extism/go-sdk v1.7.1

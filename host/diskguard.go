@@ -2,7 +2,6 @@ package host
 
 import (
 	"fmt"
-	"syscall"
 
 	"github.com/wcphall/hall/host/wcp"
 )
@@ -43,11 +42,10 @@ func (h *Hall) checkFreeSpace() error {
 	if floor == 0 {
 		floor = DefaultMinFreeDisk
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(h.opts.Home, &st); err != nil {
+	free, err := freeBytes(h.opts.Home)
+	if err != nil {
 		return nil // not a file system we can ask: the ledger reports its own errors
 	}
-	free := st.Bavail * uint64(st.Bsize)
 	if free < uint64(floor) {
 		return &DiskLowError{Dir: h.opts.Home, Free: free, Floor: uint64(floor)}
 	}

@@ -38,7 +38,10 @@ type Options struct {
 	Rules string
 	// RegistryDir is the enrolled records directory (default "enrolled").
 	RegistryDir string
-	// Home is the state directory (default $HALL_HOME, else ".hall").
+	// Home is the state directory (default ".hall" in Dir, created or
+	// tightened to mode 0700 by Open; a relative path is in Dir). The
+	// environment is not read here: the hall CLI's --home flag defaults
+	// to $HALL_HOME, else ".hall".
 	Home string
 	// ConfigFile is the Hall configuration (default "hall.json" in Dir if
 	// it exists), applied over the strict defaults of DefaultConfig.

@@ -175,10 +175,11 @@ func TestRunConcurrentDispatchesChainIntact(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for i := range 16 {
+		in := input(t, "cap.doc.summarize", fmt.Sprintf("org.t%d", i%2)) // t.Fatal only here, not in the goroutine
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := h.Run(ctx, host.RunRequest{Input: input(t, "cap.doc.summarize", fmt.Sprintf("org.t%d", i%2)), Payload: []byte(text)})
+			res, err := h.Run(ctx, host.RunRequest{Input: in, Payload: []byte(text)})
 			if err == nil && (res.Outcome != "ok" || !res.Ran || len(res.Output) == 0 || res.ReceiptID == "") {
 				err = fmt.Errorf("run %d: %+v", i, res)
 			}

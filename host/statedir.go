@@ -13,7 +13,8 @@ import (
 // prepareStateDir creates the state directory with mode 0700 or tightens
 // an existing one, with the database, key and token files directly in it or
 // in keys/, to 0700 (directories) and 0600 (files); a Hall whose state it
-// cannot tighten refuses to start and says why. It creates an empty ledger
+// cannot tighten refuses to start and says why, and so does a Hall on a
+// platform that does not enforce those modes (platformGap). It creates an empty ledger
 // database file with mode 0600 when the Hall will open its own ledger, so
 // SQLite (which gives its WAL and shared-memory files the database's mode)
 // never creates it 0644.
@@ -21,6 +22,9 @@ import (
 // Why: a pre-existing .hall with mode 0755 stayed 0755 and hall.db was
 // created 0644: any local user could read every receipt and decision.
 func prepareStateDir(opts Options) error {
+	if err := checkPlatform(); err != nil {
+		return err
+	}
 	home := opts.Home
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return fmt.Errorf("state directory %s: %w", home, err)

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -85,14 +84,14 @@ func runBlocks(t *testing.T, name string, blocks []string) {
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = testEnv("HALL_SRC="+repoRoot, "HALL_ADDR="+freeAddr(t), "TMPDIR="+tmp)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newProcessGroup(cmd)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	// Whatever the blocks left running (a server) goes with the test.
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	t.Cleanup(func() { killProcessGroup(cmd) })
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("%s: the shell blocks fail: %v\n--- script\n%s\n--- output\n%s", name, err, script, out.String())
 	}

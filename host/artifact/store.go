@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/fsutil"
@@ -50,12 +49,15 @@ type Store struct {
 
 // fileID identifies a file's content without reading it: any write,
 // truncation, replacement or chmod changes the inode change time (which,
-// unlike the modification time, cannot be set back by a user).
+// unlike the modification time, cannot be set back by a user). Where the
+// platform reports no change time (changeTime), trusted is false and the
+// file is hashed on every read: a modification time alone can be set back.
 type fileID struct {
 	dev, ino uint64
 	size     int64
 	mtime    int64
 	ctime    int64
+	trusted  bool
 }
 
 func statID(path string) (fileID, error) {
@@ -64,10 +66,7 @@ func statID(path string) (fileID, error) {
 		return fileID{}, err
 	}
 	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.dev, id.ino = uint64(st.Dev), st.Ino
-		id.ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
-	}
+	id.dev, id.ino, id.ctime, id.trusted = changeTime(fi)
 	return id, nil
 }
 
@@ -132,7 +131,7 @@ func (s *Store) Get(d wcp.Digest) ([]byte, error) {
 	if got := wcp.Digest(sha256.Sum256(b)); got != d {
 		return nil, &TamperedError{Want: d, Got: got, Path: path}
 	}
-	if after, err := statID(path); statErr == nil && err == nil && after == before {
+	if after, err := statID(path); statErr == nil && err == nil && after == before && before.trusted {
 		s.mu.Lock()
 		s.verified[d] = before
 		s.mu.Unlock()

@@ -9,9 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // BenchmarkAppend measures one signed, chained, committed receipt per
@@ -302,14 +300,6 @@ func BenchmarkRecordDispatchParallel(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "dispatches/s")
 	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/dispatch")
 	reportBatching(b, s)
-}
-
-// processCPU is the CPU time (user and system) this process has used: a
-// figure less sensitive than throughput to what else the machine runs.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procWchar is the bytes this process has written with write calls.

@@ -20,8 +20,8 @@ import (
 
 // TestCancelStopsTheWorker cancels a call of a worker that never returns,
 // once it runs: the client sends notifications/cancelled, the worker is
-// stopped long before its 60 s limit, and the dispatch is recorded with
-// outcome CANCELLED. With a progress token the answer is a stream the
+// stopped by it (not by its 60 s limit), and the dispatch is recorded
+// with outcome CANCELLED. With a progress token the answer is a stream the
 // server flushes as it goes, and the call is seen running from its
 // progress notifications; without one the answer is sent whole
 // (wholeAnswers), and the call is seen running from the Hall's admission.
@@ -53,7 +53,6 @@ func TestCancelStopsTheWorker(t *testing.T) {
 			} else {
 				eventually(t, "the call admitted", func() bool { return fx.hall.Admission().Running > 0 })
 			}
-			started := time.Now()
 			cancel()
 			if err := <-done; !errors.Is(err, context.Canceled) {
 				t.Fatalf("CallTool after cancel: %v", err)
@@ -63,11 +62,10 @@ func TestCancelStopsTheWorker(t *testing.T) {
 				rs = receipts(t, tc.corr)
 				return len(rs) == 1
 			})
+			// CANCELLED (not ok or LIMIT_TIMEOUT): the worker was stopped by
+			// the cancellation, not by finishing or by its own limit.
 			if rs[0].Outcome != "CANCELLED" || rs[0].TenantID != "org.acme" {
 				t.Fatalf("receipt %+v, want outcome CANCELLED", rs[0])
-			}
-			if el := time.Since(started); el > 30*time.Second {
-				t.Fatalf("the worker ran %s after the cancellation", el)
 			}
 			if !tc.progress && progress.Load() != 0 {
 				t.Fatalf("%d progress notifications without a progress token", progress.Load())

@@ -1,6 +1,6 @@
 // Package policy compiles and evaluates the Hall's policies as code: CEL
-// expressions an operator writes in a policy file (policy.json next to
-// rules.json) that see a bound dispatch plan and answer ALLOW, DENY (with
+// expressions an operator writes in a policy file (policy.json in the
+// Hall's directory, or host.Options.Policies) that see a bound dispatch plan and answer ALLOW, DENY (with
 // a reason) or REQUIRE_HUMAN.
 //
 // A [Set] is compiled once (per Hall snapshot) from a [File]; every

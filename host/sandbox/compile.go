@@ -8,8 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -45,6 +45,10 @@ type Compiler interface {
 //   - The child limits its own address space (RLIMIT_AS) to MemoryBytes
 //     before compiling: a module whose compilation needs more fails there,
 //     not in the serving process.
+//   - That limit is enforced on linux only (darwin accepts RLIMIT_AS but
+//     does not enforce it; windows has no such limit): elsewhere Compile
+//     starts no child and returns an error naming the platform, and so
+//     does CompileChild when asked for a limit.
 //   - The machine code it leaves in the cache is what the serving process
 //     then loads: the cache directory must be writable by the Hall only
 //     (Config.CacheDir is refused otherwise).
@@ -61,6 +65,9 @@ func (c CompileCommand) Compile(ctx context.Context, wasm []byte, cacheDir strin
 	mem := c.MemoryBytes
 	if mem == 0 {
 		mem = DefaultCompileMemory
+	}
+	if err := addressSpaceLimitGap(runtime.GOOS, runtime.GOARCH); err != nil {
+		return err
 	}
 	cmd := exec.CommandContext(ctx, c.Path, append(append([]string(nil), c.Args...), cacheDir)...)
 	cmd.Stdin = bytes.NewReader(wasm)
@@ -98,9 +105,8 @@ func CompileChild(r io.Reader, cacheDir string, maxBytes int) error {
 		if err != nil {
 			return fmt.Errorf("HALL_COMPILE_MEMORY: %v", err)
 		}
-		lim := syscall.Rlimit{Cur: n, Max: n}
-		if err := syscall.Setrlimit(syscall.RLIMIT_AS, &lim); err != nil {
-			return fmt.Errorf("limiting the address space: %v", err)
+		if err := limitAddressSpace(n); err != nil {
+			return err
 		}
 	}
 	if maxBytes <= 0 {

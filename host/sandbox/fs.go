@@ -575,10 +575,3 @@ func (f *rootFile) Datasync() experimentalsys.Errno { return errno(f.f.Sync()) }
 func (f *rootFile) Utimens(int64, int64) experimentalsys.Errno { return experimentalsys.ENOSYS }
 
 func (f *rootFile) Close() experimentalsys.Errno { return f.File.Close() }
-
-func linkCount(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink)
-	}
-	return 1
-}

@@ -62,7 +62,11 @@ func TestFairSlotsWhileAnotherTenantFloods(t *testing.T) {
 					return
 				default:
 				}
-				r := post(t, ts.URL, "/wcp/run", fx.acme, runBody(input("cap.test.loop", fmt.Sprintf("flood-%d-%d", g, i)), "spin"))
+				r, err := tryPost(ts.URL, "/wcp/run", fx.acme, runBody(input("cap.test.loop", fmt.Sprintf("flood-%d-%d", g, i)), "spin"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				mu.Lock()
 				flood[fmt.Sprintf("%d %s", r.status, r.errCode())]++
 				mu.Unlock()

@@ -215,12 +215,22 @@ type req struct {
 
 // call sends a request and checks what every response must satisfy: an
 // X-Request-ID header, and for an error a JSON body {"error": {"code",
-// "message", "request_id"}}.
+// "message", "request_id"}}. It stops the test on a failure: from another
+// goroutine use tryCall (or tryPost) and report with t.Error.
 func call(t *testing.T, base string, rq req) *response {
 	t.Helper()
-	hr, err := http.NewRequest(rq.method, base+rq.path, rq.body)
+	r, err := tryCall(base, rq)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// tryCall is call returning what it found wrong as an error.
+func tryCall(base string, rq req) (*response, error) {
+	hr, err := http.NewRequest(rq.method, base+rq.path, rq.body)
+	if err != nil {
+		return nil, err
 	}
 	if rq.token != "" {
 		hr.Header.Set("Authorization", "Bearer "+rq.token)
@@ -233,29 +243,29 @@ func call(t *testing.T, base string, rq req) *response {
 	}
 	res, err := http.DefaultClient.Do(hr)
 	if err != nil {
-		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
+		return nil, fmt.Errorf("%s %s: %v", rq.method, rq.path, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("%s %s: %v", rq.method, rq.path, err)
 	}
 	r := &response{status: res.StatusCode, header: res.Header, raw: raw}
 	if res.Header.Get("X-Request-ID") == "" {
-		t.Errorf("%s %s: no X-Request-ID header", rq.method, rq.path)
+		return r, fmt.Errorf("%s %s: no X-Request-ID header", rq.method, rq.path)
 	}
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
-			t.Fatalf("%s %s: %d with a body that is not a JSON object: %v\n%s", rq.method, rq.path, res.StatusCode, err, raw)
+			return r, fmt.Errorf("%s %s: %d with a body that is not a JSON object: %v\n%s", rq.method, rq.path, res.StatusCode, err, raw)
 		}
 	}
 	if res.StatusCode >= 400 {
 		e, ok := r.body["error"].(map[string]any)
 		if !ok || e["code"] == "" || e["message"] == "" || e["request_id"] != res.Header.Get("X-Request-ID") {
-			t.Fatalf("%s %s: error %d is not {\"error\": {code, message, request_id}}: %s", rq.method, rq.path, res.StatusCode, raw)
+			return r, fmt.Errorf("%s %s: error %d is not {\"error\": {code, message, request_id}}: %s", rq.method, rq.path, res.StatusCode, raw)
 		}
 	}
-	return r
+	return r, nil
 }
 
 func jsonBody(v any) io.Reader {
@@ -272,6 +282,11 @@ func jsonBody(v any) io.Reader {
 func post(t *testing.T, base, path, token string, body any) *response {
 	t.Helper()
 	return call(t, base, req{method: "POST", path: path, token: token, ctype: "application/json", body: jsonBody(body)})
+}
+
+// tryPost is post for another goroutine than the test's.
+func tryPost(base, path, token string, body any) (*response, error) {
+	return tryCall(base, req{method: "POST", path: path, token: token, ctype: "application/json", body: jsonBody(body)})
 }
 
 func get(t *testing.T, base, path, token string) *response {

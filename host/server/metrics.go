@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +48,7 @@ func newMetrics(online func() bool, workers func() int, pools func() []host.Pool
 		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hall_http_requests_total",
-			Help: "HTTP requests by route pattern, method and status.",
+			Help: "HTTP requests by route pattern (\"unmatched\" for none), method (the standard ones, else OTHER) and status.",
 		}, []string{"route", "method", "status"}),
 	}
 	onlineGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -141,4 +142,19 @@ func (c loadCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(sharedDesc, prometheus.GaugeValue, float64(st.SharedModules))
 	ch <- prometheus.MustNewConstMetric(idleMemDesc, prometheus.GaugeValue, float64(st.IdleBytes))
 	ch <- prometheus.MustNewConstMetric(evictedDesc, prometheus.CounterValue, float64(st.Evicted))
+}
+
+// methodLabel is the method label of hall_http_requests_total: one of the
+// standard methods (RFC 9110 and PATCH), else "OTHER". The method is the
+// client's to choose; taken as it is, every invented method would be a
+// new series held for the life of the process. The route label is the
+// route pattern (or "unmatched"), never the path, and the status is the
+// server's own: every label of every collector comes from a fixed set.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }

@@ -117,7 +117,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.metrics.requests.WithLabelValues(route, r.Method, fmt.Sprint(status)).Inc()
+			s.metrics.requests.WithLabelValues(route, methodLabel(r.Method), fmt.Sprint(status)).Inc()
 			attrs := []slog.Attr{
 				slog.String("request_id", st.id),
 				slog.String("method", r.Method),

@@ -412,23 +412,19 @@ func TestRun(t *testing.T) {
 // clean 504 with its receipt, and the next request is served.
 func TestRunTimeLimit(t *testing.T) {
 	base := start(t, server.Config{})
-	began := time.Now()
 	r := post(t, base, "/wcp/run", fx.acme, runBody(input("cap.test.loop", "loop-1"), "spin"))
 	if r.status != 504 || r.errCode() != "LIMIT_TIMEOUT" || r.body["outcome"] != "LIMIT_TIMEOUT" || r.body["ran"] != true {
 		t.Fatalf("%v", r)
-	}
-	if d := time.Since(began); d > 5*time.Second {
-		t.Fatalf("a 200 ms limit took %s to enforce", d)
 	}
 	id, _ := r.body["receipt_id"].(string)
 	if rc := get(t, base, "/wcp/receipts/"+id, fx.acme); rc.status != 200 || rc.body["outcome"] != "LIMIT_TIMEOUT" {
 		t.Fatalf("the failed dispatch has no receipt: %v", rc)
 	}
-	// A timeout_ms lowers the limit further.
-	began = time.Now()
+	// A timeout_ms lowers the limit further: the worker is stopped at
+	// 50 ms, not at its record's 1500 ms (the outcome names the limit).
 	r = post(t, base, "/wcp/run", fx.acme, map[string]any{"input": input("cap.test.slow", "slow-lowered"), "timeout_ms": 50})
-	if r.status != 504 || time.Since(began) > 1200*time.Millisecond {
-		t.Fatalf("timeout_ms not applied (%s): %v", time.Since(began), r)
+	if r.status != 504 || r.errCode() != "LIMIT_TIMEOUT" || !strings.Contains(fmt.Sprint(r.body), "stopped after 50ms") {
+		t.Fatalf("timeout_ms not applied: %v", r)
 	}
 	r = post(t, base, "/wcp/run", fx.acme, runBody(input("cap.doc.summarize", "after-loop"), article))
 	if r.status != 200 || r.body["outcome"] != "ok" {
@@ -472,23 +468,24 @@ func TestSaturation(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		slow = post(t, base, "/wcp/run", fx.acme, runBody(input("cap.test.slow", "sat-slow"), ""))
+		var err error
+		if slow, err = tryPost(base, "/wcp/run", fx.acme, runBody(input("cap.test.slow", "sat-slow"), "")); err != nil {
+			t.Error(err)
+		}
 	}()
 	waitFor(t, "the slow dispatch to be in flight", func() bool { return metric(t, base, "hall_dispatches_in_flight") == "1" })
-	began := time.Now()
+	// Refused, not queued: a queued dispatch would have been served (200)
+	// once the slow one freed the slot.
 	r := post(t, base, "/wcp/run", fx.acme, runBody(input("cap.doc.summarize", "sat-refused"), article))
 	if r.status != 503 || r.errCode() != server.CodeSaturated || r.header.Get("Retry-After") != "1" {
 		t.Fatalf("%v", r)
-	}
-	if time.Since(began) > 500*time.Millisecond {
-		t.Errorf("the refusal waited %s: it was queued", time.Since(began))
 	}
 	// Decisions without dispatch are not bounded.
 	if r := post(t, base, "/wcp/route", fx.acme, input("cap.doc.summarize", "sat-route")); r.status != 200 {
 		t.Errorf("route while saturated: %v", r)
 	}
 	wg.Wait()
-	if slow.status != 504 {
+	if slow == nil || slow.status != 504 {
 		t.Fatalf("slow dispatch: %v", slow)
 	}
 	if r := post(t, base, "/wcp/run", fx.acme, runBody(input("cap.doc.summarize", "sat-after"), article)); r.status != 200 {
@@ -832,20 +829,21 @@ func TestGracefulShutdown(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		slow = post(t, base, "/wcp/run", fx.acme, runBody(input("cap.test.slow", "shutdown-slow"), ""))
+		var err error
+		if slow, err = tryPost(base, "/wcp/run", fx.acme, runBody(input("cap.test.slow", "shutdown-slow"), "")); err != nil {
+			t.Error(err)
+		}
 	}()
 	waitFor(t, "the dispatch to be in flight", func() bool { return metric(t, base, "hall_dispatches_in_flight") == "1" })
 	cancel()
-	select {
-	case err := <-done:
-		t.Fatalf("Serve returned (%v) while a dispatch was in flight", err)
-	case <-time.After(200 * time.Millisecond):
-	}
+	// A Serve that returned with the dispatch in flight would have cut its
+	// connection: the client would get an error, not the worker's outcome
+	// and its receipt id.
 	wg.Wait()
 	if err := <-done; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	if slow.status != 504 || slow.body["receipt_id"] == nil {
+	if slow == nil || slow.status != 504 || slow.body["receipt_id"] == nil {
 		t.Fatalf("the dispatch in flight was not completed: %v", slow)
 	}
 	store, err := fx.hall.Evidence()

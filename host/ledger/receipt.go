@@ -74,6 +74,10 @@ type Receipt struct {
 	// "{}" when the worker declared none, empty when not known. Append
 	// stores it canonicalized.
 	Envelope json.RawMessage
+	// Snapshot is the digest of the Hall snapshot the dispatch was decided
+	// and run under ("sha256:<hex>", docs/EVIDENCE.md "Snapshots"); ""
+	// for receipts written before snapshots were recorded.
+	Snapshot string
 	// InputPayload and OutputPayload are kept only when the ledger was
 	// opened with [WithPayloads]; otherwise Append drops them and only the
 	// hashes remain.

@@ -77,6 +77,10 @@ type DecisionRecord struct {
 	// events of the decision's correlation id ([SQLite.Events]).
 	Decision  json.RawMessage
 	Timestamp time.Time
+	// Snapshot is the digest of the Hall snapshot the decision was made
+	// under ("sha256:<hex>", docs/EVIDENCE.md "Snapshots"), signed in the
+	// decision's entry; "" for decisions recorded before snapshots were.
+	Snapshot string
 	// Telemetry is ignored.
 	//
 	// Deprecated: the envelopes are read from the signed entry that holds

@@ -72,6 +72,7 @@ const (
 	CodeLedgerSchemaTooNew Code = "LEDGER_SCHEMA_TOO_NEW"
 	CodeLedgerKey          Code = "LEDGER_KEY"
 	CodeLedgerClosed       Code = "LEDGER_CLOSED"
+	CodeSnapshotUnrecorded Code = "SNAPSHOT_UNRECORDED"
 )
 
 // Enrollment and registry errors.

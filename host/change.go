@@ -85,7 +85,7 @@ func (h *Hall) writeRules(ctx context.Context, rs *router.RuleSet, data []byte, 
 	if err := fsutil.WriteFileAtomic(h.opts.Rules, data, 0o644); err != nil {
 		return err
 	}
-	h.swap(h.snap.Load().withRules(rs, digest, h.opts.Rules))
+	h.swap(h.snap.Load().withRules(rs, data, h.opts.Rules, who))
 	return nil
 }
 

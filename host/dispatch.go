@@ -480,13 +480,13 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return nil, ErrOffline
 	}
 	ctx = runContext(ctx, &req)
-	dec, plan := h.plan(ctx, req.Input)
+	dec, plan, snap := h.plan(ctx, req.Input)
 	res := &RunResult{Decision: dec, Plan: plan}
 	if res.Decision.Denied || res.Decision.DryRun {
 		if err := h.holdForApproval(ctx, &res.Decision); err != nil {
 			return res, err
 		}
-		return res, h.recordDecision(ctx, &res.Decision)
+		return res, h.recordDecision(ctx, snap, &res.Decision)
 	}
 	res.WorkerID = plan.WorkerID()
 	lw, err := h.loadedWorker(plan)
@@ -501,7 +501,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			denyTampered(&res.Decision, fmt.Sprintf("The stored module of %s no longer matches its enrolled artifact_hash %s; it was not run.", res.WorkerID, te.Want))
 			res.Plan = nil
 			h.log.Error("hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
-			return res, h.recordDecision(ctx, &res.Decision)
+			return res, h.recordDecision(ctx, snap, &res.Decision)
 		}
 		if err != nil {
 			return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
@@ -544,7 +544,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	recorder, oneCommit := store.(dispatchRecorder)
 	oneCommit = oneCommit && plan.w.contained()
 	if !oneCommit {
-		if err := h.recordDecision(ctx, &res.Decision); err != nil {
+		if err := h.recordDecision(ctx, snap, &res.Decision); err != nil {
 			return res, fmt.Errorf("%w; the worker was not run", err)
 		}
 	}
@@ -583,7 +583,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			err = fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
 			if oneCommit {
 				// No guest code ran; the decision is still evidence.
-				if rerr := h.recordDecision(ctx, &res.Decision); rerr != nil {
+				if rerr := h.recordDecision(ctx, snap, &res.Decision); rerr != nil {
 					err = errors.Join(err, rerr)
 				}
 			}

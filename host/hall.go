@@ -254,6 +254,9 @@ type Hall struct {
 	// changeMu serialises changes (enroll, rules, reload), so that each
 	// builds on the snapshot the previous one installed.
 	changeMu sync.Mutex
+	// seals records each snapshot before its first decision
+	// (snapshot_digest.go).
+	seals sealState
 
 	mu        sync.Mutex // guards the fields below
 	closed    bool
@@ -341,6 +344,13 @@ func (o Options) path(p string) string {
 }
 
 func loadConfig(opts Options) (Config, error) {
+	cfg, _, err := readConfig(opts)
+	return cfg, err
+}
+
+// readConfig is loadConfig that also returns the file's bytes (nil when
+// there is no hall.json and none was named).
+func readConfig(opts Options) (Config, []byte, error) {
 	path := opts.ConfigFile
 	explicit := path != ""
 	if !explicit {
@@ -349,16 +359,16 @@ func loadConfig(opts Options) (Config, error) {
 	path = opts.path(path)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return DefaultConfig(), nil
+		return DefaultConfig(), nil, nil
 	}
 	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, nil, fmt.Errorf("config: %w", err)
 	}
 	cfg, err := ParseConfig(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
+		return Config{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return cfg, nil
+	return cfg, data, nil
 }
 
 // Options returns the options the Hall was opened with, paths resolved.
@@ -382,15 +392,22 @@ func (h *Hall) Warnings() []string { return slices.Clone(h.snap.Load().warnings)
 // Decide routes one request. It never fails: every problem is a denied
 // decision. An allowed decision's artifact_hash is the digest of the module
 // of the one worker a dispatch of it would run.
+//
+// A decision is made only under a snapshot recorded in the evidence
+// ledger (docs/EVIDENCE.md, "Snapshots"): the first decision under a new
+// snapshot records it; when it cannot be recorded the decision is denied
+// DENY_INTERNAL_ERROR with a message naming SNAPSHOT_UNRECORDED (Route and
+// Run return a *SnapshotError).
 func (h *Hall) Decide(ctx context.Context, in *wcp.RouteInput) wcp.RouteDecision {
-	dec, _ := h.plan(ctx, in)
+	dec, _, _ := h.plan(ctx, in)
 	return dec
 }
 
-// plan decides in against the current snapshot and, when allowed, binds
-// the decision to the concrete worker it selected.
-func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, *Plan) {
+// plan decides in against the current snapshot, which it returns, and,
+// when allowed, binds the decision to the concrete worker it selected.
+func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, *Plan, *snapshot) {
 	s := h.snap.Load()
+	sealErr := h.sealSnapshot(ctx, s)
 	b := &binding{h: h, s: s}
 	dec := router.Decide(ctx, in, s.rules, b, router.Options{
 		Config:           &s.cfg.HallConfig,
@@ -405,25 +422,29 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 		DeferHighBlast: s.policies != nil && s.policies.Approvals().Enabled,
 	})
 	detach(&dec)
+	if sealErr != nil {
+		denyUnrecorded(&dec, sealErr)
+		return dec, nil, s
+	}
 	if dec.Denied {
-		return dec, nil
+		return dec, nil, s
 	}
 	w := b.pick(string(dec.SelectedWorkerSpeciesID))
 	if w == nil { // the router selected a species the snapshot does not hold
 		denyInternal(&dec)
-		return dec, nil
+		return dec, nil, s
 	}
 	if w.tampered != nil {
 		denyTampered(&dec, fmt.Sprintf("The record of %s was changed after it was enrolled; it was not run.", w.rec.WorkerID))
-		return dec, nil
+		return dec, nil, s
 	}
 	if w.hasModule {
 		dec.ArtifactHash = wcp.OptString(w.moduleRef)
 	}
 	if !h.applyPolicies(ctx, s, w, in, &dec) {
-		return dec, nil
+		return dec, nil, s
 	}
-	return dec, &Plan{snap: s, w: w}
+	return dec, &Plan{snap: s, w: w}, s
 }
 
 // detach gives a decision its own copies of what the router shares with

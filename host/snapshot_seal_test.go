@@ -23,6 +23,10 @@ import (
 // decoded (docs/EVIDENCE.md, "Snapshots").
 type sealed struct {
 	ledger.Change
+	sealedBody
+}
+
+type sealedBody struct {
 	Manifest struct {
 		Rules      string            `json:"rules"`
 		Policy     string            `json:"policy"`
@@ -48,7 +52,7 @@ func snapshotChanges(t *testing.T, h *host.Hall) []sealed {
 	out := make([]sealed, len(cs))
 	for i, c := range cs {
 		out[i].Change = c
-		if err := json.Unmarshal(c.Body, &out[i]); err != nil {
+		if err := json.Unmarshal(c.Body, &out[i].sealedBody); err != nil {
 			t.Fatalf("snapshot change %d: %v", c.Sequence, err)
 		}
 	}

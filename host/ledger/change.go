@@ -30,6 +30,17 @@ const (
 	// ChangeConfig: the Hall's configuration was replaced. Subject is the
 	// file, Digest the digest of its bytes, Body the document.
 	ChangeConfig = "config"
+	// ChangePolicy: a policy file came into force (recorded by earlier
+	// Halls; the policy set is now part of ChangeSnapshot). Subject is the
+	// file, Digest the digest of its bytes, Body the document.
+	ChangePolicy = "policy"
+	// ChangeSnapshot: a snapshot of everything that governs decisions and
+	// dispatches (rules, policy set or its absence, configuration,
+	// enrolled records, trust settings) was recorded before its first
+	// decision. Subject is "snapshot", Digest the snapshot digest every
+	// decision entry and receipt made under it names, Body its manifest
+	// and the content of what changed (docs/EVIDENCE.md, "Snapshots").
+	ChangeSnapshot = "snapshot"
 )
 
 // ChangeChain is the Tenant under which [Report.Breaks] and [Report.Heads]

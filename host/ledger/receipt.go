@@ -122,10 +122,12 @@ type receiptJSON struct {
 	Determinism      string   `json:"determinism"`
 	// Both omitted when empty, so receipts written before they existed
 	// keep their canonical bodies and hashes.
-	RecordDigest  string          `json:"record_digest,omitempty"`
-	Envelope      json.RawMessage `json:"privilege_envelope,omitempty"`
-	InputPayload  []byte          `json:"input_payload,omitempty"`
-	OutputPayload []byte          `json:"output_payload,omitempty"`
+	RecordDigest string          `json:"record_digest,omitempty"`
+	Envelope     json.RawMessage `json:"privilege_envelope,omitempty"`
+	// Omitted when empty for the same reason.
+	Snapshot      string `json:"snapshot,omitempty"`
+	InputPayload  []byte `json:"input_payload,omitempty"`
+	OutputPayload []byte `json:"output_payload,omitempty"`
 }
 
 func (r *Receipt) wire(withSeal bool) receiptJSON {
@@ -153,6 +155,7 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		Determinism:      r.Determinism,
 		RecordDigest:     r.RecordDigest,
 		Envelope:         r.Envelope,
+		Snapshot:         r.Snapshot,
 		InputPayload:     r.InputPayload,
 		OutputPayload:    r.OutputPayload,
 	}
@@ -240,6 +243,7 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		Limits:           w.Limits,
 		Determinism:      w.Determinism,
 		RecordDigest:     w.RecordDigest,
+		Snapshot:         w.Snapshot,
 		Envelope:         w.Envelope,
 		InputPayload:     w.InputPayload,
 		OutputPayload:    w.OutputPayload,
@@ -288,6 +292,7 @@ func (r *Receipt) validate() error {
 		{"input_hash", r.InputHash, true},
 		{"output_hash", r.OutputHash, false},
 		{"record_digest", r.RecordDigest, false},
+		{"snapshot", r.Snapshot, false},
 	}
 	for _, d := range digests {
 		if d.v == "" && !d.need {

@@ -114,6 +114,10 @@ type Report struct {
 	Decisions, DecisionStreams, Unchained int
 	// Checkpoints is the number of checkpoints checked (VerifyOptions).
 	Checkpoints int
+	// Snapshots is the number of distinct snapshots the change chain
+	// records; every decision and receipt naming one was checked against
+	// them (docs/EVIDENCE.md, "Snapshots").
+	Snapshots int
 	// Breaks lists the first break found in each broken stream, in tenant
 	// order. A break of the change chain has Tenant [ChangeChain] and
 	// comes first.

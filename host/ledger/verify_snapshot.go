@@ -22,6 +22,7 @@ func (s *SQLite) verifySnapshots(ctx context.Context, tx *sql.Tx, rep *Report) e
 	if err != nil {
 		return s.wrap("verify", err)
 	}
+	rep.Snapshots = len(recorded)
 	check := func(chain, stream, id string, seq uint64, snapshot, at string) (Break, bool) {
 		b := Break{Chain: chain, Tenant: stream, ReceiptID: id, Sequence: seq}
 		what := "decision"

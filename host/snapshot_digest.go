@@ -49,10 +49,13 @@ type snapshotManifest struct {
 	Config string `json:"config"`
 	// ConfigFile is the digest of hall.json's bytes, or "none".
 	ConfigFile string `json:"config_file"`
-	// Records maps each worker id the snapshot holds to its sealed
-	// record's digest ("tampered:<digest>" for a record file that no
-	// longer matches its seal: dispatches to it are denied).
-	Records map[string]string `json:"records"`
+	// Records is the digest of the canonical JSON object that maps each
+	// worker id the snapshot holds to its sealed record's digest
+	// ("tampered:<digest>" for a record file that no longer matches its
+	// seal: dispatches to it are denied). The object itself is not in
+	// every entry (a fleet of 10,000 workers would add ~1 MB to each);
+	// entries carry what changed (sealBody.Changed["records"]).
+	Records string `json:"records"`
 	// Trust is what the embedder set that changes a decision or a
 	// dispatch outside the files.
 	Trust snapshotTrust `json:"trust"`
@@ -82,7 +85,8 @@ type snapshotSeal struct {
 	once     sync.Once
 	digest   string
 	manifest snapshotManifest
-	config   json.RawMessage // canonical effective configuration
+	config   json.RawMessage   // canonical effective configuration
+	records  map[string]string // worker id -> record digest (Records)
 	err      error
 	// sealed is set once the snapshot is in the change chain: the check
 	// every decision makes.
@@ -98,6 +102,9 @@ type sealState struct {
 	read     bool // the last recorded snapshot was read from the ledger
 	digest   string
 	manifest *snapshotManifest
+	// records is the record map of the last recorded snapshot when this
+	// Hall recorded it (nil otherwise: the next entry lists them all).
+	records map[string]string
 }
 
 // digest returns "sha256:<hex>" of the canonical JSON of the snapshot's
@@ -110,7 +117,7 @@ func (s *snapshot) digest() string {
 
 func (s *snapshot) computeSeal() {
 	s.seal.once.Do(func() {
-		m, cfg, err := s.buildManifest()
+		m, cfg, recs, err := s.buildManifest()
 		if err != nil {
 			s.seal.err = err
 			return
@@ -123,19 +130,34 @@ func (s *snapshot) computeSeal() {
 			s.seal.err = err
 			return
 		}
-		s.seal.manifest, s.seal.config = m, cfg
+		s.seal.manifest, s.seal.config, s.seal.records = m, cfg, recs
 		s.seal.digest = wcp.Digest(sha256.Sum256(raw)).String()
 	})
 }
 
-func (s *snapshot) buildManifest() (snapshotManifest, json.RawMessage, error) {
+func (s *snapshot) buildManifest() (snapshotManifest, json.RawMessage, map[string]string, error) {
 	raw, err := json.Marshal(everyField(reflect.ValueOf(s.cfg)))
 	if err != nil {
-		return snapshotManifest{}, nil, fmt.Errorf("the configuration does not encode: %w", err)
+		return snapshotManifest{}, nil, nil, fmt.Errorf("the configuration does not encode: %w", err)
 	}
 	cfg, err := wcp.CanonicalJSON(raw)
 	if err != nil {
-		return snapshotManifest{}, nil, fmt.Errorf("the configuration does not encode: %w", err)
+		return snapshotManifest{}, nil, nil, fmt.Errorf("the configuration does not encode: %w", err)
+	}
+	recs := make(map[string]string, len(s.workers))
+	for id, w := range s.workers {
+		d := w.recordDigest.String()
+		if w.tampered != nil {
+			d = "tampered:" + d
+		}
+		recs[id] = d
+	}
+	raw, err = json.Marshal(recs)
+	if err == nil {
+		raw, err = wcp.CanonicalJSON(raw)
+	}
+	if err != nil {
+		return snapshotManifest{}, nil, nil, fmt.Errorf("the record seals do not encode: %w", err)
 	}
 	m := snapshotManifest{
 		Format:     snapshotFormat,
@@ -143,17 +165,10 @@ func (s *snapshot) buildManifest() (snapshotManifest, json.RawMessage, error) {
 		Policy:     orAbsent(s.policies.Digest()),
 		Config:     digestOf(cfg),
 		ConfigFile: orAbsent(s.src.configFile),
-		Records:    make(map[string]string, len(s.workers)),
+		Records:    digestOf(raw),
 		Trust:      s.trust,
 	}
-	for id, w := range s.workers {
-		d := w.recordDigest.String()
-		if w.tampered != nil {
-			d = "tampered:" + d
-		}
-		m.Records[id] = d
-	}
-	return m, cfg, nil
+	return m, cfg, recs, nil
 }
 
 func orAbsent(d string) string {
@@ -243,7 +258,7 @@ func (h *Hall) recordSnapshot(ctx context.Context, st *sealState, s *snapshot) e
 	if st.digest == d {
 		return nil // in force already: a reload that found nothing new
 	}
-	body, err := json.Marshal(sealBody{Manifest: s.seal.manifest, Changed: s.changedSince(st.manifest)})
+	body, err := json.Marshal(sealBody{Manifest: s.seal.manifest, Changed: s.changedSince(st.manifest, st.records)})
 	if err != nil {
 		return &SnapshotError{Digest: d, Err: err}
 	}
@@ -257,12 +272,26 @@ func (h *Hall) recordSnapshot(ctx context.Context, st *sealState, s *snapshot) e
 		return &SnapshotError{Digest: d, Err: err}
 	}
 	m := s.seal.manifest
-	st.digest, st.manifest = d, &m
+	st.digest, st.manifest, st.records = d, &m, s.seal.records
 	return nil
+}
+
+// lastChanger is the optional ability of an evidence store to read the
+// newest change of a kind without reading the others
+// ([ledger.SQLite.LastChange]).
+type lastChanger interface {
+	LastChange(ctx context.Context, kind string) (*ledger.Change, error)
 }
 
 // lastSnapshot is the newest snapshot entry of the change chain, or nil.
 func lastSnapshot(ctx context.Context, store ledger.Store) (*ledger.Change, error) {
+	if l, ok := store.(lastChanger); ok {
+		c, err := l.LastChange(ctx, ledger.ChangeSnapshot)
+		if err != nil {
+			return nil, fmt.Errorf("reading the change chain: %w", err)
+		}
+		return c, nil
+	}
 	cs, err := store.Changes(ctx, ledger.ChangeSnapshot)
 	if err != nil {
 		return nil, fmt.Errorf("reading the change chain: %w", err)
@@ -281,12 +310,13 @@ type sealBody struct {
 	// snapshot entry (every part for the first), its content: "rules"
 	// and "policy" the documents (the string "none" when absent),
 	// "config" the effective configuration, "records" the worker ids
-	// whose record changed with their new digest ("none": removed),
+	// whose record changed with their new digest ("none": removed; every
+	// worker when the previous map is not known to this process),
 	// "trust" the trust settings.
 	Changed map[string]json.RawMessage `json:"changed"`
 }
 
-func (s *snapshot) changedSince(prev *snapshotManifest) map[string]json.RawMessage {
+func (s *snapshot) changedSince(prev *snapshotManifest, prevRecords map[string]string) map[string]json.RawMessage {
 	m := s.seal.manifest
 	out := map[string]json.RawMessage{}
 	doc := func(data []byte) json.RawMessage {
@@ -311,20 +341,18 @@ func (s *snapshot) changedSince(prev *snapshotManifest) map[string]json.RawMessa
 	if prev == nil || prev.Trust != m.Trust {
 		out["trust"], _ = json.Marshal(m.Trust)
 	}
-	recs := map[string]string{}
-	for id, d := range m.Records {
-		if prev == nil || prev.Records[id] != d {
-			recs[id] = d
+	if prev == nil || prev.Records != m.Records {
+		recs := map[string]string{}
+		for id, d := range s.seal.records {
+			if prevRecords == nil || prevRecords[id] != d {
+				recs[id] = d
+			}
 		}
-	}
-	if prev != nil {
-		for id := range prev.Records {
-			if _, ok := m.Records[id]; !ok {
+		for id := range prevRecords {
+			if _, ok := s.seal.records[id]; !ok {
 				recs[id] = noPart
 			}
 		}
-	}
-	if len(recs) > 0 {
 		out["records"], _ = json.Marshal(recs)
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,11 +29,11 @@ type sealed struct {
 
 type sealedBody struct {
 	Manifest struct {
-		Rules      string            `json:"rules"`
-		Policy     string            `json:"policy"`
-		Config     string            `json:"config"`
-		ConfigFile string            `json:"config_file"`
-		Records    map[string]string `json:"records"`
+		Rules      string `json:"rules"`
+		Policy     string `json:"policy"`
+		Config     string `json:"config"`
+		ConfigFile string `json:"config_file"`
+		Records    string `json:"records"`
 	} `json:"manifest"`
 	Changed map[string]json.RawMessage `json:"changed"`
 }
@@ -346,4 +347,70 @@ func TestSnapshotUnrecordedFailsClosed(t *testing.T) {
 func digestHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func changedParts(c sealed) []string {
+	var out []string
+	for k := range c.Changed {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Each snapshot entry names who made the change and carries only what
+// changed; a reload or a restart that finds nothing new records nothing.
+func TestSnapshotNamesWhoChangedIt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rules.json"), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := host.Open(ctx, host.Options{Dir: dir, Pool: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := input(t, "cap.test.tiny", "org.acme")
+	h.Decide(ctx, in)
+	first := lastSealed(t, h)
+	if first.Actor != "file" || !slices.Equal(changedParts(first), []string{"config", "policy", "records", "rules", "trust"}) {
+		t.Fatalf("first snapshot: actor %q, changed %v", first.Actor, changedParts(first))
+	}
+	if _, _, err := h.ReplaceRules(ctx, []byte(rules), "", "token:tok_0123456789ab"); err != nil {
+		t.Fatal(err)
+	}
+	h.Decide(ctx, in)
+	if got := lastSealed(t, h); got.Sequence != first.Sequence {
+		t.Fatalf("the same rules written again made a new snapshot entry: %v", changedParts(got))
+	}
+	if _, _, err := h.ReplaceRules(ctx, []byte(strings.Replace(rules, `"sum"`, `"summarize"`, 1)), "", "token:tok_0123456789ab"); err != nil {
+		t.Fatal(err)
+	}
+	h.Decide(ctx, in)
+	byToken := lastSealed(t, h)
+	if byToken.Actor != "token:tok_0123456789ab" || !slices.Equal(changedParts(byToken), []string{"rules"}) {
+		t.Fatalf("rules by token: actor %q, changed %v", byToken.Actor, changedParts(byToken))
+	}
+	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: mods.tiny, Record: record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny", ""), Actor: "local:alice"}); err != nil {
+		t.Fatal(err)
+	}
+	h.Decide(ctx, in)
+	enrolled := lastSealed(t, h)
+	if enrolled.Actor != "local:alice" || !slices.Equal(changedParts(enrolled), []string{"records"}) || !strings.Contains(string(enrolled.Changed["records"]), "org.acme.tiny") {
+		t.Fatalf("enrollment: actor %q, changed %v %s", enrolled.Actor, changedParts(enrolled), enrolled.Changed["records"])
+	}
+	if err := h.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Decide(ctx, in)
+	h.Close(ctx)
+	h, err = host.Open(ctx, host.Options{Dir: dir, Pool: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	h.Decide(ctx, in)
+	if got := lastSealed(t, h); got.Sequence != enrolled.Sequence {
+		t.Fatalf("a reload and a restart that found nothing new recorded snapshot %d (%v)", got.Sequence, changedParts(got))
+	}
 }

@@ -358,3 +358,22 @@ func (s *SQLite) Changes(ctx context.Context, kind string) ([]Change, error) {
 	}
 	return out, s.wrap("changes", rows.Err())
 }
+
+// LastChange returns the newest change of a kind, or nil when there is
+// none: what [SQLite.Changes] returns last, without reading the others.
+func (s *SQLite) LastChange(ctx context.Context, kind string) (*Change, error) {
+	var body, hash, sig string
+	err := s.r.QueryRowContext(ctx, `SELECT body, hash, signature FROM changes WHERE kind = ? ORDER BY seq DESC LIMIT 1`, kind).Scan(&body, &hash, &sig)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.wrap("last change", err)
+	}
+	var c Change
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return nil, fmt.Errorf("ledger: stored change is malformed: %w", err)
+	}
+	c.Hash, c.Signature = hash, sig
+	return &c, nil
+}

@@ -242,8 +242,11 @@ func CheckMemoryBudgetMB(field string, mb int64) error {
 // # Notes
 //
 //   - Every decision reads one immutable snapshot of the rules, the
-//     configuration and the enrolled workers; a change swaps in a new
-//     snapshot atomically and never alters one a decision holds.
+//     policies, the configuration and the enrolled workers; a change swaps
+//     in a new snapshot atomically and never alters one a decision holds.
+//     A snapshot is recorded in the evidence ledger's change chain before
+//     the first decision under it, and every decision and receipt names
+//     its digest (docs/EVIDENCE.md, "Snapshots").
 //   - Close is final: afterwards every method that needs the Hall's state
 //     returns an error wrapping ErrClosed.
 type Hall struct {

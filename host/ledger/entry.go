@@ -117,7 +117,7 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	// it are canonical already, so encoding the entry with encoding/json
 	// and canonicalizing the result parsed the decision twice more
 	// (TestEntryBodyIsCanonical holds the two forms equal).
-	body := appendEntryBody(make([]byte, 0, 512+len(e.Decision)), e)
+	body := appendEntryBody(make([]byte, 0, 640+len(e.Decision)), e) // 640: the members around the decision, a snapshot digest included
 	hash := hashBody(body)
 	var prev any
 	if head != "" {

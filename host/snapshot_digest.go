@@ -190,8 +190,10 @@ func trustOf(o Options) snapshotTrust {
 // SnapshotError is a snapshot that could not be recorded in the evidence
 // ledger: nothing is decided under it until it is.
 type SnapshotError struct {
+	// Digest is the snapshot's digest ("" when it could not be computed).
 	Digest string
-	Err    error
+	// Err is why it could not be recorded (the ledger's error).
+	Err error
 }
 
 func (e *SnapshotError) Error() string {

@@ -107,3 +107,28 @@ func TestDecisionSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("a malformed snapshot digest was recorded: %v", err)
 	}
 }
+
+// LastChange returns what Changes returns last for a kind, or nil.
+func TestLastChange(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir())
+	if c, err := s.LastChange(ctx, ChangeSnapshot); err != nil || c != nil {
+		t.Fatalf("empty chain: %v %v", c, err)
+	}
+	for _, d := range []string{"a", "b"} {
+		if err := s.RecordChange(ctx, &Change{Kind: ChangeSnapshot, Subject: "snapshot", Digest: digest(d), Actor: "file"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordChange(ctx, &Change{Kind: ChangeRules, Subject: "rules.json", Digest: digest("rules " + d), Actor: "file"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.Changes(ctx, ChangeSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.LastChange(ctx, ChangeSnapshot)
+	if err != nil || last == nil || last.Digest != digest("b") || last.Hash != all[len(all)-1].Hash || last.Signature != all[len(all)-1].Signature {
+		t.Fatalf("LastChange %+v (%v), want %+v", last, err, all[len(all)-1])
+	}
+}

@@ -414,3 +414,30 @@ func TestSnapshotNamesWhoChangedIt(t *testing.T) {
 		t.Fatalf("a reload and a restart that found nothing new recorded snapshot %d (%v)", got.Sequence, changedParts(got))
 	}
 }
+
+// The case as reported: policy.json deleted under a Hall that
+// watches its files. The reload Watch makes is awaited through OnChange,
+// not by polling.
+func TestSnapshotPolicyRemovedUnderWatch(t *testing.T) {
+	ctx := context.Background()
+	h := policyHall(t, "1h")
+	in := pickInput(t, "prod", "INTERNAL")
+	if d := h.Decide(ctx, in); d.Code() != wcp.DenyRequiresHumanApproval {
+		t.Fatalf("with the policy: %s", d.Code())
+	}
+	changed := make(chan struct{}, 16)
+	defer h.OnChange(func() { changed <- struct{}{} })()
+	watching(t, h)
+	if err := os.Remove(h.PolicyFile()); err != nil {
+		t.Fatal(err)
+	}
+	for h.Policies() != nil {
+		<-changed
+	}
+	if d := h.Decide(ctx, in); d.Denied || d.Policy != nil {
+		t.Fatalf("after the removal: %s", d.Code())
+	}
+	if last := lastSealed(t, h); last.Manifest.Policy != "none" || last.Actor != "file" {
+		t.Fatalf("the removal Watch found is not recorded: %+v actor %q", last.Manifest, last.Actor)
+	}
+}

@@ -243,7 +243,11 @@ func staleApproval(a *approval.Approval, cur string) string {
 // used by a concurrent run, expired), the decision becomes the denial of
 // a request that needs a human, is recorded as such, and ran reports
 // false.
-func (h *Hall) recordDecisionUsing(ctx context.Context, dec *wcp.RouteDecision, call *runCall) (ran bool, err error) {
+func (h *Hall) recordDecisionUsing(ctx context.Context, s *snapshot, dec *wcp.RouteDecision, call *runCall) (ran bool, err error) {
+	snap, err := h.snapshotDigestOf(s)
+	if err != nil {
+		return false, err
+	}
 	st, err := h.approvals()
 	if err != nil {
 		return false, err
@@ -252,6 +256,7 @@ func (h *Hall) recordDecisionUsing(ctx context.Context, dec *wcp.RouteDecision, 
 	if err != nil {
 		return false, err
 	}
+	d.Snapshot = snap
 	id := call.use.ID
 	decisionID := dec.DecisionID.String()
 	ectx, cancel := evidenceContext(ctx)
@@ -274,7 +279,7 @@ func (h *Hall) recordDecisionUsing(ctx context.Context, dec *wcp.RouteDecision, 
 	default:
 		return false, fmt.Errorf("recording decision %s with the use of approval %s: %w; the worker was not run", decisionID, id, err)
 	}
-	return false, h.recordDecision(ctx, dec)
+	return false, h.recordDecision(ctx, s, dec)
 }
 
 // expireApprovals expires approvals past their expiry, each with its

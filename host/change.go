@@ -86,17 +86,23 @@ func (h *Hall) writeRules(ctx context.Context, rs *router.RuleSet, data []byte, 
 	if err := fsutil.WriteFileAtomic(h.opts.Rules, data, 0o644); err != nil {
 		return err
 	}
-	h.swap(h.snap.Load().withRules(rs, digest, h.opts.Rules))
+	h.swap(h.snap.Load().withRules(rs, data, h.opts.Rules, who))
 	return nil
 }
 
-// Reload reads the configuration, the rules and the enrolled records from
-// disk again (changes made by the CLI, another process or an editor) and
-// swaps them in as one snapshot. When anything fails to load, the error
-// says what and the snapshot in force keeps serving: never a half-applied
-// change. Records that fail their seal are reported by Problems, as at
-// Open. A rules or configuration file that changed is recorded in the
-// evidence ledger with actor "file".
+// Reload reads the configuration, the rules, the policy file and the
+// enrolled records from disk again (changes made by the CLI, another
+// process or an editor) and swaps them in as one snapshot. When anything
+// fails to load, the error says what and the snapshot in force keeps
+// serving: never a half-applied change. Records that fail their seal are
+// reported by Problems, as at Open.
+//
+// A rules file that changed is recorded at once (a change of kind
+// "rules", actor "file"). Whatever changed — rules, hall.json, the policy
+// file or its removal, records — is recorded with the whole snapshot (a
+// change of kind "snapshot", actor "file") before the first decision made
+// under it; a snapshot that cannot be recorded decides nothing
+// (SNAPSHOT_UNRECORDED). See docs/EVIDENCE.md, "Snapshots".
 func (h *Hall) Reload(ctx context.Context) error {
 	if h.isClosed() {
 		return ErrClosed

@@ -514,13 +514,13 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return nil, err
 	}
 	ctx = runContext(ctx, &req)
-	dec, plan := h.planFor(ctx, req.Input, req.replay)
+	dec, plan, snap := h.planFor(ctx, req.Input, req.replay)
 	res := &RunResult{Decision: dec, Plan: plan}
 	if res.Decision.Denied || res.Decision.DryRun {
 		if err := h.holdForApproval(ctx, &res.Decision); err != nil {
 			return res, err
 		}
-		return res, h.recordDecision(ctx, &res.Decision)
+		return res, h.recordDecision(ctx, snap, &res.Decision)
 	}
 	res.WorkerID = plan.WorkerID()
 	lw, err := h.loadedWorker(plan)
@@ -535,7 +535,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			denyTampered(&res.Decision, fmt.Sprintf("The stored module of %s no longer matches its enrolled artifact_hash %s; it was not run.", res.WorkerID, te.Want))
 			res.Plan = nil
 			h.log.Error("hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
-			return res, h.recordDecision(ctx, &res.Decision)
+			return res, h.recordDecision(ctx, snap, &res.Decision)
 		}
 		if err != nil {
 			return res, fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
@@ -587,13 +587,13 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	oneCommit = oneCommit && plan.w.contained() && call.use == nil
 	switch {
 	case call.use != nil:
-		ran, err := h.recordDecisionUsing(ctx, &res.Decision, call)
+		ran, err := h.recordDecisionUsing(ctx, snap, &res.Decision, call)
 		if err != nil || !ran {
 			res.Plan, res.WorkerID = nil, ""
 			return res, err
 		}
 	case !oneCommit:
-		if err := h.recordDecision(ctx, &res.Decision); err != nil {
+		if err := h.recordDecision(ctx, snap, &res.Decision); err != nil {
 			return res, fmt.Errorf("%w; the worker was not run", err)
 		}
 	}
@@ -632,7 +632,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			err = fmt.Errorf("loading worker %s: %w", res.WorkerID, err)
 			if oneCommit {
 				// No guest code ran; the decision is still evidence.
-				if rerr := h.recordDecision(ctx, &res.Decision); rerr != nil {
+				if rerr := h.recordDecision(ctx, snap, &res.Decision); rerr != nil {
 					err = errors.Join(err, rerr)
 				}
 			}

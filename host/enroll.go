@@ -238,7 +238,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if err := fsutil.WriteFileAtomic(res.RecordPath, append(out, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("enroll: %w (the enrollment was sealed; enroll again to write the record)", err)
 	}
-	next := old.with(bw, h.opts.Rules)
+	next := old.with(bw, h.opts.Rules, actor(req.Actor))
 	h.swap(next)
 	h.install(ctx, workerKey{rec.WorkerID, bw.recordDigest, digest}, compiled, 0)
 	installed = true

@@ -79,18 +79,24 @@ func (h *Hall) RouteJSON(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDeci
 		return wcp.RouteDecision{}, nil, ErrClosed
 	}
 	defer exit()
-	dec := h.Decide(ctx, in)
-	body, err := h.recordDecisionJSON(ctx, &dec)
+	dec, _, s := h.plan(ctx, in)
+	body, err := h.recordDecisionJSON(ctx, s, &dec)
 	return dec, body, err
 }
 
-func (h *Hall) recordDecision(ctx context.Context, dec *wcp.RouteDecision) error {
-	_, err := h.recordDecisionJSON(ctx, dec)
+func (h *Hall) recordDecision(ctx context.Context, s *snapshot, dec *wcp.RouteDecision) error {
+	_, err := h.recordDecisionJSON(ctx, s, dec)
 	return err
 }
 
-// recordDecisionJSON records dec and returns its JSON.
-func (h *Hall) recordDecisionJSON(ctx context.Context, dec *wcp.RouteDecision) ([]byte, error) {
+// recordDecisionJSON records dec, made under s, and returns its JSON. A
+// decision made under a snapshot that is not recorded is not recorded
+// either: the error is a *SnapshotError.
+func (h *Hall) recordDecisionJSON(ctx context.Context, s *snapshot, dec *wcp.RouteDecision) ([]byte, error) {
+	snap, err := h.snapshotDigestOf(s)
+	if err != nil {
+		return nil, err
+	}
 	store, err := h.evidenceStore()
 	if err != nil {
 		return nil, err
@@ -99,6 +105,7 @@ func (h *Hall) recordDecisionJSON(ctx context.Context, dec *wcp.RouteDecision) (
 	if err != nil {
 		return nil, err
 	}
+	d.Snapshot = snap
 	ctx, cancel := evidenceContext(ctx)
 	defer cancel()
 	err = store.RecordDecision(ctx, d)
@@ -143,6 +150,7 @@ func (h *Hall) recordDispatch(ctx context.Context, store dispatchRecorder, res *
 		res.Output = nil
 		return fmt.Errorf("recording decision %s: %w; the worker ran, its output is withheld", res.Decision.DecisionID, err)
 	}
+	d.Snapshot = plan.snap.digest()
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
 	r := receipt(res, plan, payload, started)
@@ -175,6 +183,7 @@ func receipt(res *RunResult, plan *Plan, payload []byte, started time.Time) *led
 		ArtifactHash:     plan.ArtifactHash(),
 		RecordDigest:     plan.RecordDigest(),
 		Envelope:         plan.Envelope(),
+		Snapshot:         plan.snap.digest(),
 		DecisionID:       d.DecisionID.String(),
 		TenantID:         d.TenantID,
 		RequestHash:      d.RequestHash.String(),

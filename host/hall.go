@@ -247,8 +247,11 @@ func CheckMemoryBudgetMB(field string, mb int64) error {
 // # Notes
 //
 //   - Every decision reads one immutable snapshot of the rules, the
-//     configuration and the enrolled workers; a change swaps in a new
-//     snapshot atomically and never alters one a decision holds.
+//     policies, the configuration and the enrolled workers; a change swaps
+//     in a new snapshot atomically and never alters one a decision holds.
+//     A snapshot is recorded in the evidence ledger's change chain before
+//     the first decision under it, and every decision and receipt names
+//     its digest (docs/EVIDENCE.md, "Snapshots").
 //   - Close is final: afterwards every method that needs the Hall's state
 //     returns an error wrapping ErrClosed.
 type Hall struct {
@@ -259,6 +262,9 @@ type Hall struct {
 	// changeMu serialises changes (enroll, rules, reload), so that each
 	// builds on the snapshot the previous one installed.
 	changeMu sync.Mutex
+	// seals records each snapshot before its first decision
+	// (snapshot_digest.go).
+	seals sealState
 
 	mu        sync.Mutex // guards the fields below
 	closed    bool
@@ -350,6 +356,13 @@ func (o Options) path(p string) string {
 }
 
 func loadConfig(opts Options) (Config, error) {
+	cfg, _, err := readConfig(opts)
+	return cfg, err
+}
+
+// readConfig is loadConfig that also returns the file's bytes (nil when
+// there is no hall.json and none was named).
+func readConfig(opts Options) (Config, []byte, error) {
 	path := opts.ConfigFile
 	explicit := path != ""
 	if !explicit {
@@ -358,16 +371,16 @@ func loadConfig(opts Options) (Config, error) {
 	path = opts.path(path)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return DefaultConfig(), nil
+		return DefaultConfig(), nil, nil
 	}
 	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, nil, fmt.Errorf("config: %w", err)
 	}
 	cfg, err := ParseConfig(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
+		return Config{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return cfg, nil
+	return cfg, data, nil
 }
 
 // Options returns the options the Hall was opened with, paths resolved.
@@ -396,27 +409,35 @@ func (h *Hall) Warnings() []string { return slices.Clone(h.snap.Load().warnings)
 //
 // Once Close has begun, every decision is denied (DENY_INTERNAL_ERROR,
 // its message naming HALL_CLOSED): a closing Hall decides nothing.
+//
+// A decision is made only under a snapshot recorded in the evidence
+// ledger (docs/EVIDENCE.md, "Snapshots"): the first decision under a new
+// snapshot records it; when it cannot be recorded the decision is denied
+// DENY_INTERNAL_ERROR with a message naming SNAPSHOT_UNRECORDED (Route and
+// Run return a *SnapshotError).
 func (h *Hall) Decide(ctx context.Context, in *wcp.RouteInput) wcp.RouteDecision {
 	if h.life.closing() {
 		return closedDecision(ctx, in)
 	}
-	dec, _ := h.plan(ctx, in)
+	dec, _, _ := h.plan(ctx, in)
 	return dec
 }
 
-// plan decides in against the current snapshot and, when allowed, binds
-// the decision to the concrete worker it selected.
-func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, *Plan) {
+// plan decides in against the current snapshot, which it returns, and,
+// when allowed, binds the decision to the concrete worker it selected.
+func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, *Plan, *snapshot) {
 	return h.planFor(ctx, in, nil)
 }
 
 // planFor is plan, or, with rp, the plan of a replay: decided in the
-// current snapshot as rp sees it (replaySpec.view).
-func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) (wcp.RouteDecision, *Plan) {
+// current snapshot as rp sees it (replaySpec.view, which shares the
+// snapshot's seal: the replay names the snapshot in force).
+func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) (wcp.RouteDecision, *Plan, *snapshot) {
 	s := h.snap.Load()
 	if rp != nil {
 		s = rp.view(s)
 	}
+	sealErr := h.sealSnapshot(ctx, s)
 	b := &binding{h: h, s: s}
 	dec := router.Decide(ctx, in, s.rules, b, router.Options{
 		Config:           &s.cfg.HallConfig,
@@ -431,29 +452,33 @@ func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) 
 		DeferHighBlast: s.policies != nil && s.policies.Approvals().Enabled,
 	})
 	detach(&dec)
+	if sealErr != nil {
+		denyUnrecorded(&dec, sealErr)
+		return dec, nil, s
+	}
 	if dec.Denied {
-		return dec, nil
+		return dec, nil, s
 	}
 	w := b.pick(string(dec.SelectedWorkerSpeciesID))
 	if w == nil { // the router selected a species the snapshot does not hold
 		denyInternal(&dec)
-		return dec, nil
+		return dec, nil, s
 	}
 	if w.tampered != nil {
 		denyTampered(&dec, fmt.Sprintf("The record of %s was changed after it was enrolled; it was not run.", w.rec.WorkerID))
-		return dec, nil
+		return dec, nil, s
 	}
 	if w.hasModule {
 		dec.ArtifactHash = wcp.OptString(w.moduleRef)
 	}
 	if !h.applyPolicies(ctx, s, w, in, &dec) {
-		return dec, nil
+		return dec, nil, s
 	}
 	p := &Plan{snap: s, w: w}
 	if rp != nil {
 		p.replayOf = rp.receiptID
 	}
-	return dec, p
+	return dec, p, s
 }
 
 // detach gives a decision its own copies of what the router shares with

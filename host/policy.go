@@ -8,7 +8,6 @@ import (
 	"math/big"
 	"os"
 	"slices"
-	"time"
 
 	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/policy"
@@ -17,10 +16,11 @@ import (
 	"github.com/wcphall/hall/internal/pyval"
 )
 
-// ChangePolicy is the ledger change kind of a policy file that came into
-// force: Subject is the file, Digest the digest of its bytes, Body the
-// document.
-const ChangePolicy = "policy"
+// ChangePolicy is the ledger change kind earlier Halls recorded when a
+// policy file came into force (Subject the file, Digest the digest of its
+// bytes, Body the document). The policy set in force, or its absence, is
+// now part of each snapshot entry (ledger.ChangeSnapshot).
+const ChangePolicy = ledger.ChangePolicy
 
 // policyPath is the policy file and whether it was named explicitly.
 func (o Options) policyPath() (string, bool) {
@@ -37,51 +37,26 @@ func (h *Hall) PolicyFile() string { p, _ := h.opts.policyPath(); return p }
 // Policies returns the compiled policy set in force (nil: none).
 func (h *Hall) Policies() *policy.Set { return h.snap.Load().policies }
 
-// loadPolicies compiles the policy file once per snapshot. No file (when
-// none was named) is no policies: PyHall's behaviour. A file that does not
-// compile fails the Open or Reload, with the file, the policy and the
-// position named. A policy file not seen before is recorded in the change
-// chain of the evidence ledger (actor "file").
-func (h *Hall) loadPolicies(ctx context.Context) (*policy.Set, error) {
+// loadPolicies compiles the policy file once per snapshot and returns it
+// with the file's bytes. No file (when none was named) is no policies:
+// PyHall's behaviour. A file that does not compile fails the Open or
+// Reload, with the file, the policy and the position named. The policy
+// set in force, or its absence, is part of the snapshot recorded before
+// the first decision under it (snapshot_digest.go).
+func (h *Hall) loadPolicies() (*policy.Set, []byte, error) {
 	path, explicit := h.opts.policyPath()
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, nil, fmt.Errorf("policies: %w", err)
 	}
 	set, err := policy.Parse(path, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := h.sealPolicies(ctx, path, data, set.Digest()); err != nil {
-		return nil, err
-	}
-	return set, nil
-}
-
-// sealPolicies records a policy file in the change chain unless the last
-// policy change already has its digest.
-func (h *Hall) sealPolicies(ctx context.Context, path string, data []byte, digest string) error {
-	store, err := h.evidenceStore()
-	if err != nil {
-		return err
-	}
-	changes, err := store.Changes(ctx, ChangePolicy)
-	if err != nil {
-		return fmt.Errorf("policies: reading the change chain: %w", err)
-	}
-	if n := len(changes); n > 0 && changes[n-1].Digest == digest && changes[n-1].Subject == path {
-		return nil
-	}
-	ectx, cancel := evidenceContext(ctx)
-	defer cancel()
-	err = store.RecordChange(ectx, &ledger.Change{Kind: ChangePolicy, Subject: path, Digest: digest, Body: compactJSON(data), Actor: "file", At: time.Now().UTC()})
-	if err != nil {
-		return fmt.Errorf("policies: recording %s in the evidence ledger: %w; it is not in force", path, err)
-	}
-	return nil
+	return set, data, nil
 }
 
 // gate is the router's policy gate: the embedder's, else, when a policy

@@ -45,6 +45,15 @@ type snapshot struct {
 
 	// policies is the compiled policy file (nil: none).
 	policies *policy.Set
+
+	// src is what the snapshot was read from, trust the Options that
+	// govern it, actor who made the change that built it ("file" for
+	// what was found on disk); seal its digest and whether it is recorded
+	// (snapshot_digest.go).
+	src   snapshotSource
+	trust snapshotTrust
+	actor string
+	seal  *snapshotSeal
 }
 
 // boundWorker is one enrolled worker as a snapshot holds it: a private copy
@@ -240,11 +249,11 @@ func orNone(s string) string {
 // buildSnapshot reads the rules, the configuration and the enrolled
 // records from disk and checks every record against its seal.
 func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
-	cfg, err := loadConfig(h.opts)
+	cfg, cfgData, err := readConfig(h.opts)
 	if err != nil {
 		return nil, err
 	}
-	rules, rulesDigest, err := loadRules(h.opts)
+	rules, rulesDigest, rulesData, err := loadRules(h.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -302,9 +311,14 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	s := newSnapshot(rules, h.opts.Rules, cfg, workers)
 	s.rulesDigest = rulesDigest
 	s.problems = errors.Join(errs...)
-	if s.policies, err = h.loadPolicies(ctx); err != nil {
+	if s.policies, s.src.policyDoc, err = h.loadPolicies(); err != nil {
 		return nil, err
 	}
+	s.src.rulesDoc = rulesData
+	if cfgData != nil {
+		s.src.configFile = digestOf(cfgData)
+	}
+	s.trust, s.actor = trustOf(h.opts), "file"
 	return s, nil
 }
 
@@ -377,6 +391,7 @@ func newSnapshot(rules *router.RuleSet, rulesPath string, cfg Config, workers []
 		reg:       registry.New(),
 		workers:   make(map[string]*boundWorker, len(workers)),
 		species:   map[string][]*boundWorker{},
+		seal:      &snapshotSeal{},
 		privilege: registry.StockPrivilegePolicy{EgressAllowlist: cfg.EgressAllowlist},
 		max:       cfg.maxLimits(),
 	}
@@ -410,9 +425,9 @@ func newSnapshot(rules *router.RuleSet, rulesPath string, cfg Config, workers []
 	return s
 }
 
-// with returns a copy of s in which w (just enrolled and sealed) replaces
-// the worker of the same id.
-func (s *snapshot) with(w *boundWorker, rulesPath string) *snapshot {
+// with returns a copy of s in which w (just enrolled and sealed by actor)
+// replaces the worker of the same id.
+func (s *snapshot) with(w *boundWorker, rulesPath, actor string) *snapshot {
 	workers := make([]*boundWorker, 0, len(s.workers)+1)
 	for id, old := range s.workers {
 		if id != w.rec.WorkerID {
@@ -422,11 +437,14 @@ func (s *snapshot) with(w *boundWorker, rulesPath string) *snapshot {
 	n := newSnapshot(s.rules, rulesPath, s.cfg, append(workers, w))
 	n.rulesDigest, n.policies = s.rulesDigest, s.policies
 	n.problems = withoutWorker(s.problems, w.rec.WorkerID)
+	n.src, n.trust, n.actor = s.src, s.trust, actor
 	return n
 }
 
-// withRules returns a copy of s with other rules.
-func (s *snapshot) withRules(rules *router.RuleSet, digest, rulesPath string) *snapshot {
+// withRules returns a copy of s with other rules (the document data,
+// written by actor).
+func (s *snapshot) withRules(rules *router.RuleSet, data []byte, rulesPath, actor string) *snapshot {
+	digest := digestOf(data)
 	workers := make([]*boundWorker, 0, len(s.workers))
 	for _, w := range s.workers {
 		workers = append(workers, w)
@@ -434,6 +452,8 @@ func (s *snapshot) withRules(rules *router.RuleSet, digest, rulesPath string) *s
 	n := newSnapshot(rules, rulesPath, s.cfg, workers)
 	n.rulesDigest, n.policies = digest, s.policies
 	n.problems = s.problems
+	n.src, n.trust, n.actor = s.src, s.trust, actor
+	n.src.rulesDoc = data
 	return n
 }
 
@@ -461,18 +481,19 @@ func unjoin(err error) []error {
 }
 
 // loadRules reads and compiles the rules file; digest is the SHA-256 of
-// its bytes ("" when a missing file was accepted as no rules).
-func loadRules(opts Options) (rules *router.RuleSet, digest string, err error) {
-	data, err := os.ReadFile(opts.Rules)
+// its bytes and data the bytes ("" and nil when a missing file was
+// accepted as no rules).
+func loadRules(opts Options) (rules *router.RuleSet, digest string, data []byte, err error) {
+	data, err = os.ReadFile(opts.Rules)
 	if errors.Is(err, fs.ErrNotExist) {
 		if opts.MissingRulesOK {
 			rules, err = router.ParseRules([]byte(`{"rules": []}`))
-			return rules, "", err
+			return rules, "", nil, err
 		}
-		return nil, "", fmt.Errorf("rules file %s does not exist: pass --rules FILE or create it (see examples/quickstart/rules.json)", opts.Rules)
+		return nil, "", nil, fmt.Errorf("rules file %s does not exist: pass --rules FILE or create it (see examples/quickstart/rules.json)", opts.Rules)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("rules: %w", err)
+		return nil, "", nil, fmt.Errorf("rules: %w", err)
 	}
 	rules, err = router.ParseRules(data)
 	var le *router.LoadError
@@ -480,9 +501,9 @@ func loadRules(opts Options) (rules *router.RuleSet, digest string, err error) {
 		le.File = opts.Rules
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return rules, digestOf(data), nil
+	return rules, digestOf(data), data, nil
 }
 
 // binding is one decision's view of a snapshot. It answers the router's

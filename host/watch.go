@@ -21,8 +21,12 @@ const watchQuiet = 100 * time.Millisecond
 const watchMaxDelay = time.Second
 
 // Watch reloads the Hall (see Reload) whenever the files it was opened
-// from change on disk: the rules file, the configuration file, the
-// enrolled records (*.json in RegistryDir) and the artifact store. It
+// from change on disk: the rules file, the configuration file, the policy
+// file, the enrolled records (*.json in RegistryDir) and the artifact
+// store. Each snapshot a reload installs is recorded in the change chain,
+// actor "file", before the first decision under it, however quickly the
+// files change: a generation that decides nothing is not recorded, one
+// that decides is, first. It
 // returns nil when ctx is done, or an error when the watch cannot start
 // or the Hall is closed.
 //

@@ -80,7 +80,7 @@ func auditVerifyCommand() *cli.Command {
 					breaks[i] = b.String()
 				}
 				if err := printSafeJSON(c, map[string]any{"ok": rep.OK(), "receipts": rep.Receipts, "streams": rep.Streams, "changes": rep.Changes,
-					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks}); err != nil {
+					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "snapshots": rep.Snapshots, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks}); err != nil {
 					return err
 				}
 				if !rep.OK() {
@@ -93,6 +93,9 @@ func auditVerifyCommand() *cli.Command {
 			}
 			read := fmt.Sprintf("%d receipt(s) in %d stream(s) and %d change(s); %d decision entr(ies) in %d chain(s)",
 				rep.Receipts, rep.Streams, rep.Changes, rep.Decisions, rep.DecisionStreams)
+			if rep.Snapshots > 0 {
+				read += fmt.Sprintf("; each under one of %d recorded snapshot(s)", rep.Snapshots)
+			}
 			if rep.Checkpoints > 0 {
 				read += fmt.Sprintf(", against %d checkpoint(s)", rep.Checkpoints)
 			}

@@ -134,11 +134,13 @@ func TestEvidenceCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, dir, "rules.json", string(rules))
+	// Receipts as older Halls wrote them (no snapshot) come before the
+	// first snapshot is recorded.
+	evidenceHome(t, dir)
 	r := hallIn(t, dir, "", nil, "route", "--capability", "cap.nothing", "--tenant", "org.acme", "--correlation-id", "c-denied")
 	if r.code != exitDenied {
 		t.Fatalf("route: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	evidenceHome(t, dir)
 	r = hallIn(t, dir, "", nil, "audit", "verify")
 	mustOK(t, r, "audit verify")
 	if !strings.Contains(r.stdout, "1 decision entr(ies) in 1 chain(s)") {

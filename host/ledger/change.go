@@ -30,6 +30,17 @@ const (
 	// ChangeConfig: the Hall's configuration was replaced. Subject is the
 	// file, Digest the digest of its bytes, Body the document.
 	ChangeConfig = "config"
+	// ChangePolicy: a policy file came into force (recorded by earlier
+	// Halls; the policy set is now part of ChangeSnapshot). Subject is the
+	// file, Digest the digest of its bytes, Body the document.
+	ChangePolicy = "policy"
+	// ChangeSnapshot: a snapshot of everything that governs decisions and
+	// dispatches (rules, policy set or its absence, configuration,
+	// enrolled records, trust settings) was recorded before its first
+	// decision. Subject is "snapshot", Digest the snapshot digest every
+	// decision entry and receipt made under it names, Body its manifest
+	// and the content of what changed (docs/EVIDENCE.md, "Snapshots").
+	ChangeSnapshot = "snapshot"
 )
 
 // ChangeChain is the Tenant under which [Report.Breaks] and [Report.Heads]
@@ -346,4 +357,23 @@ func (s *SQLite) Changes(ctx context.Context, kind string) ([]Change, error) {
 		out = append(out, c)
 	}
 	return out, s.wrap("changes", rows.Err())
+}
+
+// LastChange returns the newest change of a kind, or nil when there is
+// none: what [SQLite.Changes] returns last, without reading the others.
+func (s *SQLite) LastChange(ctx context.Context, kind string) (*Change, error) {
+	var body, hash, sig string
+	err := s.r.QueryRowContext(ctx, `SELECT body, hash, signature FROM changes WHERE kind = ? ORDER BY seq DESC LIMIT 1`, kind).Scan(&body, &hash, &sig)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.wrap("last change", err)
+	}
+	var c Change
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return nil, fmt.Errorf("ledger: stored change is malformed: %w", err)
+	}
+	c.Hash, c.Signature = hash, sig
+	return &c, nil
 }

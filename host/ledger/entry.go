@@ -53,6 +53,9 @@ type entryJSON struct {
 	DryRun        *bool             `json:"dry_run,omitempty"`
 	Decision      json.RawMessage   `json:"decision,omitempty"`
 	Events        []json.RawMessage `json:"events,omitempty"`
+	// Snapshot is the digest of the snapshot a decision was made under
+	// (kind decision; omitted before snapshots were recorded).
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // pendingEntry is a decision-chain entry checked and waiting for its
@@ -114,7 +117,7 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	// it are canonical already, so encoding the entry with encoding/json
 	// and canonicalizing the result parsed the decision twice more
 	// (TestEntryBodyIsCanonical holds the two forms equal).
-	body := appendEntryBody(make([]byte, 0, 512+len(e.Decision)), e)
+	body := appendEntryBody(make([]byte, 0, 640+len(e.Decision)), e) // 640: the members around the decision, a snapshot digest included
 	hash := hashBody(body)
 	var prev any
 	if head != "" {
@@ -185,13 +188,16 @@ func (s *SQLite) prepareDecision(d DecisionRecord) (*pendingEntry, error) {
 	// The decisions row keeps the lookup columns only: its JSON is the
 	// signed entry's (Decision reads it there), not a second copy of
 	// every decision in the database (RATIONALE.md, "Stored once").
+	if d.Snapshot != "" && !wcp.ValidArtifactHash(d.Snapshot) {
+		return nil, fmt.Errorf("ledger: record decision %s: %w", d.DecisionID, invalid("snapshot", fmt.Sprintf("%q is not sha256:<64 lowercase hex>", d.Snapshot)))
+	}
 	d.Decision = nil
 	d.Telemetry = nil
 	denied, dry, code := d.Denied, d.DryRun, d.DenyCode
 	p := &pendingEntry{d: &d, e: entryJSON{
 		Version: formatV2, EntryID: d.DecisionID, Kind: entryDecision, TenantID: d.TenantID,
 		CorrelationID: d.CorrelationID, RecordedAt: at.UTC().Format(wcp.TimeLayout), DecisionID: d.DecisionID,
-		CapabilityID: d.CapabilityID, Denied: &denied, DenyCode: &code, DryRun: &dry, Decision: dec,
+		CapabilityID: d.CapabilityID, Denied: &denied, DenyCode: &code, DryRun: &dry, Decision: dec, Snapshot: d.Snapshot,
 	}}
 	return p, nil
 }
@@ -269,6 +275,7 @@ func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, erro
 		// Recorded once, in its signed entry.
 		var e struct {
 			Decision json.RawMessage `json:"decision"`
+			Snapshot string          `json:"snapshot"`
 		}
 		if !entry.Valid {
 			return nil, fmt.Errorf("ledger: decision %q: its signed entry is missing", id)
@@ -276,7 +283,7 @@ func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, erro
 		if err := json.Unmarshal([]byte(entry.String), &e); err != nil {
 			return nil, fmt.Errorf("ledger: decision %q: its signed entry does not decode: %w", id, err)
 		}
-		d.Decision = e.Decision
+		d.Decision, d.Snapshot = e.Decision, e.Snapshot
 	}
 	if d.Timestamp, err = time.Parse(time.RFC3339Nano, at); err != nil {
 		return nil, fmt.Errorf("ledger: decision %q: decided_at: %w", id, err)

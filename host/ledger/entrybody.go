@@ -73,6 +73,9 @@ func appendEntryBody(b []byte, e *entryJSON) []byte {
 		str("signature", e.Signature)
 	}
 	str("signing_key_id", e.SigningKeyID)
+	if e.Snapshot != "" {
+		str("snapshot", e.Snapshot)
+	}
 	str("tenant_id", e.TenantID)
 	sep("version")
 	b = strconv.AppendInt(b, int64(e.Version), 10)

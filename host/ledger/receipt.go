@@ -79,6 +79,10 @@ type Receipt struct {
 	// dispatch of its own: decided anew (DecisionID), run with the
 	// original's module, record and guest config, and receipted here.
 	ReplayOf string
+	// Snapshot is the digest of the Hall snapshot the dispatch was decided
+	// and run under ("sha256:<hex>", docs/EVIDENCE.md "Snapshots"); ""
+	// for receipts written before snapshots were recorded.
+	Snapshot string
 	// InputPayload and OutputPayload are kept only when the ledger was
 	// opened with [WithPayloads]; otherwise Append drops them and only the
 	// hashes remain.
@@ -127,6 +131,8 @@ type receiptJSON struct {
 	Envelope     json.RawMessage `json:"privilege_envelope,omitempty"`
 	// Omitted for a dispatch that is not a replay.
 	ReplayOf      string `json:"replay_of,omitempty"`
+	// Omitted when empty: receipts written before snapshots keep their hashes.
+	Snapshot      string `json:"snapshot,omitempty"`
 	InputPayload  []byte `json:"input_payload,omitempty"`
 	OutputPayload []byte `json:"output_payload,omitempty"`
 }
@@ -157,6 +163,7 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		RecordDigest:     r.RecordDigest,
 		Envelope:         r.Envelope,
 		ReplayOf:         r.ReplayOf,
+		Snapshot:         r.Snapshot,
 		InputPayload:     r.InputPayload,
 		OutputPayload:    r.OutputPayload,
 	}
@@ -244,6 +251,7 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		Limits:           w.Limits,
 		Determinism:      w.Determinism,
 		RecordDigest:     w.RecordDigest,
+		Snapshot:         w.Snapshot,
 		Envelope:         w.Envelope,
 		ReplayOf:         w.ReplayOf,
 		InputPayload:     w.InputPayload,
@@ -296,6 +304,7 @@ func (r *Receipt) validate() error {
 		{"input_hash", r.InputHash, true},
 		{"output_hash", r.OutputHash, false},
 		{"record_digest", r.RecordDigest, false},
+		{"snapshot", r.Snapshot, false},
 	}
 	for _, d := range digests {
 		if d.v == "" && !d.need {

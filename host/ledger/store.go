@@ -77,6 +77,10 @@ type DecisionRecord struct {
 	// events of the decision's correlation id ([SQLite.Events]).
 	Decision  json.RawMessage
 	Timestamp time.Time
+	// Snapshot is the digest of the Hall snapshot the decision was made
+	// under ("sha256:<hex>", docs/EVIDENCE.md "Snapshots"), signed in the
+	// decision's entry; "" for decisions recorded before snapshots were.
+	Snapshot string
 	// Telemetry is ignored.
 	//
 	// Deprecated: the envelopes are read from the signed entry that holds
@@ -112,6 +116,10 @@ type Report struct {
 	Decisions, DecisionStreams, Unchained int
 	// Checkpoints is the number of checkpoints checked (VerifyOptions).
 	Checkpoints int
+	// Snapshots is the number of distinct snapshots the change chain
+	// records; every decision and receipt naming one was checked against
+	// them (docs/EVIDENCE.md, "Snapshots").
+	Snapshots int
 	// Breaks lists the first break found in each broken stream, in tenant
 	// order. A break of the change chain has Tenant [ChangeChain] and
 	// comes first.

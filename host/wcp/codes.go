@@ -73,6 +73,7 @@ const (
 	CodeLedgerSchemaTooNew Code = "LEDGER_SCHEMA_TOO_NEW"
 	CodeLedgerKey          Code = "LEDGER_KEY"
 	CodeLedgerClosed       Code = "LEDGER_CLOSED"
+	CodeSnapshotUnrecorded Code = "SNAPSHOT_UNRECORDED"
 )
 
 // Enrollment and registry errors.
@@ -205,6 +206,7 @@ var codeTable = []CodeInfo{
 	{CodeLedgerSchemaTooNew, KindLedger, http.StatusInternalServerError, "the ledger database was migrated by a newer Hall"},
 	{CodeLedgerKey, KindLedger, http.StatusInternalServerError, "the ledger signing key is missing, unreadable or malformed"},
 	{CodeLedgerClosed, KindLedger, http.StatusServiceUnavailable, "a write was submitted after the ledger was closed"},
+	{CodeSnapshotUnrecorded, KindLedger, http.StatusServiceUnavailable, "the rules, policies, configuration and records in force could not be recorded in the evidence ledger; nothing is decided under them (Decide denies DENY_INTERNAL_ERROR naming this code)"},
 
 	{CodeRecordMismatch, KindEnroll, http.StatusUnprocessableEntity, "a supplied record differs from the module's embedded wcp.record"},
 	{CodeRecordTampered, KindEnroll, http.StatusConflict, "an enrolled record file no longer matches its seal"},

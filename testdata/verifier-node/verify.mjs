@@ -194,6 +194,38 @@ function verifyBundle(dir, keysPath) {
     }
   }
 
+  // Snapshots (EVIDENCE.md "Snapshots"): every decision and receipt that
+  // names a snapshot names one a "snapshot" change recorded no later than
+  // it; after the first snapshot change, every one names a snapshot.
+  // Times are UTC in one fixed-width layout, so they compare as strings.
+  const sealedAt = new Map();
+  let firstSeal = null;
+  for (const l of entries) {
+    if (l.chain !== 'changes' || l.entry.kind !== 'snapshot') continue;
+    if (!sealedAt.has(l.entry.digest)) sealedAt.set(l.entry.digest, l.entry.at);
+    if (firstSeal === null) firstSeal = l.entry.at;
+  }
+  const reported = new Set();
+  for (const l of entries) {
+    const e = l.entry;
+    let what; let at;
+    if (l.chain === 'decisions' && e.kind === 'decision') { what = 'decision'; at = e.recorded_at; }
+    else if (l.chain === 'receipts') { what = 'receipt'; at = e.dispatched_at; }
+    else continue;
+    const p = pos(l.chain, l.stream);
+    if (reported.has(p)) continue;
+    const where = `${l.chain} ${JSON.stringify(l.stream)} #${l.sequence}`;
+    let why = null;
+    if (e.snapshot === undefined) {
+      if (firstSeal !== null && at > firstSeal) why = `${what} names no snapshot, although snapshots are recorded since ${firstSeal}`;
+    } else if (!sealedAt.has(e.snapshot)) {
+      why = `${what} names snapshot ${e.snapshot}, which no change entry records`;
+    } else if (sealedAt.get(e.snapshot) > at) {
+      why = `${what} names snapshot ${e.snapshot}, first recorded at ${sealedAt.get(e.snapshot)}, after the ${what} (${at})`;
+    }
+    if (why !== null) { fail(where, why); reported.add(p); }
+  }
+
   // Checkpoints: each signed, and every head it names present, unchanged.
   const cpDir = join(dir, 'checkpoints');
   let checkpoints = 0;

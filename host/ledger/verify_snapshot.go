@@ -1,0 +1,153 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// verifySnapshots checks, inside tx, that every decision entry and every
+// receipt that names a snapshot names one the change chain recorded
+// (kind [ChangeSnapshot]) no later than the decision or dispatch, and that
+// none recorded after the first snapshot entry names none: a Hall decides
+// only under a snapshot that is evidence (docs/EVIDENCE.md, "Snapshots").
+// It reports the first offending entry of each stream.
+//
+// The signatures of the entries it reads are checked by the chain walks;
+// this check reads what they sign.
+func (s *SQLite) verifySnapshots(ctx context.Context, tx *sql.Tx, rep *Report) error {
+	recorded, first, err := snapshotTimes(ctx, tx)
+	if err != nil {
+		return s.wrap("verify", err)
+	}
+	rep.Snapshots = len(recorded)
+	check := func(chain, stream, id string, seq uint64, snapshot, at string) (Break, bool) {
+		b := Break{Chain: chain, Tenant: stream, ReceiptID: id, Sequence: seq}
+		what := "decision"
+		if chain == ChainReceipts {
+			what = "receipt"
+		}
+		when, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			return Break{}, true // malformed times are the chain walks' to report
+		}
+		if snapshot == "" {
+			if !first.IsZero() && when.After(first) {
+				b.Reason = fmt.Sprintf("%s names no snapshot, although snapshots are recorded since %s: it was made under governance that is not in the change chain", what, first.Format(time.RFC3339Nano))
+				return b, false
+			}
+			return Break{}, true // recorded before snapshots were
+		}
+		at0, ok := recorded[snapshot]
+		switch {
+		case !ok:
+			b.Reason = fmt.Sprintf("%s names snapshot %s, which no change entry records: it was made under rules, policies or configuration that are not evidence", what, snapshot)
+			return b, false
+		case at0.After(when):
+			b.Reason = fmt.Sprintf("%s names snapshot %s, first recorded at %s, after the %s (%s)", what, snapshot, at0.Format(time.RFC3339Nano), what, at)
+			return b, false
+		}
+		return Break{}, true
+	}
+
+	// Decision entries.
+	rows, err := tx.QueryContext(ctx, `SELECT stream, seq, entry_id, body FROM entries WHERE kind = ? ORDER BY stream, seq`, entryDecision)
+	if err != nil {
+		return s.wrap("verify", err)
+	}
+	broken := map[string]bool{}
+	for rows.Next() {
+		var stream, id, body string
+		var seq int64
+		if err := rows.Scan(&stream, &seq, &id, &body); err != nil {
+			rows.Close()
+			return s.wrap("verify", err)
+		}
+		if broken[stream] {
+			continue
+		}
+		var e struct {
+			Snapshot   string `json:"snapshot"`
+			RecordedAt string `json:"recorded_at"`
+		}
+		if json.Unmarshal([]byte(body), &e) != nil {
+			continue // reported by the decision chain walk
+		}
+		if b, ok := check(ChainDecisions, stream, id, uint64(seq), e.Snapshot, e.RecordedAt); !ok {
+			broken[stream] = true
+			rep.Breaks = append(rep.Breaks, b)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s.wrap("verify", err)
+	}
+
+	// Receipts.
+	rows, err = tx.QueryContext(ctx, `SELECT tenant_id, seq, receipt_id, body FROM receipts ORDER BY tenant_id, seq`)
+	if err != nil {
+		return s.wrap("verify", err)
+	}
+	defer rows.Close()
+	broken = map[string]bool{}
+	for rows.Next() {
+		var tenant, id, body string
+		var seq int64
+		if err := rows.Scan(&tenant, &seq, &id, &body); err != nil {
+			return s.wrap("verify", err)
+		}
+		if broken[tenant] {
+			continue
+		}
+		var r struct {
+			Snapshot     string `json:"snapshot"`
+			DispatchedAt string `json:"dispatched_at"`
+		}
+		if json.Unmarshal([]byte(body), &r) != nil {
+			continue // reported by the receipt walk
+		}
+		if b, ok := check(ChainReceipts, tenant, id, uint64(seq), r.Snapshot, r.DispatchedAt); !ok {
+			broken[tenant] = true
+			rep.Breaks = append(rep.Breaks, b)
+		}
+	}
+	return s.wrap("verify", rows.Err())
+}
+
+// snapshotTimes maps each snapshot digest the change chain records to
+// when it was first recorded, and returns when the first was.
+func snapshotTimes(ctx context.Context, tx *sql.Tx) (map[string]time.Time, time.Time, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT body FROM changes WHERE kind = ? ORDER BY seq`, ChangeSnapshot)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	var first time.Time
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, time.Time{}, err
+		}
+		var c struct {
+			Digest string `json:"digest"`
+			At     string `json:"at"`
+		}
+		if json.Unmarshal([]byte(body), &c) != nil {
+			continue // reported by the change chain walk
+		}
+		at, err := time.Parse(time.RFC3339Nano, c.At)
+		if err != nil {
+			continue
+		}
+		if _, seen := out[c.Digest]; !seen {
+			out[c.Digest] = at
+		}
+		if first.IsZero() {
+			first = at
+		}
+	}
+	return out, first, rows.Err()
+}

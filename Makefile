@@ -25,7 +25,7 @@ test: lint crossbuild
 
 # The packages with concurrent state (pools, group commit, the server, the
 # Hall facade) also run under the race detector.
-RACE_PKGS := ./host/ ./host/ledger/ ./host/sandbox/ ./host/server/ ./host/artifact/ ./host/auth/
+RACE_PKGS := ./host/ ./internal/ledger/ ./internal/sandbox/ ./host/server/ ./internal/artifact/ ./internal/auth/
 
 # Every package, and its tests (go vet type-checks them), builds for the
 # other supported targets (README.md, "Platforms"): a file that reaches
@@ -66,16 +66,16 @@ bench:
 	$(GO) build -o $(BIN)/benchreport ./internal/benchreport
 	$(BIN)/benchreport stamp $(BENCH_DIR)/start.env
 	@# The bare engine first, Hall.Decide and dispatch over it next.
-	$(call bench_step,01-engine,-bench . -benchmem ./host/router/ ./host/policy/ ./host/auth/)
+	$(call bench_step,01-engine,-bench . -benchmem ./internal/router/ ./internal/policy/ ./internal/auth/)
 	$(call bench_step,02-hall,-bench 'BenchmarkHallDecide|BenchmarkDispatch|BenchmarkHallRunProcess' -benchmem ./host/)
-	$(call bench_step,03-sandbox,-bench 'BenchmarkCall|BenchmarkLoopTermination' -benchmem ./host/sandbox/)
-	$(call bench_step,04-compile,-bench BenchmarkCompileHostile -benchmem -benchtime 3x ./host/sandbox/)
+	$(call bench_step,03-sandbox,-bench 'BenchmarkCall|BenchmarkLoopTermination' -benchmem ./internal/sandbox/)
+	$(call bench_step,04-compile,-bench BenchmarkCompileHostile -benchmem -benchtime 3x ./internal/sandbox/)
 	@# Footprint: 1,000 loaded workers of one module, once per package.
-	$(call bench_step,05-footprint,-bench BenchmarkIdleWorkers -benchtime 1x ./host/ ./host/sandbox/)
+	$(call bench_step,05-footprint,-bench BenchmarkIdleWorkers -benchtime 1x ./host/ ./internal/sandbox/)
 	@# hall run / the floor program, alternated: medians of 20 pairs.
 	$(call bench_step,06-floor,-bench BenchmarkHallRunFloor -benchtime 20x ./host/)
-	$(call bench_step,07-ledger,-bench 'BenchmarkAppend|BenchmarkDispatchPair|BenchmarkRecordDecisionParallel|BenchmarkRecordDispatchParallel|BenchmarkVerify$$|BenchmarkSignatureVerify' -benchmem ./host/ledger/)
-	$(call bench_step,08-verify,-bench 'BenchmarkVerifyReceipts|BenchmarkVerifyEvidence' -benchmem -benchtime 1x ./host/ledger/)
+	$(call bench_step,07-ledger,-bench 'BenchmarkAppend|BenchmarkDispatchPair|BenchmarkRecordDecisionParallel|BenchmarkRecordDispatchParallel|BenchmarkVerify$$|BenchmarkSignatureVerify' -benchmem ./internal/ledger/)
+	$(call bench_step,08-verify,-bench 'BenchmarkVerifyReceipts|BenchmarkVerifyEvidence' -benchmem -benchtime 1x ./internal/ledger/)
 	@# 32 connections, every answer checked: exactly 10,000 requests, 2,000
 	@# for the summarizer (at ~500/s, 10,000 would take a sixth of the run).
 	$(call bench_step,09-http,-bench 'BenchmarkRouteHTTP|BenchmarkRunHTTP/wat-noop' -benchmem -benchtime 10000x ./host/server/)

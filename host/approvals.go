@@ -10,10 +10,10 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/wcphall/hall/host/approval"
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/policy"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/approval"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/policy"
 )
 
 // Ledger change kinds of human approvals (WCP §5.8); see

@@ -14,8 +14,8 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/approval"
 )
 
 // forgeApproved flips every approvals row of the state directory to

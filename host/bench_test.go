@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // nopLedger records nothing: it isolates decide + sandbox from the cost of
 // committing evidence (reported separately by the /ledger variants and by
-// host/ledger's own benchmarks).
+// internal/ledger's own benchmarks).
 type nopLedger struct{ n atomic.Int64 }
 
 func (*nopLedger) RecordDecision(context.Context, ledger.DecisionRecord) error   { return nil }

@@ -6,10 +6,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/fsutil"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/router"
 )
 
 // RulesError is a rules document that was refused; the rules in force are

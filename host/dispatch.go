@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wcphall/hall/host/artifact"
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/artifact"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/sandbox"
 )
 
 // Default ceilings of a dispatch (hall.json "limits" lowers or raises them).
@@ -28,7 +28,7 @@ const (
 	DefaultLogBytes    = 64 << 10
 	// DefaultStackMB is the call stack budget of a worker instance:
 	// enough for encoding/json to decode ~2,000 levels of nesting in a
-	// standard-Go guest (host/sandbox TestGoGuestDeepRecursion).
+	// standard-Go guest (internal/sandbox TestGoGuestDeepRecursion).
 	DefaultStackMB = 16
 )
 
@@ -577,7 +577,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	// outside the sandbox (no writable path, no network, no secret) cannot
 	// leave an effect without evidence, so its decision commits with its
 	// receipt, in one transaction after the call (RATIONALE.md of
-	// host/ledger, "Durability contract of a dispatch"); the output is
+	// internal/ledger, "Durability contract of a dispatch"); the output is
 	// still withheld unless both commit.
 	in := req.Input
 	recorder, oneCommit := store.(dispatchRecorder)

@@ -16,12 +16,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/registry"
-	"github.com/wcphall/hall/host/router"
-	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/fsutil"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/registry"
+	"github.com/wcphall/hall/internal/router"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // RecordSection is the name of the custom section a module may carry its

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // evidenceStore is the Hall's evidence ledger (opened by Open), with its

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // Evidence is a read-only view of a Hall's evidence ledger: what an

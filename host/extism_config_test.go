@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/registry"
+	"github.com/wcphall/hall/internal/registry"
 )
 
 // Plugin config (issue 16): a record's config and hall.json's per-worker

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/registry"
 )
 
 // systemRoots are directories no worker is granted, read or write, nor

@@ -1,11 +1,3 @@
-// Package host is the embeddable Hall: it loads routing rules, the enrolled
-// worker registry and the Hall configuration from a working directory and
-// answers routing requests with WCP RouteDecisions. The `hall` CLI and the
-// HTTP server are thin layers over this package.
-//
-//	h, err := host.Open(ctx, host.Options{Dir: "."})
-//	if err != nil { ... }
-//	dec := h.Decide(ctx, &input)
 package host
 
 import (
@@ -23,11 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wcphall/hall/host/artifact"
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/router"
-	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/artifact"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/router"
+	"github.com/wcphall/hall/internal/sandbox"
 )
 
 // Options say where a Hall's files are. Relative paths are relative to Dir.
@@ -119,7 +111,7 @@ type Options struct {
 }
 
 // MinMemoryBudgetMB is the smallest memory budget the Hall accepts: above
-// the charge of the smallest possible call (host/sandbox budget.go
+// the charge of the smallest possible call (internal/sandbox budget.go
 // callCharge: two 1 MiB linear memories, four times a 1 MiB stack budget
 // and 8 MiB of engine overhead, about 14.3 MiB). A budget below it could
 // admit no call at all; one below a given worker's charge refuses that

@@ -16,9 +16,9 @@ import (
 	extism "github.com/extism/go-sdk"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/wasmmod"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 

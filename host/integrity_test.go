@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // integModSet is this file's WAT workers, built once on first use.

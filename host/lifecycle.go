@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/router"
 )
 
 // Shutdown (issue 21). Close used to cancel running calls by closing their

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/router"
 )
 
 // blockWAT is a worker whose run export passes "started" to Extism's

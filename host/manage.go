@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/wcphall/hall/host/artifact"
-	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/artifact"
+	"github.com/wcphall/hall/internal/registry"
 )
 
 // ErrUnknownArtifact is returned by EnrollStored when the record names a

@@ -9,11 +9,11 @@ import (
 	"os"
 	"slices"
 
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/policy"
-	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/policy"
 	"github.com/wcphall/hall/internal/pyval"
+	"github.com/wcphall/hall/internal/router"
 )
 
 // ChangePolicy is the ledger change kind earlier Halls recorded when a

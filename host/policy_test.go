@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/approval"
 )
 
 const policyRules = `{"rules": [

@@ -13,12 +13,12 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/policy"
-	"github.com/wcphall/hall/host/registry"
-	"github.com/wcphall/hall/host/router"
-	"github.com/wcphall/hall/host/sandbox"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/policy"
+	"github.com/wcphall/hall/internal/registry"
+	"github.com/wcphall/hall/internal/router"
+	"github.com/wcphall/hall/internal/sandbox"
 )
 
 // snapshot is everything a decision and its dispatch read: the rules, the

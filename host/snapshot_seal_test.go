@@ -16,8 +16,8 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // sealed is one snapshot change entry of the change chain, its body

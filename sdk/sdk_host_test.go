@@ -15,7 +15,7 @@ import (
 
 	extism "github.com/extism/go-sdk"
 
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmmod"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 

@@ -9,8 +9,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/approval"
-	"github.com/wcphall/hall/host/auth"
+	"github.com/wcphall/hall/internal/approval"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 func approvalsCommand() *cli.Command {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 const heldPolicy = `{"approvals": {"enabled": true, "expires_after": "1h"},

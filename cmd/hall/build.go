@@ -18,11 +18,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/artifact"
-	"github.com/wcphall/hall/host/registry"
-	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/artifact"
 	"github.com/wcphall/hall/internal/fsutil"
+	"github.com/wcphall/hall/internal/registry"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 func init() {

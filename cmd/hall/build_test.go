@@ -22,7 +22,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 var (

@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wcphall/hall/host/sandbox"
+	"github.com/wcphall/hall/internal/sandbox"
 )
 
 func init() { extraCommands = append(extraCommands, compileCommand()) }

@@ -16,9 +16,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/sandbox"
-	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/sandbox"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // exitWorkerFailed is the status of `hall run` when the worker ran and

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmmod"
 	"github.com/wcphall/hall/internal/wasmtest"
 
 	_ "modernc.org/sqlite" // to tamper with the ledger file in tests

@@ -17,7 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 func init() {

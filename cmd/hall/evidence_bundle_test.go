@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // hostile is what a tenant can put in its ids to attack an operator's

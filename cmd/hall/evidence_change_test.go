@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 func evDigest(s string) string { return wcp.Digest(sha256.Sum256([]byte(s))).String() }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // TestAuditVerifyReportsForgedLegacyRows: rows of the ledger's older form

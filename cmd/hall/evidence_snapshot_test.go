@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // TestAuditVerifySnapshots drives issue 21's snapshot evidence with the

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wcphall/hall/host/ledger"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // TestReceiptsJSONStreamsTheSameBytes: `hall receipts --json` now writes

@@ -12,9 +12,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/conformance"
+	"github.com/wcphall/hall/internal/router"
 )
 
 // parseFixtures reads the golden tests of `hall validate`, in either

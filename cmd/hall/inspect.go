@@ -13,8 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/registry"
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/registry"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 func inspectCommand() *cli.Command {

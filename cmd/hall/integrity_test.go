@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // guestBuild is testdata/sandbox/goguest built once by `hall build`, so it

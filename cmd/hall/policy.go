@@ -14,8 +14,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/policy"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/policy"
 )
 
 // exitPending is the status of `hall run` when the request is held for a

@@ -16,9 +16,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/pyval"
+	"github.com/wcphall/hall/internal/registry"
 )
 
 // homeFlag is the state directory: artifacts, compilation cache, ledger,

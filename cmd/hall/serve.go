@@ -16,8 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/auth"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 func init() { extraCommands = append(extraCommands, serveCommand(), tokensCommand()) }

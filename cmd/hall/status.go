@@ -16,8 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 func init() { extraCommands = append(extraCommands, statusCommand()) }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wcphall/hall/host/auth"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 func openTokens(c *cli.Context) (*auth.Store, error) {

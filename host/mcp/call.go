@@ -18,8 +18,8 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/approval"
 )
 
 // Status values of a result's _meta.status.

@@ -14,8 +14,8 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // TestCancelStopsTheWorker cancels a call of a worker that never returns,

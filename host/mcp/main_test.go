@@ -17,10 +17,10 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/auth"
-	"github.com/wcphall/hall/host/ledger"
-	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/auth"
+	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/router"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 

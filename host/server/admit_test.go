@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // Issue 10: a dispatch refused because the ledger's disk is below its

@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/approval"
-	"github.com/wcphall/hall/host/auth"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/approval"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 // Human approvals (WCP §5.8, docs/POLICY.md): approvers and administrators

@@ -14,9 +14,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/auth"
 	"github.com/wcphall/hall/host/server"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 func (r *response) errMessage() string {

@@ -21,10 +21,10 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/approval"
-	"github.com/wcphall/hall/host/auth"
-	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/approval"
+	"github.com/wcphall/hall/internal/auth"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // The web console (docs/HTTP.md, "Console"): server-side pages for

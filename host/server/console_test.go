@@ -18,8 +18,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/wcphall/hall/host/auth"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 // chromiumPath is Debian's chromium (.ci/run installs it).

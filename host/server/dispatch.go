@@ -12,8 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/approval"
 	"github.com/wcphall/hall/internal/pyval"
 )
 

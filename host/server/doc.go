@@ -3,7 +3,7 @@
 // goes through the same *host.Hall methods, never a second implementation.
 //
 //	h, _ := host.Open(ctx, host.Options{Dir: "."})
-//	tokens, _ := auth.Open(filepath.Join(".hall", auth.DBFile))
+//	tokens, _ := host.OpenTokens(".hall")
 //	handler := server.New(h, server.Config{Tokens: tokens})
 //	err := server.ListenAndServe(ctx, "127.0.0.1:8765", handler, server.ServeOptions{})
 //

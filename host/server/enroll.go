@@ -14,9 +14,9 @@ import (
 	"strings"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/artifact"
-	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/artifact"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // enroll answers POST /enroll: a JSON registry record whose artifact_hash

@@ -11,7 +11,7 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/server"
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 func TestIntegrityEnrollRecordMismatch(t *testing.T) {

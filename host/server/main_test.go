@@ -18,9 +18,9 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/auth"
 	"github.com/wcphall/hall/host/server"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/auth"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 
@@ -143,7 +143,7 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// wat compiles a WAT file with wat2wasm (wabt), as host/sandbox's tests do.
+// wat compiles a WAT file with wat2wasm (wabt), as internal/sandbox's tests do.
 func wat(tmp, src string) ([]byte, error) {
 	if _, err := exec.LookPath("wat2wasm"); err != nil {
 		return nil, errors.New("wat2wasm not found in PATH: install wabt (apt-get install -y wabt)")

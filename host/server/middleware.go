@@ -15,7 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
-	"github.com/wcphall/hall/host/auth"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 // reqState is what the middleware and the handlers learn about a request,

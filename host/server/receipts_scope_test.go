@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/wcphall/hall/host/auth"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 // TestReceiptsScope: as docs/HTTP.md says, receipts are read by admin and

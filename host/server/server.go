@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wcphall/hall/host"
-	"github.com/wcphall/hall/host/auth"
 	hallmcp "github.com/wcphall/hall/host/mcp"
 )
 
@@ -31,7 +30,7 @@ func DefaultMaxConcurrent() int { return host.DefaultMaxConcurrent() }
 type Config struct {
 	// Tokens authenticates callers. Without it every authenticated endpoint
 	// answers 401.
-	Tokens *auth.Store
+	Tokens *host.TokenStore
 	// MaxBody bounds JSON request bodies (default DefaultMaxBody).
 	MaxBody int64
 	// MaxUpload bounds module uploads (default DefaultMaxUpload).

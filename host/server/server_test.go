@@ -19,10 +19,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/wcphall/hall/host/artifact"
-	"github.com/wcphall/hall/host/auth"
 	"github.com/wcphall/hall/host/server"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/artifact"
+	"github.com/wcphall/hall/internal/auth"
 )
 
 func TestHealthAndRequestID(t *testing.T) {

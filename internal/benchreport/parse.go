@@ -9,7 +9,7 @@ import (
 )
 
 // module is the import-path prefix that Rel strips: rows name packages
-// relative to the module root ("host/router").
+// relative to the module root ("internal/router").
 const module = "github.com/wcphall/hall"
 
 // A Result is one benchmark's line of `go test -bench` output: its
@@ -25,7 +25,7 @@ type Result struct {
 	File   string             // the output file it came from
 }
 
-// Rel is the package path relative to the module ("host/router"; "." for
+// Rel is the package path relative to the module ("internal/router"; "." for
 // the module root).
 func (r Result) Rel() string {
 	if r.Pkg == module {

@@ -20,13 +20,13 @@ func TestParseFiles(t *testing.T) {
 		unit            string
 		want            float64
 	}{
-		{"engine.txt", "host/router", "BenchmarkDecide/allow-1rule/defaults", 19, "ns/op", 1805},
-		{"engine.txt", "host/router", "BenchmarkDecideRules/rules=10000/wildcards-no-match", 19, "allocs/op", 2},
-		{"engine.txt", "host/policy", "BenchmarkEvaluate20", 19, "B/op", 649},
+		{"engine.txt", "internal/router", "BenchmarkDecide/allow-1rule/defaults", 19, "ns/op", 1805},
+		{"engine.txt", "internal/router", "BenchmarkDecideRules/rules=10000/wildcards-no-match", 19, "allocs/op", 2},
+		{"engine.txt", "internal/policy", "BenchmarkEvaluate20", 19, "B/op", 649},
 		{"host.txt", "host", "BenchmarkDispatchParallel", 9, "dispatches/s", 19.10},
 		{"host.txt", "host", "BenchmarkHallDecide/workers=10000", 9, "ns/op", 2757},
-		{"sandbox.txt", "host/sandbox", "BenchmarkLoopTermination/no_check", 6, "ns/iter", 2.831},
-		{"ledger.txt", "host/ledger", "BenchmarkAppendParallel/SyncFull", 10, "writes/commit", 12.50},
+		{"sandbox.txt", "internal/sandbox", "BenchmarkLoopTermination/no_check", 6, "ns/iter", 2.831},
+		{"ledger.txt", "internal/ledger", "BenchmarkAppendParallel/SyncFull", 10, "writes/commit", 12.50},
 		{"sdk.txt", "sdk", "BenchmarkEcho1MiB", 1, "MB/s", 7.45},
 	} {
 		t.Run(tc.file+"/"+tc.name+"/"+tc.unit, func(t *testing.T) {
@@ -64,7 +64,7 @@ func TestParseFiles(t *testing.T) {
 // what testing prints when the code under test writes to the same stream
 // or a benchmark fails.
 func TestParseLines(t *testing.T) {
-	const hdr = "goos: linux\ngoarch: amd64\npkg: github.com/wcphall/hall/host/router\ncpu: AMD EPYC\n"
+	const hdr = "goos: linux\ngoarch: amd64\npkg: github.com/wcphall/hall/internal/router\ncpu: AMD EPYC\n"
 	for _, tc := range []struct {
 		name string
 		in   string
@@ -124,7 +124,7 @@ func TestSetMedian(t *testing.T) {
 	if !ok || r.Values["ns/op"] != 6 || r.N != 30 {
 		t.Errorf("got %+v, %v", r, ok)
 	}
-	if _, ok := NewSet(res).Get("host/router", "BenchmarkX"); ok {
+	if _, ok := NewSet(res).Get("internal/router", "BenchmarkX"); ok {
 		t.Error("found in another package")
 	}
 }

@@ -38,9 +38,9 @@ func TestReport(t *testing.T) {
 func TestRatio(t *testing.T) {
 	set := NewSet([]Result{
 		{Pkg: module + "/host", Name: "BenchmarkA", Values: map[string]float64{"ns/op": 3000, "dispatches/s": 500, "overhead-%": 12.5, "hall/floor": 1.7}},
-		{Pkg: module + "/host/sandbox", Name: "BenchmarkB", Values: map[string]float64{"ns/op": 1000, "calls/s": 2000}},
+		{Pkg: module + "/internal/sandbox", Name: "BenchmarkB", Values: map[string]float64{"ns/op": 1000, "calls/s": 2000}},
 	})
-	a, b := func(u string) metric { return m("host", "BenchmarkA", u) }, func(u string) metric { return m("host/sandbox", "BenchmarkB", u) }
+	a, b := func(u string) metric { return m("host", "BenchmarkA", u) }, func(u string) metric { return m("internal/sandbox", "BenchmarkB", u) }
 	for _, tc := range []struct {
 		name string
 		r    row

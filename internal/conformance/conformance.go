@@ -14,9 +14,9 @@ import (
 	"reflect"
 	"sort"
 
-	"github.com/wcphall/hall/host/registry"
-	"github.com/wcphall/hall/host/router"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/registry"
+	"github.com/wcphall/hall/internal/router"
 )
 
 // Vector is one conformance case: everything make_decision needs, plus

@@ -26,5 +26,5 @@
 //     reported without a reason.
 //   - Nothing is done at package initialisation: the meta-schemas are
 //     parsed and resolved the first time they are needed (see
-//     host/registry's RATIONALE.md for why that matters to `hall run`).
+//     internal/registry's RATIONALE.md for why that matters to `hall run`).
 package schemacheck

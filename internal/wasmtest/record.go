@@ -5,9 +5,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/wcphall/hall/host/registry"
-	"github.com/wcphall/hall/host/wasmmod"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/registry"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // CheckRecord checks the plugin's registry_record.json against its module:

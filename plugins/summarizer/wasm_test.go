@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmmod"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 

@@ -1,4 +1,4 @@
-;; Hand-written adversarial Extism worker for host/sandbox tests.
+;; Hand-written adversarial Extism worker for internal/sandbox tests.
 ;; Built by the tests with: wat2wasm adversary.wat -o adversary.wasm
 (module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))

@@ -1,8 +1,8 @@
-// Command goguest is the standard-Go test worker of host/sandbox: an Extism
+// Command goguest is the standard-Go test worker of internal/sandbox: an Extism
 // plugin written against the raw kernel imports (no PDK), one export per
 // behaviour the sandbox tests exercise.
 //
-// Built by the tests (host/sandbox TestMain) with:
+// Built by the tests (internal/sandbox TestMain) with:
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o goguest.wasm ./testdata/sandbox/goguest
 package main

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/wcphall/hall/host/approval"
+	"github.com/wcphall/hall/internal/approval"
 )
 
 // approvalWalk follows the approval changes of the change chain, in chain

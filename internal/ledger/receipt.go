@@ -130,7 +130,7 @@ type receiptJSON struct {
 	RecordDigest string          `json:"record_digest,omitempty"`
 	Envelope     json.RawMessage `json:"privilege_envelope,omitempty"`
 	// Omitted for a dispatch that is not a replay.
-	ReplayOf      string `json:"replay_of,omitempty"`
+	ReplayOf string `json:"replay_of,omitempty"`
 	// Omitted when empty: receipts written before snapshots keep their hashes.
 	Snapshot      string `json:"snapshot,omitempty"`
 	InputPayload  []byte `json:"input_payload,omitempty"`

@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/wcphall/hall/host/ledger"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 func ExampleOpen() {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/host/approval"
+	"github.com/wcphall/hall/internal/approval"
 )
 
 // Issue 21: the change chain held approval_requested -> approval_used with

@@ -183,7 +183,7 @@ func BenchmarkVerifyEvidence(b *testing.B) {
 // receipts in 8 tenants (issue 12's target: ≤ 3 s on the 2-core
 // development machine). Receipts are checked on all cores.
 //
-//	go test -run '^$' -bench VerifyReceipts -benchtime 3x ./host/ledger
+//	go test -run '^$' -bench VerifyReceipts -benchtime 3x ./internal/ledger
 func BenchmarkVerifyReceipts(b *testing.B) {
 	s := openT(b, b.TempDir(), WithSync(SyncNormal))
 	const n = 100_000

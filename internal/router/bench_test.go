@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/registry"
 )
 
 // benchRule is the rule of BenchmarkDecide/allow-1rule: an exact

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // Inspect shows what a module needs from its host before anything runs it.

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/wcphall/hall/host/registry"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/registry"
 )
 
 // Shared fixtures: one greeter worker implementing the audit-log control

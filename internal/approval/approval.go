@@ -6,7 +6,7 @@
 // approved request runs once.
 //
 // The package is types only. Approvals are kept in the evidence ledger
-// (host/ledger, approvals.go): every state of an approval is the body of a
+// (internal/ledger, approvals.go): every state of an approval is the body of a
 // signed change, written in the same transaction as the row that indexes
 // it, and the Hall acts on the signed change, never on the row alone.
 // Package host decides who may change what.

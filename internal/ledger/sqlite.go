@@ -373,7 +373,7 @@ func (s *SQLite) prepareReceipt(r *Receipt) (*Receipt, error) {
 // as RecordDecision, RecordDecisionEvents and Append would one after the
 // other. Nothing is recorded unless all are. The Hall uses it for a
 // worker whose envelope grants no way to change anything outside it
-// (host/ledger/RATIONALE.md, "Durability contract of a dispatch").
+// (internal/ledger/RATIONALE.md, "Durability contract of a dispatch").
 func (s *SQLite) RecordDispatch(ctx context.Context, d DecisionRecord, events []json.RawMessage, r *Receipt) error {
 	dec, err := s.prepareDecision(d)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 // (default 100,000, in 8 tenants) into the state directory named by
 // HALL_GEN_LEDGER, for timing `hall audit verify` as a whole process:
 //
-//	HALL_GEN_LEDGER=/tmp/l/.hall go test -run TestWriteLedgerForTiming -count=1 ./host/ledger
+//	HALL_GEN_LEDGER=/tmp/l/.hall go test -run TestWriteLedgerForTiming -count=1 ./internal/ledger
 //	cd /tmp/l && time hall audit verify
 //
 // Without HALL_GEN_LEDGER it is skipped.

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/wcphall/hall/host/wasmmod"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // guestWasm is testdata/guest built for wasip1 once per test binary.

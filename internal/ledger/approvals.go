@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/wcphall/hall/host/approval"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/approval"
 )
 
 // Change kinds of human approvals (WCP §5.8). Subject is the approval id,

@@ -21,7 +21,7 @@ import (
 // (version 4) keys made every insert land on a random page of three
 // indexes, and time-ordered keys append to the end of each instead: a
 // quarter less written per decision at /wcp/route (issue 12,
-// host/ledger/RATIONALE.md). Receipt ids are version 7 too.
+// internal/ledger/RATIONALE.md). Receipt ids are version 7 too.
 var ids struct {
 	sync.Mutex
 	buf  [16 * 16]byte

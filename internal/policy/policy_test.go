@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wcphall/hall/host/policy"
+	"github.com/wcphall/hall/internal/policy"
 )
 
 func facts() *policy.Facts {

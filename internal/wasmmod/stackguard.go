@@ -21,7 +21,7 @@ const StackExhaustedName = "hall.stack_exhausted"
 // results of the calls it makes. Every slot is charged 16 bytes, and every
 // value a function can produce is charged whether or not it is spilled:
 // one per instruction, plus each result of a call or block and each
-// argument of a call (RATIONALE.md of host/sandbox, "Call stack").
+// argument of a call (RATIONALE.md of internal/sandbox, "Call stack").
 const (
 	frameBytes = 16 + 16*8 + 16*16
 	slotBytes  = 16

@@ -1,8 +1,6 @@
 package host
 
 import (
-	"path/filepath"
-
 	"github.com/wcphall/hall/internal/approval"
 	"github.com/wcphall/hall/internal/artifact"
 	"github.com/wcphall/hall/internal/auth"
@@ -36,8 +34,8 @@ type (
 	// CompileCommand is a Compiler that runs a child process with a
 	// deadline and resource limits.
 	CompileCommand = sandbox.CompileCommand
-	// EvidenceStore is the evidence ledger (Options.Ledger; default the
-	// SQLite ledger in the state directory).
+	// EvidenceStore is the evidence ledger (Stores.Evidence; default the
+	// SQLite ledger in the state directory). See Stores.
 	EvidenceStore = ledger.Store
 	// CheckpointPolicy says when the ledger signs checkpoints and where
 	// it writes them (Options.Checkpoints).
@@ -78,19 +76,11 @@ type (
 // ErrReceiptNotFound is returned by Evidence.Receipt for an unknown id.
 var ErrReceiptNotFound = ledger.ErrNotFound
 
-// The HTTP API's bearer tokens (host/server's Config.Tokens).
+// The HTTP API's bearer tokens (TokenStore, host/server's Config.Tokens).
 type (
-	// TokenStore holds the API's bearer tokens (only their hashes).
-	TokenStore = auth.Store
 	// Token is one bearer token's public part: its id, scope and label.
 	Token = auth.Token
 	// TokenScope is what a token may do: administer, act as one tenant,
 	// or answer approvals.
 	TokenScope = auth.Scope
 )
-
-// OpenTokens opens the token store of the state directory home
-// (home/auth.db, created with mode 0600 when missing).
-func OpenTokens(home string) (*TokenStore, error) {
-	return auth.Open(filepath.Join(home, auth.DBFile))
-}

@@ -71,7 +71,7 @@ func BenchmarkDispatch(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			opts := host.Options{}
 			if !tc.ledger {
-				opts.Ledger = &nopLedger{}
+				opts.Stores = &host.Stores{Evidence: &nopLedger{}}
 			}
 			h := openBenchHall(b, opts, tc.reuse)
 			runOnce(b, h, tc.capability, tc.payload)
@@ -91,7 +91,7 @@ func BenchmarkDispatch(b *testing.B) {
 // BenchmarkDispatchParallel: sustained throughput of a standard-Go worker
 // with a fresh instance per dispatch (instantiation included).
 func BenchmarkDispatchParallel(b *testing.B) {
-	h := openBenchHall(b, host.Options{Ledger: &nopLedger{}, Pool: 4}, false)
+	h := openBenchHall(b, host.Options{Stores: &host.Stores{Evidence: &nopLedger{}}, Pool: 4}, false)
 	runOnce(b, h, "cap.doc.summarize", []byte(text))
 	in := input(b, "cap.doc.summarize", "org.acme")
 	start := time.Now()
@@ -180,7 +180,7 @@ func BenchmarkHallDecide(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			h, err := host.Open(context.Background(), host.Options{Dir: dir, Ledger: &nopLedger{}, Pool: -1})
+			h, err := host.Open(context.Background(), host.Options{Dir: dir, Stores: &host.Stores{Evidence: &nopLedger{}}, Pool: -1})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -100,11 +100,17 @@ func cleanDirs(dirs []string) []string {
 	return out
 }
 
-func (h *Hall) artifacts() (*artifact.Store, error) {
+// artifacts is the artifact store: Options.Stores' Artifacts, else the
+// artifact directory in Home (opened on first use).
+func (h *Hall) artifacts() (ArtifactStore, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.store == nil {
-		s, err := artifact.Open(filepath.Join(h.opts.Home, "artifacts"))
+		if st := h.opts.Stores; st != nil && st.Artifacts != nil {
+			h.store = st.Artifacts
+			return h.store, nil
+		}
+		s, err := OpenLocalArtifacts(h.opts.Home)
 		if err != nil {
 			return nil, err
 		}
@@ -320,7 +326,7 @@ func (h *Hall) verifiedModule(p *Plan) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.Get(p.w.module)
+	return store.Get(context.Background(), p.w.module)
 }
 
 // loadModule compiles and instantiates p's verified module (running its

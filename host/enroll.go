@@ -56,7 +56,7 @@ type EnrollResult struct {
 	// RecordDigest is the record's seal (sha256 of its canonical JSON).
 	RecordDigest wcp.Digest
 	RecordPath   string // enrolled/<worker_id>.json
-	ModulePath   string // in the artifact store
+	ModulePath   string // in the artifact store ("" for a store that keeps no files)
 	// ChangeID is the enrollment's entry in the evidence ledger.
 	ChangeID string
 	// Replaced is set when the worker id was enrolled before with other
@@ -195,10 +195,10 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if err != nil {
 		return nil, err
 	}
-	if _, err := store.Put(req.Module); err != nil {
+	if _, err := store.Put(ctx, req.Module); err != nil {
 		return nil, err
 	}
-	res := &EnrollResult{RecordSource: src, ArtifactHash: digest, RecordDigest: bw.recordDigest, ModulePath: store.Path(digest)}
+	res := &EnrollResult{RecordSource: src, ArtifactHash: digest, RecordDigest: bw.recordDigest, ModulePath: ArtifactPath(store, digest)}
 	if res.Record, err = cloneRecord(bw.rec); err != nil {
 		return nil, err
 	}

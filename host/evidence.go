@@ -29,28 +29,21 @@ func (h *Hall) evidenceStore() (ledger.Store, error) {
 }
 
 // openLedger opens the evidence ledger (creating the state directory, the
-// database and the signing key on first use), or adopts Options.Ledger.
+// database and the signing key on first use), or adopts Options.Stores'
+// Evidence.
 func (h *Hall) openLedger(storePayloads bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.opts.Ledger != nil {
-		h.ledger = h.opts.Ledger
+	if st := h.opts.Stores; st != nil && st.Evidence != nil {
+		h.ledger = st.Evidence
 		return nil
 	}
-	var opts []ledger.Option
-	if h.opts.StorePayloads || storePayloads {
-		opts = append(opts, ledger.WithPayloads())
-	}
-	switch {
-	case h.opts.KeyFD != nil:
-		opts = append(opts, ledger.WithKeyReader(h.opts.KeyFD))
-	case h.opts.KeyFile != "":
-		opts = append(opts, ledger.WithKeyFile(h.opts.KeyFile))
-	}
-	if p := h.opts.Checkpoints; p != (ledger.CheckpointPolicy{}) {
-		opts = append(opts, ledger.WithCheckpoints(p))
-	}
-	s, err := ledger.Open(h.opts.Home, opts...)
+	s, err := OpenLocalEvidence(h.opts.Home, LocalStoreOptions{
+		KeyFile:       h.opts.KeyFile,
+		KeyFD:         h.opts.KeyFD,
+		Checkpoints:   h.opts.Checkpoints,
+		StorePayloads: h.opts.StorePayloads || storePayloads,
+	})
 	if err != nil {
 		return fmt.Errorf("evidence ledger: %w", err)
 	}

@@ -73,7 +73,7 @@ func dispatchFleet(tb testing.TB, h *host.Hall, i int) {
 // is loaded again by its next dispatch.
 func TestIdleWorkersEvicted(t *testing.T) {
 	const n, budget = 24, 256 << 10
-	h := fleetHall(t, n, host.Options{Ledger: &nopLedger{}, IdleMemory: budget, Pool: 1})
+	h := fleetHall(t, n, host.Options{Stores: &host.Stores{Evidence: &nopLedger{}}, IdleMemory: budget, Pool: 1})
 	for i := range n {
 		dispatchFleet(t, h, i)
 	}
@@ -113,7 +113,7 @@ func BenchmarkIdleWorkers(b *testing.B) {
 	const n = 1000
 	for b.Loop() {
 		b.StopTimer()
-		h := fleetHall(b, n, host.Options{Ledger: &nopLedger{}})
+		h := fleetHall(b, n, host.Options{Stores: &host.Stores{Evidence: &nopLedger{}}})
 		b.StartTimer()
 		for i := range n {
 			dispatchFleet(b, h, i)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/wcphall/hall/host/wcp"
-	"github.com/wcphall/hall/internal/artifact"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/router"
 	"github.com/wcphall/hall/internal/sandbox"
@@ -51,9 +50,11 @@ type Options struct {
 	// Secrets is where hall_secret values come from (default: environment
 	// variables HALL_SECRET_<NAME>).
 	Secrets sandbox.SecretSource
-	// Ledger is the evidence store (default: the SQLite ledger in Home,
-	// opened on first use).
-	Ledger ledger.Store
+	// Stores is where the Hall keeps its evidence and modules (see
+	// Stores). Nil, or a nil part: the local default in Home (the SQLite
+	// ledger, opened by Open; the artifact directory, on first use). Parts
+	// given here are the caller's to close.
+	Stores *Stores
 	// Pool is how many pre-instantiated instances each worker keeps ready
 	// (0: the sandbox default of 2; negative: none, for one-shot processes
 	// such as `hall run`, where a background refill only competes with the
@@ -260,7 +261,7 @@ type Hall struct {
 
 	mu        sync.Mutex // guards the fields below
 	closed    bool
-	store     *artifact.Store
+	store     ArtifactStore
 	engine    *sandbox.Engine
 	loaded    map[workerKey]*loadedWorker
 	ledger    ledger.Store

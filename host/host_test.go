@@ -267,7 +267,7 @@ func realLedger(t testing.TB) ledger.Store {
 }
 
 func TestRunWithoutEvidenceDoesNotRun(t *testing.T) {
-	h := newHall(t, host.Options{Ledger: failingLedger{realLedger(t)}})
+	h := newHall(t, host.Options{Stores: &host.Stores{Evidence: failingLedger{realLedger(t)}}})
 	res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.doc.summarize", "org.acme"), Payload: []byte(text)})
 	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "not run") {
 		t.Fatalf("err = %v", err)
@@ -290,7 +290,7 @@ func (receiptFailsLedger) Append(context.Context, *ledger.Receipt) error {
 func (receiptFailsLedger) Close() error { return nil }
 
 func TestRunReceiptNotCommittedWithholdsOutput(t *testing.T) {
-	h := newHall(t, host.Options{Ledger: receiptFailsLedger{realLedger(t)}})
+	h := newHall(t, host.Options{Stores: &host.Stores{Evidence: receiptFailsLedger{realLedger(t)}}})
 	res, err := h.Run(context.Background(), host.RunRequest{Input: input(t, "cap.doc.summarize", "org.acme"), Payload: []byte(text)})
 	if err == nil || !strings.Contains(err.Error(), "receipt could not be committed") {
 		t.Fatalf("err = %v", err)

@@ -472,7 +472,7 @@ func TestIntegrityReenrollDuringCallKeepsDecidedModule(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	sig := &decisionSignal{Store: store, corr: "c-inflight", decided: make(chan struct{})}
-	h := openInteg(t, oneRule("cap.test.sleep", "wrk.test.sleep", "dev"), "", host.Options{Ledger: sig})
+	h := openInteg(t, oneRule("cap.test.sleep", "wrk.test.sleep", "dev"), "", host.Options{Stores: &host.Stores{Evidence: sig}})
 	rec := `{"worker_id": "org.acme.sleeper", "worker_species_id": "wrk.test.sleep", "capabilities": ["cap.test.sleep"], "risk_tier": "low", "limits": {"timeout_ms": 8000}}`
 	enrollOK(t, h, m.sleeper, rec)
 	v2, err := wasmmod.SetCustomSection(m.sleeper, "hall.test", []byte("v2"))

@@ -31,7 +31,7 @@ func (h *Hall) PutArtifact(module []byte, want wcp.Digest) (wcp.Digest, error) {
 	if err != nil {
 		return got, err
 	}
-	return store.Put(module)
+	return store.Put(context.Background(), module)
 }
 
 // EnrollStored enrolls a record whose artifact_hash names a module already
@@ -56,7 +56,7 @@ func (h *Hall) EnrollStored(ctx context.Context, record []byte, actor string) (*
 	if err != nil {
 		return nil, err
 	}
-	module, err := store.Get(d)
+	module, err := store.Get(ctx, d)
 	if errors.Is(err, artifact.ErrNotFound) {
 		return nil, fmt.Errorf("%w: upload it first (PUT /artifacts/%s or hall enroll MODULE.wasm)", ErrUnknownArtifact, d)
 	}

@@ -99,7 +99,7 @@ func (w *boundWorker) current(h *Hall) (string, bool) {
 		if err != nil {
 			return
 		}
-		if got, err := store.Verify(w.module); err == nil {
+		if got, err := store.Verify(context.Background(), w.module); err == nil {
 			w.currentHash = got.Hex()
 		}
 	})

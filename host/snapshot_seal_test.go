@@ -322,7 +322,7 @@ func TestSnapshotUnrecordedFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := &unsealableLedger{}
-	h, err := host.Open(ctx, host.Options{Dir: dir, Ledger: l, Pool: -1})
+	h, err := host.Open(ctx, host.Options{Dir: dir, Stores: &host.Stores{Evidence: l}, Pool: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

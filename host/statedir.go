@@ -50,7 +50,7 @@ func prepareStateDir(opts Options) error {
 			}
 		}
 	}
-	if opts.Ledger == nil {
+	if opts.Stores == nil || opts.Stores.Evidence == nil {
 		f, err := os.OpenFile(filepath.Join(home, ledger.DBFile), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
 			return f.Close()

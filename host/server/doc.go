@@ -3,7 +3,7 @@
 // goes through the same *host.Hall methods, never a second implementation.
 //
 //	h, _ := host.Open(ctx, host.Options{Dir: "."})
-//	tokens, _ := host.OpenTokens(".hall")
+//	tokens, _ := host.OpenLocalTokens(".hall")
 //	handler := server.New(h, server.Config{Tokens: tokens})
 //	err := server.ListenAndServe(ctx, "127.0.0.1:8765", handler, server.ServeOptions{})
 //

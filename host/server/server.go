@@ -28,9 +28,9 @@ func DefaultMaxConcurrent() int { return host.DefaultMaxConcurrent() }
 
 // Config configures the HTTP API.
 type Config struct {
-	// Tokens authenticates callers. Without it every authenticated endpoint
-	// answers 401.
-	Tokens *host.TokenStore
+	// Tokens authenticates callers (host.OpenLocalTokens, or a Stores'
+	// Tokens). Without it every authenticated endpoint answers 401.
+	Tokens host.TokenStore
 	// MaxBody bounds JSON request bodies (default DefaultMaxBody).
 	MaxBody int64
 	// MaxUpload bounds module uploads (default DefaultMaxUpload).

@@ -10,7 +10,6 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/internal/approval"
-	"github.com/wcphall/hall/internal/auth"
 )
 
 func approvalsCommand() *cli.Command {
@@ -143,7 +142,7 @@ func answerApproval(c *cli.Context, approve bool) error {
 	}
 	defer st.Close()
 	tok, err := st.Authenticate(contextOf(c), secret)
-	if errors.Is(err, auth.ErrInvalidToken) {
+	if errors.Is(err, host.ErrInvalidToken) {
 		return failf("--token: the token is not valid (unknown, malformed or revoked)")
 	}
 	if err != nil {

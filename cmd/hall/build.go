@@ -19,7 +19,6 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/wcp"
-	"github.com/wcphall/hall/internal/artifact"
 	"github.com/wcphall/hall/internal/fsutil"
 	"github.com/wcphall/hall/internal/registry"
 	"github.com/wcphall/hall/internal/wasmmod"
@@ -190,14 +189,14 @@ func buildAction(c *cli.Context) error {
 	// directory, as in the seed's quick start).
 	stored := ""
 	if !c.Bool("no-store") {
-		store, err := artifact.Open(filepath.Join(c.String("home"), "artifacts"))
+		store, err := host.OpenLocalArtifacts(c.String("home"))
 		if err == nil {
-			_, err = store.Put(module)
+			_, err = store.Put(contextOf(c), module)
 		}
 		if err != nil {
 			return failf("storing the module in the artifact store: %v (or pass --no-store)", err)
 		}
-		stored = store.Path(wcp.Digest(sum))
+		stored = host.ArtifactPath(store, wcp.Digest(sum))
 	}
 
 	w := c.App.Writer

@@ -3,13 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,26 +25,43 @@ func init() {
 	extraCommands = append(extraCommands, receiptsCommand(), auditCommand(), keysCommand(), replayCommand())
 }
 
+// auditLedger is what the evidence commands use of the state directory's
+// evidence store (host.OpenLocalEvidence): the seam's EvidenceStore and the
+// local ledger's audit abilities.
+type auditLedger interface {
+	host.EvidenceStore
+	ReceiptSeq(ctx context.Context, f ledger.Filter) iter.Seq2[*ledger.Receipt, error]
+	VerifyWith(ctx context.Context, o ledger.VerifyOptions) (*ledger.Report, error)
+	ExportBundle(ctx context.Context, dir string) (*ledger.BundleSummary, error)
+	Checkpoint(ctx context.Context) (*ledger.Checkpoint, error)
+	KeyID() string
+	PublicKey() ed25519.PublicKey
+	KeySet(ctx context.Context) (*ledger.KeySet, error)
+	RotateKey(ctx context.Context, actor string) (*ledger.Change, error)
+}
+
 // openLedger opens the evidence ledger of the state directory; reading
 // commands open it read-only and do not create it.
-func openLedger(c *cli.Context, readOnly bool) (*ledger.SQLite, error) {
-	home := c.String("home")
+func openLedger(c *cli.Context, readOnly bool) (auditLedger, error) {
 	opts := keyOptions(c)
-	if readOnly {
-		if _, err := os.Stat(filepath.Join(home, ledger.DBFile)); errors.Is(err, os.ErrNotExist) {
-			return nil, failf("no evidence ledger at %s: nothing has been recorded yet (or pass --home / HALL_HOME)", filepath.Join(home, ledger.DBFile))
-		}
-		s, err := ledger.Open(home, append(opts, ledger.ReadOnly())...)
-		if err != nil {
-			return nil, failf("%v", err)
-		}
-		return s, nil
+	opts.ReadOnly = readOnly
+	return openLedgerWith(c, opts)
+}
+
+func openLedgerWith(c *cli.Context, opts host.LocalStoreOptions) (auditLedger, error) {
+	s, err := host.OpenLocalEvidence(c.String("home"), opts)
+	if errors.Is(err, host.ErrNoEvidence) {
+		return nil, failf("%v (or pass --home / HALL_HOME)", err)
 	}
-	s, err := ledger.Open(home, opts...)
 	if err != nil {
-		return nil, failf("%v", err)
+		return nil, failf("%s", safeMsg(err.Error()))
 	}
-	return s, nil
+	l, ok := s.(auditLedger)
+	if !ok {
+		s.Close()
+		return nil, failf("the evidence store of %s cannot be audited by this command", c.String("home"))
+	}
+	return l, nil
 }
 
 func receiptsCommand() *cli.Command {

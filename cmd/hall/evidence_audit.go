@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/internal/ledger"
 )
 
@@ -22,18 +23,18 @@ func keyFlag() cli.Flag {
 		Usage: "the evidence signing key `FILE` (default: keys/ed25519.key in the state directory); \"fd:N\" reads it from file descriptor N"}
 }
 
-// keyOptions turns --key into ledger options.
-func keyOptions(c *cli.Context) []ledger.Option {
+// keyOptions turns --key into the local evidence store's key options.
+func keyOptions(c *cli.Context) host.LocalStoreOptions {
 	k := c.String("key")
 	if k == "" {
-		return nil
+		return host.LocalStoreOptions{}
 	}
 	if n, ok := strings.CutPrefix(k, "fd:"); ok {
 		if fd, err := strconv.Atoi(n); err == nil && fd >= 0 {
-			return []ledger.Option{ledger.WithKeyReader(os.NewFile(uintptr(fd), "key fd "+n))}
+			return host.LocalStoreOptions{KeyFD: os.NewFile(uintptr(fd), "key fd "+n)}
 		}
 	}
-	return []ledger.Option{ledger.WithKeyFile(k)}
+	return host.LocalStoreOptions{KeyFile: k}
 }
 
 func auditVerifyCommand() *cli.Command {
@@ -121,11 +122,11 @@ func auditCheckpointCommand() *cli.Command {
 			homeFlag(), keyFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			home := c.String("home")
-			opts := append(keyOptions(c), ledger.WithCheckpoints(ledger.CheckpointPolicy{Dir: c.String("dir")}))
-			s, err := ledger.Open(home, opts...)
+			opts := keyOptions(c)
+			opts.Checkpoints = host.CheckpointPolicy{Dir: c.String("dir")}
+			s, err := openLedgerWith(c, opts)
 			if err != nil {
-				return failf("%s", safeMsg(err.Error()))
+				return err
 			}
 			defer s.Close()
 			cp, err := s.Checkpoint(contextOf(c))
@@ -146,7 +147,7 @@ func auditCheckpointCommand() *cli.Command {
 }
 
 // exportBundle writes the evidence bundle of s into dir.
-func exportBundle(c *cli.Context, s *ledger.SQLite, dir string) error {
+func exportBundle(c *cli.Context, s auditLedger, dir string) error {
 	sum, err := s.ExportBundle(contextOf(c), dir)
 	if err != nil {
 		return failf("%s", safeMsg(err.Error()))

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/server"
-	"github.com/wcphall/hall/internal/auth"
 )
 
 func init() { extraCommands = append(extraCommands, serveCommand(), tokensCommand()) }
@@ -71,7 +69,7 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			defer h.Close(context.Background())
-			tokens, err := auth.Open(filepath.Join(c.String("home"), auth.DBFile))
+			tokens, err := host.OpenLocalTokens(c.String("home"))
 			if err != nil {
 				return failf("%v", err)
 			}

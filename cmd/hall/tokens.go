@@ -3,17 +3,18 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/internal/auth"
 )
 
-func openTokens(c *cli.Context) (*auth.Store, error) {
-	st, err := auth.Open(filepath.Join(c.String("home"), auth.DBFile))
+// openTokens opens the token store of the state directory.
+func openTokens(c *cli.Context) (host.TokenStore, error) {
+	st, err := host.OpenLocalTokens(c.String("home"))
 	if err != nil {
 		return nil, failf("%v", err)
 	}
@@ -128,7 +129,7 @@ func tokensCommand() *cli.Command {
 					}
 					defer st.Close()
 					t, err := st.Revoke(contextOf(c), c.Args().First())
-					if errors.Is(err, auth.ErrNotFound) {
+					if errors.Is(err, host.ErrTokenNotFound) {
 						return failf("no token %s (see hall tokens list)", c.Args().First())
 					}
 					if err != nil {

@@ -1,0 +1,58 @@
+package host_test
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"testing"
+
+	_ "modernc.org/sqlite" // the tamper hook opens the ledger behind the store's back
+
+	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/storetest"
+)
+
+// The storage seam's contract, run against the SQLite-and-files default.
+func TestLocalStores(t *testing.T) {
+	storetest.TestStores(t, storetest.Backend{
+		New: func(t *testing.T) string { return filepath.Join(t.TempDir(), ".hall") },
+		Open: func(t *testing.T, home string) *host.Stores {
+			st, err := host.OpenLocalStores(home, host.LocalStoreOptions{})
+			if err != nil {
+				t.Fatalf("OpenLocalStores: %v", err)
+			}
+			return st
+		},
+		TamperEvidence: func(t *testing.T, home, receiptID string) {
+			db, err := sql.Open("sqlite", filepath.Join(home, "hall.db")+"?_busy_timeout=5000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, q := range []string{"DROP TRIGGER receipts_no_update",
+				`UPDATE receipts SET body = replace(body, '"outcome":"ok"', '"outcome":"DENIED"') WHERE receipt_id = ?`} {
+				var args []any
+				if q[0] == 'U' {
+					args = append(args, receiptID)
+				}
+				res, err := db.Exec(q, args...)
+				if err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+				if n, _ := res.RowsAffected(); q[0] == 'U' && n != 1 {
+					t.Fatalf("%s: changed %d row(s)", q, n)
+				}
+			}
+		},
+		TamperArtifact: func(t *testing.T, home string, d wcp.Digest) {
+			path := filepath.Join(home, "artifacts", "sha256", d.Hex()+".wasm")
+			if err := os.Chmod(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte("\x00asm\x01\x00\x00\x00 changed"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}

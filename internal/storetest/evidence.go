@@ -24,6 +24,11 @@ type approvalStore interface {
 	Approval(ctx context.Context, id string) (*approval.Approval, error)
 }
 
+// dispatchRecorder is the evidence store's one-commit dispatch ability.
+type dispatchRecorder interface {
+	RecordDispatch(ctx context.Context, d ledger.DecisionRecord, events []json.RawMessage, r *ledger.Receipt) error
+}
+
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return "sha256:" + hex.EncodeToString(sum[:])
@@ -86,17 +91,34 @@ func TestEvidence(t *testing.T, b Backend) {
 		t.Fatalf("Receipts(org.acme) = %d receipt(s), %v; want 3, newest first", len(rs), err)
 	}
 
+	// A dispatch: its decision, its worker's events and its receipt in
+	// one commit.
+	if dr, ok := ev.(dispatchRecorder); ok {
+		d := decision(3, snap.Digest)
+		r := receipt(3, d, snap.Digest)
+		if err := dr.RecordDispatch(ctx, d, []json.RawMessage{json.RawMessage(`{"event":"contract"}`)}, r); err != nil {
+			t.Fatalf("RecordDispatch: %v", err)
+		}
+		if r.PrevReceiptHash != receipts[2].ReceiptHash {
+			t.Fatalf("RecordDispatch's receipt links %q, want %q", r.PrevReceiptHash, receipts[2].ReceiptHash)
+		}
+		receipts = append(receipts, r)
+	} else {
+		t.Error("the evidence store cannot record a dispatch in one commit (RecordDispatch): the Hall would withhold every output")
+	}
+
+	// Approvals are evidence: the Hall keeps them in the evidence store.
 	if as, ok := ev.(approvalStore); ok {
 		testApprovals(t, ev, as, snap.Digest)
 	} else {
-		t.Log("the evidence store has no approvals ability; approvals not tested")
+		t.Error("the evidence store has no approvals (CreateApproval, UpdateApproval, RecordDecisionUsing, Approval)")
 	}
 
 	rep, err := ev.Verify(ctx, nil)
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if !rep.OK() || rep.Receipts != 3 {
+	if !rep.OK() || rep.Receipts != len(receipts) {
 		t.Fatalf("Verify of untouched evidence: ok=%v receipts=%d breaks=%v", rep.OK(), rep.Receipts, rep.Breaks)
 	}
 	changes, err := ev.Changes(ctx, "")
@@ -109,8 +131,8 @@ func TestEvidence(t *testing.T, b Backend) {
 
 	// Reopened: everything is there and still verifies.
 	ev2 := open(t, b, state).Evidence
-	if rs, err := ev2.Receipts(ctx, ledger.Filter{}); err != nil || len(rs) != 3 {
-		t.Fatalf("after reopening: %d receipt(s), %v; want 3", len(rs), err)
+	if rs, err := ev2.Receipts(ctx, ledger.Filter{}); err != nil || len(rs) != len(receipts) {
+		t.Fatalf("after reopening: %d receipt(s), %v; want %d", len(rs), err, len(receipts))
 	}
 	if cs, err := ev2.Changes(ctx, ""); err != nil || len(cs) != len(changes) || cs[len(cs)-1].Hash != changes[len(changes)-1].Hash {
 		t.Fatalf("after reopening: %d change(s), %v; want %d with the same head", len(cs), err, len(changes))

@@ -1,7 +1,10 @@
 package host_test
 
 import (
+	"context"
 	"database/sql"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,4 +58,40 @@ func TestLocalStores(t *testing.T) {
 			}
 		},
 	})
+}
+
+// A Hall given Stores keeps its modules and evidence there, not in Home,
+// and leaves them open at Close: they are the caller's (issue 21: the
+// artifact directory had no Options field).
+func TestHallUsesGivenStores(t *testing.T) {
+	ctx := context.Background()
+	elsewhere := filepath.Join(t.TempDir(), "stores")
+	st, err := host.OpenLocalStores(elsewhere, host.LocalStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := newHall(t, host.Options{Stores: &host.Stores{Evidence: st.Evidence, Artifacts: st.Artifacts}})
+	home := h.Options().Home
+	res, err := h.Run(ctx, host.RunRequest{Input: input(t, "cap.test.tiny", "org.acme")})
+	if err != nil || res.Outcome != "ok" {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := wcp.Digest(sha256sum(mods.tiny))
+	if _, err := st.Artifacts.Get(ctx, d); err != nil {
+		t.Fatalf("the module is not in the given artifact store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "artifacts", "sha256", d.Hex()+".wasm")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the module was stored in Home too: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "hall.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a ledger was created in Home: %v", err)
+	}
+	r, err := st.Evidence.Receipt(ctx, res.ReceiptID) // still open after Hall.Close
+	if err != nil || r.DecisionID != res.Decision.DecisionID.String() {
+		t.Fatalf("the receipt is not in the given evidence store: %+v, %v", r, err)
+	}
 }

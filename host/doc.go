@@ -38,11 +38,22 @@
 // [Hall.Evidence] reads the ledger and verifies it, as `hall audit verify`
 // does.
 //
+// # Storage
+//
+// Everything kept between requests goes through one seam, [Stores]: the
+// snapshot inputs (Source), the evidence ledger with its approvals
+// (Evidence), the HTTP API's tokens (Tokens) and the modules by digest
+// (Artifacts). [OpenLocalStores] opens the default, SQLite and files in
+// the state directory; Options.Stores hands a Hall other implementations.
+// The hall CLI and host/server open state only through these functions,
+// and internal/storetest is the contract every implementation passes.
+//
 // # Extension points
 //
 // Options carries the few things an embedder supplies: a policy gate for
 // rules that name one, a secret source for the secrets workers declare, a
-// logger, a compiler that compiles modules off the serving path, and limits.
+// logger, a compiler that compiles modules off the serving path, the
+// stores, and limits.
 // Values the Hall returns (Config, Rules, Policies, Options, decisions) are
 // copies: changing them changes nothing in force.
 //

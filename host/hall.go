@@ -53,7 +53,9 @@ type Options struct {
 	// Stores is where the Hall keeps its evidence and modules (see
 	// Stores). Nil, or a nil part: the local default in Home (the SQLite
 	// ledger, opened by Open; the artifact directory, on first use). Parts
-	// given here are the caller's to close.
+	// given here are the caller's to close; KeyFile, KeyFD, Checkpoints
+	// and StorePayloads (and hall.json's store_payloads) apply to the
+	// default ledger only: a given Evidence store was opened with its own.
 	Stores *Stores
 	// Pool is how many pre-instantiated instances each worker keeps ready
 	// (0: the sandbox default of 2; negative: none, for one-shot processes

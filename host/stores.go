@@ -31,7 +31,10 @@ import (
 //   - Evidence is the signed ledger: decisions, receipts, the change chain
 //     and approvals. An approval's step commits in the same transaction as
 //     its change entry, and the approval a decision uses is consumed in the
-//     transaction that records the decision.
+//     transaction that records the decision. Besides EvidenceStore's
+//     methods, an evidence store has the approvals and one-commit
+//     dispatch abilities the contract tests require (the Hall asserts
+//     them).
 //   - Tokens are the HTTP API's bearer tokens: a token created or revoked
 //     through one open store is seen by every other open of the same store
 //     from its next Authenticate.

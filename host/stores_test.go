@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	_ "modernc.org/sqlite" // the tamper hook opens the ledger behind the store's back
@@ -93,5 +94,34 @@ func TestHallUsesGivenStores(t *testing.T) {
 	r, err := st.Evidence.Receipt(ctx, res.ReceiptID) // still open after Hall.Close
 	if err != nil || r.DecisionID != res.Decision.DecisionID.String() {
 		t.Fatalf("the receipt is not in the given evidence store: %+v, %v", r, err)
+	}
+}
+
+// Opened read-only, the local evidence creates nothing: no state
+// directory, no database, no key (hall audit verify and hall receipts).
+func TestOpenLocalEvidenceReadOnlyCreatesNothing(t *testing.T) {
+	home := filepath.Join(t.TempDir(), ".hall")
+	if _, err := host.OpenLocalEvidence(home, host.LocalStoreOptions{ReadOnly: true}); !errors.Is(err, host.ErrNoEvidence) {
+		t.Fatalf("read-only open of no ledger = %v, want ErrNoEvidence", err)
+	}
+	if _, err := os.Stat(home); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a read-only open created the state directory: %v", err)
+	}
+	if _, err := host.OpenLocalStores(home, host.LocalStoreOptions{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "LocalStoreOptions.ReadOnly") {
+		t.Fatalf("OpenLocalStores read-only = %v, want an error naming LocalStoreOptions.ReadOnly", err)
+	}
+	rw, err := host.OpenLocalEvidence(home, host.LocalStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	ro, err := host.OpenLocalEvidence(home, host.LocalStoreOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	err = ro.RecordChange(context.Background(), &host.Change{Kind: "snapshot", Subject: "snapshot", Digest: digest([]byte("x")), Actor: "file"})
+	if err == nil {
+		t.Fatal("a read-only evidence store recorded a change")
 	}
 }

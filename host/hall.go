@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -108,6 +106,10 @@ type Options struct {
 	// all). Past it they are cancelled, and recorded CANCELLED, before
 	// the ledger closes. See Hall.Close.
 	ShutdownGrace time.Duration
+	// Source is where the rules, the policy set, the configuration and the
+	// enrolled records are stored (see SnapshotSource); nil: the files
+	// named by Dir, Rules, RegistryDir, ConfigFile and Policies.
+	Source SnapshotSource
 }
 
 // MinMemoryBudgetMB is the smallest memory budget the Hall accepts: above
@@ -248,6 +250,8 @@ func CheckMemoryBudgetMB(field string, mb int64) error {
 //     returns an error wrapping ErrClosed.
 type Hall struct {
 	opts Options
+	// src is Options.Source, else the files of opts.
+	src  SnapshotSource
 	log  *slog.Logger
 	snap atomic.Pointer[snapshot]
 
@@ -314,14 +318,17 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	if opts.TenantShare < 0 || opts.TenantShare > 1 {
 		return nil, fmt.Errorf("Options.TenantShare: %v is not a share of the dispatch slots; give a fraction in (0, 1], or 0 for %v", opts.TenantShare, DefaultTenantShare)
 	}
-	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare)}
+	h := &Hall{opts: opts, src: opts.Source, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare)}
+	if h.src == nil {
+		h.src = newFileSource(opts)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	// The ledger is opened first and eagerly: it holds the seals the
 	// records are checked against, and a Hall that cannot record evidence
 	// should fail here, not at its first dispatch.
-	cfg, err := loadConfig(opts)
+	cfg, _, err := h.readConfig(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -345,34 +352,6 @@ func (o Options) path(p string) string {
 		return p
 	}
 	return filepath.Join(o.Dir, p)
-}
-
-func loadConfig(opts Options) (Config, error) {
-	cfg, _, err := readConfig(opts)
-	return cfg, err
-}
-
-// readConfig is loadConfig that also returns the file's bytes (nil when
-// there is no hall.json and none was named).
-func readConfig(opts Options) (Config, []byte, error) {
-	path := opts.ConfigFile
-	explicit := path != ""
-	if !explicit {
-		path = "hall.json"
-	}
-	path = opts.path(path)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return DefaultConfig(), nil, nil
-	}
-	if err != nil {
-		return Config{}, nil, fmt.Errorf("config: %w", err)
-	}
-	cfg, err := ParseConfig(data)
-	if err != nil {
-		return Config{}, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, data, nil
 }
 
 // Options returns the options the Hall was opened with, paths resolved.

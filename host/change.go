@@ -2,8 +2,8 @@ package host
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"io/fs"
 	"time"
 

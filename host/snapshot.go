@@ -30,7 +30,7 @@ type snapshot struct {
 	// rulesName is where the rules are stored (SnapshotSource Doc.Name):
 	// the rules file's path for the files of Options.
 	rulesName string
-	cfg         Config
+	cfg       Config
 	// reg holds the PyHall views of the enrolled records (species and
 	// capability sets, controls present fleet-wide); built for this
 	// snapshot, never enrolled into afterwards.

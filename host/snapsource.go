@@ -104,7 +104,8 @@ const NoDocument = noPart
 //     notify from one goroutine, one call at a time.
 //
 // Methods are safe for concurrent use. Errors name the document and what
-// to do.
+// to do. An error from Load or Get fails the Open or Reload that called
+// it: the snapshot in force keeps serving.
 type SnapshotSource interface {
 	Load(ctx context.Context) (*SnapshotDocs, error)
 	Get(ctx context.Context, kind DocKind) (Doc, error)

@@ -227,3 +227,31 @@ func TestHallOverMemorySourceConfig(t *testing.T) {
 		t.Errorf("Open with a config that does not parse: %v, want an error naming mem:config", err)
 	}
 }
+
+// A conditional rules replacement (If-Match naming the rules in force) must
+// not overwrite a rules file edited on disk since it was loaded: the
+// source checks the stored bytes, not only the snapshot. Failed at the
+// starting commit: the edit was silently replaced.
+func TestReplaceRulesKeepsAnEditNotYetReloaded(t *testing.T) {
+	ctx := context.Background()
+	h := newHall(t, host.Options{})
+	inForce, cur, err := h.RulesDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(host.DirOf(h), "rules.json")
+	edited := strings.Replace(string(inForce), `"rule_id": "tiny"`, `"rule_id": "tiny-edited"`, 1)
+	replaceFile(t, path, edited)
+	mine := strings.Replace(string(inForce), `"rule_id": "tiny"`, `"rule_id": "tiny-mine"`, 1)
+	_, _, err = h.ReplaceRules(ctx, []byte(mine), cur, "local:test")
+	var re *host.RulesError
+	if !errors.As(err, &re) || !errors.Is(err, host.ErrPreconditionFailed) {
+		t.Errorf("ReplaceRules over an edit not yet reloaded: %v, want a *RulesError wrapping ErrPreconditionFailed", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != edited {
+		t.Errorf("the edit on disk was overwritten:\n%s", got)
+	}
+	if id := h.Rules().Rules[1].ID; id != "tiny" {
+		t.Errorf("rules in force: rule %q, want the loaded rules unchanged", id)
+	}
+}

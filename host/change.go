@@ -88,6 +88,18 @@ func (h *Hall) writeRules(ctx context.Context, rs *router.RuleSet, data []byte, 
 	if err != nil {
 		return err
 	}
+	if ifMatch != "" {
+		// Checked before the change is recorded, so that a refused
+		// replacement leaves no trace of rules that never came into
+		// force; Put checks again, atomically where the source can.
+		cur, err := h.src.Get(ctx, DocRules)
+		if err != nil {
+			return err
+		}
+		if err := CheckIfMatch(cur, ifMatch); err != nil {
+			return err
+		}
+	}
 	digest := digestOf(data)
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
@@ -96,10 +108,10 @@ func (h *Hall) writeRules(ctx context.Context, rs *router.RuleSet, data []byte, 
 	if err := store.RecordChange(ectx, change); err != nil {
 		return fmt.Errorf("recording the rules change in the evidence ledger: %w; the rules were not changed", err)
 	}
-	// A refused write leaves a rules change in the chain that never came
-	// into force: decisions name the snapshot they were made under, which
-	// is recorded on its own (snapshot_digest.go), so the chain still says
-	// which rules decided.
+	// A write refused here (another writer got in between) leaves a rules
+	// change in the chain that never came into force: decisions name the
+	// snapshot they were made under, which is recorded on its own
+	// (snapshot_digest.go), so the chain still says which rules decided.
 	if err := h.src.Put(ctx, DocRules, data, ifMatch); err != nil {
 		return err
 	}

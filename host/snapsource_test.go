@@ -235,6 +235,14 @@ func TestHallOverMemorySourceConfig(t *testing.T) {
 func TestReplaceRulesKeepsAnEditNotYetReloaded(t *testing.T) {
 	ctx := context.Background()
 	h := newHall(t, host.Options{})
+	store, err := h.Evidence()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := store.Changes(ctx, "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
 	inForce, cur, err := h.RulesDocument()
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +258,9 @@ func TestReplaceRulesKeepsAnEditNotYetReloaded(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); string(got) != edited {
 		t.Errorf("the edit on disk was overwritten:\n%s", got)
+	}
+	if after, err := store.Changes(ctx, "rules"); err != nil || len(after) != len(before) {
+		t.Errorf("the refused replacement recorded a rules change (%d before, %d after, %v)", len(before), len(after), err)
 	}
 	if id := h.Rules().Rules[1].ID; id != "tiny" {
 		t.Errorf("rules in force: rule %q, want the loaded rules unchanged", id)

@@ -266,3 +266,37 @@ func TestReplaceRulesKeepsAnEditNotYetReloaded(t *testing.T) {
 		t.Errorf("rules in force: rule %q, want the loaded rules unchanged", id)
 	}
 }
+
+// failingWatch is a memory source whose change notifications cannot start.
+type failingWatch struct{ *memSource }
+
+func (failingWatch) Watch(context.Context, func(error)) error {
+	return errors.New("mem: LISTEN refused")
+}
+
+// A source that cannot watch stops Hall.Watch with its error (the Hall
+// would otherwise never hear of a change), and one that cannot load fails
+// Open naming why.
+func TestHallOverSourceErrors(t *testing.T) {
+	ctx := context.Background()
+	src := newMemSource()
+	src.Put(ctx, host.DocRules, []byte(rules), "")
+	h, err := host.Open(ctx, host.Options{Dir: t.TempDir(), Source: failingWatch{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	if err := h.Watch(ctx, nil); err == nil || !strings.Contains(err.Error(), "LISTEN refused") {
+		t.Errorf("Watch over a source that cannot watch: %v, want its error", err)
+	}
+
+	src.Put(ctx, host.DocRules, nil, "")
+	if _, err := host.Open(ctx, host.Options{Dir: t.TempDir(), Source: src}); err == nil || !strings.Contains(err.Error(), "mem:rules") {
+		t.Errorf("Open over a source without rules: %v, want an error naming mem:rules", err)
+	}
+	h2, err := host.Open(ctx, host.Options{Dir: t.TempDir(), Source: src, MissingRulesOK: true})
+	if err != nil {
+		t.Fatalf("Open with MissingRulesOK over a source without rules: %v", err)
+	}
+	h2.Close(ctx)
+}

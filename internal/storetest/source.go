@@ -77,17 +77,17 @@ func TestSnapshotSource(t *testing.T, open func(t *testing.T) host.SnapshotSourc
 	t.Run("PutReplacesAndNilRemoves", func(t *testing.T) {
 		src := open(t)
 		for _, k := range kinds {
-			put(t, src, k, []byte(`{"v": 1}`), "")
-			put(t, src, k, []byte(`{"v": 2}`), "")
-			if d := get(t, src, k); !d.Present || string(d.Data) != `{"v": 2}` {
+			srcPut(t, src, k, []byte(`{"v": 1}`), "")
+			srcPut(t, src, k, []byte(`{"v": 2}`), "")
+			if d := srcGet(t, src, k); !d.Present || string(d.Data) != `{"v": 2}` {
 				t.Errorf("%s after a second Put: %q, want the second document", k, d.Data)
 			}
-			put(t, src, k, nil, "")
-			if d := get(t, src, k); d.Present || d.Data != nil {
+			srcPut(t, src, k, nil, "")
+			if d := srcGet(t, src, k); d.Present || d.Data != nil {
 				t.Errorf("%s after Put(nil): still present (%q)", k, d.Data)
 			}
 			// Removing what is absent is not an error.
-			put(t, src, k, nil, "")
+			srcPut(t, src, k, nil, "")
 		}
 	})
 
@@ -95,28 +95,28 @@ func TestSnapshotSource(t *testing.T, open func(t *testing.T) host.SnapshotSourc
 		src := open(t)
 		for _, k := range kinds {
 			v1, v2 := []byte(`{"v": 1}`), []byte(`{"v": 2}`)
-			if err := src.Put(ctx, k, v1, digest(v2)); !errors.Is(err, host.ErrPreconditionFailed) {
+			if err := src.Put(ctx, k, v1, srcDigest(v2)); !errors.Is(err, host.ErrPreconditionFailed) {
 				t.Errorf("%s: Put over an absent document with ifMatch naming other bytes: %v, want ErrPreconditionFailed", k, err)
 			}
-			if d := get(t, src, k); d.Present {
+			if d := srcGet(t, src, k); d.Present {
 				t.Fatalf("%s: a Put refused by its precondition wrote %q", k, d.Data)
 			}
-			put(t, src, k, v1, host.NoDocument)
+			srcPut(t, src, k, v1, host.NoDocument)
 			if err := src.Put(ctx, k, v2, host.NoDocument); !errors.Is(err, host.ErrPreconditionFailed) {
 				t.Errorf("%s: Put with ifMatch NoDocument over a present document: %v, want ErrPreconditionFailed", k, err)
 			}
-			if err := src.Put(ctx, k, v2, digest(v2)); !errors.Is(err, host.ErrPreconditionFailed) {
+			if err := src.Put(ctx, k, v2, srcDigest(v2)); !errors.Is(err, host.ErrPreconditionFailed) {
 				t.Errorf("%s: Put with a stale ifMatch: %v, want ErrPreconditionFailed", k, err)
 			}
-			if d := get(t, src, k); string(d.Data) != string(v1) {
+			if d := srcGet(t, src, k); string(d.Data) != string(v1) {
 				t.Fatalf("%s: refused Puts changed the document to %q", k, d.Data)
 			}
-			put(t, src, k, v2, digest(v1))
-			if d := get(t, src, k); string(d.Data) != string(v2) {
+			srcPut(t, src, k, v2, srcDigest(v1))
+			if d := srcGet(t, src, k); string(d.Data) != string(v2) {
 				t.Errorf("%s: Put with the current digest as ifMatch stored %q", k, d.Data)
 			}
-			put(t, src, k, nil, digest(v2))
-			if d := get(t, src, k); d.Present {
+			srcPut(t, src, k, nil, srcDigest(v2))
+			if d := srcGet(t, src, k); d.Present {
 				t.Errorf("%s: Put(nil) with the current digest did not remove it", k)
 			}
 		}
@@ -148,7 +148,7 @@ func TestSnapshotSource(t *testing.T, open func(t *testing.T) host.SnapshotSourc
 			t.Fatalf("Load: %d records, want %d (one per worker id): %+v", len(docs.Records), len(ids), docs.Records)
 		}
 		if !slices.IsSortedFunc(docs.Records, func(a, b host.RecordDoc) int { return strings.Compare(a.Name, b.Name) }) {
-			t.Errorf("Load: records not in Name order: %v", recordNames(docs.Records))
+			t.Errorf("Load: records not in Name order: %v", srcRecordNames(docs.Records))
 		}
 		for _, r := range docs.Records {
 			if r.Err != nil {
@@ -261,14 +261,14 @@ func TestSnapshotSource(t *testing.T, open func(t *testing.T) host.SnapshotSourc
 	})
 }
 
-func put(t *testing.T, src host.SnapshotSource, k host.DocKind, data []byte, ifMatch string) {
+func srcPut(t *testing.T, src host.SnapshotSource, k host.DocKind, data []byte, ifMatch string) {
 	t.Helper()
 	if err := src.Put(context.Background(), k, data, ifMatch); err != nil {
 		t.Fatalf("Put %s: %v", k, err)
 	}
 }
 
-func get(t *testing.T, src host.SnapshotSource, k host.DocKind) host.Doc {
+func srcGet(t *testing.T, src host.SnapshotSource, k host.DocKind) host.Doc {
 	t.Helper()
 	d, err := src.Get(context.Background(), k)
 	if err != nil {
@@ -277,9 +277,9 @@ func get(t *testing.T, src host.SnapshotSource, k host.DocKind) host.Doc {
 	return d
 }
 
-func digest(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
+func srcDigest(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
 
-func recordNames(rs []host.RecordDoc) []string {
+func srcRecordNames(rs []host.RecordDoc) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i] = r.Name

@@ -50,6 +50,11 @@ const watchMaxDelay = time.Second
 //     missed. A change the Hall made itself (Enroll, ReplaceRules) also
 //     triggers a reload, which finds what is already in force and changes
 //     nothing.
+//   - The files of Options are followed through their parent
+//     directories, not the files themselves: editors and atomic writers
+//     replace a file by renaming another over it, which a watch on the
+//     old file would miss. The registry directory is watched from the
+//     moment it appears.
 //   - The Hall's own state directory (the ledger and its WAL) is not
 //     watched, only its artifacts, so dispatches do not cause reloads.
 func (h *Hall) Watch(ctx context.Context, report func(error)) error {

@@ -2,12 +2,12 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"time"
 
 	"github.com/wcphall/hall/host/wcp"
-	"github.com/wcphall/hall/internal/fsutil"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/router"
 )
@@ -24,29 +24,37 @@ func (e *RulesError) Unwrap() error { return e.Err }
 // Code is RULES_INVALID.
 func (e *RulesError) Code() wcp.Code { return wcp.CodeRulesInvalid }
 
-// RulesDocument returns the rules file as it was loaded, and its digest
-// ("sha256:<hex>"; "" when the Hall runs without a rules file).
+// RulesDocument returns the rules document as it was loaded, and its
+// digest ("sha256:<hex>"). It reads the snapshot source: when the source
+// holds no rules document the error wraps fs.ErrNotExist, and when the
+// stored document is not the one in force (changed and not reloaded yet)
+// it is an error naming it.
 func (h *Hall) RulesDocument() ([]byte, string, error) {
 	if h.isClosed() {
 		return nil, "", ErrClosed
 	}
-	data, err := os.ReadFile(h.opts.Rules)
+	d, err := h.src.Get(context.Background(), DocRules)
 	if err != nil {
 		return nil, "", err
 	}
-	s := h.snap.Load()
-	if d := digestOf(data); d != s.rulesDigest {
-		return nil, "", fmt.Errorf("%s changed on disk since it was loaded (reload to apply it)", h.opts.Rules)
+	if !d.Present {
+		return nil, "", fmt.Errorf("rules %s: %w", d.Name, fs.ErrNotExist)
 	}
-	return data, s.rulesDigest, nil
+	s := h.snap.Load()
+	if digestOf(d.Data) != s.rulesDigest {
+		return nil, "", fmt.Errorf("%s changed since it was loaded (reload to apply it)", d.Name)
+	}
+	return d.Data, s.rulesDigest, nil
 }
 
 // ReplaceRules validates a rules document and, when it compiles and shadows
-// no rule, writes it to the rules file atomically, records the change (its
-// digest, the document and actor) in the evidence ledger and swaps it in.
-// When ifMatch is not "", the rules in force must have that digest
-// (optimistic concurrency: two admins do not overwrite each other). A
-// refused document leaves the rules in force unchanged (*RulesError).
+// no rule, records the change (its digest, the document and actor) in the
+// evidence ledger, stores it in the snapshot source (the rules file,
+// replaced atomically) and swaps it in. When ifMatch is not "", the rules
+// in force, and the rules stored, must have that digest (optimistic
+// concurrency: two admins, or two Halls sharing a source, do not
+// overwrite each other). A refused document leaves the rules in force
+// unchanged (*RulesError).
 func (h *Hall) ReplaceRules(ctx context.Context, data []byte, ifMatch, who string) (warnings []string, digest string, err error) {
 	if h.isClosed() {
 		return nil, "", ErrClosed
@@ -63,36 +71,57 @@ func (h *Hall) ReplaceRules(ctx context.Context, data []byte, ifMatch, who strin
 	if cur := h.snap.Load().rulesDigest; ifMatch != "" && ifMatch != cur {
 		return nil, "", &RulesError{fmt.Errorf("the rules in force are %s, not %s: read them again and retry", cur, ifMatch)}
 	}
-	if err := h.writeRules(ctx, rs, data, actor(who)); err != nil {
+	if err := h.writeRules(ctx, rs, data, ifMatch, actor(who)); err != nil {
+		if errors.Is(err, ErrPreconditionFailed) {
+			return nil, "", &RulesError{err}
+		}
 		return nil, "", err
 	}
 	return rs.Warnings, digestOf(data), nil
 }
 
-// writeRules records a rules change and makes it the rules in force.
-// changeMu must be held.
-func (h *Hall) writeRules(ctx context.Context, rs *router.RuleSet, data []byte, who string) error {
+// writeRules records a rules change, stores it (when ifMatch is not "",
+// only over the stored rules of that digest) and makes it the rules in
+// force. changeMu must be held.
+func (h *Hall) writeRules(ctx context.Context, rs *router.RuleSet, data []byte, ifMatch, who string) error {
 	store, err := h.evidenceStore()
 	if err != nil {
 		return err
 	}
+	if ifMatch != "" {
+		// Checked before the change is recorded, so that a refused
+		// replacement leaves no trace of rules that never came into
+		// force; Put checks again, atomically where the source can.
+		cur, err := h.src.Get(ctx, DocRules)
+		if err != nil {
+			return err
+		}
+		if err := CheckIfMatch(cur, ifMatch); err != nil {
+			return err
+		}
+	}
 	digest := digestOf(data)
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
-	change := &ledger.Change{Kind: ledger.ChangeRules, Subject: h.opts.Rules, Digest: digest, Body: compactJSON(data), Actor: who, At: time.Now().UTC()}
+	cur := h.snap.Load()
+	change := &ledger.Change{Kind: ledger.ChangeRules, Subject: cur.rulesName, Digest: digest, Body: compactJSON(data), Actor: who, At: time.Now().UTC()}
 	if err := store.RecordChange(ectx, change); err != nil {
 		return fmt.Errorf("recording the rules change in the evidence ledger: %w; the rules were not changed", err)
 	}
-	if err := fsutil.WriteFileAtomic(h.opts.Rules, data, 0o644); err != nil {
+	// A write refused here (another writer got in between) leaves a rules
+	// change in the chain that never came into force: decisions name the
+	// snapshot they were made under, which is recorded on its own
+	// (snapshot_digest.go), so the chain still says which rules decided.
+	if err := h.src.Put(ctx, DocRules, data, ifMatch); err != nil {
 		return err
 	}
-	h.swap(h.snap.Load().withRules(rs, data, h.opts.Rules, who))
+	h.swap(cur.withRules(rs, data, who))
 	return nil
 }
 
 // Reload reads the configuration, the rules, the policy file and the
-// enrolled records from disk again (changes made by the CLI, another
-// process or an editor) and swaps them in as one snapshot. When anything
+// enrolled records from the snapshot source again (changes made by the
+// CLI, another process, an editor or another Hall sharing the source) and swaps them in as one snapshot. When anything
 // fails to load, the error says what and the snapshot in force keeps
 // serving: never a half-applied change. Records that fail their seal are
 // reported by Problems, as at Open.
@@ -115,19 +144,14 @@ func (h *Hall) Reload(ctx context.Context) error {
 	}
 	prev := h.snap.Load()
 	if next.rulesDigest != prev.rulesDigest && next.rulesDigest != "" {
-		data, rerr := os.ReadFile(h.opts.Rules)
-		if rerr == nil && digestOf(data) == next.rulesDigest {
-			store, lerr := h.evidenceStore()
-			if lerr == nil {
-				ectx, cancel := evidenceContext(ctx)
-				err = store.RecordChange(ectx, &ledger.Change{Kind: ledger.ChangeRules, Subject: h.opts.Rules, Digest: next.rulesDigest, Body: compactJSON(data), Actor: "file", At: time.Now().UTC()})
-				cancel()
-			} else {
-				err = lerr
-			}
-			if err != nil {
-				return fmt.Errorf("reload: recording the rules change: %w; the previous snapshot keeps serving", err)
-			}
+		store, err := h.evidenceStore()
+		if err == nil {
+			ectx, cancel := evidenceContext(ctx)
+			err = store.RecordChange(ectx, &ledger.Change{Kind: ledger.ChangeRules, Subject: next.rulesName, Digest: next.rulesDigest, Body: compactJSON(next.src.rulesDoc), Actor: "file", At: time.Now().UTC()})
+			cancel()
+		}
+		if err != nil {
+			return fmt.Errorf("reload: recording the rules change: %w; the previous snapshot keeps serving", err)
 		}
 	}
 	if !next.sameAs(prev) {

@@ -8,7 +8,11 @@
 // A Hall works over a directory holding its routing rules (rules.json), the
 // enrolled workers' records (enrolled/), an optional configuration
 // (hall.json) and policy set (policy.json), and a state directory (.hall/)
-// with the evidence ledger, the module store and the signing key:
+// with the evidence ledger, the module store and the signing key. The
+// rules, records, configuration and policy set may live elsewhere (a
+// database shared by several Halls): Options.Stores.Source is a [SnapshotSource]
+// that stores those documents, and the Hall parses, seals and records
+// them as it does the files.
 //
 //	h, err := host.Open(ctx, host.Options{Dir: "."})
 //	if err != nil { ... }

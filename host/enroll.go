@@ -7,17 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/wcphall/hall/host/wcp"
-	"github.com/wcphall/hall/internal/fsutil"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/registry"
 	"github.com/wcphall/hall/internal/router"
@@ -209,10 +205,6 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if err != nil {
 		return nil, err
 	}
-	res.RecordPath = filepath.Join(h.opts.RegistryDir, rec.WorkerID+".json")
-	if err := os.MkdirAll(h.opts.RegistryDir, 0o755); err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
-	}
 	// The seal goes into the ledger before the file is replaced: a crash in
 	// between leaves a file that does not match the newest seal, which is
 	// reported as tampered (and fixed by enrolling again) — never a record
@@ -235,10 +227,10 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 		return nil, fmt.Errorf("enroll: recording the enrollment in the evidence ledger: %w; nothing was enrolled", err)
 	}
 	res.ChangeID = change.ChangeID
-	if err := fsutil.WriteFileAtomic(res.RecordPath, append(out, '\n'), 0o644); err != nil {
+	if res.RecordPath, err = h.src.PutRecord(ctx, rec.WorkerID, append(out, '\n')); err != nil {
 		return nil, fmt.Errorf("enroll: %w (the enrollment was sealed; enroll again to write the record)", err)
 	}
-	next := old.with(bw, h.opts.Rules, actor(req.Actor))
+	next := old.with(bw, actor(req.Actor))
 	h.swap(next)
 	h.install(ctx, workerKey{rec.WorkerID, bw.recordDigest, digest}, compiled, 0)
 	installed = true
@@ -335,14 +327,13 @@ func jsonText(v any) string {
 // rules file, refusing if an earlier rule would shadow it.
 func (h *Hall) addDevRules(ctx context.Context, species string, caps []string, who string) ([]string, error) {
 	var file wcp.RulesFile
-	data, err := os.ReadFile(h.opts.Rules)
+	doc, err := h.src.Get(ctx, DocRules)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, fmt.Errorf("--add-rule: %w", err)
-	default:
-		if err := json.Unmarshal(data, &file); err != nil {
-			return nil, fmt.Errorf("--add-rule: %s: %w", h.opts.Rules, err)
+	case doc.Present:
+		if err := json.Unmarshal(doc.Data, &file); err != nil {
+			return nil, fmt.Errorf("--add-rule: %s: %w", doc.Name, err)
 		}
 	}
 	var ids []string
@@ -372,7 +363,7 @@ func (h *Hall) addDevRules(ctx context.Context, species string, caps []string, w
 	if err != nil {
 		return nil, err
 	}
-	if err := h.writeRules(ctx, rs, append(out, '\n'), who); err != nil {
+	if err := h.writeRules(ctx, rs, append(out, '\n'), "", who); err != nil {
 		return nil, fmt.Errorf("--add-rule: %w", err)
 	}
 	return ids, nil

@@ -12,3 +12,7 @@ func HoldDispatchSlot(h *Hall, tenant string) (release func(), err error) {
 // HomeOf is h's state directory; DirOf the folder its files are in.
 func HomeOf(h *Hall) string { return h.opts.Home }
 func DirOf(h *Hall) string  { return h.opts.Dir }
+
+// NewFileSource is the default SnapshotSource over the files of opts
+// (the contract test runs it).
+func NewFileSource(opts Options) SnapshotSource { return newFileSource(opts) }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -251,6 +249,8 @@ func CheckMemoryBudgetMB(field string, mb int64) error {
 //     returns an error wrapping ErrClosed.
 type Hall struct {
 	opts Options
+	// src is Options.Stores.Source, else the files of opts.
+	src  SnapshotSource
 	log  *slog.Logger
 	snap atomic.Pointer[snapshot]
 
@@ -318,13 +318,19 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 		return nil, fmt.Errorf("Options.TenantShare: %v is not a share of the dispatch slots; give a fraction in (0, 1], or 0 for %v", opts.TenantShare, DefaultTenantShare)
 	}
 	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare)}
+	if opts.Stores != nil && opts.Stores.Source != nil {
+		h.src = opts.Stores.Source
+	}
+	if h.src == nil {
+		h.src = newFileSource(opts)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	// The ledger is opened first and eagerly: it holds the seals the
 	// records are checked against, and a Hall that cannot record evidence
 	// should fail here, not at its first dispatch.
-	cfg, err := loadConfig(opts)
+	cfg, _, err := h.readConfig(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -348,34 +354,6 @@ func (o Options) path(p string) string {
 		return p
 	}
 	return filepath.Join(o.Dir, p)
-}
-
-func loadConfig(opts Options) (Config, error) {
-	cfg, _, err := readConfig(opts)
-	return cfg, err
-}
-
-// readConfig is loadConfig that also returns the file's bytes (nil when
-// there is no hall.json and none was named).
-func readConfig(opts Options) (Config, []byte, error) {
-	path := opts.ConfigFile
-	explicit := path != ""
-	if !explicit {
-		path = "hall.json"
-	}
-	path = opts.path(path)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return DefaultConfig(), nil, nil
-	}
-	if err != nil {
-		return Config{}, nil, fmt.Errorf("config: %w", err)
-	}
-	cfg, err := ParseConfig(data)
-	if err != nil {
-		return Config{}, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, data, nil
 }
 
 // Options returns the options the Hall was opened with, paths resolved.

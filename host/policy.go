@@ -2,11 +2,8 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
-	"os"
 	"slices"
 
 	"github.com/wcphall/hall/host/wcp"
@@ -37,26 +34,23 @@ func (h *Hall) PolicyFile() string { p, _ := h.opts.policyPath(); return p }
 // Policies returns the compiled policy set in force (nil: none).
 func (h *Hall) Policies() *policy.Set { return h.snap.Load().policies }
 
-// loadPolicies compiles the policy file once per snapshot and returns it
-// with the file's bytes. No file (when none was named) is no policies:
-// PyHall's behaviour. A file that does not compile fails the Open or
-// Reload, with the file, the policy and the position named. The policy
-// set in force, or its absence, is part of the snapshot recorded before
-// the first decision under it (snapshot_digest.go).
-func (h *Hall) loadPolicies() (*policy.Set, []byte, error) {
-	path, explicit := h.opts.policyPath()
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && !explicit {
+// parsePolicies compiles the stored policy document once per snapshot
+// and returns it with its bytes. No document is no policies: PyHall's
+// behaviour (the files of Options report a policy file that was named but
+// does not exist as an error when they are read). A document that does
+// not compile fails the Open or Reload, with the document, the policy and
+// the position named. The policy set in force, or its absence, is part of
+// the snapshot recorded before the first decision under it
+// (snapshot_digest.go).
+func parsePolicies(d Doc) (*policy.Set, []byte, error) {
+	if !d.Present {
 		return nil, nil, nil
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("policies: %w", err)
-	}
-	set, err := policy.Parse(path, data)
+	set, err := policy.Parse(d.Name, d.Data)
 	if err != nil {
 		return nil, nil, err
 	}
-	return set, data, nil
+	return set, d.Data, nil
 }
 
 // gate is the router's policy gate: the embedder's, else, when a policy

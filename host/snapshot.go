@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -30,7 +27,10 @@ type snapshot struct {
 	rules *router.RuleSet
 	// rulesDigest is "sha256:<hex>" of the rules file's bytes ("" for none).
 	rulesDigest string
-	cfg         Config
+	// rulesName is where the rules are stored (SnapshotSource Doc.Name):
+	// the rules file's path for the files of Options.
+	rulesName string
+	cfg       Config
 	// reg holds the PyHall views of the enrolled records (species and
 	// capability sets, controls present fleet-wide); built for this
 	// snapshot, never enrolled into afterwards.
@@ -246,14 +246,19 @@ func orNone(s string) string {
 	return s
 }
 
-// buildSnapshot reads the rules, the configuration and the enrolled
-// records from disk and checks every record against its seal.
+// buildSnapshot reads the rules, the policy set, the configuration and
+// the enrolled records from the snapshot source (one Load) and checks
+// every record against its seal.
 func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
-	cfg, cfgData, err := readConfig(h.opts)
+	docs, err := h.src.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rules, rulesDigest, rulesData, err := loadRules(h.opts)
+	cfg, cfgData, err := parseConfigDoc(docs.Config)
+	if err != nil {
+		return nil, err
+	}
+	rules, rulesDigest, rulesData, err := h.compileRules(docs.Rules)
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +270,7 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs, problems, err := readRecords(h.opts.RegistryDir, registry.Options{AllowUnknownFields: cfg.AllowUnknownRecordFields})
-	if err != nil {
-		return nil, err
-	}
+	recs, problems := parseRecords(docs.Records, registry.Options{AllowUnknownFields: cfg.AllowUnknownRecordFields})
 	var errs []error
 	if problems != nil {
 		errs = append(errs, unjoin(problems)...)
@@ -308,10 +310,10 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 		}
 		workers = append(workers, w)
 	}
-	s := newSnapshot(rules, h.opts.Rules, cfg, workers)
-	s.rulesDigest = rulesDigest
+	s := newSnapshot(rules, docs.Rules.Name, cfg, workers)
+	s.rulesDigest, s.rulesName = rulesDigest, docs.Rules.Name
 	s.problems = errors.Join(errs...)
-	if s.policies, s.src.policyDoc, err = h.loadPolicies(); err != nil {
+	if s.policies, s.src.policyDoc, err = parsePolicies(docs.Policy); err != nil {
 		return nil, err
 	}
 	s.src.rulesDoc = rulesData
@@ -342,43 +344,31 @@ type recordFile struct {
 	rec  *wcp.Record
 }
 
-// readRecords validates every *.json file directly in dir, in file-name
-// order. Files that fail validation are reported together (one
-// *registry.RecordError per file) while the others load.
-func readRecords(dir string, vo registry.Options) ([]recordFile, error, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("registry: %w", err)
-	}
+// parseRecords validates every stored record, in the source's order.
+// Records that cannot be read or fail validation are reported together
+// (one *registry.RecordError per record, naming it) while the others load.
+func parseRecords(docs []RecordDoc, vo registry.Options) ([]recordFile, error) {
 	var (
 		out  []recordFile
 		errs []error
 	)
-	for _, e := range entries {
-		if e.IsDir() || filepath.Ext(e.Name()) != ".json" {
+	for _, d := range docs {
+		if d.Err != nil {
+			errs = append(errs, &registry.RecordError{Path: d.Name, Problems: []registry.Problem{{Message: d.Err.Error()}}})
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(path)
-		if err != nil {
-			errs = append(errs, &registry.RecordError{Path: path, Problems: []registry.Problem{{Message: err.Error()}}})
-			continue
-		}
-		rec, err := registry.ValidateWith(data, vo)
+		rec, err := registry.ValidateWith(d.Data, vo)
 		if err != nil {
 			var re *registry.RecordError
 			if errors.As(err, &re) {
-				re.Path = path
+				re.Path = d.Name
 			}
 			errs = append(errs, err)
 			continue
 		}
-		out = append(out, recordFile{path: path, rec: rec})
+		out = append(out, recordFile{path: d.Name, rec: rec})
 	}
-	return out, errors.Join(errs...), nil
+	return out, errors.Join(errs...)
 }
 
 // newSnapshot indexes bound workers for decisions. A tampered worker is
@@ -427,15 +417,15 @@ func newSnapshot(rules *router.RuleSet, rulesPath string, cfg Config, workers []
 
 // with returns a copy of s in which w (just enrolled and sealed by actor)
 // replaces the worker of the same id.
-func (s *snapshot) with(w *boundWorker, rulesPath, actor string) *snapshot {
+func (s *snapshot) with(w *boundWorker, actor string) *snapshot {
 	workers := make([]*boundWorker, 0, len(s.workers)+1)
 	for id, old := range s.workers {
 		if id != w.rec.WorkerID {
 			workers = append(workers, old)
 		}
 	}
-	n := newSnapshot(s.rules, rulesPath, s.cfg, append(workers, w))
-	n.rulesDigest, n.policies = s.rulesDigest, s.policies
+	n := newSnapshot(s.rules, s.rulesName, s.cfg, append(workers, w))
+	n.rulesDigest, n.rulesName, n.policies = s.rulesDigest, s.rulesName, s.policies
 	n.problems = withoutWorker(s.problems, w.rec.WorkerID)
 	n.src, n.trust, n.actor = s.src, s.trust, actor
 	return n
@@ -443,14 +433,14 @@ func (s *snapshot) with(w *boundWorker, rulesPath, actor string) *snapshot {
 
 // withRules returns a copy of s with other rules (the document data,
 // written by actor).
-func (s *snapshot) withRules(rules *router.RuleSet, data []byte, rulesPath, actor string) *snapshot {
+func (s *snapshot) withRules(rules *router.RuleSet, data []byte, actor string) *snapshot {
 	digest := digestOf(data)
 	workers := make([]*boundWorker, 0, len(s.workers))
 	for _, w := range s.workers {
 		workers = append(workers, w)
 	}
-	n := newSnapshot(rules, rulesPath, s.cfg, workers)
-	n.rulesDigest, n.policies = digest, s.policies
+	n := newSnapshot(rules, s.rulesName, s.cfg, workers)
+	n.rulesDigest, n.rulesName, n.policies = digest, s.rulesName, s.policies
 	n.problems = s.problems
 	n.src, n.trust, n.actor = s.src, s.trust, actor
 	n.src.rulesDoc = data
@@ -480,30 +470,53 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-// loadRules reads and compiles the rules file; digest is the SHA-256 of
-// its bytes and data the bytes ("" and nil when a missing file was
-// accepted as no rules).
-func loadRules(opts Options) (rules *router.RuleSet, digest string, data []byte, err error) {
-	data, err = os.ReadFile(opts.Rules)
-	if errors.Is(err, fs.ErrNotExist) {
-		if opts.MissingRulesOK {
+// compileRules compiles the rules document; digest is the SHA-256 of its
+// bytes and data the bytes ("" and nil when an absent document was
+// accepted as no rules: Options.MissingRulesOK).
+func (h *Hall) compileRules(d Doc) (rules *router.RuleSet, digest string, data []byte, err error) {
+	if !d.Present {
+		if h.opts.MissingRulesOK {
 			rules, err = router.ParseRules([]byte(`{"rules": []}`))
 			return rules, "", nil, err
 		}
-		return nil, "", nil, fmt.Errorf("rules file %s does not exist: pass --rules FILE or create it (see examples/quickstart/rules.json)", opts.Rules)
+		if _, files := h.src.(*fileSource); files {
+			return nil, "", nil, fmt.Errorf("rules file %s does not exist: pass --rules FILE or create it (see examples/quickstart/rules.json)", d.Name)
+		}
+		return nil, "", nil, fmt.Errorf("rules %s: the snapshot source holds no rules document: store one (SnapshotSource.Put with DocRules) or open with Options.MissingRulesOK", d.Name)
 	}
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("rules: %w", err)
-	}
-	rules, err = router.ParseRules(data)
+	rules, err = router.ParseRules(d.Data)
 	var le *router.LoadError
 	if errors.As(err, &le) {
-		le.File = opts.Rules
+		le.File = d.Name
 	}
 	if err != nil {
 		return nil, "", nil, err
 	}
-	return rules, digestOf(data), data, nil
+	return rules, digestOf(d.Data), d.Data, nil
+}
+
+// readConfig reads the configuration from the snapshot source and parses
+// it over DefaultConfig; data is its bytes (nil when there is none).
+func (h *Hall) readConfig(ctx context.Context) (cfg Config, data []byte, err error) {
+	d, err := h.src.Get(ctx, DocConfig)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	return parseConfigDoc(d)
+}
+
+// parseConfigDoc is the configuration of a stored hall.json: DefaultConfig
+// when the source holds none, an error naming the document when it does
+// not parse.
+func parseConfigDoc(d Doc) (Config, []byte, error) {
+	if !d.Present {
+		return DefaultConfig(), nil, nil
+	}
+	cfg, err := ParseConfig(d.Data)
+	if err != nil {
+		return Config{}, nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	return cfg, d.Data, nil
 }
 
 // binding is one decision's view of a snapshot. It answers the router's

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -20,35 +21,40 @@ const watchQuiet = 100 * time.Millisecond
 // watchMaxDelay bounds how long a stream of changes can postpone a reload.
 const watchMaxDelay = time.Second
 
-// Watch reloads the Hall (see Reload) whenever the files it was opened
-// from change on disk: the rules file, the configuration file, the policy
-// file, the enrolled records (*.json in RegistryDir) and the artifact
-// store. Each snapshot a reload installs is recorded in the change chain,
-// actor "file", before the first decision under it, however quickly the
-// files change: a generation that decides nothing is not recorded, one
-// that decides is, first. It
-// returns nil when ctx is done, or an error when the watch cannot start
-// or the Hall is closed.
+// Watch reloads the Hall (see Reload) whenever its snapshot source
+// reports a change (SnapshotSource.Watch: for the files of Options, the
+// rules file, the configuration file, the policy file and the enrolled
+// records, *.json in RegistryDir) and whenever the artifact store changes
+// on disk. Each snapshot a reload installs is recorded in the change
+// chain, actor "file", before the first decision under it, however
+// quickly the documents change: a generation that decides nothing is not
+// recorded, one that decides is, first. It returns nil when ctx is done,
+// or an error when the watch cannot start or stops, or the Hall is
+// closed.
 //
 //	go h.Watch(ctx, func(err error) { log.Print(err) })
 //
 // report receives every reload that failed (the snapshot in force keeps
-// serving) and every problem a reload found that was not there before (an
-// enrolled record that no longer validates or no longer matches its seal);
-// it is called from Watch's goroutine, one call at a time.
+// serving), every problem a reload found that was not there before (an
+// enrolled record that no longer validates or no longer matches its
+// seal) and every warning of the source that changes may have been
+// missed (a reload follows); it is called from Watch's goroutine, one
+// call at a time.
 //
 // # Notes
 //
-//   - The parent directories are watched, not the files: editors and
-//     fsutil.WriteFileAtomic replace a file by renaming another over it,
-//     which a watch on the old file would miss. The registry directory is
-//     watched from the moment it appears.
-//   - Events are debounced: a reload happens once the files have been
-//     quiet for 100 ms (or 1 s after the first change, when changes keep
-//     coming). Watch also reloads once when it starts, so that a
-//     change made between Open and Watch is not missed. A change the Hall made itself (Enroll,
-//     ReplaceRules) also triggers a reload, which finds what is already
-//     in force and changes nothing.
+//   - Notifications are debounced: a reload happens once the source has
+//     been quiet for 100 ms (or 1 s after the first change, when changes
+//     keep coming). Watch also reloads once when the source first says it
+//     is watching, so that a change made between Open and Watch is not
+//     missed. A change the Hall made itself (Enroll, ReplaceRules) also
+//     triggers a reload, which finds what is already in force and changes
+//     nothing.
+//   - The files of Options are followed through their parent
+//     directories, not the files themselves: editors and atomic writers
+//     replace a file by renaming another over it, which a watch on the
+//     old file would miss. The registry directory is watched from the
+//     moment it appears.
 //   - The Hall's own state directory (the ledger and its WAL) is not
 //     watched, only its artifacts, so dispatches do not cause reloads.
 func (h *Hall) Watch(ctx context.Context, report func(error)) error {
@@ -64,7 +70,8 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 	}
 	defer w.Close()
 
-	t := h.watchTargets()
+	store := filepath.Join(h.opts.Home, "artifacts")
+	t := newWatchTargets(nil, nil, []string{filepath.Clean(store), filepath.Join(store, "sha256")})
 	// The artifact store is created now, so that the watch covers it
 	// before the first module is stored.
 	if _, err := h.artifacts(); err != nil {
@@ -74,10 +81,40 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 		return err
 	}
 
+	// The source's notifications: changed is signalled (coalesced), and
+	// warnings queue until this goroutine reports them.
+	var (
+		mu       sync.Mutex
+		warnings []error
+	)
+	changed := make(chan struct{}, 1)
+	notify := func(err error) {
+		if err != nil {
+			mu.Lock()
+			warnings = append(warnings, err)
+			mu.Unlock()
+		}
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	sctx, stop := context.WithCancel(ctx)
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- h.src.Watch(sctx, notify) }()
+	defer func() {
+		stop()
+		if srcDone != nil {
+			<-srcDone
+		}
+	}()
+
 	known := problemSet(h.Problems())
-	// The first reload comes once the watches are in place: a change
-	// made between Open and now was seen by no watch.
+	// The first reload comes once the source says it is watching (its
+	// first notification): a change made between Open and then was seen
+	// by no watch.
 	timer := time.NewTimer(watchQuiet)
+	timer.Stop()
 	defer timer.Stop()
 	// pending is when the first change not yet reloaded was seen: a file
 	// rewritten more often than the quiet period (a busy writer) must not
@@ -94,6 +131,24 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-srcDone:
+			srcDone = nil
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				err = errors.New("watch: the snapshot source stopped watching before the watch ended")
+			}
+			return err
+		case <-changed:
+			mu.Lock()
+			warn := warnings
+			warnings = nil
+			mu.Unlock()
+			for _, err := range warn {
+				report(err)
+			}
+			settle()
 		case ev, ok := <-w.Events:
 			if !ok {
 				return nil
@@ -111,9 +166,8 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 			settle()
 		case <-timer.C:
 			pending = time.Time{}
-			// A directory that appeared (the registry on the first
-			// enrollment) is watched from now on; the reload below
-			// reads whatever it was given before.
+			// A store directory that appeared is watched from now on;
+			// the reload below reads whatever it was given before.
 			if err := t.add(w); err != nil {
 				report(err)
 			}
@@ -138,29 +192,35 @@ func (h *Hall) Watch(ctx context.Context, report func(error)) error {
 	}
 }
 
-// watchTargets are the files and directories Watch follows.
+// watchTargets are the files and directories an fsnotify watch follows.
 type watchTargets struct {
-	rules, config string
-	policy        string // policy.json (docs/POLICY.md)
-	registry      string
-	artifacts     []string // the store and its sha256/ directory
-	dirs          []string // what is watched: the parents, the registry, the store
+	files    []string // a change to one of these is relevant
+	jsonDirs []string // so is a change to a *.json file in one of these
+	anyDirs  []string // and to anything in one of these
+	dirs     []string // what is watched: the parents and the directories
+	required []string // the directories that must exist
 }
 
-func (h *Hall) watchTargets() *watchTargets {
-	cfg := h.opts.ConfigFile
-	if cfg == "" {
-		cfg = "hall.json"
+// newWatchTargets watches the parents of files, jsonDirs and anyDirs.
+func newWatchTargets(files, jsonDirs, anyDirs []string, required ...string) *watchTargets {
+	t := &watchTargets{}
+	clean := func(l []string) []string {
+		out := make([]string, len(l))
+		for i, p := range l {
+			out[i] = filepath.Clean(p)
+		}
+		return out
 	}
-	store := filepath.Join(h.opts.Home, "artifacts")
-	t := &watchTargets{
-		rules:     filepath.Clean(h.opts.Rules),
-		config:    filepath.Clean(h.opts.path(cfg)),
-		policy:    filepath.Clean(h.PolicyFile()),
-		registry:  filepath.Clean(h.opts.RegistryDir),
-		artifacts: []string{filepath.Clean(store), filepath.Join(store, "sha256")},
+	t.files, t.jsonDirs, t.anyDirs, t.required = clean(files), clean(jsonDirs), clean(anyDirs), clean(required)
+	var all []string
+	for _, f := range t.files {
+		all = append(all, filepath.Dir(f))
 	}
-	for _, d := range append([]string{filepath.Dir(t.rules), filepath.Dir(t.config), filepath.Dir(t.policy), filepath.Dir(t.registry), t.registry}, t.artifacts...) {
+	for _, d := range t.jsonDirs {
+		all = append(all, filepath.Dir(d), d)
+	}
+	all = append(all, t.anyDirs...)
+	for _, d := range all {
 		if !slices.Contains(t.dirs, d) {
 			t.dirs = append(t.dirs, d)
 		}
@@ -169,19 +229,17 @@ func (h *Hall) watchTargets() *watchTargets {
 }
 
 // add watches every target directory that exists and is not watched yet.
-// Only the directories holding the rules and the configuration must exist
-// (the Hall was opened from them).
+// Only the required directories must exist; any other is added when it
+// appears.
 func (t *watchTargets) add(w *fsnotify.Watcher) error {
 	watched := w.WatchList()
 	for _, d := range t.dirs {
 		if slices.Contains(watched, d) {
 			continue
 		}
-		if err := w.Add(d); err != nil && (d == filepath.Dir(t.rules) || d == filepath.Dir(t.config)) {
+		if err := w.Add(d); err != nil && slices.Contains(t.required, d) {
 			return fmt.Errorf("watch: %w", err)
 		}
-		// Any other directory that does not exist yet is added when it
-		// appears.
 	}
 	return nil
 }
@@ -194,13 +252,13 @@ func (t *watchTargets) relevant(ev fsnotify.Event) bool {
 	name := filepath.Clean(ev.Name)
 	dir := filepath.Dir(name)
 	switch {
-	case name == t.rules, name == t.config, name == t.policy:
+	case slices.Contains(t.files, name):
 		return true
-	case name == t.registry, slices.Contains(t.artifacts, name):
-		return true // created, removed or renamed: (re)watched at the reload
-	case dir == t.registry:
+	case slices.Contains(t.jsonDirs, name), slices.Contains(t.anyDirs, name):
+		return true // created, removed or renamed: (re)watched
+	case slices.Contains(t.jsonDirs, dir):
 		return filepath.Ext(name) == ".json"
-	case slices.Contains(t.artifacts, dir):
+	case slices.Contains(t.anyDirs, dir):
 		return true
 	}
 	return false

@@ -28,10 +28,25 @@ const (
 	ChangeApprovalUsed      = ledger.ChangeApprovalUsed
 )
 
-// Errors of approval actions; each has a code of wcp.Codes.
-var (
-	ErrApprovalNotFound = &ApprovalError{Code: wcp.CodeApprovalNotFound, Msg: "no such approval"}
-)
+// ErrApprovalNotFound matches, with errors.Is, every *ApprovalError of
+// code APPROVAL_NOT_FOUND (an approval id that is malformed or that no
+// signed change records). It is a constant: nothing a program does can
+// change what it matches.
+const ErrApprovalNotFound = approvalCode(wcp.CodeApprovalNotFound)
+
+// approvalCode is the constant sentinel of the refusals of one code: it
+// matches each *ApprovalError of that code (ApprovalError.Is).
+type approvalCode wcp.Code
+
+func (c approvalCode) Error() string {
+	if info, ok := wcp.Code(c).Info(); ok {
+		return string(c) + ": " + info.Meaning
+	}
+	return string(c)
+}
+
+// Code returns the sentinel's code.
+func (c approvalCode) Code() wcp.Code { return wcp.Code(c) }
 
 // ApprovalError is a refused approval action.
 type ApprovalError struct {
@@ -43,10 +58,16 @@ type ApprovalError struct {
 
 func (e *ApprovalError) Error() string { return string(e.Code) + ": " + e.Msg }
 
-// Is matches another *ApprovalError of the same code.
+// Is matches another *ApprovalError of the same code, and the constant
+// sentinel of its code (ErrApprovalNotFound).
 func (e *ApprovalError) Is(target error) bool {
-	t, ok := target.(*ApprovalError)
-	return ok && t.Code == e.Code
+	switch t := target.(type) {
+	case *ApprovalError:
+		return t.Code == e.Code
+	case approvalCode:
+		return wcp.Code(t) == e.Code
+	}
+	return false
 }
 
 // runCall is what a dispatch carries into its decision: the approval it

@@ -227,6 +227,12 @@ func (h *Hall) checkApproval(ctx context.Context, call *runCall, s *snapshot, w 
 		problem = fmt.Sprintf("approval %s expired at %s", id, a.ExpiresAt.Format(time.RFC3339))
 	case a.TenantID != dec.TenantID:
 		problem = "approval " + id + " is another tenant's"
+	case a.RequestHash != dec.RequestHash.String() && a.CapabilityID == dec.CapabilityID && a.CorrelationID != dec.CorrelationID:
+		// The usual slip (issue 27): the approved request resent under a
+		// new correlation id, which the request hash covers.
+		problem = fmt.Sprintf("approval %s was given for another request (request_hash %s): the approved request had correlation_id %q, this one has %q, and the hash covers it; "+
+			"to resume the approved request, send it again with correlation_id %q (hall run --correlation-id %q --approval %s; over HTTP the correlation_id member, over MCP _meta.correlation_id)",
+			id, a.RequestHash, a.CorrelationID, dec.CorrelationID, a.CorrelationID, a.CorrelationID, id)
 	case a.RequestHash != dec.RequestHash.String():
 		problem = "approval " + id + " was given for another request (request_hash " + a.RequestHash + "); submit exactly the request that was approved"
 	case a.PayloadHash != call.payloadHash:

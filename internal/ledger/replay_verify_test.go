@@ -29,11 +29,36 @@ func replayCases() []replayCase {
 		r.DispatchedAt = r.DispatchedAt.UTC().Truncate(time.Microsecond)
 		return r
 	}
+	// replay is the receipt of a replay of orig: its worker, correlation
+	// id and module.
+	replay := func(orig *Receipt, i int) *Receipt {
+		r := rec(orig.TenantID, i, orig.ReceiptID)
+		r.WorkerID, r.CorrelationID, r.ArtifactHash = orig.WorkerID, orig.CorrelationID, orig.ArtifactHash
+		return r
+	}
 	return []replayCase{
 		{"names an earlier receipt of its stream", func() []*Receipt {
 			a := rec("t", 0, "")
-			return []*Receipt{a, rec("t", 1, a.ReceiptID)}
+			return []*Receipt{a, rec("t", 1, ""), replay(a, 2)}
 		}, -1},
+		{"ran another worker", func() []*Receipt {
+			a := rec("t", 0, "")
+			r := replay(a, 1)
+			r.WorkerID = "org.acme.other"
+			return []*Receipt{a, r}
+		}, 1},
+		{"ran another module", func() []*Receipt {
+			a := rec("t", 0, "")
+			r := replay(a, 1)
+			r.ArtifactHash = digest("another module")
+			return []*Receipt{a, r}
+		}, 1},
+		{"answered another correlation id", func() []*Receipt {
+			a := rec("t", 0, "")
+			r := replay(a, 1)
+			r.CorrelationID = "corr-other"
+			return []*Receipt{a, r}
+		}, 1},
 		{"names no receipt", func() []*Receipt {
 			return []*Receipt{rec("t", 0, ""), rec("t", 1, id())}
 		}, 1},

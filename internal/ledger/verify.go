@@ -339,8 +339,10 @@ type replayRef struct {
 // checkReplays checks that each replay's replay_of names a receipt
 // recorded before it in its own stream (docs/EVIDENCE.md, "Replays": a
 // replay is decided for the original's tenant, so the original precedes
-// it in the same stream). A receipt that names nothing, a later receipt,
-// itself or another tenant's receipt is reported as its stream's break,
+// it in the same stream), of the same worker, correlation_id and
+// artifact_hash. A receipt that names nothing, a later receipt, itself,
+// another tenant's receipt or another dispatch's is reported as its
+// stream's break,
 // unless the stream already broke at an earlier receipt. The lookups
 // read the receipts table inside tx: its rows were just verified against
 // their signed bodies, so a receipt_id column there is one a signed
@@ -353,8 +355,16 @@ func checkReplays(ctx context.Context, tx *sql.Tx, refs []replayRef, rep *Report
 		}
 		var tenant string
 		var seq int64
+		var orig, replay replayFacts
 		reason := ""
-		err := tx.QueryRowContext(ctx, `SELECT tenant_id, seq FROM receipts WHERE receipt_id = ?`, r.of).Scan(&tenant, &seq)
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id, seq, body FROM receipts WHERE receipt_id = ?`, r.of).Scan(&tenant, &seq, &orig.body)
+		if err == nil {
+			err = tx.QueryRowContext(ctx, `SELECT body FROM receipts WHERE receipt_id = ?`, r.receiptID).Scan(&replay.body)
+		}
+		if err == nil {
+			orig.decode()
+			replay.decode()
+		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			reason = fmt.Sprintf("replay_of names receipt %s, which the ledger does not hold: a replay of a receipt that was never recorded", r.of)
@@ -364,6 +374,9 @@ func checkReplays(ctx context.Context, tx *sql.Tx, refs []replayRef, rep *Report
 			reason = fmt.Sprintf("replay_of names receipt %s of stream %q: a replay is decided for the original's tenant and recorded in its stream", r.of, tenant)
 		case uint64(seq) >= r.seq:
 			reason = fmt.Sprintf("replay_of names receipt %s (#%d), which is not recorded before this receipt (#%d)", r.of, seq, r.seq)
+		case replay.WorkerID != orig.WorkerID || replay.CorrelationID != orig.CorrelationID || replay.ArtifactHash != orig.ArtifactHash:
+			reason = fmt.Sprintf("replay_of names receipt %s of worker %q, correlation_id %q and artifact_hash %s, but this replay ran worker %q, correlation_id %q, artifact_hash %s: a replay runs the original's module for its request",
+				r.of, orig.WorkerID, orig.CorrelationID, orig.ArtifactHash, replay.WorkerID, replay.CorrelationID, replay.ArtifactHash)
 		}
 		if reason == "" {
 			continue
@@ -379,6 +392,21 @@ func checkReplays(ctx context.Context, tx *sql.Tx, refs []replayRef, rep *Report
 		}
 	}
 	return nil
+}
+
+// replayFacts are the members a replay shares with the receipt it
+// replays (docs/EVIDENCE.md, "Replays"), read from a verified body.
+type replayFacts struct {
+	body          string
+	WorkerID      string `json:"worker_id"`
+	CorrelationID string `json:"correlation_id"`
+	ArtifactHash  string `json:"artifact_hash"`
+}
+
+func (f *replayFacts) decode() {
+	if json.Unmarshal([]byte(f.body), f) != nil {
+		f.WorkerID = "(undecodable)" // the walk reported the body already
+	}
 }
 
 // receiptCols are the members of a signed receipt Verify compares.

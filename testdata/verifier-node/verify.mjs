@@ -167,9 +167,10 @@ function verifyBundle(dir, keysPath) {
 
   // Replays (EVIDENCE.md "Replays"): a receipt's replay_of names a
   // receipt recorded before it in its own stream (a replay is decided for
-  // the original's tenant).
-  const receiptAt = new Map(); // receipt id -> {stream, seq}
-  for (const l of entries) if (l.chain === 'receipts') receiptAt.set(l.entry.receipt_id, { stream: l.stream, seq: l.entry.sequence });
+  // the original's tenant), of the same worker, correlation_id and
+  // artifact_hash.
+  const receiptAt = new Map(); // receipt id -> {stream, seq, entry}
+  for (const l of entries) if (l.chain === 'receipts') receiptAt.set(l.entry.receipt_id, { stream: l.stream, seq: l.entry.sequence, entry: l.entry });
   const replayReported = new Set();
   for (const l of entries) {
     const e = l.entry;
@@ -180,6 +181,7 @@ function verifyBundle(dir, keysPath) {
     if (!o) why = `replay_of names receipt ${e.replay_of}, which the bundle does not hold`;
     else if (o.stream !== l.stream) why = `replay_of names receipt ${e.replay_of} of stream ${JSON.stringify(o.stream)}, not of its own tenant`;
     else if (o.seq >= e.sequence) why = `replay_of names receipt ${e.replay_of} (#${o.seq}), which is not recorded before it`;
+    else if (['worker_id', 'correlation_id', 'artifact_hash'].some((m) => o.entry[m] !== e[m])) why = `replay_of names receipt ${e.replay_of}, whose worker_id, correlation_id or artifact_hash differ from this replay's`;
     if (why !== null) { fail(where, why); replayReported.add(l.stream); }
   }
 

@@ -108,7 +108,7 @@ func TestCloseWaitsForReplayAndEnrollInFlight(t *testing.T) {
 			}
 			sig := newSignals("hall: closing")
 			pl := newPausingLedger(t)
-			h := openInteg(t, oneRule("cap.test.block", "wrk.test.block", "dev"), "", host.Options{Ledger: pl, Logger: slog.New(sig)})
+			h := openInteg(t, oneRule("cap.test.block", "wrk.test.block", "dev"), "", host.Options{Stores: &host.Stores{Evidence: pl}, Logger: slog.New(sig)})
 			enrollOK(t, h, mod, blockRecord)
 			res, err := h.Run(context.Background(), host.RunRequest{Input: routeInput(t, "cap.test.block", "dev", "INTERNAL", "c-held")})
 			if err != nil || res.Outcome != "ok" {

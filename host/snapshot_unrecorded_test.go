@@ -58,7 +58,7 @@ func TestSnapshotUnrecordedAsksNoGate(t *testing.T) {
 	gate := &countingGate{}
 	gated := `{"rules": [{"rule_id": "r1", "match": {"capability_id": "cap.test.block", "env": {"in": ["dev"]}},
 	  "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.block"}], "escalation": {"policy_gate": true}}}]}`
-	h := openInteg(t, gated, "", host.Options{Ledger: sl, Gate: gate, Pool: -1})
+	h := openInteg(t, gated, "", host.Options{Stores: &host.Stores{Evidence: sl}, Gate: gate, Pool: -1})
 	enrollOK(t, h, mod, blockRecord)
 	in := routeInput(t, "cap.test.block", "dev", "INTERNAL", "c-gate")
 	// Under a recorded snapshot the rule asks the gate.

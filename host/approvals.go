@@ -28,10 +28,25 @@ const (
 	ChangeApprovalUsed      = ledger.ChangeApprovalUsed
 )
 
-// Errors of approval actions; each has a code of wcp.Codes.
-var (
-	ErrApprovalNotFound = &ApprovalError{Code: wcp.CodeApprovalNotFound, Msg: "no such approval"}
-)
+// ErrApprovalNotFound matches, with errors.Is, every *ApprovalError of
+// code APPROVAL_NOT_FOUND (an approval id that is malformed or that no
+// signed change records). It is a constant: nothing a program does can
+// change what it matches.
+const ErrApprovalNotFound = approvalCode(wcp.CodeApprovalNotFound)
+
+// approvalCode is the constant sentinel of the refusals of one code: it
+// matches each *ApprovalError of that code (ApprovalError.Is).
+type approvalCode wcp.Code
+
+func (c approvalCode) Error() string {
+	if info, ok := wcp.Code(c).Info(); ok {
+		return string(c) + ": " + info.Meaning
+	}
+	return string(c)
+}
+
+// Code returns the sentinel's code.
+func (c approvalCode) Code() wcp.Code { return wcp.Code(c) }
 
 // ApprovalError is a refused approval action.
 type ApprovalError struct {
@@ -43,10 +58,16 @@ type ApprovalError struct {
 
 func (e *ApprovalError) Error() string { return string(e.Code) + ": " + e.Msg }
 
-// Is matches another *ApprovalError of the same code.
+// Is matches another *ApprovalError of the same code, and the constant
+// sentinel of its code (ErrApprovalNotFound).
 func (e *ApprovalError) Is(target error) bool {
-	t, ok := target.(*ApprovalError)
-	return ok && t.Code == e.Code
+	switch t := target.(type) {
+	case *ApprovalError:
+		return t.Code == e.Code
+	case approvalCode:
+		return wcp.Code(t) == e.Code
+	}
+	return false
 }
 
 // runCall is what a dispatch carries into its decision: the approval it
@@ -206,6 +227,12 @@ func (h *Hall) checkApproval(ctx context.Context, call *runCall, s *snapshot, w 
 		problem = fmt.Sprintf("approval %s expired at %s", id, a.ExpiresAt.Format(time.RFC3339))
 	case a.TenantID != dec.TenantID:
 		problem = "approval " + id + " is another tenant's"
+	case a.RequestHash != dec.RequestHash.String() && a.CapabilityID == dec.CapabilityID && a.CorrelationID != dec.CorrelationID:
+		// The usual slip (issue 27): the approved request resent under a
+		// new correlation id, which the request hash covers.
+		problem = fmt.Sprintf("approval %s was given for another request (request_hash %s): the approved request had correlation_id %q, this one has %q, and the hash covers it; "+
+			"to resume the approved request, send it again with correlation_id %q (hall run --correlation-id %q --approval %s; over HTTP the correlation_id member, over MCP _meta.correlation_id)",
+			id, a.RequestHash, a.CorrelationID, dec.CorrelationID, a.CorrelationID, a.CorrelationID, id)
 	case a.RequestHash != dec.RequestHash.String():
 		problem = "approval " + id + " was given for another request (request_hash " + a.RequestHash + "); submit exactly the request that was approved"
 	case a.PayloadHash != call.payloadHash:

@@ -112,10 +112,16 @@ func moduleError(msg string) *EnrollError {
 //     start section first runs with the grant inside a dispatch whose
 //     decision is recorded (docs/SECURITY.md). A start section that fails
 //     without grants is refused (MODULE_INVALID or a LIMIT_* code).
+//   - Once Close (or Shutdown) has begun, Enroll returns ErrClosed
+//     (HALL_CLOSED) and does nothing; an enrollment already admitted is
+//     waited for like a dispatch, so its seal is never cut off by the
+//     ledger closing.
 func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, error) {
-	if h.isClosed() {
+	ctx, exit, ok := h.life.enter(ctx)
+	if !ok {
 		return nil, ErrClosed
 	}
+	defer exit()
 	info, err := wasmmod.Inspect(req.Module)
 	if err != nil {
 		return nil, moduleError("not a WebAssembly module: " + err.Error())

@@ -387,7 +387,8 @@ func (h *Hall) Warnings() []string { return slices.Clone(h.snap.Load().warnings)
 // ledger (docs/EVIDENCE.md, "Snapshots"): the first decision under a new
 // snapshot records it; when it cannot be recorded the decision is denied
 // DENY_INTERNAL_ERROR with a message naming SNAPSHOT_UNRECORDED (Route and
-// Run return a *SnapshotError).
+// Run return a *SnapshotError), before any rule is matched: neither
+// Options.Gate nor the policies are asked about the request.
 func (h *Hall) Decide(ctx context.Context, in *wcp.RouteInput) wcp.RouteDecision {
 	if h.life.closing() {
 		return closedDecision(ctx, in)
@@ -410,7 +411,15 @@ func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) 
 	if rp != nil {
 		s = rp.view(s)
 	}
-	sealErr := h.sealSnapshot(ctx, s)
+	if err := h.sealSnapshot(ctx, s); err != nil {
+		// Fail closed before anything is asked under rules that are not
+		// evidence: no rule is matched, and neither the embedder's gate
+		// nor the policies see the request.
+		dec := router.Decide(ctx, in, &router.RuleSet{}, nil, router.Options{})
+		dec.TelemetryEnvelopes = nil
+		denyUnrecorded(&dec, err)
+		return dec, nil, s
+	}
 	b := &binding{h: h, s: s}
 	dec := router.Decide(ctx, in, s.rules, b, router.Options{
 		Config:           &s.cfg.HallConfig,
@@ -425,10 +434,6 @@ func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) 
 		DeferHighBlast: s.policies != nil && s.policies.Approvals().Enabled,
 	})
 	detach(&dec)
-	if sealErr != nil {
-		denyUnrecorded(&dec, sealErr)
-		return dec, nil, s
-	}
 	if dec.Denied {
 		return dec, nil, s
 	}

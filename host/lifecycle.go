@@ -16,12 +16,13 @@ import (
 // workers and close the ledger at once, so a `hall serve` stopped while a
 // long worker ran lost that dispatch's receipt. Now:
 //
-//  1. Close stops admitting: Run, Route and RouteJSON return ErrClosed
-//     (HALL_CLOSED), Decide denies, and a Run still waiting for a dispatch
-//     slot is refused when it gets one, before anything is recorded.
+//  1. Close stops admitting: Run, Route, RouteJSON, Replay, Enroll and
+//     EnrollStored return ErrClosed (HALL_CLOSED), Decide denies, and a
+//     Run still waiting for a dispatch slot is refused when it gets one,
+//     before anything is recorded.
 //  2. It waits for the calls already admitted — dispatches and their
-//     receipts, recorded decisions — bounded by Options.ShutdownGrace and
-//     by Close's ctx.
+//     receipts, recorded decisions, replays, enrollments and their seals —
+//     bounded by Options.ShutdownGrace and by Close's ctx.
 //  3. At the bound, the calls still running are cancelled: each ends as a
 //     cancelled dispatch does, with outcome CANCELLED, and its receipt is
 //     written on the evidence context (detached, evidenceTimeout) like
@@ -186,9 +187,10 @@ func (l *lifecycle) cutOff() int {
 //
 // # Notes
 //
-//   - From the moment Shutdown is called, Run, Route and RouteJSON return
-//     ErrClosed (HALL_CLOSED) and Decide denies; a Run still waiting for
-//     a dispatch slot is refused, with nothing recorded.
+//   - From the moment Shutdown is called, Run, Route, RouteJSON, Replay,
+//     Enroll and EnrollStored return ErrClosed (HALL_CLOSED) and Decide
+//     denies; a Run still waiting for a dispatch slot is refused, with
+//     nothing recorded.
 //   - Dispatches already running are waited for, with their receipts, for
 //     at most Options.ShutdownGrace (DefaultShutdownGrace) and until ctx
 //     is done. Those still running then are cancelled and recorded with

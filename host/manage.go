@@ -37,8 +37,14 @@ func (h *Hall) PutArtifact(module []byte, want wcp.Digest) (wcp.Digest, error) {
 // EnrollStored enrolls a record whose artifact_hash names a module already
 // in the artifact store (the seed's POST /enroll). The module is read back
 // and verified before anything is enrolled. actor is who enrolls, as in
-// EnrollRequest.Actor.
+// EnrollRequest.Actor. Like Enroll, it is refused with ErrClosed once Close
+// has begun, and waited for by Close once admitted.
 func (h *Hall) EnrollStored(ctx context.Context, record []byte, actor string) (*EnrollResult, error) {
+	ctx, exit, ok := h.life.enter(ctx)
+	if !ok {
+		return nil, ErrClosed
+	}
+	defer exit()
 	var head struct {
 		ArtifactHash string `json:"artifact_hash"`
 	}

@@ -84,7 +84,18 @@ func (rp *replaySpec) view(s *snapshot) *snapshot {
 // with a deterministic clock and random source. The input must be the one
 // the receipt hashed. A denied replay is not an error: its Decision says
 // why, and nothing ran.
+//
+// Once Close (or Shutdown) has begun, Replay returns ErrClosed
+// (HALL_CLOSED) before reading anything. A replay admitted earlier is
+// waited for by Close like a dispatch; if Close began before it reached
+// its dispatch, it is refused there with ErrClosed, as Run is, and nothing
+// ran.
 func (h *Hall) Replay(ctx context.Context, receiptID string, input []byte) (*ReplayResult, error) {
+	ctx, exit, ok := h.life.enter(ctx)
+	if !ok {
+		return nil, ErrClosed
+	}
+	defer exit()
 	store, err := h.evidenceStore()
 	if err != nil {
 		return nil, err

@@ -255,7 +255,13 @@ func (s *SQLite) prepareEvents(decisionID, correlationID string, events []json.R
 }
 
 // Decision returns the decision recorded with the given id, or an error
-// wrapping [ErrNotFound].
+// wrapping [ErrNotFound]. Everything it returns is read from the
+// decision's signed entry (the row's lookup columns only find it), except
+// for a decision the ledger recorded before decisions were chained: such
+// a row is returned only when the ledger's first schema change sealed it
+// (an upgraded ledger). In a ledger born at a schema version, which never
+// wrote one, a row no entry signs is refused as forged (an error wrapping
+// [ErrNotFound]; Verify reports the row).
 func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, error) {
 	var d DecisionRecord
 	var at, body string
@@ -270,19 +276,26 @@ func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, erro
 	if err != nil {
 		return nil, s.wrap("decision", err)
 	}
-	d.Decision = json.RawMessage(body)
-	if body == "" {
-		// Recorded once, in its signed entry.
-		var e struct {
-			Decision json.RawMessage `json:"decision"`
-			Snapshot string          `json:"snapshot"`
+	if body != "" {
+		// A row of the ledger's older form, holding its own copy.
+		if err := legacyReadable(ctx, s.r, "a decisions row no entry signs"); err != nil {
+			return nil, fmt.Errorf("ledger: decision %q: %w: %w", id, ErrNotFound, err)
 		}
+		d.Decision = json.RawMessage(body)
+	} else {
+		// Recorded once, in its signed entry.
 		if !entry.Valid {
 			return nil, fmt.Errorf("ledger: decision %q: its signed entry is missing", id)
 		}
+		var e entryJSON
 		if err := json.Unmarshal([]byte(entry.String), &e); err != nil {
 			return nil, fmt.Errorf("ledger: decision %q: its signed entry does not decode: %w", id, err)
 		}
+		if e.Kind != entryDecision || e.DecisionID != id || e.Denied == nil || e.DenyCode == nil || e.DryRun == nil {
+			return nil, fmt.Errorf("ledger: decision %q: the entry the row names is not this decision's signed entry (hall audit verify reports it)", id)
+		}
+		d.CorrelationID, d.TenantID, d.CapabilityID = e.CorrelationID, e.TenantID, e.CapabilityID
+		d.Denied, d.DenyCode, d.DryRun, at = *e.Denied, *e.DenyCode, *e.DryRun, e.RecordedAt
 		d.Decision, d.Snapshot = e.Decision, e.Snapshot
 	}
 	if d.Timestamp, err = time.Parse(time.RFC3339Nano, at); err != nil {
@@ -291,11 +304,43 @@ func (s *SQLite) Decision(ctx context.Context, id string) (*DecisionRecord, erro
 	return &d, nil
 }
 
+// legacyReadable reports whether rows of the ledger's older form (what) may
+// be read: only in a ledger whose first schema change sealed them (it was
+// upgraded from before decisions were chained, docs/EVIDENCE.md "Schema
+// versions and rows no entry signs"), or that records no schema change
+// yet (a ledger last written before schema versions were recorded, opened
+// read-only). In a ledger born at a schema version such a row was never
+// written: the error says it is forged.
+func legacyReadable(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, what string) error {
+	var changeID, body string
+	err := q.QueryRowContext(ctx, `SELECT change_id, body FROM changes WHERE kind = ? ORDER BY seq LIMIT 1`, ChangeSchema).Scan(&changeID, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var c struct {
+		Body SchemaVersion `json:"body"`
+	}
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return fmt.Errorf("%s, and the ledger's first schema change %s does not decode (%v): not read; run hall audit verify", what, changeID, err)
+	}
+	if c.Body.Born != 0 {
+		return fmt.Errorf("%s, in a ledger born at schema version %d (change %s), which never wrote one: row forged, not read; hall audit verify reports it", what, c.Body.Born, changeID)
+	}
+	return nil
+}
+
 // Events returns the telemetry recorded for a correlation id in the order
 // it was recorded: decision envelopes and worker events alike, read from
 // the signed entries that hold them, in canonical form (RFC 8785). Events
 // recorded before decision chains existed come first, as they were
-// written.
+// written, in a ledger whose first schema change sealed them; in a ledger
+// born at a schema version, an events row is forged and Events refuses
+// it with an error naming it.
 func (s *SQLite) Events(ctx context.Context, correlationID string) ([]json.RawMessage, error) {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -320,6 +365,11 @@ func (s *SQLite) Events(ctx context.Context, correlationID string) ([]json.RawMe
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, s.wrap("events", err)
+	}
+	if len(out) > 0 {
+		if err := legacyReadable(ctx, tx, fmt.Sprintf("%d events row(s) no entry signs", len(out))); err != nil {
+			return nil, fmt.Errorf("ledger: events of %q: %w", correlationID, err)
+		}
 	}
 	rows, err = tx.QueryContext(ctx, `SELECT entry_id, body FROM entries WHERE correlation_id = ? ORDER BY id`, correlationID)
 	if err != nil {

@@ -223,7 +223,7 @@ func (s *receiptScanner) literal(lit string) bool {
 
 // receiptColNames are the members decodeReceiptCols keeps.
 var receiptColNames = []string{"receipt_id", "sequence", "prev_receipt_hash", "signing_key_id", "correlation_id",
-	"dispatched_at", "worker_id", "tenant_id", "record_digest", "privilege_envelope"}
+	"dispatched_at", "worker_id", "tenant_id", "record_digest", "privilege_envelope", "replay_of"}
 
 // scanReceiptCols fills c from body when it reads body exactly as
 // json.Unmarshal would, and returns whether it did.
@@ -267,6 +267,8 @@ func scanReceiptCols(body []byte, c *receiptCols) bool {
 			str = &c.TenantID
 		case "record_digest":
 			str = &c.RecordDigest
+		case "replay_of":
+			str = &c.ReplayOf
 		case "sequence":
 			start := s.i
 			if s.digits() == 0 || (s.b[start] == '0' && s.i-start > 1) || s.i-start > 19 {

@@ -25,7 +25,9 @@ func TestReplayOfRoundTripAndVerify(t *testing.T) {
 		t.Fatalf("a receipt that is no replay has a replay_of member: %s", body)
 	}
 	replay := newReceipt("t", 1)
-	replay.ReplayOf = orig.ReceiptID
+	// A replay answers the original's request (docs/EVIDENCE.md,
+	// "Replays"): its correlation id, worker and module.
+	replay.ReplayOf, replay.CorrelationID = orig.ReceiptID, orig.CorrelationID
 	if err := s.Append(ctx, replay); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ import (
 // receipt (deleted newest receipts). Only the first break of a stream is
 // reported: after it, every later receipt would also fail its link.
 //
+// A receipt whose replay_of does not name a receipt recorded before it in
+// its own stream is that stream's break too (checkReplays).
+//
 // The change chain is checked the same way against its change_head row;
 // its break, if any, has Tenant [ChangeChain]. Receipts additionally must
 // carry a well-formed record_digest and privilege_envelope when they have
@@ -123,6 +126,7 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 	w := walker{ring: ring}
 	pre := &walker{ring: ring} // used by the checkers, never changed
 	seen := map[string]bool{}
+	var replays []replayRef // receipts with replay_of, in chain order
 	finish := func() {
 		if w.tenant == "" && w.count == 0 {
 			return
@@ -160,12 +164,17 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 		rep.Receipts++
 		if b, ok := w.step(row); !ok {
 			rep.Breaks = append(rep.Breaks, b)
+		} else if !w.broken && row.replayOf != "" {
+			replays = append(replays, replayRef{tenant: row.tenant, receiptID: row.receiptID, seq: row.sequence, of: row.replayOf})
 		}
 	})
 	if err != nil {
 		return nil, s.wrap("verify", err)
 	}
 	finish()
+	if err := checkReplays(ctx, tx, replays, rep); err != nil {
+		return nil, s.wrap("verify", err)
+	}
 	if err := s.verifyChanges(ctx, tx, ring, rep); err != nil {
 		return nil, err
 	}
@@ -210,6 +219,7 @@ type storedRow struct {
 	// receipt fails on its own.
 	sequence           uint64
 	signedPrev, reason string
+	replayOf           string // the signed replay_of, "" when not a replay
 	// sigPending: the signature's last step waits in sig for
 	// finishReceiptSigs, which replaces reason when it fails.
 	sigPending bool
@@ -314,8 +324,89 @@ func (w *walker) precheck(row *storedRow) string {
 		// Valid JSON (the decode checked it) starting with '{' is an object.
 		return "signed privilege_envelope is not a JSON object"
 	}
-	row.sequence, row.signedPrev = r.Sequence, signedPrev
+	row.sequence, row.signedPrev, row.replayOf = r.Sequence, signedPrev, r.ReplayOf
 	return ""
+}
+
+// replayRef is a verified receipt that names, in replay_of, the receipt
+// it replayed.
+type replayRef struct {
+	tenant, receiptID string
+	seq               uint64
+	of                string
+}
+
+// checkReplays checks that each replay's replay_of names a receipt
+// recorded before it in its own stream (docs/EVIDENCE.md, "Replays": a
+// replay is decided for the original's tenant, so the original precedes
+// it in the same stream), of the same worker, correlation_id and
+// artifact_hash. A receipt that names nothing, a later receipt, itself,
+// another tenant's receipt or another dispatch's is reported as its
+// stream's break,
+// unless the stream already broke at an earlier receipt. The lookups
+// read the receipts table inside tx: its rows were just verified against
+// their signed bodies, so a receipt_id column there is one a signed
+// receipt holds.
+func checkReplays(ctx context.Context, tx *sql.Tx, refs []replayRef, rep *Report) error {
+	done := map[string]bool{}
+	for _, r := range refs {
+		if done[r.tenant] {
+			continue
+		}
+		var tenant string
+		var seq int64
+		var orig, replay replayFacts
+		reason := ""
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id, seq, body FROM receipts WHERE receipt_id = ?`, r.of).Scan(&tenant, &seq, &orig.body)
+		if err == nil {
+			err = tx.QueryRowContext(ctx, `SELECT body FROM receipts WHERE receipt_id = ?`, r.receiptID).Scan(&replay.body)
+		}
+		if err == nil {
+			orig.decode()
+			replay.decode()
+		}
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			reason = fmt.Sprintf("replay_of names receipt %s, which the ledger does not hold: a replay of a receipt that was never recorded", r.of)
+		case err != nil:
+			return err
+		case tenant != r.tenant:
+			reason = fmt.Sprintf("replay_of names receipt %s of stream %q: a replay is decided for the original's tenant and recorded in its stream", r.of, tenant)
+		case uint64(seq) >= r.seq:
+			reason = fmt.Sprintf("replay_of names receipt %s (#%d), which is not recorded before this receipt (#%d)", r.of, seq, r.seq)
+		case replay.WorkerID != orig.WorkerID || replay.CorrelationID != orig.CorrelationID || replay.ArtifactHash != orig.ArtifactHash:
+			reason = fmt.Sprintf("replay_of names receipt %s of worker %q, correlation_id %q and artifact_hash %s, but this replay ran worker %q, correlation_id %q, artifact_hash %s: a replay runs the original's module for its request",
+				r.of, orig.WorkerID, orig.CorrelationID, orig.ArtifactHash, replay.WorkerID, replay.CorrelationID, replay.ArtifactHash)
+		}
+		if reason == "" {
+			continue
+		}
+		done[r.tenant] = true
+		b := Break{Chain: ChainReceipts, Tenant: r.tenant, ReceiptID: r.receiptID, Sequence: r.seq, Reason: reason}
+		i := slices.IndexFunc(rep.Breaks, func(x Break) bool { return chainOf(x.Chain, x.Tenant) == ChainReceipts && x.Tenant == r.tenant })
+		switch {
+		case i < 0:
+			rep.Breaks = append(rep.Breaks, b)
+		case rep.Breaks[i].Sequence > r.seq:
+			rep.Breaks[i] = b // the stream's first break is reported
+		}
+	}
+	return nil
+}
+
+// replayFacts are the members a replay shares with the receipt it
+// replays (docs/EVIDENCE.md, "Replays"), read from a verified body.
+type replayFacts struct {
+	body          string
+	WorkerID      string `json:"worker_id"`
+	CorrelationID string `json:"correlation_id"`
+	ArtifactHash  string `json:"artifact_hash"`
+}
+
+func (f *replayFacts) decode() {
+	if json.Unmarshal([]byte(f.body), f) != nil {
+		f.WorkerID = "(undecodable)" // the walk reported the body already
+	}
 }
 
 // receiptCols are the members of a signed receipt Verify compares.
@@ -330,6 +421,7 @@ type receiptCols struct {
 	TenantID        string          `json:"tenant_id"`
 	RecordDigest    string          `json:"record_digest"`
 	Envelope        json.RawMessage `json:"privilege_envelope"`
+	ReplayOf        string          `json:"replay_of"`
 }
 
 // step links a prechecked receipt to the one before it in its stream.

@@ -165,6 +165,26 @@ function verifyBundle(dir, keysPath) {
 
   for (const run of uncovered.values()) for (const w of run.where) fail(w, 'unsigned and no later signed entry of its chain covers it');
 
+  // Replays (EVIDENCE.md "Replays"): a receipt's replay_of names a
+  // receipt recorded before it in its own stream (a replay is decided for
+  // the original's tenant), of the same worker, correlation_id and
+  // artifact_hash.
+  const receiptAt = new Map(); // receipt id -> {stream, seq, entry}
+  for (const l of entries) if (l.chain === 'receipts') receiptAt.set(l.entry.receipt_id, { stream: l.stream, seq: l.entry.sequence, entry: l.entry });
+  const replayReported = new Set();
+  for (const l of entries) {
+    const e = l.entry;
+    if (l.chain !== 'receipts' || e.replay_of === undefined || replayReported.has(l.stream)) continue;
+    const where = `${l.chain} ${JSON.stringify(l.stream)} #${l.sequence}`;
+    const o = receiptAt.get(e.replay_of);
+    let why = null;
+    if (!o) why = `replay_of names receipt ${e.replay_of}, which the bundle does not hold`;
+    else if (o.stream !== l.stream) why = `replay_of names receipt ${e.replay_of} of stream ${JSON.stringify(o.stream)}, not of its own tenant`;
+    else if (o.seq >= e.sequence) why = `replay_of names receipt ${e.replay_of} (#${o.seq}), which is not recorded before it`;
+    else if (['worker_id', 'correlation_id', 'artifact_hash'].some((m) => o.entry[m] !== e[m])) why = `replay_of names receipt ${e.replay_of}, whose worker_id, correlation_id or artifact_hash differ from this replay's`;
+    if (why !== null) { fail(where, why); replayReported.add(l.stream); }
+  }
+
   // Schema versions and the rows no entry signs (EVIDENCE.md "Rows no
   // entry signs"): each schema change goes forward from the one before;
   // legacy.jsonl is empty in a ledger born with a schema change, and is

@@ -67,7 +67,7 @@ func (h *Hall) Route(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision
 func (h *Hall) RouteJSON(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision, []byte, error) {
 	// Admitted until Close begins; Close waits for the decision to be
 	// recorded before it closes the ledger.
-	_, exit, ok := h.life.enter(ctx)
+	exit, ok := h.life.enterBrief()
 	if !ok {
 		return wcp.RouteDecision{}, nil, ErrClosed
 	}

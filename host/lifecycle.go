@@ -89,14 +89,33 @@ func (l *lifecycle) enter(ctx context.Context) (_ context.Context, exit func(), 
 	return cctx, func() {
 		unhook()
 		cancel(nil)
-		l.mu.Lock()
-		l.inflight--
-		if l.inflight == 0 && l.idle != nil {
-			close(l.idle)
-			l.idle = nil
-		}
-		l.mu.Unlock()
+		l.exitBrief()
 	}, true
+}
+
+// enterBrief admits one short call that Close need not cancel (a
+// decision being recorded): counted like enter, without the derived
+// context enter builds, which the route hot path would pay for on every
+// request. ok is false once Close has begun.
+func (l *lifecycle) enterBrief() (exit func(), ok bool) {
+	l.mu.Lock()
+	if l.shutting {
+		l.mu.Unlock()
+		return nil, false
+	}
+	l.inflight++
+	l.mu.Unlock()
+	return l.exitBrief, true
+}
+
+func (l *lifecycle) exitBrief() {
+	l.mu.Lock()
+	l.inflight--
+	if l.inflight == 0 && l.idle != nil {
+		close(l.idle)
+		l.idle = nil
+	}
+	l.mu.Unlock()
 }
 
 // closing reports whether Close has begun.

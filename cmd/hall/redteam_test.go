@@ -1,11 +1,14 @@
 package main
 
 import (
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // Red-team regressions for issue 21's "Done when": an attacker with write
@@ -55,5 +58,50 @@ func TestRedteamCompiledFormCacheIsEvidence(t *testing.T) {
 	}
 	if _, err := os.Stat(guarded[0]); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// heldHall is noopHall with heldPolicy and one pending approval (held
+// request of org.acme, correlation hold-rt); it returns the folder and
+// the approval id.
+func heldHall(t *testing.T) (dir, id string) {
+	t.Helper()
+	dir = noopHall(t)
+	write(t, dir, "policy.json", heldPolicy)
+	r := hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme", "--correlation-id", "hold-rt")
+	i := strings.Index(r.stderr, "Pending approval apr_")
+	if r.code != exitPending || i < 0 {
+		t.Fatalf("held run: %d %s", r.code, r.stderr)
+	}
+	return dir, r.stderr[i+len("Pending approval ") : i+len("Pending approval ")+36]
+}
+
+// ledgerExec runs SQL statements on dir's ledger with database/sql, as an
+// attacker with write access to the state directory does.
+func ledgerExec(t *testing.T, dir string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, ".hall", ledger.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestRedteamApprovalsRowDeleted: deleting the approvals row of a pending
+// approval hid it from hall approvals list (and from expiry), and hall
+// audit verify exited 0, although the chain records the approval and
+// docs/EVIDENCE.md says a row disagreeing with the chain is reported.
+func TestRedteamApprovalsRowDeleted(t *testing.T) {
+	dir, id := heldHall(t)
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify before")
+	ledgerExec(t, dir, "DELETE FROM approvals WHERE id = '"+id+"'")
+	r := hallIn(t, dir, "", nil, "audit", "verify")
+	if r.code != exitError || !strings.Contains(r.stdout, "approvals row "+id+" is missing") {
+		t.Fatalf("audit verify after deleting the approvals row: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,5 +107,112 @@ func TestRedteamApprovalsRowDeleted(t *testing.T) {
 	r := hallIn(t, dir, "", nil, "audit", "verify")
 	if r.code != exitError || !strings.Contains(r.stdout, "approvals row "+id+" is missing") {
 		t.Fatalf("audit verify after deleting the approvals row: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// pwnedArtifact stores, in dir's artifact store and named by its SHA-256
+// as the store names modules, a module that was never enrolled; it
+// returns its artifact hash.
+func pwnedArtifact(t *testing.T, dir string) string {
+	t.Helper()
+	write(t, dir, "pwn.wat", sayWAT("PWNED"))
+	wasm := filepath.Join(dir, "pwn.wasm")
+	if out, err := exec.Command("wat2wasm", filepath.Join(dir, "pwn.wat"), "-o", wasm).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	write(t, filepath.Join(dir, ".hall", "artifacts", "sha256"), hex.EncodeToString(sum[:])+".wasm", string(b))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// lastReceipt is the newest receipt of dir's ledger.
+func lastReceipt(t *testing.T, dir string) ledger.Receipt {
+	t.Helper()
+	var rs []ledger.Receipt
+	if err := json.Unmarshal([]byte(hallIn(t, dir, "", nil, "receipts", "--json").stdout), &rs); err != nil || len(rs) == 0 {
+		t.Fatalf("receipts --json: %v (%d)", err, len(rs))
+	}
+	return rs[0]
+}
+
+// TestRedteamReplayOfAlteredReceipt: hall replay read the receipt it
+// replays without checking its hash or signature, and ran the module its
+// artifact_hash names under the worker's sealed record. An attacker who
+// stored a module in .hall/artifacts, pointed a receipt's body at it,
+// and restored the body once the replay had run, had a module that no
+// enrollment sealed run as org.test.noop, and hall audit verify exited 0.
+// The Hall now refuses a receipt whose hash or signature does not verify.
+func TestRedteamReplayOfAlteredReceipt(t *testing.T) {
+	dir := noopHall(t)
+	mustOK(t, hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme"), "run")
+	orig := lastReceipt(t, dir)
+	pwn := pwnedArtifact(t, dir)
+	var body string
+	db, err := sql.Open("sqlite", filepath.Join(dir, ".hall", ledger.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT body FROM receipts WHERE receipt_id = ?`, orig.ReceiptID).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Replace(body, orig.ArtifactHash, pwn, 1)
+	if _, err := db.Exec("DROP TRIGGER receipts_no_update"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE receipts SET body = ? WHERE receipt_id = ?`, forged, orig.ReceiptID); err != nil {
+		t.Fatal(err)
+	}
+	r := hallIn(t, dir, "x", nil, "replay", orig.ReceiptID)
+	if _, err := db.Exec(`UPDATE receipts SET body = ? WHERE receipt_id = ?`, body, orig.ReceiptID); err != nil {
+		t.Fatal(err)
+	}
+	ran := lastReceipt(t, dir).ArtifactHash == pwn
+	v := hallIn(t, dir, "", nil, "audit", "verify")
+	if ran && v.code == 0 {
+		t.Fatalf("replay of the altered receipt ran %s (exit %d: %s%s) and audit verify exited 0 once the body was restored:\n%s", pwn, r.code, r.stdout, r.stderr, v.stdout)
+	}
+	if ran || r.code == 0 || r.code == 3 || !strings.Contains(r.stderr, "does not verify") {
+		t.Fatalf("replay of an altered receipt: exit %d, ran the forged artifact: %v\n%s%s", r.code, ran, r.stdout, r.stderr)
+	}
+}
+
+// TestRedteamReplayReceiptNamesOtherModule: a receipt whose replay_of
+// names a receipt must name that receipt's module and record (a replay
+// runs the original's); one naming another module is what a replay of a
+// receipt altered for the occasion leaves, and both verifiers report it.
+func TestRedteamReplayReceiptNamesOtherModule(t *testing.T) {
+	dir := noopHall(t)
+	mustOK(t, hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme"), "run")
+	orig := lastReceipt(t, dir)
+	mustOK(t, hallIn(t, dir, "x", nil, "replay", orig.ReceiptID), "an honest replay")
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify of an honest replay")
+	s, err := ledger.Open(filepath.Join(dir, ".hall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := orig
+	forged.ReplayOf, forged.ArtifactHash = orig.ReceiptID, pwnedArtifact(t, dir)
+	err = s.Append(context.Background(), &forged)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "replays receipt " // the reason's start
+	r := hallIn(t, dir, "", nil, "audit", "verify")
+	if r.code != exitError || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, forged.ArtifactHash) {
+		t.Fatalf("audit verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "export", "--bundle", bundle), "audit export --bundle")
+	if script := nodeVerifierScript(t); script != "" {
+		out, err := exec.Command("node", script, bundle).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Fatalf("node verifier: %v\n%s", err, out)
+		}
 	}
 }

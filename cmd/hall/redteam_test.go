@@ -216,3 +216,56 @@ func TestRedteamReplayReceiptNamesOtherModule(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamReplayUnderEditedSealedRecord: hall replay takes the sealed
+// record a receipt names from the enroll change's body without checking
+// the change's hash or signature. Editing that body (here: granting the
+// secret HOME) made the replay run under the edited envelope; once the
+// body was restored, hall audit verify exited 0 although the replay's
+// receipt names a record that no enrollment sealed. Both verifiers now
+// report a replay whose record is not its original's.
+func TestRedteamReplayUnderEditedSealedRecord(t *testing.T) {
+	dir := noopHall(t)
+	mustOK(t, hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme"), "run")
+	orig := lastReceipt(t, dir)
+	db, err := sql.Open("sqlite", filepath.Join(dir, ".hall", ledger.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var body string
+	if err := db.QueryRow(`SELECT body FROM changes WHERE kind = 'enroll'`).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Replace(body, `"secrets_access":[]`, `"secrets_access":["HOME"]`, 1)
+	if forged == body {
+		t.Fatalf("enroll body without an empty secrets_access: %s", body)
+	}
+	if _, err := db.Exec("DROP TRIGGER changes_no_update"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE changes SET body = ? WHERE kind = 'enroll'`, forged); err != nil {
+		t.Fatal(err)
+	}
+	r := hallIn(t, dir, "x", nil, "replay", orig.ReceiptID)
+	if _, err := db.Exec(`UPDATE changes SET body = ? WHERE kind = 'enroll'`, body); err != nil {
+		t.Fatal(err)
+	}
+	last := lastReceipt(t, dir)
+	if last.ReplayOf == "" || !strings.Contains(string(last.Envelope), "HOME") {
+		t.Logf("the replay did not run under the edited record (exit %d %s%s)", r.code, r.stdout, r.stderr)
+		return
+	}
+	v := hallIn(t, dir, "", nil, "audit", "verify")
+	if v.code != exitError || !strings.Contains(v.stdout, "replays receipt "+orig.ReceiptID) {
+		t.Fatalf("the replay ran under an edited sealed record (envelope %s) and audit verify: exit %d\n%s", last.Envelope, v.code, v.stdout)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "export", "--bundle", bundle), "audit export --bundle")
+	if script := nodeVerifierScript(t); script != "" {
+		out, err := exec.Command("node", script, bundle).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "replays receipt "+orig.ReceiptID) {
+			t.Fatalf("node verifier: %v\n%s", err, out)
+		}
+	}
+}

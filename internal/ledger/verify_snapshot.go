@@ -162,7 +162,7 @@ func (s *SQLite) verifyReplays(ctx context.Context, tx *sql.Tx, replays []replay
 		case json.Unmarshal([]byte(body), &o) != nil:
 			continue // reported by the receipt walk
 		case o.ArtifactHash != p.r.ArtifactHash || o.RecordDigest != p.r.RecordDigest:
-			reason = fmt.Sprintf("replays receipt %s but ran module %s under record %s, not its module %s under record %s: the replayed receipt was altered for the replay",
+			reason = fmt.Sprintf("replays receipt %s but ran module %s under record %s, not its module %s under record %s: the replayed receipt, or the sealed record it names, was altered for the replay",
 				p.r.ReplayOf, p.r.ArtifactHash, p.r.RecordDigest, o.ArtifactHash, o.RecordDigest)
 		default:
 			continue

@@ -269,3 +269,39 @@ func TestRedteamReplayUnderEditedSealedRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamSnapshotSwitchBackHidden: the Hall records a snapshot only
+// when it differs from the newest snapshot change, which it found by the
+// kind column of the changes table. With snapshot A (no policy) and then
+// B (a policy holding hold-* requests) recorded, an attacker deleted
+// policy.json and renamed B's kind column: the Hall took A for the
+// snapshot last recorded, recorded nothing, and ran a request B holds;
+// with the column restored, both verifiers passed (the decision names A,
+// which the chain records, earlier). The Hall now reads the changes from
+// the newest of that kind to the head with their hashes, links and kinds
+// checked, and refuses to decide when they do not hold.
+func TestRedteamSnapshotSwitchBackHidden(t *testing.T) {
+	dir := noopHall(t)
+	mustOK(t, hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme", "--correlation-id", "hold-0"), "run under A")
+	write(t, dir, "policy.json", heldPolicy)
+	if r := hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme", "--correlation-id", "hold-1"); r.code != exitPending {
+		t.Fatalf("run under B: exit %d %s", r.code, r.stderr)
+	}
+	if err := os.Remove(filepath.Join(dir, "policy.json")); err != nil {
+		t.Fatal(err)
+	}
+	const hide = "UPDATE changes SET kind = 'snapshoT' WHERE seq = (SELECT max(seq) FROM changes WHERE kind = 'snapshot')"
+	ledgerExec(t, dir, "DROP TRIGGER changes_no_update", hide)
+	r := hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme", "--correlation-id", "hold-2")
+	ledgerExec(t, dir, "UPDATE changes SET kind = 'snapshot' WHERE kind = 'snapshoT'")
+	if r.code != 0 {
+		if !strings.Contains(r.stderr, "SNAPSHOT_UNRECORDED") {
+			t.Fatalf("run under a hidden snapshot change: exit %d %s", r.code, r.stderr)
+		}
+		return // refused, nothing decided
+	}
+	v := hallIn(t, dir, "", nil, "audit", "verify")
+	if v.code == 0 {
+		t.Fatalf("hold-2 ran with the policy deleted and no snapshot change recording the deletion, and audit verify exited 0:\n%s%s", r.stderr, v.stdout)
+	}
+}

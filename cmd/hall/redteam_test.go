@@ -305,3 +305,72 @@ func TestRedteamSnapshotSwitchBackHidden(t *testing.T) {
 		t.Fatalf("hold-2 ran with the policy deleted and no snapshot change recording the deletion, and audit verify exited 0:\n%s%s", r.stderr, v.stdout)
 	}
 }
+
+// TestRedteamReplayOfForgedDecision: hall replay decides for the original
+// request's routing fields, read from the decisions row's decision column
+// when it is not empty, a column no signature covers. A request held for
+// a human (tenant_risk high) ran once, approved; with the column set to
+// the signed decision with tenant_risk low, its replay was allowed with no
+// approval, and once the column was emptied again both verifiers passed.
+// They now report a replay decided for other routing fields than its
+// original.
+func TestRedteamReplayOfForgedDecision(t *testing.T) {
+	dir := noopHall(t)
+	write(t, dir, "policy.json", `{"approvals": {"enabled": true, "expires_after": "1h"},
+	 "policies": [{"id": "risky", "when": "input.tenant_risk == 'high'", "effect": "REQUIRE_HUMAN", "reason": "high risk"}]}`)
+	req := []string{"run", "cap.test.noop", "--tenant", "org.acme", "--tenant-risk", "high", "--correlation-id", "c-risky"}
+	r := hallIn(t, dir, "x", nil, req...)
+	i := strings.Index(r.stderr, "Pending approval apr_")
+	if r.code != exitPending || i < 0 {
+		t.Fatalf("held run: %d %s", r.code, r.stderr)
+	}
+	id := r.stderr[i+len("Pending approval ") : i+len("Pending approval ")+36]
+	approver := strings.TrimSpace(hallIn(t, dir, "", nil, "tokens", "create", "--approver").stdout)
+	mustOK(t, hallIn(t, dir, "", nil, "approvals", "approve", id, "--token", approver), "approve")
+	mustOK(t, hallIn(t, dir, "x", nil, append(req, "--approval", id)...), "approved run")
+	orig := lastReceipt(t, dir)
+	if r := hallIn(t, dir, "x", nil, "replay", orig.ReceiptID); r.code != exitPending {
+		t.Fatalf("replay of a held request: exit %d %s", r.code, r.stderr)
+	}
+
+	db, err := sql.Open("sqlite", filepath.Join(dir, ".hall", ledger.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var body string
+	if err := db.QueryRow(`SELECT body FROM entries WHERE entry_id = ?`, orig.DecisionID).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Decision map[string]any `json:"decision"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Decision["tenant_risk"] != "high" {
+		t.Fatalf("signed decision: %v %v", err, e.Decision["tenant_risk"])
+	}
+	e.Decision["tenant_risk"] = "low"
+	forged, _ := json.Marshal(e.Decision)
+	if _, err := db.Exec(`UPDATE decisions SET decision = ? WHERE decision_id = ?`, string(forged), orig.DecisionID); err != nil {
+		t.Fatal(err)
+	}
+	r = hallIn(t, dir, "x", nil, "replay", orig.ReceiptID)
+	if _, err := db.Exec(`UPDATE decisions SET decision = '' WHERE decision_id = ?`, orig.DecisionID); err != nil {
+		t.Fatal(err)
+	}
+	if r.code != 0 && r.code != 3 {
+		return // not run: nothing to report
+	}
+	const want = "replays receipt "
+	v := hallIn(t, dir, "", nil, "audit", "verify")
+	if v.code != exitError || !strings.Contains(v.stdout, want+orig.ReceiptID) || !strings.Contains(v.stdout, "tenant_risk") {
+		t.Fatalf("the replay of a held request ran, decided for tenant_risk low, with no approval (%s), and audit verify: exit %d\n%s", r.stdout, v.code, v.stdout)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "export", "--bundle", bundle), "audit export --bundle")
+	if script := nodeVerifierScript(t); script != "" {
+		out, err := exec.Command("node", script, bundle).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want+orig.ReceiptID) || !strings.Contains(string(out), "tenant_risk") {
+			t.Fatalf("node verifier: %v\n%s", err, out)
+		}
+	}
+}

@@ -374,3 +374,28 @@ func TestRedteamReplayOfForgedDecision(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamApproverTokenMintedInStateDir: tokens are not evidence. An
+// attacker with write access to the state directory mints an approver
+// token (here with hall tokens create, which only writes .hall/auth.db; a
+// row written with SQL does the same), approves a held request with it,
+// and runs it: the change chain holds requested -> approved by
+// token:<id> -> used, which is what an honest approval looks like, and
+// hall audit verify exits 0 (docs/EVIDENCE.md: "It cannot know which
+// scope a token had when it acted"). Closing it needs token issuance and
+// revocation in the change chain (scope, actor), and verify checking that
+// an approval's actor names a token recorded with an approver or admin
+// scope, not revoked, before it.
+func TestRedteamApproverTokenMintedInStateDir(t *testing.T) {
+	t.Skip("known hole: token issuance is not in the change chain, so an approver token minted in .hall/auth.db approves a held request and audit verify passes; see the red-team report")
+	dir, id := heldHall(t)
+	minted := strings.TrimSpace(hallIn(t, dir, "", nil, "tokens", "create", "--approver").stdout)
+	mustOK(t, hallIn(t, dir, "", nil, "approvals", "approve", id, "--token", minted), "approve with the minted token")
+	r := hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme", "--correlation-id", "hold-rt", "--approval", id)
+	if r.code != 0 {
+		return // not run
+	}
+	if v := hallIn(t, dir, "", nil, "audit", "verify"); v.code == 0 {
+		t.Fatalf("a held request approved by a token no change records ran, and audit verify exited 0:\n%s", v.stdout)
+	}
+}

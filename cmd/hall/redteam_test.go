@@ -399,3 +399,23 @@ func TestRedteamApproverTokenMintedInStateDir(t *testing.T) {
 		t.Fatalf("a held request approved by a token no change records ran, and audit verify exited 0:\n%s", v.stdout)
 	}
 }
+
+// TestRedteamUserVersionSetBack: PRAGMA user_version set back below the
+// steps schema_migrations records made every command fail with an SQLite
+// error ("table approvals already exists"), and hall audit verify advise
+// opening the ledger read-write "once" (which fails the same way). It
+// failed closed, but not with the refusal docs/EVIDENCE.md describes:
+// both now say LEDGER_SCHEMA_TOO_NEW, the version set back.
+func TestRedteamUserVersionSetBack(t *testing.T) {
+	dir := noopHall(t)
+	mustOK(t, hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme"), "run")
+	for _, v := range []string{"0", "3", "5"} {
+		ledgerExec(t, dir, "PRAGMA user_version = "+v)
+		for _, args := range [][]string{{"run", "cap.test.noop", "--tenant", "org.acme"}, {"audit", "verify"}} {
+			r := hallIn(t, dir, "x", nil, args...)
+			if r.code == 0 || !strings.Contains(r.stderr, "LEDGER_SCHEMA_TOO_NEW") || !strings.Contains(r.stderr, "set back") {
+				t.Fatalf("user_version %s, hall %s: exit %d\n%s%s", v, args[0], r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/wcphall/hall/internal/approval"
@@ -122,8 +123,9 @@ func containsState(set []approval.State, s approval.State) bool {
 }
 
 // end checks, inside the verification's snapshot, that every use names a
-// recorded decision that presented the approval, and that every approvals
-// row agrees with the chain.
+// recorded decision that presented the approval, that every approvals
+// row agrees with the chain, and that every approval of the chain has its
+// row.
 func (w *approvalWalk) end(ctx context.Context, tx *sql.Tx) (*Break, error) {
 	for _, u := range w.uses {
 		var body string
@@ -153,11 +155,13 @@ func (w *approvalWalk) end(ctx context.Context, tx *sql.Tx) (*Break, error) {
 		return nil, err
 	}
 	defer rows.Close()
+	seen := make(map[string]bool, len(w.life))
 	for rows.Next() {
 		var id, state, changeID string
 		if err := rows.Scan(&id, &state, &changeID); err != nil {
 			return nil, err
 		}
+		seen[id] = true
 		l := w.life[id]
 		if l == nil || string(l.state) != state || l.changeID != changeID {
 			want := "no approval change"
@@ -168,5 +172,21 @@ func (w *approvalWalk) end(ctx context.Context, tx *sql.Tx) (*Break, error) {
 				Reason: fmt.Sprintf("approvals row %s says %s (change %s) but the signed change chain says %s: row altered", id, state, changeID, want)}, nil
 		}
 	}
-	return nil, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// A row deleted hides its approval from listing and expiry.
+	ids := make([]string, 0, len(w.life))
+	for id := range w.life {
+		if !seen[id] {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	slices.Sort(ids)
+	l := w.life[ids[0]]
+	return &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: l.changeID,
+		Reason: fmt.Sprintf("approvals row %s is missing but the signed change chain says %s (change %s): row deleted", ids[0], l.state, l.changeID)}, nil
 }

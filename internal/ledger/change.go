@@ -359,21 +359,65 @@ func (s *SQLite) Changes(ctx context.Context, kind string) ([]Change, error) {
 	return out, s.wrap("changes", rows.Err())
 }
 
+// errChangesAltered: the changes LastChange reads do not hold.
+var errChangesAltered = errors.New("the change chain was altered (run hall audit verify)")
+
 // LastChange returns the newest change of a kind, or nil when there is
 // none: what [SQLite.Changes] returns last, without reading the others.
+//
+// The Hall decides from it whether a snapshot is already recorded, so it
+// does not trust the kind column alone: it reads every change from the
+// newest of that kind to the head of the chain and checks that each body
+// hashes to its hash, links to the one before, names the kind its column
+// says, and that the head's signature verifies (which, through the links,
+// covers them all). Anything else is an error: the change chain was
+// altered, and hall audit verify says where. (Issue 21: a newer snapshot
+// change hidden by editing its kind column let the Hall go back to an
+// older snapshot without recording it.)
 func (s *SQLite) LastChange(ctx context.Context, kind string) (*Change, error) {
-	var body, hash, sig string
-	err := s.r.QueryRowContext(ctx, `SELECT body, hash, signature FROM changes WHERE kind = ? ORDER BY seq DESC LIMIT 1`, kind).Scan(&body, &hash, &sig)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	rows, err := s.r.QueryContext(ctx, `SELECT kind, body, hash, signature, signing_key_id FROM changes
+		WHERE seq >= coalesce((SELECT max(seq) FROM changes WHERE kind = ?), 0) ORDER BY seq`, kind)
 	if err != nil {
 		return nil, s.wrap("last change", err)
 	}
-	var c Change
-	if err := json.Unmarshal([]byte(body), &c); err != nil {
-		return nil, fmt.Errorf("ledger: stored change is malformed: %w", err)
+	defer rows.Close()
+	var last *Change
+	var prev *Change
+	var headSig, headKey string
+	for rows.Next() {
+		var col, body, hash, sig, keyID string
+		if err := rows.Scan(&col, &body, &hash, &sig, &keyID); err != nil {
+			return nil, s.wrap("last change", err)
+		}
+		var c Change
+		if err := json.Unmarshal([]byte(body), &c); err != nil {
+			return nil, fmt.Errorf("ledger: stored change is malformed: %w", err)
+		}
+		c.Hash, c.Signature = hash, sig
+		switch {
+		case hashBody([]byte(body)) != hash:
+			return nil, fmt.Errorf("ledger: last %s change: %w: change %s does not hash to its hash", kind, errChangesAltered, c.ChangeID)
+		case c.Kind != col:
+			return nil, fmt.Errorf("ledger: last %s change: %w: change %s is a %s change but its kind column says %q", kind, errChangesAltered, c.ChangeID, c.Kind, col)
+		case prev != nil && c.PrevHash != prev.Hash:
+			return nil, fmt.Errorf("ledger: last %s change: %w: change %s does not link to change %s", kind, errChangesAltered, c.ChangeID, prev.ChangeID)
+		}
+		if c.Kind == kind {
+			cc := c
+			last = &cc
+		}
+		prev, headSig, headKey = &c, sig, keyID
 	}
-	c.Hash, c.Signature = hash, sig
-	return &c, nil
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("last change", err)
+	}
+	if prev == nil || last == nil {
+		return nil, nil
+	}
+	pub := s.publicKey(ctx, s.r, headKey)
+	raw, derr := base64.StdEncoding.DecodeString(headSig)
+	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(prev.Hash), raw) {
+		return nil, fmt.Errorf("ledger: last %s change: %w: the signature of change %s, the head, does not verify with key %s", kind, errChangesAltered, prev.ChangeID, headKey)
+	}
+	return last, nil
 }

@@ -232,6 +232,18 @@ func userVersion(ctx context.Context, q interface {
 	return v, err
 }
 
+// stepsApplied is the highest version table schema_migrations records (0
+// when the table does not exist yet).
+func stepsApplied(ctx context.Context, db *sql.DB) (int, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	err = db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&n)
+	return n, err
+}
+
 // migrate brings the database to schemaVersion. The check is repeated
 // inside a BEGIN IMMEDIATE transaction so that two processes opening a new
 // state directory at once apply each step exactly once. record, called in
@@ -245,6 +257,11 @@ func migrate(ctx context.Context, db *sql.DB, readOnly bool, record func(context
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("%w: database schema version %d is newer than this Hall's %d", ErrSchemaTooNew, v, schemaVersion)
+	}
+	if n, err := stepsApplied(ctx, db); err != nil {
+		return err
+	} else if n > v {
+		return fmt.Errorf("%w: database schema version (PRAGMA user_version) %d is behind the %d steps table schema_migrations records: it was set back outside the Hall; run hall audit verify", ErrSchemaTooNew, v, n)
 	}
 	if v == schemaVersion {
 		if ok, err := schemaRecorded(ctx, db); readOnly || ok || err != nil {

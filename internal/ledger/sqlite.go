@@ -447,15 +447,28 @@ func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
 	return nil
 }
 
-// Receipt implements [Store.Receipt].
+// Receipt implements [Store.Receipt]. The receipt returned is the one its
+// key holder signed: a stored receipt whose body does not hash to its
+// receipt_hash, or whose signature does not verify with the key it names
+// (the current key or one the recorded rotations name), is refused, so
+// that nothing the Hall does with it (hall replay runs the module it
+// names) rests on a row edited with SQL.
 func (s *SQLite) Receipt(ctx context.Context, id string) (*Receipt, error) {
-	var body, hash, sig string
-	err := s.r.QueryRowContext(ctx, `SELECT body, receipt_hash, signature FROM receipts WHERE receipt_id = ?`, id).Scan(&body, &hash, &sig)
+	var body, hash, sig, keyID string
+	err := s.r.QueryRowContext(ctx, `SELECT body, receipt_hash, signature, signing_key_id FROM receipts WHERE receipt_id = ?`, id).Scan(&body, &hash, &sig, &keyID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("ledger: receipt %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, s.wrap("receipt", err)
+	}
+	if got := hashBody([]byte(body)); got != hash {
+		return nil, fmt.Errorf("ledger: receipt %q does not verify: its body hashes to %s, not its receipt_hash %s (altered; run hall audit verify)", id, got, hash)
+	}
+	pub := s.publicKey(ctx, s.r, keyID)
+	raw, derr := base64.StdEncoding.DecodeString(sig)
+	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(hash), raw) {
+		return nil, fmt.Errorf("ledger: receipt %q does not verify: its signature is not key %s's (altered; run hall audit verify)", id, keyID)
 	}
 	return decodeReceipt(body, hash, sig)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -92,6 +93,7 @@ func (s *SQLite) verifySnapshots(ctx context.Context, tx *sql.Tx, rep *Report) e
 	}
 	defer rows.Close()
 	broken = map[string]bool{}
+	var replays []replayRef
 	for rows.Next() {
 		var tenant, id, body string
 		var seq int64
@@ -101,19 +103,123 @@ func (s *SQLite) verifySnapshots(ctx context.Context, tx *sql.Tx, rep *Report) e
 		if broken[tenant] {
 			continue
 		}
-		var r struct {
-			Snapshot     string `json:"snapshot"`
-			DispatchedAt string `json:"dispatched_at"`
-		}
+		var r replayCols
 		if json.Unmarshal([]byte(body), &r) != nil {
 			continue // reported by the receipt walk
 		}
 		if b, ok := check(ChainReceipts, tenant, id, uint64(seq), r.Snapshot, r.DispatchedAt); !ok {
 			broken[tenant] = true
 			rep.Breaks = append(rep.Breaks, b)
+			continue
+		}
+		if r.ReplayOf != "" {
+			replays = append(replays, replayRef{tenant, id, uint64(seq), r})
 		}
 	}
-	return s.wrap("verify", rows.Err())
+	if err := rows.Err(); err != nil {
+		return s.wrap("verify", err)
+	}
+	rows.Close()
+	return s.verifyReplays(ctx, tx, replays, broken, rep)
+}
+
+// replayCols are the members of a receipt the snapshot and replay checks
+// read.
+type replayCols struct {
+	Snapshot     string `json:"snapshot"`
+	DispatchedAt string `json:"dispatched_at"`
+	ReplayOf     string `json:"replay_of"`
+	ArtifactHash string `json:"artifact_hash"`
+	RecordDigest string `json:"record_digest"`
+	DecisionID   string `json:"decision_id"`
+}
+
+// replayFields are the routing fields of a decision a replay is decided
+// for (host.Hall.Replay): the original decision's.
+var replayFields = []string{"tenant_id", "capability_id", "env", "data_label", "tenant_risk", "qos_class", "correlation_id"}
+
+// signedDecision is the decision object of the signed decision entry id,
+// nil when there is none (a decision recorded before decisions were
+// chained).
+func signedDecision(ctx context.Context, tx *sql.Tx, id string) (map[string]json.RawMessage, error) {
+	var body string
+	err := tx.QueryRowContext(ctx, `SELECT body FROM entries WHERE entry_id = ? AND kind = ?`, id, entryDecision).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var e struct {
+		Decision map[string]json.RawMessage `json:"decision"`
+	}
+	if json.Unmarshal([]byte(body), &e) != nil {
+		return nil, nil // reported by the decision chain walk
+	}
+	return e.Decision, nil
+}
+
+type replayRef struct {
+	tenant, id string
+	seq        uint64
+	r          replayCols
+}
+
+// verifyReplays checks that every receipt naming replay_of names a
+// recorded receipt and that receipt's module and record, and that its
+// decision was made for the original decision's routing fields: a replay
+// runs the original's module under its record for its request
+// (host.Hall.Replay), so a replay receipt naming another module ran code
+// that no enrollment sealed for that dispatch, and one decided for other
+// fields read an altered decision. It reports
+// the first offending receipt of each stream not already broken.
+func (s *SQLite) verifyReplays(ctx context.Context, tx *sql.Tx, replays []replayRef, broken map[string]bool, rep *Report) error {
+	for _, p := range replays {
+		if broken[p.tenant] {
+			continue
+		}
+		var body string
+		err := tx.QueryRowContext(ctx, `SELECT body FROM receipts WHERE receipt_id = ?`, p.r.ReplayOf).Scan(&body)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return s.wrap("verify", err)
+		}
+		var o replayCols
+		reason := ""
+		switch {
+		case err != nil:
+			reason = fmt.Sprintf("replays receipt %s, which is not recorded", p.r.ReplayOf)
+		case json.Unmarshal([]byte(body), &o) != nil:
+			continue // reported by the receipt walk
+		case o.ArtifactHash != p.r.ArtifactHash || o.RecordDigest != p.r.RecordDigest:
+			reason = fmt.Sprintf("replays receipt %s but ran module %s under record %s, not its module %s under record %s: the replayed receipt, or the sealed record it names, was altered for the replay",
+				p.r.ReplayOf, p.r.ArtifactHash, p.r.RecordDigest, o.ArtifactHash, o.RecordDigest)
+		default:
+			// Decided for the original request's routing fields.
+			mine, err := signedDecision(ctx, tx, p.r.DecisionID)
+			if err != nil {
+				return s.wrap("verify", err)
+			}
+			theirs, err := signedDecision(ctx, tx, o.DecisionID)
+			if err != nil {
+				return s.wrap("verify", err)
+			}
+			if mine == nil || theirs == nil {
+				continue
+			}
+			for _, f := range replayFields {
+				if string(mine[f]) != string(theirs[f]) {
+					reason = fmt.Sprintf("replays receipt %s but was decided for %s %s, not the original decision's %s: the original decision was altered for the replay", p.r.ReplayOf, f, mine[f], theirs[f])
+					break
+				}
+			}
+			if reason == "" {
+				continue
+			}
+		}
+		broken[p.tenant] = true
+		rep.Breaks = append(rep.Breaks, Break{Chain: ChainReceipts, Tenant: p.tenant, ReceiptID: p.id, Sequence: p.seq, Reason: reason})
+	}
+	return nil
 }
 
 // snapshotTimes maps each snapshot digest the change chain records to

@@ -246,6 +246,34 @@ function verifyBundle(dir, keysPath) {
     if (why !== null) { fail(where, why); reported.add(p); }
   }
 
+  // Replays (EVIDENCE.md "Replays"): a receipt naming replay_of names a
+  // receipt of the bundle and that receipt's module and record.
+  // ... and it was decided for the original decision's routing fields.
+  const receiptsByID = new Map();
+  const decisionsByID = new Map();
+  for (const l of entries) {
+    if (l.chain === 'receipts') receiptsByID.set(l.entry.receipt_id, l.entry);
+    if (l.chain === 'decisions' && l.entry.kind === 'decision') decisionsByID.set(l.entry.entry_id, l.entry.decision);
+  }
+  const replayFields = ['tenant_id', 'capability_id', 'env', 'data_label', 'tenant_risk', 'qos_class', 'correlation_id'];
+  for (const l of entries) {
+    const e = l.entry;
+    if (l.chain !== 'receipts' || e.replay_of === undefined) continue;
+    const p = pos(l.chain, l.stream);
+    if (reported.has(p)) continue;
+    const o = receiptsByID.get(e.replay_of);
+    let why = null;
+    if (o === undefined) why = `replays receipt ${e.replay_of}, which is not recorded`;
+    else if (o.artifact_hash !== e.artifact_hash || o.record_digest !== e.record_digest) {
+      why = `replays receipt ${e.replay_of} but ran module ${e.artifact_hash} under record ${e.record_digest}, not its module ${o.artifact_hash} under record ${o.record_digest}`;
+    } else {
+      const mine = decisionsByID.get(e.decision_id); const theirs = decisionsByID.get(o.decision_id);
+      const f = mine && theirs && replayFields.find((k) => JSON.stringify(mine[k]) !== JSON.stringify(theirs[k]));
+      if (f) why = `replays receipt ${e.replay_of} but was decided for ${f} ${JSON.stringify(mine[f])}, not the original decision's ${JSON.stringify(theirs[f])}`;
+    }
+    if (why !== null) { fail(`receipts ${JSON.stringify(l.stream)} #${l.sequence}`, why); reported.add(p); }
+  }
+
   // Checkpoints: each signed, and every head it names present, unchanged.
   const cpDir = join(dir, 'checkpoints');
   let checkpoints = 0;

@@ -65,17 +65,24 @@ const loopTail = `(loop $forever (br $forever)) (i32.const 0)`
 type signals struct {
 	mu    sync.Mutex
 	watch map[string]chan struct{}
+	fired map[string]bool
 }
 
 func newSignals(texts ...string) *signals {
-	s := &signals{watch: map[string]chan struct{}{}}
+	s := &signals{watch: map[string]chan struct{}{}, fired: map[string]bool{}}
 	for _, t := range texts {
 		s.watch[t] = make(chan struct{})
 	}
 	return s
 }
 
-func (s *signals) on(text string) <-chan struct{} { return s.watch[text] }
+// on returns the channel closed when text was logged (already closed if
+// it has been).
+func (s *signals) on(text string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watch[text]
+}
 
 func (s *signals) Enabled(context.Context, slog.Level) bool { return true }
 func (s *signals) WithAttrs([]slog.Attr) slog.Handler       { return s }
@@ -89,9 +96,9 @@ func (s *signals) Handle(_ context.Context, r slog.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for text, ch := range s.watch {
-		if ch != nil && strings.Contains(line, text) {
+		if !s.fired[text] && strings.Contains(line, text) {
 			close(ch)
-			s.watch[text] = nil
+			s.fired[text] = true
 		}
 	}
 	return nil

@@ -93,7 +93,7 @@ func (s *SQLite) verifySnapshots(ctx context.Context, tx *sql.Tx, rep *Report) e
 	}
 	defer rows.Close()
 	broken = map[string]bool{}
-	var replays []replayRef
+	var replays []replayClaim
 	for rows.Next() {
 		var tenant, id, body string
 		var seq int64
@@ -113,7 +113,7 @@ func (s *SQLite) verifySnapshots(ctx context.Context, tx *sql.Tx, rep *Report) e
 			continue
 		}
 		if r.ReplayOf != "" {
-			replays = append(replays, replayRef{tenant, id, uint64(seq), r})
+			replays = append(replays, replayClaim{tenant, id, uint64(seq), r})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -159,7 +159,7 @@ func signedDecision(ctx context.Context, tx *sql.Tx, id string) (map[string]json
 	return e.Decision, nil
 }
 
-type replayRef struct {
+type replayClaim struct {
 	tenant, id string
 	seq        uint64
 	r          replayCols
@@ -173,7 +173,12 @@ type replayRef struct {
 // that no enrollment sealed for that dispatch, and one decided for other
 // fields read an altered decision. It reports
 // the first offending receipt of each stream not already broken.
-func (s *SQLite) verifyReplays(ctx context.Context, tx *sql.Tx, replays []replayRef, broken map[string]bool, rep *Report) error {
+func (s *SQLite) verifyReplays(ctx context.Context, tx *sql.Tx, replays []replayClaim, broken map[string]bool, rep *Report) error {
+	for _, b := range rep.Breaks {
+		if b.Chain == ChainReceipts {
+			broken[b.Tenant] = true // one break per stream: checkReplays may have reported it
+		}
+	}
 	for _, p := range replays {
 		if broken[p.tenant] {
 			continue

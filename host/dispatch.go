@@ -814,9 +814,10 @@ func (h *Hall) isClosed() bool {
 //
 // # Notes
 //
-//   - From the moment Close is called, Run, Route and RouteJSON return
-//     ErrClosed (HALL_CLOSED) and Decide denies; a Run still waiting for
-//     a dispatch slot is refused, with nothing recorded.
+//   - From the moment Close is called, Run, Route, RouteJSON, Replay, Enroll
+//     and EnrollStored return ErrClosed (HALL_CLOSED) and Decide denies; a
+//     Run still waiting for a dispatch slot is refused, with nothing
+//     recorded.
 //   - Dispatches already running are waited for, with their receipts, for
 //     at most Options.ShutdownGrace (DefaultShutdownGrace) and until ctx
 //     is done. Those still running then are cancelled and recorded with

@@ -15,15 +15,16 @@ import (
 
 // hostSentinels are the exported sentinel errors of package host, by name.
 var hostSentinels = map[string]error{
-	"ErrApprovalNotFound": host.ErrApprovalNotFound,
-	"ErrArtifactNotFound": host.ErrArtifactNotFound,
-	"ErrClosed":           host.ErrClosed,
-	"ErrInvalidToken":     host.ErrInvalidToken,
-	"ErrNoEvidence":       host.ErrNoEvidence,
-	"ErrOffline":          host.ErrOffline,
-	"ErrReceiptNotFound":  host.ErrReceiptNotFound,
-	"ErrTokenNotFound":    host.ErrTokenNotFound,
-	"ErrUnknownArtifact":  host.ErrUnknownArtifact,
+	"ErrApprovalNotFound":   host.ErrApprovalNotFound,
+	"ErrArtifactNotFound":   host.ErrArtifactNotFound,
+	"ErrClosed":             host.ErrClosed,
+	"ErrInvalidToken":       host.ErrInvalidToken,
+	"ErrNoEvidence":         host.ErrNoEvidence,
+	"ErrOffline":            host.ErrOffline,
+	"ErrPreconditionFailed": host.ErrPreconditionFailed,
+	"ErrReceiptNotFound":    host.ErrReceiptNotFound,
+	"ErrTokenNotFound":      host.ErrTokenNotFound,
+	"ErrUnknownArtifact":    host.ErrUnknownArtifact,
 }
 
 // A sentinel error is compared, never changed: none is a pointer to a

@@ -202,16 +202,17 @@ func TestRedteamReplayReceiptNamesOtherModule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = "replays receipt " // the reason's start
+	// Either replay check may report it first (one break per stream): the
+	// stream check names replay_of, the evidence check "replays receipt".
 	r := hallIn(t, dir, "", nil, "audit", "verify")
-	if r.code != exitError || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, forged.ArtifactHash) {
+	if r.code != exitError || !strings.Contains(r.stdout, "replay") || !strings.Contains(r.stdout, orig.ReceiptID) || !strings.Contains(r.stdout, forged.ArtifactHash) {
 		t.Fatalf("audit verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	mustOK(t, hallIn(t, dir, "", nil, "audit", "export", "--bundle", bundle), "audit export --bundle")
 	if script := nodeVerifierScript(t); script != "" {
 		out, err := exec.Command("node", script, bundle).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), want) {
+		if err == nil || !strings.Contains(string(out), "replay") {
 			t.Fatalf("node verifier: %v\n%s", err, out)
 		}
 	}

@@ -135,3 +135,24 @@ func (h *Hall) checkApprover(ctx context.Context, actor, tenant string) (string,
 	}
 	return "", nil
 }
+
+// IssueToken is the package function IssueToken with the Hall's own
+// evidence ledger: the token is created in tokens and its issuance
+// recorded, actor who, in the ledger the Hall decides from.
+func (h *Hall) IssueToken(ctx context.Context, tokens TokenStore, scope TokenScope, label, who string) (string, Token, error) {
+	store, err := h.evidenceStore()
+	if err != nil {
+		return "", Token{}, err
+	}
+	return IssueToken(ctx, tokens, store, scope, label, actor(who))
+}
+
+// RevokeToken is the package function RevokeToken with the Hall's own
+// evidence ledger.
+func (h *Hall) RevokeToken(ctx context.Context, tokens TokenStore, id, who string) (Token, error) {
+	store, err := h.evidenceStore()
+	if err != nil {
+		return Token{}, err
+	}
+	return RevokeToken(ctx, tokens, store, id, actor(who))
+}

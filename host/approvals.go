@@ -385,7 +385,10 @@ func (h *Hall) PendingApprovals(ctx context.Context) (n int, oldest time.Duratio
 // DecideApproval approves (approve) or denies a pending approval as who,
 // with an optional comment: the approval's new state and its signed
 // change commit in one transaction of the evidence ledger. The requesting
-// tenant never answers its own request. An approval requested under
+// tenant never answers its own request, and the approver's token answers
+// only when the evidence ledger records its issuance with a scope that may
+// answer the tenant and no revocation (APPROVAL_FORBIDDEN otherwise; see
+// IssueToken). An approval requested under
 // another snapshot than the one in force cannot be approved
 // (APPROVAL_STALE). Concurrent answers: exactly one succeeds, the others
 // get APPROVAL_CONFLICT.
@@ -403,6 +406,14 @@ func (h *Hall) DecideApproval(ctx context.Context, id string, approve bool, who 
 	}
 	if len(comment) > 2000 {
 		return nil, &ApprovalError{Code: wcp.CodeInvalidRequest, Msg: "comment: at most 2000 bytes"}
+	}
+	// The token's scope is what the signed change chain issued it with,
+	// not what the token database says now (issue 21: an approver token
+	// minted in auth.db alone approved a held request).
+	if problem, err := h.checkApprover(ctx, who.Actor, a.TenantID); err != nil {
+		return nil, err
+	} else if problem != "" {
+		return nil, &ApprovalError{Code: wcp.CodeApprovalForbidden, Msg: problem, Approval: a}
 	}
 	to, kind := approval.Denied, ChangeApprovalDenied
 	if approve {

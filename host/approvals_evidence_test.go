@@ -102,6 +102,7 @@ func TestSaturatedRunKeepsApproval(t *testing.T) {
 	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: m.pa, Record: []byte(pickRecord)}); err != nil {
 		t.Fatal(err)
 	}
+	issueApprover(t, h)
 	id, in := pend(t, h)
 	if _, err := h.DecideApproval(ctx, id, true, approver, ""); err != nil {
 		t.Fatal(err)

@@ -51,7 +51,17 @@ func policyHall(t *testing.T, ttl string) *host.Hall {
 	if _, err := h.Enroll(context.Background(), host.EnrollRequest{Module: m.pa, Record: []byte(pickRecord)}); err != nil {
 		t.Fatal(err)
 	}
+	issueApprover(t, h)
 	return h
+}
+
+// issueApprover records the issuance of approver's token in h's evidence
+// ledger: only a token the chain issues answers approvals.
+func issueApprover(t *testing.T, h *host.Hall) {
+	t.Helper()
+	if err := host.RecordTokenIssued(h, strings.TrimPrefix(approver.Actor, "token:"), "approver:"+approver.Tenant); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func pickInput(t *testing.T, env, label string) *wcp.RouteInput {

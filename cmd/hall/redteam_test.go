@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wcphall/hall/internal/auth"
 	"github.com/wcphall/hall/internal/ledger"
 )
 
@@ -376,29 +377,44 @@ func TestRedteamReplayOfForgedDecision(t *testing.T) {
 	}
 }
 
-// TestRedteamApproverTokenMintedInStateDir: tokens are not evidence. An
-// attacker with write access to the state directory mints an approver
-// token (here with hall tokens create, which only writes .hall/auth.db; a
-// row written with SQL does the same), approves a held request with it,
-// and runs it: the change chain holds requested -> approved by
-// token:<id> -> used, which is what an honest approval looks like, and
-// hall audit verify exits 0 (docs/EVIDENCE.md: "It cannot know which
-// scope a token had when it acted"). Closing it needs token issuance and
-// revocation in the change chain (scope, actor), and verify checking that
-// an approval's actor names a token recorded with an approver or admin
-// scope, not revoked, before it.
+// TestRedteamApproverTokenMintedInStateDir: tokens were not evidence. An
+// attacker with write access to the state directory minted an approver
+// token by writing only .hall/auth.db (here through internal/auth, as a
+// row written with SQL does), approved a held request with it, and ran
+// it: the change chain held requested -> approved by token:<id> -> used,
+// which is what an honest approval looks like, and hall audit verify
+// exited 0. Now token issuance is a signed "token" change (hall tokens
+// create records it), the Hall refuses an approver whose issuance no
+// change records, and verify reports an approval by such a token.
 func TestRedteamApproverTokenMintedInStateDir(t *testing.T) {
-	t.Skip("known hole: token issuance is not in the change chain, so an approver token minted in .hall/auth.db approves a held request and audit verify passes; see the red-team report")
 	dir, id := heldHall(t)
-	minted := strings.TrimSpace(hallIn(t, dir, "", nil, "tokens", "create", "--approver").stdout)
-	mustOK(t, hallIn(t, dir, "", nil, "approvals", "approve", id, "--token", minted), "approve with the minted token")
-	r := hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme", "--correlation-id", "hold-rt", "--approval", id)
-	if r.code != 0 {
-		return // not run
+	st, err := auth.Open(filepath.Join(dir, ".hall", auth.DBFile))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if v := hallIn(t, dir, "", nil, "audit", "verify"); v.code == 0 {
-		t.Fatalf("a held request approved by a token no change records ran, and audit verify exited 0:\n%s", v.stdout)
+	minted, _, err := st.Create(context.Background(), auth.ApproverScope(""), "minted")
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
 	}
+	r := hallIn(t, dir, "", nil, "approvals", "approve", id, "--token", minted)
+	if r.code == 0 {
+		r = hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme", "--correlation-id", "hold-rt", "--approval", id)
+		if r.code == 0 {
+			if v := hallIn(t, dir, "", nil, "audit", "verify"); v.code == 0 {
+				t.Fatalf("a held request approved by a token no change records ran, and audit verify exited 0:\n%s", v.stdout)
+			}
+		}
+		t.Fatalf("the Hall accepted an approval by a token no change records (exit 0)")
+	}
+	if !strings.Contains(r.stderr, "APPROVAL_FORBIDDEN") || !strings.Contains(r.stderr, "no signed") {
+		t.Errorf("approval by a minted token: exit %d, want APPROVAL_FORBIDDEN naming the missing issuance:\n%s", r.code, r.stderr)
+	}
+	// The legitimate path: hall tokens create records the issuance.
+	legit := strings.TrimSpace(hallIn(t, dir, "", nil, "tokens", "create", "--approver").stdout)
+	mustOK(t, hallIn(t, dir, "", nil, "approvals", "approve", id, "--token", legit), "approve with a recorded token")
+	mustOK(t, hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme", "--correlation-id", "hold-rt", "--approval", id), "run the approved request")
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify")
 }
 
 // TestRedteamUserVersionSetBack: PRAGMA user_version set back below the

@@ -25,10 +25,12 @@ func (r *response) errMessage() string {
 	return m
 }
 
-// approverToken creates an approver token in the shared store.
-func approverToken(t *testing.T, tenant string) string {
+// approverToken issues an approver token in the shared store, recorded
+// in h's evidence ledger (only a token the chain issues answers
+// approvals).
+func approverToken(t *testing.T, h *host.Hall, tenant string) string {
 	t.Helper()
-	secret, _, err := fx.tokens.Create(context.Background(), auth.ApproverScope(tenant), "approver")
+	secret, _, err := h.IssueToken(context.Background(), fx.tokens, auth.ApproverScope(tenant), "approver", "local:test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +48,8 @@ func TestApproverIsNoTenant(t *testing.T) {
 	}
 	receiptID := r.body["receipt_id"].(string)
 	for _, tok := range []struct{ name, secret string }{
-		{"approver", approverToken(t, "")},
-		{"approver of org.acme", approverToken(t, "org.acme")},
+		{"approver", approverToken(t, fx.hall, "")},
+		{"approver of org.acme", approverToken(t, fx.hall, "org.acme")},
 	} {
 		t.Run(tok.name, func(t *testing.T) {
 			for _, ep := range []struct{ method, path string }{
@@ -133,9 +135,9 @@ func holdRun(t *testing.T, base, correlation string) string {
 }
 
 func TestApprovalsHTTP(t *testing.T) {
-	_, base := approvalsHall(t)
-	approver := approverToken(t, "")
-	acmeApprover := approverToken(t, "org.acme")
+	h, base := approvalsHall(t)
+	approver := approverToken(t, h, "")
+	acmeApprover := approverToken(t, h, "org.acme")
 	id := holdRun(t, base, "hold-http-1")
 
 	if m := metric(t, base, "hall_approvals_pending"); m != "1" {
@@ -223,8 +225,8 @@ func TestApprovalsHTTP(t *testing.T) {
 // TestApprovalsConcurrentAnswers: of an approve and a deny sent at once,
 // exactly one wins; the other is a conflict.
 func TestApprovalsConcurrentAnswers(t *testing.T) {
-	_, base := approvalsHall(t)
-	a1, a2 := approverToken(t, ""), approverToken(t, "")
+	h, base := approvalsHall(t)
+	a1, a2 := approverToken(t, h, ""), approverToken(t, h, "")
 	for i := range 3 {
 		id := holdRun(t, base, fmt.Sprintf("hold-race-%d", i))
 		var wg sync.WaitGroup

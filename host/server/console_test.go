@@ -130,8 +130,8 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 func TestConsoleInChromium(t *testing.T) {
 	ctx := browser(t)
 	dir := artifacts(t)
-	_, base := approvalsHall(t)
-	approver := approverToken(t, "")
+	h, base := approvalsHall(t)
+	approver := approverToken(t, h, "")
 	id := holdRun(t, base, "hold-console-1")
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -279,7 +279,7 @@ func signIn(t *testing.T, c *http.Client, base, token string) (*http.Response, s
 // session, tenant tokens refused, a revoked token's session ended.
 func TestConsoleSecurity(t *testing.T) {
 	h, base := approvalsHall(t)
-	approver := approverToken(t, "")
+	approver := approverToken(t, h, "")
 	id := holdRun(t, base, "hold-csrf-1")
 
 	c := consoleClient(t, base, nil)
@@ -328,7 +328,7 @@ func TestConsoleSecurity(t *testing.T) {
 	if res, _ := signIn(t, consoleClient(t, base, nil), base, fx.acme); res.StatusCode != http.StatusForbidden {
 		t.Fatalf("tenant sign-in: %d", res.StatusCode)
 	}
-	secret, meta, err := fx.tokens.Create(context.Background(), approverScope(), "to revoke")
+	secret, meta, err := fx.hall.IssueToken(context.Background(), fx.tokens, approverScope(), "to revoke", "local:test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,7 @@ func setup(m *testing.M) (int, error) {
 		dst   *string
 		scope auth.Scope
 	}{{&fx.admin, auth.AdminScope()}, {&fx.acme, auth.TenantScope("org.acme")}, {&fx.other, auth.TenantScope("org.other")}} {
-		if *t.dst, _, err = fx.tokens.Create(ctx, t.scope, "test"); err != nil {
+		if *t.dst, _, err = fx.hall.IssueToken(ctx, fx.tokens, t.scope, "test", "local:test"); err != nil {
 			return 0, err
 		}
 	}

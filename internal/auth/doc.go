@@ -24,6 +24,13 @@
 //     that uses one first checks, on a connection of its own, that the file
 //     has not changed since (PRAGMA data_version; see cache.go and
 //     RATIONALE.md). Only rows are kept, never tokens, and at most 1024.
+//   - This database is an access list, not evidence: Create and Revoke
+//     here record nothing. The Hall's own paths (host.IssueToken and
+//     host.RevokeToken, which hall tokens uses) also record each issuance
+//     and revocation as a signed "token" change in the evidence ledger,
+//     and a token answers approvals only when that chain issues it
+//     (docs/EVIDENCE.md, "Tokens"): a row written here alone approves
+//     nothing.
 //   - Why SQLite rather than a JSON file (RATIONALE.md): the CLI creates and
 //     revokes tokens while `hall serve` reads them from another process.
 //     SQLite gives atomic writes, cross-process locking and immediate

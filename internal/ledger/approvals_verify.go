@@ -24,6 +24,10 @@ import (
 type approvalWalk struct {
 	life map[string]*approvalLife
 	uses []approvalUse
+	// tokens follows the token changes (tokens.go): an answer by a token
+	// no earlier change issues with a scope that may answer, or that an
+	// earlier change revokes, is reported.
+	tokens tokenWalk
 }
 
 type approvalLife struct {
@@ -40,6 +44,17 @@ type approvalUse struct {
 // step checks one change the change walk accepted (its hash and signature
 // hold); it returns the break it makes, or nil.
 func (w *approvalWalk) step(row *changeRow) *Break {
+	if row.kind == ChangeToken {
+		var c Change
+		reason := "token " + row.subject + ": the change does not decode"
+		if json.Unmarshal([]byte(row.body), &c) == nil {
+			reason = w.tokens.step(&c)
+		}
+		if reason != "" {
+			return &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: row.changeID, Sequence: row.seq, Reason: reason}
+		}
+		return nil
+	}
 	if !strings.HasPrefix(row.kind, "approval_") {
 		return nil
 	}
@@ -77,6 +92,9 @@ func (w *approvalWalk) step(row *changeRow) *Break {
 		}
 		if prev != nil && c.Actor == "tenant:"+prev.tenant {
 			return brk("answered by its own tenant")
+		}
+		if reason := w.tokens.mayAnswer(c.Actor, a.TenantID); reason != "" {
+			return brk("%s", reason)
 		}
 	case ChangeApprovalExpired:
 		from, to = []approval.State{approval.Pending, approval.Approved}, approval.Expired

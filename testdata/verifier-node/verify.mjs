@@ -51,9 +51,26 @@ const streamOf = (chain, e) => chain === 'changes' ? '(changes)' : e.tenant_id;
 // "What verification covers"): requested once; answered while pending by
 // an approver token (decided_by the actor, never the requesting tenant);
 // expired while pending or approved; used once, after a signed approval,
-// by a decision of the bundle whose policy.approval_id names it.
+// by a decision of the bundle whose policy.approval_id names it. Once the
+// chain holds a "token" change (EVIDENCE.md "Tokens"), an answer's token
+// must be issued by an earlier change with a scope that may answer the
+// tenant (admin, approver, approver:<another tenant>) and not revoked before.
 function verifyApprovals(entries, fail) {
   const life = new Map(); // approval id -> {state, tenant}
+  const tokens = new Map(); // token id -> {scope, issued, revoked, change}
+  let tokensSeen = false;
+  const mayAnswer = (actor, tenant) => {
+    if (!tokensSeen) return null;
+    const id = actor.slice('token:'.length);
+    const t = tokens.get(id);
+    if (!t || !t.issued) return `answered by token ${id}, whose issuance no earlier change records`;
+    if (t.revoked) return `answered by token ${id}, revoked in change ${t.change} before`;
+    const s = t.scope;
+    if (!(s === 'admin' || s === 'approver' || (s.startsWith('approver:') && s.slice('approver:'.length) !== tenant))) {
+      return `answered by token ${id}, issued with scope ${s}, which may not answer tenant ${tenant}'s approvals`;
+    }
+    return null;
+  };
   const decisions = new Map(); // decision id -> decision
   for (const l of entries) {
     if (l.chain === 'decisions' && l.entry.kind === 'decision') decisions.set(l.entry.entry_id, l.entry.decision);
@@ -67,6 +84,20 @@ function verifyApprovals(entries, fail) {
   };
   for (const l of entries) {
     const c = l.entry;
+    if (l.chain === 'changes' && c.kind === 'token') {
+      tokensSeen = true;
+      const e = c.body || {};
+      const where = `change ${c.change_id}`;
+      const t = tokens.get(e.token_id);
+      if (e.token_id !== c.subject) fail(where, `token ${c.subject}: the change's body is not the token event it names`);
+      else if (e.event === 'issued') {
+        if (t) fail(where, `token ${e.token_id}: issued again (first issued in change ${t.change})`);
+        else tokens.set(e.token_id, { scope: e.scope, issued: true, revoked: false, change: c.change_id });
+      } else if (e.event === 'revoked') {
+        if (t) { t.revoked = true; t.change = c.change_id; } else tokens.set(e.token_id, { scope: e.scope, issued: false, revoked: true, change: c.change_id });
+      } else fail(where, `token ${e.token_id}: unknown token event ${e.event}`);
+      continue;
+    }
     if (l.chain !== 'changes' || !c.kind.startsWith('approval_')) continue;
     const a = c.body || {};
     const where = `change ${c.change_id}`;
@@ -87,6 +118,10 @@ function verifyApprovals(entries, fail) {
     }
     if ((c.kind === 'approval_approved' || c.kind === 'approval_denied') &&
         (!c.actor.startsWith('token:') || a.decided_by !== c.actor)) { bad(`${c.kind} by ${c.actor}: an approval is answered by an approver token`); continue; }
+    if (c.kind === 'approval_approved' || c.kind === 'approval_denied') {
+      const why = mayAnswer(c.actor, prev.tenant);
+      if (why !== null) { bad(why); continue; }
+    }
     if (c.kind === 'approval_used') {
       const d = decisions.get(a.used_by_decision_id);
       if (!d) { bad(`used by decision ${a.used_by_decision_id}, which is not in the bundle`); continue; }

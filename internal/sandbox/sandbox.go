@@ -236,10 +236,10 @@ type Engine struct {
 	cacheDir string // "" when the cache is in memory only
 	// forms is the authenticated cache of derived wasm forms
 	// (formcache.go).
-	forms formCache
-	max      Limits
-	secrets  SecretSource
-	log      *slog.Logger
+	forms   formCache
+	max     Limits
+	secrets SecretSource
+	log     *slog.Logger
 	// egressHooks is nil outside this package's tests (egress.go).
 	egressHooks *egressTestHooks
 

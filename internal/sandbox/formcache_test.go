@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -150,5 +151,26 @@ func TestFormCacheNeedsKey(t *testing.T) {
 func TestFormCacheShortKey(t *testing.T) {
 	if _, err := New(t.Context(), Config{FormCacheDir: t.TempDir(), CacheKey: []byte("short")}); err == nil || !strings.Contains(err.Error(), "CacheKey") {
 		t.Fatalf("err %v, want one naming Config.CacheKey", err)
+	}
+}
+
+// TestFormCacheHitSameWorker: a Worker loaded from a cached guarded form
+// (which skips the merged form and the table rewrite) is charged and
+// exports exactly what one built from the module is.
+func TestFormCacheHitSameWorker(t *testing.T) {
+	for name, wasm := range map[string][]byte{"go": fixtures.goguest, "rust": fixtures.countVowels,
+		"tablegrow": fixtures.tablegrow, "adversary": fixtures.adversary} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			cold := load(t, newEngine(t, Config{FormCacheDir: dir}), wasm, Spec{Name: name, Pool: -1})
+			if m, _ := filepath.Glob(filepath.Join(dir, "guarded-*.form")); len(m) != 1 {
+				t.Fatalf("guarded forms: %v", m)
+			}
+			warm := load(t, newEngine(t, Config{FormCacheDir: dir}), wasm, Spec{Name: name, Pool: -1})
+			if cold.charge != warm.charge || !slices.Equal(cold.names, warm.names) || cold.hasStart != warm.hasStart {
+				t.Fatalf("from the module: charge %d, exports %v, start %v; from the cache: %d, %v, %v",
+					cold.charge, cold.names, cold.hasStart, warm.charge, warm.names, warm.hasStart)
+			}
+		})
 	}
 }

@@ -184,24 +184,9 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		sum = sha256.Sum256(wasm)
 	}
 	key := pluginKey{module: sum, memoryBytes: lim.MemoryBytes, stackBytes: lim.StackBytes}
-	wasm = e.compiledFormOf(wasm, sum)
-	// Extism's http_request, http_status_code and http_headers are served
-	// by the Hall over the worker's egress (extism_http.go).
-	wasm = routeExtismHTTP(wasm)
-	// Tables are host memory too (8 bytes per element): a declared size
-	// that cannot fit is refused, an unbounded or oversized maximum is
-	// lowered so table.grow fails instead of growing (tables.go).
-	wasm, tableBytes, err := boundTables(wasm, lim.MemoryBytes)
-	if errors.Is(err, errTableEncoding) {
-		return nil, errorf(CodeModuleInvalid, "%s: %v", spec.Name, err)
-	}
+	wasm, tableBytes, err := e.runnableForm(wasm, sum, lim, spec.Name)
 	if err != nil {
-		return nil, errorf(CodeLimitMemory, "%s: %v", spec.Name, err)
-	}
-	// The call stack is host memory too: every call of the guest's own
-	// functions is charged against lim.StackBytes (wasmmod.GuardStack).
-	if wasm, err = e.guardedFormOf(wasm, sum, lim); err != nil {
-		return nil, errorf(CodeModuleInvalid, "%s: %v", spec.Name, err)
+		return nil, err
 	}
 	charge := callCharge(lim.MemoryBytes, tableBytes, lim.StackBytes)
 	if charge > e.budget.total {
@@ -319,6 +304,48 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	return w, nil
 }
 
+// runnableForm returns the bytes Load compiles for wasm, the module whose
+// SHA-256 is sum, under lim, and the host memory its tables may take: its
+// data segments merged, Extism's HTTP imports routed to the Hall, its
+// tables bounded and its call stack guarded. An authenticated guarded form
+// in the form cache is all of these already (named by sum and lim): it is
+// used as it is, and the earlier forms are neither read nor rebuilt
+// (boundTables on a bounded form changes nothing and gives the same
+// budget).
+func (e *Engine) runnableForm(wasm []byte, sum [32]byte, lim Limits, name string) ([]byte, uint64, error) {
+	if b, ok := e.forms.get(guardedName(sum, lim)); ok {
+		if _, tableBytes, err := boundTables(b, lim.MemoryBytes); err == nil {
+			return b, tableBytes, nil
+		}
+	}
+	wasm = e.compiledFormOf(wasm, sum)
+	// Extism's http_request, http_status_code and http_headers are served
+	// by the Hall over the worker's egress (extism_http.go).
+	wasm = routeExtismHTTP(wasm)
+	// Tables are host memory too (8 bytes per element): a declared size
+	// that cannot fit is refused, an unbounded or oversized maximum is
+	// lowered so table.grow fails instead of growing (tables.go).
+	wasm, tableBytes, err := boundTables(wasm, lim.MemoryBytes)
+	if errors.Is(err, errTableEncoding) {
+		return nil, 0, errorf(CodeModuleInvalid, "%s: %v", name, err)
+	}
+	if err != nil {
+		return nil, 0, errorf(CodeLimitMemory, "%s: %v", name, err)
+	}
+	// The call stack is host memory too: every call of the guest's own
+	// functions is charged against lim.StackBytes (wasmmod.GuardStack).
+	if wasm, err = e.guardedFormOf(wasm, sum, lim); err != nil {
+		return nil, 0, errorf(CodeModuleInvalid, "%s: %v", name, err)
+	}
+	return wasm, tableBytes, nil
+}
+
+// guardedName names the guarded form of the module whose SHA-256 is sum
+// under lim in the form cache.
+func guardedName(sum [32]byte, lim Limits) string {
+	return fmt.Sprintf("guarded-v4-%s-m%d-s%d.form", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes)
+}
+
 // guardedFormOf returns wasm (the form Load has built so far from the
 // module whose SHA-256 is sum) with its call stack guarded
 // (wasmmod.GuardStack with lim.StackBytes). The rewrite scans every
@@ -327,10 +354,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 // form, named by everything it depends on: the original module, the
 // memory limit (which boundTables used) and the stack budget.
 func (e *Engine) guardedFormOf(wasm []byte, sum [32]byte, lim Limits) ([]byte, error) {
-	name := fmt.Sprintf("guarded-v4-%s-m%d-s%d.form", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes)
-	if b, ok := e.forms.get(name); ok {
-		return b, nil
-	}
+	name := guardedName(sum, lim)
 	guarded, _, err := wasmmod.GuardStack(wasm, lim.StackBytes)
 	if err != nil {
 		return nil, err

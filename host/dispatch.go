@@ -135,11 +135,18 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 			secrets = sandbox.EnvSecrets{}
 		}
 		e, err := sandbox.New(ctx, sandbox.Config{
-			CacheDir: filepath.Join(h.opts.Home, "cache"),
-			Max:      h.snap.Load().max,
-			Secrets:  secrets,
-			Logger:   h.log,
-			Compiler: h.opts.Compiler,
+			// wazero's machine code: outside the state directory
+			// (Options.CompilationCacheDir).
+			CacheDir: h.compilationCacheDir(),
+			// The Hall's derived wasm forms: in the state directory,
+			// each entry authenticated under a key derived from the
+			// evidence signing key; none without one.
+			FormCacheDir: filepath.Join(h.opts.Home, "cache"),
+			CacheKey:     h.formCacheKey(),
+			Max:          h.snap.Load().max,
+			Secrets:      secrets,
+			Logger:       h.log,
+			Compiler:     h.opts.Compiler,
 			// Options.MemoryBudget, else hall.json's; 0: the sandbox's
 			// default (half of physical memory).
 			MemoryBudget: h.configuredBudget(),
@@ -153,6 +160,35 @@ func (h *Hall) sandboxEngine(ctx context.Context) (*sandbox.Engine, error) {
 		h.engine, h.engineBudget = e, h.configuredBudget()
 	}
 	return h.engine, nil
+}
+
+// formCacheKeyPurpose separates the form cache's key from every other use
+// of the signing key.
+const formCacheKeyPurpose = "hall compiled-form cache v1"
+
+// formCacheKey is the key that authenticates the sandbox's derived wasm
+// forms in Home/cache: derived from the evidence signing key when the
+// evidence store can derive one (the default ledger does), else nil (the
+// forms are then rebuilt in every process). h.mu is held.
+func (h *Hall) formCacheKey() []byte {
+	if k, ok := h.ledger.(interface{ DerivedKey(purpose string) []byte }); ok {
+		return k.DerivedKey(formCacheKeyPurpose)
+	}
+	return nil
+}
+
+// compilationCacheDir is Options.CompilationCacheDir, else "hall/wazero" in
+// the user's cache directory, else "" (in memory only).
+func (h *Hall) compilationCacheDir() string {
+	if h.opts.CompilationCacheDir != "" {
+		return h.opts.CompilationCacheDir
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		h.log.Info("no user cache directory: compiled machine code is kept in memory only (set Options.CompilationCacheDir)", "error", err)
+		return ""
+	}
+	return filepath.Join(base, "hall", "wazero")
 }
 
 // workerKey names one compiled worker: a worker's sealed record and module.

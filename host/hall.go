@@ -68,6 +68,15 @@ type Options struct {
 	// StorePayloads keeps dispatch inputs and outputs in the ledger (by
 	// default only their hashes are recorded).
 	StorePayloads bool
+	// CompilationCacheDir is where wazero keeps the machine code it
+	// compiles, so that a fresh process loads a known module without
+	// compiling it again (default: "hall/wazero" in os.UserCacheDir; in
+	// memory only when there is none). It is deliberately not in Home:
+	// its entries are native code the Hall executes, checked by a CRC32
+	// only, so whoever can write this directory can run code in the Hall's
+	// process. Give a directory only the Hall's user can write (it is
+	// refused if group or others can). See docs/SECURITY.md.
+	CompilationCacheDir string
 	// Compiler compiles modules off the serving path, bounded in time and
 	// memory (sandbox.CompileCommand: a child process); nil compiles in
 	// process, bounded only by the module size cap (docs/SECURITY.md).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -36,24 +37,36 @@ func noopHall(t *testing.T) string {
 
 // TestRedteamCompiledFormCacheIsEvidence: the Hall keeps the guarded
 // (stack-bounded) form of every module it loads in .hall/cache, named by
-// the SHA-256 of the enrolled module, and a fresh process takes that file
+// the SHA-256 of the enrolled module, and a fresh process took that file
 // as the code to run without checking where it came from. Replacing it
 // with another module ran that module under the enrolled worker's name:
-// the receipt names the enrolled artifact, and hall audit verify exited 0.
-// The same holds for the merged form (merged-<sha256>.wasm) and for
-// wazero's compilation cache beside them, which holds machine code the
-// Hall executes (its entries carry only a CRC32).
+// the receipt named the enrolled artifact, and hall audit verify exited 0.
+// The same held for the merged form and for wazero's compilation cache
+// beside them, which holds machine code the Hall executes (its entries
+// carry only a CRC32). Now each derived form carries an HMAC under a key
+// derived from the signing key (a replaced entry is discarded, logged as
+// altered and rebuilt from the verified module), and wazero's machine
+// code is kept outside the state directory (Options.CompilationCacheDir).
 func TestRedteamCompiledFormCacheIsEvidence(t *testing.T) {
-	t.Skip("known hole: .hall/cache (guarded/merged wasm forms and wazero's machine code) is trusted without integrity; see the red-team report (move the cache out of the state directory or authenticate its entries)")
 	dir := noopHall(t)
 	mustOK(t, hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme"), "first run (fills the cache)")
-	guarded, _ := filepath.Glob(filepath.Join(dir, ".hall", "cache", "guarded-v3-*.wasm"))
+	guarded, _ := filepath.Glob(filepath.Join(dir, ".hall", "cache", "guarded-v4-*.form"))
 	if len(guarded) != 1 {
 		t.Fatalf("guarded forms in the cache: %v", guarded)
 	}
+	if native, _ := filepath.Glob(filepath.Join(dir, ".hall", "*", "wazero-*")); len(native) != 0 {
+		t.Fatalf("wazero's machine code is in the state directory: %v", native)
+	}
 	write(t, dir, "pwn.wat", sayWAT("PWNED"))
-	if out, err := exec.Command("wat2wasm", filepath.Join(dir, "pwn.wat"), "-o", guarded[0]).CombinedOutput(); err != nil {
+	if out, err := exec.Command("wat2wasm", filepath.Join(dir, "pwn.wat"), "-o", filepath.Join(dir, "pwn.wasm")).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm: %v\n%s", err, out)
+	}
+	planted, err := os.ReadFile(filepath.Join(dir, "pwn.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(guarded[0], planted, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	r := hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme")
 	ran := strings.Contains(r.stdout, "PWNED")
@@ -61,8 +74,20 @@ func TestRedteamCompiledFormCacheIsEvidence(t *testing.T) {
 	if ran && v.code == 0 {
 		t.Fatalf("a module written into .hall/cache ran as org.test.noop (stdout %q) and hall audit verify exited 0:\n%s", r.stdout, v.stdout)
 	}
-	if _, err := os.Stat(guarded[0]); err != nil {
+	if ran {
+		t.Fatalf("a module written into .hall/cache ran as org.test.noop (stdout %q)", r.stdout)
+	}
+	mustOK(t, r, "run after the cache entry was replaced")
+	mustOK(t, v, "audit verify")
+	// The planted file was discarded and the form rebuilt in its place
+	// (the sandbox's TestFormCacheTamperedEntryIsRebuilt checks the log
+	// line; the one-shot CLI discards the Hall's log).
+	now, err := os.ReadFile(guarded[0])
+	if err != nil {
 		t.Fatal(err)
+	}
+	if bytes.Equal(now, planted) {
+		t.Fatal("the planted cache entry was left in place")
 	}
 }
 

@@ -90,6 +90,9 @@ func newEngine(tb testing.TB, cfg Config) *Engine {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = cacheDir
 	}
+	if cfg.CacheKey == nil {
+		cfg.CacheKey = testCacheKey
+	}
 	e, err := New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,22 +29,25 @@ func TestCompiledFormMergesGoDataSegments(t *testing.T) {
 	// With an on-disk cache the merged form is kept and reused by a new
 	// Engine; a corrupt cached file is ignored and rewritten.
 	dir := t.TempDir()
-	disk := &Engine{cacheDir: dir}
+	diskEngine := func() *Engine {
+		return &Engine{forms: formCache{dir: dir, key: testCacheKey, log: slog.New(slog.DiscardHandler)}}
+	}
+	disk := diskEngine()
 	first := disk.compiledForm(fixtures.goguest)
 	if !bytes.Equal(first, got) {
 		t.Fatal("cached merge differs from the in-memory merge")
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "merged-*.wasm"))
+	files, _ := filepath.Glob(filepath.Join(dir, "merged-*.form"))
 	if len(files) != 1 {
 		t.Fatalf("merged form not cached: %v", files)
 	}
-	if again := (&Engine{cacheDir: dir}).compiledForm(fixtures.goguest); !bytes.Equal(again, got) {
+	if again := diskEngine().compiledForm(fixtures.goguest); !bytes.Equal(again, got) {
 		t.Fatal("a new engine did not reuse the cached merge")
 	}
 	if err := os.WriteFile(files[0], []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if again := (&Engine{cacheDir: dir}).compiledForm(fixtures.goguest); !bytes.Equal(again, got) {
+	if again := diskEngine().compiledForm(fixtures.goguest); !bytes.Equal(again, got) {
 		t.Fatal("a corrupt cached merge was used")
 	}
 	// Load still reports a broken module as MODULE_INVALID (wazero's verdict).

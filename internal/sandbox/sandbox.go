@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,9 +158,29 @@ func (EnvSecrets) Secret(name string) (string, bool) {
 type Config struct {
 	// CacheDir holds wazero's compilation cache so that a fresh process
 	// loads known modules without recompiling. It is created with mode 0700
-	// and refused if group or others can write it (the cache holds machine
-	// code the Hall executes). "" keeps the cache in memory only.
+	// and refused if group or others can write it. "" keeps the cache in
+	// memory only.
+	//
+	// The cache holds machine code the Hall executes, with no integrity
+	// check beyond a CRC32 (wazero offers no way to authenticate its
+	// entries): whoever can write this directory can run code in the
+	// host process. Keep it out of any directory less trusted than the
+	// Hall's binary, the state directory included (RATIONALE.md,
+	// "Compilation caches").
 	CacheDir string
+	// FormCacheDir holds the Hall's own derived forms of each module (its
+	// merged data segments and its guarded call stack), each entry
+	// authenticated with an HMAC-SHA256 under CacheKey: an entry that does
+	// not verify is discarded, logged as altered and rebuilt from the
+	// module given to Load. It may live in a directory others can write
+	// (the state directory). "" means CacheDir. Created with mode 0700.
+	FormCacheDir string
+	// CacheKey authenticates the entries of FormCacheDir (at least 32
+	// bytes, secret: the Hall derives it from its evidence signing key).
+	// Without it the forms are neither read from nor written to disk, and
+	// a fresh process rebuilds them (~25–45 ms each for a 1.9 MB
+	// standard-Go module).
+	CacheKey []byte
 	// Max is the Hall ceiling for every Spec's Limits and the default for
 	// their zero fields. Zero fields of Max take DefaultLimits.
 	Max Limits
@@ -212,9 +234,12 @@ type Config struct {
 type Engine struct {
 	cache    wazero.CompilationCache
 	cacheDir string // "" when the cache is in memory only
-	max      Limits
-	secrets  SecretSource
-	log      *slog.Logger
+	// forms is the authenticated cache of derived wasm forms
+	// (formcache.go).
+	forms   formCache
+	max     Limits
+	secrets SecretSource
+	log     *slog.Logger
 	// egressHooks is nil outside this package's tests (egress.go).
 	egressHooks *egressTestHooks
 
@@ -270,19 +295,23 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	if len(cfg.CacheKey) > 0 && len(cfg.CacheKey) < 32 {
+		return nil, fmt.Errorf("sandbox: Config.CacheKey has %d bytes; give at least 32 secret bytes (or none: no form cache on disk)", len(cfg.CacheKey))
+	}
+	formDir := cmp.Or(cfg.FormCacheDir, cfg.CacheDir)
+	e.forms = formCache{key: slices.Clone(cfg.CacheKey), log: e.log}
+	if formDir != "" && len(cfg.CacheKey) > 0 {
+		if err := privateDir(formDir, "Config.FormCacheDir"); err != nil {
+			return nil, err
+		}
+		e.forms.dir = formDir
+	}
 	if cfg.CacheDir == "" {
 		e.cache = wazero.NewCompilationCache()
 		return e, nil
 	}
-	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
-		return nil, fmt.Errorf("sandbox: cache dir: %w", err)
-	}
-	st, err := os.Stat(cfg.CacheDir)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: cache dir: %w", err)
-	}
-	if st.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("sandbox: cache dir %s is writable by group or others (mode %v)", cfg.CacheDir, st.Mode().Perm())
+	if err := privateDir(cfg.CacheDir, "Config.CacheDir"); err != nil {
+		return nil, err
 	}
 	c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 	if err != nil {
@@ -290,6 +319,22 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.cache, e.cacheDir = c, cfg.CacheDir
 	return e, nil
+}
+
+// privateDir creates dir with mode 0700 if needed and refuses it when group
+// or others can write it.
+func privateDir(dir, field string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sandbox: %s: %w", field, err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("sandbox: %s: %w", field, err)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("sandbox: %s: %s is writable by group or others (mode %v); chmod go-w it", field, dir, st.Mode().Perm())
+	}
+	return nil
 }
 
 // Close closes every Worker of the Engine and the compilation cache. Calls in

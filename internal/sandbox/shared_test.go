@@ -195,7 +195,7 @@ func TestCompiledFormMarksUnchanged(t *testing.T) {
 	if res := call(t, w, Request{Export: "count_vowels", Input: []byte("aa")}); string(res.Output) != `{"count":2,"total":2,"vowels":"aeiouAEIOU"}` {
 		t.Fatalf("output %s", res.Output)
 	}
-	if marks, _ := filepath.Glob(filepath.Join(dir, "merged-*.wasm")); len(marks) != 0 {
+	if marks, _ := filepath.Glob(filepath.Join(dir, "merged-*.form")); len(marks) != 0 {
 		t.Fatalf("merged forms %v for a module the merge leaves as it is", marks)
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -186,24 +184,9 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 		sum = sha256.Sum256(wasm)
 	}
 	key := pluginKey{module: sum, memoryBytes: lim.MemoryBytes, stackBytes: lim.StackBytes}
-	wasm = e.compiledFormOf(wasm, sum)
-	// Extism's http_request, http_status_code and http_headers are served
-	// by the Hall over the worker's egress (extism_http.go).
-	wasm = routeExtismHTTP(wasm)
-	// Tables are host memory too (8 bytes per element): a declared size
-	// that cannot fit is refused, an unbounded or oversized maximum is
-	// lowered so table.grow fails instead of growing (tables.go).
-	wasm, tableBytes, err := boundTables(wasm, lim.MemoryBytes)
-	if errors.Is(err, errTableEncoding) {
-		return nil, errorf(CodeModuleInvalid, "%s: %v", spec.Name, err)
-	}
+	wasm, tableBytes, err := e.runnableForm(wasm, sum, lim, spec.Name)
 	if err != nil {
-		return nil, errorf(CodeLimitMemory, "%s: %v", spec.Name, err)
-	}
-	// The call stack is host memory too: every call of the guest's own
-	// functions is charged against lim.StackBytes (wasmmod.GuardStack).
-	if wasm, err = e.guardedFormOf(wasm, sum, lim); err != nil {
-		return nil, errorf(CodeModuleInvalid, "%s: %v", spec.Name, err)
+		return nil, err
 	}
 	charge := callCharge(lim.MemoryBytes, tableBytes, lim.StackBytes)
 	if charge > e.budget.total {
@@ -321,47 +304,63 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	return w, nil
 }
 
+// runnableForm returns the bytes Load compiles for wasm, the module whose
+// SHA-256 is sum, under lim, and the host memory its tables may take: its
+// data segments merged, Extism's HTTP imports routed to the Hall, its
+// tables bounded and its call stack guarded. An authenticated guarded form
+// in the form cache is all of these already (named by sum and lim): it is
+// used as it is, and the earlier forms are neither read nor rebuilt
+// (boundTables on a bounded form changes nothing and gives the same
+// budget).
+func (e *Engine) runnableForm(wasm []byte, sum [32]byte, lim Limits, name string) ([]byte, uint64, error) {
+	if b, ok := e.forms.get(guardedName(sum, lim)); ok {
+		if _, tableBytes, err := boundTables(b, lim.MemoryBytes); err == nil {
+			return b, tableBytes, nil
+		}
+	}
+	wasm = e.compiledFormOf(wasm, sum)
+	// Extism's http_request, http_status_code and http_headers are served
+	// by the Hall over the worker's egress (extism_http.go).
+	wasm = routeExtismHTTP(wasm)
+	// Tables are host memory too (8 bytes per element): a declared size
+	// that cannot fit is refused, an unbounded or oversized maximum is
+	// lowered so table.grow fails instead of growing (tables.go).
+	wasm, tableBytes, err := boundTables(wasm, lim.MemoryBytes)
+	if errors.Is(err, errTableEncoding) {
+		return nil, 0, errorf(CodeModuleInvalid, "%s: %v", name, err)
+	}
+	if err != nil {
+		return nil, 0, errorf(CodeLimitMemory, "%s: %v", name, err)
+	}
+	// The call stack is host memory too: every call of the guest's own
+	// functions is charged against lim.StackBytes (wasmmod.GuardStack).
+	if wasm, err = e.guardedFormOf(wasm, sum, lim); err != nil {
+		return nil, 0, errorf(CodeModuleInvalid, "%s: %v", name, err)
+	}
+	return wasm, tableBytes, nil
+}
+
+// guardedName names the guarded form of the module whose SHA-256 is sum
+// under lim in the form cache.
+func guardedName(sum [32]byte, lim Limits) string {
+	return fmt.Sprintf("guarded-v4-%s-m%d-s%d.form", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes)
+}
+
 // guardedFormOf returns wasm (the form Load has built so far from the
 // module whose SHA-256 is sum) with its call stack guarded
 // (wasmmod.GuardStack with lim.StackBytes). The rewrite scans every
-// function body (~25–45 ms for a 1.9 MB standard-Go module), so with an
-// on-disk cache its result is kept there like the merged form, named by
-// everything it depends on: the original module, the memory limit (which
-// boundTables used) and the stack budget.
+// function body (~25–45 ms for a 1.9 MB standard-Go module), so its result
+// is kept in the authenticated form cache (formcache.go) like the merged
+// form, named by everything it depends on: the original module, the
+// memory limit (which boundTables used) and the stack budget.
 func (e *Engine) guardedFormOf(wasm []byte, sum [32]byte, lim Limits) ([]byte, error) {
-	var path string
-	if e.cacheDir != "" {
-		name := fmt.Sprintf("guarded-v3-%s-m%d-s%d.wasm", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes)
-		path = filepath.Join(e.cacheDir, name)
-		if b, err := os.ReadFile(path); err == nil {
-			if _, err := wasmmod.Inspect(b); err == nil {
-				return b, nil
-			}
-		}
-	}
+	name := guardedName(sum, lim)
 	guarded, _, err := wasmmod.GuardStack(wasm, lim.StackBytes)
 	if err != nil {
 		return nil, err
 	}
-	if path != "" {
-		writeCacheFile(e.cacheDir, path, guarded)
-	}
+	e.forms.put(name, guarded)
 	return guarded, nil
-}
-
-// writeCacheFile writes b to path in dir atomically (a temporary file
-// renamed), or not at all: the cache is an optimisation.
-func writeCacheFile(dir, path string, b []byte) {
-	tmp, err := os.CreateTemp(dir, ".form-*")
-	if err != nil {
-		return
-	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	if werr == nil && cerr == nil {
-		_ = os.Rename(tmp.Name(), path)
-	}
-	_ = os.Remove(tmp.Name())
 }
 
 // compiledForm returns the bytes Load compiles for wasm: wasm with its data
@@ -371,45 +370,35 @@ func writeCacheFile(dir, path string, b []byte) {
 // does not rewrite, malformed ones included, is returned as is, so wazero
 // judges it.
 //
-// With an on-disk cache the merged form is kept there too, named by the
-// SHA-256 of the original bytes, so a fresh process does not merge again
-// (~30 ms for a standard-Go module): it shares the trust of the compiled
-// machine code next to it (a directory only the Hall can write), and a
-// file that does not parse as a merged module is ignored and rewritten.
+// The merged form is kept in the authenticated form cache (formcache.go)
+// too, named by the SHA-256 of the original bytes, so a fresh process does
+// not merge again (~30 ms for a standard-Go module); an entry whose HMAC
+// does not verify is discarded and the form rebuilt.
 func (e *Engine) compiledForm(wasm []byte) []byte {
 	return e.compiledFormOf(wasm, sha256.Sum256(wasm))
 }
 
 // compiledFormOf is compiledForm of wasm whose SHA-256 is sum.
 func (e *Engine) compiledFormOf(wasm []byte, sum [32]byte) []byte {
-	var path, same string
-	if e.cacheDir != "" {
-		name := "merged-" + hex.EncodeToString(sum[:])
-		path, same = filepath.Join(e.cacheDir, name+".wasm"), filepath.Join(e.cacheDir, name+".same")
-		if b, err := os.ReadFile(path); err == nil {
-			if _, err := wasmmod.Inspect(b); err == nil {
-				return b
-			}
-		}
-		// A module the merge leaves as it is (most non-Go modules) is
-		// marked so: trying costs a copy of the module (~10 ms for a
-		// 1.8 MB Rust module on a loaded machine) in every process.
-		if _, err := os.Stat(same); err == nil {
-			return wasm
-		}
+	name := "merged-v2-" + hex.EncodeToString(sum[:])
+	if b, ok := e.forms.get(name + ".form"); ok {
+		return b
+	}
+	// A module the merge leaves as it is (most non-Go modules) is marked
+	// so (an authenticated empty entry): trying costs a copy of the module
+	// (~10 ms for a 1.8 MB Rust module on a loaded machine) in every
+	// process.
+	if _, ok := e.forms.get(name + ".same"); ok {
+		return wasm
 	}
 	merged, ok, err := wasmmod.MergeDataSegments(wasm)
-	if err == nil && !ok && same != "" {
-		if f, err := os.OpenFile(same, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
-			f.Close()
-		}
+	if err == nil && !ok {
+		e.forms.put(name+".same", nil)
 	}
 	if err != nil || !ok {
 		return wasm
 	}
-	if path != "" {
-		writeCacheFile(e.cacheDir, path, merged)
-	}
+	e.forms.put(name+".form", merged)
 	return merged
 }
 

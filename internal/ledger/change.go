@@ -359,6 +359,54 @@ func (s *SQLite) Changes(ctx context.Context, kind string) ([]Change, error) {
 	return out, s.wrap("changes", rows.Err())
 }
 
+// SignedChange returns the change with the given id as its signed row
+// holds it, after checking that the row's body hashes to its hash, that
+// the hash's signature verifies with the key the row names (the current
+// key or one the recorded rotations name), and that the kind and subject
+// columns say what the body says. Unlike [SQLite.Changes], it returns
+// Digest as signed (a version 1 seal stays in Digest).
+//
+// It is what the Hall acts on when it takes a change's body for a fact
+// (hall replay runs under the sealed record of an enroll change): a row
+// edited with SQL is an error wrapping the reason, never a value (issue
+// 21: an edited enroll body made a replay run under the edited
+// envelope). An unknown id is an error wrapping [ErrNotFound].
+//
+// # Notes
+//
+//   - It checks one change, not its links: a change that verifies was
+//     signed by the Hall, whatever else was done to the chain (hall audit
+//     verify checks the links).
+func (s *SQLite) SignedChange(ctx context.Context, changeID string) (*Change, error) {
+	var kind, subject, body, hash, sig, keyID string
+	err := s.r.QueryRowContext(ctx, `SELECT kind, subject, body, hash, signature, signing_key_id FROM changes WHERE change_id = ?`, changeID).
+		Scan(&kind, &subject, &body, &hash, &sig, &keyID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("ledger: change %q: %w", changeID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.wrap("change", err)
+	}
+	if got := hashBody([]byte(body)); got != hash {
+		return nil, fmt.Errorf("ledger: change %s: %w: its body hashes to %s, not to its hash %s", changeID, errChangesAltered, got, hash)
+	}
+	pub := s.publicKey(ctx, s.r, keyID)
+	raw, derr := base64.StdEncoding.DecodeString(sig)
+	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(hash), raw) {
+		return nil, fmt.Errorf("ledger: change %s: %w: its signature does not verify with key %s", changeID, errChangesAltered, keyID)
+	}
+	var c Change
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return nil, fmt.Errorf("ledger: change %s: its signed body does not decode: %w", changeID, err)
+	}
+	if c.ChangeID != changeID || c.Kind != kind || c.Subject != subject {
+		return nil, fmt.Errorf("ledger: change %s: %w: its row says %s change %s of %q, its signed body %s change %s of %q",
+			changeID, errChangesAltered, kind, changeID, subject, c.Kind, c.ChangeID, c.Subject)
+	}
+	c.Hash, c.Signature = hash, sig
+	return &c, nil
+}
+
 // errChangesAltered: the changes LastChange reads do not hold.
 var errChangesAltered = errors.New("the change chain was altered (run hall audit verify)")
 

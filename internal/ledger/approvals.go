@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,42 +207,79 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// qSignedApproval finds the newest approval change of an approval id.
-const qSignedApproval = `SELECT change_id, body, hash, signature, signing_key_id FROM changes
+// qSignedApproval finds, by the columns, the newest approval change of an
+// approval id: where signedApproval starts reading the signed chain.
+const qSignedApproval = `SELECT seq FROM changes
 	WHERE subject = ? AND kind IN (?, ?, ?, ?, ?) ORDER BY seq DESC LIMIT 1`
 
+// approvalKind reports whether kind is one of the approval change kinds.
+func approvalKind(kind string) bool {
+	switch kind {
+	case ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed:
+		return true
+	}
+	return false
+}
+
 // signedApproval returns the approval id as its newest signed change
-// records it, after checking that change's hash and signature (an error
-// wrapping ErrApprovalTampered when they do not verify; approval.ErrNotFound
-// when no change names it).
+// records it, and that change's id. It finds the change by the subject
+// and kind columns, then reads the signed chain from there to its head
+// (changesToHead: every body hashes to its hash and links to the one
+// before, every row's kind and subject columns say what its body says,
+// the head's signature verifies), so that a newer change of the approval
+// cannot be hidden by editing or deleting its row (issue 21: an
+// approval_used change whose subject column was edited, with the
+// approvals row set back to approved, let a used approval run again). An
+// altered chain is an error wrapping ErrApprovalTampered;
+// approval.ErrNotFound when no change names the approval.
+//
+// # Notes
+//
+//   - Its cost grows with the number of changes recorded since the
+//     approval's newest change (one SHA-256 and one JSON decode each, and
+//     one signature verification): BenchmarkUseApprovalAfterChanges.
 func (s *SQLite) signedApproval(ctx context.Context, q queryer, id string) (*approval.Approval, string, error) {
-	var changeID, body, hash, sig, keyID string
+	var seq int64
 	err := q.QueryRowContext(ctx, qSignedApproval, id,
 		ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed).
-		Scan(&changeID, &body, &hash, &sig, &keyID)
+		Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, "", fmt.Errorf("%w: %s", approval.ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, "", s.wrap("approval", err)
 	}
-	if got := hashBody([]byte(body)); got != hash {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: its change %s hashes to %s, not %s", id, ErrApprovalTampered, changeID, got, hash)
+	var newest *storedChange
+	err = s.changesToHead(ctx, q, seq, func(c *storedChange) error {
+		if newest == nil {
+			newest = c
+			return nil
+		}
+		if approvalKind(c.Kind) && c.Subject == id {
+			// Columns and body agree here (changesToHead checked), so the
+			// query above should have found it: the chain moved under us.
+			return fmt.Errorf("ledger: approval %s: %w: its change %s follows change %s, which the columns name its newest", id, ErrApprovalTampered, c.ChangeID, newest.ChangeID)
+		}
+		return nil
+	})
+	if errors.Is(err, errChangesAltered) {
+		return nil, "", fmt.Errorf("ledger: approval %s: %w: %w", id, ErrApprovalTampered, err)
 	}
-	pub := s.publicKey(ctx, q, keyID)
-	raw, derr := base64.StdEncoding.DecodeString(sig)
-	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(hash), raw) {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: the signature of its change %s does not verify with key %s", id, ErrApprovalTampered, changeID, keyID)
+	if err != nil {
+		return nil, "", err
 	}
-	var c Change
-	if err := json.Unmarshal([]byte(body), &c); err != nil {
-		return nil, "", fmt.Errorf("ledger: approval %s: its change %s does not decode: %w", id, changeID, err)
+	if newest == nil || !approvalKind(newest.Kind) || newest.Subject != id {
+		return nil, "", fmt.Errorf("ledger: approval %s: %w: the change its columns name newest is not a change of it", id, ErrApprovalTampered)
+	}
+	c, err := newest.decode()
+	if err != nil {
+		return nil, "", fmt.Errorf("ledger: approval %s: %w: %w", id, ErrApprovalTampered, err)
 	}
 	var a approval.Approval
 	if err := json.Unmarshal(c.Body, &a); err != nil || a.ID != id {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: its change %s does not hold it", id, ErrApprovalTampered, changeID)
+		return nil, "", fmt.Errorf("ledger: approval %s: %w: its change %s does not hold it", id, ErrApprovalTampered, newest.ChangeID)
 	}
-	return &a, changeID, nil
+	return &a, newest.ChangeID, nil
 }
 
 // publicKey is the key with id keyID that signed for this ledger: the

@@ -496,7 +496,7 @@ func (s *SQLite) changesToHead(ctx context.Context, q queryer, from int64, visit
 		}
 		// Only the members checked here are decoded: a full decode of
 		// every change read was most of the walk's cost.
-		if err := json.Unmarshal([]byte(c.body), c); err != nil {
+		if err := parseStoredChange(c.body, c); err != nil {
 			return fmt.Errorf("%w: a stored change does not decode: %v", errChangesAltered, err)
 		}
 		body, hash := c.body, c.hash

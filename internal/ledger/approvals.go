@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wcphall/hall/host/wcp"
@@ -222,64 +223,87 @@ func approvalKind(kind string) bool {
 }
 
 // signedApproval returns the approval id as its newest signed change
-// records it, and that change's id. It finds the change by the subject
-// and kind columns, then reads the signed chain from there to its head
-// (changesToHead: every body hashes to its hash and links to the one
-// before, every row's kind and subject columns say what its body says,
-// the head's signature verifies), so that a newer change of the approval
-// cannot be hidden by editing or deleting its row (issue 21: an
-// approval_used change whose subject column was edited, with the
-// approvals row set back to approved, let a used approval run again). An
-// altered chain is an error wrapping ErrApprovalTampered;
-// approval.ErrNotFound when no change names the approval.
+// records it, and that change's id (see signedApprovals).
+func (s *SQLite) signedApproval(ctx context.Context, q queryer, id string) (*approval.Approval, string, error) {
+	as, ids, err := s.signedApprovals(ctx, q, []string{id})
+	if err != nil {
+		return nil, "", err
+	}
+	return as[0], ids[0], nil
+}
+
+// signedApprovals returns each approval of ids as its newest signed change
+// records it, and those changes' ids, in the order of ids. It finds the
+// oldest of their newest changes by the subject and kind columns, then
+// reads the signed chain from there to its head once (changesToHead:
+// every body hashes to its hash and links to the one before, every row's
+// kind and subject columns say what its body says, the head's signature
+// verifies) and takes, for each id, the last approval change of it read:
+// a newer change of an approval cannot be hidden by editing or deleting
+// its row (issue 21: an approval_used change whose subject column was
+// edited, with the approvals row set back to approved, let a used
+// approval run again). A change recorded between the column lookup and
+// the walk is simply read by the walk. An altered chain is an error
+// wrapping ErrApprovalTampered; approval.ErrNotFound when no change names
+// one of ids.
 //
 // # Notes
 //
 //   - Its cost grows with the number of changes recorded since the
-//     approval's newest change (one SHA-256 and one JSON decode each, and
+//     oldest of those newest changes (one SHA-256 and one read each, and
 //     one signature verification): BenchmarkUseApprovalAfterChanges.
-func (s *SQLite) signedApproval(ctx context.Context, q queryer, id string) (*approval.Approval, string, error) {
-	var seq int64
-	err := q.QueryRowContext(ctx, qSignedApproval, id,
-		ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed).
-		Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, "", fmt.Errorf("%w: %s", approval.ErrNotFound, id)
+func (s *SQLite) signedApprovals(ctx context.Context, q queryer, ids []string) ([]*approval.Approval, []string, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
 	}
-	if err != nil {
-		return nil, "", s.wrap("approval", err)
-	}
-	var newest *storedChange
-	err = s.changesToHead(ctx, q, seq, func(c *storedChange) error {
-		if newest == nil {
-			newest = c
-			return nil
+	from := int64(-1)
+	newest := make(map[string]*storedChange, len(ids))
+	for _, id := range ids {
+		var seq int64
+		err := q.QueryRowContext(ctx, qSignedApproval, id,
+			ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed).
+			Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, fmt.Errorf("%w: %s", approval.ErrNotFound, id)
 		}
-		if approvalKind(c.Kind) && c.Subject == id {
-			// Columns and body agree here (changesToHead checked), so the
-			// query above should have found it: the chain moved under us.
-			return fmt.Errorf("ledger: approval %s: %w: its change %s follows change %s, which the columns name its newest", id, ErrApprovalTampered, c.ChangeID, newest.ChangeID)
+		if err != nil {
+			return nil, nil, s.wrap("approval", err)
+		}
+		if from < 0 || seq < from {
+			from = seq
+		}
+		newest[id] = nil
+	}
+	err := s.changesToHead(ctx, q, from, func(c *storedChange) error {
+		if _, ok := newest[c.Subject]; ok && approvalKind(c.Kind) {
+			newest[c.Subject] = c
 		}
 		return nil
 	})
 	if errors.Is(err, errChangesAltered) {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: %w", id, ErrApprovalTampered, err)
+		return nil, nil, fmt.Errorf("ledger: approval %s: %w: %w", strings.Join(ids, ", "), ErrApprovalTampered, err)
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	if newest == nil || !approvalKind(newest.Kind) || newest.Subject != id {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: the change its columns name newest is not a change of it", id, ErrApprovalTampered)
+	as := make([]*approval.Approval, len(ids))
+	changeIDs := make([]string, len(ids))
+	for i, id := range ids {
+		n := newest[id]
+		if n == nil {
+			return nil, nil, fmt.Errorf("ledger: approval %s: %w: the change its columns name newest is not a change of it", id, ErrApprovalTampered)
+		}
+		c, err := n.decode()
+		if err != nil {
+			return nil, nil, fmt.Errorf("ledger: approval %s: %w: %w", id, ErrApprovalTampered, err)
+		}
+		var a approval.Approval
+		if err := json.Unmarshal(c.Body, &a); err != nil || a.ID != id {
+			return nil, nil, fmt.Errorf("ledger: approval %s: %w: its change %s does not hold it", id, ErrApprovalTampered, c.ChangeID)
+		}
+		as[i], changeIDs[i] = &a, c.ChangeID
 	}
-	c, err := newest.decode()
-	if err != nil {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: %w", id, ErrApprovalTampered, err)
-	}
-	var a approval.Approval
-	if err := json.Unmarshal(c.Body, &a); err != nil || a.ID != id {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: its change %s does not hold it", id, ErrApprovalTampered, newest.ChangeID)
-	}
-	return &a, newest.ChangeID, nil
+	return as, changeIDs, nil
 }
 
 // publicKey is the key with id keyID that signed for this ledger: the
@@ -332,12 +356,12 @@ func (s *SQLite) Approvals(ctx context.Context, f approval.Filter) ([]approval.A
 	if err != nil {
 		return nil, err
 	}
-	out := make([]approval.Approval, 0, len(ids))
-	for _, id := range ids {
-		a, err := s.Approval(ctx, id)
-		if err != nil {
-			return nil, err
-		}
+	as, _, err := s.signedApprovals(ctx, s.r, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]approval.Approval, 0, len(as))
+	for _, a := range as {
 		out = append(out, *a)
 	}
 	return out, nil

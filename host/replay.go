@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 
@@ -183,30 +184,69 @@ func (h *Hall) replayInput(ctx context.Context, store ledger.Store, r *ledger.Re
 // recordOf is the record a receipt's dispatch ran under: the sealed record
 // its record_digest names in the ledger's change chain, or, for receipts
 // from before records were sealed, the worker's record in force now.
+//
+// The sealed record is taken from an enroll change only once that change
+// verifies (its body hashes to its hash, the hash's signature verifies,
+// its columns say what its body says), names the receipt's worker and
+// module (artifact_hash), and seals the receipt's record_digest: the
+// digest it signed, or the digest of the record its signed body holds.
+// Anything else refuses the replay before anything runs (issue 21: an
+// enroll change's body edited with SQL made a replay run under the edited
+// envelope). The receipt itself was verified by the store's Receipt.
 func (h *Hall) recordOf(ctx context.Context, r *ledger.Receipt) (*wcp.Record, error) {
 	if r.RecordDigest != "" {
 		store, err := h.evidenceStore()
 		if err != nil {
 			return nil, err
 		}
+		signed, ok := store.(interface {
+			SignedChange(ctx context.Context, changeID string) (*ledger.Change, error)
+		})
+		if !ok {
+			return nil, fmt.Errorf("the evidence store %T does not return verified changes: a replay runs only under a sealed record whose enroll change verifies", store)
+		}
 		changes, err := store.Changes(ctx, ledger.ChangeEnroll)
 		if err != nil {
 			return nil, err
 		}
 		for i := len(changes) - 1; i >= 0; i-- {
-			if c := changes[i]; c.Subject == r.WorkerID && (c.Digest == r.RecordDigest || (c.DigestV1 != "" && c.DigestV1 == r.RecordDigest)) {
-				var rec wcp.Record
-				if err := json.Unmarshal(c.Body, &rec); err != nil {
-					return nil, fmt.Errorf("the sealed record %s of receipt %s: %w", r.RecordDigest, r.ReceiptID, err)
-				}
-				return &rec, nil
+			c := changes[i]
+			if c.Subject != r.WorkerID || c.ArtifactHash != r.ArtifactHash || (c.Digest != r.RecordDigest && (c.DigestV1 == "" || c.DigestV1 != r.RecordDigest)) {
+				continue
 			}
+			return sealedRecord(ctx, signed.SignedChange, c.ChangeID, r)
 		}
-		return nil, fmt.Errorf("receipt %s names record %s, which no enrollment in the ledger sealed", r.ReceiptID, r.RecordDigest)
+		return nil, fmt.Errorf("receipt %s names record %s of module %s, which no enrollment of worker %s in the ledger sealed", r.ReceiptID, r.RecordDigest, r.ArtifactHash, r.WorkerID)
 	}
 	w := h.snap.Load().workers[r.WorkerID]
 	if w == nil {
 		return nil, fmt.Errorf("worker %s of receipt %s is no longer enrolled", r.WorkerID, r.ReceiptID)
 	}
 	return cloneRecord(w.rec)
+}
+
+// sealedRecord is the record enroll change changeID sealed, read from the
+// change as signed and checked against receipt r (see recordOf).
+func sealedRecord(ctx context.Context, signed func(context.Context, string) (*ledger.Change, error), changeID string, r *ledger.Receipt) (*wcp.Record, error) {
+	c, err := signed(ctx, changeID)
+	if err != nil {
+		return nil, fmt.Errorf("receipt %s: the enroll change %s sealing its record %s does not verify, nothing was run (hall audit verify says more): %w", r.ReceiptID, changeID, r.RecordDigest, err)
+	}
+	if c.Kind != ledger.ChangeEnroll || c.Subject != r.WorkerID || c.ArtifactHash != r.ArtifactHash {
+		return nil, fmt.Errorf("receipt %s: change %s is a signed %s change of %q for module %q, not the enrollment of worker %s with module %s; nothing was run",
+			r.ReceiptID, changeID, c.Kind, c.Subject, c.ArtifactHash, r.WorkerID, r.ArtifactHash)
+	}
+	var rec wcp.Record
+	if err := json.Unmarshal(c.Body, &rec); err != nil {
+		return nil, fmt.Errorf("the sealed record %s of receipt %s: %w", r.RecordDigest, r.ReceiptID, err)
+	}
+	if c.Digest != r.RecordDigest {
+		// A version 1 seal re-expressed in the current canonical form:
+		// the record the signed body holds must seal to it.
+		canon, err := wcp.CanonicalJSON(c.Body)
+		if err != nil || wcp.Digest(sha256.Sum256(canon)).String() != r.RecordDigest {
+			return nil, fmt.Errorf("receipt %s: the enroll change %s seals %s, and the record its signed body holds does not seal to the receipt's record_digest %s; nothing was run", r.ReceiptID, changeID, c.Digest, r.RecordDigest)
+		}
+	}
+	return &rec, nil
 }

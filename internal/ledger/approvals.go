@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wcphall/hall/host/wcp"
@@ -208,42 +208,102 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// qSignedApproval finds the newest approval change of an approval id.
-const qSignedApproval = `SELECT change_id, body, hash, signature, signing_key_id FROM changes
+// qSignedApproval finds, by the columns, the newest approval change of an
+// approval id: where signedApproval starts reading the signed chain.
+const qSignedApproval = `SELECT seq FROM changes
 	WHERE subject = ? AND kind IN (?, ?, ?, ?, ?) ORDER BY seq DESC LIMIT 1`
 
+// approvalKind reports whether kind is one of the approval change kinds.
+func approvalKind(kind string) bool {
+	switch kind {
+	case ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed:
+		return true
+	}
+	return false
+}
+
 // signedApproval returns the approval id as its newest signed change
-// records it, after checking that change's hash and signature (an error
-// wrapping ErrApprovalTampered when they do not verify; approval.ErrNotFound
-// when no change names it).
+// records it, and that change's id (see signedApprovals).
 func (s *SQLite) signedApproval(ctx context.Context, q queryer, id string) (*approval.Approval, string, error) {
-	var changeID, body, hash, sig, keyID string
-	err := q.QueryRowContext(ctx, qSignedApproval, id,
-		ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed).
-		Scan(&changeID, &body, &hash, &sig, &keyID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, "", fmt.Errorf("%w: %s", approval.ErrNotFound, id)
+	as, ids, err := s.signedApprovals(ctx, q, []string{id})
+	if err != nil {
+		return nil, "", err
+	}
+	return as[0], ids[0], nil
+}
+
+// signedApprovals returns each approval of ids as its newest signed change
+// records it, and those changes' ids, in the order of ids. It finds the
+// oldest of their newest changes by the subject and kind columns, then
+// reads the signed chain from there to its head once (changesToHead:
+// every body hashes to its hash and links to the one before, every row's
+// kind and subject columns say what its body says, the head's signature
+// verifies) and takes, for each id, the last approval change of it read:
+// a newer change of an approval cannot be hidden by editing or deleting
+// its row (issue 21: an approval_used change whose subject column was
+// edited, with the approvals row set back to approved, let a used
+// approval run again). A change recorded between the column lookup and
+// the walk is simply read by the walk. An altered chain is an error
+// wrapping ErrApprovalTampered; approval.ErrNotFound when no change names
+// one of ids.
+//
+// # Notes
+//
+//   - Its cost grows with the number of changes recorded since the
+//     oldest of those newest changes (one SHA-256 and one read each, and
+//     one signature verification): BenchmarkUseApprovalAfterChanges.
+func (s *SQLite) signedApprovals(ctx context.Context, q queryer, ids []string) ([]*approval.Approval, []string, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	from := int64(-1)
+	newest := make(map[string]*storedChange, len(ids))
+	for _, id := range ids {
+		var seq int64
+		err := q.QueryRowContext(ctx, qSignedApproval, id,
+			ChangeApprovalRequested, ChangeApprovalApproved, ChangeApprovalDenied, ChangeApprovalExpired, ChangeApprovalUsed).
+			Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, fmt.Errorf("%w: %s", approval.ErrNotFound, id)
+		}
+		if err != nil {
+			return nil, nil, s.wrap("approval", err)
+		}
+		if from < 0 || seq < from {
+			from = seq
+		}
+		newest[id] = nil
+	}
+	err := s.changesToHead(ctx, q, from, func(c *storedChange) error {
+		if _, ok := newest[c.Subject]; ok && approvalKind(c.Kind) {
+			newest[c.Subject] = c
+		}
+		return nil
+	})
+	if errors.Is(err, errChangesAltered) {
+		return nil, nil, fmt.Errorf("ledger: approval %s: %w: %w", strings.Join(ids, ", "), ErrApprovalTampered, err)
 	}
 	if err != nil {
-		return nil, "", s.wrap("approval", err)
+		return nil, nil, err
 	}
-	if got := hashBody([]byte(body)); got != hash {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: its change %s hashes to %s, not %s", id, ErrApprovalTampered, changeID, got, hash)
+	as := make([]*approval.Approval, len(ids))
+	changeIDs := make([]string, len(ids))
+	for i, id := range ids {
+		n := newest[id]
+		if n == nil {
+			return nil, nil, fmt.Errorf("ledger: approval %s: %w: the change its columns name newest is not a change of it", id, ErrApprovalTampered)
+		}
+		c, err := n.decode()
+		if err != nil {
+			return nil, nil, fmt.Errorf("ledger: approval %s: %w: %w", id, ErrApprovalTampered, err)
+		}
+		var a approval.Approval
+		if err := json.Unmarshal(c.Body, &a); err != nil || a.ID != id {
+			return nil, nil, fmt.Errorf("ledger: approval %s: %w: its change %s does not hold it", id, ErrApprovalTampered, c.ChangeID)
+		}
+		as[i], changeIDs[i] = &a, c.ChangeID
 	}
-	pub := s.publicKey(ctx, q, keyID)
-	raw, derr := base64.StdEncoding.DecodeString(sig)
-	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(hash), raw) {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: the signature of its change %s does not verify with key %s", id, ErrApprovalTampered, changeID, keyID)
-	}
-	var c Change
-	if err := json.Unmarshal([]byte(body), &c); err != nil {
-		return nil, "", fmt.Errorf("ledger: approval %s: its change %s does not decode: %w", id, changeID, err)
-	}
-	var a approval.Approval
-	if err := json.Unmarshal(c.Body, &a); err != nil || a.ID != id {
-		return nil, "", fmt.Errorf("ledger: approval %s: %w: its change %s does not hold it", id, ErrApprovalTampered, changeID)
-	}
-	return &a, changeID, nil
+	return as, changeIDs, nil
 }
 
 // publicKey is the key with id keyID that signed for this ledger: the
@@ -296,12 +356,12 @@ func (s *SQLite) Approvals(ctx context.Context, f approval.Filter) ([]approval.A
 	if err != nil {
 		return nil, err
 	}
-	out := make([]approval.Approval, 0, len(ids))
-	for _, id := range ids {
-		a, err := s.Approval(ctx, id)
-		if err != nil {
-			return nil, err
-		}
+	as, _, err := s.signedApprovals(ctx, s.r, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]approval.Approval, 0, len(as))
+	for _, a := range as {
 		out = append(out, *a)
 	}
 	return out, nil

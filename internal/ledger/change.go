@@ -359,6 +359,54 @@ func (s *SQLite) Changes(ctx context.Context, kind string) ([]Change, error) {
 	return out, s.wrap("changes", rows.Err())
 }
 
+// SignedChange returns the change with the given id as its signed row
+// holds it, after checking that the row's body hashes to its hash, that
+// the hash's signature verifies with the key the row names (the current
+// key or one the recorded rotations name), and that the kind and subject
+// columns say what the body says. Unlike [SQLite.Changes], it returns
+// Digest as signed (a version 1 seal stays in Digest).
+//
+// It is what the Hall acts on when it takes a change's body for a fact
+// (hall replay runs under the sealed record of an enroll change): a row
+// edited with SQL is an error wrapping the reason, never a value (issue
+// 21: an edited enroll body made a replay run under the edited
+// envelope). An unknown id is an error wrapping [ErrNotFound].
+//
+// # Notes
+//
+//   - It checks one change, not its links: a change that verifies was
+//     signed by the Hall, whatever else was done to the chain (hall audit
+//     verify checks the links).
+func (s *SQLite) SignedChange(ctx context.Context, changeID string) (*Change, error) {
+	var kind, subject, body, hash, sig, keyID string
+	err := s.r.QueryRowContext(ctx, `SELECT kind, subject, body, hash, signature, signing_key_id FROM changes WHERE change_id = ?`, changeID).
+		Scan(&kind, &subject, &body, &hash, &sig, &keyID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("ledger: change %q: %w", changeID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.wrap("change", err)
+	}
+	if got := hashBody([]byte(body)); got != hash {
+		return nil, fmt.Errorf("ledger: change %s: %w: its body hashes to %s, not to its hash %s", changeID, errChangesAltered, got, hash)
+	}
+	pub := s.publicKey(ctx, s.r, keyID)
+	raw, derr := base64.StdEncoding.DecodeString(sig)
+	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(hash), raw) {
+		return nil, fmt.Errorf("ledger: change %s: %w: its signature does not verify with key %s", changeID, errChangesAltered, keyID)
+	}
+	var c Change
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return nil, fmt.Errorf("ledger: change %s: its signed body does not decode: %w", changeID, err)
+	}
+	if c.ChangeID != changeID || c.Kind != kind || c.Subject != subject {
+		return nil, fmt.Errorf("ledger: change %s: %w: its row says %s change %s of %q, its signed body %s change %s of %q",
+			changeID, errChangesAltered, kind, changeID, subject, c.Kind, c.ChangeID, c.Subject)
+	}
+	c.Hash, c.Signature = hash, sig
+	return &c, nil
+}
+
 // errChangesAltered: the changes LastChange reads do not hold.
 var errChangesAltered = errors.New("the change chain was altered (run hall audit verify)")
 
@@ -367,57 +415,116 @@ var errChangesAltered = errors.New("the change chain was altered (run hall audit
 //
 // The Hall decides from it whether a snapshot is already recorded, so it
 // does not trust the kind column alone: it reads every change from the
-// newest of that kind to the head of the chain and checks that each body
-// hashes to its hash, links to the one before, names the kind its column
-// says, and that the head's signature verifies (which, through the links,
-// covers them all). Anything else is an error: the change chain was
-// altered, and hall audit verify says where. (Issue 21: a newer snapshot
-// change hidden by editing its kind column let the Hall go back to an
-// older snapshot without recording it.)
+// newest of that kind to the head of the chain with changesToHead (each
+// body hashes to its hash, links to the one before, names the kind and
+// subject its columns say; the head's signature verifies, which, through
+// the links, covers them all). Anything else is an error: the change
+// chain was altered, and hall audit verify says where. (Issue 21: a newer
+// snapshot change hidden by editing its kind column let the Hall go back
+// to an older snapshot without recording it.)
 func (s *SQLite) LastChange(ctx context.Context, kind string) (*Change, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT kind, body, hash, signature, signing_key_id FROM changes
-		WHERE seq >= coalesce((SELECT max(seq) FROM changes WHERE kind = ?), 0) ORDER BY seq`, kind)
-	if err != nil {
+	var from int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT max(seq) FROM changes WHERE kind = ?), 0)`, kind).Scan(&from); err != nil {
 		return nil, s.wrap("last change", err)
 	}
-	defer rows.Close()
-	var last *Change
-	var prev *Change
-	var headSig, headKey string
-	for rows.Next() {
-		var col, body, hash, sig, keyID string
-		if err := rows.Scan(&col, &body, &hash, &sig, &keyID); err != nil {
-			return nil, s.wrap("last change", err)
-		}
-		var c Change
-		if err := json.Unmarshal([]byte(body), &c); err != nil {
-			return nil, fmt.Errorf("ledger: stored change is malformed: %w", err)
-		}
-		c.Hash, c.Signature = hash, sig
-		switch {
-		case hashBody([]byte(body)) != hash:
-			return nil, fmt.Errorf("ledger: last %s change: %w: change %s does not hash to its hash", kind, errChangesAltered, c.ChangeID)
-		case c.Kind != col:
-			return nil, fmt.Errorf("ledger: last %s change: %w: change %s is a %s change but its kind column says %q", kind, errChangesAltered, c.ChangeID, c.Kind, col)
-		case prev != nil && c.PrevHash != prev.Hash:
-			return nil, fmt.Errorf("ledger: last %s change: %w: change %s does not link to change %s", kind, errChangesAltered, c.ChangeID, prev.ChangeID)
-		}
+	var last *storedChange
+	err := s.changesToHead(ctx, s.r, from, func(c *storedChange) error {
 		if c.Kind == kind {
-			cc := c
+			cc := *c
 			last = &cc
 		}
-		prev, headSig, headKey = &c, sig, keyID
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: last %s change: %w", kind, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, s.wrap("last change", err)
-	}
-	if prev == nil || last == nil {
+	if last == nil {
 		return nil, nil
 	}
-	pub := s.publicKey(ctx, s.r, headKey)
-	raw, derr := base64.StdEncoding.DecodeString(headSig)
-	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(prev.Hash), raw) {
-		return nil, fmt.Errorf("ledger: last %s change: %w: the signature of change %s, the head, does not verify with key %s", kind, errChangesAltered, prev.ChangeID, headKey)
+	return last.decode()
+}
+
+// storedChange is a change as changesToHead reads it: the members of its
+// signed body that the walk checks, and the row.
+type storedChange struct {
+	ChangeID string  `json:"change_id"`
+	Kind     string  `json:"kind"`
+	Subject  string  `json:"subject"`
+	PrevHash *string `json:"prev_hash"`
+
+	body, hash, sig string
+}
+
+// decode is the whole change.
+func (c *storedChange) decode() (*Change, error) {
+	var out Change
+	if err := json.Unmarshal([]byte(c.body), &out); err != nil {
+		return nil, fmt.Errorf("ledger: stored change %s is malformed: %w", c.ChangeID, err)
 	}
-	return last, nil
+	out.Hash, out.Signature = c.hash, c.sig
+	return &out, nil
+}
+
+// changesToHead reads, through q, every change from sequence from to the
+// newest, in order, and calls visit with each (a fresh value each time)
+// once it has checked that the change's body hashes to its hash, that it
+// links to the change before it (from the second on), and that its kind
+// and subject columns say what its body says. Once all are read, the
+// newest change's signature must verify with the key it names: through
+// the links it covers every change read. Any failed check is an error
+// wrapping errChangesAltered and naming the change; visit's error is
+// returned as is. When no change is at or after from, visit is not
+// called and the result is nil. visit may keep the value it is given.
+//
+// The Hall acts on what it finds this way (LastChange, signedApproval),
+// so a column edited with SQL cannot hide a newer change from it. Its
+// cost is one SHA-256 and one JSON decode per change read, and one
+// signature verification.
+func (s *SQLite) changesToHead(ctx context.Context, q queryer, from int64, visit func(*storedChange) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT kind, subject, body, hash, signature, signing_key_id FROM changes WHERE seq >= ? ORDER BY seq`, from)
+	if err != nil {
+		return s.wrap("changes", err)
+	}
+	defer rows.Close()
+	var prev *storedChange
+	var headKey string
+	for rows.Next() {
+		var kind, subject, keyID string
+		c := &storedChange{}
+		if err := rows.Scan(&kind, &subject, &c.body, &c.hash, &c.sig, &keyID); err != nil {
+			return s.wrap("changes", err)
+		}
+		// Only the members checked here are decoded: a full decode of
+		// every change read was most of the walk's cost.
+		if err := parseStoredChange(c.body, c); err != nil {
+			return fmt.Errorf("%w: a stored change does not decode: %v", errChangesAltered, err)
+		}
+		body, hash := c.body, c.hash
+		switch {
+		case hashBody([]byte(body)) != hash:
+			return fmt.Errorf("%w: change %s does not hash to its hash", errChangesAltered, c.ChangeID)
+		case c.Kind != kind:
+			return fmt.Errorf("%w: change %s is a %s change but its kind column says %q", errChangesAltered, c.ChangeID, c.Kind, kind)
+		case c.Subject != subject:
+			return fmt.Errorf("%w: change %s is a change of %q but its subject column says %q", errChangesAltered, c.ChangeID, c.Subject, subject)
+		case prev != nil && (c.PrevHash == nil || *c.PrevHash != prev.hash):
+			return fmt.Errorf("%w: change %s does not link to change %s", errChangesAltered, c.ChangeID, prev.ChangeID)
+		}
+		if err := visit(c); err != nil {
+			return err
+		}
+		prev, headKey = c, keyID
+	}
+	if err := rows.Err(); err != nil {
+		return s.wrap("changes", err)
+	}
+	if prev == nil {
+		return nil
+	}
+	pub := s.publicKey(ctx, q, headKey)
+	raw, derr := base64.StdEncoding.DecodeString(prev.sig)
+	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(prev.hash), raw) {
+		return fmt.Errorf("%w: the signature of change %s, the head, does not verify with key %s", errChangesAltered, prev.ChangeID, headKey)
+	}
+	return nil
 }

@@ -79,20 +79,15 @@ type pendingEntry struct {
 func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	e := &p.e
 	if p.decisionID != "" {
-		var tenant string
-		err := s.queryRowTx(tx, qDecisionTenant, p.decisionID).Scan(&tenant)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("ledger: %s: %w", op, invalid("decision_id", "no decision "+p.decisionID+" is recorded"))
-		}
+		tenant, err := s.decisionTenant(tx, op, p.decisionID)
 		if err != nil {
-			return s.wrap(op, err)
+			return err
 		}
 		e.TenantID, e.DecisionID = tenant, p.decisionID
 	} else if p.lookupTenant {
-		var tenant, dec string
-		err := s.queryRowTx(tx, qNewestDecision, e.CorrelationID).Scan(&tenant, &dec)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return s.wrap(op, err)
+		tenant, dec, err := s.newestDecision(tx, op, e.CorrelationID)
+		if err != nil {
+			return err
 		}
 		e.TenantID, e.DecisionID = tenant, dec
 	}

@@ -58,8 +58,10 @@ func TestIndexesServeTheQueries(t *testing.T) {
 	for _, q := range []struct{ sql, index string }{
 		{qStreamHead, "sqlite_autoindex_stream_heads_1"},
 		{qEntryHead, "sqlite_autoindex_entry_heads_1"},
-		{qDecisionTenant, "sqlite_autoindex_decisions_1"},
-		{qNewestDecision, "decisions_correlation"},
+		{qDecisionTenant, "sqlite_autoindex_entries_1"},
+		{qNewestDecision, "entries_correlation"},
+		{qLegacyDecisionTenant, "sqlite_autoindex_decisions_1"},
+		{qLegacyNewestDecision, "decisions_correlation"},
 		{`SELECT event FROM events WHERE correlation_id = ? AND entry_id IS NULL ORDER BY id`, "events_correlation"},
 		{`SELECT entry_id, body FROM entries WHERE correlation_id = ? ORDER BY id`, "entries_correlation"},
 		{`SELECT body FROM receipts WHERE receipt_id = ?`, "sqlite_autoindex_receipts_1"},

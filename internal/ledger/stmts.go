@@ -9,15 +9,17 @@ import (
 // without it SQLite parsed every statement of every write again (~9% of a
 // decision's cost at /wcp/route, issue 12).
 const (
-	qSavepoint      = `SAVEPOINT item`
-	qRelease        = `RELEASE item`
-	qRollbackTo     = `ROLLBACK TO item`
-	qSigningKey     = `SELECT key_id FROM signing_key WHERE slot = 1`
-	qStreamHead     = `SELECT seq, receipt_hash FROM stream_heads WHERE tenant_id = ?`
-	qInsertReceipt  = `INSERT INTO receipts (tenant_id, seq, receipt_id, correlation_id, worker_id, dispatched_at, prev_receipt_hash, receipt_hash, signing_key_id, signature, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qUpsertStream   = `INSERT INTO stream_heads (tenant_id, seq, receipt_id, receipt_hash) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, receipt_id = excluded.receipt_id, receipt_hash = excluded.receipt_hash`
-	qDecisionTenant = `SELECT tenant_id FROM decisions WHERE decision_id = ?`
-	qNewestDecision = `SELECT tenant_id, decision_id FROM decisions WHERE correlation_id = ? ORDER BY rowid DESC LIMIT 1`
+	qSavepoint     = `SAVEPOINT item`
+	qRelease       = `RELEASE item`
+	qRollbackTo    = `ROLLBACK TO item`
+	qSigningKey    = `SELECT key_id FROM signing_key WHERE slot = 1`
+	qStreamHead    = `SELECT seq, receipt_hash FROM stream_heads WHERE tenant_id = ?`
+	qInsertReceipt = `INSERT INTO receipts (tenant_id, seq, receipt_id, correlation_id, worker_id, dispatched_at, prev_receipt_hash, receipt_hash, signing_key_id, signature, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qUpsertStream  = `INSERT INTO stream_heads (tenant_id, seq, receipt_id, receipt_hash) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, receipt_id = excluded.receipt_id, receipt_hash = excluded.receipt_hash`
+	// A decision's signed entry, by id and by correlation id: the stream of
+	// a worker's events (decision_lookup.go).
+	qDecisionTenant = `SELECT stream, hash, body FROM entries WHERE entry_id = ?`
+	qNewestDecision = `SELECT entry_id, stream, hash, body FROM entries WHERE correlation_id = ? AND kind = 'decision' ORDER BY id DESC LIMIT 1`
 	qEntryHead      = `SELECT seq, hash FROM entry_heads WHERE stream = ?`
 	qInsertEntry    = `INSERT INTO entries (stream, seq, entry_id, kind, correlation_id, recorded_at, prev_hash, hash, signing_key_id, signature, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpsertEntry    = `INSERT INTO entry_heads (stream, seq, entry_id, hash) VALUES (?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, entry_id = excluded.entry_id, hash = excluded.hash`

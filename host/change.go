@@ -66,6 +66,9 @@ func (h *Hall) ReplaceRules(ctx context.Context, data []byte, ifMatch, who strin
 	if len(rs.Shadows) > 0 {
 		return nil, "", &RulesError{fmt.Errorf("rule %s is shadowed by rule %s (every request it matches is matched earlier): reorder or remove it", rs.Shadows[0].Shadowed, rs.Shadows[0].Shadower)}
 	}
+	if err := h.checkAdmin(ctx, actor(who)); err != nil {
+		return nil, "", err
+	}
 	h.changeMu.Lock()
 	defer h.changeMu.Unlock()
 	if cur := h.snap.Load().rulesDigest; ifMatch != "" && ifMatch != cur {

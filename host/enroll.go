@@ -122,6 +122,9 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 		return nil, ErrClosed
 	}
 	defer exit()
+	if err := h.checkAdmin(ctx, actor(req.Actor)); err != nil {
+		return nil, err
+	}
 	info, err := wasmmod.Inspect(req.Module)
 	if err != nil {
 		return nil, moduleError("not a WebAssembly module: " + err.Error())

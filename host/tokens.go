@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/ledger"
 )
 
@@ -155,4 +157,39 @@ func (h *Hall) RevokeToken(ctx context.Context, tokens TokenStore, id, who strin
 		return Token{}, err
 	}
 	return RevokeToken(ctx, tokens, store, id, actor(who))
+}
+
+// checkAdmin refuses an admin action (ReplaceRules, Enroll) whose actor is
+// a token ("token:<id>") unless the evidence records that token's
+// issuance with admin scope and no revocation: an error with code
+// ADMIN_TOKEN_UNRECORDED (403 over HTTP). Other actors ("local:<user>",
+// "embedder", "file") are not tokens and pass. It reads the ledger once
+// per admin action; authentication per request reads none.
+func (h *Hall) checkAdmin(ctx context.Context, actor string) error {
+	if !strings.HasPrefix(actor, "token:") {
+		return nil
+	}
+	id := actor[len("token:"):]
+	store, err := h.evidenceStore()
+	if err != nil {
+		return err
+	}
+	te, ok := store.(tokenEvidence)
+	if !ok {
+		return &codedError{wcp.CodeAdminTokenUnrecorded, fmt.Sprintf("the evidence store (%T) records no tokens, so token %s's admin scope is not evidence", store, id)}
+	}
+	st, err := te.TokenStanding(ctx, id)
+	if err != nil {
+		return fmt.Errorf("reading the signed changes of token %s: %w", id, err)
+	}
+	switch {
+	case st.Issued == nil:
+		return &codedError{wcp.CodeAdminTokenUnrecorded, fmt.Sprintf("token %s has no signed issuance in the evidence ledger (created before tokens were recorded, or written into the token database by hand): "+
+			"issue a new one with hall tokens create --admin and revoke this one", id)}
+	case st.Revoked != nil:
+		return &codedError{wcp.CodeAdminTokenUnrecorded, fmt.Sprintf("token %s was revoked (signed change, %s)", id, st.Revoked.RevokedAt)}
+	case st.Issued.Scope != "admin":
+		return &codedError{wcp.CodeAdminTokenUnrecorded, fmt.Sprintf("token %s was issued with scope %s, not admin: issue an admin token with hall tokens create --admin", id, st.Issued.Scope)}
+	}
+	return nil
 }

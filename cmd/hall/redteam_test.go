@@ -461,3 +461,41 @@ func TestRedteamUserVersionSetBack(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamAdminTokenMintedInStateDir: a token of admin scope written
+// into .hall/auth.db alone (no signed issuance) replaced the rules over
+// PUT /admin/rules of a running hall serve; the change was recorded with
+// its actor and nothing checked that actor against the evidence. The Hall
+// now refuses it (403 ADMIN_TOKEN_UNRECORDED) and a recorded admin token
+// still may.
+func TestRedteamAdminTokenMintedInStateDir(t *testing.T) {
+	dir := noopHall(t)
+	// One recorded token, so the chain holds a token change.
+	mustOK(t, hallIn(t, dir, "", nil, "tokens", "create", "--approver"), "tokens create --approver")
+	st, err := auth.Open(filepath.Join(dir, ".hall", auth.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	minted, _, err := st.Create(context.Background(), auth.AdminScope(), "minted")
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := startServe(t, dir)
+	rules := []byte(`{"rules": []}`)
+	r := curl(t, "PUT", base+"/admin/rules", minted, "application/json", rules)
+	if r.status/100 == 2 {
+		if v := hallIn(t, dir, "", nil, "audit", "verify"); v.code == 0 {
+			t.Fatalf("rules replaced by a token no change records, and audit verify exited 0:\n%s", v.stdout)
+		}
+		t.Fatalf("the Hall accepted PUT /admin/rules by an admin token no change records: %d %s", r.status, r.raw)
+	}
+	if r.status != 403 || !strings.Contains(string(r.raw), "ADMIN_TOKEN_UNRECORDED") {
+		t.Errorf("PUT /admin/rules by a minted admin token: %d %s, want 403 ADMIN_TOKEN_UNRECORDED", r.status, r.raw)
+	}
+	legit := strings.TrimSpace(hallIn(t, dir, "", nil, "tokens", "create", "--admin").stdout)
+	if r := curl(t, "PUT", base+"/admin/rules", legit, "application/json", rules); r.status/100 != 2 {
+		t.Fatalf("PUT /admin/rules by a recorded admin token: %d %s", r.status, r.raw)
+	}
+	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify")
+}

@@ -130,6 +130,18 @@ func (s *Server) enrollMultipart(w http.ResponseWriter, r *http.Request) {
 	s.enrolled(w, r, res, err, existed)
 }
 
+// adminRefused writes the 403 of an admin action the Hall refused because
+// the token's admin issuance is not evidence (ADMIN_TOKEN_UNRECORDED) and
+// reports whether err was one.
+func adminRefused(w http.ResponseWriter, r *http.Request, err error) bool {
+	var coded interface{ Code() wcp.Code }
+	if !errors.As(err, &coded) || coded.Code() != wcp.CodeAdminTokenUnrecorded {
+		return false
+	}
+	writeError(w, r, errf(http.StatusForbidden, string(wcp.CodeAdminTokenUnrecorded), strings.TrimPrefix(err.Error(), string(wcp.CodeAdminTokenUnrecorded)+": ")))
+	return true
+}
+
 // tokenActor is who acts, as the evidence ledger records it: the
 // token, never its secret.
 func tokenActor(r *http.Request) string { return "token:" + principal(r).ID }
@@ -171,6 +183,8 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 	var ee *host.EnrollError
 	switch {
 	case err == nil:
+	case adminRefused(w, r, err):
+		return
 	case errors.Is(err, host.ErrUnknownArtifact):
 		writeError(w, r, errf(http.StatusUnprocessableEntity, CodeArtifactUnknown, err.Error()).field("artifact_hash"))
 		return

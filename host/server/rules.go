@@ -67,6 +67,8 @@ func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
 	var re *host.RulesError
 	switch {
 	case err == nil:
+	case adminRefused(w, r, err):
+		return
 	case errors.As(err, &re):
 		// The rules may have changed between the check above and the
 		// replacement: ReplaceRules compares again under its lock.

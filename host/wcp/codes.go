@@ -115,6 +115,10 @@ const (
 	CodeApprovalConflict  Code = "APPROVAL_CONFLICT"
 	CodeApprovalForbidden Code = "APPROVAL_FORBIDDEN"
 	CodeApprovalStale     Code = "APPROVAL_STALE"
+	// CodeAdminTokenUnrecorded: an admin action (rules, enrollment) by a
+	// token whose admin issuance the signed change chain does not record,
+	// or records revoked (docs/EVIDENCE.md, "Tokens").
+	CodeAdminTokenUnrecorded Code = "ADMIN_TOKEN_UNRECORDED"
 )
 
 // Errors host functions return to the guest (docs/ABI.md).
@@ -237,6 +241,7 @@ var codeTable = []CodeInfo{
 	{CodeApprovalNotFound, KindHTTP, http.StatusNotFound, "no such approval"},
 	{CodeApprovalConflict, KindHTTP, http.StatusConflict, "the approval is not pending (already approved, denied, expired or used)"},
 	{CodeApprovalForbidden, KindHTTP, http.StatusForbidden, "the approver may not answer this approval (it acts as the requesting tenant) or the token is not an approver"},
+	{CodeAdminTokenUnrecorded, KindHTTP, http.StatusForbidden, "an admin action by a token with no signed admin issuance in the evidence ledger, or a revoked one: issue one with hall tokens create --admin"},
 	{CodeApprovalStale, KindHTTP, http.StatusConflict, "the rules, policies, configuration or enrolled workers changed since the approval was requested: it is void, request a new one"},
 
 	{CodeSecretNotDeclared, KindGuest, 0, "hall_secret: the secret is not declared by the worker's policy"},

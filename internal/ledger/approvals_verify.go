@@ -56,6 +56,10 @@ func (w *approvalWalk) step(row *changeRow) *Break {
 		return nil
 	}
 	if !strings.HasPrefix(row.kind, "approval_") {
+		// An admin action by a token (admin_verify.go).
+		if reason := w.tokens.adminStep(row); reason != "" {
+			return &Break{Chain: ChainChanges, Tenant: ChangeChain, ReceiptID: row.changeID, Sequence: row.seq, Reason: reason}
+		}
 		return nil
 	}
 	brk := func(format string, args ...any) *Break {

@@ -54,7 +54,9 @@ const streamOf = (chain, e) => chain === 'changes' ? '(changes)' : e.tenant_id;
 // by a decision of the bundle whose policy.approval_id names it. Once the
 // chain holds a "token" change (EVIDENCE.md "Tokens"), an answer's token
 // must be issued by an earlier change with a scope that may answer the
-// tenant (admin, approver, approver:<another tenant>) and not revoked before.
+// tenant (admin, approver, approver:<another tenant>) and not revoked before;
+// and any other change made by a token ("token:<id>": rules, snapshot,
+// enroll…) must follow an issuance of it with scope admin, not revoked before.
 function verifyApprovals(entries, fail) {
   const life = new Map(); // approval id -> {state, tenant}
   const tokens = new Map(); // token id -> {scope, issued, revoked, change}
@@ -98,7 +100,21 @@ function verifyApprovals(entries, fail) {
       } else fail(where, `token ${e.token_id}: unknown token event ${e.event}`);
       continue;
     }
-    if (l.chain !== 'changes' || !c.kind.startsWith('approval_')) continue;
+    if (l.chain === 'changes' && !c.kind.startsWith('approval_')) {
+      // An admin action (rules, snapshot, enroll, policy, config…) by a
+      // token: once tokens are recorded, an earlier admin issuance of it,
+      // not revoked before (EVIDENCE.md "Tokens").
+      if (tokensSeen && typeof c.actor === 'string' && c.actor.startsWith('token:')) {
+        const id = c.actor.slice('token:'.length);
+        const t = tokens.get(id);
+        const what = `${c.kind} change ${c.subject} made by token ${id}`;
+        if (!t || !t.issued) fail(`change ${c.change_id}`, `${what}, whose admin issuance no earlier change records`);
+        else if (t.revoked) fail(`change ${c.change_id}`, `${what}, revoked in change ${t.change} before`);
+        else if (t.scope !== 'admin') fail(`change ${c.change_id}`, `${what}, issued with scope ${t.scope}, not admin`);
+      }
+      continue;
+    }
+    if (l.chain !== 'changes') continue;
     const a = c.body || {};
     const where = `change ${c.change_id}`;
     const bad = (why) => fail(where, `approval ${c.subject}: ${why}`);

@@ -258,6 +258,8 @@ func CheckMemoryBudgetMB(field string, mb int64) error {
 //     returns an error wrapping ErrClosed.
 type Hall struct {
 	opts Options
+	// tokens is the token store UseTokens named (tokens.go), else nil.
+	tokens atomic.Pointer[TokenStore]
 	// src is Options.Stores.Source, else the files of opts.
 	src  SnapshotSource
 	log  *slog.Logger

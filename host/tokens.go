@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,6 +23,28 @@ const ChangeToken = ledger.ChangeToken
 type tokenEvidence interface {
 	TokenStanding(ctx context.Context, id string) (ledger.TokenStanding, error)
 	IssuedTokens(ctx context.Context) (map[string]bool, error)
+	TokenBinding(id string, storedHash []byte) string
+}
+
+// tokenHashes is a token store that can show the hash it holds of a token
+// (the local SQLite one): what a token's issuance binds.
+type tokenHashes interface {
+	StoredHash(ctx context.Context, id string) ([]byte, error)
+}
+
+// tokenBinding returns the binding of token id's stored hash in tokens
+// under evidence's key, or "" when either cannot give one.
+func tokenBinding(ctx context.Context, tokens TokenStore, evidence EvidenceStore, id string) (string, error) {
+	th, ok1 := tokens.(tokenHashes)
+	te, ok2 := evidence.(tokenEvidence)
+	if !ok1 || !ok2 {
+		return "", nil
+	}
+	h, err := th.StoredHash(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return te.TokenBinding(id, h), nil
 }
 
 // IssueToken creates a token of scope in tokens and records its issuance
@@ -46,8 +69,12 @@ func IssueToken(ctx context.Context, tokens TokenStore, evidence EvidenceStore, 
 	if err != nil {
 		return "", Token{}, err
 	}
-	c, err := ledger.TokenChange(ledger.TokenEvent{TokenID: tok.ID, Event: ledger.TokenIssued, Scope: tok.Scope.String(), Label: tok.Name,
-		CreatedAt: tok.CreatedAt.UTC().Format(time.RFC3339)}, actor)
+	binding, err := tokenBinding(ctx, tokens, evidence, tok.ID)
+	var c *ledger.Change
+	if err == nil {
+		c, err = ledger.TokenChange(ledger.TokenEvent{TokenID: tok.ID, Event: ledger.TokenIssued, Scope: tok.Scope.String(), Label: tok.Name,
+			CreatedAt: tok.CreatedAt.UTC().Format(time.RFC3339), Binding: binding}, actor)
+	}
 	if err == nil {
 		err = evidence.RecordChange(ctx, c)
 	}
@@ -135,7 +162,7 @@ func (h *Hall) checkApprover(ctx context.Context, actor, tenant string) (string,
 	case !ledger.ScopeMayApprove(st.Issued.Scope, tenant):
 		return fmt.Sprintf("token %s was issued with scope %s, which may not answer tenant %s's approvals", id, st.Issued.Scope, tenant), nil
 	}
-	return "", nil
+	return h.checkBinding(ctx, store, id, st, "--approver")
 }
 
 // IssueToken is the package function IssueToken with the Hall's own
@@ -191,5 +218,61 @@ func (h *Hall) checkAdmin(ctx context.Context, actor string) error {
 	case st.Issued.Scope != "admin":
 		return &codedError{wcp.CodeAdminTokenUnrecorded, fmt.Sprintf("token %s was issued with scope %s, not admin: issue an admin token with hall tokens create --admin", id, st.Issued.Scope)}
 	}
+	why, err := h.checkBinding(ctx, store, id, st, "--admin")
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		return &codedError{wcp.CodeAdminTokenUnrecorded, why}
+	}
 	return nil
+}
+
+// checkBinding returns why the token database's row of token id is not
+// the one its signed issuance st binds (TokenEvent.Binding), or "": an
+// issuance without a binding (recorded before bindings were, or by a
+// store that cannot give one), a row whose hash was replaced, or a key
+// rotated since, all refuse until the token is re-issued. The token
+// database is the one UseTokens named, else Options.Stores.Tokens, else
+// the one in Options.Home.
+func (h *Hall) checkBinding(ctx context.Context, evidence EvidenceStore, id string, st ledger.TokenStanding, flag string) (string, error) {
+	reissue := "issue a new one with hall tokens create " + flag + " and revoke this one"
+	if st.Issued.Binding == "" {
+		return fmt.Sprintf("token %s's signed issuance binds no token database row (issued before bindings were recorded): %s", id, reissue), nil
+	}
+	var tokens TokenStore
+	if p := h.tokens.Load(); p != nil {
+		tokens = *p
+	} else if h.opts.Stores != nil && h.opts.Stores.Tokens != nil {
+		tokens = h.opts.Stores.Tokens
+	} else {
+		local, err := OpenLocalTokens(h.opts.Home)
+		if err != nil {
+			return "", fmt.Errorf("opening the token database to check token %s: %w", id, err)
+		}
+		defer local.Close()
+		tokens = local
+	}
+	got, err := tokenBinding(ctx, tokens, evidence, id)
+	if errors.Is(err, ErrTokenNotFound) {
+		return fmt.Sprintf("token %s is not in the token database", id), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading token %s's row in the token database: %w", id, err)
+	}
+	if got == "" || !hmac.Equal([]byte(got), []byte(st.Issued.Binding)) {
+		return fmt.Sprintf("token %s's row in the token database is not the one its signed issuance binds (its hash was replaced, or the signing key rotated since): %s", id, reissue), nil
+	}
+	return "", nil
+}
+
+// UseTokens names the token store whose rows the Hall checks against
+// their signed issuances when a token approves or administers (the store
+// that authenticates the callers: host/server.New names its
+// Config.Tokens). Without it the Hall reads Options.Stores.Tokens, else
+// the token database in Options.Home. A nil tokens is ignored.
+func (h *Hall) UseTokens(tokens TokenStore) {
+	if tokens != nil {
+		h.tokens.Store(&tokens)
+	}
 }

@@ -499,3 +499,40 @@ func TestRedteamAdminTokenMintedInStateDir(t *testing.T) {
 	}
 	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify")
 }
+
+// TestRedteamRecordedTokenHashSwapped: keeping a recorded approver token's
+// id and replacing its hash in .hall/auth.db with the hash of the
+// attacker's own secret made that secret authenticate as the recorded
+// token, and it answered approvals. The issuance now binds the stored
+// hash (HMAC under a key derived from the signing key): approve refused.
+func TestRedteamRecordedTokenHashSwapped(t *testing.T) {
+	dir, id := heldHall(t)
+	legit := strings.TrimSpace(hallIn(t, dir, "", nil, "tokens", "create", "--approver").stdout)
+	// The attacker's secret under the recorded token's id.
+	forged := legit[:len(legit)-43] + strings.Repeat("A", 43)
+	if forged == legit {
+		t.Fatal("the forged token is the legitimate one")
+	}
+	// hall_<12 hex id>_<43 characters>: the id is the row's, tok_<hex>.
+	tokID := "tok_" + legit[len(legit)-43-1-12:len(legit)-43-1]
+	db, err := sql.Open("sqlite", filepath.Join(dir, ".hall", auth.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte(forged))
+	res, err := db.Exec(`UPDATE tokens SET hash = ? WHERE id = ?`, h[:], tokID)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("token %s: %d rows updated, want 1 (token %q)", tokID, n, legit)
+	}
+	r := hallIn(t, dir, "", nil, "approvals", "approve", id, "--token", forged)
+	if r.code == 0 {
+		t.Fatalf("the Hall accepted an approval by a forged secret under recorded token %s (its hash swapped in auth.db)", tokID)
+	}
+	if !strings.Contains(r.stderr, "APPROVAL_FORBIDDEN") || !strings.Contains(r.stderr, "not the one its signed issuance binds") {
+		t.Errorf("approval by a swapped hash: exit %d, want APPROVAL_FORBIDDEN naming the binding:\n%s", r.code, r.stderr)
+	}
+}

@@ -68,6 +68,9 @@ type Server struct {
 // New returns the Hall API over h. The endpoints are listed in
 // docs/HTTP.md.
 func New(h *host.Hall, cfg Config) http.Handler {
+	// The token rows approvals and admin actions are checked against
+	// are those of the store that authenticates (docs/EVIDENCE.md "Tokens").
+	h.UseTokens(cfg.Tokens)
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}

@@ -330,6 +330,18 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Token, error) {
 	return e.tok, nil
 }
 
+// StoredHash returns the hash the database holds for the token with id
+// (what Authenticate compares a presented token's hash with), revoked or
+// not; an unknown id is an error wrapping ErrNotFound. The Hall binds it
+// to the token's signed issuance (docs/EVIDENCE.md, "Tokens").
+func (s *Store) StoredHash(ctx context.Context, id string) ([]byte, error) {
+	var h []byte
+	if _, err := s.get(ctx, id, &h); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
 func (s *Store) get(ctx context.Context, id string, hash *[]byte) (Token, error) {
 	row := s.lookup.QueryRowContext(ctx, id)
 	t, h, err := scanToken(row.Scan)

@@ -13,7 +13,9 @@ import "crypto/sha256"
 //     authenticated under the old one no longer verifies.
 //   - purpose separates uses: two purposes never share a key. The Hall
 //     uses "hall compiled-form cache v1" for its compiled-form cache
-//     (internal/sandbox, Config.CacheKey).
+//     (internal/sandbox, Config.CacheKey) and "hall token binding v1"
+//     for the binding of a token's issuance to its stored hash
+//     (TokenBinding).
 func (s *SQLite) DerivedKey(purpose string) []byte {
 	k := s.key.Load()
 	if k == nil {

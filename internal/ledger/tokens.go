@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -40,6 +41,30 @@ type TokenEvent struct {
 	Label     string `json:"label,omitempty"`
 	CreatedAt string `json:"created_at,omitempty"`
 	RevokedAt string `json:"revoked_at,omitempty"`
+	// Binding, of an issuance, is TokenBinding of the token's id and the
+	// hash its token database stores: hex HMAC-SHA256 under a key derived
+	// from the signing key. It lets the Hall see that the hash was not
+	// swapped since; it is not the hash and does not reveal it.
+	Binding string `json:"binding,omitempty"`
+}
+
+// tokenBindingPurpose is the DerivedKey purpose of token bindings.
+const tokenBindingPurpose = "hall token binding v1"
+
+// TokenBinding returns hex HMAC-SHA256(k, id || 0x00 || storedHash), k
+// the ledger's DerivedKey for token bindings, or "" when the ledger has
+// no signing key. It changes with the key (a rotation voids bindings:
+// re-issue the tokens that approve or administer).
+func (s *SQLite) TokenBinding(id string, storedHash []byte) string {
+	k := s.DerivedKey(tokenBindingPurpose)
+	if k == nil {
+		return ""
+	}
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte(id))
+	m.Write([]byte{0})
+	m.Write(storedHash)
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // TokenChange returns the change recording e, made by actor, for

@@ -490,7 +490,7 @@ func TestRedteamAdminTokenMintedInStateDir(t *testing.T) {
 		}
 		t.Fatalf("the Hall accepted PUT /admin/rules by an admin token no change records: %d %s", r.status, r.raw)
 	}
-	if r.status != 403 || !strings.Contains(string(r.raw), "ADMIN_TOKEN_UNRECORDED") {
+	if r.status != 403 || !strings.Contains(r.raw, "ADMIN_TOKEN_UNRECORDED") {
 		t.Errorf("PUT /admin/rules by a minted admin token: %d %s, want 403 ADMIN_TOKEN_UNRECORDED", r.status, r.raw)
 	}
 	legit := strings.TrimSpace(hallIn(t, dir, "", nil, "tokens", "create", "--admin").stdout)
@@ -498,6 +498,21 @@ func TestRedteamAdminTokenMintedInStateDir(t *testing.T) {
 		t.Fatalf("PUT /admin/rules by a recorded admin token: %d %s", r.status, r.raw)
 	}
 	mustOK(t, hallIn(t, dir, "", nil, "audit", "verify"), "audit verify")
+	// The recorded admin token's hash swapped for the attacker's secret's.
+	forged := legit[:len(legit)-43] + strings.Repeat("B", 43)
+	db, err := sql.Open("sqlite", filepath.Join(dir, ".hall", auth.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte(forged))
+	_, err = db.Exec(`UPDATE tokens SET hash = ? WHERE id = ?`, h[:], "tok_"+legit[len(legit)-43-1-12:len(legit)-43-1])
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := curl(t, "PUT", base+"/admin/rules", forged, "application/json", rules); r.status != 403 || !strings.Contains(r.raw, "ADMIN_TOKEN_UNRECORDED") || !strings.Contains(r.raw, "binds") {
+		t.Errorf("PUT /admin/rules by a forged secret under a recorded admin token: %d %s, want 403 ADMIN_TOKEN_UNRECORDED naming the binding", r.status, r.raw)
+	}
 }
 
 // TestRedteamRecordedTokenHashSwapped: keeping a recorded approver token's

@@ -11,6 +11,7 @@ import (
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/auth"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // TestDecideApprovalActsOnTokenEvidence: DecideApproval lets a token
@@ -57,10 +58,23 @@ func TestDecideApprovalActsOnTokenEvidence(t *testing.T) {
 	if _, err := host.RevokeToken(ctx, stores.Tokens, stores.Evidence, revoked.ID, "local:test"); err != nil {
 		t.Fatal(err)
 	}
+	// Recorded before issuances carried a binding: refused until re-issued.
+	_, unbound, err := stores.Tokens.Create(ctx, auth.ApproverScope(""), "unbound")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ledger.TokenChange(ledger.TokenEvent{TokenID: unbound.ID, Event: ledger.TokenIssued, Scope: "approver"}, "local:test")
+	if err == nil {
+		err = stores.Evidence.RecordChange(ctx, c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, id, want string
 	}{
 		{"minted in the token database", minted.ID, "no signed issuance"},
+		{"issued without a binding", unbound.ID, "binds no token database row"},
 		{"revoked", revoked.ID, "was revoked"},
 		{"a tenant token", issue(auth.TenantScope("org.other")).ID, "may not answer"},
 		{"an approver of the requesting tenant", issue(auth.ApproverScope("org.acme")).ID, "may not answer"},

@@ -216,6 +216,9 @@ func keysRotateCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "rotated %s -> %s (change %s)\nkey id: %s\n%s", old, s.KeyID(), ch.ChangeID, s.KeyID(), ledger.EncodePublicKey(s.PublicKey()))
 			fmt.Fprintln(c.App.ErrWriter, "publish the key set (hall keys show --all --json) where auditors fetch it; processes using another key file must be restarted with this one")
+			// Token issuances are bound under a key derived from the
+			// signing key (docs/EVIDENCE.md, "Tokens").
+			fmt.Fprintln(c.App.ErrWriter, "approver and admin tokens are bound to the old key: re-issue them (hall tokens create --approver / --admin) before they approve or administer again")
 			return nil
 		},
 	}

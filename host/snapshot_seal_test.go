@@ -376,6 +376,11 @@ func TestSnapshotNamesWhoChangedIt(t *testing.T) {
 	if first.Actor != "file" || !slices.Equal(changedParts(first), []string{"config", "policy", "records", "rules", "trust"}) {
 		t.Fatalf("first snapshot: actor %q, changed %v", first.Actor, changedParts(first))
 	}
+	// An admin token the ledger records (an unrecorded one is refused:
+	// ADMIN_TOKEN_UNRECORDED).
+	if err := host.RecordTokenIssued(h, "tok_0123456789ab", "admin"); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := h.ReplaceRules(ctx, []byte(rules), "", "token:tok_0123456789ab"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 # Hall — see README.md. Every target works on a fresh clone with Go 1.26.
 GO        ?= go
-STATICCHECK ?= staticcheck
+STATICCHECK ?= $(GO) tool staticcheck
 BIN       := bin
 HALL      := $(BIN)/hall
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 PLUGINS   := $(filter-out internal,$(notdir $(wildcard plugins/*)))
 
-.PHONY: all build test bench fuzz demo plugins lint crossbuild clean
+.PHONY: all build test bench fuzz demo plugins lint crossbuild clean preflight
 
 all: build
 
@@ -16,8 +16,10 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(HALL) ./cmd/hall
 
 # The whole test suite: vet, formatting, unit/integration tests (they build
-# the CLI binary and the .wasm fixtures they need themselves).
-test: lint crossbuild
+# the CLI binary and the .wasm fixtures they need themselves). preflight
+# first: what the suite needs from the system, in one message (installed
+# when run as root on Debian); staticcheck is pinned in go.mod (go tool).
+test: preflight lint crossbuild
 	@[ -d testdata/mcp-node/node_modules ] || npm ci --prefix testdata/mcp-node --no-audit --no-fund
 	@[ -d testdata/verifier-node/node_modules ] || npm ci --prefix testdata/verifier-node --no-audit --no-fund
 	$(GO) test -count=1 -timeout 30m ./...
@@ -36,6 +38,9 @@ crossbuild:
 		echo "crossbuild $$t"; \
 		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build ./... && GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./... || exit 1; \
 	done
+
+preflight:
+	@scripts/preflight
 
 lint:
 	$(GO) vet ./...

@@ -53,7 +53,7 @@ lint:
 # stamped at the start and at the end, and benchreport sets every figure
 # beside its anchor measured in the same run (internal/benchreport/areas.go)
 # in bin/bench/report.md. `make bench-readme` then copies the tables into
-# the generated blocks of README.md's "## Performance". The -benchtime
+# the generated blocks of docs/PERFORMANCE.md. The -benchtime
 # values keep the run short (17 minutes on the 2-core development machine
 # at load average ~15): fixed counts for the benchmarks whose one operation
 # is long (a process, a 100,000-receipt ledger, a load test of 10,000
@@ -92,7 +92,7 @@ bench:
 
 # The README's generated blocks, from the last `make bench` (bin/bench).
 bench-readme:
-	$(GO) run ./internal/benchreport readme -dir $(BENCH_DIR) -readme README.md
+	$(GO) run ./internal/benchreport readme -dir $(BENCH_DIR) -readme docs/PERFORMANCE.md
 
 # The soak test (issue 10), long: hostile workers dispatched from several
 # goroutines against the real `hall serve` while a benign tenant keeps

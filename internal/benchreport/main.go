@@ -1,6 +1,6 @@
 // Command benchreport turns the outputs of `make bench` into tables:
-// bin/bench/report.md, and the generated blocks of the README's
-// "## Performance" section. It reads standard `go test -bench` output
+// bin/bench/report.md, and the generated blocks of docs/PERFORMANCE.md's
+// "Performance" section. It reads standard `go test -bench` output
 // (one file per step of `make bench`, bin/bench/*.txt), sets every figure
 // beside its anchor measured in the same run (areas.go) and says where
 // and when the run was measured (the stamps `benchreport stamp` writes at
@@ -8,7 +8,7 @@
 //
 //	benchreport stamp bin/bench/start.env
 //	benchreport report [-dir bin/bench] [-o bin/bench/report.md]
-//	benchreport readme [-dir bin/bench] [-readme README.md]
+//	benchreport readme [-dir bin/bench] [-readme docs/PERFORMANCE.md]
 //
 // It is a command under internal/ because only the Makefile runs it:
 // nothing imports it, and it needs no dependency beyond the standard
@@ -69,7 +69,7 @@ func run(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "benchreport: %d results from %d files -> %s\n", len(r.Set.All()), len(r.Files), *out)
 		return nil
 	case "readme":
-		readme := fs.String("readme", "README.md", "the README whose generated blocks are replaced")
+		readme := fs.String("readme", "docs/PERFORMANCE.md", "the document whose generated blocks are replaced")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}

@@ -12,7 +12,7 @@ import (
 const (
 	beginMarker = "<!-- bench:begin "
 	endMarker   = "<!-- bench:end -->"
-	section     = "## Performance"
+	section     = "Performance" // the heading (any level) of the generated section
 )
 
 // A span is one generated block of a document: its id and the lines it
@@ -22,9 +22,20 @@ type span struct {
 	from, to int
 }
 
+// headingText returns the text of a Markdown ATX heading line ("# X",
+// "## X"), and whether line is one.
+func headingText(line string) (string, bool) {
+	t := strings.TrimLeft(line, "#")
+	if len(t) == len(line) || len(line)-len(t) > 6 || !strings.HasPrefix(t, " ") {
+		return "", false
+	}
+	return strings.TrimSpace(t), true
+}
+
 // blocks finds the generated blocks of doc. Every block must be closed,
 // not nested, carry an id, appear once, and lie inside the
-// "## Performance" section: the tables there are the only generated text.
+// "Performance" section (docs/PERFORMANCE.md is one): the tables there
+// are the only generated text.
 func blocks(doc string) ([]span, error) {
 	lines := strings.Split(doc, "\n")
 	var out []span
@@ -33,8 +44,9 @@ func blocks(doc string) ([]span, error) {
 	var id string
 	for i, line := range lines {
 		t := strings.TrimSpace(line)
-		if strings.HasPrefix(line, "## ") {
-			inPerf = strings.TrimSpace(line) == section
+		heading, isHeading := headingText(line)
+		if isHeading {
+			inPerf = heading == section
 		}
 		switch {
 		case strings.HasPrefix(t, beginMarker) && strings.HasSuffix(t, "-->"):
@@ -58,7 +70,7 @@ func blocks(doc string) ([]span, error) {
 			}
 			out = append(out, span{id, open + 1, i})
 			open = -1
-		case strings.HasPrefix(line, "## ") && open >= 0:
+		case isHeading && open >= 0:
 			return nil, fmt.Errorf("line %d: block %q is not closed before the next section", open+1, id)
 		}
 	}

@@ -3,8 +3,8 @@ package mcp_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"crypto/sha256"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"

@@ -9,7 +9,9 @@ import (
 // renaming are refused, every one of them, whatever the order of the ids;
 // nothing else changes.
 func TestAssignNamesRefusesWhatStillCollides(t *testing.T) {
-	base := func(c string) string { return map[string]string{"cap.a": "x", "cap.b": "x", "cap.c": "y", "cap.d": "z"}[c] }
+	base := func(c string) string {
+		return map[string]string{"cap.a": "x", "cap.b": "x", "cap.c": "y", "cap.d": "z"}[c]
+	}
 	long := func(c string) string { return map[string]string{"cap.a": "x_long", "cap.b": "y"}[c] }
 	for _, order := range [][]string{{"cap.a", "cap.b", "cap.c", "cap.d"}, {"cap.d", "cap.c", "cap.b", "cap.a"}} {
 		got := assignNames(order, base, long)

@@ -1,0 +1,126 @@
+package mcp_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/auth"
+)
+
+// holdPolicy holds every call of cap.test.approve for a human.
+const holdPolicy = `{"approvals": {"enabled": true, "expires_after": "1h"},
+ "policies": [{"id": "approve-needs-a-human", "when": "input.capability_id == 'cap.test.approve'",
+   "effect": "REQUIRE_HUMAN", "reason": "a human looks at every approve call"}]}`
+
+// approvalsHall is a Hall of its own with approvals on and the approve
+// worker, served over the shared token store; it returns the Hall and
+// its /mcp endpoint.
+func approvalsHall(t *testing.T) (*host.Hall, string) {
+	t.Helper()
+	dir := t.TempDir()
+	rules := `{"rules": [{"rule_id": "rr_approve", "match": {"capability_id": "cap.test.approve", "env": "dev"},
+	  "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.approve", "score_hint": 1.0}]}}]}`
+	for name, body := range map[string]string{"rules.json": rules, "policy.json": holdPolicy} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	h, err := host.Open(ctx, host.Options{Dir: dir, Home: filepath.Join(dir, "home"), Pool: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(ctx) })
+	rec, err := os.ReadFile("testdata/approve.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: fx.noop, Record: rec, RecordSource: "approve.json"}); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(server.New(h, server.Config{Tokens: fx.tokens}))
+	t.Cleanup(ts.Close)
+	return h, ts.URL + "/mcp"
+}
+
+// TestCallHeldThenResumed: issue 25 — over MCP a held call's retry made a
+// new pending approval: the agent was not told how to resume, and a retry
+// with _meta.approval_id but without the held call's correlation id (which
+// the agent never chose: the server drew it) was refused as another
+// request. The held call's result now carries, as structured content, the
+// approval id, its expiry and how to resume; once approved, the same call
+// with _meta.approval_id alone runs it, once, with a receipt.
+func TestCallHeldThenResumed(t *testing.T) {
+	h, endpoint := approvalsHall(t)
+	cs := connect(t, endpoint, fx.acme, nil)
+	args := map[string]any{"input": "please"}
+	held := call(t, cs, "test_approve", args, nil)
+	if !held.IsError || metaString(held, "status") != "pending_approval" {
+		t.Fatalf("held call: isError %v _meta %v text %q", held.IsError, held.Meta, text(held))
+	}
+	var sc struct {
+		Status     string `json:"status"`
+		ApprovalID string `json:"approval_id"`
+		ExpiresAt  string `json:"approval_expires_at"`
+		Resume     struct {
+			Tool      string         `json:"tool"`
+			Meta      map[string]any `json:"_meta"`
+			Arguments string         `json:"arguments"`
+		} `json:"resume"`
+	}
+	raw, _ := json.Marshal(held.StructuredContent)
+	if err := json.Unmarshal(raw, &sc); err != nil || held.StructuredContent == nil {
+		t.Fatalf("held call: structuredContent %s: %v", raw, err)
+	}
+	if !strings.HasPrefix(sc.ApprovalID, "apr_") || sc.ApprovalID != metaString(held, "approval_id") || sc.Status != "pending_approval" {
+		t.Fatalf("structuredContent %s does not name the approval of _meta %v", raw, held.Meta)
+	}
+	if exp, err := time.Parse(time.RFC3339, sc.ExpiresAt); err != nil || !exp.After(time.Now()) {
+		t.Errorf("approval_expires_at %q: want a future RFC 3339 time", sc.ExpiresAt)
+	}
+	if sc.Resume.Tool != "test_approve" || sc.Resume.Meta["approval_id"] != sc.ApprovalID || sc.Resume.Arguments == "" {
+		t.Errorf("resume %s: want the tool, _meta.approval_id and what to do with the arguments", raw)
+	}
+	if !strings.Contains(text(held), "_meta.approval_id") {
+		t.Errorf("text %q does not say how to resume", text(held))
+	}
+
+	// Before an approver answers, the retry is still held, and makes no
+	// second approval.
+	again := call(t, cs, "test_approve", args, map[string]any{"approval_id": sc.ApprovalID})
+	if !again.IsError || metaString(again, "receipt_id") != "" {
+		t.Fatalf("retry before approval ran: %v %q", again.Meta, text(again))
+	}
+	appr, _, err := h.IssueToken(context.Background(), fx.tokens, auth.ApproverScope(""), "approver", "local:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := fx.tokens.Authenticate(context.Background(), appr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.DecideApproval(context.Background(), sc.ApprovalID, true, server.Approver(&tok), "fine"); err != nil {
+		t.Fatal(err)
+	}
+	res := call(t, cs, "test_approve", args, map[string]any{"approval_id": sc.ApprovalID})
+	if res.IsError || metaString(res, "status") != "ok" || metaString(res, "receipt_id") == "" {
+		t.Fatalf("resumed call: isError %v _meta %v text %q", res.IsError, res.Meta, text(res))
+	}
+	// Used once: a second resume does not run.
+	if r := call(t, cs, "test_approve", args, map[string]any{"approval_id": sc.ApprovalID}); !r.IsError {
+		t.Fatalf("an approval ran twice: %v", r.Meta)
+	}
+	// Another tenant cannot resume it, nor learn its correlation id.
+	other := connect(t, endpoint, fx.other, nil)
+	if r := call(t, other, "test_approve", args, map[string]any{"approval_id": sc.ApprovalID}); !r.IsError || strings.Contains(text(r), metaString(held, "correlation_id")) {
+		t.Fatalf("another tenant's resume: %v %q", r.Meta, text(r))
+	}
+}

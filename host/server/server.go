@@ -50,6 +50,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported by GET /health.
 	Version string
+	// Quotas bound the sessions and sign-in attempts callers create
+	// (zero fields: the defaults of Quotas).
+	Quotas Quotas
 }
 
 // Server is the Hall API's http.Handler.

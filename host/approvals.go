@@ -181,8 +181,15 @@ func (h *Hall) holdForApproval(ctx context.Context, dec *wcp.RouteDecision) erro
 	st, err := h.approvals()
 	if err == nil {
 		ectx, cancel := evidenceContext(ctx)
-		err = st.CreateApproval(ectx, a, "tenant:"+a.TenantID)
+		if b, ok := st.(boundedApprovals); ok {
+			err = b.CreateApprovalBounded(ectx, a, "tenant:"+a.TenantID, hd.snap.cfg.Quotas.pendingBound())
+		} else {
+			err = st.CreateApproval(ectx, a, "tenant:"+a.TenantID)
+		}
 		cancel()
+	}
+	if qerr := approvalQuota(dec, err); qerr != nil {
+		return qerr
 	}
 	if err != nil {
 		return fmt.Errorf("holding the request for a human approval: %w", err)

@@ -91,7 +91,19 @@ const approvalsPolicy = `{"approvals": {"enabled": true, "expires_after": "1h"},
 // worker (cap.test.noop, dev), served over the shared token store.
 func approvalsHall(t *testing.T) (*host.Hall, string) {
 	t.Helper()
+	return approvalsHallConfig(t, "")
+}
+
+// approvalsHallConfig is approvalsHall with hallJSON as its hall.json
+// ("": none).
+func approvalsHallConfig(t *testing.T, hallJSON string) (*host.Hall, string) {
+	t.Helper()
 	dir := t.TempDir()
+	if hallJSON != "" {
+		if err := os.WriteFile(filepath.Join(dir, "hall.json"), []byte(hallJSON), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "rules.json"), []byte(`{"rules": []}`), 0o644); err != nil {
 		t.Fatal(err)
 	}

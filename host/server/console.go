@@ -336,28 +336,20 @@ func (c *console) approvalsPage(w http.ResponseWriter, r *http.Request) {
 		p.Notice = "Approval " + id + " " + st + "."
 	}
 	p.Error = consoleMessageFor(q)
-	ctx := r.Context()
-	pending, err := c.s.h.Approvals(ctx, host.ApprovalFilter{State: approval.Pending})
+	data, err := c.pending(r.Context(), q)
 	if err != nil {
 		c.s.log.Error("console: listing approvals", "error", err)
 		p.Error = "The approvals could not be read (see the server log)."
 	}
-	recent, _ := c.s.h.Approvals(ctx, host.ApprovalFilter{Limit: 20})
-	var views []approvalView
-	for _, a := range pending {
-		v := approvalView{Approval: a}
-		if rec, ok := c.s.h.Registry().Record(a.WorkerID); ok {
-			v.Record = rec
-		}
-		views = append(views, v)
-	}
+	recent, _ := c.s.h.Approvals(r.Context(), host.ApprovalFilter{Limit: 20})
 	var done []approval.Approval
 	for _, a := range recent {
 		if a.State != approval.Pending {
 			done = append(done, a)
 		}
 	}
-	p.Data = map[string]any{"Pending": views, "Recent": done}
+	data.Recent = done
+	p.Data = data
 	c.render(w, http.StatusOK, "approvals.html", p)
 }
 

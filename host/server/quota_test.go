@@ -1,9 +1,14 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -146,4 +151,124 @@ func startConsole(t *testing.T, h *host.Hall, cfg server.Config) string {
 	ts := httptest.NewServer(server.New(h, cfg))
 	t.Cleanup(ts.Close)
 	return ts.URL
+}
+
+// holdAs submits, as tenant token tok, a run the policy holds; it returns
+// the answer.
+func holdAs(t *testing.T, base, tok, correlation string) *response {
+	t.Helper()
+	return post(t, base, "/wcp/run", tok, runBody(input("cap.test.noop", correlation), "x"))
+}
+
+// TestConsolePendingFairAcrossTenants: issue 25 — 110 held requests of
+// one tenant pushed another tenant's pending approval out of the console's
+// list (the newest 100). Every tenant with pending approvals is listed
+// with its count; one tenant's pages through all of its own.
+func TestConsolePendingFairAcrossTenants(t *testing.T) {
+	h, base := approvalsHallConfig(t, `{"quotas": {"pending_approvals_per_tenant": -1}}`)
+	approver := approverToken(t, h, "")
+	otherID := ""
+	if r := holdAs(t, base, fx.other, "hold-fair-other"); r.status != 202 {
+		t.Fatal(r)
+	} else {
+		otherID = r.body["approval_id"].(string)
+	}
+	for i := range 110 {
+		if r := holdAs(t, base, fx.acme, fmt.Sprintf("hold-fair-%d", i)); r.status != 202 {
+			t.Fatalf("hold %d: %v", i, r)
+		}
+	}
+	c := consoleClient(t, base, nil)
+	signIn(t, c, base, approver)
+	_, page := fetch(t, c, "GET", base+"/console/approvals", nil)
+	if !strings.Contains(page, `id="approval-`+otherID+`"`) {
+		t.Fatalf("org.other's pending approval is not on the console's page")
+	}
+	if !strings.Contains(page, "111 pending, from 2 tenant(s)") {
+		t.Errorf("no count of all pending approvals on the page")
+	}
+	for _, want := range []string{`<td class="pending-n">110</td>`, `<td class="pending-n">1</td>`, "105 more pending of org.acme"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	// Paging through org.acme's: 20, 20, ..., 10; every id once.
+	seen := map[string]bool{}
+	next := "/console/approvals?tenant=org.acme&page=1"
+	cards := regexp.MustCompile(`id="approval-(apr_[0-9a-f]{32})"`)
+	for pages := 0; next != ""; pages++ {
+		if pages > 6 {
+			t.Fatal("more than 6 pages of 20 for 110 approvals")
+		}
+		_, page := fetch(t, c, "GET", base+strings.ReplaceAll(next, "&amp;", "&"), nil)
+		for _, m := range cards.FindAllStringSubmatch(page, -1) {
+			if seen[m[1]] {
+				t.Fatalf("approval %s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		next = ""
+		if m := regexp.MustCompile(`href="([^"]+)" id="next-page"`).FindStringSubmatch(page); m != nil {
+			next = m[1]
+		}
+	}
+	if len(seen) != 110 || seen[otherID] {
+		t.Fatalf("paging org.acme's showed %d approvals (other tenant's among them: %v), want its 110", len(seen), seen[otherID])
+	}
+}
+
+// TestApprovalQuotaPerTenant: issue 25 — one tenant made 200 pending
+// approvals in 3 s, each a signed change. At the default bound (50) the
+// next held request is refused 429 APPROVAL_QUOTA, recorded as a denial,
+// and creates no approval; another tenant still gets its own.
+func TestApprovalQuotaPerTenant(t *testing.T) {
+	h, base := approvalsHall(t)
+	for i := range host.DefaultPendingApprovalsPerTenant {
+		if r := holdAs(t, base, fx.acme, fmt.Sprintf("hold-quota-%d", i)); r.status != 202 {
+			t.Fatalf("hold %d: %v", i, r)
+		}
+	}
+	r := holdAs(t, base, fx.acme, "hold-quota-over")
+	if r.status != http.StatusTooManyRequests || r.errCode() != "APPROVAL_QUOTA" || !strings.Contains(r.errMessage(), "quotas.pending_approvals_per_tenant") {
+		t.Fatalf("held request over the quota: %v", r)
+	}
+	list, err := h.Approvals(context.Background(), host.ApprovalFilter{State: "pending", TenantID: "org.acme", Limit: 1000})
+	if err != nil || len(list) != host.DefaultPendingApprovalsPerTenant {
+		t.Fatalf("org.acme has %d pending approvals (%v), want %d", len(list), err, host.DefaultPendingApprovalsPerTenant)
+	}
+	if r := holdAs(t, base, fx.other, "hold-quota-other"); r.status != 202 {
+		t.Fatalf("another tenant's held request: %v", r)
+	}
+}
+
+// TestApprovalQuotaIsEvidence: the quota bears on decisions, so it is part
+// of the sealed snapshot: changing it in hall.json changes the digest the
+// approvals are requested under, and the configured bound holds.
+func TestApprovalQuotaIsEvidence(t *testing.T) {
+	h, base := approvalsHallConfig(t, `{"quotas": {"pending_approvals_per_tenant": 1}}`)
+	first := holdAs(t, base, fx.acme, "hold-ev-1")
+	if first.status != 202 {
+		t.Fatal(first)
+	}
+	if r := holdAs(t, base, fx.acme, "hold-ev-2"); r.errCode() != "APPROVAL_QUOTA" {
+		t.Fatalf("second held request under a bound of 1: %v", r)
+	}
+	if err := os.WriteFile(filepath.Join(h.Options().Dir, "hall.json"), []byte(`{"quotas": {"pending_approvals_per_tenant": 2}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second := holdAs(t, base, fx.acme, "hold-ev-3")
+	if second.status != 202 {
+		t.Fatalf("under a bound of 2: %v", second)
+	}
+	a1, err1 := h.Approval(context.Background(), first.body["approval_id"].(string))
+	a2, err2 := h.Approval(context.Background(), second.body["approval_id"].(string))
+	if err1 != nil || err2 != nil || a1.SnapshotDigest == "" || a1.SnapshotDigest == a2.SnapshotDigest {
+		t.Fatalf("snapshot digests %q and %q (%v %v): the quota is not part of the snapshot", a1.SnapshotDigest, a2.SnapshotDigest, err1, err2)
+	}
+	if _, err := host.ParseConfig([]byte(`{"quotas": {"pending_approvals_per_tenant": -2}}`)); err == nil || !strings.Contains(err.Error(), "quotas.pending_approvals_per_tenant") {
+		t.Fatalf("a bound of -2: %v", err)
+	}
 }

@@ -152,4 +152,7 @@ type Filter struct {
 	State    State
 	TenantID string
 	Limit    int // default 100
+	// Offset skips that many of the selected approvals, newest first
+	// (paging).
+	Offset int
 }

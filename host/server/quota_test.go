@@ -272,3 +272,36 @@ func TestApprovalQuotaIsEvidence(t *testing.T) {
 		t.Fatalf("a bound of -2: %v", err)
 	}
 }
+
+// TestApprovalsListPaging: GET /wcp/approvals pages with offset, and a
+// pending listing read by an approver counts every tenant's.
+func TestApprovalsListPaging(t *testing.T) {
+	h, base := approvalsHall(t)
+	approver := approverToken(t, h, "")
+	for i := range 3 {
+		holdAs(t, base, fx.acme, fmt.Sprintf("hold-page-%d", i))
+	}
+	holdAs(t, base, fx.other, "hold-page-other")
+	seen := map[string]bool{}
+	for off := range 4 {
+		r := get(t, base, fmt.Sprintf("/wcp/approvals?state=pending&limit=1&offset=%d", off), approver)
+		list, _ := r.body["approvals"].([]any)
+		if r.status != 200 || len(list) != 1 {
+			t.Fatalf("offset %d: %v", off, r)
+		}
+		seen[list[0].(map[string]any)["approval_id"].(string)] = true
+		counts, _ := r.body["pending_by_tenant"].([]any)
+		if len(counts) != 2 || counts[0].(map[string]any)["tenant_id"] != "org.acme" || counts[0].(map[string]any)["pending"] != 3.0 {
+			t.Fatalf("pending_by_tenant %v", r.body["pending_by_tenant"])
+		}
+	}
+	if len(seen) != 4 {
+		t.Fatalf("4 pages of 1 showed %d distinct approvals", len(seen))
+	}
+	if r := get(t, base, "/wcp/approvals?state=pending", fx.acme); r.body["pending_by_tenant"] != nil {
+		t.Fatalf("a tenant token read every tenant's counts: %v", r.body)
+	}
+	if r := get(t, base, "/wcp/approvals?offset=-1", approver); r.status != 400 {
+		t.Fatalf("offset -1: %v", r)
+	}
+}

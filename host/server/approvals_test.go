@@ -247,8 +247,10 @@ func TestApprovalsConcurrentAnswers(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				hr, _ := http.NewRequest("POST", base+"/wcp/approvals/"+id+"/"+p.answer, nil)
+				// A denial needs a comment (issue 25).
+				hr, _ := http.NewRequest("POST", base+"/wcp/approvals/"+id+"/"+p.answer, strings.NewReader(`{"comment": "race"}`))
 				hr.Header.Set("Authorization", "Bearer "+p.tok)
+				hr.Header.Set("Content-Type", "application/json")
 				res, err := http.DefaultClient.Do(hr)
 				if err != nil {
 					t.Error(err)

@@ -362,6 +362,10 @@ func (c *console) answer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	si := signedInOf(r.Context())
+	if ans == "deny" && strings.TrimSpace(r.PostForm.Get("comment")) == "" {
+		http.Redirect(w, r, consolePath+"/approvals?"+url.Values{"error": {msgCommentRequired}, "id": {id}}.Encode(), http.StatusSeeOther)
+		return
+	}
 	a, err := c.s.h.DecideApproval(r.Context(), id, ans == "approve", Approver(&si.tok), r.PostForm.Get("comment"))
 	if err != nil {
 		code := msgAnswerFailed

@@ -23,9 +23,14 @@ const holdPolicy = `{"approvals": {"enabled": true, "expires_after": "1h"},
 // approvalsHall is a Hall of its own with approvals on and the approve
 // worker, served over the shared token store; it returns the Hall and
 // its /mcp endpoint.
-func approvalsHall(t *testing.T) (*host.Hall, string) {
+func approvalsHall(t *testing.T, hallJSON string) (*host.Hall, string) {
 	t.Helper()
 	dir := t.TempDir()
+	if hallJSON != "" {
+		if err := os.WriteFile(filepath.Join(dir, "hall.json"), []byte(hallJSON), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rules := `{"rules": [{"rule_id": "rr_approve", "match": {"capability_id": "cap.test.approve", "env": "dev"},
 	  "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.approve", "score_hint": 1.0}]}}]}`
 	for name, body := range map[string]string{"rules.json": rules, "policy.json": holdPolicy} {
@@ -59,7 +64,7 @@ func approvalsHall(t *testing.T) (*host.Hall, string) {
 // approval id, its expiry and how to resume; once approved, the same call
 // with _meta.approval_id alone runs it, once, with a receipt.
 func TestCallHeldThenResumed(t *testing.T) {
-	h, endpoint := approvalsHall(t)
+	h, endpoint := approvalsHall(t, "")
 	cs := connect(t, endpoint, fx.acme, nil)
 	args := map[string]any{"input": "please"}
 	held := call(t, cs, "test_approve", args, nil)
@@ -122,5 +127,23 @@ func TestCallHeldThenResumed(t *testing.T) {
 	other := connect(t, endpoint, fx.other, nil)
 	if r := call(t, other, "test_approve", args, map[string]any{"approval_id": sc.ApprovalID}); !r.IsError || strings.Contains(text(r), metaString(held, "correlation_id")) {
 		t.Fatalf("another tenant's resume: %v %q", r.Meta, text(r))
+	}
+}
+
+// TestCallHeldOverQuota: a tenant at its bound of pending approvals gets a
+// refusal with code APPROVAL_QUOTA, the decision recorded, no approval.
+func TestCallHeldOverQuota(t *testing.T) {
+	h, endpoint := approvalsHall(t, `{"quotas": {"pending_approvals_per_tenant": 1}}`)
+	cs := connect(t, endpoint, fx.acme, nil)
+	if r := call(t, cs, "test_approve", map[string]any{"input": "one"}, nil); metaString(r, "status") != "pending_approval" {
+		t.Fatalf("first held call: %v %q", r.Meta, text(r))
+	}
+	r := call(t, cs, "test_approve", map[string]any{"input": "two"}, nil)
+	if !r.IsError || metaString(r, "code") != "APPROVAL_QUOTA" || metaString(r, "decision_id") == "" || !strings.Contains(text(r), "pending_approvals_per_tenant") {
+		t.Fatalf("held call over the quota: %v %q", r.Meta, text(r))
+	}
+	list, err := h.Approvals(context.Background(), host.ApprovalFilter{State: "pending"})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("pending approvals: %d %v, want 1", len(list), err)
 	}
 }

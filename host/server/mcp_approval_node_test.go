@@ -112,7 +112,14 @@ func TestMCPApprovalInConsoleNode(t *testing.T) {
 		t.Fatalf("the payload was rendered as HTML (%d <b> elements)", n)
 	}
 	screenshot(t, ctx, dir, "1-held-mcp-call")
+	do("deny without a comment",
+		chromedp.Click(chromedp.ID("deny-"+id)),
+		chromedp.WaitVisible(chromedp.ID("error")))
+	if e := textOf(t, ctx, chromedp.ID("error"), "the banner"); !strings.Contains(e, "a denial needs a comment") || !strings.Contains(e, id) {
+		t.Fatalf("banner after a denial without a comment: %q", e)
+	}
 	do("approve",
+		chromedp.WaitVisible(chromedp.ID("approval-"+id)),
 		chromedp.SendKeys(chromedp.ID("comment-"+id), "an agent's payment, checked"),
 		chromedp.Click(chromedp.ID("approve-"+id)),
 		chromedp.WaitVisible(chromedp.ID("notice")))

@@ -227,7 +227,7 @@ func (s *Server) Handler(o HTTPOptions) http.Handler {
 		if p == nil {
 			p = func(*http.Request) string { return "" }
 		}
-		q := &sessionQuota{max: o.MaxSessionsPerPrincipal, principal: p, live: s.liveSessions, open: map[string]map[string]bool{}, opening: map[string]int{}}
+		q := &sessionQuota{max: o.MaxSessionsPerPrincipal, principal: p, live: s.liveSessions, log: s.log, open: map[string]map[string]bool{}, opening: map[string]int{}}
 		h = q.limit(h)
 	}
 	return http.NewCrossOriginProtection().Handler(h)

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -18,6 +19,7 @@ type sessionQuota struct {
 	max       int
 	principal func(*http.Request) string
 	live      func() map[string]bool
+	log       *slog.Logger
 
 	mu sync.Mutex
 	// open holds each principal's session ids; opening counts the
@@ -48,6 +50,7 @@ func (q *sessionQuota) limit(next http.Handler) http.Handler {
 		}
 		if n := len(ids) + q.opening[p]; n >= q.max {
 			q.mu.Unlock()
+			q.log.Warn("mcp: session refused: the token has its maximum of sessions open", "code", string(wcp.CodeSessionQuota), "open", n, "bound", q.max)
 			refuseSession(w, n, q.max)
 			return
 		}

@@ -50,7 +50,7 @@ func (q *sessionQuota) limit(next http.Handler) http.Handler {
 		}
 		if n := len(ids) + q.opening[p]; n >= q.max {
 			q.mu.Unlock()
-			q.log.Warn("mcp: session refused: the token has its maximum of sessions open", "code", string(wcp.CodeSessionQuota), "open", n, "bound", q.max)
+			q.log.Warn("mcp: session refused: the token has its maximum of sessions open", "principal", p, "code", string(wcp.CodeSessionQuota), "open", n, "bound", q.max)
 			refuseSession(w, n, q.max)
 			return
 		}

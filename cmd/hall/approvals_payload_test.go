@@ -80,4 +80,8 @@ func TestApprovalsShowPayloadCLI(t *testing.T) {
 	if r := run("", "approvals", "deny", esc, "--token", approver, "--comment", "escape sequences"); r.code != 0 {
 		t.Fatalf("a denial with a comment: %d %s", r.code, r.stderr)
 	}
+	// The approvals with their payloads verify as signed changes.
+	if r := run("", "audit", "verify"); r.code != 0 {
+		t.Fatalf("audit verify: %d %s %s", r.code, r.stdout, r.stderr)
+	}
 }

@@ -58,7 +58,14 @@ func (c *console) pending(ctx context.Context, q url.Values) (pendingData, error
 	for _, n := range counts {
 		d.Total += n.Pending
 	}
-	if t := q.Get("tenant"); t != "" {
+	// Only a tenant that has pending approvals is paged through: the
+	// page never echoes a tenant id the URL made up.
+	t := q.Get("tenant")
+	known := false
+	for _, n := range counts {
+		known = known || n.TenantID == t
+	}
+	if known {
 		d.Tenant = t
 		d.Page = 1
 		if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {

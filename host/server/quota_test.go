@@ -137,6 +137,12 @@ func TestConsoleBannerNeverFromURL(t *testing.T) {
 	if strings.Contains(page, "555-0100") || strings.Contains(page, `id="error"`) {
 		t.Fatalf("the URL's text reached the page:\n%s", page)
 	}
+	// Nor does a made-up tenant filter: only a tenant with pending
+	// approvals is paged through.
+	_, page = fetch(t, c, "GET", base+"/console/approvals?tenant="+url.QueryEscape(lure), nil)
+	if strings.Contains(page, "555-0100") {
+		t.Fatalf("the URL's tenant reached the page:\n%s", page)
+	}
 	_, page = fetch(t, c, "GET", base+"/console/approvals?error=APPROVAL_CONFLICT&id="+url.QueryEscape(lure), nil)
 	if !strings.Contains(page, "APPROVAL_CONFLICT: the approval is no longer pending") || strings.Contains(page, "555-0100") {
 		t.Fatalf("a known code's banner (the id not of an id's form dropped):\n%s", page)

@@ -17,7 +17,7 @@ import (
 
 // holdPolicy holds every call of cap.test.approve for a human.
 const holdPolicy = `{"approvals": {"enabled": true, "expires_after": "1h"},
- "policies": [{"id": "approve-needs-a-human", "when": "input.capability_id == 'cap.test.approve'",
+ "policies": [{"id": "approve-needs-a-human", "when": "input.capability_id.startsWith('cap.test.approve')",
    "effect": "REQUIRE_HUMAN", "reason": "a human looks at every approve call"}]}`
 
 // approvalsHall is a Hall of its own with approvals on and the approve
@@ -32,7 +32,9 @@ func approvalsHall(t *testing.T, hallJSON string) (*host.Hall, string) {
 		}
 	}
 	rules := `{"rules": [{"rule_id": "rr_approve", "match": {"capability_id": "cap.test.approve", "env": "dev"},
-	  "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.approve", "score_hint": 1.0}]}}]}`
+	  "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.approve", "score_hint": 1.0}]}},
+	  {"rule_id": "rr_approve_schema", "match": {"capability_id": "cap.test.approveschema", "env": "dev"},
+	  "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.approveschema", "score_hint": 1.0}]}}]}`
 	for name, body := range map[string]string{"rules.json": rules, "policy.json": holdPolicy} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -44,12 +46,14 @@ func approvalsHall(t *testing.T, hallJSON string) (*host.Hall, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close(ctx) })
-	rec, err := os.ReadFile("testdata/approve.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: fx.noop, Record: rec, RecordSource: "approve.json"}); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"approve.json", "approve_schema.json"} {
+		rec, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Enroll(ctx, host.EnrollRequest{Module: fx.noop, Record: rec, RecordSource: name}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ts := httptest.NewServer(server.New(h, server.Config{Tokens: fx.tokens}))
 	t.Cleanup(ts.Close)
@@ -145,5 +149,20 @@ func TestCallHeldOverQuota(t *testing.T) {
 	list, err := h.Approvals(context.Background(), host.ApprovalFilter{State: "pending"})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("pending approvals: %d %v, want 1", len(list), err)
+	}
+}
+
+// TestCallHeldWithOutputSchema: a held call of a tool with an output
+// schema carries the approval and how to resume in _meta, not as
+// structuredContent, which clients validate against the output schema
+// even in an error result (the TypeScript SDK then throws instead of
+// showing the tool error).
+func TestCallHeldWithOutputSchema(t *testing.T) {
+	_, endpoint := approvalsHall(t, "")
+	cs := connect(t, endpoint, fx.acme, nil)
+	r := call(t, cs, "test_approveschema", map[string]any{"input": "x"}, nil)
+	resume, _ := r.Meta["resume"].(map[string]any)
+	if !r.IsError || metaString(r, "status") != "pending_approval" || r.StructuredContent != nil || resume == nil || resume["tool"] != "test_approveschema" {
+		t.Fatalf("held call of a tool with an output schema: structuredContent %v _meta %v", r.StructuredContent, r.Meta)
 	}
 }

@@ -161,10 +161,16 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 			}
 			r := result(out, StatusPendingApproval, true, text+" Approval id: "+id+". To resume once an approver approves it (before "+exp+"), call "+t.def.Name+
 				" again with the same arguments and _meta.approval_id \""+id+"\"; no correlation id is needed.")
-			r.StructuredContent = pendingContent{
-				Status: StatusPendingApproval, ApprovalID: id, ExpiresAt: exp, DenyCode: code, Reason: d.DenyReason.Message,
-				Resume: resumeHint{Tool: t.def.Name, Meta: map[string]string{"approval_id": id},
-					Arguments: "the same arguments as the held call: the approval is bound to their hash"},
+			resume := resumeHint{Tool: t.def.Name, Meta: map[string]string{"approval_id": id},
+				Arguments: "the same arguments as the held call: the approval is bound to their hash"}
+			out["resume"] = resume
+			// A tool with an output schema gets it in _meta only: clients
+			// validate any structuredContent against the output schema,
+			// even of an error result (the TypeScript SDK does).
+			if t.output == nil {
+				r.StructuredContent = pendingContent{
+					Status: StatusPendingApproval, ApprovalID: id, ExpiresAt: exp, DenyCode: code, Reason: d.DenyReason.Message, Resume: resume,
+				}
 			}
 			return r
 		}

@@ -76,7 +76,10 @@ func (e *ApprovalError) Is(target error) bool {
 type runCall struct {
 	approvalID  string
 	payloadHash string
-	hold        *held
+	// payload is the dispatch payload, of which a held request's approval
+	// keeps what the approver is shown.
+	payload []byte
+	hold    *held
 	// use is the approval the decision was allowed by, checked but not
 	// yet used: Run uses it up in the transaction that records the
 	// decision, after admission (useApproval).
@@ -105,7 +108,7 @@ func runCallFrom(ctx context.Context) *runCall {
 // runContext marks ctx as a dispatch of req (see Run).
 func runContext(ctx context.Context, req *RunRequest) context.Context {
 	sum := sha256.Sum256(req.Payload)
-	return context.WithValue(ctx, runCallKey{}, &runCall{approvalID: req.ApprovalID, payloadHash: wcp.Digest(sum).String()})
+	return context.WithValue(ctx, runCallKey{}, &runCall{approvalID: req.ApprovalID, payloadHash: wcp.Digest(sum).String(), payload: req.Payload})
 }
 
 // checkRunRequest refuses the caller strings of a RunRequest that the
@@ -178,11 +181,23 @@ func (h *Hall) holdForApproval(ctx context.Context, dec *wcp.RouteDecision) erro
 	if w.rec.BlastRadius != nil {
 		a.BlastRadius, _ = json.Marshal(w.rec.BlastRadius)
 	}
+	var secrets []string
+	if env := w.rec.PrivilegeEnvelope; env != nil {
+		secrets = env.SecretsAccess
+	}
+	a.Payload = approvalPayload(hd.snap.cfg.ApprovalPayload, call.payload, hd.in.DataLabel, secrets)
 	st, err := h.approvals()
 	if err == nil {
 		ectx, cancel := evidenceContext(ctx)
-		err = st.CreateApproval(ectx, a, "tenant:"+a.TenantID)
+		if b, ok := st.(boundedApprovals); ok {
+			err = b.CreateApprovalBounded(ectx, a, "tenant:"+a.TenantID, hd.snap.cfg.Quotas.pendingBound())
+		} else {
+			err = st.CreateApproval(ectx, a, "tenant:"+a.TenantID)
+		}
 		cancel()
+	}
+	if qerr := approvalQuota(dec, err); qerr != nil {
+		return qerr
 	}
 	if err != nil {
 		return fmt.Errorf("holding the request for a human approval: %w", err)
@@ -430,6 +445,12 @@ func (h *Hall) DecideApproval(ctx context.Context, id string, approve bool, who 
 	out, err := st.UpdateApproval(ectx, ledger.ApprovalUpdate{
 		ID: id, From: approval.Pending, To: to, Kind: kind, Actor: who.Actor, Now: now,
 		Check: func(a *approval.Approval) error {
+			if !approve && strings.TrimSpace(comment) == "" {
+				// A denial tells the requester why (issue 25); checked
+				// after the state, so that a denial of an answered
+				// approval is still a conflict.
+				return &ApprovalError{Code: wcp.CodeInvalidRequest, Msg: "comment: a denial needs a comment saying why (the requester reads it)", Approval: a}
+			}
 			if approve && a.SnapshotDigest != cur {
 				return &ApprovalError{Code: wcp.CodeApprovalStale, Msg: staleApproval(a, cur), Approval: a}
 			}

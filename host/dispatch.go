@@ -560,6 +560,13 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	res := &RunResult{Decision: dec, Plan: plan}
 	if res.Decision.Denied || res.Decision.DryRun {
 		if err := h.holdForApproval(ctx, &res.Decision); err != nil {
+			var qe *QuotaError
+			if errors.As(err, &qe) {
+				// The refusal is a decision like any other: recorded.
+				if rerr := h.recordDecision(ctx, snap, &res.Decision); rerr != nil {
+					return res, rerr
+				}
+			}
 			return res, err
 		}
 		return res, h.recordDecision(ctx, snap, &res.Decision)

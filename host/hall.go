@@ -150,6 +150,12 @@ type Config struct {
 	// DefaultTenant is the tenant_id the hall CLI uses when neither
 	// --tenant nor HALL_TENANT names one (the CLI's own default: "local").
 	DefaultTenant string `json:"default_tenant,omitempty"`
+	// Quotas bound what callers create that bears on decisions
+	// (quotas.go).
+	Quotas QuotasConfig `json:"quotas,omitzero"`
+	// ApprovalPayload says what a pending approval keeps of the dispatch
+	// payload for its approver (approval_view.go).
+	ApprovalPayload ApprovalPayloadConfig `json:"approval_payload,omitzero"`
 }
 
 // WorkerSettings tune how one worker is dispatched.
@@ -218,12 +224,18 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant, quotas, approval_payload)", err)
 	}
 	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
 		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)
 	}
 	if err := CheckMemoryBudgetMB("limits.memory_budget_mb", c.Limits.MemoryBudgetMB); err != nil {
+		return Config{}, err
+	}
+	if err := c.Quotas.check(); err != nil {
+		return Config{}, err
+	}
+	if err := c.ApprovalPayload.check(); err != nil {
 		return Config{}, err
 	}
 	return c, nil

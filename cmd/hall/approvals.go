@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -116,6 +118,7 @@ func printApproval(c *cli.Context, a *approval.Approval) error {
 		fmt.Fprintf(w, "  blast:       %s\n", a.BlastRadius)
 	}
 	fmt.Fprintf(w, "  request:     %s\n  payload:     %s\n  input:       %s\n", a.RequestHash, a.PayloadHash, a.Input)
+	printPayload(w, a.Payload)
 	fmt.Fprintf(w, "  created:     %s\n  expires:     %s\n", a.CreatedAt.Format(time.RFC3339), a.ExpiresAt.Format(time.RFC3339))
 	if a.DecidedBy != "" {
 		fmt.Fprintf(w, "  decided:     %s by %s: %q\n", a.DecidedAt.Format(time.RFC3339), a.DecidedBy, a.Comment)
@@ -124,6 +127,38 @@ func printApproval(c *cli.Context, a *approval.Approval) error {
 		fmt.Fprintf(w, "  used:        %s by decision %s\n", a.UsedAt.Format(time.RFC3339), a.UsedBy)
 	}
 	return nil
+}
+
+// printPayload shows what the approval kept of the payload: text
+// (printable UTF-8 by construction: no escape sequence reaches the
+// terminal) indented under its header, or hex, or why it is withheld.
+func printPayload(w io.Writer, p *approval.Payload) {
+	switch {
+	case p == nil:
+		fmt.Fprintf(w, "  content:     not kept (recorded before payloads were kept); only its hash\n")
+	case p.Withheld != "":
+		fmt.Fprintf(w, "  content:     %d bytes, not shown: %s\n", p.Size, p.Withheld)
+	case p.Size == 0:
+		fmt.Fprintf(w, "  content:     empty\n")
+	default:
+		what := "text"
+		if p.Encoding == "hex" {
+			what = "hex (not printable text)"
+		}
+		if p.Truncated {
+			what += ", the first bytes"
+		}
+		fmt.Fprintf(w, "  content:     %d bytes, %s:\n", p.Size, what)
+		for line := range strings.Lines(p.Shown) {
+			if p.Encoding == "hex" {
+				for len(line) > 64 {
+					fmt.Fprintf(w, "    | %s\n", line[:64])
+					line = line[64:]
+				}
+			}
+			fmt.Fprintf(w, "    | %s\n", strings.TrimRight(line, "\r\n"))
+		}
+	}
 }
 
 // answerApproval approves or denies as the approver whose token is given:

@@ -44,6 +44,9 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-upload", Value: server.DefaultMaxUpload, Usage: "largest module upload in `BYTES`"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long shutdown waits for HTTP requests in flight to be answered"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: host.DefaultShutdownGrace, Usage: "how long shutdown lets dispatches in flight finish before cancelling them (each then recorded CANCELLED); 0: cancel at once"},
+			&cli.IntFlag{Name: "mcp-sessions-per-token", Value: server.DefaultMCPSessionsPerToken, Usage: "MCP sessions one token may hold open over /mcp; one more is refused 429 SESSION_QUOTA"},
+			&cli.IntFlag{Name: "console-sessions-per-token", Value: server.DefaultConsoleSessionsPerToken, Usage: "console sessions one token may hold; signing in once more ends its oldest"},
+			&cli.IntFlag{Name: "signin-per-minute", Value: server.DefaultSigninPerMinute, Usage: "console sign-in attempts per minute from one address, after a burst of as many (429 SIGNIN_THROTTLED beyond); -1: no throttle"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
 		}, hallFlags()...),
@@ -80,6 +83,11 @@ func serveCommand() *cli.Command {
 				MaxUpload: c.Int64("max-upload"),
 				Logger:    logger,
 				Version:   buildVersion(),
+				Quotas: server.Quotas{
+					MCPSessionsPerToken:     c.Int("mcp-sessions-per-token"),
+					ConsoleSessionsPerToken: c.Int("console-sessions-per-token"),
+					SigninPerMinute:         c.Int("signin-per-minute"),
+				},
 			})
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {

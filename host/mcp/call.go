@@ -52,18 +52,39 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 		meta = req.Params.Meta
 	}
 	corr, _ := meta["correlation_id"].(string)
-	if strings.TrimSpace(corr) == "" {
-		corr = uuid.NewString()
-	}
-	out := sdk.Meta{"correlation_id": corr, "capability_id": t.capability}
+	out := sdk.Meta{"capability_id": t.capability}
 
 	if s.cfgErr != nil {
-		return refused(out, wcp.CodeInternal, "the MCP configuration of this Hall does not load, so no call is dispatched: "+s.cfgErr.Error())
+		return refused(withCorrelation(out, corr), wcp.CodeInternal, "the MCP configuration of this Hall does not load, so no call is dispatched: "+s.cfgErr.Error())
 	}
 	tenant, err := s.tenant(req)
 	if err != nil {
-		return refused(out, wcp.CodeUnauthenticated, err.Error())
+		return refused(withCorrelation(out, corr), wcp.CodeUnauthenticated, err.Error())
 	}
+	// _meta.approval_id re-submits a call a human approved (with the same
+	// arguments); checked like every caller string. Without
+	// _meta.correlation_id, the call resumes under the held call's
+	// correlation id, which the server drew, not the agent (issue 25;
+	// issue 27 item 4) — when the approval is this tenant's and this
+	// tool's; otherwise the decision refuses the approval as it would any
+	// other, and nothing of another tenant's approval is told.
+	var presented string
+	if v, ok := meta["approval_id"]; ok {
+		str, _ := v.(string)
+		if err := approval.CheckID(str); err != nil {
+			return refused(withCorrelation(out, corr), wcp.CodeInvalidInput, "_meta.approval_id: "+err.Error())
+		}
+		presented = str
+		if strings.TrimSpace(corr) == "" {
+			if a, err := s.h.Approval(ctx, str); err == nil && a.TenantID == tenant && a.CapabilityID == t.capability {
+				corr = a.CorrelationID
+			}
+		}
+	}
+	if strings.TrimSpace(corr) == "" {
+		corr = uuid.NewString()
+	}
+	out["correlation_id"] = corr
 	if v, ok := meta["tenant_id"]; ok && v != tenant {
 		return refused(out, wcp.CodeTenantMismatch, fmt.Sprintf("_meta.tenant_id %v is not this session's tenant %q: the tenant comes from the token (HTTP) or the server's configuration (stdio); leave tenant_id out", v, tenant))
 	}
@@ -98,16 +119,6 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 	if msg != "" {
 		return refused(out, wcp.CodeInvalidInput, msg)
 	}
-	// _meta.approval_id re-submits a call a human approved (with the same
-	// correlation id and arguments); checked like every caller string.
-	var presented string
-	if v, ok := meta["approval_id"]; ok {
-		str, _ := v.(string)
-		if err := approval.CheckID(str); err != nil {
-			return refused(out, wcp.CodeInvalidInput, "_meta.approval_id: "+err.Error())
-		}
-		presented = str
-	}
 
 	release, ok := s.admit()
 	if !ok {
@@ -138,11 +149,30 @@ func (s *Server) call(ctx context.Context, t *tool, req *sdk.CallToolRequest) *s
 		out["deny_code"] = code
 		if d.Code() == wcp.DenyRequiresHumanApproval {
 			text := "PENDING human approval (" + code + "): " + d.DenyReason.Message
-			if id := approvalID(d); id != "" {
-				out["approval_id"] = id
-				text += " Approval id: " + id + "."
+			id := approvalID(d)
+			if id == "" {
+				return result(out, StatusPendingApproval, true, text)
 			}
-			return result(out, StatusPendingApproval, true, text)
+			out["approval_id"] = id
+			exp := ""
+			if d.DenyReason.ApprovalExpiresAt != nil {
+				exp = *d.DenyReason.ApprovalExpiresAt
+				out["approval_expires_at"] = exp
+			}
+			r := result(out, StatusPendingApproval, true, text+" Approval id: "+id+". To resume once an approver approves it (before "+exp+"), call "+t.def.Name+
+				" again with the same arguments and _meta.approval_id \""+id+"\"; no correlation id is needed.")
+			resume := resumeHint{Tool: t.def.Name, Meta: map[string]string{"approval_id": id},
+				Arguments: "the same arguments as the held call: the approval is bound to their hash"}
+			out["resume"] = resume
+			// A tool with an output schema gets it in _meta only: clients
+			// validate any structuredContent against the output schema,
+			// even of an error result (the TypeScript SDK does).
+			if t.output == nil {
+				r.StructuredContent = pendingContent{
+					Status: StatusPendingApproval, ApprovalID: id, ExpiresAt: exp, DenyCode: code, Reason: d.DenyReason.Message, Resume: resume,
+				}
+			}
+			return r
 		}
 		return result(out, StatusDenied, true, "DENIED "+code+": "+d.DenyReason.Message)
 	}
@@ -231,6 +261,34 @@ func (t *tool) payload(args json.RawMessage) ([]byte, string) {
 		return nil, `arguments.input: must be a string (the worker's input)`
 	}
 	return []byte(str), ""
+}
+
+// pendingContent is the structured content of a call held for a human
+// (docs/MCP.md, "Approvals").
+type pendingContent struct {
+	Status     string     `json:"status"`
+	ApprovalID string     `json:"approval_id"`
+	ExpiresAt  string     `json:"approval_expires_at"`
+	DenyCode   string     `json:"deny_code"`
+	Reason     string     `json:"reason"`
+	Resume     resumeHint `json:"resume"`
+}
+
+// resumeHint says how an agent resumes a held call.
+type resumeHint struct {
+	Tool      string            `json:"tool"`
+	Meta      map[string]string `json:"_meta"`
+	Arguments string            `json:"arguments"`
+}
+
+// withCorrelation sets the correlation id of a refusal before the call's
+// is settled: the caller's, else a fresh one.
+func withCorrelation(meta sdk.Meta, corr string) sdk.Meta {
+	if strings.TrimSpace(corr) == "" {
+		corr = uuid.NewString()
+	}
+	meta["correlation_id"] = corr
+	return meta
 }
 
 func refused(meta sdk.Meta, code wcp.Code, msg string) *sdk.CallToolResult {

@@ -17,7 +17,10 @@
 // # Notes
 //
 //   - Tool names are derived from capability ids by ToolName: stable,
-//     within the character set and length every agent accepts.
+//     within the character set and length every agent accepts. No two
+//     tools ever share a name: capabilities whose names collide are each
+//     renamed with a longer hash suffix (said in tools/list and the log),
+//     or refused when even that collides.
 //   - The tenant of a call is the bearer token's on HTTP (the client cannot
 //     name another) and the configured tenant on stdio.
 //   - A denial is a tool result with isError set and the deny code, never

@@ -21,12 +21,16 @@ const maxToolName = 64
 //     every process and after every change of the Hall.
 //   - Names use only [a-z0-9_-] and at most 64 characters, which every
 //     agent API accepts (MCP also allows dots; several model APIs do not).
-//   - Two capabilities never share a name: an id that contains "_" itself
-//     (so that the replacement could be ambiguous) or whose name would be
-//     longer than 64 characters is shortened to 55 characters and suffixed
-//     with "_" and the first 8 hex digits, upper-case, of the SHA-256 of the
-//     id. Capability ids are lower-case, so a suffixed name never equals
-//     an unsuffixed one.
+//   - An id that contains "_" itself (so that the replacement could be
+//     ambiguous) or whose name would be longer than 64 characters is
+//     shortened to 55 characters and suffixed with "_" and the first 8 hex
+//     digits, upper-case, of the SHA-256 of the id. Capability ids are
+//     lower-case, so a suffixed name never equals an unsuffixed one.
+//   - 32 bits can collide: two ids sharing their first 55 characters and
+//     that suffix get the same ToolName. The Server never serves two tools
+//     under one name: it renames each of them with a 64-bit suffix and says
+//     so in tools/list (_meta.renamed_from, name_collides_with, and the
+//     description) and in its log, and refuses any that still collide.
 func ToolName(capability string) string {
 	s := strings.ReplaceAll(strings.TrimPrefix(capability, "cap."), ".", "_")
 	if !strings.Contains(capability, "_") && len(s) <= maxToolName && s != "" {

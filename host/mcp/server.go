@@ -173,6 +173,12 @@ type HTTPOptions struct {
 	MaxBody int64
 	// SessionTimeout closes sessions idle this long (default 30 minutes).
 	SessionTimeout time.Duration
+	// MaxSessionsPerPrincipal bounds the sessions one principal holds
+	// open: one more is refused 429 with code SESSION_QUOTA (0: no bound).
+	MaxSessionsPerPrincipal int
+	// Principal names who a request's sessions count against (the
+	// bearer token's id); default: the tenant.
+	Principal func(*http.Request) string
 }
 
 // Handler returns the MCP Streamable HTTP endpoint. Mount it behind the
@@ -187,6 +193,8 @@ type HTTPOptions struct {
 //     is refused (403); a cross-origin browser request (Origin or
 //     Sec-Fetch-Site not matching) is refused (403).
 //   - Bodies above MaxBody are refused (413).
+//   - With MaxSessionsPerPrincipal, a principal's session beyond it is
+//     refused (429 SESSION_QUOTA) until one of its sessions ends.
 func (s *Server) Handler(o HTTPOptions) http.Handler {
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 30 * time.Minute
@@ -211,6 +219,17 @@ func (s *Server) Handler(o HTTPOptions) http.Handler {
 		limit = sdk.DefaultMaxRequestBodyBytes
 	}
 	h := mcpauth.RequireBearerToken(verify, &mcpauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(wholeAnswers(streamable, limit))
+	if o.MaxSessionsPerPrincipal > 0 {
+		p := o.Principal
+		if p == nil {
+			p = o.Tenant
+		}
+		if p == nil {
+			p = func(*http.Request) string { return "" }
+		}
+		q := &sessionQuota{max: o.MaxSessionsPerPrincipal, principal: p, live: s.liveSessions, log: s.log, open: map[string]map[string]bool{}, opening: map[string]int{}}
+		h = q.limit(h)
+	}
 	return http.NewCrossOriginProtection().Handler(h)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
@@ -44,7 +45,7 @@ func catalog(h *host.Hall, logf func(msg string, args ...any)) map[string]*tool 
 	rules := h.Rules()
 	recs := cat.Records() // sorted by worker id
 	caps := cat.Capabilities()
-	out := map[string]*tool{}
+	served := map[string]*wcp.Record{}
 	for _, c := range slices.Sorted(maps.Keys(caps)) {
 		routed := map[string]bool{}
 		for _, sp := range caps[c] {
@@ -58,16 +59,24 @@ func catalog(h *host.Hall, logf func(msg string, args ...any)) map[string]*tool 
 				rec = r
 			}
 		}
-		if rec == nil {
+		if rec != nil {
+			served[c] = rec
+		}
+	}
+	names := assignNames(slices.Collect(maps.Keys(served)), ToolName, longToolName)
+	out := map[string]*tool{}
+	for _, c := range slices.Sorted(maps.Keys(served)) {
+		rec, tn := served[c], names[c]
+		if tn.name == "" {
+			logf("mcp: capability not served as a tool: its name collides with another's even after renaming", "capability_id", c, "tool", tn.renamedFrom, "collides_with", strings.Join(tn.collidesWith, ","))
 			continue
 		}
-		t, err := newTool(c, rec)
+		if tn.renamedFrom != "" {
+			logf("mcp: tool renamed: another capability shares its name", "capability_id", c, "tool", tn.name, "renamed_from", tn.renamedFrom, "collides_with", strings.Join(tn.collidesWith, ","))
+		}
+		t, err := newTool(c, rec, tn)
 		if err != nil {
 			logf("mcp: capability not served as a tool", "capability_id", c, "worker_id", rec.WorkerID, "error", err.Error())
-			continue
-		}
-		if prev := out[t.def.Name]; prev != nil {
-			logf("mcp: two capabilities share a tool name; the first is served", "tool", t.def.Name, "served", prev.capability, "not_served", c)
 			continue
 		}
 		out[t.def.Name] = t
@@ -75,7 +84,7 @@ func catalog(h *host.Hall, logf func(msg string, args ...any)) map[string]*tool 
 	return out
 }
 
-func newTool(capability string, rec *wcp.Record) (*tool, error) {
+func newTool(capability string, rec *wcp.Record, tn toolNaming) (*tool, error) {
 	t := &tool{capability: capability, workerID: rec.WorkerID}
 	in := defaultInputSchema
 	if len(rec.InputSchema) > 0 {
@@ -101,8 +110,11 @@ func newTool(capability string, rec *wcp.Record) (*tool, error) {
 		}
 	}
 	desc += " Every call is decided by the Hall's rules and recorded in its evidence ledger."
+	if tn.renamedFrom != "" {
+		desc += " Named " + tn.name + " rather than " + tn.renamedFrom + " because capability " + strings.Join(tn.collidesWith, ", ") + " would share that name."
+	}
 	t.def = &sdk.Tool{
-		Name:        ToolName(capability),
+		Name:        tn.name,
 		Title:       capability,
 		Description: desc,
 		InputSchema: in,
@@ -112,6 +124,10 @@ func newTool(capability string, rec *wcp.Record) (*tool, error) {
 			"worker_id":     rec.WorkerID,
 			"risk_tier":     rec.RiskTier,
 		},
+	}
+	if tn.renamedFrom != "" {
+		t.def.Meta["renamed_from"] = tn.renamedFrom
+		t.def.Meta["name_collides_with"] = tn.collidesWith
 	}
 	if outSchema != nil {
 		t.def.OutputSchema = outSchema

@@ -40,6 +40,14 @@ func (s *Server) approvalsList(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1<<30 {
+			writeError(w, r, errf(http.StatusBadRequest, CodeInvalidRequest, "offset must be a non-negative integer (how many of the selected approvals, newest first, to skip)").field("offset"))
+			return
+		}
+		f.Offset = n
+	}
 	if tok := principal(r); tok.Scope.IsTenant() {
 		if f.TenantID != "" && f.TenantID != tok.Scope.Tenant {
 			writeError(w, r, errf(http.StatusForbidden, CodeTenantMismatch, "a tenant token reads its own tenant's approvals only ("+tok.Scope.Tenant+")").field("tenant"))
@@ -55,7 +63,21 @@ func (s *Server) approvalsList(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []approval.Approval{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"approvals": list, "count": len(list)})
+	body := map[string]any{"approvals": list, "count": len(list)}
+	// Pending approvals per tenant, so that a page of the newest cannot
+	// hide a tenant's (issue 25): for readers of every tenant's.
+	if f.State == approval.Pending && !principal(r).Scope.IsTenant() {
+		counts, err := s.h.PendingByTenant(r.Context())
+		if err != nil {
+			s.approvalError(w, r, err)
+			return
+		}
+		if counts == nil {
+			counts = []host.TenantPending{}
+		}
+		body["pending_by_tenant"] = counts
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // approvalGet answers GET /wcp/approvals/{approval_id}.

@@ -91,7 +91,19 @@ const approvalsPolicy = `{"approvals": {"enabled": true, "expires_after": "1h"},
 // worker (cap.test.noop, dev), served over the shared token store.
 func approvalsHall(t *testing.T) (*host.Hall, string) {
 	t.Helper()
+	return approvalsHallConfig(t, "")
+}
+
+// approvalsHallConfig is approvalsHall with hallJSON as its hall.json
+// ("": none).
+func approvalsHallConfig(t *testing.T, hallJSON string) (*host.Hall, string) {
+	t.Helper()
 	dir := t.TempDir()
+	if hallJSON != "" {
+		if err := os.WriteFile(filepath.Join(dir, "hall.json"), []byte(hallJSON), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "rules.json"), []byte(`{"rules": []}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -235,8 +247,10 @@ func TestApprovalsConcurrentAnswers(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				hr, _ := http.NewRequest("POST", base+"/wcp/approvals/"+id+"/"+p.answer, nil)
+				// A denial needs a comment (issue 25).
+				hr, _ := http.NewRequest("POST", base+"/wcp/approvals/"+id+"/"+p.answer, strings.NewReader(`{"comment": "race"}`))
 				hr.Header.Set("Authorization", "Bearer "+p.tok)
+				hr.Header.Set("Content-Type", "application/json")
 				res, err := http.DefaultClient.Do(hr)
 				if err != nil {
 					t.Error(err)

@@ -48,7 +48,6 @@ const (
 	sessionCookie  = "hall_console"
 	preCSRFCookie  = "hall_console_csrf"
 	sessionTTL     = 8 * time.Hour
-	maxSessions    = 1024
 	consolePath    = "/console"
 	consoleCSP     = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	consoleMaxBody = 64 << 10
@@ -86,7 +85,9 @@ var consoleTemplates = sync.OnceValue(func() *template.Template {
 // session is a signed-in browser.
 type session struct {
 	token   string // the bearer token, authenticated again per request
+	tokenID string // its id: the principal the session quotas count by
 	csrf    string
+	created time.Time
 	expires time.Time
 }
 
@@ -95,6 +96,8 @@ type console struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	static   http.Handler
+	quotas   Quotas
+	signins  *throttle
 }
 
 // mountConsole serves the console under /console.
@@ -103,7 +106,9 @@ func (s *Server) mountConsole(r chi.Router) {
 	if err != nil {
 		panic("server: console static files: " + err.Error())
 	}
-	c := &console{s: s, sessions: map[string]*session{}, static: http.StripPrefix(consolePath+"/static/", http.FileServerFS(sub))}
+	q := s.cfg.Quotas.withDefaults()
+	c := &console{s: s, sessions: map[string]*session{}, static: http.StripPrefix(consolePath+"/static/", http.FileServerFS(sub)),
+		quotas: q, signins: newThrottle(q.SigninPerMinute)}
 	r.Route(consolePath, func(r chi.Router) {
 		r.Use(consoleHeaders)
 		r.Get("/", func(w http.ResponseWriter, r *http.Request) {
@@ -205,6 +210,12 @@ func readForm(w http.ResponseWriter, r *http.Request) bool {
 
 // signin turns a token into a session: admin and approver tokens only.
 func (c *console) signin(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := c.signins.allow(sourceOf(r), time.Now()); !ok {
+		c.s.log.Warn("console: sign-in throttled", "request_id", requestID(r), "source", sourceOf(r))
+		w.Header().Set("Retry-After", retryAfter(wait))
+		c.renderSignin(w, r, http.StatusTooManyRequests, consoleMessage(msgSigninThrottled))
+		return
+	}
 	if !readForm(w, r) {
 		return
 	}
@@ -231,21 +242,11 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 	id := randomToken()
 	c.mu.Lock()
 	now := time.Now()
-	for k, s := range c.sessions {
-		if now.After(s.expires) {
-			delete(c.sessions, k)
-		}
-	}
-	if len(c.sessions) >= maxSessions {
-		c.mu.Unlock()
-		c.renderSignin(w, r, http.StatusServiceUnavailable, "Too many open console sessions; try again later.")
-		return
-	}
-	c.sessions[id] = &session{token: secret, csrf: randomToken(), expires: now.Add(sessionTTL)}
+	evicted := c.admitSession(id, &session{token: secret, tokenID: tok.ID, csrf: randomToken(), created: now, expires: now.Add(sessionTTL)}, now)
 	c.mu.Unlock()
 	setCookie(w, r, preCSRFCookie, "", -1)
 	setCookie(w, r, sessionCookie, id, int(sessionTTL/time.Second))
-	c.s.log.Info("console: signed in", "request_id", requestID(r), "token_id", tok.ID, "scope", tok.Scope.String())
+	c.s.log.Info("console: signed in", "request_id", requestID(r), "token_id", tok.ID, "scope", tok.Scope.String(), "sessions_evicted", evicted)
 	http.Redirect(w, r, consolePath+"/approvals", http.StatusSeeOther)
 }
 
@@ -334,29 +335,21 @@ func (c *console) approvalsPage(w http.ResponseWriter, r *http.Request) {
 	if id, st := q.Get("done"), q.Get("state"); approval.ValidID(id) && (st == "approved" || st == "denied") {
 		p.Notice = "Approval " + id + " " + st + "."
 	}
-	p.Error = q.Get("error")
-	ctx := r.Context()
-	pending, err := c.s.h.Approvals(ctx, host.ApprovalFilter{State: approval.Pending})
+	p.Error = consoleMessageFor(q)
+	data, err := c.pending(r.Context(), q)
 	if err != nil {
 		c.s.log.Error("console: listing approvals", "error", err)
 		p.Error = "The approvals could not be read (see the server log)."
 	}
-	recent, _ := c.s.h.Approvals(ctx, host.ApprovalFilter{Limit: 20})
-	var views []approvalView
-	for _, a := range pending {
-		v := approvalView{Approval: a}
-		if rec, ok := c.s.h.Registry().Record(a.WorkerID); ok {
-			v.Record = rec
-		}
-		views = append(views, v)
-	}
+	recent, _ := c.s.h.Approvals(r.Context(), host.ApprovalFilter{Limit: 20})
 	var done []approval.Approval
 	for _, a := range recent {
 		if a.State != approval.Pending {
 			done = append(done, a)
 		}
 	}
-	p.Data = map[string]any{"Pending": views, "Recent": done}
+	data.Recent = done
+	p.Data = data
 	c.render(w, http.StatusOK, "approvals.html", p)
 }
 
@@ -369,16 +362,21 @@ func (c *console) answer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	si := signedInOf(r.Context())
+	if ans == "deny" && strings.TrimSpace(r.PostForm.Get("comment")) == "" {
+		http.Redirect(w, r, consolePath+"/approvals?"+url.Values{"error": {msgCommentRequired}, "id": {id}}.Encode(), http.StatusSeeOther)
+		return
+	}
 	a, err := c.s.h.DecideApproval(r.Context(), id, ans == "approve", Approver(&si.tok), r.PostForm.Get("comment"))
 	if err != nil {
-		msg := "The approval could not be answered (see the server log)."
+		code := msgAnswerFailed
 		var ae *host.ApprovalError
-		if errors.As(err, &ae) {
-			msg = string(ae.Code) + ": " + ae.Msg
+		if errors.As(err, &ae) && consoleMessage(string(ae.Code)) != "" {
+			code = string(ae.Code)
+			c.s.log.Info("console: answer refused", "request_id", requestID(r), "approval_id", id, "code", ae.Code, "reason", ae.Msg)
 		} else {
 			c.s.log.Error("console: answering an approval", "approval_id", id, "error", err)
 		}
-		http.Redirect(w, r, consolePath+"/approvals?error="+url.QueryEscape(msg), http.StatusSeeOther)
+		http.Redirect(w, r, consolePath+"/approvals?"+url.Values{"error": {code}, "id": {id}}.Encode(), http.StatusSeeOther)
 		return
 	}
 	c.s.log.Info("hall: approval answered", "request_id", requestID(r), "approval_id", a.ID, "state", a.State, "token_id", si.tok.ID, "via", "console")

@@ -50,6 +50,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported by GET /health.
 	Version string
+	// Quotas bound the sessions and sign-in attempts callers create
+	// (zero fields: the defaults of Quotas).
+	Quotas Quotas
 }
 
 // Server is the Hall API's http.Handler.
@@ -133,7 +136,8 @@ func New(h *host.Hall, cfg Config) http.Handler {
 				s.metrics.rejected.WithLabelValues("saturated").Inc()
 			}
 			return release, ok
-		}}, hallmcp.HTTPOptions{MaxBody: cfg.MaxBody, Tenant: func(r *http.Request) string { return principal(r).Scope.Tenant }})
+		}}, hallmcp.HTTPOptions{MaxBody: cfg.MaxBody, Tenant: func(r *http.Request) string { return principal(r).Scope.Tenant },
+			MaxSessionsPerPrincipal: cfg.Quotas.withDefaults().MCPSessionsPerToken, Principal: func(r *http.Request) string { return principal(r).ID }})
 		r.Post("/mcp", mcpHandler.ServeHTTP)
 		r.Get("/mcp", mcpHandler.ServeHTTP)
 		r.Delete("/mcp", mcpHandler.ServeHTTP)

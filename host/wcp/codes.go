@@ -121,6 +121,19 @@ const (
 	CodeAdminTokenUnrecorded Code = "ADMIN_TOKEN_UNRECORDED"
 )
 
+// Quotas on what callers create (docs/HTTP.md, "Quotas").
+const (
+	// CodeApprovalQuota: the tenant has its maximum of pending approvals
+	// (hall.json quotas.pending_approvals_per_tenant); nothing ran and no
+	// approval was created.
+	CodeApprovalQuota Code = "APPROVAL_QUOTA"
+	// CodeSessionQuota: the token has its maximum of open MCP sessions.
+	CodeSessionQuota Code = "SESSION_QUOTA"
+	// CodeSigninThrottled: too many console sign-in attempts from one
+	// source address.
+	CodeSigninThrottled Code = "SIGNIN_THROTTLED"
+)
+
 // Errors host functions return to the guest (docs/ABI.md).
 const (
 	CodeSecretNotDeclared Code = "SECRET_NOT_DECLARED"
@@ -243,6 +256,9 @@ var codeTable = []CodeInfo{
 	{CodeApprovalForbidden, KindHTTP, http.StatusForbidden, "the approver may not answer this approval (it acts as the requesting tenant) or the token is not an approver"},
 	{CodeAdminTokenUnrecorded, KindHTTP, http.StatusForbidden, "an admin action by a token with no signed admin issuance in the evidence ledger, or a revoked one: issue one with hall tokens create --admin"},
 	{CodeApprovalStale, KindHTTP, http.StatusConflict, "the rules, policies, configuration or enrolled workers changed since the approval was requested: it is void, request a new one"},
+	{CodeApprovalQuota, KindHTTP, http.StatusTooManyRequests, "the tenant has its maximum of pending approvals (hall.json quotas.pending_approvals_per_tenant); nothing ran and no approval was created: wait for answers or expiry"},
+	{CodeSessionQuota, KindHTTP, http.StatusTooManyRequests, "the token has its maximum of open MCP sessions (hall serve --mcp-sessions-per-token); close one (DELETE /mcp) or wait for one to idle out"},
+	{CodeSigninThrottled, KindHTTP, http.StatusTooManyRequests, "too many console sign-in attempts from this address (hall serve --signin-per-minute); retry after Retry-After seconds"},
 
 	{CodeSecretNotDeclared, KindGuest, 0, "hall_secret: the secret is not declared by the worker's policy"},
 	{CodeSecretUnavailable, KindGuest, 0, "hall_secret: the secret is declared but has no value"},

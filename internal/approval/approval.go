@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // State is where an approval stands.
@@ -79,6 +81,9 @@ type Approval struct {
 	PayloadHash string          `json:"payload_hash"`
 	// DecisionID is the decision that asked for the approval.
 	DecisionID string `json:"decision_id"`
+	// Payload is what an approver is shown of the dispatch payload (nil
+	// in approvals recorded before it was kept).
+	Payload *Payload `json:"payload,omitempty"`
 
 	// The bound plan.
 	WorkerID     string          `json:"worker_id"`
@@ -109,6 +114,76 @@ type Approval struct {
 	// UsedBy is the decision id of the run that used the approval.
 	UsedBy string    `json:"used_by_decision_id,omitempty"`
 	UsedAt time.Time `json:"used_at,omitzero"`
+}
+
+// Payload is the part of a dispatch payload an approval keeps for the
+// approver to judge (docs/SECURITY.md, "What an approver sees"): its
+// first bytes, up to a cap, as text when they are printable UTF-8, else as
+// hex — data to display, never markup or code — or nothing, and why.
+type Payload struct {
+	// Size is the whole payload's length in bytes.
+	Size int `json:"size"`
+	// Encoding is "text" or "hex" ("" when withheld or empty).
+	Encoding string `json:"encoding,omitempty"`
+	// Shown is the first bytes of the payload: the text itself, or two
+	// lowercase hex digits per byte.
+	Shown string `json:"shown,omitempty"`
+	// Truncated: Shown is a prefix of the payload (Size says how long
+	// it is).
+	Truncated bool `json:"truncated,omitempty"`
+	// Withheld says why nothing is shown ("" when something is).
+	Withheld string `json:"withheld,omitempty"`
+}
+
+// NewPayload is what an approval keeps of payload: at most maxBytes of it
+// (no cut inside a UTF-8 sequence of text). Text is UTF-8 without control
+// characters other than tab, newline and carriage return and without
+// bidirectional controls (which could make a terminal or a page show
+// something else than the bytes); anything else is hex.
+func NewPayload(payload []byte, maxBytes int) *Payload {
+	p := &Payload{Size: len(payload)}
+	if len(payload) == 0 {
+		return p
+	}
+	if maxBytes <= 0 {
+		p.Withheld = "payload previews are turned off (hall.json approval_payload.max_bytes)"
+		return p
+	}
+	shown := payload
+	if len(shown) > maxBytes {
+		shown, p.Truncated = shown[:maxBytes], true
+	}
+	if text, ok := printable(shown, p.Truncated); ok {
+		p.Encoding, p.Shown = "text", text
+		return p
+	}
+	p.Encoding, p.Shown = "hex", hex.EncodeToString(shown)
+	return p
+}
+
+// printable returns b as text when it is printable UTF-8; cut says b is
+// a prefix, whose last rune may be incomplete (then dropped).
+func printable(b []byte, cut bool) (string, bool) {
+	if cut {
+		// Drop an incomplete last rune (the cap fell inside it), only that.
+		for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(b[i]) {
+				if !utf8.FullRune(b[i:]) {
+					b = b[:i]
+				}
+				break
+			}
+		}
+	}
+	if !utf8.Valid(b) {
+		return "", false
+	}
+	for _, r := range string(b) {
+		if (unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r') || unicode.Is(unicode.Bidi_Control, r) || r == '\uFEFF' {
+			return "", false
+		}
+	}
+	return string(b), true
 }
 
 // NewID returns a fresh approval id, "apr_" and 32 hex digits.
@@ -152,4 +227,7 @@ type Filter struct {
 	State    State
 	TenantID string
 	Limit    int // default 100
+	// Offset skips that many of the selected approvals, newest first
+	// (paging).
+	Offset int
 }

@@ -63,6 +63,10 @@ func approvalTime(t time.Time) int64 { return t.UTC().UnixMicro() }
 // CreateApproval stores a new pending approval with its signed
 // approval_requested change (by actor), in one transaction.
 func (s *SQLite) CreateApproval(ctx context.Context, a *approval.Approval, actor string) error {
+	return s.createApproval(ctx, a, actor, 0)
+}
+
+func (s *SQLite) createApproval(ctx context.Context, a *approval.Approval, actor string, maxPending int) error {
 	if err := approval.CheckID(a.ID); err != nil {
 		return fmt.Errorf("ledger: create approval: %w", invalid("approval_id", err.Error()))
 	}
@@ -78,7 +82,22 @@ func (s *SQLite) CreateApproval(ctx context.Context, a *approval.Approval, actor
 		return err
 	}
 	op := "create approval " + n.ID
-	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
+	var refused error
+	err = s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
+		refused = nil
+		if maxPending > 0 {
+			var pending int
+			if err := tx.QueryRowContext(context.Background(), `SELECT count(*) FROM approvals WHERE state = 'pending' AND tenant_id = ? AND expires_at > ?`,
+				n.TenantID, approvalTime(n.CreatedAt)).Scan(&pending); err != nil {
+				return s.wrap(op, err)
+			}
+			if pending >= maxPending {
+				// Nothing written: the refusal is the caller's answer, not
+				// a failed write of the batch.
+				refused = &ApprovalQuotaError{TenantID: n.TenantID, Pending: pending, Bound: maxPending}
+				return nil
+			}
+		}
 		cc := *c
 		if err := s.linkChange(tx, op, &cc); err != nil {
 			return err
@@ -86,7 +105,80 @@ func (s *SQLite) CreateApproval(ctx context.Context, a *approval.Approval, actor
 		_, err := tx.ExecContext(context.Background(), `INSERT INTO approvals (id, state, tenant_id, created_at, expires_at, change_id) VALUES (?, ?, ?, ?, ?, ?)`,
 			n.ID, string(n.State), n.TenantID, approvalTime(n.CreatedAt), approvalTime(n.ExpiresAt), cc.ChangeID)
 		return s.wrap(op, err)
-	}, func() { *a = n }))
+	}, func() {
+		if refused == nil {
+			*a = n
+		}
+	}))
+	if err != nil {
+		return err
+	}
+	return refused
+}
+
+// ErrApprovalQuota: the tenant has its maximum of pending approvals
+// (CreateApprovalBounded); nothing was written.
+var ErrApprovalQuota = errors.New("APPROVAL_QUOTA")
+
+// ApprovalQuotaError is CreateApprovalBounded's refusal: the tenant's
+// pending approvals (not yet expired) and the bound.
+type ApprovalQuotaError struct {
+	TenantID       string
+	Pending, Bound int
+}
+
+func (e *ApprovalQuotaError) Error() string {
+	return fmt.Sprintf("APPROVAL_QUOTA: tenant %s has %d pending approvals, its maximum is %d", e.TenantID, e.Pending, e.Bound)
+}
+
+// Is makes errors.Is(err, ErrApprovalQuota) hold.
+func (e *ApprovalQuotaError) Is(target error) bool { return target == ErrApprovalQuota }
+
+// CreateApprovalBounded is CreateApproval, refused with an
+// *ApprovalQuotaError when a's tenant already has maxPending pending
+// approvals that have not expired (maxPending <= 0: no bound). The count
+// and the insert are one transaction, so concurrent requests of a tenant
+// cannot overshoot the bound.
+func (s *SQLite) CreateApprovalBounded(ctx context.Context, a *approval.Approval, actor string, maxPending int) error {
+	if maxPending <= 0 {
+		return s.CreateApproval(ctx, a, actor)
+	}
+	return s.createApproval(ctx, a, actor, maxPending)
+}
+
+// PendingCount is how many approvals of one tenant wait for a human.
+type PendingCount struct {
+	TenantID string    `json:"tenant_id"`
+	Pending  int       `json:"pending"`
+	Oldest   time.Time `json:"oldest_created_at"`
+}
+
+// PendingApprovalsByTenant counts the pending approvals of each tenant
+// that has one (not yet expired at now), by tenant id: one read of the
+// approvals rows, whose states the signed changes back (a row altered to
+// hide an approval from this count is still refused when the approval is
+// read or used).
+func (s *SQLite) PendingApprovalsByTenant(ctx context.Context, now time.Time) ([]PendingCount, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, count(*), min(created_at) FROM approvals
+		WHERE state = 'pending' AND expires_at > ? GROUP BY tenant_id ORDER BY tenant_id`, approvalTime(now))
+	if err != nil {
+		return nil, s.wrap("approvals", err)
+	}
+	defer rows.Close()
+	var out []PendingCount
+	for rows.Next() {
+		var c PendingCount
+		var oldest int64
+		if err := rows.Scan(&c.TenantID, &c.Pending, &oldest); err != nil {
+			return nil, s.wrap("approvals", err)
+		}
+		c.Oldest = time.UnixMicro(oldest).UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("approvals", err)
+	}
+	return out, nil
 }
 
 // approvalChange is the unsigned change recording a as it stands.
@@ -350,8 +442,8 @@ func (s *SQLite) Approvals(ctx context.Context, f approval.Filter) ([]approval.A
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	q += ` ORDER BY created_at DESC, id LIMIT ?`
-	args = append(args, f.Limit)
+	q += ` ORDER BY created_at DESC, id LIMIT ? OFFSET ?`
+	args = append(args, f.Limit, max(f.Offset, 0))
 	ids, err := s.approvalIDs(ctx, q, args...)
 	if err != nil {
 		return nil, err

@@ -601,6 +601,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return res, err
 	}
 	defer releaseSlot()
+	defer h.active.add(&res.Decision, res.WorkerID)()
 	if h.life.closing() {
 		// Close began while this dispatch waited for its slot: it is not
 		// admitted (nothing ran, nothing is recorded).

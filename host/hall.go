@@ -271,6 +271,10 @@ type Hall struct {
 	// seals records each snapshot before its first decision
 	// (snapshot_digest.go).
 	seals sealState
+	// ingestMu serialises decision ingestion (ingest.go); active lists the
+	// dispatches running (active.go).
+	ingestMu sync.Mutex
+	active   activeSet
 
 	mu        sync.Mutex // guards the fields below
 	closed    bool

@@ -153,6 +153,16 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Get("/wcp/receipts", s.receipts)
 		r.Get("/wcp/receipts/{receipt_id}", s.receipt)
 	})
+	// PyHall's Hall API (pyhall.go, docs/PYHALL.md).
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate(auditToken))
+		r.Get("/status", s.pyStatus)
+		r.Get("/dispatches", s.pyDispatches)
+		r.Get("/dispatches/active", s.pyActive)
+		r.Get("/alerts", s.pyAlerts)
+		r.Post("/decisions/ingest", s.pyIngest)
+	})
+	r.With(s.authenticate(anyToken)).Get("/workers", s.pyWorkers)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(approverToken))
 		r.Post("/wcp/approvals/{approval_id}/approve", s.approvalApprove)

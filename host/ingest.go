@@ -339,6 +339,16 @@ type DecisionSummary struct {
 // tenant when all is set), newest first, at most limit, from their signed
 // entries.
 func (h *Hall) Decisions(ctx context.Context, tenant string, all bool, limit int) ([]DecisionSummary, error) {
+	return h.decisions(ctx, ledger.DecisionFilter{TenantID: tenant, AllTenants: all, Limit: limit})
+}
+
+// ExternalDecisions is Decisions restricted to ingested decisions (not
+// decided by this Hall).
+func (h *Hall) ExternalDecisions(ctx context.Context, tenant string, all bool, limit int) ([]DecisionSummary, error) {
+	return h.decisions(ctx, ledger.DecisionFilter{TenantID: tenant, AllTenants: all, Limit: limit, External: true})
+}
+
+func (h *Hall) decisions(ctx context.Context, f ledger.DecisionFilter) ([]DecisionSummary, error) {
 	store, err := h.evidenceStore()
 	if err != nil {
 		return nil, err
@@ -349,18 +359,20 @@ func (h *Hall) Decisions(ctx context.Context, tenant string, all bool, limit int
 	if !ok {
 		return nil, fmt.Errorf("the evidence store %T cannot list decisions", store)
 	}
-	ds, err := lister.Decisions(ctx, ledger.DecisionFilter{TenantID: tenant, AllTenants: all, Limit: limit})
+	ds, err := lister.Decisions(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]DecisionSummary, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, summarize(d))
+		out = append(out, SummarizeDecision(d))
 	}
 	return out, nil
 }
 
-func summarize(d ledger.DecisionRecord) DecisionSummary {
+// SummarizeDecision reads a recorded decision's summary from its signed
+// decision (an ingested decision's wrapper, or a RouteDecision).
+func SummarizeDecision(d ledger.DecisionRecord) DecisionSummary {
 	s := DecisionSummary{DecisionID: d.DecisionID, EntryID: d.DecisionID, TenantID: d.TenantID, CapabilityID: d.CapabilityID,
 		Denied: d.Denied, DenyReason: d.DenyCode, DecidedAt: d.Timestamp, RecordedAt: d.Timestamp, DryRun: d.DryRun, Snapshot: d.Snapshot}
 	var head struct {

@@ -271,3 +271,21 @@ func TestPyHallActiveAndAlerts(t *testing.T) {
 		t.Errorf("alerts offline: %v", a)
 	}
 }
+
+// TestPyHallIngestInConsole: the console's receipts page lists ingested
+// decisions apart from receipts, marked as not decided by this Hall.
+func TestPyHallIngestInConsole(t *testing.T) {
+	base := start(t, server.Config{})
+	id := "console-" + uuid.NewString()
+	if r := post(t, base, "/decisions/ingest", fx.acme, map[string]any{"decision_id": id, "capability_id": "cap.doc.summarize", "env": "dev"}); r.status != 201 {
+		t.Fatalf("ingest: %v", r)
+	}
+	c := consoleClient(t, base, nil)
+	if res, _ := signIn(t, c, base, fx.admin); res.StatusCode != 303 {
+		t.Fatalf("admin sign-in: %d", res.StatusCode)
+	}
+	res, page := fetch(t, c, "GET", base+"/console/receipts", nil)
+	if res.StatusCode != 200 || !strings.Contains(page, "not decided by this Hall") || !strings.Contains(page, id) {
+		t.Fatalf("console receipts: %d\n%s", res.StatusCode, page)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wcphall/hall/host/wcp"
@@ -20,7 +21,17 @@ type DecisionFilter struct {
 	Since time.Time
 	// Limit bounds Decisions' answer (0: 50).
 	Limit int
+	// External keeps only decisions ingested from elsewhere (host's
+	// IngestDecision): those whose decision is the wrapper
+	// {"decided_by_this_hall": false, …, "external": true, …}.
+	External bool
 }
+
+// externalMark is how an ingested decision's entry body begins its
+// decision member, canonical JSON sorting decided_by_this_hall first; no
+// decision of the Hall's own has that member. Decisions confirms the mark
+// on the decoded entry.
+const externalMark = `%"decision":{"decided_by_this_hall":false,%`
 
 // Decisions returns the newest decisions of f's chain (or of every
 // chain), newest first, read from their signed entries: every field of a
@@ -35,6 +46,10 @@ func (s *SQLite) Decisions(ctx context.Context, f DecisionFilter) ([]DecisionRec
 	q, args := `SELECT entry_id, hash, body FROM entries WHERE stream = ? AND kind = ? ORDER BY seq DESC LIMIT ?`, []any{f.TenantID, entryDecision, limit}
 	if f.AllTenants {
 		q, args = `SELECT entry_id, hash, body FROM entries WHERE kind = ? ORDER BY id DESC LIMIT ?`, []any{entryDecision, limit}
+	}
+	if f.External {
+		q = strings.Replace(q, "kind = ?", "kind = ? AND body LIKE ?", 1)
+		args = append(args[:len(args)-1:len(args)-1], externalMark, limit)
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -53,6 +68,15 @@ func (s *SQLite) Decisions(ctx context.Context, f DecisionFilter) ([]DecisionRec
 		var e entryJSON
 		if err := json.Unmarshal([]byte(body), &e); err != nil {
 			return nil, fmt.Errorf("ledger: decisions: entry %s does not decode: %w", id, err)
+		}
+		if f.External {
+			var w struct {
+				External          bool  `json:"external"`
+				DecidedByThisHall *bool `json:"decided_by_this_hall"`
+			}
+			if json.Unmarshal(e.Decision, &w) != nil || !w.External || w.DecidedByThisHall == nil || *w.DecidedByThisHall {
+				continue
+			}
 		}
 		at, _ := time.Parse(time.RFC3339Nano, e.RecordedAt)
 		d := DecisionRecord{DecisionID: e.DecisionID, CorrelationID: e.CorrelationID, TenantID: e.TenantID,

@@ -237,6 +237,14 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 	if len(res.Record.Config) > 0 {
 		body["config"] = res.Record.Config
 	}
+	if res.RoutingOnly {
+		// Enrolled PyHall's way (docs/PYHALL.md): artifact_hash was the
+		// record's own hash, verified; no module, so it decides and never
+		// dispatches.
+		body["artifact_hash"] = res.RecordHash
+		body["routing_only"] = true
+		body["record_hash_verified"] = true
+	}
 	status := http.StatusCreated
 	if existed {
 		status = http.StatusOK

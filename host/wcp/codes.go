@@ -100,6 +100,7 @@ const (
 	CodeReceiptNotFound     Code = "RECEIPT_NOT_FOUND"
 	CodeInvalidDigest       Code = "INVALID_DIGEST"
 	CodeArtifactUnknown     Code = "ARTIFACT_UNKNOWN"
+	CodeWorkerRoutingOnly   Code = "WORKER_ROUTING_ONLY"
 	CodeHallOffline         Code = "HALL_OFFLINE"
 	CodeHallSaturated       Code = "HALL_SATURATED"
 	CodeEvidenceUnavailable Code = "EVIDENCE_UNAVAILABLE"
@@ -231,6 +232,7 @@ var codeTable = []CodeInfo{
 	{CodeReceiptNotFound, KindHTTP, http.StatusNotFound, "no such receipt, or another tenant's"},
 	{CodeInvalidDigest, KindHTTP, http.StatusBadRequest, "the artifact path is not sha256: and 64 lowercase hex digits"},
 	{CodeArtifactUnknown, KindHTTP, http.StatusUnprocessableEntity, "artifact_hash names no uploaded module"},
+	{CodeWorkerRoutingOnly, KindHTTP, http.StatusConflict, "the selected worker is a routing-only record (no module): it takes part in decisions and is never dispatched; nothing ran"},
 	{CodeHallOffline, KindHTTP, http.StatusServiceUnavailable, "the Hall is offline and refuses dispatch"},
 	{CodeHallSaturated, KindHTTP, http.StatusServiceUnavailable, "every dispatch slot is taken; retry after a second"},
 	{CodeEvidenceUnavailable, KindHTTP, http.StatusInternalServerError, "the evidence ledger could not be read or written"},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/internal/ledger"
 )
 
@@ -26,7 +27,22 @@ func TestIngestedDecisionIsEvidence(t *testing.T) {
 	r := hallIn(t, dir, "", nil, "tokens", "create", "--tenant", "org.test")
 	mustOK(t, r, "tokens create")
 	tenant := strings.TrimSpace(r.stdout)
+	r = hallIn(t, dir, "", nil, "tokens", "create", "--admin")
+	mustOK(t, r, "tokens create --admin")
+	admin := strings.TrimSpace(r.stdout)
 	base, _, _ := startServe(t, dir)
+
+	// A routing-only record enrolled PyHall's way goes into the same
+	// bundle (its enroll_record change).
+	rec := `{"worker_id":"org.test.hello-worker","worker_species_id":"wrk.test.pyhall","capabilities":["cap.test.pyhall"],"risk_tier":"low","owner":"org.test"}`
+	hash, err := host.PyHallRecordHash([]byte(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := curl(t, "POST", base+"/enroll", admin, "application/json", []byte(strings.Replace(rec, "{", `{"artifact_hash":"`+hash+`",`, 1)))
+	if en.status != 201 || en.body["routing_only"] != true {
+		t.Fatalf("enroll: %d %s", en.status, en.raw)
+	}
 
 	body := []byte(`{"decision_id": "pyhall-dec-001", "capability_id": "cap.db.write", "tenant_id": "org.test", "env": "prod",
 		"denied": true, "deny_reason": "blast:78", "blast_score": 78, "decided_at": "2026-03-01T10:00:00+00:00"}`)
@@ -73,7 +89,7 @@ func TestIngestedDecisionIsEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"decided_by_this_hall":false`) || !strings.Contains(string(b), entry) {
+	if !strings.Contains(string(b), `"decided_by_this_hall":false`) || !strings.Contains(string(b), entry) || !strings.Contains(string(b), `"kind":"enroll_record"`) {
 		t.Errorf("the bundle does not hold the ingested decision's entry %s", entry)
 	}
 	if script := nodeVerifierScript(t); script != "" {

@@ -150,6 +150,20 @@ type Config struct {
 	// DefaultTenant is the tenant_id the hall CLI uses when neither
 	// --tenant nor HALL_TENANT names one (the CLI's own default: "local").
 	DefaultTenant string `json:"default_tenant,omitempty"`
+	// HTTP configures the HTTP API (host/server). It changes nothing that
+	// is decided or run; like every hall.json member it is part of the
+	// sealed snapshot, so that who may call the API from a browser is
+	// recorded evidence too (docs/PYHALL.md, "CORS").
+	HTTP HTTPConfig `json:"http,omitzero"`
+}
+
+// HTTPConfig configures the HTTP API.
+type HTTPConfig struct {
+	// CORSOrigins are the browser origins ("https://dash.example.com",
+	// scheme://host[:port]) whose pages may call the API across origins,
+	// or "*" for any origin (then never with credentials). None by
+	// default: no cross-origin call is allowed.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
 }
 
 // WorkerSettings tune how one worker is dispatched.
@@ -218,13 +232,18 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant, http)", err)
 	}
 	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
 		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)
 	}
 	if err := CheckMemoryBudgetMB("limits.memory_budget_mb", c.Limits.MemoryBudgetMB); err != nil {
 		return Config{}, err
+	}
+	for i, o := range c.HTTP.CORSOrigins {
+		if err := CheckCORSOrigin(o); err != nil {
+			return Config{}, fmt.Errorf("http.cors_origins[%d]: %w", i, err)
+		}
 	}
 	return c, nil
 }

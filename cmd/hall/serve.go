@@ -44,6 +44,7 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-upload", Value: server.DefaultMaxUpload, Usage: "largest module upload in `BYTES`"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long shutdown waits for HTTP requests in flight to be answered"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: host.DefaultShutdownGrace, Usage: "how long shutdown lets dispatches in flight finish before cancelling them (each then recorded CANCELLED); 0: cancel at once"},
+			&cli.StringSliceFlag{Name: "cors-origin", Usage: "allow the pages of browser `ORIGIN` (scheme://host[:port], or \"*\" for any, never with credentials) to call the API; repeat for several; added to hall.json's http.cors_origins (default: none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
 		}, hallFlags()...),
@@ -63,6 +64,11 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			for _, o := range c.StringSlice("cors-origin") {
+				if err := host.CheckCORSOrigin(o); err != nil {
+					return failf("--cors-origin: %v", err)
+				}
+			}
 			opts.Logger, opts.Compiler = logger, selfCompiler()
 			h, err := openHallWith(c, opts)
 			if err != nil {
@@ -80,6 +86,8 @@ func serveCommand() *cli.Command {
 				MaxUpload: c.Int64("max-upload"),
 				Logger:    logger,
 				Version:   buildVersion(),
+				// Besides hall.json's http.cors_origins (docs/HTTP.md, "CORS").
+				CORSOrigins: c.StringSlice("cors-origin"),
 			})
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {

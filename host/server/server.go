@@ -50,6 +50,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported by GET /health.
 	Version string
+	// CORSOrigins are browser origins allowed to call the API across
+	// origins, besides hall.json's http.cors_origins (each checked by
+	// host.CheckCORSOrigin; "*" for any, never with credentials). None
+	// by default (cors.go).
+	CORSOrigins []string
 }
 
 // Server is the Hall API's http.Handler.
@@ -100,6 +105,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 
 	r := chi.NewRouter()
 	r.Use(s.observe)
+	r.Use(s.cors)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errf(http.StatusNotFound, CodeNotFound, "no endpoint "+r.Method+" "+r.URL.EscapedPath()+" (see docs/HTTP.md)"))
 	})

@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -27,4 +28,10 @@ func CheckCORSOrigin(o string) error {
 		return fmt.Errorf("%q is not an origin as browsers send it: write it in lower case (%s)", o, strings.ToLower(o))
 	}
 	return nil
+}
+
+// CORSOrigins returns a copy of hall.json's http.cors_origins in force
+// (without copying the rest of the configuration, as Config does).
+func (h *Hall) CORSOrigins() []string {
+	return slices.Clone(h.snap.Load().cfg.HTTP.CORSOrigins)
 }

@@ -52,8 +52,10 @@ type IngestResult struct {
 	// RecordedAt is when the Hall received and signed it.
 	RecordedAt time.Time
 	// Duplicate: the same decision was already recorded for this tenant;
-	// nothing new was written.
+	// nothing new was written (Check is then zero).
 	Duplicate bool
+	// Check is the Hall's own decision for the same routing input.
+	Check HallCheck
 }
 
 // IngestError is an ingested decision the Hall refuses: Field names the
@@ -156,8 +158,10 @@ func (h *Hall) IngestDecision(ctx context.Context, req IngestRequest) (*IngestRe
 	if err != nil {
 		return nil, err
 	}
+	check := h.hallCheck(ctx, s, req.TenantID, submitted, doc)
 	at := time.Now().UTC()
 	wrapper := map[string]any{
+		"hall_check":           check,
 		"external":             true,
 		"decided_by_this_hall": false,
 		"decision_id":          id,
@@ -186,7 +190,85 @@ func (h *Hall) IngestDecision(ctx context.Context, req IngestRequest) (*IngestRe
 	if err := store.RecordDecision(ectx, d); err != nil {
 		return nil, fmt.Errorf("recording ingested decision %s in the evidence ledger: %w", id, err)
 	}
-	return &IngestResult{DecisionID: id, EntryID: entryID, TenantID: req.TenantID, RecordedAt: at}, nil
+	return &IngestResult{DecisionID: id, EntryID: entryID, TenantID: req.TenantID, RecordedAt: at, Check: check}, nil
+}
+
+// HallCheck is the Hall's own decision for the routing input an ingested
+// decision carries, made under the snapshot in force when it was received
+// and signed with it: a conformance check on live traffic. Nothing it
+// decides is recorded as a decision of its own, and nothing runs.
+type HallCheck struct {
+	// Checked is false when the decision carries no complete RouteInput
+	// (PyHall's minimal ingest payloads do not); Skipped says why.
+	Checked bool   `json:"checked"`
+	Skipped string `json:"skipped,omitempty"`
+	// Agrees: the Hall decided the same denied, deny code, matched rule
+	// and selected species; Differs names the members that differ.
+	Agrees                  bool     `json:"agrees"`
+	Differs                 []string `json:"differs,omitempty"`
+	Denied                  bool     `json:"denied"`
+	DenyCode                string   `json:"deny_code,omitempty"`
+	MatchedRuleID           string   `json:"matched_rule_id,omitempty"`
+	SelectedWorkerSpeciesID string   `json:"selected_worker_species_id,omitempty"`
+}
+
+// hallCheck re-decides the submitted decision under s when it carries the
+// routing input (capability_id, env, data_label, tenant_risk, qos_class,
+// correlation_id and the tenant), as a WCP RouteDecision does.
+func (h *Hall) hallCheck(ctx context.Context, s *snapshot, tenant string, submitted []byte, doc externalDoc) HallCheck {
+	for _, f := range []string{"capability_id", "env", "data_label", "tenant_risk", "qos_class", "correlation_id"} {
+		if _, ok := doc[f]; !ok {
+			return HallCheck{Skipped: "the decision carries no complete routing input (capability_id, env, data_label, tenant_risk, qos_class, correlation_id): nothing to re-decide"}
+		}
+	}
+	in, err := wcp.ParseRouteInput(submitted)
+	if err == nil && in.TenantID == "" {
+		in.TenantID = tenant
+		err = in.Validate()
+	}
+	if err != nil {
+		msg := err.Error()
+		if len(msg) > 512 {
+			msg = msg[:512] + "…"
+		}
+		return HallCheck{Skipped: "its routing input is not valid: " + strings.ToValidUTF8(msg, "?")}
+	}
+	dec := h.Decide(ctx, &in)
+	if h.snap.Load() != s {
+		return HallCheck{Skipped: "the Hall's rules or configuration changed while it re-decided"}
+	}
+	c := HallCheck{Checked: true, Denied: dec.Denied, DenyCode: string(dec.Code()), MatchedRuleID: dec.MatchedRuleID,
+		SelectedWorkerSpeciesID: string(dec.SelectedWorkerSpeciesID)}
+	var theirs struct {
+		DenyReason *struct {
+			Code string `json:"code"`
+		} `json:"deny_reason_if_denied"`
+		MatchedRuleID string  `json:"matched_rule_id"`
+		Selected      *string `json:"selected_worker_species_id"`
+	}
+	_ = json.Unmarshal(submitted, &theirs)
+	if doc.truthy("denied") != c.Denied {
+		c.Differs = append(c.Differs, "denied")
+	}
+	code := ""
+	if theirs.DenyReason != nil {
+		code = theirs.DenyReason.Code
+	}
+	if code != c.DenyCode {
+		c.Differs = append(c.Differs, "deny_reason_if_denied.code")
+	}
+	if theirs.MatchedRuleID != c.MatchedRuleID {
+		c.Differs = append(c.Differs, "matched_rule_id")
+	}
+	sel := ""
+	if theirs.Selected != nil {
+		sel = *theirs.Selected
+	}
+	if sel != c.SelectedWorkerSpeciesID {
+		c.Differs = append(c.Differs, "selected_worker_species_id")
+	}
+	c.Agrees = len(c.Differs) == 0
+	return c
 }
 
 // decisionReader is the ability of an evidence store to return one
@@ -329,10 +411,12 @@ type DecisionSummary struct {
 	// receipt time, for an ingested one); RecordedAt is when the Hall
 	// signed it.
 	DecidedAt, RecordedAt time.Time
-	// External: ingested, not decided by this Hall.
-	External bool
-	DryRun   bool
-	Snapshot string
+	// External: ingested, not decided by this Hall. HallAgrees is the
+	// check recorded with it (nil when it could not be re-decided).
+	External   bool
+	HallAgrees *bool
+	DryRun     bool
+	Snapshot   string
 }
 
 // Decisions lists the newest recorded decisions of tenant (of every
@@ -377,6 +461,7 @@ func SummarizeDecision(d ledger.DecisionRecord) DecisionSummary {
 		Denied: d.Denied, DenyReason: d.DenyCode, DecidedAt: d.Timestamp, RecordedAt: d.Timestamp, DryRun: d.DryRun, Snapshot: d.Snapshot}
 	var head struct {
 		External    bool            `json:"external"`
+		Check       *HallCheck      `json:"hall_check"`
 		DecisionID  string          `json:"decision_id"`
 		Submitted   externalDoc     `json:"submitted"`
 		Env         string          `json:"env"`
@@ -390,6 +475,10 @@ func SummarizeDecision(d ledger.DecisionRecord) DecisionSummary {
 	if head.External {
 		sub := head.Submitted
 		s.External, s.DecisionID = true, head.DecisionID
+		if c := head.Check; c != nil && c.Checked {
+			agrees := c.Agrees
+			s.HallAgrees = &agrees
+		}
 		s.Env = sub.str("env")
 		if s.Env == "" {
 			s.Env = "dev" // PyHall's default

@@ -56,25 +56,30 @@ func externalCommand() *cli.Command {
 					RecordedAt        string `json:"recorded_at"`
 					DecidedByThisHall bool   `json:"decided_by_this_hall"`
 					Snapshot          string `json:"snapshot,omitempty"`
+					HallAgrees        *bool  `json:"hall_agrees"`
 				}
 				out := make([]row, 0, len(ds))
 				for _, d := range ds {
 					x := host.SummarizeDecision(d)
 					out = append(out, row{x.DecisionID, x.EntryID, x.TenantID, x.CapabilityID, x.Denied, x.DenyReason,
-						x.RecordedAt.UTC().Format(time.RFC3339Nano), false, x.Snapshot})
+						x.RecordedAt.UTC().Format(time.RFC3339Nano), false, x.Snapshot, x.HallAgrees})
 				}
 				return printSafeJSON(c, out)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DECISION\tRECORDED\tTENANT\tCAPABILITY\tDENIED\tENTRY")
+			fmt.Fprintln(tw, "DECISION\tRECORDED\tTENANT\tCAPABILITY\tDENIED\tHALL\tENTRY")
 			for _, d := range ds {
 				x := host.SummarizeDecision(d)
 				denied := "no"
 				if x.Denied {
 					denied = "yes " + x.DenyReason
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", safe(x.DecisionID), x.RecordedAt.Format(time.RFC3339), safe(x.TenantID),
-					safe(x.CapabilityID), safe(denied), safe(x.EntryID))
+				hall := "-" // not re-decided: no complete routing input
+				if x.HallAgrees != nil {
+					hall = map[bool]string{true: "agrees", false: "DIFFERS"}[*x.HallAgrees]
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safe(x.DecisionID), x.RecordedAt.Format(time.RFC3339), safe(x.TenantID),
+					safe(x.CapabilityID), safe(denied), hall, safe(x.EntryID))
 			}
 			tw.Flush()
 			fmt.Fprintf(c.App.ErrWriter, "%d ingested decision(s), not decided by this Hall (nothing ran: no receipt)\n", len(ds))

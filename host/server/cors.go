@@ -70,7 +70,7 @@ func corsAllow(h http.Header, origin string, listed bool) {
 
 // corsAllowed reports whether origin is listed, and whether "*" is.
 func (s *Server) corsAllowed(origin string) (listed, star bool) {
-	for _, list := range [][]string{s.cfg.CORSOrigins, s.h.Config().HTTP.CORSOrigins} {
+	for _, list := range [][]string{s.cfg.CORSOrigins, s.h.CORSOrigins()} {
 		if slices.Contains(list, origin) {
 			listed = true
 		}

@@ -160,6 +160,9 @@ func (s *Server) pyDispatches(w http.ResponseWriter, r *http.Request) {
 		RecordedAt        string `json:"recorded_at"`
 		DryRun            bool   `json:"dry_run"`
 		Snapshot          string `json:"snapshot,omitempty"`
+		// HallAgrees: for an ingested decision, whether the Hall's own
+		// decision of the same routing input agreed (null: not checked).
+		HallAgrees *bool `json:"hall_agrees,omitempty"`
 	}
 	opt := func(s string) *string {
 		if s == "" {
@@ -172,7 +175,8 @@ func (s *Server) pyDispatches(w http.ResponseWriter, r *http.Request) {
 		x := row{DecisionID: d.DecisionID, DecidedAt: d.DecidedAt.UTC().Format(time.RFC3339Nano), CapabilityID: d.CapabilityID,
 			TenantID: d.TenantID, Env: d.Env, DenyReason: opt(d.DenyReason), SelectedWorker: opt(d.SelectedWorker),
 			BlastScore: d.BlastScore, ArtifactHash: opt(d.ArtifactHash), Source: "hall", DecidedByThisHall: !d.External,
-			EntryID: d.EntryID, RecordedAt: d.RecordedAt.UTC().Format(time.RFC3339Nano), DryRun: d.DryRun, Snapshot: d.Snapshot}
+			EntryID: d.EntryID, RecordedAt: d.RecordedAt.UTC().Format(time.RFC3339Nano), DryRun: d.DryRun, Snapshot: d.Snapshot,
+			HallAgrees: d.HallAgrees}
 		if d.Denied {
 			x.Denied = 1
 		}
@@ -234,7 +238,25 @@ func (s *Server) pyAlerts(w http.ResponseWriter, r *http.Request) {
 	if !s.h.Online() {
 		add("warning", CodeHallOffline, "the Hall is offline: dispatches are refused until POST /api/server/go-online")
 	}
-	if _, all := scopeOf(r); all {
+	tenant, all := scopeOf(r)
+	// Ingested decisions the Hall decided otherwise (the conformance check
+	// recorded with each): the newest 50 of the caller's scope.
+	if ext, err := s.h.ExternalDecisions(r.Context(), tenant, all, 50); err == nil {
+		for _, d := range ext {
+			if d.HallAgrees != nil && !*d.HallAgrees {
+				a := alert{CreatedAt: d.RecordedAt.UTC().Format(time.RFC3339Nano), Level: "warning", Code: "DECISION_DISAGREEMENT",
+					Message: "the Hall decides ingested decision " + d.DecisionID + " of tenant " + d.TenantID + " otherwise (hall receipts external; GET /dispatches)"}
+				sum := sha256.Sum256([]byte(d.EntryID))
+				a.AlertID = "alr_" + hex.EncodeToString(sum[:8])
+				if d.CapabilityID != "" {
+					c := d.CapabilityID
+					a.CapabilityID = &c
+				}
+				out = append(out, a)
+			}
+		}
+	}
+	if all {
 		if err := s.h.Problems(); err != nil {
 			var j interface{ Unwrap() []error }
 			errs := []error{err}
@@ -302,7 +324,7 @@ func (s *Server) pyIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("hall: decision ingested", "request_id", requestID(r), "decision_id", res.DecisionID, "entry_id", res.EntryID,
 		"tenant_id", res.TenantID, "duplicate", res.Duplicate, "token_id", principal(r).ID)
-	writeJSON(w, http.StatusCreated, map[string]any{
+	answer := map[string]any{
 		"recorded":             true,
 		"decision_id":          res.DecisionID,
 		"entry_id":             res.EntryID,
@@ -310,5 +332,9 @@ func (s *Server) pyIngest(w http.ResponseWriter, r *http.Request) {
 		"recorded_at":          res.RecordedAt.UTC().Format(time.RFC3339Nano),
 		"decided_by_this_hall": false,
 		"duplicate":            res.Duplicate,
-	})
+	}
+	if !res.Duplicate {
+		answer["hall_check"] = res.Check
+	}
+	writeJSON(w, http.StatusCreated, answer)
 }

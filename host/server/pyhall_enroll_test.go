@@ -167,3 +167,64 @@ func TestPyHallEnrollRoutingOnly(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
+
+// TestPyHallIngestHallCheck: an ingested decision that carries its routing
+// input (a whole RouteDecision, as PyHall's make_decision returns) is
+// re-decided under the snapshot in force and the agreement is signed with
+// it; a disagreement shows in /dispatches and /alerts; a minimal payload
+// is recorded unchecked, saying why.
+func TestPyHallIngestHallCheck(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rules.json"), []byte(pyRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hall.json"), []byte(`{"require_worker_attestation": false}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, base, admin, tenant := pyHall(t, dir)
+	if r := post(t, base, "/enroll", admin, pyRecord(t, nil)); r.status != 201 {
+		t.Fatalf("enroll: %v", r)
+	}
+	rt := post(t, base, "/wcp/route", tenant, input("cap.test.pyhall", "py-check"))
+	if rt.status != 200 || rt.body["denied"] != false {
+		t.Fatalf("route: %v", rt)
+	}
+	same := rt.body
+	same["decision_id"] = "py-agree-1"
+	r := post(t, base, "/decisions/ingest", tenant, same)
+	check, _ := r.body["hall_check"].(map[string]any)
+	if r.status != 201 || check["checked"] != true || check["agrees"] != true {
+		t.Fatalf("ingest of the same decision: %v", r)
+	}
+	other := map[string]any{}
+	for k, v := range rt.body {
+		other[k] = v
+	}
+	other["decision_id"] = "py-disagree-1"
+	other["selected_worker_species_id"] = "wrk.test.elsewhere"
+	r = post(t, base, "/decisions/ingest", tenant, other)
+	check, _ = r.body["hall_check"].(map[string]any)
+	if r.status != 201 || check["checked"] != true || check["agrees"] != false || !strings.Contains(string(r.raw), `"differs":["selected_worker_species_id"]`) {
+		t.Fatalf("ingest of another decision: %v", r)
+	}
+	r = post(t, base, "/decisions/ingest", tenant, map[string]any{"decision_id": "py-minimal-1", "capability_id": "cap.test.pyhall"})
+	check, _ = r.body["hall_check"].(map[string]any)
+	if r.status != 201 || check["checked"] != false || !strings.Contains(check["skipped"].(string), "routing input") {
+		t.Fatalf("ingest of a minimal decision: %v", r)
+	}
+
+	ds := rows(t, get(t, base, "/dispatches", tenant), "dispatches")
+	if d := findDecision(ds, "py-agree-1"); d == nil || d["hall_agrees"] != true {
+		t.Errorf("agreeing row: %v", d)
+	}
+	if d := findDecision(ds, "py-disagree-1"); d == nil || d["hall_agrees"] != false {
+		t.Errorf("disagreeing row: %v", d)
+	}
+	if d := findDecision(ds, "py-minimal-1"); d == nil || d["hall_agrees"] != nil {
+		t.Errorf("unchecked row: %v", d)
+	}
+	a := rows(t, get(t, base, "/alerts", tenant), "alerts")
+	if len(a) != 1 || a[0]["code"] != "DECISION_DISAGREEMENT" || !strings.Contains(a[0]["message"].(string), "py-disagree-1") || a[0]["capability_id"] != "cap.test.pyhall" {
+		t.Errorf("alerts: %v", a)
+	}
+}

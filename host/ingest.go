@@ -70,11 +70,14 @@ type IngestError struct {
 
 func (e *IngestError) Error() string { return e.Field + ": " + e.Message }
 
-// Code is INVALID_REQUEST, or TENANT_MISMATCH for a decision naming
-// another tenant.
+// Code is INVALID_REQUEST, TENANT_MISMATCH for a decision naming another
+// tenant, or DECISION_CONFLICT (Conflict).
 func (e *IngestError) Code() wcp.Code {
-	if e.code != "" {
+	switch {
+	case e.code != "":
 		return e.code
+	case e.Conflict:
+		return wcp.CodeDecisionConflict
 	}
 	return wcp.CodeInvalidRequest
 }

@@ -309,14 +309,9 @@ func (s *Server) pyIngest(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 	case errors.As(err, &ie):
-		status := http.StatusBadRequest
-		switch {
-		case ie.Conflict:
-			status = http.StatusConflict
-		case string(ie.Code()) == CodeTenantMismatch:
-			status = http.StatusForbidden
-		}
-		writeError(w, r, errf(status, string(ie.Code()), ie.Message).field(ie.Field))
+		// Each code answers with its status in wcp.Codes: INVALID_REQUEST
+		// 422, TENANT_MISMATCH 403, DECISION_CONFLICT 409.
+		writeError(w, r, errf(ie.Code().HTTPStatus(), string(ie.Code()), ie.Message).field(ie.Field))
 		return
 	default:
 		s.evidenceError(w, r, err)
@@ -337,4 +332,15 @@ func (s *Server) pyIngest(w http.ResponseWriter, r *http.Request) {
 		answer["hall_check"] = res.Check
 	}
 	writeJSON(w, http.StatusCreated, answer)
+}
+
+// pyRegistry answers PyHall's registry proxies (GET /wcp/registry/ban-list,
+// GET /wcp/registry/verify/{worker_id}) as PyHall answers them when its
+// registry service cannot be reached: 503 with "source": "local-only", so a
+// PyHall client falls back to local trust. The Hall consults no registry
+// service: its trust is its evidence ledger and the keys it is given.
+func (s *Server) pyRegistry(w http.ResponseWriter, r *http.Request) {
+	e := errf(http.StatusServiceUnavailable, CodeRegistryUnavailable, "the Hall consults no worker registry service; trust comes from its own evidence (hall audit verify) and the keys it is given")
+	e.Extra = map[string]any{"source": "local-only"}
+	writeError(w, r, e)
 }

@@ -178,7 +178,7 @@ func TestPyHallIngest(t *testing.T) {
 	}
 	// Other content under a recorded id is refused.
 	dec["denied"] = false
-	if r := post(t, base, "/decisions/ingest", fx.acme, dec); r.status != 409 || r.errField() != "decision_id" {
+	if r := post(t, base, "/decisions/ingest", fx.acme, dec); r.status != 409 || r.errCode() != server.CodeDecisionConflict || r.errField() != "decision_id" {
 		t.Errorf("changed content: %v", r)
 	}
 	// A tenant token records into its own tenant only.
@@ -215,11 +215,11 @@ func TestPyHallIngestBounds(t *testing.T) {
 		status int
 		field  string
 	}{
-		{"7 MiB decision_id", map[string]any{"decision_id": huge}, 400, "decision_id"},
-		{"long tenant_id", map[string]any{"decision_id": "b1", "capability_id": strings.Repeat("c", 300)}, 400, "capability_id"},
-		{"decision_id not a string", map[string]any{"decision_id": 7}, 400, "decision_id"},
-		{"control character", map[string]any{"decision_id": "a\nb"}, 400, "decision_id"},
-		{"decision too large", map[string]any{"decision_id": "big-" + uuid.NewString(), "extra": strings.Repeat("x", 70<<10)}, 400, "decision"},
+		{"7 MiB decision_id", map[string]any{"decision_id": huge}, 422, "decision_id"},
+		{"long capability_id", map[string]any{"decision_id": "b1", "capability_id": strings.Repeat("c", 300)}, 422, "capability_id"},
+		{"decision_id not a string", map[string]any{"decision_id": 7}, 422, "decision_id"},
+		{"control character", map[string]any{"decision_id": "a\nb"}, 422, "decision_id"},
+		{"decision too large", map[string]any{"decision_id": "big-" + uuid.NewString(), "extra": strings.Repeat("x", 70<<10)}, 422, "decision"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,7 +229,7 @@ func TestPyHallIngestBounds(t *testing.T) {
 			}
 		})
 	}
-	if r := call(t, base, req{method: "POST", path: "/decisions/ingest", token: fx.acme, ctype: "application/json", body: strings.NewReader("[1]")}); r.status != 400 || r.errField() != "decision" {
+	if r := call(t, base, req{method: "POST", path: "/decisions/ingest", token: fx.acme, ctype: "application/json", body: strings.NewReader("[1]")}); r.status != 422 || r.errCode() != server.CodeInvalidRequest || r.errField() != "decision" {
 		t.Errorf("array: %v", r)
 	}
 }
@@ -287,5 +287,21 @@ func TestPyHallIngestInConsole(t *testing.T) {
 	res, page := fetch(t, c, "GET", base+"/console/receipts", nil)
 	if res.StatusCode != 200 || !strings.Contains(page, "not decided by this Hall") || !strings.Contains(page, id) {
 		t.Fatalf("console receipts: %d\n%s", res.StatusCode, page)
+	}
+}
+
+// TestPyHallRegistryProxies: PyHall's registry proxies answer as PyHall
+// does when its registry cannot be reached (503, source local-only): the
+// Hall consults no registry service.
+func TestPyHallRegistryProxies(t *testing.T) {
+	base := start(t, server.Config{})
+	for _, p := range []string{"/wcp/registry/ban-list", "/wcp/registry/verify/x.test.w1"} {
+		r := get(t, base, p, fx.acme)
+		if r.status != 503 || r.errCode() != server.CodeRegistryUnavailable || r.body["source"] != "local-only" {
+			t.Errorf("GET %s: %v", p, r)
+		}
+		if r := get(t, base, p, ""); r.status != 401 {
+			t.Errorf("GET %s without a token: %v", p, r)
+		}
 	}
 }

@@ -169,6 +169,8 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Post("/decisions/ingest", s.pyIngest)
 	})
 	r.With(s.authenticate(anyToken)).Get("/workers", s.pyWorkers)
+	r.With(s.authenticate(anyToken)).Get("/wcp/registry/ban-list", s.pyRegistry)
+	r.With(s.authenticate(anyToken)).Get("/wcp/registry/verify/{worker_id}", s.pyRegistry)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(approverToken))
 		r.Post("/wcp/approvals/{approval_id}/approve", s.approvalApprove)

@@ -140,7 +140,13 @@ func (h *Hall) IngestDecision(ctx context.Context, req IngestRequest) (*IngestRe
 	// two submissions of one decision_id record it once.
 	h.ingestMu.Lock()
 	defer h.ingestMu.Unlock()
-	if prev, err := reader.Decision(ctx, entryID); err == nil {
+	// recorded reports a decision already recorded under entryID: the
+	// same (a duplicate) or other content (a conflict).
+	recorded := func() (*IngestResult, error) {
+		prev, err := reader.Decision(ctx, entryID)
+		if err != nil {
+			return nil, err
+		}
 		var old struct {
 			Submitted json.RawMessage `json:"submitted"`
 		}
@@ -149,8 +155,9 @@ func (h *Hall) IngestDecision(ctx context.Context, req IngestRequest) (*IngestRe
 			return nil, &IngestError{Field: "decision_id", Conflict: true, Message: fmt.Sprintf("%q is already recorded for this tenant with other content; a decision_id names one decision (send it unchanged, or use a new decision_id)", id)}
 		}
 		return &IngestResult{DecisionID: id, EntryID: entryID, TenantID: req.TenantID, RecordedAt: prev.Timestamp, Duplicate: true}, nil
-	} else if !errors.Is(err, ledger.ErrNotFound) {
-		return nil, err
+	}
+	if res, err := recorded(); !errors.Is(err, ledger.ErrNotFound) {
+		return res, err
 	}
 
 	s := h.snap.Load()
@@ -191,6 +198,12 @@ func (h *Hall) IngestDecision(ctx context.Context, req IngestRequest) (*IngestRe
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
 	if err := store.RecordDecision(ectx, d); err != nil {
+		// Another process sharing the ledger may have recorded the same
+		// decision_id meanwhile (ingestMu serialises this process only):
+		// then this is a duplicate or a conflict, not a failure.
+		if res, rerr := recorded(); rerr == nil || !errors.Is(rerr, ledger.ErrNotFound) {
+			return res, rerr
+		}
 		return nil, fmt.Errorf("recording ingested decision %s in the evidence ledger: %w", id, err)
 	}
 	return &IngestResult{DecisionID: id, EntryID: entryID, TenantID: req.TenantID, RecordedAt: at, Check: check}, nil

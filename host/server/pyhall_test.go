@@ -305,3 +305,40 @@ func TestPyHallRegistryProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestPyHallIngestConcurrentDuplicates: the same decision sent eight times
+// at once is recorded once; every answer is 201, all but one duplicates.
+func TestPyHallIngestConcurrentDuplicates(t *testing.T) {
+	base := start(t, server.Config{})
+	before := get(t, base, "/status", fx.other).body["decisions_total"].(float64)
+	dec := map[string]any{"decision_id": "conc-" + uuid.NewString(), "capability_id": "cap.doc.summarize"}
+	type answer struct {
+		r   *response
+		err error
+	}
+	answers := make(chan answer, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			r, err := tryPost(base, "/decisions/ingest", fx.other, dec)
+			answers <- answer{r, err}
+		})
+	}
+	wg.Wait()
+	close(answers)
+	dups := 0
+	for a := range answers {
+		if a.err != nil || a.r.status != 201 {
+			t.Fatalf("ingest: %v %v", a.err, a.r)
+		}
+		if a.r.body["duplicate"] == true {
+			dups++
+		}
+	}
+	if dups != 7 {
+		t.Errorf("%d duplicates of 8, want 7", dups)
+	}
+	if after := get(t, base, "/status", fx.other).body["decisions_total"].(float64); after != before+1 {
+		t.Errorf("decisions_total %v -> %v, want one more", before, after)
+	}
+}

@@ -217,8 +217,12 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 		return
 	}
 	id := enrollmentID()
+	logged := res.ArtifactHash.String()
+	if res.RoutingOnly {
+		logged = "routing-only, record hash " + res.RecordHash
+	}
 	s.log.Info("hall: enrolled", "request_id", requestID(r), "enrollment_id", id, "worker_id", res.Record.WorkerID,
-		"artifact_hash", res.ArtifactHash.String(), "token_id", principal(r).ID, "replaced", res.Replaced)
+		"artifact_hash", logged, "token_id", principal(r).ID, "replaced", res.Replaced)
 	body := map[string]any{
 		"enrolled":               true,
 		"enrollment_id":          id,

@@ -356,7 +356,7 @@ func (h *Hall) loadedWorker(p *Plan) (*loadedWorker, error) {
 // matches). No guest code runs.
 func (h *Hall) verifiedModule(p *Plan) ([]byte, error) {
 	if !p.w.hasModule {
-		return nil, fmt.Errorf("worker %s has no module (its record names no artifact_hash): enroll it with hall enroll", p.w.rec.WorkerID)
+		return nil, &codedError{wcp.CodeWorkerRoutingOnly, fmt.Sprintf("worker %s has no module (a routing-only record: it decides, it is never dispatched; nothing ran): enroll its module with hall enroll to dispatch it", p.w.rec.WorkerID)}
 	}
 	store, err := h.artifacts()
 	if err != nil {
@@ -608,6 +608,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		return res, err
 	}
 	defer releaseSlot()
+	defer h.active.add(&res.Decision, res.WorkerID)()
 	if h.life.closing() {
 		// Close began while this dispatch waited for its slot: it is not
 		// admitted (nothing ran, nothing is recorded).

@@ -63,6 +63,11 @@ type EnrollResult struct {
 	// RulesAdded were appended, those remain empty).
 	Unrouted   []string
 	RulesAdded []string
+	// RoutingOnly is set for a record enrolled without a module
+	// (EnrollRecord): it decides, never dispatches. RecordHash is then its
+	// verified PyHall record hash, and ArtifactHash is zero.
+	RoutingOnly bool
+	RecordHash  string
 }
 
 // EnrollError lists every reason a module or record was refused.

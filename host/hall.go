@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,6 +158,20 @@ type Config struct {
 	// ApprovalPayload says what a pending approval keeps of the dispatch
 	// payload for its approver (approval_view.go).
 	ApprovalPayload ApprovalPayloadConfig `json:"approval_payload,omitzero"`
+	// HTTP configures the HTTP API (host/server). It changes nothing that
+	// is decided or run; like every hall.json member it is part of the
+	// sealed snapshot, so that who may call the API from a browser is
+	// recorded evidence too (docs/PYHALL.md, "CORS").
+	HTTP HTTPConfig `json:"http,omitzero"`
+}
+
+// HTTPConfig configures the HTTP API.
+type HTTPConfig struct {
+	// CORSOrigins are the browser origins ("https://dash.example.com",
+	// scheme://host[:port]) whose pages may call the API across origins,
+	// or "*" for any origin (then never with credentials). None by
+	// default: no cross-origin call is allowed.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
 }
 
 // WorkerSettings tune how one worker is dispatched.
@@ -224,7 +240,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant, quotas, approval_payload)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: %s)", err, strings.Join(configKeys(), ", "))
 	}
 	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
 		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)
@@ -237,6 +253,11 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 	if err := c.ApprovalPayload.check(); err != nil {
 		return Config{}, err
+	}
+	for i, o := range c.HTTP.CORSOrigins {
+		if err := CheckCORSOrigin(o); err != nil {
+			return Config{}, fmt.Errorf("http.cors_origins[%d]: %w", i, err)
+		}
 	}
 	return c, nil
 }
@@ -283,6 +304,10 @@ type Hall struct {
 	// seals records each snapshot before its first decision
 	// (snapshot_digest.go).
 	seals sealState
+	// ingestMu serialises decision ingestion (ingest.go); active lists the
+	// dispatches running (active.go).
+	ingestMu sync.Mutex
+	active   activeSet
 
 	mu        sync.Mutex // guards the fields below
 	closed    bool
@@ -511,4 +536,19 @@ func detach(d *wcp.RouteDecision) {
 			c.ScoreHint = &v
 		}
 	}
+}
+
+// configKeys returns hall.json's top-level keys in declaration order, read
+// from Config's json tags so that the list in ParseConfig's error never
+// goes stale.
+func configKeys() []string {
+	t := reflect.TypeFor[Config]()
+	keys := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
 }

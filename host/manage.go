@@ -5,7 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/artifact"
@@ -36,10 +37,14 @@ func (h *Hall) PutArtifact(module []byte, want wcp.Digest) (wcp.Digest, error) {
 
 // EnrollStored enrolls a record whose artifact_hash names a module already
 // in the artifact store (the seed's POST /enroll). The module is read back
-// and verified before anything is enrolled. actor is who enrolls, as in
-// EnrollRequest.Actor. Like Enroll, it is refused with ErrClosed once Close
+// and verified before anything is enrolled. who is who enrolls, as in
+// EnrollRequest.Actor. A record whose artifact_hash names no stored module
+// but is its own PyHall record hash enrolls as a routing-only record
+// (EnrollRecord); any other unknown artifact_hash is a *RecordHashError
+// (errors.Is ErrUnknownArtifact). A record without a valid artifact_hash
+// is an *EnrollError listing every problem of the record. Like Enroll, it is refused with ErrClosed once Close
 // has begun, and waited for by Close once admitted.
-func (h *Hall) EnrollStored(ctx context.Context, record []byte, actor string) (*EnrollResult, error) {
+func (h *Hall) EnrollStored(ctx context.Context, record []byte, who string) (*EnrollResult, error) {
 	ctx, exit, ok := h.life.enter(ctx)
 	if !ok {
 		return nil, ErrClosed
@@ -52,11 +57,11 @@ func (h *Hall) EnrollStored(ctx context.Context, record []byte, actor string) (*
 		return nil, &EnrollError{Source: "record", Problems: []registry.Problem{{Message: "not a JSON object: " + err.Error()}}}
 	}
 	if head.ArtifactHash == "" {
-		return nil, &EnrollError{Source: "record", Problems: []registry.Problem{{Field: "artifact_hash", Message: `is required: "sha256:<hex>" of a module uploaded with PUT /artifacts/sha256:<hex>`}}}
+		return nil, recordProblems(record, h.Config().AllowUnknownRecordFields, registry.Problem{Field: "artifact_hash", Message: `is required: "sha256:<hex>" of a module uploaded with PUT /artifacts/sha256:<hex>, or, for a routing-only record, the record's PyHall record hash`})
 	}
 	d, err := wcp.ParseDigest(head.ArtifactHash)
 	if err != nil {
-		return nil, &EnrollError{Source: "record", Problems: []registry.Problem{{Field: "artifact_hash", Message: `must be "sha256:" followed by 64 lowercase hex characters`}}}
+		return nil, recordProblems(record, h.Config().AllowUnknownRecordFields, registry.Problem{Field: "artifact_hash", Message: `must be "sha256:" followed by 64 lowercase hex characters`})
 	}
 	store, err := h.artifacts()
 	if err != nil {
@@ -64,12 +69,21 @@ func (h *Hall) EnrollStored(ctx context.Context, record []byte, actor string) (*
 	}
 	module, err := store.Get(ctx, d)
 	if errors.Is(err, artifact.ErrNotFound) {
-		return nil, fmt.Errorf("%w: upload it first (PUT /artifacts/%s or hall enroll MODULE.wasm)", ErrUnknownArtifact, d)
+		// No such module: a routing-only record enrolled PyHall's way,
+		// whose artifact_hash is its own record hash (pyenroll.go).
+		want, herr := PyHallRecordHash(record)
+		if herr == nil && want == head.ArtifactHash {
+			if err := h.checkAdmin(ctx, actor(who)); err != nil {
+				return nil, err
+			}
+			return h.enrollRoutingOnly(ctx, record, want, actor(who))
+		}
+		return nil, &RecordHashError{Given: head.ArtifactHash, Expected: want}
 	}
 	if err != nil {
 		return nil, err
 	}
-	return h.Enroll(ctx, EnrollRequest{Module: module, Record: record, RecordSource: "record", Actor: actor})
+	return h.Enroll(ctx, EnrollRequest{Module: module, Record: record, RecordSource: "record", Actor: who})
 }
 
 // Online reports whether the Hall accepts dispatches. A Hall starts
@@ -83,3 +97,22 @@ func (h *Hall) SetOnline(online bool) { h.offline.Store(!online) }
 // ErrClosed is returned by every Hall method that needs the Hall's state
 // after Close: a closed Hall stays closed.
 var ErrClosed error = &codedError{wcp.CodeHallClosed, "the Hall is closed"}
+
+// recordProblems is an *EnrollError listing p and every problem the record
+// has besides (the schema's required fields, ids…): a caller fixes them
+// all at once.
+func recordProblems(record []byte, allowUnknown bool, p registry.Problem) error {
+	probs := []registry.Problem{p}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(record, &m) == nil {
+		delete(m, "artifact_hash")
+		if raw, err := json.Marshal(m); err == nil {
+			var re *registry.RecordError
+			if _, err := registry.ValidateWith(raw, registry.Options{AllowUnknownFields: allowUnknown}); errors.As(err, &re) {
+				probs = append(probs, re.Problems...)
+			}
+		}
+	}
+	slices.SortStableFunc(probs, func(a, b registry.Problem) int { return strings.Compare(a.Field, b.Field) })
+	return &EnrollError{Source: "record", Problems: probs}
+}

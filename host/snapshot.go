@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -215,6 +216,17 @@ func loadSeals(ctx context.Context, store ledger.Store) (seals, error) {
 	changes, err := store.Changes(ctx, ledger.ChangeEnroll)
 	if err != nil {
 		return nil, fmt.Errorf("reading enrollment seals from the evidence ledger: %w", err)
+	}
+	// Routing-only records enrolled PyHall's way (pyenroll.go) are sealed
+	// by changes of their own kind; with a module's seals, the last in
+	// chain order wins.
+	records, err := store.Changes(ctx, ChangeEnrollRecord)
+	if err != nil {
+		return nil, fmt.Errorf("reading enrollment seals from the evidence ledger: %w", err)
+	}
+	if len(records) > 0 {
+		changes = append(changes, records...)
+		slices.SortStableFunc(changes, func(a, b ledger.Change) int { return cmp.Compare(a.Sequence, b.Sequence) })
 	}
 	out := make(seals, len(changes))
 	for _, c := range changes { // chain order: the last one wins

@@ -15,6 +15,7 @@ import (
 func (c Config) clone() Config {
 	out := c
 	out.AllowedTenants = slices.Clone(c.AllowedTenants)
+	out.HTTP.CORSOrigins = slices.Clone(c.HTTP.CORSOrigins)
 	out.EnforceCorrelationID = cloneBool(c.EnforceCorrelationID)
 	out.EnforceRequiredControls = cloneBool(c.EnforceRequiredControls)
 	out.EnforceBlastScoringInProd = cloneBool(c.EnforceBlastScoringInProd)

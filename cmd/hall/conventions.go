@@ -19,7 +19,7 @@ var maxArgs = map[string]int{
 	"conformance check": 1, "conformance decide": 1,
 	"build": 1, "inspect": 1, "new": 1, "status": 0, "completion": 1,
 	"serve": 0, "tokens create": 0, "tokens list": 0, "tokens revoke": 1,
-	"receipts": 0, "receipts show": 1, "audit verify": 0, "audit export": 0,
+	"receipts": 0, "receipts show": 1, "receipts external": 0, "audit verify": 0, "audit export": 0,
 	"keys show": 0, "replay": 1,
 }
 

@@ -112,7 +112,7 @@ func receiptsCommand() *cli.Command {
 			fmt.Fprintf(c.App.ErrWriter, "%d receipt(s)\n", n)
 			return nil
 		},
-		Subcommands: []*cli.Command{{
+		Subcommands: []*cli.Command{externalCommand(), {
 			Name:      "show",
 			Usage:     "print one receipt: what ran (worker, module and record digests) under which privilege envelope, then the signed receipt",
 			ArgsUsage: "RECEIPT_ID",

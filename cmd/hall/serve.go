@@ -47,6 +47,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "mcp-sessions-per-token", Value: server.DefaultMCPSessionsPerToken, Usage: "MCP sessions one token may hold open over /mcp; one more is refused 429 SESSION_QUOTA"},
 			&cli.IntFlag{Name: "console-sessions-per-token", Value: server.DefaultConsoleSessionsPerToken, Usage: "console sessions one token may hold; signing in once more ends its oldest"},
 			&cli.IntFlag{Name: "signin-per-minute", Value: server.DefaultSigninPerMinute, Usage: "console sign-in attempts per minute from one address, after a burst of as many (429 SIGNIN_THROTTLED beyond); -1: no throttle"},
+			&cli.StringSliceFlag{Name: "cors-origin", Usage: "allow the pages of browser `ORIGIN` (scheme://host[:port], or \"*\" for any, never with credentials) to call the API; repeat for several; added to hall.json's http.cors_origins (default: none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
 		}, hallFlags()...),
@@ -65,6 +66,11 @@ func serveCommand() *cli.Command {
 			opts, err := serveOptions(c)
 			if err != nil {
 				return err
+			}
+			for _, o := range c.StringSlice("cors-origin") {
+				if err := host.CheckCORSOrigin(o); err != nil {
+					return failf("--cors-origin: %v", err)
+				}
 			}
 			opts.Logger, opts.Compiler = logger, selfCompiler()
 			h, err := openHallWith(c, opts)
@@ -88,6 +94,8 @@ func serveCommand() *cli.Command {
 					ConsoleSessionsPerToken: c.Int("console-sessions-per-token"),
 					SigninPerMinute:         c.Int("signin-per-minute"),
 				},
+				// Besides hall.json's http.cors_origins (docs/HTTP.md, "CORS").
+				CORSOrigins: c.StringSlice("cors-origin"),
 			})
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {

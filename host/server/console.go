@@ -437,6 +437,16 @@ func (c *console) receiptsPage(w http.ResponseWriter, r *http.Request) {
 		views[i] = v
 	}
 	data["Receipts"] = views
+	// Decisions ingested from elsewhere (POST /decisions/ingest) have no
+	// receipt: nothing ran here. They are listed apart, marked as such.
+	ext, err := c.s.h.ExternalDecisions(r.Context(), "", true, 100)
+	if err != nil {
+		c.s.log.Error("console: reading ingested decisions", "error", err)
+		p.Error = "The evidence ledger could not be read (see the server log)."
+		c.render(w, http.StatusInternalServerError, "receipts.html", p)
+		return
+	}
+	data["External"] = ext
 	c.render(w, http.StatusOK, "receipts.html", p)
 }
 

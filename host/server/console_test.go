@@ -195,6 +195,9 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("correlation_id")),
 		chromedp.SendKeys(chromedp.ID("correlation_id"), "hold-console-1"),
 		chromedp.Click(chromedp.ID("search")),
+		// The search's answer (the unfiltered page already lists the
+		// receipt: waiting for its row alone raced the navigation).
+		chromedp.WaitVisible(chromedp.CSS(`#correlation_id[value="hold-console-1"]`)),
 		chromedp.WaitVisible(chromedp.ID("receipt-"+receiptID)))
 	got = text("receipt-" + receiptID)
 	for _, want := range []string{"org.test.noop", "hold-console-1", "hash ok", "signature ok"} {

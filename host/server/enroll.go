@@ -217,8 +217,12 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 		return
 	}
 	id := enrollmentID()
+	logged := res.ArtifactHash.String()
+	if res.RoutingOnly {
+		logged = "routing-only, record hash " + res.RecordHash
+	}
 	s.log.Info("hall: enrolled", "request_id", requestID(r), "enrollment_id", id, "worker_id", res.Record.WorkerID,
-		"artifact_hash", res.ArtifactHash.String(), "token_id", principal(r).ID, "replaced", res.Replaced)
+		"artifact_hash", logged, "token_id", principal(r).ID, "replaced", res.Replaced)
 	body := map[string]any{
 		"enrolled":               true,
 		"enrollment_id":          id,
@@ -236,6 +240,14 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 	}
 	if len(res.Record.Config) > 0 {
 		body["config"] = res.Record.Config
+	}
+	if res.RoutingOnly {
+		// Enrolled PyHall's way (docs/PYHALL.md): artifact_hash was the
+		// record's own hash, verified; no module, so it decides and never
+		// dispatches.
+		body["artifact_hash"] = res.RecordHash
+		body["routing_only"] = true
+		body["record_hash_verified"] = true
 	}
 	status := http.StatusCreated
 	if existed {

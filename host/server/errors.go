@@ -32,6 +32,11 @@ const (
 	CodeSaturated        = string(wcp.CodeHallSaturated)
 	CodeEvidence         = string(wcp.CodeEvidenceUnavailable)
 	CodeInternal         = string(wcp.CodeInternal)
+	// CodeRegistryUnavailable answers PyHall's registry proxies (pyhall.go).
+	CodeRegistryUnavailable = string(wcp.CodeRegistryUnavailable)
+	// CodeDecisionConflict refuses a changed decision under a recorded
+	// decision_id (POST /decisions/ingest).
+	CodeDecisionConflict = string(wcp.CodeDecisionConflict)
 )
 
 // apiError is an error response. Extra members go beside "error" in the

@@ -54,6 +54,15 @@ var apiOperations = []apiOperation{
 	{"GET", "/wcp/approvals/{approval_id}", "any", "one approval", map[int]string{200: "the approval"}, ""},
 	{"POST", "/wcp/approvals/{approval_id}/approve", "approver", "approve a pending request", map[int]string{200: "answered", 202: "answered; the dispatch runs"}, ""},
 	{"POST", "/wcp/approvals/{approval_id}/deny", "approver", "deny a pending request", map[int]string{200: "answered", 202: "answered"}, ""},
+	// PyHall's Hall API (docs/PYHALL.md).
+	{"GET", "/status", "audit", "PyHall's status: workers, decisions today, denials today (a tenant counts its own)", map[int]string{200: "status"}, ""},
+	{"GET", "/workers", "any", "PyHall's worker list: enrolled records with enrolled_at and status", map[int]string{200: "workers"}, ""},
+	{"GET", "/dispatches", "audit", "PyHall's dispatch log: recorded decisions, the Hall's and ingested, newest first (a tenant sees its own)", map[int]string{200: "decisions"}, ""},
+	{"GET", "/dispatches/active", "audit", "dispatches running now (a tenant sees its own)", map[int]string{200: "dispatches"}, ""},
+	{"GET", "/alerts", "audit", "conditions that need an operator now", map[int]string{200: "alerts"}, ""},
+	{"GET", "/wcp/registry/ban-list", "any", "PyHall's registry proxy: the Hall consults no registry (503 REGISTRY_UNAVAILABLE, source local-only)", map[int]string{}, ""},
+	{"GET", "/wcp/registry/verify/{worker_id}", "any", "PyHall's registry proxy: the Hall consults no registry (503 REGISTRY_UNAVAILABLE, source local-only)", map[int]string{}, ""},
+	{"POST", "/decisions/ingest", "audit", "record a decision made elsewhere as evidence, not decided by this Hall (idempotent by decision_id)", map[int]string{201: "recorded (or already recorded)"}, "application/json"},
 }
 
 // apiErrorCodes are the error codes an API caller can receive, with the
@@ -96,7 +105,7 @@ func (op apiOperation) errorStatuses() []int {
 	if op.Path == "/admin/rules" && op.Method == "PUT" {
 		st = append(st, http.StatusPreconditionFailed, http.StatusPreconditionRequired)
 	}
-	if op.Path == "/wcp/run" || op.Path == "/enroll" {
+	if op.Path == "/wcp/run" || op.Path == "/enroll" || strings.HasPrefix(op.Path, "/wcp/registry/") {
 		st = append(st, http.StatusServiceUnavailable)
 	}
 	slices.Sort(st)

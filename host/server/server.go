@@ -53,6 +53,11 @@ type Config struct {
 	// Quotas bound the sessions and sign-in attempts callers create
 	// (zero fields: the defaults of Quotas).
 	Quotas Quotas
+	// CORSOrigins are browser origins allowed to call the API across
+	// origins, besides hall.json's http.cors_origins (each checked by
+	// host.CheckCORSOrigin; "*" for any, never with credentials). None
+	// by default (cors.go).
+	CORSOrigins []string
 }
 
 // Server is the Hall API's http.Handler.
@@ -103,6 +108,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 
 	r := chi.NewRouter()
 	r.Use(s.observe)
+	r.Use(s.cors)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errf(http.StatusNotFound, CodeNotFound, "no endpoint "+r.Method+" "+r.URL.EscapedPath()+" (see docs/HTTP.md)"))
 	})
@@ -157,6 +163,18 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Get("/wcp/receipts", s.receipts)
 		r.Get("/wcp/receipts/{receipt_id}", s.receipt)
 	})
+	// PyHall's Hall API (pyhall.go, docs/PYHALL.md).
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate(auditToken))
+		r.Get("/status", s.pyStatus)
+		r.Get("/dispatches", s.pyDispatches)
+		r.Get("/dispatches/active", s.pyActive)
+		r.Get("/alerts", s.pyAlerts)
+		r.Post("/decisions/ingest", s.pyIngest)
+	})
+	r.With(s.authenticate(anyToken)).Get("/workers", s.pyWorkers)
+	r.With(s.authenticate(anyToken)).Get("/wcp/registry/ban-list", s.pyRegistry)
+	r.With(s.authenticate(anyToken)).Get("/wcp/registry/verify/{worker_id}", s.pyRegistry)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(approverToken))
 		r.Post("/wcp/approvals/{approval_id}/approve", s.approvalApprove)

@@ -100,6 +100,9 @@ const (
 	CodeReceiptNotFound     Code = "RECEIPT_NOT_FOUND"
 	CodeInvalidDigest       Code = "INVALID_DIGEST"
 	CodeArtifactUnknown     Code = "ARTIFACT_UNKNOWN"
+	CodeWorkerRoutingOnly   Code = "WORKER_ROUTING_ONLY"
+	CodeRegistryUnavailable Code = "REGISTRY_UNAVAILABLE"
+	CodeDecisionConflict    Code = "DECISION_CONFLICT"
 	CodeHallOffline         Code = "HALL_OFFLINE"
 	CodeHallSaturated       Code = "HALL_SATURATED"
 	CodeEvidenceUnavailable Code = "EVIDENCE_UNAVAILABLE"
@@ -244,6 +247,9 @@ var codeTable = []CodeInfo{
 	{CodeReceiptNotFound, KindHTTP, http.StatusNotFound, "no such receipt, or another tenant's"},
 	{CodeInvalidDigest, KindHTTP, http.StatusBadRequest, "the artifact path is not sha256: and 64 lowercase hex digits"},
 	{CodeArtifactUnknown, KindHTTP, http.StatusUnprocessableEntity, "artifact_hash names no uploaded module"},
+	{CodeWorkerRoutingOnly, KindHTTP, http.StatusConflict, "the selected worker is a routing-only record (no module): it takes part in decisions and is never dispatched; nothing ran"},
+	{CodeRegistryUnavailable, KindHTTP, http.StatusServiceUnavailable, "the Hall consults no worker registry service (PyHall's ban-list and verify proxies answer this, as PyHall does when its registry is unreachable): decide from the Hall's own evidence"},
+	{CodeDecisionConflict, KindHTTP, http.StatusConflict, "POST /decisions/ingest: the decision_id is already recorded for the tenant with other content; nothing was written"},
 	{CodeHallOffline, KindHTTP, http.StatusServiceUnavailable, "the Hall is offline and refuses dispatch"},
 	{CodeHallSaturated, KindHTTP, http.StatusServiceUnavailable, "every dispatch slot is taken; retry after a second"},
 	{CodeEvidenceUnavailable, KindHTTP, http.StatusInternalServerError, "the evidence ledger could not be read or written"},

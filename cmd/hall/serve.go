@@ -46,7 +46,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "shutdown-grace", Value: host.DefaultShutdownGrace, Usage: "how long shutdown lets dispatches in flight finish before cancelling them (each then recorded CANCELLED); 0: cancel at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
-		}, hallFlags()...),
+		}, append(otelFlags(), hallFlags()...)...),
 		Action: func(c *cli.Context) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
@@ -63,7 +63,15 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			opts.Logger, opts.Compiler = logger, selfCompiler()
+			tp, stopTracing, err := tracerProvider(c) // otel.go
+			if err != nil {
+				return err
+			}
+			if tp != nil {
+				logger = withTracing(logger)
+				defer shutdownTracing(logger, stopTracing)
+			}
+			opts.Logger, opts.Compiler, opts.TracerProvider = logger, selfCompiler(), tp
 			h, err := openHallWith(c, opts)
 			if err != nil {
 				return err

@@ -99,6 +99,10 @@ func New(h *host.Hall, cfg Config) http.Handler {
 	s.metrics.reg.MustRegister(approvalCollector{h})
 
 	r := chi.NewRouter()
+	if h != nil && h.TracerProvider() != nil {
+		tp := h.TracerProvider()
+		r.Use(traceRequests(tp)) // tracing.go
+	}
 	r.Use(s.observe)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errf(http.StatusNotFound, CodeNotFound, "no endpoint "+r.Method+" "+r.URL.EscapedPath()+" (see docs/HTTP.md)"))

@@ -416,6 +416,17 @@ func TestTracingCollector(t *testing.T) {
 	if !strings.Contains(r.stdout, `"trace_id":"`+runTrace+`"`) && !strings.Contains(r.stdout, `"trace_id": "`+runTrace+`"`) {
 		t.Errorf("the receipt of c-traced does not name trace %s: %s %s", runTrace, r.stdout, r.stderr)
 	}
+	// The receipts with their trace ids verify, here and in the
+	// independent Node verifier.
+	r = hallInNoEnv(t, dir, "", "audit", "verify")
+	mustOK(t, r, "audit verify")
+	if script := nodeVerifierScript(t); script != "" {
+		bundle := filepath.Join(t.TempDir(), "bundle")
+		mustOK(t, hallInNoEnv(t, dir, "", "audit", "export", "--bundle", bundle), "audit export --bundle")
+		if out, err := exec.Command("node", script, bundle).CombinedOutput(); err != nil || !strings.Contains(string(out), "verified") {
+			t.Errorf("node verifier: %v\n%s", err, out)
+		}
+	}
 	// SIGTERM: hall serve flushes its spans as it exits.
 	serve.Process.Signal(syscall.SIGTERM)
 	if err := serve.Wait(); err != nil {

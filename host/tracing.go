@@ -103,7 +103,17 @@ func endRun(span trace.Span, res *RunResult, err error) {
 		return
 	}
 	if res != nil {
-		decisionAttributes(span, &res.Decision)
+		// The decision's own attributes are on hall.decide; the run names
+		// it, and what came of it.
+		d := &res.Decision
+		outcome := "allow"
+		if d.Denied {
+			outcome = "deny"
+			if d.DenyReason != nil {
+				span.SetAttributes(tracing.DenyCode.String(string(d.DenyReason.Code)))
+			}
+		}
+		span.SetAttributes(tracing.DecisionID.String(d.DecisionID.String()), tracing.Outcome.String(outcome))
 		if res.WorkerID != "" {
 			span.SetAttributes(tracing.WorkerID.String(res.WorkerID))
 		}

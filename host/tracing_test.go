@@ -88,11 +88,18 @@ func TestTracingRunSpanTree(t *testing.T) {
 		return
 	}
 	for key, want := range map[string]string{
-		"hall.receipt_id": res.ReceiptID, "hall.decision_id": res.Decision.DecisionID.String(), "hall.outcome": "ok",
-		"hall.capability_id": "cap.test.logger", "hall.tenant_id": "org.acme", "hall.rule_id": res.Decision.MatchedRuleID,
+		"hall.receipt_id": res.ReceiptID, "hall.decision_id": res.Decision.DecisionID.String(), "hall.outcome": "ok", "hall.worker_id": "org.acme.logger",
 	} {
 		if got := attr(root, key); got != want {
 			t.Errorf("hall.run %s = %q, want %q", key, got, want)
+		}
+	}
+	for key, want := range map[string]string{
+		"hall.decision_id": res.Decision.DecisionID.String(), "hall.outcome": "allow",
+		"hall.capability_id": "cap.test.logger", "hall.tenant_id": "org.acme", "hall.rule_id": res.Decision.MatchedRuleID,
+	} {
+		if got := attr(spans["hall.decide"], key); got != want {
+			t.Errorf("hall.decide %s = %q, want %q", key, got, want)
 		}
 	}
 	call := spans["hall.sandbox.call"]

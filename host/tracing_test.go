@@ -213,3 +213,29 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 		}
 	}
 }
+
+// A record opts in to sending its trace upstream in its privilege
+// envelope: the field is part of the sealed record, so of the snapshot and
+// of every receipt's privilege_envelope; a misspelling is refused.
+func TestPropagateTraceContextIsDeclared(t *testing.T) {
+	h := newHall(t, host.Options{})
+	ctx := context.Background()
+	rec := record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny", `, "privilege_envelope": {"network_egress": ["api.example.com"], "propagate_trace_context": true}`)
+	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: mods.tiny, Record: rec}); err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	res, err := h.Run(ctx, host.RunRequest{Input: input(t, "cap.test.tiny", "org.acme")})
+	if err != nil || res.Outcome != "ok" {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	if env := string(res.Plan.Envelope()); !strings.Contains(env, `"propagate_trace_context":true`) {
+		t.Fatalf("envelope in force %s", env)
+	}
+	if r := receiptOf(t, h, res.ReceiptID); !strings.Contains(string(r.Envelope), `"propagate_trace_context":true`) || r.TraceID != "" {
+		t.Fatalf("receipt envelope %s, trace_id %q (untraced: none)", r.Envelope, r.TraceID)
+	}
+	bad := record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny", `, "privilege_envelope": {"propagate_trace_contxt": true}`)
+	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: mods.tiny, Record: bad}); err == nil {
+		t.Fatal("a misspelt propagate_trace_context was accepted")
+	}
+}

@@ -281,10 +281,11 @@ func (e *egress) fetch(ctx context.Context, rec *egressLog, via, method, rawURL 
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	if e.propagate {
+	if e.propagate && span.IsRecording() {
 		// Only a worker whose sealed record opts in sends its trace
-		// upstream (Policy.PropagateTrace); the guest's own traceparent
-		// header, if any, is replaced, never merged.
+		// upstream (Policy.PropagateTrace), and only from a traced call;
+		// the guest's own traceparent header, if any, is replaced, never
+		// merged.
 		req.Header.Del("traceparent")
 		req.Header.Del("tracestate")
 		tracing.Inject(ctx, propagation.HeaderCarrier(req.Header))

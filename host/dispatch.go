@@ -766,7 +766,11 @@ func (h *Hall) appendReceipt(ctx context.Context, store ledger.Store, res *RunRe
 	ectx, span := h.startSpan(ectx, "hall.evidence.commit")
 	r := receipt(res, plan, payload, started)
 	err := store.Append(ectx, r)
-	endCommit(span, res.Decision.DecisionID.String(), r.ReceiptID, err)
+	if span.IsRecording() { // the decision id's string costs an allocation
+		endCommit(span, res.Decision.DecisionID.String(), r.ReceiptID, err)
+	} else {
+		span.End()
+	}
 	if err != nil {
 		res.Output = nil
 		return fmt.Errorf("the worker ran but its evidence receipt could not be committed, so its output is withheld: %w", err)

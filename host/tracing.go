@@ -183,6 +183,7 @@ func (m *heldSpans) get(id string) (trace.SpanContext, bool) {
 // endCommit ends an evidence commit's span, naming what it committed.
 func endCommit(span trace.Span, decisionID, receiptID string, err error) {
 	if !span.IsRecording() {
+		span.End()
 		return
 	}
 	if decisionID != "" {

@@ -602,7 +602,7 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		if errors.As(err, &te) {
 			denyTampered(&res.Decision, fmt.Sprintf("The stored module of %s no longer matches its enrolled artifact_hash %s; it was not run.", res.WorkerID, te.Want))
 			res.Plan = nil
-			h.log.Error("hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
+			h.log.ErrorContext(ctx, "hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
 			return res, h.recordDecision(ctx, snap, &res.Decision)
 		}
 		if err != nil {
@@ -702,7 +702,7 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			default:
 				res.Outcome = se.Code
 			}
-			h.log.Warn("hall: worker failed at instantiation", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
+			h.log.WarnContext(ctx, "hall: worker failed at instantiation", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
 			return res, finish(ctx)
 		}
 		if err != nil {
@@ -742,7 +742,7 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		default:
 			res.Outcome = outcomeHallError
 		}
-		h.log.Warn("hall: worker failed", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
+		h.log.WarnContext(ctx, "hall: worker failed", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
 	}
 	if res.Limits == (sandbox.Limits{}) {
 		res.Limits = plan.Limits()
@@ -751,7 +751,7 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		// The guest's stdout and stderr (bounded by the log limit) join the
 		// Hall's log under the correlation id; its Extism log lines are
 		// there already, one by one at their levels (sandbox guestLog).
-		h.log.Info("hall: worker output", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "output", string(out.Stdio))
+		h.log.InfoContext(ctx, "hall: worker output", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "output", string(out.Stdio))
 	}
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()

@@ -43,7 +43,7 @@ func spansOf(rec *tracetest.SpanRecorder, tid trace.TraceID) map[string]sdktrace
 func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -111,7 +111,7 @@ func TestTracingRunSpanTree(t *testing.T) {
 	}
 	var logged bool
 	for _, ev := range call.Events() {
-		logged = logged || ev.Name == "guest.log" && strings.Contains(ev.Attributes[0].Value.Emit(), "hello from the guest")
+		logged = logged || ev.Name == "guest.log" && strings.Contains(ev.Attributes[0].Value.String(), "hello from the guest")
 	}
 	if !logged {
 		t.Errorf("the guest's log line is not an event of hall.sandbox.call: %v", call.Events())
@@ -121,7 +121,7 @@ func TestTracingRunSpanTree(t *testing.T) {
 	}
 	for _, s := range rec.Ended() {
 		for _, kv := range s.Attributes() {
-			if strings.Contains(kv.Value.Emit(), "MARKER-payload") {
+			if strings.Contains(kv.Value.String(), "MARKER-payload") {
 				t.Errorf("span %s attribute %s carries the payload", s.Name(), kv.Key)
 			}
 		}

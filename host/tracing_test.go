@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -237,5 +238,59 @@ func TestPropagateTraceContextIsDeclared(t *testing.T) {
 	bad := record("org.acme.tiny", "wrk.test.tiny", "cap.test.tiny", `, "privilege_envelope": {"propagate_trace_contxt": true}`)
 	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: mods.tiny, Record: bad}); err == nil {
 		t.Fatal("a misspelt propagate_trace_context was accepted")
+	}
+}
+
+// A call held for a human approval and the call that resumes with it are
+// two traces; the resumed one links to the held one, and both name the
+// approval. The policy's evaluation is a span of each decision.
+func TestTracingApprovalLink(t *testing.T) {
+	ctx := context.Background()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	m := integModules(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rules.json"), []byte(policyRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(strings.ReplaceAll(prodWrites, "%TTL%", "1h")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := host.Open(ctx, host.Options{Dir: dir, Pool: -1, TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	if _, err := h.Enroll(ctx, host.EnrollRequest{Module: m.pa, Record: []byte(pickRecord)}); err != nil {
+		t.Fatal(err)
+	}
+	issueApprover(t, h)
+	id, in := pend(t, h)
+	if _, err := h.DecideApproval(ctx, id, true, approver, ""); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Run(ctx, host.RunRequest{Input: in, Payload: []byte("x"), ApprovalID: id})
+	if err != nil || !res.Ran {
+		t.Fatalf("approved run: %v %+v", err, res.Decision.DenyReason)
+	}
+	var runs []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == "hall.run" && attr(s, "hall.approval_id") == id {
+			runs = append(runs, s)
+		}
+	}
+	if len(runs) != 2 {
+		t.Fatalf("%d hall.run spans name approval %s, want the held and the resumed call", len(runs), id)
+	}
+	held, resumed := runs[0], runs[1]
+	if len(resumed.Links()) != 1 || resumed.Links()[0].SpanContext.SpanID() != held.SpanContext().SpanID() {
+		t.Fatalf("the resumed call's links %v do not name the held call %s", resumed.Links(), held.SpanContext().SpanID())
+	}
+	for _, run := range runs {
+		spans := spansOf(rec, run.SpanContext().TraceID())
+		if p := spans["hall.policy"]; p == nil || attr(p, "hall.policy_id") != "prod-writes-need-a-human" {
+			t.Errorf("trace %s: no hall.policy span of the deciding policy", run.SpanContext().TraceID())
+		}
 	}
 }

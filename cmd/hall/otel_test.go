@@ -498,8 +498,11 @@ func TestTracingCollector(t *testing.T) {
 		wantAttr(t, tool, "mcp.method.name", "tools/call")
 		wantAttr(t, tool, "gen_ai.tool.name", "doc_summarize")
 		wantAttr(t, tool, "gen_ai.operation.name", "execute_tool")
-		if tool.attr("mcp.session.id") == "" {
-			t.Errorf("tools/call has no mcp.session.id: %v", tool.Attributes)
+		if tool.attr("mcp.session.id") == "" || tool.attr("jsonrpc.request.id") == "" {
+			t.Errorf("tools/call has no mcp.session.id or jsonrpc.request.id: %v", tool.Attributes)
+		}
+		if len(tool.Links) != 1 || treeOf(spans, tool.Links[0].TraceID).byID[tool.Links[0].SpanID] == nil || treeOf(spans, tool.Links[0].TraceID).byID[tool.Links[0].SpanID].Name != "POST /mcp" {
+			t.Errorf("tools/call links %v: want the POST /mcp span that carried it", tool.Links)
 		}
 		run := tr.childOf(t, "hall.run", tool)
 		if run.attr("hall.receipt_id") == "" || tool.attr("hall.receipt_id") != run.attr("hall.receipt_id") {

@@ -516,3 +516,32 @@ func TestTracingCollector(t *testing.T) {
 		t.Logf("hall serve log:\n%s", logs.String())
 	}
 }
+
+// TestTracingCollectorGRPC: the flags alone turn tracing on, over OTLP/gRPC.
+func TestTracingCollectorGRPC(t *testing.T) {
+	col := startCollector(t)
+	dir := mcpDir(t)
+	tok := hallInNoEnv(t, dir, "", "tokens", "create", "--tenant", "org.acme")
+	if tok.code != 0 {
+		t.Fatalf("tokens create: %s", tok.stderr)
+	}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME"} {
+		t.Setenv(k, "")
+	}
+	addr, serve, logs := startServe(t, dir, "--otel-endpoint", col.grpcURL, "--otel-protocol", "grpc")
+	const traceID = "8bf92f3577b34da6a3ce929d0e0e473a"
+	denied := postRun(t, addr, strings.TrimSpace(tok.stdout), "00-"+traceID+"-30f067aa0ba902ba-01", runBody("cap.doc.nothing", "c-grpc", "x", ""))
+	if d, _ := denied["decision"].(map[string]any); d["denied"] != true {
+		t.Fatalf("denied run: %v", denied)
+	}
+	serve.Process.Signal(syscall.SIGTERM)
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("hall serve: %v\n%s", err, logs.String())
+	}
+	tr := treeOf(col.stop(t), traceID)
+	srv := tr.one(t, "POST /wcp/run")
+	if srv.service != "hall" {
+		t.Errorf("service.name %q, want the default hall", srv.service)
+	}
+	tr.childOf(t, "hall.decide", tr.childOf(t, "hall.run", srv))
+}

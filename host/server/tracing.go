@@ -17,11 +17,17 @@ import (
 // and tracestate when it sends them. The span is named "{method} {route}"
 // (the route pattern, never the raw path); its attributes are the method,
 // route, path and status, never the query string, headers or body.
-// Installed only when the Hall traces: otherwise requests pay nothing.
+// GET /health and /metrics (probes and scrapes) are not traced. Installed
+// only when the Hall traces: otherwise requests pay nothing.
 func traceRequests(tp trace.TracerProvider) func(http.Handler) http.Handler {
 	tracer := tracing.Tracer(tp)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" || r.URL.Path == "/metrics" {
+				// Probes and scrapes, every few seconds: not traced.
+				next.ServeHTTP(w, r)
+				return
+			}
 			ctx := tracing.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 			defer span.End()

@@ -583,7 +583,10 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	}
 	ctx = runContext(ctx, &req)
 	dec, plan, snap := h.planFor(ctx, req.Input, req.replay)
-	res := &RunResult{Decision: dec, Plan: plan, TraceID: tracing.TraceID(ctx)}
+	res := &RunResult{Decision: dec, Plan: plan}
+	if h.tracer != nil {
+		res.TraceID = tracing.TraceID(ctx)
+	}
 	if res.Decision.Denied || res.Decision.DryRun {
 		if err := h.holdForApproval(ctx, &res.Decision); err != nil {
 			return res, err

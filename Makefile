@@ -87,6 +87,9 @@ bench:
 	$(call bench_step,10-http-summarizer,-bench 'BenchmarkRunHTTP/summarizer' -benchmem -benchtime 2000x ./host/server/)
 	$(call bench_step,11-mcp,-bench BenchmarkMCPOverhead -benchtime 2000x ./host/mcp/)
 	$(call bench_step,12-sdk,-bench . -benchmem ./sdk/)
+	@# Tracing on (always-on sampler, OTLP/HTTP to a local receiver) against
+	@# off, alternated in rounds, 32 connections: 2,000 requests each.
+	$(call bench_step,13-tracing,-bench BenchmarkTracingOverhead -benchtime 2000x ./host/server/)
 	$(BIN)/benchreport stamp $(BENCH_DIR)/end.env
 	$(BIN)/benchreport report -dir $(BENCH_DIR)
 

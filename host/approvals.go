@@ -10,10 +10,13 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/approval"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/policy"
+	"github.com/wcphall/hall/internal/tracing"
 )
 
 // Ledger change kinds of human approvals (WCP §5.8); see
@@ -203,6 +206,11 @@ func (h *Hall) holdForApproval(ctx context.Context, dec *wcp.RouteDecision) erro
 		return fmt.Errorf("holding the request for a human approval: %w", err)
 	}
 	id, exp := a.ID, a.ExpiresAt.Format(time.RFC3339)
+	if span := trace.SpanFromContext(ctx); h.tracer != nil && span.IsRecording() {
+		// The call resumed with this approval links back to this one.
+		span.SetAttributes(tracing.ApprovalID.String(id))
+		h.held.put(id, span.SpanContext())
+	}
 	dec.DenyReason.PendingApprovalID = &id
 	dec.DenyReason.ApprovalExpiresAt = &exp
 	dec.DenyReason.Message = "The policy gate requires a human approval before this worker can be dispatched. Pending approval " + id + " (expires " + exp + "): once an approver approves it, submit the same request again with approval_id " + id + "."
@@ -303,6 +311,8 @@ func (h *Hall) recordDecisionUsing(ctx context.Context, s *snapshot, dec *wcp.Ro
 	decisionID := dec.DecisionID.String()
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
+	ectx, span := h.startSpan(ectx, "hall.evidence.commit")
+	defer func() { endCommit(span, decisionID, "", err) }()
 	err = st.RecordDecisionUsing(ectx, d, ledger.ApprovalUpdate{
 		ID: id, From: approval.Approved, To: approval.Used, Kind: ChangeApprovalUsed, Actor: "tenant:" + call.use.TenantID, Now: time.Now(),
 		Apply: func(a *approval.Approval) {

@@ -13,10 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/artifact"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/sandbox"
+	"github.com/wcphall/hall/internal/tracing"
 )
 
 // Default ceilings of a dispatch (hall.json "limits" lowers or raises them).
@@ -87,6 +92,7 @@ func sandboxPolicy(rec *wcp.Record) sandbox.Policy {
 		p.Writes = cleanDirs(e.FilesystemWrites)
 		p.Reads = cleanDirs(e.FilesystemReads)
 		p.Egress = e.NetworkEgress.Hosts
+		p.PropagateTrace = e.PropagateTraceContext
 		p.Secrets = e.SecretsAccess
 	}
 	return p
@@ -512,6 +518,11 @@ type RunResult struct {
 	Limits  sandbox.Limits
 	// ReceiptID identifies the dispatch's evidence receipt.
 	ReceiptID string
+	// TraceID is the W3C trace id (32 hex digits) of the dispatch's span
+	// when tracing is on (Options.TracerProvider) and the span is sampled,
+	// else "". The receipt records it (trace_id), so a trace leads to its
+	// evidence and the evidence to its trace.
+	TraceID string
 }
 
 // evidenceTimeout bounds an evidence write that no longer follows the
@@ -544,6 +555,21 @@ func evidenceContext(ctx context.Context) (context.Context, context.CancelFunc) 
 //     default: call extism.SetLogLevel(extism.LogLevelInfo) once at start
 //     (the hall CLI does). The Hall never changes it.
 func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
+	ctx, span := h.startSpan(ctx, "hall.run")
+	if span.IsRecording() && req.ApprovalID != "" {
+		// The call a human approval resumes links to the call that was
+		// held for it, when this process held it.
+		span.SetAttributes(tracing.ApprovalID.String(req.ApprovalID))
+		if sc, ok := h.held.get(req.ApprovalID); ok {
+			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("hall.link", "approval_held")}})
+		}
+	}
+	res, err := h.run(ctx, req)
+	endRun(span, res, err)
+	return res, err
+}
+
+func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	ctx, exit, ok := h.life.enter(ctx)
 	if !ok {
 		return nil, ErrClosed
@@ -558,6 +584,9 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	ctx = runContext(ctx, &req)
 	dec, plan, snap := h.planFor(ctx, req.Input, req.replay)
 	res := &RunResult{Decision: dec, Plan: plan}
+	if h.tracer != nil {
+		res.TraceID = tracing.TraceID(ctx)
+	}
 	if res.Decision.Denied || res.Decision.DryRun {
 		if err := h.holdForApproval(ctx, &res.Decision); err != nil {
 			var qe *QuotaError
@@ -583,7 +612,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		if errors.As(err, &te) {
 			denyTampered(&res.Decision, fmt.Sprintf("The stored module of %s no longer matches its enrolled artifact_hash %s; it was not run.", res.WorkerID, te.Want))
 			res.Plan = nil
-			h.log.Error("hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
+			h.log.ErrorContext(ctx, "hall: stored module tampered", "worker_id", res.WorkerID, "error", te)
 			return res, h.recordDecision(ctx, snap, &res.Decision)
 		}
 		if err != nil {
@@ -602,7 +631,16 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		wait = DefaultTimeout
 	}
 	actx, cancelWait := context.WithTimeout(ctx, wait)
+	actx, aspan := h.startSpan(actx, "hall.admission")
 	releaseSlot, err := h.admission.acquire(actx, req.Input.TenantID)
+	if aspan.IsRecording() {
+		aspan.SetAttributes(tracing.TenantID.String(req.Input.TenantID))
+		if err != nil {
+			aspan.SetStatus(codes.Error, errorCode(err))
+			aspan.SetAttributes(tracing.ErrorType.String(errorCode(err)))
+		}
+	}
+	aspan.End()
 	cancelWait()
 	if err != nil {
 		return res, err
@@ -675,7 +713,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			default:
 				res.Outcome = se.Code
 			}
-			h.log.Warn("hall: worker failed at instantiation", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
+			h.log.WarnContext(ctx, "hall: worker failed at instantiation", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
 			return res, finish(ctx)
 		}
 		if err != nil {
@@ -691,10 +729,17 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		defer h.release(ctx, lw)
 	}
 	res.Ran = true
-	out, err := lw.worker.Call(ctx, plan.guestRequest(in, req.Payload, req.Timeout))
+	cctx, cspan := h.startSpan(ctx, "hall.sandbox.call")
+	greq := plan.guestRequest(in, req.Payload, req.Timeout)
+	greq.Tracer = h.tracer
+	out, err := lw.worker.Call(cctx, greq)
 	if out != nil {
 		res.Output, res.Logs, res.Duration, res.Limits, res.Events = out.Output, out.Logs, out.Duration, out.Limits, out.Events
 	}
+	if cspan.IsRecording() {
+		sandboxAttributes(cspan, plan, out, err)
+	}
+	cspan.End()
 	res.Outcome = "ok"
 	if err != nil {
 		res.Err = err
@@ -708,7 +753,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		default:
 			res.Outcome = outcomeHallError
 		}
-		h.log.Warn("hall: worker failed", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
+		h.log.WarnContext(ctx, "hall: worker failed", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "outcome", res.Outcome, "error", err)
 	}
 	if res.Limits == (sandbox.Limits{}) {
 		res.Limits = plan.Limits()
@@ -717,7 +762,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		// The guest's stdout and stderr (bounded by the log limit) join the
 		// Hall's log under the correlation id; its Extism log lines are
 		// there already, one by one at their levels (sandbox guestLog).
-		h.log.Info("hall: worker output", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "output", string(out.Stdio))
+		h.log.InfoContext(ctx, "hall: worker output", "worker_id", res.WorkerID, "correlation_id", in.CorrelationID, "output", string(out.Stdio))
 	}
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
@@ -729,8 +774,15 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 func (h *Hall) appendReceipt(ctx context.Context, store ledger.Store, res *RunResult, plan *Plan, payload []byte, started time.Time) error {
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
+	ectx, span := h.startSpan(ectx, "hall.evidence.commit")
 	r := receipt(res, plan, payload, started)
-	if err := store.Append(ectx, r); err != nil {
+	err := store.Append(ectx, r)
+	if span.IsRecording() { // the decision id's string costs an allocation
+		endCommit(span, res.Decision.DecisionID.String(), r.ReceiptID, err)
+	} else {
+		span.End()
+	}
+	if err != nil {
 		res.Output = nil
 		return fmt.Errorf("the worker ran but its evidence receipt could not be committed, so its output is withheld: %w", err)
 	}

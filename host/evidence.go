@@ -101,7 +101,9 @@ func (h *Hall) recordDecisionJSON(ctx context.Context, s *snapshot, dec *wcp.Rou
 	d.Snapshot = snap
 	ctx, cancel := evidenceContext(ctx)
 	defer cancel()
+	ctx, span := h.startSpan(ctx, "hall.evidence.commit")
 	err = store.RecordDecision(ctx, d)
+	endCommit(span, d.DecisionID, "", err)
 	if err != nil {
 		return nil, fmt.Errorf("recording decision %s in the evidence ledger: %w", dec.DecisionID, err)
 	}
@@ -146,8 +148,10 @@ func (h *Hall) recordDispatch(ctx context.Context, store dispatchRecorder, res *
 	d.Snapshot = plan.snap.digest()
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
+	ectx, span := h.startSpan(ectx, "hall.evidence.commit")
 	r := receipt(res, plan, payload, started)
 	err = store.RecordDispatch(ectx, d, res.Events, r)
+	defer func() { endCommit(span, d.DecisionID, r.ReceiptID, err) }()
 	if err != nil && len(res.Events) > 0 && errors.Is(err, ledger.ErrInvalid) {
 		// A worker's malformed event does not cost its evidence: logged,
 		// as with a decision recorded first, and recorded without it.
@@ -191,6 +195,7 @@ func receipt(res *RunResult, plan *Plan, payload []byte, started time.Time) *led
 		},
 		Determinism:   "clock,random",
 		ReplayOf:      plan.replayOf,
+		TraceID:       res.TraceID,
 		InputPayload:  payload,
 		OutputPayload: res.Output,
 	}

@@ -15,10 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/router"
 	"github.com/wcphall/hall/internal/sandbox"
+	"github.com/wcphall/hall/internal/tracing"
 )
 
 // Options say where a Hall's files are. Relative paths are relative to Dir.
@@ -120,6 +123,12 @@ type Options struct {
 	// all). Past it they are cancelled, and recorded CANCELLED, before
 	// the ledger closes. See Hall.Close.
 	ShutdownGrace time.Duration
+	// TracerProvider, when set, turns tracing on: the Hall's spans
+	// (docs/OBSERVABILITY.md) come from it, and host/server and host/mcp
+	// start theirs from it too. Nil (the default): no spans, no cost. The
+	// Hall never sets OpenTelemetry's process-wide provider or propagator;
+	// it reads and writes W3C trace context only.
+	TracerProvider trace.TracerProvider
 }
 
 // MinMemoryBudgetMB is the smallest memory budget the Hall accepts: above
@@ -334,6 +343,11 @@ type Hall struct {
 	// life admits calls until Close and lets Close wait for them
 	// (lifecycle.go).
 	life lifecycle
+
+	// tracer is Options.TracerProvider's tracer, nil when tracing is off;
+	// held links a resumed approval's call to the held one (tracing.go).
+	tracer trace.Tracer
+	held   heldSpans
 }
 
 // Open loads the configuration, the rules and the enrolled records, opens
@@ -365,7 +379,7 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	if opts.TenantShare < 0 || opts.TenantShare > 1 {
 		return nil, fmt.Errorf("Options.TenantShare: %v is not a share of the dispatch slots; give a fraction in (0, 1], or 0 for %v", opts.TenantShare, DefaultTenantShare)
 	}
-	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare)}
+	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare), tracer: tracing.Tracer(opts.TracerProvider)}
 	if opts.Stores != nil && opts.Stores.Source != nil {
 		h.src = opts.Stores.Source
 	}
@@ -455,6 +469,17 @@ func (h *Hall) plan(ctx context.Context, in *wcp.RouteInput) (wcp.RouteDecision,
 // current snapshot as rp sees it (replaySpec.view, which shares the
 // snapshot's seal: the replay names the snapshot in force).
 func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) (wcp.RouteDecision, *Plan, *snapshot) {
+	ctx, span := h.startSpan(ctx, "hall.decide")
+	dec, p, s := h.planIn(ctx, in, rp)
+	if span.IsRecording() {
+		decisionAttributes(span, &dec)
+		span.SetAttributes(tracing.Snapshot.String(s.digest()))
+	}
+	span.End()
+	return dec, p, s
+}
+
+func (h *Hall) planIn(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) (wcp.RouteDecision, *Plan, *snapshot) {
 	s := h.snap.Load()
 	if rp != nil {
 		s = rp.view(s)

@@ -6,11 +6,14 @@ import (
 	"math/big"
 	"slices"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/policy"
 	"github.com/wcphall/hall/internal/pyval"
 	"github.com/wcphall/hall/internal/router"
+	"github.com/wcphall/hall/internal/tracing"
 )
 
 // ChangePolicy is the ledger change kind earlier Halls recorded when a
@@ -142,7 +145,12 @@ func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, i
 		}
 	}
 	f := policyFacts(set, w, in, dec)
+	_, span := h.startSpan(ctx, "hall.policy")
 	res := set.Evaluate(&f, dec.EscalationEffective.PolicyGate)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("hall.policy_set", digest), tracing.PolicyID.String(res.Policy), tracing.PolicyEffect.String(string(res.Outcome)))
+	}
+	span.End()
 	if res.Outcome == policy.Allow && set.Approvals().HumanRequired {
 		if why := humanRequired(dec, in); why != "" {
 			res = policy.Result{Outcome: policy.RequireHuman, Reason: why}

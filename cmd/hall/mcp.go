@@ -36,14 +36,22 @@ func mcpCommand() *cli.Command {
 			&cli.StringFlag{Name: "qos", Usage: "QoS class P0..P3 (default P2)"},
 			&cli.StringSliceFlag{Name: "allow-override", Usage: "`FIELD` a client may set per call in _meta: env, data_label, tenant_risk, qos_class (repeatable)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
-		}, hallFlags()...),
+		}, append(otelFlags(), hallFlags()...)...),
 		Action: func(c *cli.Context) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 				return failf("--log-level: %v", err)
 			}
 			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-			h, err := openHallWith(c, host.Options{Logger: logger})
+			tp, stopTracing, err := tracerProvider(c) // otel.go
+			if err != nil {
+				return err
+			}
+			if tp != nil {
+				logger = withTracing(logger)
+				defer shutdownTracing(logger, stopTracing)
+			}
+			h, err := openHallWith(c, host.Options{Logger: logger, TracerProvider: tp})
 			if err != nil {
 				return err
 			}

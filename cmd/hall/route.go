@@ -103,6 +103,7 @@ func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 		MaxConcurrent:  extra.MaxConcurrent,
 		TenantShare:    extra.TenantShare,
 		ShutdownGrace:  extra.ShutdownGrace,
+		TracerProvider: extra.TracerProvider,
 		KeyFile:        keyFile(c),
 		KeyFD:          keyFD(c),
 	})

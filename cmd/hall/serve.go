@@ -50,7 +50,7 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "cors-origin", Usage: "allow the pages of browser `ORIGIN` (scheme://host[:port], or \"*\" for any, never with credentials) to call the API; repeat for several; added to hall.json's http.cors_origins (default: none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
-		}, hallFlags()...),
+		}, append(otelFlags(), hallFlags()...)...),
 		Action: func(c *cli.Context) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
@@ -72,7 +72,15 @@ func serveCommand() *cli.Command {
 					return failf("--cors-origin: %v", err)
 				}
 			}
-			opts.Logger, opts.Compiler = logger, selfCompiler()
+			tp, stopTracing, err := tracerProvider(c) // otel.go
+			if err != nil {
+				return err
+			}
+			if tp != nil {
+				logger = withTracing(logger)
+				defer shutdownTracing(logger, stopTracing)
+			}
+			opts.Logger, opts.Compiler, opts.TracerProvider = logger, selfCompiler(), tp
 			h, err := openHallWith(c, opts)
 			if err != nil {
 				return err

@@ -218,7 +218,7 @@ func (s *Server) Handler(o HTTPOptions) http.Handler {
 	if limit == 0 {
 		limit = sdk.DefaultMaxRequestBodyBytes
 	}
-	h := mcpauth.RequireBearerToken(verify, &mcpauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(wholeAnswers(streamable, limit))
+	h := mcpauth.RequireBearerToken(verify, &mcpauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(wholeAnswers(streamable, limit, s.h.TracerProvider() != nil))
 	if o.MaxSessionsPerPrincipal > 0 {
 		p := o.Principal
 		if p == nil {
@@ -253,7 +253,11 @@ func (s *Server) Handler(o HTTPOptions) http.Handler {
 // JSONResponse), not per-request ones: with it, a call's progress
 // notifications go to the standalone stream instead of the call's, which
 // a client need not open.
-func wholeAnswers(next http.Handler, limit int64) http.Handler {
+//
+// When the Hall traces, the JSON-RPC id of a tools/call (read from the
+// body it holds anyway) and the HTTP request's span reach the call's span
+// through markTransport (tracing.go).
+func wholeAnswers(next http.Handler, limit int64, traced bool) http.Handler {
 	progressToken := []byte(`"progressToken"`)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.Body == nil {
@@ -271,6 +275,9 @@ func wholeAnswers(next http.Handler, limit int64) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(data))
+		if traced {
+			markTransport(r, data)
+		}
 		if bytes.Contains(data, progressToken) {
 			next.ServeHTTP(w, r)
 			return

@@ -107,6 +107,10 @@ func New(h *host.Hall, cfg Config) http.Handler {
 	s.metrics.reg.MustRegister(approvalCollector{h})
 
 	r := chi.NewRouter()
+	if h != nil && h.TracerProvider() != nil {
+		tp := h.TracerProvider()
+		r.Use(traceRequests(tp)) // tracing.go
+	}
 	r.Use(s.observe)
 	r.Use(s.cors)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -62,6 +62,12 @@ type PrivilegeEnvelope struct {
 	// FilesystemReads are directories mounted read-only (a Hall addition).
 	FilesystemReads []string `json:"filesystem_reads,omitzero"`
 	Tools           []string `json:"tools,omitzero"`
+	// PropagateTraceContext sends the W3C traceparent (and tracestate)
+	// of the Hall's egress span upstream with each of the worker's HTTP
+	// requests, when the Hall traces (a Hall addition; default false:
+	// trace ids never leave for third parties unless the record says so,
+	// and a record is sealed evidence). docs/OBSERVABILITY.md.
+	PropagateTraceContext bool `json:"propagate_trace_context,omitzero"`
 	// Egress is the block PyHall's stock privilege policy inspects.
 	Egress *LegacyEgress `json:"egress,omitzero"`
 
@@ -88,7 +94,7 @@ func (r *Record) Granted() *PrivilegeEnvelope {
 // JSON object), which PyHall treats as no envelope.
 func (p *PrivilegeEnvelope) IsEmpty() bool {
 	return p == nil || (p.SecretsAccess == nil && p.NetworkEgress.IsZero() && p.FilesystemWrites == nil &&
-		p.FilesystemReads == nil && p.Tools == nil && p.Egress == nil && len(p.Extra) == 0)
+		p.FilesystemReads == nil && p.Tools == nil && p.Egress == nil && !p.PropagateTraceContext && len(p.Extra) == 0)
 }
 
 // NetworkEgress is "none" (the default: no network at all), "unrestricted",

@@ -83,6 +83,11 @@ type Receipt struct {
 	// and run under ("sha256:<hex>", docs/EVIDENCE.md "Snapshots"); ""
 	// for receipts written before snapshots were recorded.
 	Snapshot string
+	// TraceID is the W3C trace id (32 lowercase hex digits) of the
+	// dispatch's trace when the Hall traced it, else "": the link from the
+	// evidence to the trace (docs/OBSERVABILITY.md). It is signed like
+	// every field, and says nothing about what ran.
+	TraceID string
 	// InputPayload and OutputPayload are kept only when the ledger was
 	// opened with [WithPayloads]; otherwise Append drops them and only the
 	// hashes remain.
@@ -132,7 +137,10 @@ type receiptJSON struct {
 	// Omitted for a dispatch that is not a replay.
 	ReplayOf string `json:"replay_of,omitempty"`
 	// Omitted when empty: receipts written before snapshots keep their hashes.
-	Snapshot      string `json:"snapshot,omitempty"`
+	Snapshot string `json:"snapshot,omitempty"`
+	// Omitted when empty: receipts of untraced dispatches, and those
+	// written before tracing, keep their hashes.
+	TraceID       string `json:"trace_id,omitempty"`
 	InputPayload  []byte `json:"input_payload,omitempty"`
 	OutputPayload []byte `json:"output_payload,omitempty"`
 }
@@ -164,6 +172,7 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		Envelope:         r.Envelope,
 		ReplayOf:         r.ReplayOf,
 		Snapshot:         r.Snapshot,
+		TraceID:          r.TraceID,
 		InputPayload:     r.InputPayload,
 		OutputPayload:    r.OutputPayload,
 	}
@@ -252,6 +261,7 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		Determinism:      w.Determinism,
 		RecordDigest:     w.RecordDigest,
 		Snapshot:         w.Snapshot,
+		TraceID:          w.TraceID,
 		Envelope:         w.Envelope,
 		ReplayOf:         w.ReplayOf,
 		InputPayload:     w.InputPayload,
@@ -268,6 +278,12 @@ var outcomeCode = regexp.MustCompile(`^(ok|[A-Z][A-Z0-9_]*)$`)
 
 // receiptID is the form of the receipt ids Append assigns (UUIDs).
 var receiptID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// traceID is the form of a W3C trace id (all zeros, which is invalid, is
+// refused beside it).
+var traceID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+const zeroTraceID = "00000000000000000000000000000000"
 
 // validate checks the caller's fields. Chain fields are ignored: Append
 // overwrites them.
@@ -316,6 +332,9 @@ func (r *Receipt) validate() error {
 	}
 	if r.ReplayOf != "" && !receiptID.MatchString(r.ReplayOf) {
 		return invalid("replay_of", fmt.Sprintf("%q is not a receipt id (a UUID)", r.ReplayOf))
+	}
+	if r.TraceID != "" && (!traceID.MatchString(r.TraceID) || r.TraceID == zeroTraceID) {
+		return invalid("trace_id", fmt.Sprintf("%q is not a W3C trace id (32 lowercase hex digits, not all zero)", r.TraceID))
 	}
 	if len(r.Envelope) > 0 && !isJSONObject(r.Envelope) {
 		return invalid("privilege_envelope", "must be a JSON object")

@@ -18,6 +18,11 @@ import (
 	"time"
 
 	"code.dny.dev/ssrf"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wcphall/hall/internal/tracing"
 )
 
 // Bounds of one hall_http exchange.
@@ -41,6 +46,8 @@ type egress struct {
 	allow    map[hostPort]bool
 	literals map[netip.AddrPort]bool
 	client   *http.Client
+	// propagate: Policy.PropagateTrace.
+	propagate bool
 }
 
 type hostPort struct {
@@ -231,6 +238,11 @@ func (e *egress) fetch(ctx context.Context, rec *egressLog, via, method, rawURL 
 	}
 	method = strings.ToUpper(method)
 	ev := egressEvent{Import: via, Method: method, URL: redactURL(rawURL)}
+	var tracer trace.Tracer
+	if rec != nil {
+		tracer = rec.tracer
+	}
+	ctx, span := tracing.Start(ctx, tracer, "hall.egress", trace.SpanKindClient)
 	finish := func(resp *httpResponse, fe *fetchError) (*httpResponse, *fetchError) {
 		ev.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 		ev.Outcome = "ok"
@@ -241,6 +253,10 @@ func (e *egress) fetch(ctx context.Context, rec *egressLog, via, method, rawURL 
 			ev.Status, ev.ResponseBytes = resp.Status, len(resp.Body)
 		}
 		rec.add(ev)
+		if span.IsRecording() {
+			egressAttributes(span, method, rawURL, ev)
+		}
+		span.End()
 		return resp, fe
 	}
 	if e == nil {
@@ -264,6 +280,15 @@ func (e *egress) fetch(ctx context.Context, rec *egressLog, via, method, rawURL 
 	}
 	for k, v := range headers {
 		req.Header.Set(k, v)
+	}
+	if e.propagate && span.IsRecording() {
+		// Only a worker whose sealed record opts in sends its trace
+		// upstream (Policy.PropagateTrace), and only from a traced call;
+		// the guest's own traceparent header, if any, is replaced, never
+		// merged.
+		req.Header.Del("traceparent")
+		req.Header.Del("tracestate")
+		tracing.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -304,4 +329,25 @@ func (e *egress) do(ctx context.Context, rec *egressLog, raw []byte) []byte {
 	}
 	b, _ := json.Marshal(resp)
 	return b
+}
+
+// egressAttributes describes one exchange on its span: method, host, port,
+// status and outcome, never the path's query, the headers or the body.
+func egressAttributes(span trace.Span, method, rawURL string, ev egressEvent) {
+	span.SetAttributes(tracing.HTTPMethod.String(method), tracing.Outcome.String(ev.Outcome))
+	if u, err := url.Parse(rawURL); err == nil {
+		span.SetAttributes(tracing.ServerAddress.String(u.Hostname()), tracing.URLScheme.String(u.Scheme))
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err == nil {
+				span.SetAttributes(tracing.ServerPort.Int(n))
+			}
+		}
+	}
+	if ev.Status != 0 {
+		span.SetAttributes(tracing.HTTPStatus.Int(ev.Status))
+	}
+	if ev.Outcome != "ok" {
+		span.SetStatus(codes.Error, ev.Outcome)
+		span.SetAttributes(tracing.ErrorType.String(ev.Outcome))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"net/url"
 	"strings"
 
@@ -56,6 +57,8 @@ type egressEvent struct {
 type egressLog struct {
 	events  []json.RawMessage
 	dropped int
+	// tracer traces each exchange (Request.Tracer; nil: off).
+	tracer trace.Tracer
 }
 
 func (l *egressLog) add(ev egressEvent) {

@@ -32,6 +32,10 @@ type Policy struct {
 	// missing port means the scheme's default port (80 for http, 443 for
 	// https). Empty means no network at all.
 	Egress []string
+	// PropagateTrace sends the W3C trace context of each exchange's span
+	// upstream (traceparent, tracestate) when the call is traced
+	// (Request.Tracer); false: never.
+	PropagateTrace bool
 	// Secrets are the secret names the worker may read through hall_secret.
 	Secrets []string
 	// Deterministic selects wazero's fake clocks and deterministic random

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"maps"
 	"slices"
@@ -124,6 +125,9 @@ type Request struct {
 	// ReuseKey scopes instance reuse (Spec.Reuse), e.g. a tenant id: an
 	// instance is never reused for a different key.
 	ReuseKey string
+	// Tracer, when set, traces each HTTP exchange of the guest as a client
+	// span under ctx's span (nil: no spans, no cost).
+	Tracer trace.Tracer
 }
 
 // Result is the outcome of a call. Worker.Call returns a non-nil Result
@@ -150,6 +154,10 @@ type Result struct {
 	// (within the same limit): the Extism log lines are not in it, since
 	// the Engine's log has each of them already, at its level.
 	Stdio []byte
+	// MemoryBytes is the linear memory the instance held at the end of
+	// the call (the guest's and the Extism kernel's): linear memory never
+	// shrinks, so this is the instance's high-water mark.
+	MemoryBytes uint64
 }
 
 // Load compiles wasm (a binary WebAssembly module using the Extism ABI of
@@ -242,6 +250,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, spec Spec) (*Worker, err
 	}
 	if len(spec.Policy.Egress) > 0 {
 		w.egress = newEgress(spec.Policy.Egress, e.egressHooks)
+		w.egress.propagate = spec.Policy.PropagateTrace
 	}
 	mc := wazero.NewModuleConfig()
 	if !spec.Policy.Deterministic {
@@ -716,6 +725,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	w.touch()
 
 	cs := &callState{w: w, limits: lim}
+	cs.egress.tracer = req.Tracer
 	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 	defer context.AfterFunc(w.stop, cancel)()
@@ -762,6 +772,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	// cannot forge them (reservedEventPrefix).
 	res.Events, res.EventsDropped = append(cs.events, cs.egress.take()...), cs.eventsDropped
 	res.Logs, res.Stdio = in.logs.take(), in.stdio.take()
+	res.MemoryBytes = uint64(max(in.guard.held.Load(), 0))
 
 	serr, err := w.classify(ctx, cctx, in, rc, callErr)
 	if err == nil && w.quota != nil && w.quota.hits.Load() != quotaHits {

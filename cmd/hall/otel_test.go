@@ -1,0 +1,547 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tracing tests export to a receiver nobody here wrote: the
+// OpenTelemetry Collector, built from the collector project's modules
+// (testdata/otelcol: the OTLP receiver and the file exporter, its own
+// go.mod) once per version of that source, into the user cache directory.
+// With CI set, a collector that cannot be built fails the test.
+
+var otelcolOnce struct {
+	sync.Mutex
+	path string
+	err  error
+}
+
+func otelcolBin(t *testing.T) string {
+	t.Helper()
+	otelcolOnce.Lock()
+	defer otelcolOnce.Unlock()
+	if otelcolOnce.path == "" && otelcolOnce.err == nil {
+		otelcolOnce.path, otelcolOnce.err = buildOtelcol()
+	}
+	if otelcolOnce.err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("the OpenTelemetry Collector of testdata/otelcol does not build (.ci/run builds it): %v", otelcolOnce.err)
+		}
+		t.Skipf("the OpenTelemetry Collector of testdata/otelcol does not build: %v", otelcolOnce.err)
+	}
+	return otelcolOnce.path
+}
+
+func buildOtelcol() (string, error) {
+	src, err := filepath.Abs("../../testdata/otelcol")
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(cache, "hall", "otelcol", "otelcol-"+hex.EncodeToString(h.Sum(nil))[:16])
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", err
+	}
+	tmp := out + fmt.Sprintf(".%d.tmp", os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build in %s: %v\n%s", src, err, b)
+	}
+	return out, os.Rename(tmp, out)
+}
+
+// collector is a running OpenTelemetry Collector writing what it receives
+// to file (OTLP JSON, one line per batch).
+type collector struct {
+	httpURL, grpcURL, file string
+	cmd                    *exec.Cmd
+	log                    *syncBuffer
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startCollector(t *testing.T) *collector {
+	t.Helper()
+	bin := otelcolBin(t)
+	dir := t.TempDir()
+	hp, gp := freePort(t), freePort(t)
+	c := &collector{httpURL: fmt.Sprintf("http://127.0.0.1:%d", hp), grpcURL: fmt.Sprintf("http://127.0.0.1:%d", gp), file: filepath.Join(dir, "traces.jsonl"), log: &syncBuffer{}}
+	cfg := fmt.Sprintf(`receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:%d
+      grpc:
+        endpoint: 127.0.0.1:%d
+exporters:
+  file:
+    path: %s
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [file]
+`, hp, gp, c.file)
+	write(t, dir, "config.yaml", cfg)
+	c.cmd = exec.Command(bin, "--config", filepath.Join(dir, "config.yaml"))
+	pr, pw := io.Pipe()
+	c.cmd.Stdout, c.cmd.Stderr = pw, pw
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Kill()
+			c.cmd.Wait()
+		}
+	})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		once := sync.Once{}
+		for sc.Scan() {
+			c.log.Write([]byte(sc.Text() + "\n"))
+			if strings.Contains(sc.Text(), "Everything is ready") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the collector did not start:\n%s", c.log.String())
+	}
+	return c
+}
+
+// stop ends the collector gracefully (its file exporter flushes) and
+// returns every span it received.
+func (c *collector) stop(t *testing.T) []otlpSpan {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	c.cmd.Wait()
+	b, err := os.ReadFile(c.file)
+	if err != nil {
+		t.Fatalf("collector output: %v\n%s", err, c.log.String())
+	}
+	return parseOTLP(t, b)
+}
+
+// otlpSpan is one span of the OTLP JSON the file exporter writes.
+type otlpSpan struct {
+	TraceID      string `json:"traceId"`
+	SpanID       string `json:"spanId"`
+	ParentSpanID string `json:"parentSpanId"`
+	TraceState   string `json:"traceState"`
+	Name         string `json:"name"`
+	Kind         int    `json:"kind"`
+	Attributes   []struct {
+		Key   string         `json:"key"`
+		Value map[string]any `json:"value"`
+	} `json:"attributes"`
+	Events []struct {
+		Name string `json:"name"`
+	} `json:"events"`
+	Links []struct {
+		TraceID string `json:"traceId"`
+		SpanID  string `json:"spanId"`
+	} `json:"links"`
+	Status struct {
+		Code int `json:"code"`
+	} `json:"status"`
+	service string
+}
+
+func (s *otlpSpan) attr(key string) string {
+	for _, a := range s.Attributes {
+		if a.Key == key {
+			for _, v := range a.Value {
+				return fmt.Sprint(v)
+			}
+		}
+	}
+	return ""
+}
+
+func parseOTLP(t *testing.T, b []byte) []otlpSpan {
+	t.Helper()
+	var out []otlpSpan
+	for line := range bytes.SplitSeq(bytes.TrimSpace(b), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var doc struct {
+			ResourceSpans []struct {
+				Resource struct {
+					Attributes []struct {
+						Key   string         `json:"key"`
+						Value map[string]any `json:"value"`
+					} `json:"attributes"`
+				} `json:"resource"`
+				ScopeSpans []struct {
+					Spans []otlpSpan `json:"spans"`
+				} `json:"scopeSpans"`
+			} `json:"resourceSpans"`
+		}
+		if err := json.Unmarshal(line, &doc); err != nil {
+			t.Fatalf("collector output line %q: %v", line, err)
+		}
+		for _, rs := range doc.ResourceSpans {
+			service := ""
+			for _, a := range rs.Resource.Attributes {
+				if a.Key == "service.name" {
+					service = fmt.Sprint(a.Value["stringValue"])
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					s.service = service
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// traceTree indexes the spans of one trace.
+type traceTree struct {
+	spans []otlpSpan
+	byID  map[string]*otlpSpan
+}
+
+func treeOf(spans []otlpSpan, traceID string) *traceTree {
+	tr := &traceTree{byID: map[string]*otlpSpan{}}
+	for _, s := range spans {
+		if s.TraceID == traceID {
+			tr.spans = append(tr.spans, s)
+		}
+	}
+	for i := range tr.spans {
+		tr.byID[tr.spans[i].SpanID] = &tr.spans[i]
+	}
+	return tr
+}
+
+// one returns the one span named name, failing the test otherwise.
+func (tr *traceTree) one(t *testing.T, name string) *otlpSpan {
+	t.Helper()
+	var found *otlpSpan
+	for i := range tr.spans {
+		if tr.spans[i].Name == name {
+			if found != nil {
+				t.Fatalf("two spans %q in the trace", name)
+			}
+			found = &tr.spans[i]
+		}
+	}
+	if found == nil {
+		t.Fatalf("no span %q in the trace; it holds %s", name, tr.names())
+	}
+	return found
+}
+
+func (tr *traceTree) has(name string) bool {
+	for _, s := range tr.spans {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (tr *traceTree) names() string {
+	var n []string
+	for _, s := range tr.spans {
+		parent := "(root)"
+		if p := tr.byID[s.ParentSpanID]; p != nil {
+			parent = p.Name
+		} else if s.ParentSpanID != "" {
+			parent = "remote " + s.ParentSpanID
+		}
+		n = append(n, s.Name+" <- "+parent)
+	}
+	return strings.Join(n, "; ")
+}
+
+// childOf checks that the span named child's parent is parent.
+func (tr *traceTree) childOf(t *testing.T, child string, parent *otlpSpan) *otlpSpan {
+	t.Helper()
+	c := tr.one(t, child)
+	if c.ParentSpanID != parent.SpanID {
+		t.Errorf("%s: parent %s, want %s (%s); the trace: %s", child, c.ParentSpanID, parent.Name, parent.SpanID, tr.names())
+	}
+	return c
+}
+
+func wantAttr(t *testing.T, s *otlpSpan, key, want string) {
+	t.Helper()
+	if got := s.attr(key); got != want {
+		t.Errorf("span %s: %s = %q, want %q", s.Name, key, got, want)
+	}
+}
+
+// postRun is POST /wcp/run with a W3C traceparent, returning the answer.
+func postRun(t *testing.T, addr, token, traceparent, body string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, addr+"/wcp/run", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", traceparent)
+	req.Header.Set("tracestate", "client=go")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var v map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
+		t.Fatalf("/wcp/run %d: %v", res.StatusCode, err)
+	}
+	return v
+}
+
+const traceMarker = "MARKER-9c41e7-never-exported"
+
+func runBody(capability, correlation, payload, extra string) string {
+	p, _ := json.Marshal(payload)
+	return fmt.Sprintf(`{"input": {"capability_id": %q, "env": "dev", "data_label": "INTERNAL", "tenant_risk": "low", "qos_class": "P2", "correlation_id": %q}, "payload": %s%s}`, capability, correlation, p, extra)
+}
+
+// TestTracingCollector: hall serve, tracing to the real OpenTelemetry
+// Collector over OTLP, exports the span trees of a governed POST
+// /wcp/run, a denied request, a worker stopped by LIMIT_TIMEOUT and an
+// MCP tools/call from the official TypeScript client with traceparent in
+// _meta; receipts name their traces; no payload text reaches the
+// collector.
+func TestTracingCollector(t *testing.T) {
+	node, nodeErr := exec.LookPath("node")
+	script, _ := filepath.Abs("../../testdata/mcp-node/trace.mjs")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "@modelcontextprotocol", "sdk")); nodeErr != nil || err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("node or testdata/mcp-node/node_modules missing: .ci/run installs them (npm ci --prefix testdata/mcp-node)")
+		}
+		t.Skip("node or testdata/mcp-node/node_modules missing: run npm ci --prefix testdata/mcp-node")
+	}
+	col := startCollector(t)
+	dir := mcpDir(t)
+	tok := hallInNoEnv(t, dir, "", "tokens", "create", "--tenant", "org.acme")
+	if tok.code != 0 {
+		t.Fatalf("tokens create: %s", tok.stderr)
+	}
+	token := strings.TrimSpace(tok.stdout)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", col.httpURL)
+	t.Setenv("OTEL_SERVICE_NAME", "hall-under-test")
+	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+	addr, serve, logs := startServe(t, dir)
+
+	const (
+		runTrace   = "4bf92f3577b34da6a3ce929d0e0e4736"
+		runParent  = "00f067aa0ba902b7"
+		denyTrace  = "5bf92f3577b34da6a3ce929d0e0e4737"
+		slowTrace  = "6bf92f3577b34da6a3ce929d0e0e4738"
+		mcpTrace   = "7bf92f3577b34da6a3ce929d0e0e4739"
+		mcpParent  = "10f067aa0ba902b8"
+		someParent = "20f067aa0ba902b9"
+	)
+	text := "The Hall governs workers. " + traceMarker + " Every dispatch is decided before it runs. Nothing runs without evidence."
+	ran := postRun(t, addr, token, "00-"+runTrace+"-"+runParent+"-01", runBody("cap.doc.summarize", "c-traced", `{"text": "`+text+`"}`, ""))
+	receiptID, _ := ran["receipt_id"].(string)
+	if ran["outcome"] != "ok" || receiptID == "" {
+		t.Fatalf("traced run: %v", ran)
+	}
+	denied := postRun(t, addr, token, "00-"+denyTrace+"-"+someParent+"-01", runBody("cap.doc.nothing", "c-traced-denied", traceMarker, ""))
+	if d, _ := denied["decision"].(map[string]any); d["denied"] != true {
+		t.Fatalf("denied run: %v", denied)
+	}
+	slow := postRun(t, addr, token, "00-"+slowTrace+"-"+someParent+"-01", runBody("cap.test.slow", "c-traced-slow", traceMarker, `, "timeout_ms": 200`))
+	if slow["outcome"] != "LIMIT_TIMEOUT" {
+		t.Fatalf("slow run: %v", slow)
+	}
+	cmd := exec.Command(node, script)
+	cmd.Env = append(os.Environ(), "MCP_URL="+addr+"/mcp", "MCP_TOKEN="+token, "TRACEPARENT=00-"+mcpTrace+"-"+mcpParent+"-01", "TEXT="+text)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"receipt_id"`) {
+		t.Fatalf("node trace.mjs: %v\n%s", err, out)
+	}
+	// The receipt names the trace it ran in.
+	r := hallInNoEnv(t, dir, "", "receipts", "--correlation-id", "c-traced", "--json")
+	if !strings.Contains(r.stdout, `"trace_id":"`+runTrace+`"`) && !strings.Contains(r.stdout, `"trace_id": "`+runTrace+`"`) {
+		t.Errorf("the receipt of c-traced does not name trace %s: %s %s", runTrace, r.stdout, r.stderr)
+	}
+	// The receipts with their trace ids verify, here and in the
+	// independent Node verifier.
+	r = hallInNoEnv(t, dir, "", "audit", "verify")
+	mustOK(t, r, "audit verify")
+	if script := nodeVerifierScript(t); script != "" {
+		bundle := filepath.Join(t.TempDir(), "bundle")
+		mustOK(t, hallInNoEnv(t, dir, "", "audit", "export", "--bundle", bundle), "audit export --bundle")
+		if out, err := exec.Command("node", script, bundle).CombinedOutput(); err != nil || !strings.Contains(string(out), "verified") {
+			t.Errorf("node verifier: %v\n%s", err, out)
+		}
+	}
+	// SIGTERM: hall serve flushes its spans as it exits.
+	serve.Process.Signal(syscall.SIGTERM)
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("hall serve: %v\n%s", err, logs.String())
+	}
+	spans := col.stop(t)
+	raw, _ := os.ReadFile(col.file)
+	if bytes.Contains(raw, []byte("MARKER-9c41e7")) {
+		t.Errorf("payload text reached the collector:\n%s", raw)
+	}
+
+	t.Run("run", func(t *testing.T) {
+		tr := treeOf(spans, runTrace)
+		srv := tr.one(t, "POST /wcp/run")
+		if srv.ParentSpanID != runParent || srv.Kind != 2 || srv.service != "hall-under-test" {
+			t.Errorf("POST /wcp/run: parent %s kind %d service %q, want the caller's %s, server, hall-under-test", srv.ParentSpanID, srv.Kind, srv.service, runParent)
+		}
+		if srv.TraceState != "client=go" {
+			t.Errorf("POST /wcp/run: tracestate %q, want the caller's client=go", srv.TraceState)
+		}
+		wantAttr(t, srv, "http.route", "/wcp/run")
+		wantAttr(t, srv, "http.response.status_code", "200")
+		run := tr.childOf(t, "hall.run", srv)
+		wantAttr(t, run, "hall.receipt_id", receiptID)
+		wantAttr(t, run, "hall.outcome", "ok")
+		dec := tr.childOf(t, "hall.decide", run)
+		wantAttr(t, dec, "hall.rule_id", "rr_summarize")
+		wantAttr(t, dec, "hall.outcome", "allow")
+		wantAttr(t, dec, "hall.decision_id", run.attr("hall.decision_id"))
+		tr.childOf(t, "hall.admission", run)
+		call := tr.childOf(t, "hall.sandbox.call", run)
+		wantAttr(t, call, "hall.worker_id", "org.acme.summarizer")
+		if !strings.HasPrefix(call.attr("hall.module_digest"), "sha256:") || call.attr("hall.sandbox.memory_bytes") == "" {
+			t.Errorf("hall.sandbox.call attributes %v", call.Attributes)
+		}
+		commit := tr.childOf(t, "hall.evidence.commit", run)
+		wantAttr(t, commit, "hall.receipt_id", receiptID)
+	})
+	t.Run("denied", func(t *testing.T) {
+		tr := treeOf(spans, denyTrace)
+		srv := tr.one(t, "POST /wcp/run")
+		run := tr.childOf(t, "hall.run", srv)
+		dec := tr.childOf(t, "hall.decide", run)
+		wantAttr(t, dec, "hall.outcome", "deny")
+		wantAttr(t, dec, "hall.deny_code", "DENY_NO_MATCHING_RULE")
+		tr.childOf(t, "hall.evidence.commit", run)
+		if tr.has("hall.sandbox.call") {
+			t.Errorf("a denied request has a sandbox call: %s", tr.names())
+		}
+	})
+	t.Run("limit-timeout", func(t *testing.T) {
+		tr := treeOf(spans, slowTrace)
+		run := tr.childOf(t, "hall.run", tr.one(t, "POST /wcp/run"))
+		wantAttr(t, run, "hall.outcome", "LIMIT_TIMEOUT")
+		call := tr.childOf(t, "hall.sandbox.call", run)
+		wantAttr(t, call, "hall.outcome", "LIMIT_TIMEOUT")
+		wantAttr(t, call, "error.type", "LIMIT_TIMEOUT")
+		if call.Status.Code != 2 {
+			t.Errorf("hall.sandbox.call status %d, want error (2)", call.Status.Code)
+		}
+		tr.childOf(t, "hall.evidence.commit", run)
+	})
+	t.Run("mcp", func(t *testing.T) {
+		tr := treeOf(spans, mcpTrace)
+		tool := tr.one(t, "tools/call doc_summarize")
+		if tool.ParentSpanID != mcpParent || tool.Kind != 2 {
+			t.Errorf("tools/call: parent %s kind %d, want the client's _meta.traceparent %s, server", tool.ParentSpanID, tool.Kind, mcpParent)
+		}
+		wantAttr(t, tool, "mcp.method.name", "tools/call")
+		wantAttr(t, tool, "gen_ai.tool.name", "doc_summarize")
+		wantAttr(t, tool, "gen_ai.operation.name", "execute_tool")
+		if tool.attr("mcp.session.id") == "" || tool.attr("jsonrpc.request.id") == "" {
+			t.Errorf("tools/call has no mcp.session.id or jsonrpc.request.id: %v", tool.Attributes)
+		}
+		if len(tool.Links) != 1 || treeOf(spans, tool.Links[0].TraceID).byID[tool.Links[0].SpanID] == nil || treeOf(spans, tool.Links[0].TraceID).byID[tool.Links[0].SpanID].Name != "POST /mcp" {
+			t.Errorf("tools/call links %v: want the POST /mcp span that carried it", tool.Links)
+		}
+		run := tr.childOf(t, "hall.run", tool)
+		if run.attr("hall.receipt_id") == "" || tool.attr("hall.receipt_id") != run.attr("hall.receipt_id") {
+			t.Errorf("receipt ids: tools/call %q, hall.run %q", tool.attr("hall.receipt_id"), run.attr("hall.receipt_id"))
+		}
+		tr.childOf(t, "hall.decide", run)
+		tr.childOf(t, "hall.sandbox.call", run)
+		tr.childOf(t, "hall.evidence.commit", run)
+	})
+	if t.Failed() {
+		t.Logf("hall serve log:\n%s", logs.String())
+	}
+}
+
+// TestTracingCollectorGRPC: the flags alone turn tracing on, over OTLP/gRPC.
+func TestTracingCollectorGRPC(t *testing.T) {
+	col := startCollector(t)
+	dir := mcpDir(t)
+	tok := hallInNoEnv(t, dir, "", "tokens", "create", "--tenant", "org.acme")
+	if tok.code != 0 {
+		t.Fatalf("tokens create: %s", tok.stderr)
+	}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME"} {
+		t.Setenv(k, "")
+	}
+	addr, serve, logs := startServe(t, dir, "--otel-endpoint", col.grpcURL, "--otel-protocol", "grpc")
+	const traceID = "8bf92f3577b34da6a3ce929d0e0e473a"
+	denied := postRun(t, addr, strings.TrimSpace(tok.stdout), "00-"+traceID+"-30f067aa0ba902ba-01", runBody("cap.doc.nothing", "c-grpc", "x", ""))
+	if d, _ := denied["decision"].(map[string]any); d["denied"] != true {
+		t.Fatalf("denied run: %v", denied)
+	}
+	serve.Process.Signal(syscall.SIGTERM)
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("hall serve: %v\n%s", err, logs.String())
+	}
+	tr := treeOf(col.stop(t), traceID)
+	srv := tr.one(t, "POST /wcp/run")
+	if srv.service != "hall" {
+		t.Errorf("service.name %q, want the default hall", srv.service)
+	}
+	tr.childOf(t, "hall.decide", tr.childOf(t, "hall.run", srv))
+}

@@ -1,0 +1,128 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wcphall/hall/internal/tracing"
+)
+
+// startToolSpan starts the span of one tools/call as the OpenTelemetry
+// semantic conventions for MCP define it (docs/OBSERVABILITY.md): named
+// "tools/call {tool}", kind server, with mcp.method.name, gen_ai.tool.name,
+// gen_ai.operation.name and mcp.session.id. The trace context the client
+// put in params._meta (traceparent, tracestate) is its parent; the
+// transport's span, when there is one (Streamable HTTP), is linked. Never
+// the arguments or the result. Nothing when the Hall does not trace.
+// Without trace context in _meta, the transport's span is the parent.
+func (s *Server) startToolSpan(ctx context.Context, name string, req *sdk.CallToolRequest) (context.Context, trace.Span) {
+	tracer := tracing.Tracer(s.h.TracerProvider())
+	if tracer == nil {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	parent, fromMeta := ctx, false
+	var opts []trace.SpanStartOption
+	if req.Params != nil && req.Params.Meta != nil {
+		carrier := propagation.MapCarrier{}
+		for _, k := range []string{"traceparent", "tracestate"} {
+			if v, ok := req.Params.Meta[k].(string); ok {
+				carrier[k] = v
+			}
+		}
+		if remote := trace.SpanContextFromContext(tracing.Extract(context.Background(), carrier)); remote.IsValid() {
+			parent, fromMeta = trace.ContextWithRemoteSpanContext(ctx, remote), true
+		}
+	}
+	if req.Extra != nil && req.Extra.Header != nil {
+		h := req.Extra.Header
+		if id := h.Get(hdrRequestID); id != "" {
+			opts = append(opts, trace.WithAttributes(tracing.JSONRPCID.String(id)))
+		}
+		carrier := propagation.MapCarrier{"traceparent": h.Get(hdrTransportSpan)}
+		if transport := trace.SpanContextFromContext(tracing.Extract(context.Background(), carrier)); transport.IsValid() {
+			if !fromMeta {
+				// No trace context in _meta: the transport's span is the parent.
+				parent = trace.ContextWithRemoteSpanContext(ctx, transport)
+			} else {
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: transport, Attributes: []attribute.KeyValue{attribute.String("hall.link", "transport")}}))
+			}
+		}
+	}
+	opts = append(opts, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		tracing.MCPMethod.String("tools/call"),
+		tracing.GenAIToolName.String(name),
+		tracing.GenAIOperation.String("execute_tool"),
+	))
+	ctx, span := tracer.Start(parent, "tools/call "+name, opts...)
+	if req.Session != nil {
+		if id := req.Session.ID(); id != "" {
+			span.SetAttributes(tracing.MCPSession.String(id))
+		}
+	}
+	return ctx, span
+}
+
+// endToolSpan ends a tools/call span with the result's status: a result
+// that is an error is error.type "tool_error", as the conventions say.
+func endToolSpan(span trace.Span, r *sdk.CallToolResult) {
+	if span.IsRecording() && r != nil {
+		if m := r.Meta; m != nil {
+			for _, k := range []string{"decision_id", "receipt_id", "deny_code", "outcome", "status"} {
+				if v, ok := m[k].(string); ok && v != "" {
+					span.SetAttributes(attribute.String("hall."+k, v))
+				}
+			}
+		}
+		if r.IsError {
+			span.SetStatus(codes.Error, "tool_error")
+			span.SetAttributes(tracing.ErrorType.String("tool_error"))
+		}
+	}
+	span.End()
+}
+
+// The Go MCP SDK runs a tool handler under its session's context (that of
+// the request that opened the session), not under the HTTP request that
+// carried the call, and does not give it the request's JSON-RPC id; it
+// does give it that request's headers. markTransport puts both there, in
+// headers of the Hall's own that it first removes from what the client
+// sent (so a client cannot set them).
+const (
+	hdrRequestID     = "X-Hall-Jsonrpc-Id"
+	hdrTransportSpan = "X-Hall-Transport-Span"
+)
+
+// markTransport sets, on a traced Streamable HTTP request, the JSON-RPC id
+// of the tools/call data holds (its string, or its number's digits) and
+// the request's own span (a traceparent value).
+func markTransport(r *http.Request, data []byte) {
+	r.Header.Del(hdrRequestID)
+	r.Header.Del(hdrTransportSpan)
+	var msg struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	if json.Unmarshal(data, &msg) != nil || msg.Method != "tools/call" || len(msg.ID) == 0 {
+		return
+	}
+	id := string(msg.ID)
+	var str string
+	if json.Unmarshal(msg.ID, &str) == nil {
+		id = str
+	}
+	if id != "null" && id != "" && len(id) <= 64 {
+		r.Header.Set(hdrRequestID, id)
+	}
+	carrier := propagation.MapCarrier{}
+	tracing.Inject(r.Context(), carrier)
+	if tp := carrier["traceparent"]; tp != "" {
+		r.Header.Set(hdrTransportSpan, tp)
+	}
+}

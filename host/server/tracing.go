@@ -1,0 +1,57 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wcphall/hall/internal/tracing"
+)
+
+// traceRequests makes each request a server span of the Hall's tracer
+// (host.Options.TracerProvider), a child of the caller's W3C traceparent
+// and tracestate when it sends them. The span is named "{method} {route}"
+// (the route pattern, never the raw path); its attributes are the method,
+// route, path and status, never the query string, headers or body.
+// GET /health and /metrics (probes and scrapes) are not traced. Installed
+// only when the Hall traces: otherwise requests pay nothing.
+func traceRequests(tp trace.TracerProvider) func(http.Handler) http.Handler {
+	tracer := tracing.Tracer(tp)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" || r.URL.Path == "/metrics" {
+				// Probes and scrapes, every few seconds: not traced.
+				next.ServeHTTP(w, r)
+				return
+			}
+			ctx := tracing.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r.WithContext(ctx))
+			route := ""
+			if rc := chi.RouteContext(r.Context()); rc != nil {
+				route = rc.RoutePattern()
+			}
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			if span.IsRecording() {
+				if route != "" {
+					span.SetName(r.Method + " " + route)
+					span.SetAttributes(tracing.HTTPRoute.String(route))
+				}
+				span.SetAttributes(tracing.HTTPMethod.String(r.Method), tracing.URLPath.String(r.URL.Path), tracing.HTTPStatus.Int(status))
+				if status >= 500 {
+					span.SetStatus(codes.Error, strconv.Itoa(status))
+					span.SetAttributes(tracing.ErrorType.String(strconv.Itoa(status)))
+				}
+			}
+		})
+	}
+}

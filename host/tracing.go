@@ -1,0 +1,221 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/sandbox"
+	"github.com/wcphall/hall/internal/tracing"
+)
+
+// Tracing (docs/OBSERVABILITY.md). A Hall traces only when
+// Options.TracerProvider is set; then each Run is a "hall.run" span with
+// children "hall.decide" (and "hall.policy" under it), "hall.admission",
+// "hall.sandbox.call" (and one "hall.egress" client span per HTTP
+// exchange of the guest) and "hall.evidence.commit". Off, h.tracer is nil
+// and every span helper is a nil check (BenchmarkHallDecide's allocations
+// are those of a Hall without tracing).
+//
+// Tracing settings are operational, not governance: they change what an
+// operator sees, never what is decided or run, so they are not part of
+// the sealed snapshot. What a worker's egress sends upstream is: a
+// traceparent header goes out only when the worker's sealed record opts in
+// (privilege_envelope.network_egress.propagate_trace_context).
+
+// TracerProvider is the provider the Hall's spans come from
+// (Options.TracerProvider), nil when tracing is off. host/server and
+// host/mcp start their HTTP and MCP spans from it.
+func (h *Hall) TracerProvider() trace.TracerProvider { return h.opts.TracerProvider }
+
+// startSpan starts a span of the Hall under ctx (nothing when tracing is
+// off; see tracing.Start).
+func (h *Hall) startSpan(ctx context.Context, name string) (context.Context, trace.Span) {
+	return tracing.Start(ctx, h.tracer, name, trace.SpanKindInternal)
+}
+
+// Guest log lines become events of the sandbox call's span, bounded:
+// at most maxLogEvents lines, each cut at maxLogEventBytes.
+const (
+	maxLogEvents     = 32
+	maxLogEventBytes = 512
+)
+
+// guestLogEvents adds the guest's log lines to span as "guest.log" events.
+func guestLogEvents(span trace.Span, logs []byte) {
+	n, dropped := 0, 0
+	for len(logs) > 0 {
+		line := logs
+		if i := bytes.IndexByte(logs, '\n'); i >= 0 {
+			line, logs = logs[:i], logs[i+1:]
+		} else {
+			logs = nil
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if n == maxLogEvents {
+			dropped++
+			continue
+		}
+		if len(line) > maxLogEventBytes {
+			line = line[:maxLogEventBytes]
+		}
+		span.AddEvent("guest.log", trace.WithAttributes(attribute.String("log.record.body", string(bytes.ToValidUTF8(line, nil)))))
+		n++
+	}
+	if dropped > 0 {
+		span.SetAttributes(tracing.LogsDropped.Int(dropped))
+	}
+}
+
+// decisionAttributes describes a decision on span: never its input's
+// payload or free-text fields, only ids and codes.
+func decisionAttributes(span trace.Span, dec *wcp.RouteDecision) {
+	outcome := "allow"
+	if dec.Denied {
+		outcome = "deny"
+	}
+	span.SetAttributes(
+		tracing.CapabilityID.String(dec.CapabilityID),
+		tracing.TenantID.String(dec.TenantID),
+		tracing.RuleID.String(dec.MatchedRuleID),
+		tracing.DecisionID.String(dec.DecisionID.String()),
+		tracing.Outcome.String(outcome),
+	)
+	if dec.Denied && dec.DenyReason != nil {
+		span.SetAttributes(tracing.DenyCode.String(string(dec.DenyReason.Code)))
+	}
+	if dec.SelectedWorkerSpeciesID != "" {
+		span.SetAttributes(attribute.String("hall.worker_species_id", string(dec.SelectedWorkerSpeciesID)))
+	}
+}
+
+// endRun ends the span of a Run with what the dispatch came to.
+func endRun(span trace.Span, res *RunResult, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	if res != nil {
+		// The decision's own attributes are on hall.decide; the run names
+		// it, and what came of it.
+		d := &res.Decision
+		outcome := "allow"
+		if d.Denied {
+			outcome = "deny"
+			if d.DenyReason != nil {
+				span.SetAttributes(tracing.DenyCode.String(string(d.DenyReason.Code)))
+			}
+		}
+		span.SetAttributes(tracing.DecisionID.String(d.DecisionID.String()), tracing.Outcome.String(outcome))
+		if res.WorkerID != "" {
+			span.SetAttributes(tracing.WorkerID.String(res.WorkerID))
+		}
+		if res.Ran {
+			span.SetAttributes(tracing.Outcome.String(res.Outcome))
+			if res.Outcome != "ok" {
+				span.SetStatus(codes.Error, res.Outcome)
+				span.SetAttributes(tracing.ErrorType.String(res.Outcome))
+			}
+		}
+		if res.ReceiptID != "" {
+			span.SetAttributes(tracing.ReceiptID.String(res.ReceiptID))
+		}
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, errorCode(err))
+		span.SetAttributes(tracing.ErrorType.String(errorCode(err)))
+	}
+	span.End()
+}
+
+// errorCode is the stable code of a Hall error for error.type (never its
+// message, which may name paths or values).
+func errorCode(err error) string {
+	if c, ok := wcp.CodeOf(err); ok {
+		return string(c)
+	}
+	return string(wcp.CodeHallError)
+}
+
+// heldSpans remembers, for the approvals this process holds, the span of
+// the call that was held, so that the call resumed with the approval links
+// to it. Bounded: the oldest entries give way (a link is a convenience;
+// the approval's evidence is in the ledger).
+type heldSpans struct {
+	mu    sync.Mutex
+	byID  map[string]trace.SpanContext
+	order []string
+}
+
+const maxHeldSpans = 1024
+
+func (m *heldSpans) put(id string, sc trace.SpanContext) {
+	if !sc.IsValid() {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byID == nil {
+		m.byID = map[string]trace.SpanContext{}
+	}
+	if len(m.order) == maxHeldSpans {
+		delete(m.byID, m.order[0])
+		m.order = m.order[1:]
+	}
+	m.byID[id] = sc
+	m.order = append(m.order, id)
+}
+
+func (m *heldSpans) get(id string) (trace.SpanContext, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sc, ok := m.byID[id]
+	return sc, ok
+}
+
+// endCommit ends an evidence commit's span, naming what it committed.
+func endCommit(span trace.Span, decisionID, receiptID string, err error) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	if decisionID != "" {
+		span.SetAttributes(tracing.DecisionID.String(decisionID))
+	}
+	if receiptID != "" {
+		span.SetAttributes(tracing.ReceiptID.String(receiptID))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, "EVIDENCE_UNRECORDED")
+		span.SetAttributes(tracing.ErrorType.String("EVIDENCE_UNRECORDED"))
+	}
+	span.End()
+}
+
+// sandboxAttributes describes a sandbox call on span: the worker, the
+// module that ran, the outcome code and the linear memory it held, and
+// the guest's log lines as events.
+func sandboxAttributes(span trace.Span, plan *Plan, out *sandbox.Result, err error) {
+	span.SetAttributes(tracing.WorkerID.String(plan.WorkerID()), tracing.ModuleDigest.String(plan.ArtifactHash()))
+	outcome := "ok"
+	if err != nil {
+		outcome = string(wcp.CodeHallError)
+		if se, ok := errors.AsType[*sandbox.Error](err); ok {
+			outcome = se.Code
+		}
+		span.SetStatus(codes.Error, outcome)
+		span.SetAttributes(tracing.ErrorType.String(outcome))
+	}
+	span.SetAttributes(tracing.Outcome.String(outcome))
+	if out != nil {
+		span.SetAttributes(tracing.MemoryBytes.Int64(int64(out.MemoryBytes)))
+		guestLogEvents(span, out.Logs)
+	}
+}

@@ -39,6 +39,7 @@ func (w *Worker) hostFunctions() []extism.HostFunction {
 		extism.NewHostFunctionWithStack("hall_secret", hallSecret, i64, i64),
 		extism.NewHostFunctionWithStack("hall_http", hallHTTP, i64, i64),
 		extism.NewHostFunctionWithStack("hall_emit", hallEmit, i64, nil),
+		extism.NewHostFunctionWithStack("hall_invoke", hallInvoke, i64, i64),
 	}, extismHTTPFunctions()...)
 }
 

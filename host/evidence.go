@@ -197,6 +197,7 @@ func receipt(res *RunResult, plan *Plan, payload []byte, started time.Time) *led
 	if rec.Determinism == "full" {
 		r.Determinism = "deterministic"
 	}
+	res.chain.fill(r)
 	if len(res.Output) > 0 {
 		r.OutputHash = digestOf(res.Output)
 	}

@@ -150,6 +150,9 @@ type Config struct {
 	// DefaultTenant is the tenant_id the hall CLI uses when neither
 	// --tenant nor HALL_TENANT names one (the CLI's own default: "local").
 	DefaultTenant string `json:"default_tenant,omitempty"`
+	// Chain bounds governed pipelines: the sub-dispatches workers make
+	// through hall_invoke (chain.go, docs/ABI.md).
+	Chain ChainConfig `json:"chain,omitzero"`
 }
 
 // WorkerSettings tune how one worker is dispatched.
@@ -218,7 +221,10 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant, chain)", err)
+	}
+	if err := c.Chain.check(); err != nil {
+		return Config{}, err
 	}
 	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
 		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)

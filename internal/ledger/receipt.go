@@ -83,6 +83,19 @@ type Receipt struct {
 	// and run under ("sha256:<hex>", docs/EVIDENCE.md "Snapshots"); ""
 	// for receipts written before snapshots were recorded.
 	Snapshot string
+	// Chain fields of a governed pipeline (docs/EVIDENCE.md, "Chains of
+	// dispatches"), all zero for a dispatch that neither is a hop nor
+	// made one. ParentDecisionID is the decision of the dispatch whose
+	// worker asked for this one (hall_invoke) and ChainDepth its depth
+	// (1 under a root). BlastScore is this dispatch's own blast score, the
+	// term it adds to its chain's sum. ChainHops and ChainBlast are set on
+	// the root only: how many hops of the chain ran (have receipts) and
+	// the sum of the blast scores of the root and those hops.
+	ParentDecisionID string
+	ChainDepth       int
+	BlastScore       *int
+	ChainHops        int
+	ChainBlast       int
 	// InputPayload and OutputPayload are kept only when the ledger was
 	// opened with [WithPayloads]; otherwise Append drops them and only the
 	// hashes remain.
@@ -132,9 +145,15 @@ type receiptJSON struct {
 	// Omitted for a dispatch that is not a replay.
 	ReplayOf string `json:"replay_of,omitempty"`
 	// Omitted when empty: receipts written before snapshots keep their hashes.
-	Snapshot      string `json:"snapshot,omitempty"`
-	InputPayload  []byte `json:"input_payload,omitempty"`
-	OutputPayload []byte `json:"output_payload,omitempty"`
+	Snapshot string `json:"snapshot,omitempty"`
+	// Omitted outside chains: other receipts keep their bodies.
+	ParentDecisionID string `json:"parent_decision_id,omitempty"`
+	ChainDepth       int    `json:"chain_depth,omitempty"`
+	BlastScore       *int   `json:"blast_score,omitempty"`
+	ChainHops        int    `json:"chain_hops,omitempty"`
+	ChainBlast       int    `json:"chain_blast,omitempty"`
+	InputPayload     []byte `json:"input_payload,omitempty"`
+	OutputPayload    []byte `json:"output_payload,omitempty"`
 }
 
 func (r *Receipt) wire(withSeal bool) receiptJSON {
@@ -164,6 +183,11 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		Envelope:         r.Envelope,
 		ReplayOf:         r.ReplayOf,
 		Snapshot:         r.Snapshot,
+		ParentDecisionID: r.ParentDecisionID,
+		ChainDepth:       r.ChainDepth,
+		BlastScore:       r.BlastScore,
+		ChainHops:        r.ChainHops,
+		ChainBlast:       r.ChainBlast,
 		InputPayload:     r.InputPayload,
 		OutputPayload:    r.OutputPayload,
 	}
@@ -254,6 +278,11 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		Snapshot:         w.Snapshot,
 		Envelope:         w.Envelope,
 		ReplayOf:         w.ReplayOf,
+		ParentDecisionID: w.ParentDecisionID,
+		ChainDepth:       w.ChainDepth,
+		BlastScore:       w.BlastScore,
+		ChainHops:        w.ChainHops,
+		ChainBlast:       w.ChainBlast,
 		InputPayload:     w.InputPayload,
 		OutputPayload:    w.OutputPayload,
 	}
@@ -316,6 +345,15 @@ func (r *Receipt) validate() error {
 	}
 	if r.ReplayOf != "" && !receiptID.MatchString(r.ReplayOf) {
 		return invalid("replay_of", fmt.Sprintf("%q is not a receipt id (a UUID)", r.ReplayOf))
+	}
+	if r.ParentDecisionID != "" && !receiptID.MatchString(r.ParentDecisionID) {
+		return invalid("parent_decision_id", fmt.Sprintf("%q is not a decision id (a UUID)", r.ParentDecisionID))
+	}
+	if (r.ParentDecisionID == "") != (r.ChainDepth == 0) || r.ChainDepth < 0 {
+		return invalid("chain_depth", "a hop has both parent_decision_id and a chain_depth ≥ 1; any other receipt neither")
+	}
+	if r.ChainHops < 0 || r.ChainBlast < 0 || (r.BlastScore != nil && *r.BlastScore < 0) {
+		return invalid("chain_hops", "chain_hops, chain_blast and blast_score are counts ≥ 0")
 	}
 	if len(r.Envelope) > 0 && !isJSONObject(r.Envelope) {
 		return invalid("privilege_envelope", "must be a JSON object")

@@ -117,10 +117,10 @@ func cmpOr(v, def int) int {
 // listed takes prod's row; a label not listed, the row's smallest value.
 func DefaultChainBlastThresholds() map[string]map[string]int {
 	return map[string]map[string]int{
-		"dev":   {"PUBLIC": 600, "INTERNAL": 400, "CONFIDENTIAL": 300, "RESTRICTED": 200},
-		"stage": {"PUBLIC": 500, "INTERNAL": 350, "CONFIDENTIAL": 250, "RESTRICTED": 150},
-		"prod":  {"PUBLIC": 300, "INTERNAL": 300, "CONFIDENTIAL": 200, "RESTRICTED": 150},
-		"edge":  {"PUBLIC": 300, "INTERNAL": 300, "CONFIDENTIAL": 200, "RESTRICTED": 150},
+		"dev":   {"PUBLIC": 1000, "INTERNAL": 800, "CONFIDENTIAL": 600, "RESTRICTED": 400},
+		"stage": {"PUBLIC": 800, "INTERNAL": 600, "CONFIDENTIAL": 400, "RESTRICTED": 300},
+		"prod":  {"PUBLIC": 500, "INTERNAL": 400, "CONFIDENTIAL": 300, "RESTRICTED": 200},
+		"edge":  {"PUBLIC": 500, "INTERNAL": 400, "CONFIDENTIAL": 300, "RESTRICTED": 200},
 	}
 }
 

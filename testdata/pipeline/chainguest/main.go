@@ -35,6 +35,9 @@ type program struct {
 	Cap   string          `json:"cap"`
 	N     int             `json:"n"`
 	Input json.RawMessage `json:"input"`
+	// Secret, when set, is read (hall_secret) before the op runs: the
+	// tests' SecretSource learns that the call has started.
+	Secret string `json:"secret"`
 }
 
 func init() {
@@ -62,6 +65,11 @@ func serve(c *sdk.Call) error {
 	var p program
 	if err := c.InputJSON(&p); err != nil {
 		return err
+	}
+	if p.Secret != "" {
+		if _, err := c.Secret(p.Secret); err != nil {
+			return err
+		}
 	}
 	switch p.Op {
 	case "echo":

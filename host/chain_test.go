@@ -473,3 +473,59 @@ func TestChainRootCancellation(t *testing.T) {
 	}
 	h.verify()
 }
+
+// The chain limits and blast thresholds are evidence: changing them in
+// hall.json changes the sealed snapshot's configuration digest, and the
+// recorded configuration holds the new values.
+func TestChainLimitsAreInTheSnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("rules.json", rules)
+	write("hall.json", `{}`)
+	h, err := host.Open(ctx, host.Options{Dir: dir, Pool: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	h.Decide(ctx, input(t, "cap.test.tiny", "org.acme"))
+	first := lastSealed(t, h)
+	for i, cfg := range []string{
+		`{"chain": {"max_depth": 2}}`,
+		`{"chain": {"max_depth": 2, "max_calls_per_dispatch": 3}}`,
+		`{"chain": {"max_depth": 2, "max_calls_per_dispatch": 3, "max_calls_per_chain": 5}}`,
+		`{"chain": {"max_depth": 2, "max_calls_per_dispatch": 3, "max_calls_per_chain": 5, "blast_thresholds": {"dev": {"INTERNAL": 77}}}}`,
+	} {
+		write("hall.json", cfg)
+		if err := h.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.Decide(ctx, input(t, "cap.test.tiny", "org.acme"))
+		last := lastSealed(t, h)
+		if last.Manifest.Config == first.Manifest.Config {
+			t.Fatalf("step %d: hall.json %s left the snapshot's configuration digest unchanged", i, cfg)
+		}
+		first = last
+	}
+	if got := string(first.Changed["config"]); !strings.Contains(got, `"max_calls_per_chain":5`) || !strings.Contains(got, `"INTERNAL":77`) {
+		t.Fatalf("the recorded configuration lacks the chain block: %s", got)
+	}
+}
+
+// A chain block that cannot be meant is refused, naming the field.
+func TestChainConfigRefused(t *testing.T) {
+	for _, tc := range []struct{ cfg, field string }{
+		{`{"chain": {"max_depth": -1}}`, "chain.max_depth"},
+		{`{"chain": {"max_calls_per_chain": -3}}`, "chain.max_calls_per_chain"},
+		{`{"chain": {"blast_thresholds": {"prod": {"PUBLIC": -1}}}}`, "chain.blast_thresholds.prod.PUBLIC"},
+	} {
+		if _, err := host.ParseConfig([]byte(tc.cfg)); err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: error %v, want one naming %s", tc.cfg, err, tc.field)
+		}
+	}
+}

@@ -211,6 +211,22 @@ func TestChainHopIsDecidedAndLinked(t *testing.T) {
 		t.Fatalf("hop decision rule %s artifact %s, want r_leaf and the receipt's %s", dec.MatchedRuleID, dec.ArtifactHash, hop.ArtifactHash)
 	}
 	h.verify()
+
+	// The tree, asked for from the hop, starts at the root.
+	ev, _ := h.Evidence()
+	tree, err := host.ReceiptTree(context.Background(), ev, hop.ReceiptID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree.ReceiptID != root.ReceiptID || tree.ChainHops != 1 || len(tree.Hops) != 1 || tree.Hops[0].ReceiptID != hop.ReceiptID || !tree.Hops[0].Requested ||
+		tree.Hops[0].WorkerID != "org.acme.leaf" || tree.Hops[0].ArtifactHash != hop.ArtifactHash || tree.Hops[0].Outcome != "ok" {
+		t.Fatalf("tree %+v (hops %+v), want the root with the requested hop", tree, tree.Hops)
+	}
+	var b strings.Builder
+	tree.WriteTree(&b)
+	if lines := strings.Split(strings.TrimSpace(b.String()), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], "└─ "+hop.ReceiptID) || !strings.Contains(lines[0], "(chain: 1 hops") {
+		t.Fatalf("text tree:\n%s", b.String())
+	}
 }
 
 // A worker that calls itself stops at the chain's max_depth: four hops

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,6 +59,39 @@ func TestVerifyChainLinks(t *testing.T) {
 			}
 			if rep.OK() || !strings.Contains(rep.Breaks[0].Reason, tc.want) {
 				t.Fatalf("breaks %v, want one saying %q", rep.Breaks, tc.want)
+			}
+		})
+	}
+}
+
+// The independent Node verifier checks the same chain links in a bundle.
+func TestVerifyChainLinksNode(t *testing.T) {
+	script := nodeVerifier(t)
+	for _, tc := range []struct {
+		name string
+		edit func(root, hop *Receipt)
+		want string // "" verifies
+	}{
+		{"linked", func(root, hop *Receipt) {}, ""},
+		{"hop without its parent", func(root, hop *Receipt) { hop.ParentDecisionID = uuid.NewString() }, "a hop without its parent"},
+		{"root hop count", func(root, hop *Receipt) { root.ChainHops = 3 }, "records 3 hops"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openT(t, t.TempDir())
+			chainReceipts(t, s, tc.edit)
+			bundle := filepath.Join(t.TempDir(), "bundle")
+			if _, err := s.ExportBundle(context.Background(), bundle); err != nil {
+				t.Fatal(err)
+			}
+			out, code := runNode(t, script, nil, bundle)
+			if tc.want == "" {
+				if code != 0 {
+					t.Fatalf("node verifier: exit %d\n%s", code, out)
+				}
+				return
+			}
+			if code == 0 || !strings.Contains(out, tc.want) {
+				t.Fatalf("node verifier: exit %d, want a failure saying %q\n%s", code, tc.want, out)
 			}
 		})
 	}

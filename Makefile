@@ -127,7 +127,7 @@ plugins:
 # is left as it is), enroll it (stored by digest, compiled, record written),
 # route a request, run it on the quick start's document inside the sandbox,
 # list the evidence receipt and verify the receipt chain. Each command is
-# echoed exactly as it is run.
+# echoed exactly as it is run. Then the research pipeline in bin/demo/research.
 DEMO := bin/demo
 DEMO_STEPS := \
 	"hall build ../../plugins/summarizer --no-input" \
@@ -141,6 +141,9 @@ demo: build
 	@cd $(DEMO) && export PATH="$(CURDIR)/$(BIN):$$PATH" && for step in $(DEMO_STEPS); do \
 		echo "\$$ $$step"; eval "$$step" || exit 1; \
 	done
+	@# The research pipeline (issue 23): one governed chain of six workers
+	@# against a local web site (examples/research/demo.sh).
+	@mkdir -p $(DEMO)/research && cd $(DEMO)/research && PATH="$(CURDIR)/$(BIN):$$PATH" sh $(CURDIR)/examples/research/demo.sh $(CURDIR)
 
 clean:
 	rm -rf $(BIN)

@@ -82,6 +82,8 @@ bench:
 	$(call bench_step,10-http-summarizer,-bench 'BenchmarkRunHTTP/summarizer' -benchmem -benchtime 2000x ./host/server/)
 	$(call bench_step,11-mcp,-bench BenchmarkMCPOverhead -benchtime 2000x ./host/mcp/)
 	$(call bench_step,12-sdk,-bench . -benchmem ./sdk/)
+	@# One hop (hall_invoke) against a direct Hall.Run of the same worker, alternated.
+	$(call bench_step,13-chain,-bench BenchmarkChainHop -benchtime 300x ./host/)
 	$(BIN)/benchreport stamp $(BENCH_DIR)/end.env
 	$(BIN)/benchreport report -dir $(BENCH_DIR)
 

@@ -15,13 +15,16 @@
 //     successes and of each error code.
 //   - call: invokes cap once with input.input; outputs its output or
 //     {"invoke_error": …}.
+//   - work: n rounds of SHA-256 over 1 KiB (a worker that computes).
 //   - spin: never returns (a hop that eats its caller's deadline).
 //   - badptr: calls hall_invoke with an offset outside kernel memory.
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/wcphall/hall/sdk"
 )
@@ -97,6 +100,15 @@ func serve(c *sdk.Call) error {
 			}
 		}
 		return c.OutputJSON(counts)
+	case "work":
+		// n rounds of SHA-256 over a 1 KiB buffer: a worker that computes.
+		buf := make([]byte, 1024)
+		for i := range p.N {
+			sum := sha256.Sum256(buf)
+			buf[i%len(buf)] ^= sum[0]
+		}
+		c.OutputString(fmt.Sprintf("worked:%x", buf[:8]))
+		return nil
 	case "spin":
 		n := 0
 		for {

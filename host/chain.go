@@ -198,13 +198,6 @@ func newFrame(c *chain, parent *frame, dec *wcp.RouteDecision, in *wcp.RouteInpu
 	return f
 }
 
-// madeHops reports whether the chain of this root has any hop decided.
-func (c *chain) madeHops() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.decided > 0
-}
-
 // hopInput is the RouteInput of a hop for capability: the parent's
 // tenant, env, data label, tenant risk, QoS class, correlation id and
 // credential; no request flags, blast radius, blast score or dry run of

@@ -288,7 +288,10 @@ func (h *Hall) invoke(ctx context.Context, f *frame, capability string, input []
 	}
 	res, err := h.run(hctx, RunRequest{Input: in, Payload: input, Timeout: timeout}, f)
 	switch {
-	case err != nil && (res == nil || !res.Decision.Denied):
+	case err != nil:
+		// A failure of the Hall (the hop's evidence could not be
+		// committed, the Hall is closing, …): whatever was decided, the
+		// caller gets no output.
 		ie := &sandbox.InvokeError{Code: sandbox.GuestInvokeFailed, Outcome: outcomeHallError, Message: err.Error()}
 		if res != nil {
 			ie.DecisionID = res.Decision.DecisionID.String()

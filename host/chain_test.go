@@ -545,3 +545,23 @@ func TestChainConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+// A replay re-runs one receipt's worker, never a chain: its hall_invoke
+// answers INVOKE_UNAVAILABLE, and the replay reports the mismatch.
+func TestChainReplayMakesNoHops(t *testing.T) {
+	caller := strings.Replace(chainWorker("org.acme", "caller", []string{"cap.test.leaf"}, "", ""), `"risk_tier": "low",`, `"risk_tier": "low", "determinism": "full",`, 1)
+	h := openChain(t, "", host.Options{}, map[string]string{"caller": caller})
+	payload := `{"op":"call","cap":"cap.test.leaf","input":{"op":"echo","text":"r"}}`
+	res := h.run(context.Background(), "caller", "c-replay", payload)
+	rp, err := h.Replay(context.Background(), res.ReceiptID, []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.Match || !strings.Contains(string(rp.Output), "INVOKE_UNAVAILABLE") {
+		t.Fatalf("replay of a chain root: match %v output %s; want INVOKE_UNAVAILABLE", rp.Match, rp.Output)
+	}
+	if rs := h.receipts("c-replay"); len(rs) != 3 {
+		t.Fatalf("%d receipts, want the root, its hop and the replay (no hop of the replay)", len(rs))
+	}
+	h.verify()
+}

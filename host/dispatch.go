@@ -669,7 +669,7 @@ func (h *Hall) run(ctx context.Context, req RunRequest, parent *frame) (*RunResu
 	call := runCallFrom(ctx)
 	// A dispatch that may make hops commits its decision first: its
 	// hops' decisions name it as their parent.
-	oneCommit = oneCommit && plan.w.contained() && call.use == nil && len(fr.tools) == 0 && parent == nil
+	oneCommit = oneCommit && plan.w.contained() && call.use == nil && len(fr.tools) == 0
 	switch {
 	case call.use != nil:
 		ran, err := h.recordDecisionUsing(ctx, snap, &res.Decision, call)

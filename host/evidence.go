@@ -159,6 +159,7 @@ func (h *Hall) recordDispatch(ctx context.Context, store dispatchRecorder, res *
 		return fmt.Errorf("the worker ran but its evidence (decision %s and receipt) could not be committed, so its output is withheld: %w", res.Decision.DecisionID, err)
 	}
 	res.ReceiptID = r.ReceiptID
+	res.chain.receipted()
 	return nil
 }
 

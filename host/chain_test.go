@@ -565,3 +565,20 @@ func TestChainReplayMakesNoHops(t *testing.T) {
 	}
 	h.verify()
 }
+
+// A capability that is not a capability id is refused to the guest as
+// BAD_REQUEST, before anything is decided or recorded.
+func TestChainInvalidCapabilityID(t *testing.T) {
+	h := openChain(t, "", host.Options{}, nil)
+	for _, c := range []string{"NOT A CAP", "cap.", strings.Repeat("cap.x", 100)} {
+		prog, _ := json.Marshal(map[string]any{"op": "call", "cap": c, "input": map[string]any{"op": "echo"}})
+		res := h.run(context.Background(), "caller", "c-badcap", string(prog))
+		if e := outputInvokeError(t, res.Output); e.Code != "BAD_REQUEST" || e.DecisionID != "" {
+			t.Fatalf("capability %.20q: %+v, want BAD_REQUEST with no decision", c, e)
+		}
+		if root := byDecision(h.receipts("c-badcap"))[res.Decision.DecisionID.String()]; root.BlastScore != nil || root.ChainHops != 0 {
+			t.Fatalf("a refused capability id counted as a hop: %+v", root)
+		}
+	}
+	h.verify()
+}

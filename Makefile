@@ -90,6 +90,8 @@ bench:
 	@# Tracing on (always-on sampler, OTLP/HTTP to a local receiver) against
 	@# off, alternated in rounds, 32 connections: 2,000 requests each.
 	$(call bench_step,13-tracing,-bench BenchmarkTracingOverhead -benchtime 2000x ./host/server/)
+	@# One hop (hall_invoke) against a direct Hall.Run of the same worker, alternated.
+	$(call bench_step,14-chain,-bench BenchmarkChainHop -benchtime 300x ./host/)
 	$(BIN)/benchreport stamp $(BENCH_DIR)/end.env
 	$(BIN)/benchreport report -dir $(BENCH_DIR)
 
@@ -135,7 +137,7 @@ plugins:
 # is left as it is), enroll it (stored by digest, compiled, record written),
 # route a request, run it on the quick start's document inside the sandbox,
 # list the evidence receipt and verify the receipt chain. Each command is
-# echoed exactly as it is run.
+# echoed exactly as it is run. Then the research pipeline in bin/demo/research.
 DEMO := bin/demo
 DEMO_STEPS := \
 	"hall build ../../plugins/summarizer --no-input" \
@@ -149,6 +151,9 @@ demo: build
 	@cd $(DEMO) && export PATH="$(CURDIR)/$(BIN):$$PATH" && for step in $(DEMO_STEPS); do \
 		echo "\$$ $$step"; eval "$$step" || exit 1; \
 	done
+	@# The research pipeline (issue 23): one governed chain of six workers
+	@# against a local web site (examples/research/demo.sh).
+	@mkdir -p $(DEMO)/research && cd $(DEMO)/research && PATH="$(CURDIR)/$(BIN):$$PATH" sh $(CURDIR)/examples/research/demo.sh $(CURDIR)
 
 clean:
 	rm -rf $(BIN)

@@ -523,6 +523,10 @@ type RunResult struct {
 	// else "". The receipt records it (trace_id), so a trace leads to its
 	// evidence and the evidence to its trace.
 	TraceID string
+
+	// chain is the dispatch's place in its chain (chain.go); nil when it
+	// was not run.
+	chain *frame
 }
 
 // evidenceTimeout bounds an evidence write that no longer follows the
@@ -564,12 +568,13 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("hall.link", "approval_held")}})
 		}
 	}
-	res, err := h.run(ctx, req)
+	res, err := h.runRoot(ctx, req)
 	endRun(span, res, err)
 	return res, err
 }
 
-func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
+// runRoot is Run without its span: a root dispatch.
+func (h *Hall) runRoot(ctx context.Context, req RunRequest) (*RunResult, error) {
 	ctx, exit, ok := h.life.enter(ctx)
 	if !ok {
 		return nil, ErrClosed
@@ -581,22 +586,55 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if err := checkRunRequest(&req); err != nil {
 		return nil, err
 	}
+	return h.run(ctx, req, nil)
+}
+
+// run is Run of a root dispatch (parent nil) or of a hop of parent's
+// chain (chain.go): one path decides, runs and records both.
+func (h *Hall) run(ctx context.Context, req RunRequest, parent *frame) (*RunResult, error) {
 	ctx = runContext(ctx, &req)
 	dec, plan, snap := h.planFor(ctx, req.Input, req.replay)
 	res := &RunResult{Decision: dec, Plan: plan}
 	if h.tracer != nil {
 		res.TraceID = tracing.TraceID(ctx)
 	}
+	var fr *frame
+	if parent != nil {
+		res.Decision.Chain = &wcp.ChainRef{ParentDecisionID: parent.decisionID, Depth: parent.depth + 1}
+	}
+	if !res.Decision.Denied && !res.Decision.DryRun {
+		blast := workerBlast(req.Input, plan.w.rec)
+		c := &chain{cfg: snap.cfg.Chain, snap: snap}
+		if parent != nil {
+			c = parent.chain
+		}
+		c.mu.Lock()
+		threshold := c.cfg.BlastThreshold(c.snap.envOf(parent, req.Input), c.snap.labelOf(parent, req.Input))
+		if parent != nil && c.blast+blast > threshold {
+			sum := c.blast
+			c.mu.Unlock()
+			denyChainBlast(&res.Decision, sum, blast, threshold)
+			res.Plan, plan = nil, nil
+		} else {
+			c.blast += blast
+			c.mu.Unlock()
+			fr = newFrame(c, parent, &res.Decision, req.Input, plan, blast)
+			res.chain = fr
+		}
+	}
 	if res.Decision.Denied || res.Decision.DryRun {
-		if err := h.holdForApproval(ctx, &res.Decision); err != nil {
-			var qe *QuotaError
-			if errors.As(err, &qe) {
-				// The refusal is a decision like any other: recorded.
-				if rerr := h.recordDecision(ctx, snap, &res.Decision); rerr != nil {
-					return res, rerr
+		if parent == nil {
+			// A hop holds no approval: it cannot present one (chain.go).
+			if err := h.holdForApproval(ctx, &res.Decision); err != nil {
+				var qe *QuotaError
+				if errors.As(err, &qe) {
+					// The refusal is a decision like any other: recorded.
+					if rerr := h.recordDecision(ctx, snap, &res.Decision); rerr != nil {
+						return res, rerr
+					}
 				}
+				return res, err
 			}
-			return res, err
 		}
 		return res, h.recordDecision(ctx, snap, &res.Decision)
 	}
@@ -630,22 +668,26 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if wait <= 0 {
 		wait = DefaultTimeout
 	}
-	actx, cancelWait := context.WithTimeout(ctx, wait)
-	actx, aspan := h.startSpan(actx, "hall.admission")
-	releaseSlot, err := h.admission.acquire(actx, req.Input.TenantID)
-	if aspan.IsRecording() {
-		aspan.SetAttributes(tracing.TenantID.String(req.Input.TenantID))
-		if err != nil {
-			aspan.SetStatus(codes.Error, errorCode(err))
-			aspan.SetAttributes(tracing.ErrorType.String(errorCode(err)))
+	if parent == nil {
+		// A hop runs on its root's slot (chain.go): it never waits for
+		// one its ancestors hold.
+		actx, cancelWait := context.WithTimeout(ctx, wait)
+		actx, aspan := h.startSpan(actx, "hall.admission")
+		releaseSlot, err := h.admission.acquire(actx, req.Input.TenantID)
+		if aspan.IsRecording() {
+			aspan.SetAttributes(tracing.TenantID.String(req.Input.TenantID))
+			if err != nil {
+				aspan.SetStatus(codes.Error, errorCode(err))
+				aspan.SetAttributes(tracing.ErrorType.String(errorCode(err)))
+			}
 		}
+		aspan.End()
+		cancelWait()
+		if err != nil {
+			return res, err
+		}
+		defer releaseSlot()
 	}
-	aspan.End()
-	cancelWait()
-	if err != nil {
-		return res, err
-	}
-	defer releaseSlot()
 	defer h.active.add(&res.Decision, res.WorkerID)()
 	if h.life.closing() {
 		// Close began while this dispatch waited for its slot: it is not
@@ -672,7 +714,9 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	// A run allowed by a human approval uses it up in the transaction
 	// that records its decision, before the worker runs (approvals.go).
 	call := runCallFrom(ctx)
-	oneCommit = oneCommit && plan.w.contained() && call.use == nil
+	// A dispatch that may make hops commits its decision first: its
+	// hops' decisions name it as their parent.
+	oneCommit = oneCommit && plan.w.contained() && call.use == nil && len(fr.tools) == 0
 	switch {
 	case call.use != nil:
 		ran, err := h.recordDecisionUsing(ctx, snap, &res.Decision, call)
@@ -732,6 +776,10 @@ func (h *Hall) run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	cctx, cspan := h.startSpan(ctx, "hall.sandbox.call")
 	greq := plan.guestRequest(in, req.Payload, req.Timeout)
 	greq.Tracer = h.tracer
+	if plan.replayOf == "" {
+		greq.Invoke = h.invoker(fr)
+	}
+	greq.Hop = parent != nil
 	out, err := lw.worker.Call(cctx, greq)
 	if out != nil {
 		res.Output, res.Logs, res.Duration, res.Limits, res.Events = out.Output, out.Logs, out.Duration, out.Limits, out.Events
@@ -787,6 +835,7 @@ func (h *Hall) appendReceipt(ctx context.Context, store ledger.Store, res *RunRe
 		return fmt.Errorf("the worker ran but its evidence receipt could not be committed, so its output is withheld: %w", err)
 	}
 	res.ReceiptID = r.ReceiptID
+	res.chain.receipted()
 	return nil
 }
 

@@ -163,6 +163,7 @@ func (h *Hall) recordDispatch(ctx context.Context, store dispatchRecorder, res *
 		return fmt.Errorf("the worker ran but its evidence (decision %s and receipt) could not be committed, so its output is withheld: %w", res.Decision.DecisionID, err)
 	}
 	res.ReceiptID = r.ReceiptID
+	res.chain.receipted()
 	return nil
 }
 
@@ -202,6 +203,7 @@ func receipt(res *RunResult, plan *Plan, payload []byte, started time.Time) *led
 	if rec.Determinism == "full" {
 		r.Determinism = "deterministic"
 	}
+	res.chain.fill(r)
 	if len(res.Output) > 0 {
 		r.OutputHash = digestOf(res.Output)
 	}

@@ -31,6 +31,10 @@ type Evidence interface {
 	// Events returns the telemetry recorded under a correlation id (the
 	// decision's and the worker's), in order.
 	Events(ctx context.Context, correlationID string) ([]json.RawMessage, error)
+	// Decision returns the signed decision with the given id (a hop's
+	// decision names its parent in its chain member), or an error
+	// wrapping ledger.ErrNotFound.
+	Decision(ctx context.Context, id string) (*ledger.DecisionRecord, error)
 	// KeySet returns the ledger's signing keys with their validity, for
 	// verifiers (an error when the store keeps no key set).
 	KeySet(ctx context.Context) (*ledger.KeySet, error)
@@ -85,4 +89,14 @@ func (v evidenceView) KeySet(ctx context.Context) (*ledger.KeySet, error) {
 		return nil, fmt.Errorf("the evidence store %T keeps no key set", v.s)
 	}
 	return ks.KeySet(ctx)
+}
+
+func (v evidenceView) Decision(ctx context.Context, id string) (*ledger.DecisionRecord, error) {
+	ds, ok := v.s.(interface {
+		Decision(ctx context.Context, id string) (*ledger.DecisionRecord, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("the evidence store %T cannot look decisions up", v.s)
+	}
+	return ds.Decision(ctx, id)
 }

@@ -172,6 +172,9 @@ type Config struct {
 	// sealed snapshot, so that who may call the API from a browser is
 	// recorded evidence too (docs/PYHALL.md, "CORS").
 	HTTP HTTPConfig `json:"http,omitzero"`
+	// Chain bounds governed pipelines: the sub-dispatches workers make
+	// through hall_invoke (chain.go, docs/ABI.md).
+	Chain ChainConfig `json:"chain,omitzero"`
 }
 
 // HTTPConfig configures the HTTP API.
@@ -250,6 +253,9 @@ func ParseConfig(data []byte) (Config, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: %s)", err, strings.Join(configKeys(), ", "))
+	}
+	if err := c.Chain.check(); err != nil {
+		return Config{}, err
 	}
 	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
 		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)

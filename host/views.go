@@ -32,6 +32,12 @@ func (c Config) clone() Config {
 			out.Workers[id] = ws
 		}
 	}
+	if c.Chain.BlastThresholds != nil {
+		out.Chain.BlastThresholds = make(map[string]map[string]int, len(c.Chain.BlastThresholds))
+		for env, row := range c.Chain.BlastThresholds {
+			out.Chain.BlastThresholds[env] = maps.Clone(row)
+		}
+	}
 	return out
 }
 

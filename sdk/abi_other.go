@@ -32,3 +32,4 @@ func extismLogError(uint64)            { panic(noABI) }
 func hallSecret(uint64) uint64         { panic(noABI) }
 func hallHTTP(uint64) uint64           { panic(noABI) }
 func hallEmit(uint64)                  { panic(noABI) }
+func hallInvoke(uint64) uint64         { panic(noABI) }

@@ -76,5 +76,8 @@ func hallHTTP(reqOff uint64) uint64
 //go:wasmimport extism:host/user hall_emit
 func hallEmit(eventOff uint64)
 
+//go:wasmimport extism:host/user hall_invoke
+func hallInvoke(reqOff uint64) uint64
+
 // abiAvailable reports whether the functions above are real imports.
 const abiAvailable = true

@@ -1,13 +1,14 @@
 // Package sdk is the guest side of the Hall ABI (docs/ABI.md): it lets a Go
 // program compiled to WebAssembly serve WCP capabilities as a Hall worker.
 // A worker is an Extism plugin, so anything built with this package also
-// runs on any Extism host that provides the three Hall host functions it
+// runs on any Extism host that provides the Hall host functions it
 // actually calls.
 //
 // A worker registers one Handler per capability and exports one function per
 // entrypoint. The handler gets a *Call: the input and output, the
 // configuration and WCP context (Correlation), logging, and the Hall host
-// functions Secret, HTTP and Emit. A returned error (or a panic) fails the
+// functions Secret, HTTP, Emit and Invoke (another capability, as a
+// governed hop of this call's chain). A returned error (or a panic) fails the
 // call with its message; the Hall reports it as WORKER_FAILED.
 //
 // # A complete worker

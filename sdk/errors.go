@@ -13,6 +13,14 @@ import "errors"
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// DenyCode is the hop's deny code (DENY_*) of an ErrInvokeDenied or
+	// ErrChainLimit from Call.Invoke; "" otherwise.
+	DenyCode string `json:"deny_code,omitempty"`
+	// Outcome is the failed hop's receipt outcome (LIMIT_TIMEOUT,
+	// WORKER_FAILED, …) of an ErrInvokeFailed; "" otherwise.
+	Outcome string `json:"outcome,omitempty"`
+	// DecisionID is the hop's recorded decision, when there is one.
+	DecisionID string `json:"decision_id,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -39,4 +47,11 @@ var (
 	ErrBadRequest        = &Error{Code: "BAD_REQUEST"}
 	ErrRateLimited       = &Error{Code: "RATE_LIMITED"}
 	ErrHostProtocol      = &Error{Code: "HOST_PROTOCOL"}
+	// Call.Invoke: the hop was denied (DenyCode), its worker failed
+	// (Outcome), it would pass a chain limit, or this call cannot make
+	// sub-dispatches.
+	ErrInvokeDenied      = &Error{Code: "INVOKE_DENIED"}
+	ErrInvokeFailed      = &Error{Code: "INVOKE_FAILED"}
+	ErrChainLimit        = &Error{Code: "CHAIN_LIMIT"}
+	ErrInvokeUnavailable = &Error{Code: "INVOKE_UNAVAILABLE"}
 )

@@ -116,7 +116,8 @@ func receiptsCommand() *cli.Command {
 			Name:      "show",
 			Usage:     "print one receipt: what ran (worker, module and record digests) under which privilege envelope, then the signed receipt",
 			ArgsUsage: "RECEIPT_ID",
-			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print only the signed receipt as JSON"}, homeFlag()},
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print only the signed receipt as JSON"},
+				&cli.BoolFlag{Name: "tree", Usage: "print the chain of dispatches the receipt belongs to, from its root: each hop's worker, outcome, duration, blast score and module digest (with --json, as JSON)"}, homeFlag()},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
 					return failf("receipts show needs one RECEIPT_ID")
@@ -126,6 +127,9 @@ func receiptsCommand() *cli.Command {
 					return err
 				}
 				defer s.Close()
+				if c.Bool("tree") {
+					return printReceiptTree(c, s, c.Args().First())
+				}
 				r, err := s.Receipt(contextOf(c), c.Args().First())
 				if errors.Is(err, ledger.ErrNotFound) {
 					return failf("no receipt %s", safe(c.Args().First()))
@@ -347,4 +351,23 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// printReceiptTree prints the chain of dispatches receipt id belongs to
+// (host.ReceiptTree).
+func printReceiptTree(c *cli.Context, rr host.ReceiptReader, id string) error {
+	tree, err := host.ReceiptTree(contextOf(c), rr, id)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return failf("no receipt %s", safe(id))
+	}
+	if err != nil {
+		return failf("%v", err)
+	}
+	if c.Bool("json") {
+		return printSafeJSON(c, tree)
+	}
+	var b strings.Builder
+	tree.WriteTree(&b)
+	fmt.Fprint(c.App.Writer, safeLines(b.String()))
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/wcp"
@@ -447,8 +448,26 @@ func (c *console) receiptsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data["External"] = ext
+	// ?tree=<receipt id>: the chain of dispatches it belongs to, from its
+	// root (host.ReceiptTree), above the listing.
+	if id := r.URL.Query().Get("tree"); id != "" {
+		if _, perr := uuid.Parse(id); perr != nil || len(id) != 36 {
+			p.Error = "tree: not a receipt id (a UUID)."
+		} else if tree, err := host.ReceiptTree(r.Context(), ev, id); err == nil {
+			data["Tree"] = tree
+		} else if errors.Is(err, ledger.ErrNotFound) {
+			p.Error = "tree: no receipt " + id + "."
+		} else {
+			c.s.log.Error("console: reading a receipt tree", "error", err)
+			p.Error = "The evidence ledger could not be read (see the server log)."
+		}
+	}
 	c.render(w, http.StatusOK, "receipts.html", p)
 }
+
+// InChain reports whether the receipt is part of a chain of dispatches
+// (a hop, or a root that made hops): the console links its tree.
+func (v receiptView) InChain() bool { return v.ParentDecisionID != "" || v.BlastScore != nil }
 
 // keys are the ledger's public keys by id (empty when unavailable).
 func (c *console) keys(r *http.Request) map[string]ed25519.PublicKey {

@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/ledger"
 )
@@ -188,6 +189,17 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state(r).correlationID = rc.CorrelationID
+	if r.URL.Query().Get("tree") == "1" {
+		// The chain lies in the receipt's own tenant stream
+		// (host.ReceiptTree reads that tenant and correlation id only).
+		tree, err := host.ReceiptTree(r.Context(), store, id)
+		if err != nil {
+			s.evidenceError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, tree)
+		return
+	}
 	writeJSON(w, http.StatusOK, rc)
 }
 

@@ -49,7 +49,7 @@ var apiOperations = []apiOperation{
 	{"GET", "/mcp", "tenant", "MCP Streamable HTTP: the server's event stream", map[int]string{200: "an event stream"}, ""},
 	{"DELETE", "/mcp", "tenant", "MCP Streamable HTTP: end the session", map[int]string{200: "ended", 204: "ended"}, ""},
 	{"GET", "/wcp/receipts", "audit", "signed receipts, newest first (a tenant sees its own)", map[int]string{200: "receipts"}, ""},
-	{"GET", "/wcp/receipts/{receipt_id}", "audit", "one signed receipt", map[int]string{200: "the receipt"}, ""},
+	{"GET", "/wcp/receipts/{receipt_id}", "audit", "one signed receipt; with ?tree=1 the chain of dispatches it belongs to, from its root", map[int]string{200: "the receipt, or its chain as a tree"}, ""},
 	{"GET", "/wcp/approvals", "any", "pending and answered human approvals (a tenant sees its own)", map[int]string{200: "approvals"}, ""},
 	{"GET", "/wcp/approvals/{approval_id}", "any", "one approval", map[int]string{200: "the approval"}, ""},
 	{"POST", "/wcp/approvals/{approval_id}/approve", "approver", "approve a pending request", map[int]string{200: "answered", 202: "answered; the dispatch runs"}, ""},

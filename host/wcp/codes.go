@@ -145,6 +145,11 @@ const (
 	CodeResponseTooLarge  Code = "RESPONSE_TOO_LARGE"
 	CodeBadRequest        Code = "BAD_REQUEST"
 	CodeRateLimited       Code = "RATE_LIMITED"
+	// Errors of hall_invoke (a sub-dispatch; docs/ABI.md).
+	CodeInvokeDenied      Code = "INVOKE_DENIED"
+	CodeInvokeFailed      Code = "INVOKE_FAILED"
+	CodeChainLimit        Code = "CHAIN_LIMIT"
+	CodeInvokeUnavailable Code = "INVOKE_UNAVAILABLE"
 )
 
 // CodeInfo is one row of the code table ([Codes]).
@@ -197,6 +202,9 @@ var codeTable = []CodeInfo{
 	{Code(DenyWorkerTampered), KindDeny, http.StatusConflict, "the worker's code differs from what was enrolled"},
 	{Code(DenyPrivilegeEnvelopeUnconfigured), KindDeny, http.StatusConflict, "privilege envelopes are required and no privilege check is configured"},
 	{Code(DenyPrivilegeEnvelopeViolated), KindDeny, http.StatusForbidden, "the worker's privilege envelope is not allowed for this env/data label"},
+	{Code(DenyToolNotDeclared), KindDeny, http.StatusForbidden, "a worker called a capability its privilege_envelope.tools does not list; denied before routing and recorded (the Hall's code)"},
+	{Code(DenyChainLimit), KindDeny, http.StatusTooManyRequests, "a sub-dispatch would pass the chain's depth, calls per dispatch or calls per chain (hall.json chain); recorded (the Hall's code)"},
+	{Code(DenyChainBlast), KindDeny, http.StatusForbidden, "a sub-dispatch would take the chain's summed blast score past the threshold for its env and data label (hall.json chain.blast_thresholds); recorded (the Hall's code)"},
 
 	// A worker that ran and failed is a gateway error: 502, 504 when it ran
 	// out of time.
@@ -272,6 +280,10 @@ var codeTable = []CodeInfo{
 	{CodeResponseTooLarge, KindGuest, 0, "hall_http: the response body exceeds the host function's limit"},
 	{CodeBadRequest, KindGuest, 0, "a host function was given a malformed request"},
 	{CodeRateLimited, KindGuest, 0, "the worker emitted too many events"},
+	{CodeInvokeDenied, KindGuest, 0, "hall_invoke: the sub-dispatch was denied; deny_code says why (recorded as a decision naming its parent)"},
+	{CodeInvokeFailed, KindGuest, 0, "hall_invoke: the sub-dispatch ran and its worker failed; outcome is its receipt's outcome"},
+	{CodeChainLimit, KindGuest, 0, "hall_invoke: the sub-dispatch would pass a chain limit (depth, calls per dispatch, calls per chain); deny_code is DENY_CHAIN_LIMIT"},
+	{CodeInvokeUnavailable, KindGuest, 0, "hall_invoke: this call cannot make sub-dispatches (a replay, or a sandbox used without a Hall)"},
 }
 
 // codeIndex finds a code's row in codeTable.

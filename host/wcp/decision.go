@@ -56,6 +56,22 @@ type RouteDecision struct {
 	// (docs/POLICY.md); absent when no policy file is loaded, so that
 	// PyHall's decision is unchanged.
 	Policy *PolicyEvidence `json:"policy,omitempty"`
+
+	// Chain places a sub-dispatch (a hop of a governed pipeline, made by
+	// a worker through hall_invoke) under its parent; absent for a
+	// dispatch asked for from outside, so that PyHall's decision is
+	// unchanged.
+	Chain *ChainRef `json:"chain,omitempty"`
+}
+
+// ChainRef is a hop's place in its chain (docs/EVIDENCE.md, "Chains of
+// dispatches").
+type ChainRef struct {
+	// ParentDecisionID is the decision of the dispatch whose worker asked
+	// for this one.
+	ParentDecisionID string `json:"parent_decision_id"`
+	// Depth is 1 for a hop of a root dispatch, 2 for a hop of a hop, ….
+	Depth int `json:"depth"`
 }
 
 // PolicyEvidence says which policy set took part in a decision and what

@@ -171,6 +171,13 @@ func (d *RouteDecision) appendJSON(b []byte) ([]byte, error) {
 		}
 		b = append(b, '}')
 	}
+	if c := d.Chain; c != nil {
+		b = append(b, `,"chain":{"parent_decision_id":`...)
+		b = appendWireString(b, c.ParentDecisionID, false)
+		b = append(b, `,"depth":`...)
+		b = strconv.AppendInt(b, int64(c.Depth), 10)
+		b = append(b, '}')
+	}
 	return append(b, '}'), nil
 }
 
@@ -477,6 +484,13 @@ func (d *RouteDecision) appendCanonical(b []byte) (_ []byte, ok bool) {
 	}
 	b = append(b, `,"capability_id":`...)
 	b = appendString(b, d.CapabilityID)
+	if c := d.Chain; c != nil {
+		b = append(b, `,"chain":{"depth":`...)
+		b = strconv.AppendInt(b, int64(c.Depth), 10)
+		b = append(b, `,"parent_decision_id":`...)
+		b = appendString(b, c.ParentDecisionID)
+		b = append(b, '}')
+	}
 	b = append(b, `,"correlation_id":`...)
 	b = appendString(b, d.CorrelationID)
 	b = append(b, `,"data_label":`...)

@@ -29,6 +29,11 @@ const (
 	DenyWorkerTampered                DenyCode = "DENY_WORKER_TAMPERED"
 	DenyPrivilegeEnvelopeUnconfigured DenyCode = "DENY_PRIVILEGE_ENVELOPE_UNCONFIGURED"
 	DenyPrivilegeEnvelopeViolated     DenyCode = "DENY_PRIVILEGE_ENVELOPE_VIOLATED"
+	// The Hall's own deny codes of a sub-dispatch (a hop of a governed
+	// pipeline, docs/ABI.md "hall_invoke"): none is PyHall's.
+	DenyToolNotDeclared DenyCode = "DENY_TOOL_NOT_DECLARED"
+	DenyChainLimit      DenyCode = "DENY_CHAIN_LIMIT"
+	DenyChainBlast      DenyCode = "DENY_CHAIN_BLAST"
 )
 
 // DenyCodeInfo describes one deny code: the HTTP status the Hall API answers

@@ -88,6 +88,19 @@ type Receipt struct {
 	// evidence to the trace (docs/OBSERVABILITY.md). It is signed like
 	// every field, and says nothing about what ran.
 	TraceID string
+	// Chain fields of a governed pipeline (docs/EVIDENCE.md, "Chains of
+	// dispatches"), all zero for a dispatch that neither is a hop nor
+	// made one. ParentDecisionID is the decision of the dispatch whose
+	// worker asked for this one (hall_invoke) and ChainDepth its depth
+	// (1 under a root). BlastScore is this dispatch's own blast score, the
+	// term it adds to its chain's sum. ChainHops and ChainBlast are set on
+	// the root only: how many hops of the chain ran (have receipts) and
+	// the sum of the blast scores of the root and those hops.
+	ParentDecisionID string
+	ChainDepth       int
+	BlastScore       *int
+	ChainHops        int
+	ChainBlast       int
 	// InputPayload and OutputPayload are kept only when the ledger was
 	// opened with [WithPayloads]; otherwise Append drops them and only the
 	// hashes remain.
@@ -140,9 +153,15 @@ type receiptJSON struct {
 	Snapshot string `json:"snapshot,omitempty"`
 	// Omitted when empty: receipts of untraced dispatches, and those
 	// written before tracing, keep their hashes.
-	TraceID       string `json:"trace_id,omitempty"`
-	InputPayload  []byte `json:"input_payload,omitempty"`
-	OutputPayload []byte `json:"output_payload,omitempty"`
+	TraceID string `json:"trace_id,omitempty"`
+	// Omitted outside chains: other receipts keep their bodies.
+	ParentDecisionID string `json:"parent_decision_id,omitempty"`
+	ChainDepth       int    `json:"chain_depth,omitempty"`
+	BlastScore       *int   `json:"blast_score,omitempty"`
+	ChainHops        int    `json:"chain_hops,omitempty"`
+	ChainBlast       int    `json:"chain_blast,omitempty"`
+	InputPayload     []byte `json:"input_payload,omitempty"`
+	OutputPayload    []byte `json:"output_payload,omitempty"`
 }
 
 func (r *Receipt) wire(withSeal bool) receiptJSON {
@@ -173,6 +192,11 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		ReplayOf:         r.ReplayOf,
 		Snapshot:         r.Snapshot,
 		TraceID:          r.TraceID,
+		ParentDecisionID: r.ParentDecisionID,
+		ChainDepth:       r.ChainDepth,
+		BlastScore:       r.BlastScore,
+		ChainHops:        r.ChainHops,
+		ChainBlast:       r.ChainBlast,
 		InputPayload:     r.InputPayload,
 		OutputPayload:    r.OutputPayload,
 	}
@@ -264,6 +288,11 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		TraceID:          w.TraceID,
 		Envelope:         w.Envelope,
 		ReplayOf:         w.ReplayOf,
+		ParentDecisionID: w.ParentDecisionID,
+		ChainDepth:       w.ChainDepth,
+		BlastScore:       w.BlastScore,
+		ChainHops:        w.ChainHops,
+		ChainBlast:       w.ChainBlast,
 		InputPayload:     w.InputPayload,
 		OutputPayload:    w.OutputPayload,
 	}
@@ -335,6 +364,15 @@ func (r *Receipt) validate() error {
 	}
 	if r.TraceID != "" && (!traceID.MatchString(r.TraceID) || r.TraceID == zeroTraceID) {
 		return invalid("trace_id", fmt.Sprintf("%q is not a W3C trace id (32 lowercase hex digits, not all zero)", r.TraceID))
+	}
+	if r.ParentDecisionID != "" && !receiptID.MatchString(r.ParentDecisionID) {
+		return invalid("parent_decision_id", fmt.Sprintf("%q is not a decision id (a UUID)", r.ParentDecisionID))
+	}
+	if (r.ParentDecisionID == "") != (r.ChainDepth == 0) || r.ChainDepth < 0 {
+		return invalid("chain_depth", "a hop has both parent_decision_id and a chain_depth ≥ 1; any other receipt neither")
+	}
+	if r.ChainHops < 0 || r.ChainBlast < 0 || (r.BlastScore != nil && *r.BlastScore < 0) {
+		return invalid("chain_hops", "chain_hops, chain_blast and blast_score are counts ≥ 0")
 	}
 	if len(r.Envelope) > 0 && !isJSONObject(r.Envelope) {
 		return invalid("privilege_envelope", "must be a JSON object")

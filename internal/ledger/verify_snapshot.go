@@ -94,6 +94,7 @@ func (s *SQLite) verifySnapshots(ctx context.Context, tx *sql.Tx, rep *Report) e
 	defer rows.Close()
 	broken = map[string]bool{}
 	var replays []replayClaim
+	var links chainLinks
 	for rows.Next() {
 		var tenant, id, body string
 		var seq int64
@@ -115,12 +116,16 @@ func (s *SQLite) verifySnapshots(ctx context.Context, tx *sql.Tx, rep *Report) e
 		if r.ReplayOf != "" {
 			replays = append(replays, replayClaim{tenant, id, uint64(seq), r})
 		}
+		links.add(tenant, id, uint64(seq), &r)
 	}
 	if err := rows.Err(); err != nil {
 		return s.wrap("verify", err)
 	}
 	rows.Close()
-	return s.verifyReplays(ctx, tx, replays, broken, rep)
+	if err := s.verifyReplays(ctx, tx, replays, broken, rep); err != nil {
+		return err
+	}
+	return s.verifyChainLinks(ctx, tx, &links, broken, rep)
 }
 
 // replayCols are the members of a receipt the snapshot and replay checks
@@ -132,6 +137,13 @@ type replayCols struct {
 	ArtifactHash string `json:"artifact_hash"`
 	RecordDigest string `json:"record_digest"`
 	DecisionID   string `json:"decision_id"`
+	// The chain members (verify_chain.go).
+	CorrelationID    string `json:"correlation_id"`
+	ParentDecisionID string `json:"parent_decision_id"`
+	ChainDepth       int    `json:"chain_depth"`
+	BlastScore       *int   `json:"blast_score"`
+	ChainHops        int    `json:"chain_hops"`
+	ChainBlast       int    `json:"chain_blast"`
 }
 
 // replayFields are the routing fields of a decision a replay is decided

@@ -36,3 +36,14 @@ func computeBlastScore(in *wcp.RouteInput) int {
 	}
 	return min(score, 100)
 }
+
+// BlastScore is PyHall's blast heuristic for in (0–100), raised to
+// in.blast_score when that is higher, as the router gates it: the score a
+// dispatch of in adds to its chain's sum (host chain.go).
+func BlastScore(in *wcp.RouteInput) int {
+	s := computeBlastScore(in)
+	if in.BlastScore != nil && in.BlastScore.IsInt64() && in.BlastScore.Int64() > int64(s) && in.BlastScore.Int64() <= 100 {
+		s = int(in.BlastScore.Int64())
+	}
+	return s
+}

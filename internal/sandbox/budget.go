@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -89,6 +90,22 @@ func (b *memoryBudget) acquire(ctx context.Context, n uint64) error {
 		return ctx.Err()
 	}
 }
+
+// acquireNow takes n bytes of the budget if they fit now, ahead of any
+// waiting call, and otherwise fails at once without waiting: a
+// sub-dispatch's ancestors hold their own charges while it runs, so
+// waiting behind other calls could wait on them (Request.Hop).
+func (b *memoryBudget) acquireNow(ctx context.Context, n uint64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.total {
+		return errBudgetFull
+	}
+	b.used += n
+	return nil
+}
+
+var errBudgetFull = errors.New("memory budget full")
 
 func (b *memoryBudget) release(n uint64) {
 	b.mu.Lock()

@@ -26,7 +26,9 @@ const (
 //   - None blocks past the call's deadline (hostile_test.go has one test
 //     per function): hall_http runs on the call's context, hall_secret
 //     abandons a SecretSource that does not answer in time, hall_emit
-//     never waits. WASI sleeps end at the deadline (sleep.go) and
+//     never waits, hall_invoke hands the call's context to the Invoker,
+//     which must return when it is done (the Hall's gives the hop less
+//     time than its caller has: host/chain.go, TestChainHopEatsDeadline). WASI sleeps end at the deadline (sleep.go) and
 //     FIFOs, sockets and devices are never opened (fs.go).
 //   - Bad guest input never panics the host. A host function traps the call
 //     only for an offset that is not a kernel block (WORKER_BAD_POINTER):
@@ -39,6 +41,7 @@ func (w *Worker) hostFunctions() []extism.HostFunction {
 		extism.NewHostFunctionWithStack("hall_secret", hallSecret, i64, i64),
 		extism.NewHostFunctionWithStack("hall_http", hallHTTP, i64, i64),
 		extism.NewHostFunctionWithStack("hall_emit", hallEmit, i64, nil),
+		extism.NewHostFunctionWithStack("hall_invoke", hallInvoke, i64, i64),
 	}, extismHTTPFunctions()...)
 }
 

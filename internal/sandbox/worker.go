@@ -128,6 +128,14 @@ type Request struct {
 	// Tracer, when set, traces each HTTP exchange of the guest as a client
 	// span under ctx's span (nil: no spans, no cost).
 	Tracer trace.Tracer
+	// Invoke serves the guest's hall_invoke (nil: INVOKE_UNAVAILABLE).
+	Invoke Invoker
+	// Hop marks a sub-dispatch made from inside another call, whose
+	// ancestors hold memory budget while it runs: it never waits for the
+	// budget (it could wait on what its own chain holds) and is admitted
+	// at once ahead of waiting calls when its charge fits, else it fails
+	// MEMORY_BUDGET at once.
+	Hop bool
 }
 
 // Result is the outcome of a call. Worker.Call returns a non-nil Result
@@ -686,6 +694,7 @@ type callState struct {
 	eventBytes    int
 	eventsDropped int
 	egress        egressLog
+	invoke        Invoker
 }
 
 // http returns the Extism HTTP state of the instance serving the call.
@@ -724,7 +733,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	defer w.inflight.Done()
 	w.touch()
 
-	cs := &callState{w: w, limits: lim}
+	cs := &callState{w: w, limits: lim, invoke: req.Invoke}
 	cs.egress.tracer = req.Tracer
 	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
@@ -734,12 +743,19 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	// The Hall-wide memory budget admits the call only while every running
 	// call's worst case fits (budget.go); waiting counts against the
 	// call's own deadline.
-	if err := w.eng.budget.acquire(cctx, w.charge); err != nil {
+	acquire := w.eng.budget.acquire
+	if req.Hop {
+		acquire = w.eng.budget.acquireNow
+	}
+	if err := acquire(cctx, w.charge); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("sandbox: %s: call abandoned by caller: %w", w.name, ctx.Err())
 		}
 		if w.stop.Err() != nil {
 			return nil, fmt.Errorf("sandbox: %s: worker closed", w.name)
+		}
+		if req.Hop {
+			return res, errorf(CodeMemoryBudget, "%s: the Hall's memory budget (%d bytes) had no room now for a sub-dispatch needing %d bytes (a sub-dispatch never waits: its own chain holds memory)", w.name, w.eng.budget.total, w.charge)
 		}
 		return res, errorf(CodeMemoryBudget, "%s: the Hall's memory budget (%d bytes) did not admit a call needing %d bytes within %v", w.name, w.eng.budget.total, w.charge, lim.Timeout)
 	}

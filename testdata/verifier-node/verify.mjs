@@ -325,6 +325,44 @@ function verifyBundle(dir, keysPath) {
     if (why !== null) { fail(`receipts ${JSON.stringify(l.stream)} #${l.sequence}`, why); reported.add(p); }
   }
 
+  // Chains of dispatches (EVIDENCE.md "Chains of dispatches"): a hop's
+  // parent_decision_id names the receipt of a dispatch of its tenant and
+  // correlation id one level up (a hop without its parent is reported),
+  // its signed decision names the same parent and depth, and a root's
+  // chain_hops and chain_blast are its hop receipts' count and the sum of
+  // its and their blast scores.
+  const chainNodes = new Map(); // decision id -> {l, e, children}
+  for (const l of entries) {
+    const e = l.entry;
+    if (l.chain === 'receipts' && (e.blast_score !== undefined || e.parent_decision_id !== undefined)) chainNodes.set(e.decision_id, { l, e, children: [] });
+  }
+  const chainFail = (n, why) => {
+    const p = pos(n.l.chain, n.l.stream);
+    if (!reported.has(p)) { fail(`receipts ${JSON.stringify(n.l.stream)} #${n.l.sequence}`, why); reported.add(p); }
+  };
+  for (const n of chainNodes.values()) {
+    const e = n.e;
+    if (e.parent_decision_id === undefined) continue;
+    const depth = e.chain_depth || 0;
+    const par = chainNodes.get(e.parent_decision_id);
+    if (!par) { chainFail(n, `hop at depth ${depth} names parent decision ${e.parent_decision_id}, which no receipt of a chain records: a hop without its parent`); continue; }
+    if (par.l.stream !== n.l.stream || par.e.correlation_id !== e.correlation_id) { chainFail(n, `hop names parent decision ${e.parent_decision_id} of another tenant or correlation id`); continue; }
+    if ((par.e.chain_depth || 0) + 1 !== depth) { chainFail(n, `hop at depth ${depth} names a parent at depth ${par.e.chain_depth || 0}`); continue; }
+    const d = decisionsByID.get(e.decision_id);
+    if (d && (!d.chain || d.chain.parent_decision_id !== e.parent_decision_id || d.chain.depth !== depth)) { chainFail(n, `hop's signed decision ${e.decision_id} names another parent or depth`); continue; }
+    par.children.push(n);
+  }
+  const walk = (n) => {
+    let hops = 0; let blast = n.e.blast_score || 0;
+    for (const c of n.children) { const [h, b] = walk(c); hops += h + 1; blast += b; }
+    return [hops, blast];
+  };
+  for (const n of chainNodes.values()) {
+    if (n.e.parent_decision_id !== undefined) continue;
+    const [hops, blast] = walk(n);
+    if (hops !== (n.e.chain_hops || 0) || blast !== (n.e.chain_blast || 0)) chainFail(n, `chain root records ${n.e.chain_hops || 0} hops and a chain blast of ${n.e.chain_blast || 0}, but the bundle holds ${hops} hop receipts below it summing ${blast}`);
+  }
+
   // Checkpoints: each signed, and every head it names present, unchanged.
   const cpDir = join(dir, 'checkpoints');
   let checkpoints = 0;

@@ -499,6 +499,21 @@ func parseBlast(s string, br *wcp.BlastRadius) error {
 
 // goBuild compiles the package for wasip1 as a reactor and returns the
 // module's bytes. The compiler's messages go to stderr as they are.
+// reproducibleBuildFlags and reproducibleBuildEnv make hall build's module
+// a function of the source and the Go toolchain's version only: the same
+// package built in another folder, by another user (GOPATH, GOCACHE), gives
+// the same bytes, hence the same artifact_hash. -trimpath removes the
+// folder and module-cache paths Go would otherwise embed (the newcomer's
+// two digests, issue 27); -buildvcs=false keeps a dirty or clean git
+// checkout from changing the bytes (the record's digest, not the VCS
+// stamp, is what names the build); the variables a user may have set that
+// change code generation (GOWASM, GOEXPERIMENT, GOFLAGS) are reset.
+// README.md, "Reproducible builds", documents the set.
+var (
+	reproducibleBuildFlags = []string{"-buildmode=c-shared", "-trimpath", "-buildvcs=false"}
+	reproducibleBuildEnv   = []string{"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOWASM=", "GOEXPERIMENT=", "GOFLAGS="}
+)
+
 func goBuild(c *cli.Context, absPkg, out string) ([]byte, error) {
 	tmpDir, err := os.MkdirTemp("", "hall-build-")
 	if err != nil {
@@ -510,9 +525,9 @@ func goBuild(c *cli.Context, absPkg, out string) ([]byte, error) {
 	if goBin == "" {
 		goBin = "go"
 	}
-	cmd := exec.CommandContext(contextOf(c), goBin, "build", "-buildmode=c-shared", "-o", tmp, ".")
+	cmd := exec.CommandContext(contextOf(c), goBin, append([]string{"build"}, append(reproducibleBuildFlags, "-o", tmp, ".")...)...)
 	cmd.Dir = absPkg
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Env = append(os.Environ(), reproducibleBuildEnv...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
@@ -524,7 +539,7 @@ func goBuild(c *cli.Context, absPkg, out string) ([]byte, error) {
 		if msg != "" {
 			fmt.Fprintln(c.App.ErrWriter, msg)
 		}
-		return nil, failf("go build (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared) of %s failed", absPkg)
+		return nil, failf("go build (%s go build %s) of %s failed", strings.Join(reproducibleBuildEnv, " "), strings.Join(reproducibleBuildFlags, " "), absPkg)
 	}
 	if s := strings.TrimSpace(stderr.String()); s != "" {
 		fmt.Fprintln(c.App.ErrWriter, s)

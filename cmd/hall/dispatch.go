@@ -134,7 +134,7 @@ func runCommand() *cli.Command {
 			if err := checkApprovalFlag(c); err != nil {
 				return err
 			}
-			in, err := routeInput(c)
+			in, drawn, err := routeInputDrawn(c)
 			if err != nil {
 				return err
 			}
@@ -143,6 +143,13 @@ func runCommand() *cli.Command {
 				return err
 			}
 			defer h.Close(contextOf(c))
+			if id := c.String("approval"); id != "" && drawn {
+				// The approval id is the thing to resume: the held
+				// request's correlation id, not a fresh one (issue 27).
+				if corr := h.ResumeCorrelation(contextOf(c), id, in.TenantID); corr != "" {
+					in.CorrelationID = corr
+				}
+			}
 			payload, err := readAllLimited(c, h.Config().MaxInputBytes())
 			if err != nil {
 				return err
@@ -203,7 +210,8 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 	case d.Denied:
 		fmt.Fprintf(ew, "hall: DENIED %s: %s (decision %s, correlation %s)\n", d.DenyReason.Code, d.DenyReason.Message, d.DecisionID, d.CorrelationID)
 		capabilityHint(c, d)
-		if host.PendingApproval(d) != "" {
+		if id := host.PendingApproval(d); id != "" {
+			fmt.Fprintf(ew, "hall: hint: once an approver approves it (hall approvals approve %s), resume it with: %s\n", id, resumeCommand(c, id))
 			return cli.Exit("", exitPending)
 		}
 		return cli.Exit("", exitDenied)

@@ -1,0 +1,82 @@
+package host
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/suggest"
+)
+
+// DenyHint returns the likely fix of a denial in one sentence, or "" when
+// there is none to suggest. The CLI prints it after the denial, the HTTP
+// API returns it (Hall-Hint, "hint"), so that no denial with a likely fix
+// is a dead end (issue 27). A hint is advice: the decision stands and is
+// recorded as it was made. It covers DENY_NO_MATCHING_RULE:
+//
+//   - a capability no enrolled worker serves: the enrolled capabilities
+//     closest to it ("did you mean"), else the enrolled ones, else how to
+//     enroll one;
+//   - a capability enrolled workers serve that no rule routes: the
+//     command that adds a rule;
+//   - a capability rules route, none matching this request: those rules.
+func (h *Hall) DenyHint(d *wcp.RouteDecision) string {
+	if d == nil || !d.Denied || d.DenyReason == nil || d.DenyReason.Code != wcp.DenyNoMatchingRule {
+		return ""
+	}
+	s := h.snap.Load()
+	caps := s.reg.Capabilities()
+	species, served := caps[d.CapabilityID]
+	if !served {
+		names := make([]string, 0, len(caps))
+		for cp := range caps {
+			names = append(names, cp)
+		}
+		slices.Sort(names)
+		switch close := suggest.Closest(d.CapabilityID, names, 3); {
+		case len(close) > 0:
+			return fmt.Sprintf("no enrolled worker serves %s; did you mean %s?", d.CapabilityID, strings.Join(close, " or "))
+		case len(names) > 0:
+			return fmt.Sprintf("no enrolled worker serves %s; enrolled capabilities: %s", d.CapabilityID, strings.Join(names, ", "))
+		}
+		return "no worker is enrolled in this Hall; enroll one with hall enroll MODULE.wasm (or POST /enroll)"
+	}
+	if ids := s.rules.CapabilityRuleIDs(d.CapabilityID); len(ids) > 0 {
+		return fmt.Sprintf("rules %s can route %s, but none matches this request (env %s, data_label %s, tenant_risk %s, qos_class %s); send a request one of them matches, or add a rule that matches this one",
+			strings.Join(ids, ", "), d.CapabilityID, d.Env, d.DataLabel, d.TenantRisk, d.QoSClass)
+	}
+	return fmt.Sprintf("%s is served by the enrolled %s, but no rule routes it: add a dev-only rule with hall enroll --add-rule MODULE.wasm, or add a rule for it to the rules (rules.json, PUT /admin/rules)",
+		d.CapabilityID, strings.Join(species, ", "))
+}
+
+// requestDefaults are the RouteInput fields a caller may leave out and
+// what they default to: the CLI's flag defaults, which the HTTP API and
+// the MCP server apply as well (issue 27: HTTP and CLI disagreed). A
+// correlation id left out is a new UUID.
+var requestDefaults = [...]struct{ Field, Value string }{
+	{"env", "dev"}, {"data_label", "INTERNAL"}, {"tenant_risk", "low"}, {"qos_class", "P2"},
+}
+
+// DefaultRequest fills, in obj (a RouteInput as a JSON object), the fields
+// a caller may leave out that it lacks: env "dev", data_label "INTERNAL",
+// tenant_risk "low", qos_class "P2" (the CLI's defaults) and correlation_id
+// (a new UUID). It returns what it filled, "field=value" (correlation_id
+// bare), in that order. A field present, even with a wrong value, is left
+// to validation.
+func DefaultRequest(obj map[string]any) []string {
+	var filled []string
+	for _, d := range requestDefaults {
+		if _, ok := obj[d.Field]; !ok {
+			obj[d.Field] = d.Value
+			filled = append(filled, d.Field+"="+d.Value)
+		}
+	}
+	if _, ok := obj["correlation_id"]; !ok {
+		obj["correlation_id"] = uuid.NewString()
+		filled = append(filled, "correlation_id")
+	}
+	return filled
+}

@@ -121,7 +121,13 @@ COMP_WORDS=(hall route --capa); COMP_CWORD=2; _hall_complete; echo "flags: ${COM
 // TestStatus: a fresh folder, then one with a worker and a server.
 func TestStatus(t *testing.T) {
 	dir := t.TempDir()
-	r := hall(t, dir, "", "status", "--json", "--addr", "127.0.0.1:1")
+	if r := hall(t, dir, "", "status", "--addr", "127.0.0.1:1"); r.code != exitError || !strings.Contains(r.stderr, "no Hall here") {
+		t.Fatalf("status in a folder with no Hall: exit %d %s", r.code, r.stderr)
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".hall"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := hallWith(t, dir, "", []string{"HALL_HOME=" + filepath.Join(dir, ".hall")}, "status", "--json", "--addr", "127.0.0.1:1")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}

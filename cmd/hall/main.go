@@ -111,6 +111,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		if max, ok := maxArgs[path]; ok && c.Action != nil {
 			c.Action = refuseExtraArgs(path, max, c.Action)
 		}
+		if readCommands[path] && c.Action != nil {
+			c.Action = requireHall(path, c.Action)
+		}
 	})
 	return app
 }

@@ -46,7 +46,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "shutdown-grace", Value: host.DefaultShutdownGrace, Usage: "how long shutdown lets dispatches in flight finish before cancelling them (each then recorded CANCELLED); 0: cancel at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
-		}, hallFlags()...),
+		}, append(tlsFlags(), hallFlags()...)...),
 		Action: func(c *cli.Context) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
@@ -87,6 +87,11 @@ func serveCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ln, scheme, stopTLS, err := secureListener(ctx, c, ln, logger)
+			if err != nil {
+				return err
+			}
+			defer stopTLS()
 			// A signal shuts the Hall down at once, beside the HTTP server's
 			// own shutdown: it stops admitting and grants the dispatches in
 			// flight their grace period, then records those it cancels
@@ -96,7 +101,7 @@ func serveCommand() *cli.Command {
 			shutdownOnSignal := context.AfterFunc(ctx, func() { drained <- h.Shutdown(context.Background()) })
 			reloads := reloadOnChange(ctx, h, logger)
 			defer reloads()
-			logStartup(logger, h, ln.Addr().String())
+			logStartup(logger, h, scheme, ln.Addr().String())
 			err = server.Serve(ctx, ln, handler, server.ServeOptions{
 				WriteTimeout:    writeTimeout(h.Config()),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),

@@ -22,7 +22,7 @@ var maxArgs = map[string]int{
 	"build": 1, "inspect": 1, "new": 1, "status": 0, "completion": 1,
 	"serve": 0, "tokens create": 0, "tokens list": 0, "tokens revoke": 1,
 	"receipts": 0, "receipts show": 1, "audit verify": 0, "audit export": 0,
-	"keys show": 0, "replay": 1,
+	"keys show": 0, "replay": 1, "record embed": 1, "call": 2,
 }
 
 // walkCommands calls fn for every command and subcommand with its path

@@ -437,6 +437,8 @@ func TestEvidenceReadCommandsJSON(t *testing.T) {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
 	env := []string{"HALL_HOME=" + home}
+	// Read commands create no Hall (issue 27): make one first.
+	mustOK(t, hallWith(t, dir, "", env, "tokens", "create", "--admin"), "tokens create")
 	r := hallWith(t, dir, "", env, "keys", "show", "--json")
 	var k struct {
 		KeyID     string `json:"key_id"`

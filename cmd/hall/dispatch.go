@@ -47,7 +47,8 @@ func enrollCommand() *cli.Command {
 			if err != nil {
 				return failf("%v", err)
 			}
-			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule") || firstEnrollment(c), Actor: localActor()}
+			first := !c.Bool("add-rule") && firstEnrollment(c)
+			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule") || first, Actor: localActor()}
 			if rp := c.String("record"); rp != "" {
 				if req.Record, err = os.ReadFile(rp); err != nil {
 					return failf("--record: %v", err)
@@ -69,6 +70,9 @@ func enrollCommand() *cli.Command {
 			res, err := h.Enroll(contextOf(c), req)
 			if err != nil {
 				return cli.Exit(prefixLines("hall: enroll refused: ", err.Error()), exitError)
+			}
+			if first && len(res.RulesAdded) > 0 {
+				announceFirstRules(c)
 			}
 			if c.Bool("json") {
 				return printJSON(c, map[string]any{
@@ -194,8 +198,9 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 		}
 	} else if res.Ran {
 		c.App.Writer.Write(res.Output)
-		// On a terminal, keep the outcome line off the output's last line.
-		if n := len(res.Output); n > 0 && res.Output[n-1] != '\n' && isTerminal(c.App.Writer) {
+		// On a terminal, or when the outcome line goes to the same file
+		// (2>&1), keep it off the output's last line.
+		if n := len(res.Output); n > 0 && res.Output[n-1] != '\n' && (isTerminal(c.App.Writer) || sameFile(c.App.Writer, c.App.ErrWriter)) {
 			fmt.Fprintln(c.App.Writer)
 		}
 	}

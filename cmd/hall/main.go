@@ -74,6 +74,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // categories group the commands in `hall help`.
 var categories = map[string]string{
 	"new": "Workers", "build": "Workers", "inspect": "Workers", "enroll": "Workers", "run": "Workers",
+	"record": "Workers", "call": "Workers",
 	"route": "Routing", "validate": "Routing", "conformance": "Routing",
 	"receipts": "Evidence", "audit": "Evidence", "keys": "Evidence", "replay": "Evidence",
 	"serve": "HTTP API", "tokens": "HTTP API",

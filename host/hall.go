@@ -215,6 +215,9 @@ func DefaultConfig() Config { return Config{HallConfig: wcp.DefaultStrict()} }
 // (a misspelt governance switch must not silently do nothing).
 func ParseConfig(data []byte) (Config, error) {
 	c := DefaultConfig()
+	if err := unknownConfigKey(data); err != nil {
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {

@@ -88,3 +88,38 @@ func DefaultRequest(obj map[string]any) []string {
 // alike; hall status compares its own with the server's (GET /health) to
 // tell whether the server it reaches serves this folder's Hall.
 func (h *Hall) SnapshotDigest() string { return h.snap.Load().digest() }
+
+// limitKeys names, per limit outcome, the hall.json key that raises it.
+var limitKeys = map[wcp.Code]string{
+	wcp.CodeLimitTimeout: "timeout_ms", wcp.CodeLimitMemory: "memory_mb", wcp.CodeLimitInput: "input_bytes",
+	wcp.CodeLimitOutput: "output_bytes", wcp.CodeLimitStack: "stack_mb",
+}
+
+// FailureHint returns how to get past a worker failure that is a limit
+// (LIMIT_TIMEOUT, LIMIT_MEMORY, …): the key that raises it in the
+// worker's record and in hall.json (the Hall's ceiling, which caps every
+// record's), or "" for any other outcome.
+// A call refused by the Hall-wide memory budget points at
+// limits.memory_budget_mb (read at start) instead.
+func (h *Hall) FailureHint(outcome string, err error) string {
+	code := wcp.Code(outcome)
+	if code == wcp.CodeLimitMemory && err != nil && strings.Contains(err.Error(), "memory budget") {
+		return `the Hall's memory budget is too small for this worker: raise "limits": {"memory_budget_mb": N} in hall.json or hall serve --memory-budget-mb N (read at start), or lower limits.memory_mb`
+	}
+	key, ok := limitKeys[code]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(`to raise the limit: "limits": {%q: N} in the worker's registry record (then enroll it again), up to the Hall's ceiling for every worker, "limits": {%q: N} in hall.json (applied by hall serve without a restart)`, key, key)
+}
+
+// FailureMessage is err's message without the outcome code and the worker
+// id it repeats, for a line that names both already ("LIMIT_MEMORY
+// org.acme.summarizer: LIMIT_MEMORY: org.acme.summarizer: …", issue 27).
+func FailureMessage(outcome, workerID string, err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := strings.TrimPrefix(err.Error(), outcome+": ")
+	return strings.TrimPrefix(msg, workerID+": ")
+}

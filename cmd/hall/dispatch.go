@@ -224,9 +224,14 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 		fmt.Fprintf(ew, "hall: dry run: allowed, %s would run (decision %s, correlation %s)\n", d.SelectedWorkerSpeciesID, d.DecisionID, d.CorrelationID)
 		return nil
 	case res.Err != nil:
-		fmt.Fprintf(ew, "hall: %s %s: %v (%s, decision %s, correlation %s)\n", res.Outcome, res.WorkerID, res.Err, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
+		fmt.Fprintf(ew, "hall: %s %s: %s (%s, decision %s, correlation %s)\n", res.Outcome, res.WorkerID, host.FailureMessage(res.Outcome, res.WorkerID, res.Err), res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
 		for _, hint := range workerErrorHints(c, res.WorkerID, res.Err) {
 			fmt.Fprintln(ew, "hall: hint: "+hint)
+		}
+		if h, _ := c.App.Metadata["hall"].(*host.Hall); h != nil {
+			if hint := h.FailureHint(res.Outcome, res.Err); hint != "" {
+				fmt.Fprintln(ew, "hall: hint: "+hint)
+			}
 		}
 		return cli.Exit("", exitWorkerFailed)
 	}

@@ -177,5 +177,8 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	}
 	msg := strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag --", 1)
 	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
+	if c != nil && c.Command != nil {
+		msg += flagSuggestion(err.Error(), c.Command.Flags)
+	}
 	return usageErrorf(name, "%s", msg)
 }

@@ -280,6 +280,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		"duration_ms": float64(res.Duration.Microseconds()) / 1000,
 	}
 	if res.Err != nil {
+		if hint := s.h.FailureHint(res.Outcome, res.Err); hint != "" {
+			out["hint"] = hint
+		}
 		writeError(w, r, &apiError{Status: outcomeStatus(res.Outcome), Code: res.Outcome, Message: res.Err.Error(), Extra: out})
 		return
 	}

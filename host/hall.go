@@ -268,6 +268,8 @@ type Hall struct {
 	log  *slog.Logger
 	snap atomic.Pointer[snapshot]
 
+	// reloads counts Reload's outcomes (reloads.go).
+	reloads reloadCounts
 	// changeMu serialises changes (enroll, rules, reload), so that each
 	// builds on the snapshot the previous one installed.
 	changeMu sync.Mutex

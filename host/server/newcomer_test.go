@@ -54,3 +54,16 @@ func TestHTTPResumeByApprovalID(t *testing.T) {
 		t.Fatalf("resume by approval id: %v", r)
 	}
 }
+
+// TestRootLinksConsole: / on hall serve was a 404 (issue 27); a browser
+// now gets links to the console and the API description, a program JSON.
+func TestRootLinksConsole(t *testing.T) {
+	base := start(t, server.Config{})
+	r := call(t, base, req{method: "GET", path: "/", header: map[string]string{"Accept": "text/html,application/xhtml+xml"}})
+	if r.status != 200 || !strings.Contains(string(r.raw), `href="/console"`) || !strings.Contains(string(r.raw), `href="/openapi.json"`) {
+		t.Fatalf("GET / from a browser: %v", r)
+	}
+	if r := get(t, base, "/", ""); r.status != 200 || r.body["console"] != "/console" {
+		t.Fatalf("GET / as JSON: %v", r)
+	}
+}

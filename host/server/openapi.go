@@ -30,7 +30,8 @@ type apiOperation struct {
 // apiOperations is every route of the JSON API (the console's HTML pages
 // under /console are not part of it).
 var apiOperations = []apiOperation{
-	{"GET", "/health", "", "liveness: status, online, version", map[int]string{200: "the process serves (online or not)"}, ""},
+	{"GET", "/", "", "links to the console, this document and health (HTML for a browser)", map[int]string{200: "the links"}, ""},
+	{"GET", "/health", "", "liveness: status, online, version, snapshot_digest", map[int]string{200: "the process serves (online or not)"}, ""},
 	{"GET", "/openapi.json", "", "this document", map[int]string{200: "the OpenAPI 3.1 document"}, ""},
 	{"GET", "/metrics", "", "Prometheus metrics", map[int]string{200: "Prometheus text exposition"}, ""},
 	{"GET", "/wcp/health", "any", "compliance level, enabled checks, workers, rules", map[int]string{200: "the Hall's WCP health"}, ""},

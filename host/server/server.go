@@ -108,6 +108,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		writeError(w, r, errf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.EscapedPath()))
 	})
 
+	r.Get("/", s.root)
 	r.Get("/health", s.health)
 	r.Get("/openapi.json", s.openAPI)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}}))

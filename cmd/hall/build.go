@@ -139,7 +139,9 @@ func buildAction(c *cli.Context) error {
 		return err
 	}
 
+	done := progress(c, "building "+absPkg+" (go build for wasip1; a first build compiles the Go runtime)")
 	module, err := goBuild(c, absPkg, out)
+	done()
 	if err != nil {
 		return err
 	}

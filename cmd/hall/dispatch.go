@@ -67,7 +67,9 @@ func enrollCommand() *cli.Command {
 				return err
 			}
 			defer h.Close(contextOf(c))
+			done := progress(c, "enrolling "+path+" (validating, storing and compiling the module)")
 			res, err := h.Enroll(contextOf(c), req)
+			done()
 			if err != nil {
 				return cli.Exit(prefixLines("hall: enroll refused: ", err.Error()), exitError)
 			}

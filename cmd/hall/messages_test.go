@@ -42,7 +42,13 @@ func TestMessagesNewcomer(t *testing.T) {
 		t.Fatalf("wat2wasm: %v %s", err, out)
 	}
 	write(t, dir, "hog.json", `{"worker_id": "org.test.hog", "worker_species_id": "wrk.test.hog", "capabilities": ["cap.test.hog"], "risk_tier": "low", "allowed_environments": ["dev"], "limits": {"memory_mb": 4}}`)
-	mustOK(t, hallIn(t, dir, "", nil, "enroll", "hog.wasm", "--record", "hog.json", "--add-rule"), "enroll hog")
+	// Progress of a step past HALL_PROGRESS_AFTER (1 s by default; 0 here,
+	// so that the test does not depend on how long the step takes).
+	r = hallIn(t, dir, "", []string{"HALL_PROGRESS_AFTER=0"}, "enroll", "hog.wasm", "--record", "hog.json", "--add-rule")
+	mustOK(t, r, "enroll hog")
+	if !strings.Contains(r.stderr, "hall: enrolling hog.wasm (validating, storing and compiling the module)…") || !strings.Contains(r.stderr, "hall: enrolling hog.wasm (validating, storing and compiling the module): done in") {
+		t.Errorf("enroll announces no progress:\n%s", r.stderr)
+	}
 	r = hallIn(t, dir, "", nil, "run", "cap.test.hog", "--tenant", "org.acme")
 	if r.code != exitWorkerFailed || strings.Count(r.stderr, "LIMIT_MEMORY") != 1 || strings.Count(r.stderr, "org.test.hog") != 1 ||
 		!strings.Contains(r.stderr, `"limits": {"memory_mb": N} in the worker's registry record`) {

@@ -49,8 +49,12 @@ func TestBuildReproducibleScaffoldTravels(t *testing.T) {
 		t.Fatal(err)
 	}
 	out2 := filepath.Join(t.TempDir(), "b.wasm")
-	if r := hallWith(t, filepath.Dir(moved), "", nil, "build", moved, "--no-input", "--no-store", "-o", out2); r.code != 0 {
+	r = hallWith(t, filepath.Dir(moved), "", []string{"HALL_PROGRESS_AFTER=0"}, "build", moved, "--no-input", "--no-store", "-o", out2)
+	if r.code != 0 {
 		t.Fatalf("build of the moved scaffold (original removed): exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "hall: building "+moved) || !strings.Contains(r.stderr, "done in") {
+		t.Errorf("hall build announces no progress on standard error:\n%s", r.stderr)
 	}
 	if a, b := digestOf(t, out1), digestOf(t, out2); a != b {
 		t.Errorf("the same scaffold built in two folders gave two digests: %s and %s", a, b)

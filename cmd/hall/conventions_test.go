@@ -155,6 +155,9 @@ func TestNoTerminalQueryOutsideWizard(t *testing.T) {
 		cmd := exec.Command(hallBin, args...)
 		cmd.Dir = t.TempDir()
 		cmd.Env = testEnv("TERM=xterm-256color", "HALL_HOME="+filepath.Join(cmd.Dir, "home"))
+		if err := os.Mkdir(filepath.Join(cmd.Dir, "home"), 0o700); err != nil { // a Hall for status to read
+			t.Fatal(err)
+		}
 		s := startPTY(t, cmd, 24, 80)
 		done := make(chan error, 1)
 		go func() { _, err := s.wait(cmd); done <- err }()

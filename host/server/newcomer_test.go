@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/wasmmod"
 )
 
 // TestHTTPDefaultsLikeCLI is the newcomer's report (issue 27): POST
@@ -65,5 +69,35 @@ func TestRootLinksConsole(t *testing.T) {
 	}
 	if r := get(t, base, "/", ""); r.status != 200 || r.body["console"] != "/console" {
 		t.Fatalf("GET / as JSON: %v", r)
+	}
+}
+
+// TestReenrollMultipartEmbeddedRecord is the newcomer's report (issue 27):
+// re-enrolling a changed module by multipart, its record in its wcp.record
+// section, answered 201 without "updated", although docs/HTTP.md promises
+// 200 and "updated": true for a worker id enrolled before.
+func TestReenrollMultipartEmbeddedRecord(t *testing.T) {
+	base := start(t, server.Config{MaxUpload: 1 << 20})
+	rec, err := json.Marshal(record(t, "org.test.reembed", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := func(rc int) []byte {
+		m := watSource(t, fmt.Sprintf(`(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const %d)))`, rc))
+		m, err := wasmmod.SetCustomSection(m, host.RecordSection, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	send := func(mod []byte) *response {
+		ct, body := multipartBody(t, map[string][]byte{"module": mod})
+		return call(t, base, req{method: "POST", path: "/enroll", token: fx.admin, ctype: ct, body: body})
+	}
+	if r := send(module(0)); r.status != 201 || r.body["updated"] != nil {
+		t.Fatalf("first enrollment: %v", r)
+	}
+	if r := send(module(1)); r.status != 200 || r.body["updated"] != true {
+		t.Fatalf("re-enrollment of a changed module: %v", r)
 	}
 }

@@ -15,7 +15,8 @@ import (
 // there is none to suggest. The CLI prints it after the denial, the HTTP
 // API returns it (Hall-Hint, "hint"), so that no denial with a likely fix
 // is a dead end (issue 27). A hint is advice: the decision stands and is
-// recorded as it was made. It covers DENY_NO_MATCHING_RULE:
+// recorded as it was made. It covers DENY_NO_AVAILABLE_WORKER (each
+// candidate species and why it was skipped) and DENY_NO_MATCHING_RULE:
 //
 //   - a capability no enrolled worker serves: the enrolled capabilities
 //     closest to it ("did you mean"), else the enrolled ones, else how to
@@ -24,7 +25,25 @@ import (
 //     command that adds a rule;
 //   - a capability rules route, none matching this request: those rules.
 func (h *Hall) DenyHint(d *wcp.RouteDecision) string {
-	if d == nil || !d.Denied || d.DenyReason == nil || d.DenyReason.Code != wcp.DenyNoMatchingRule {
+	if d == nil || !d.Denied || d.DenyReason == nil {
+		return ""
+	}
+	if d.DenyReason.Code == wcp.DenyNoAvailableWorker && len(d.CandidateWorkersRanked) > 0 {
+		served := h.snap.Load().reg.Capabilities()[d.CapabilityID]
+		var why []string
+		for _, c := range d.CandidateWorkersRanked {
+			reason := string(c.SkipReason)
+			switch {
+			case !slices.Contains(served, c.WorkerSpeciesID):
+				reason = "no worker of it serving " + d.CapabilityID + " is enrolled"
+			case reason == "":
+				reason = "not selected"
+			}
+			why = append(why, c.WorkerSpeciesID+" ("+reason+")")
+		}
+		return fmt.Sprintf("the candidates of rule %s cannot serve this request: %s; enroll a worker of one of these species (hall enroll MODULE.wasm), or fix what skipped it", d.MatchedRuleID, strings.Join(why, "; "))
+	}
+	if d.DenyReason.Code != wcp.DenyNoMatchingRule {
 		return ""
 	}
 	s := h.snap.Load()

@@ -29,6 +29,11 @@ func TestNoSilentDeadEnds(t *testing.T) {
 		if r.code != exitDenied || !strings.Contains(r.stderr, "DENY_NO_MATCHING_RULE") || !strings.Contains(r.stderr, "no rule routes it") || !strings.Contains(r.stderr, "hall enroll --add-rule") {
 			t.Fatalf("run of an enrolled capability no rule routes: exit %d\n%s", r.code, r.stderr)
 		}
+		write(t, dir, "rules.json", `{"rules": [{"rule_id": "rr_other", "match": {"capability_id": "cap.test.noop"}, "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.absent"}]}}]}`)
+		r = hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme")
+		if r.code != exitDenied || !strings.Contains(r.stderr, "DENY_NO_AVAILABLE_WORKER") || !strings.Contains(r.stderr, "wrk.test.absent (no worker of it serving cap.test.noop is enrolled)") {
+			t.Fatalf("run routed to a species nothing enrolled serves: exit %d\n%s", r.code, r.stderr)
+		}
 		r = hallIn(t, dir, "", nil, "status", "--addr", "127.0.0.1:1")
 		if !strings.Contains(r.stdout, "cap.test.noop (no rule routes it)") {
 			t.Fatalf("status does not mark the unrouted capability:\n%s", r.stdout)

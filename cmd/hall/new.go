@@ -181,7 +181,7 @@ func sdkSource(given string) (files map[string]string, how string, err error) {
 		}
 		return files, "copied from the Hall source at " + abs + " (--sdk / HALL_SRC) into " + vendoredSDK, nil
 	}
-	if err := collectSDK(sdk.Source, files); err != nil {
+	if err := collectSDK(sdk.Source(), files); err != nil {
 		return nil, "", failf("the SDK built into hall: %v", err)
 	}
 	version := "a development build"

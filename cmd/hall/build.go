@@ -203,6 +203,9 @@ func buildAction(c *cli.Context) error {
 
 	w := c.App.Writer
 	fmt.Fprintf(w, "built %s (%s, %d bytes)\n", out, rec.ArtifactHash, len(module))
+	if v := goToolchain(c); v != "" {
+		fmt.Fprintf(w, "  toolchain: %s (reproducible: the same source and Go release give this digest anywhere)\n", v)
+	}
 	if stored != "" {
 		fmt.Fprintf(w, "  stored:   %s\n", stored)
 	}
@@ -515,6 +518,20 @@ var (
 	reproducibleBuildFlags = []string{"-buildmode=c-shared", "-trimpath", "-buildvcs=false"}
 	reproducibleBuildEnv   = []string{"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOWASM=", "GOEXPERIMENT=", "GOFLAGS="}
 )
+
+// goToolchain is the Go release hall build used (go env GOVERSION), ""
+// when it cannot tell.
+func goToolchain(c *cli.Context) string {
+	goBin := os.Getenv("GO")
+	if goBin == "" {
+		goBin = "go"
+	}
+	out, err := exec.CommandContext(contextOf(c), goBin, "env", "GOVERSION").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
 
 func goBuild(c *cli.Context, absPkg, out string) ([]byte, error) {
 	tmpDir, err := os.MkdirTemp("", "hall-build-")

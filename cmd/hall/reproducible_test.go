@@ -53,6 +53,9 @@ func TestBuildReproducibleScaffoldTravels(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("build of the moved scaffold (original removed): exit %d: %s", r.code, r.stderr)
 	}
+	if !strings.Contains(r.stdout, "toolchain: go1.") {
+		t.Errorf("hall build does not name the Go release the digest depends on:\n%s", r.stdout)
+	}
 	if !strings.Contains(r.stderr, "hall: building "+moved) || !strings.Contains(r.stderr, "done in") {
 		t.Errorf("hall build announces no progress on standard error:\n%s", r.stderr)
 	}

@@ -85,6 +85,12 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal("plain HTTP is answered on the TLS port")
 	}
 
+	// hall status reaches it by URL, trusting the certificate as any Go
+	// client does (SSL_CERT_FILE).
+	if r := hallIn(t, dir, "", []string{"SSL_CERT_FILE=" + certPath}, "status", "--addr", base); r.code != 0 || !strings.Contains(r.stdout, base+" answers") {
+		t.Fatalf("status --addr %s: exit %d\n%s%s", base, r.code, r.stdout, r.stderr)
+	}
+
 	second := writeCert(t, certPath, keyPath, "second")
 	before := len(logs.String())
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {

@@ -86,7 +86,7 @@ func statusCommand() *cli.Command {
 			"and asks GET /health of the server at --addr (HALL_ADDR; what `hall serve` listens on by default).\n" +
 			"Online is the server's state when one answers; a Hall the CLI opens is always online.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "addr", EnvVars: []string{"HALL_ADDR"}, Value: "127.0.0.1:8765", Usage: "`ADDRESS` of the hall serve to ask"},
+			&cli.StringFlag{Name: "addr", EnvVars: []string{"HALL_ADDR"}, Value: "127.0.0.1:8765", Usage: "`ADDRESS` of the hall serve to ask: host:port (plain HTTP), or a URL (https://host:port for a server with --tls-cert)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
 		}, hallFlags()...),
 		Action: statusAction,
@@ -204,11 +204,11 @@ func statusAction(c *cli.Context) error {
 	}
 	switch s := rep.Server; {
 	case s.SameHall != nil && !*s.SameHall:
-		fmt.Fprintf(w, "  server:        http://%s answers, but serves ANOTHER Hall (snapshot %s; this folder's is %s): it was started in another folder, with other files, or has not reloaded this folder's changes yet\n", s.Address, s.SnapshotDigest, rep.SnapshotDigest)
+		fmt.Fprintf(w, "  server:        %s answers, but serves ANOTHER Hall (snapshot %s; this folder's is %s): it was started in another folder, with other files, or has not reloaded this folder's changes yet\n", serverURL(s.Address), s.SnapshotDigest, rep.SnapshotDigest)
 	case s.Answering:
-		fmt.Fprintf(w, "  server:        http://%s answers (version %s, %s)\n", s.Address, s.Version, map[bool]string{true: "online", false: "offline"}[rep.Online])
+		fmt.Fprintf(w, "  server:        %s answers (version %s, %s)\n", serverURL(s.Address), s.Version, map[bool]string{true: "online", false: "offline"}[rep.Online])
 	default:
-		fmt.Fprintf(w, "  server:        nothing answers on http://%s (start one with hall serve)\n", s.Address)
+		fmt.Fprintf(w, "  server:        nothing answers on %s (start one with hall serve)%s\n", serverURL(s.Address), errSuffix(s.Error))
 	}
 	return nil
 }
@@ -218,7 +218,7 @@ func probeServer(ctx context.Context, addr string) statusServer {
 	s := statusServer{Address: addr}
 	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, serverURL(addr)+"/health", nil)
 	if err != nil {
 		s.Error = err.Error()
 		return s
@@ -247,4 +247,22 @@ func listSuffix(ids []string) string {
 		return ""
 	}
 	return " (" + strings.Join(ids, ", ") + ")"
+}
+
+// serverURL is the base URL of --addr: host:port means plain HTTP, a URL
+// is taken as it is (https:// for hall serve --tls-cert).
+func serverURL(addr string) string {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return strings.TrimRight(addr, "/")
+	}
+	return "http://" + addr
+}
+
+// errSuffix is ": why" for a probe that failed with a reason worth
+// showing (a TLS or HTTP mismatch), "" for a plain refusal.
+func errSuffix(e string) string {
+	if e == "" || strings.Contains(e, "connection refused") {
+		return ""
+	}
+	return ": " + e
 }

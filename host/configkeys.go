@@ -43,6 +43,15 @@ func checkKeys(v any, t reflect.Type, path string) error {
 		for _, k := range keys {
 			ft, ok := fields[k]
 			if !ok {
+				// encoding/json matches field names case-insensitively.
+				for n, t := range fields {
+					if strings.EqualFold(n, k) {
+						ft, ok = t, true
+						break
+					}
+				}
+			}
+			if !ok {
 				names := make([]string, 0, len(fields))
 				for n := range fields {
 					names = append(names, n)

@@ -213,7 +213,7 @@ func (h *Hall) holdForApproval(ctx context.Context, dec *wcp.RouteDecision) erro
 	}
 	dec.DenyReason.PendingApprovalID = &id
 	dec.DenyReason.ApprovalExpiresAt = &exp
-	dec.DenyReason.Message = "The policy gate requires a human approval before this worker can be dispatched. Pending approval " + id + " (expires " + exp + "): once an approver approves it, submit the same request again with approval_id " + id + "."
+	dec.DenyReason.Message = "The policy gate requires a human approval before this worker can be dispatched. Pending approval " + id + " (expires " + exp + "): once an approver approves it, submit the same request again with approval_id " + id + " (the correlation id may be left out: the held request's, " + hd.in.CorrelationID + ", is used)."
 	dec.TelemetryEnvelopes[0].DenyMessage = dec.DenyReason.Message
 	return nil
 }

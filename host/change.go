@@ -141,9 +141,17 @@ func (h *Hall) Reload(ctx context.Context) error {
 	}
 	h.changeMu.Lock()
 	defer h.changeMu.Unlock()
+	changed, err := h.reloadLocked(ctx)
+	h.noteReload(changed, err)
+	return err
+}
+
+// reloadLocked is Reload under changeMu; changed reports whether the
+// snapshot in force changed.
+func (h *Hall) reloadLocked(ctx context.Context) (changed bool, err error) {
 	next, err := h.buildSnapshot(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	prev := h.snap.Load()
 	if next.rulesDigest != prev.rulesDigest && next.rulesDigest != "" {
@@ -154,16 +162,17 @@ func (h *Hall) Reload(ctx context.Context) error {
 			cancel()
 		}
 		if err != nil {
-			return fmt.Errorf("reload: recording the rules change: %w; the previous snapshot keeps serving", err)
+			return false, fmt.Errorf("reload: recording the rules change: %w; the previous snapshot keeps serving", err)
 		}
 	}
-	if !next.sameAs(prev) {
+	changed = !next.sameAs(prev)
+	if changed {
 		h.swap(next)
 	} else {
 		h.snap.Store(next)
 	}
 	h.retire(ctx, next)
-	return nil
+	return changed, nil
 }
 
 // compactJSON is data as a JSON value for the ledger, or nil when it is

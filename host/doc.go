@@ -66,6 +66,11 @@
 //   - The engines (decision engine, sandbox, ledger, stores) live under
 //     internal/ and are not importable: an embedder cannot run guest code or
 //     sign evidence except through a Hall.
+//   - The module github.com/wcphall/hall is not published yet: an embedder
+//     depends on it through a replace directive to a clone
+//     (go mod edit -require=github.com/wcphall/hall@v0.0.0
+//     -replace=github.com/wcphall/hall=PATH) until it is, then through
+//     go get github.com/wcphall/hall@latest.
 //   - Library code sets no process-wide state; guest log lines reach the
 //     Hall's logger only if the program sets Extism's log level (the CLI
 //     does).

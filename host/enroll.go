@@ -148,7 +148,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	raw := req.Record
 	switch {
 	case raw == nil && len(embedded) == 0:
-		return nil, moduleError("no registry record: pass one (--record FILE, or registry_record.json beside the module) or embed it with `hall build`")
+		return nil, moduleError("no registry record: pass one (--record FILE, or registry_record.json beside the module), or embed it: hall build (Go), hall record embed MODULE.wasm --record FILE (any language)")
 	case raw == nil:
 		raw, src = embedded[0], "the module's "+RecordSection+" section"
 	case len(embedded) == 1:

@@ -249,6 +249,9 @@ func DefaultConfig() Config { return Config{HallConfig: wcp.DefaultStrict()} }
 // (a misspelt governance switch must not silently do nothing).
 func ParseConfig(data []byte) (Config, error) {
 	c := DefaultConfig()
+	if err := unknownConfigKey(data); err != nil {
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
@@ -313,6 +316,8 @@ type Hall struct {
 	log  *slog.Logger
 	snap atomic.Pointer[snapshot]
 
+	// reloads counts Reload's outcomes (reloads.go).
+	reloads reloadCounts
 	// changeMu serialises changes (enroll, rules, reload), so that each
 	// builds on the snapshot the previous one installed.
 	changeMu sync.Mutex

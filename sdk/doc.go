@@ -13,9 +13,21 @@
 //
 // # A complete worker
 //
+//	hall new hello   # go.mod, main.go, a test, registry_record.json and the SDK in third_party/hall
+//
+// or by hand:
+//
 //	mkdir hello && cd hello
 //	go mod init example.com/hello
-//	go get github.com/wcphall/hall/sdk
+//	go mod edit -require=github.com/wcphall/hall@v0.0.0 -replace=github.com/wcphall/hall=../hall  # a Hall clone
+//
+// The module github.com/wcphall/hall is not published yet, so go get cannot
+// fetch it: depend on it through a replace directive, either to a clone
+// (as above: builds on machines that have the clone at that path) or to a
+// copy of this package's files in a module of their own, which is what
+// hall new writes (third_party/hall, a relative replace: the worker builds
+// anywhere it is copied). Once the module is published, drop the replace
+// and run go get github.com/wcphall/hall/sdk@latest.
 //
 // main.go:
 //
@@ -50,7 +62,7 @@
 //
 // Build, then try it on the Extism CLI (or enroll it in a Hall):
 //
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o hello.wasm .
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o hello.wasm .
 //	extism call hello.wasm shout --wasi --input "hi"
 //
 // # Notes

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -220,4 +222,46 @@ func checkApprovalFlag(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// resumeCommand is the command line that resumes a run held for approval
+// id: this process's own arguments with --approval ID after the command
+// name and without --correlation-id (the held request's is used; it may
+// have been drawn), and standard input redirected from the file it was
+// read from when that is known, else from INPUT (the same bytes).
+func resumeCommand(c *cli.Context, id string) string {
+	args := os.Args[1:]
+	out := []string{"hall"}
+	inserted := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--correlation-id" || a == "-correlation-id" || a == "--approval" || a == "-approval":
+			i++
+			continue
+		case strings.HasPrefix(a, "--correlation-id=") || strings.HasPrefix(a, "-correlation-id=") ||
+			strings.HasPrefix(a, "--approval=") || strings.HasPrefix(a, "-approval="):
+			continue
+		}
+		out = append(out, shellQuote(a))
+		if !inserted && a == c.Command.Name {
+			out = append(out, "--approval", id)
+			inserted = true
+		}
+	}
+	in := "INPUT"
+	if p, err := os.Readlink("/proc/self/fd/0"); err == nil && filepath.IsAbs(p) {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			in = shellQuote(p)
+		}
+	}
+	return strings.Join(out, " ") + " < " + in
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

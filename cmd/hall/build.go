@@ -139,7 +139,9 @@ func buildAction(c *cli.Context) error {
 		return err
 	}
 
+	done := progress(c, "building "+absPkg+" (go build for wasip1; a first build compiles the Go runtime)")
 	module, err := goBuild(c, absPkg, out)
+	done()
 	if err != nil {
 		return err
 	}
@@ -201,6 +203,9 @@ func buildAction(c *cli.Context) error {
 
 	w := c.App.Writer
 	fmt.Fprintf(w, "built %s (%s, %d bytes)\n", out, rec.ArtifactHash, len(module))
+	if v := goToolchain(c); v != "" {
+		fmt.Fprintf(w, "  toolchain: %s (reproducible: the same source and Go release give this digest anywhere)\n", v)
+	}
 	if stored != "" {
 		fmt.Fprintf(w, "  stored:   %s\n", stored)
 	}
@@ -499,6 +504,35 @@ func parseBlast(s string, br *wcp.BlastRadius) error {
 
 // goBuild compiles the package for wasip1 as a reactor and returns the
 // module's bytes. The compiler's messages go to stderr as they are.
+// reproducibleBuildFlags and reproducibleBuildEnv make hall build's module
+// a function of the source and the Go toolchain's version only: the same
+// package built in another folder, by another user (GOPATH, GOCACHE), gives
+// the same bytes, hence the same artifact_hash. -trimpath removes the
+// folder and module-cache paths Go would otherwise embed (the newcomer's
+// two digests, issue 27); -buildvcs=false keeps a dirty or clean git
+// checkout from changing the bytes (the record's digest, not the VCS
+// stamp, is what names the build); the variables a user may have set that
+// change code generation (GOWASM, GOEXPERIMENT, GOFLAGS) are reset.
+// README.md, "Reproducible builds", documents the set.
+var (
+	reproducibleBuildFlags = []string{"-buildmode=c-shared", "-trimpath", "-buildvcs=false"}
+	reproducibleBuildEnv   = []string{"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOWASM=", "GOEXPERIMENT=", "GOFLAGS="}
+)
+
+// goToolchain is the Go release hall build used (go env GOVERSION), ""
+// when it cannot tell.
+func goToolchain(c *cli.Context) string {
+	goBin := os.Getenv("GO")
+	if goBin == "" {
+		goBin = "go"
+	}
+	out, err := exec.CommandContext(contextOf(c), goBin, "env", "GOVERSION").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
 func goBuild(c *cli.Context, absPkg, out string) ([]byte, error) {
 	tmpDir, err := os.MkdirTemp("", "hall-build-")
 	if err != nil {
@@ -510,9 +544,9 @@ func goBuild(c *cli.Context, absPkg, out string) ([]byte, error) {
 	if goBin == "" {
 		goBin = "go"
 	}
-	cmd := exec.CommandContext(contextOf(c), goBin, "build", "-buildmode=c-shared", "-o", tmp, ".")
+	cmd := exec.CommandContext(contextOf(c), goBin, append([]string{"build"}, append(reproducibleBuildFlags, "-o", tmp, ".")...)...)
 	cmd.Dir = absPkg
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Env = append(os.Environ(), reproducibleBuildEnv...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
@@ -524,7 +558,7 @@ func goBuild(c *cli.Context, absPkg, out string) ([]byte, error) {
 		if msg != "" {
 			fmt.Fprintln(c.App.ErrWriter, msg)
 		}
-		return nil, failf("go build (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared) of %s failed", absPkg)
+		return nil, failf("go build (%s go build %s) of %s failed", strings.Join(reproducibleBuildEnv, " "), strings.Join(reproducibleBuildFlags, " "), absPkg)
 	}
 	if s := strings.TrimSpace(stderr.String()); s != "" {
 		fmt.Fprintln(c.App.ErrWriter, s)

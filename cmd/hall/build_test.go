@@ -63,6 +63,9 @@ func testEnv(extra ...string) []string {
 		}
 	}
 	env = append(env, "PATH="+filepath.Dir(hallBin)+string(os.PathListSeparator)+os.Getenv("PATH"), "GOPROXY=off")
+	// No progress lines unless a test asks for them (HALL_PROGRESS_AFTER=0):
+	// whether a step takes over a second must not change what a test reads.
+	env = append(env, "HALL_PROGRESS_AFTER=1h")
 	return append(env, extra...)
 }
 
@@ -328,7 +331,7 @@ func TestAuthoringREADME(t *testing.T) {
 		if r.code != exitError {
 			t.Fatalf("exit %d, want %d: %s", r.code, exitError, r.stderr)
 		}
-		for _, w := range []string{"broken.go:3", "undefinedThing", "hall: go build (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared)"} {
+		for _, w := range []string{"broken.go:3", "undefinedThing", "hall: go build (GOOS=wasip1 GOARCH=wasm", "-buildmode=c-shared -trimpath"} {
 			if !strings.Contains(r.stderr, w) {
 				t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
 			}

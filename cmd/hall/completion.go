@@ -69,7 +69,7 @@ func completionCommand() *cli.Command {
 				return usageErrorf("completion", "completion needs a shell: bash, zsh or fish")
 			default:
 				msg := fmt.Sprintf("unknown shell %q: bash, zsh or fish", c.Args().First())
-				if s := suggest(c.Args().First(), []string{"bash", "zsh", "fish"}); s != "" {
+				if s := suggestOne(c.Args().First(), []string{"bash", "zsh", "fish"}); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
 				}
 				return usageErrorf("completion", "%s", msg)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/wcphall/hall/internal/suggest"
 )
 
 // globalFlags may come before the command (`hall --home DIR status`); they
@@ -20,7 +22,7 @@ var maxArgs = map[string]int{
 	"build": 1, "inspect": 1, "new": 1, "status": 0, "completion": 1,
 	"serve": 0, "tokens create": 0, "tokens list": 0, "tokens revoke": 1,
 	"receipts": 0, "receipts show": 1, "receipts external": 0, "audit verify": 0, "audit export": 0,
-	"keys show": 0, "replay": 1,
+	"keys show": 0, "replay": 1, "record embed": 1, "call": 2,
 }
 
 // walkCommands calls fn for every command and subcommand with its path
@@ -113,7 +115,7 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 				what, help = "subcommand of hall "+path, "hall "+path+" --help"
 			}
 			msg := fmt.Sprintf("hall: unknown %s %q", what, name)
-			if s := suggest(name, names); s != "" {
+			if s := suggestOne(name, names); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
 			return nil, cli.Exit(msg+"\nRun '"+help+"' for the list.", exitError)
@@ -151,12 +153,12 @@ func hasFlag(c *cli.Command, name string) bool {
 	return false
 }
 
-// suggest returns the candidate closest to s (edit distance at most 2, or
+// suggestOne returns the candidate closest to s (edit distance at most 2, or
 // a prefix of at least 3 characters), or "".
-func suggest(s string, candidates []string) string {
+func suggestOne(s string, candidates []string) string {
 	best, bestD := "", 3
 	for _, c := range candidates {
-		d := editDistance(s, c)
+		d := suggest.Distance(s, c)
 		if len(s) >= 3 && strings.HasPrefix(c, s) && d > 1 {
 			d = 1
 		}
@@ -170,45 +172,5 @@ func suggest(s string, candidates []string) string {
 // suggestAll returns the candidates within edit distance 3 of s, closest
 // first, at most n.
 func suggestAll(s string, candidates []string, n int) []string {
-	type cand struct {
-		s string
-		d int
-	}
-	var cs []cand
-	for _, c := range candidates {
-		if d := editDistance(s, c); d <= 3 && d > 0 {
-			cs = append(cs, cand{c, d})
-		}
-	}
-	slices.SortStableFunc(cs, func(a, b cand) int { return a.d - b.d })
-	var out []string
-	for _, c := range cs {
-		if len(out) == n {
-			break
-		}
-		out = append(out, c.s)
-	}
-	return out
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return suggest.Closest(s, candidates, n)
 }

@@ -121,7 +121,13 @@ COMP_WORDS=(hall route --capa); COMP_CWORD=2; _hall_complete; echo "flags: ${COM
 // TestStatus: a fresh folder, then one with a worker and a server.
 func TestStatus(t *testing.T) {
 	dir := t.TempDir()
-	r := hall(t, dir, "", "status", "--json", "--addr", "127.0.0.1:1")
+	if r := hall(t, dir, "", "status", "--addr", "127.0.0.1:1"); r.code != exitError || !strings.Contains(r.stderr, "no Hall here") {
+		t.Fatalf("status in a folder with no Hall: exit %d %s", r.code, r.stderr)
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".hall"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := hallWith(t, dir, "", []string{"HALL_HOME=" + filepath.Join(dir, ".hall")}, "status", "--json", "--addr", "127.0.0.1:1")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -149,6 +155,9 @@ func TestNoTerminalQueryOutsideWizard(t *testing.T) {
 		cmd := exec.Command(hallBin, args...)
 		cmd.Dir = t.TempDir()
 		cmd.Env = testEnv("TERM=xterm-256color", "HALL_HOME="+filepath.Join(cmd.Dir, "home"))
+		if err := os.Mkdir(filepath.Join(cmd.Dir, "home"), 0o700); err != nil { // a Hall for status to read
+			t.Fatal(err)
+		}
 		s := startPTY(t, cmd, 24, 80)
 		done := make(chan error, 1)
 		go func() { _, err := s.wait(cmd); done <- err }()
@@ -431,6 +440,8 @@ func TestEvidenceReadCommandsJSON(t *testing.T) {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
 	env := []string{"HALL_HOME=" + home}
+	// Read commands create no Hall (issue 27): make one first.
+	mustOK(t, hallWith(t, dir, "", env, "tokens", "create", "--admin"), "tokens create")
 	r := hallWith(t, dir, "", env, "keys", "show", "--json")
 	var k struct {
 		KeyID     string `json:"key_id"`

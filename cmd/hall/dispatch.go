@@ -47,7 +47,8 @@ func enrollCommand() *cli.Command {
 			if err != nil {
 				return failf("%v", err)
 			}
-			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule") || firstEnrollment(c), Actor: localActor()}
+			first := !c.Bool("add-rule") && firstEnrollment(c)
+			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule") || first, Actor: localActor()}
 			if rp := c.String("record"); rp != "" {
 				if req.Record, err = os.ReadFile(rp); err != nil {
 					return failf("--record: %v", err)
@@ -66,9 +67,14 @@ func enrollCommand() *cli.Command {
 				return err
 			}
 			defer h.Close(contextOf(c))
+			done := progress(c, "enrolling "+path+" (validating, storing and compiling the module)")
 			res, err := h.Enroll(contextOf(c), req)
+			done()
 			if err != nil {
 				return cli.Exit(prefixLines("hall: enroll refused: ", err.Error()), exitError)
+			}
+			if first && len(res.RulesAdded) > 0 {
+				announceFirstRules(c)
 			}
 			if c.Bool("json") {
 				return printJSON(c, map[string]any{
@@ -134,7 +140,7 @@ func runCommand() *cli.Command {
 			if err := checkApprovalFlag(c); err != nil {
 				return err
 			}
-			in, err := routeInput(c)
+			in, drawn, err := routeInputDrawn(c)
 			if err != nil {
 				return err
 			}
@@ -143,6 +149,13 @@ func runCommand() *cli.Command {
 				return err
 			}
 			defer h.Close(contextOf(c))
+			if id := c.String("approval"); id != "" && drawn {
+				// The approval id is the thing to resume: the held
+				// request's correlation id, not a fresh one (issue 27).
+				if corr := h.ResumeCorrelation(contextOf(c), id, in.TenantID); corr != "" {
+					in.CorrelationID = corr
+				}
+			}
 			payload, err := readAllLimited(c, h.Config().MaxInputBytes())
 			if err != nil {
 				return err
@@ -187,8 +200,9 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 		}
 	} else if res.Ran {
 		c.App.Writer.Write(res.Output)
-		// On a terminal, keep the outcome line off the output's last line.
-		if n := len(res.Output); n > 0 && res.Output[n-1] != '\n' && isTerminal(c.App.Writer) {
+		// On a terminal, or when the outcome line goes to the same file
+		// (2>&1), keep it off the output's last line.
+		if n := len(res.Output); n > 0 && res.Output[n-1] != '\n' && (isTerminal(c.App.Writer) || sameFile(c.App.Writer, c.App.ErrWriter)) {
 			fmt.Fprintln(c.App.Writer)
 		}
 	}
@@ -203,7 +217,8 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 	case d.Denied:
 		fmt.Fprintf(ew, "hall: DENIED %s: %s (decision %s, correlation %s)\n", d.DenyReason.Code, d.DenyReason.Message, d.DecisionID, d.CorrelationID)
 		capabilityHint(c, d)
-		if host.PendingApproval(d) != "" {
+		if id := host.PendingApproval(d); id != "" {
+			fmt.Fprintf(ew, "hall: hint: once an approver approves it (hall approvals approve %s), resume it with: %s\n", id, resumeCommand(c, id))
 			return cli.Exit("", exitPending)
 		}
 		return cli.Exit("", exitDenied)
@@ -211,9 +226,14 @@ func printRun(c *cli.Context, res *host.RunResult) error {
 		fmt.Fprintf(ew, "hall: dry run: allowed, %s would run (decision %s, correlation %s)\n", d.SelectedWorkerSpeciesID, d.DecisionID, d.CorrelationID)
 		return nil
 	case res.Err != nil:
-		fmt.Fprintf(ew, "hall: %s %s: %v (%s, decision %s, correlation %s)\n", res.Outcome, res.WorkerID, res.Err, res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
+		fmt.Fprintf(ew, "hall: %s %s: %s (%s, decision %s, correlation %s)\n", res.Outcome, res.WorkerID, host.FailureMessage(res.Outcome, res.WorkerID, res.Err), res.Duration.Round(time.Microsecond), d.DecisionID, d.CorrelationID)
 		for _, hint := range workerErrorHints(c, res.WorkerID, res.Err) {
 			fmt.Fprintln(ew, "hall: hint: "+hint)
+		}
+		if h, _ := c.App.Metadata["hall"].(*host.Hall); h != nil {
+			if hint := h.FailureHint(res.Outcome, res.Err); hint != "" {
+				fmt.Fprintln(ew, "hall: hint: "+hint)
+			}
 		}
 		return cli.Exit("", exitWorkerFailed)
 	}

@@ -500,7 +500,7 @@ func TestReceiptsFilters(t *testing.T) {
 		t.Fatalf("show unknown: exit %d %q", r.code, r.stderr)
 	}
 	r = hallIn(t, t.TempDir(), "", nil, "audit", "verify")
-	if r.code != exitError || !strings.Contains(r.stderr, "no evidence ledger") {
+	if r.code != exitError || !strings.Contains(r.stderr, "no Hall here") {
 		t.Fatalf("verify without a ledger: exit %d %q", r.code, r.stderr)
 	}
 }

@@ -72,7 +72,7 @@ func receiptsCommand() *cli.Command {
 			&cli.StringFlag{Name: "correlation-id", Usage: "only this correlation `ID`"},
 			&cli.StringFlag{Name: "tenant", Usage: "only this tenant"},
 			&cli.StringFlag{Name: "worker", Usage: "only this worker id"},
-			&cli.DurationFlag{Name: "since", Usage: "only receipts of the last `DURATION` (e.g. 1h)"},
+			&cli.StringFlag{Name: "since", Usage: "only receipts since `WHEN`: a duration back from now (90m, 1h, 2d) or an RFC 3339 time (2026-12-07T10:00:00Z) or date (2026-12-07, UTC)"},
 			&cli.IntFlag{Name: "limit", Value: 50, Usage: "at most `N` receipts (0: all)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			homeFlag(),
@@ -87,8 +87,12 @@ func receiptsCommand() *cli.Command {
 				return failf("--limit must be 0 (all) or positive")
 			}
 			f := ledger.Filter{CorrelationID: c.String("correlation-id"), TenantID: c.String("tenant"), WorkerID: c.String("worker"), Limit: c.Int("limit")}
-			if d := c.Duration("since"); d > 0 {
-				f.Since = time.Now().Add(-d)
+			if w := c.String("since"); w != "" {
+				t, err := parseSince(w, time.Now())
+				if err != nil {
+					return failf("%v", err)
+				}
+				f.Since = t
 			}
 			seq := s.ReceiptSeq(contextOf(c), f)
 			if c.Bool("json") {

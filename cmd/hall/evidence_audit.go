@@ -45,6 +45,7 @@ func auditVerifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "public-key", Usage: "trust this `FILE` instead of the Hall's own key: a PEM or hex public key, or a key set from `hall keys show --all --json`"},
 			&cli.StringFlag{Name: "checkpoints", EnvVars: []string{"HALL_CHECKPOINT_DIR"}, Usage: "check the signed checkpoints in `DIR` (a witness directory): every head they name must still be in the ledger"},
 			&cli.BoolFlag{Name: "json", Usage: "print the verification report as JSON (exit status as without it)"},
+			&cli.BoolFlag{Name: "allow-empty", Usage: "exit 0 for a ledger with nothing in it yet (no receipt, decision or change beyond its schema)"},
 			homeFlag(), keyFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -74,6 +75,15 @@ func auditVerifyCommand() *cli.Command {
 			rep, err := s.VerifyWith(contextOf(c), o)
 			if err != nil {
 				return failf("%s", safeMsg(err.Error()))
+			}
+			if rep.OK() && !c.Bool("allow-empty") {
+				if empty, err := ledgerEmpty(c, s, rep); err != nil {
+					return failf("%s", safeMsg(err.Error()))
+				} else if empty {
+					// Nothing verified is no evidence: a ledger created in
+					// the wrong folder passed as "verified" (issue 27).
+					return failf("nothing to verify: the evidence ledger in %s holds no receipt, decision or change beyond its schema (is this the Hall you meant? set HALL_HOME or --home); --allow-empty accepts an empty ledger", safe(c.String("home")))
+				}
 			}
 			if c.Bool("json") {
 				breaks := make([]string, len(rep.Breaks))
@@ -319,4 +329,22 @@ func writeSafeJSON(out interface {
 		}
 		out.WriteRune(r)
 	}
+}
+
+// ledgerEmpty reports whether a verified ledger holds nothing but the
+// changes that record its schema.
+func ledgerEmpty(c *cli.Context, s auditLedger, rep *ledger.Report) (bool, error) {
+	if rep.Receipts > 0 || rep.Decisions > 0 {
+		return false, nil
+	}
+	chs, err := s.Changes(contextOf(c), "")
+	if err != nil {
+		return false, err
+	}
+	for _, ch := range chs {
+		if ch.Kind != "schema" {
+			return false, nil
+		}
+	}
+	return true, nil
 }

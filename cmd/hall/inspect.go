@@ -118,7 +118,7 @@ func inspectAction(c *cli.Context) error {
 		fmt.Fprintf(w, "record:   (custom section %s)\n", host.RecordSection)
 		fmt.Fprintln(w, indent(string(res.Record), "  "))
 	} else {
-		fmt.Fprintf(w, "record:   none (no %s section: embed one with `hall build`, or enroll with --record FILE)\n", host.RecordSection)
+		fmt.Fprintf(w, "record:   none (no %s section: embed one with `hall build` (Go) or `hall record embed` (any language), or enroll with --record FILE)\n", host.RecordSection)
 	}
 	fmt.Fprintln(w, "imports:")
 	if len(importOrder) == 0 {

@@ -74,6 +74,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // categories group the commands in `hall help`.
 var categories = map[string]string{
 	"new": "Workers", "build": "Workers", "inspect": "Workers", "enroll": "Workers", "run": "Workers",
+	"record": "Workers", "call": "Workers",
 	"route": "Routing", "validate": "Routing", "conformance": "Routing",
 	"receipts": "Evidence", "audit": "Evidence", "keys": "Evidence", "replay": "Evidence",
 	"serve": "HTTP API", "tokens": "HTTP API",
@@ -110,6 +111,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		c.OnUsageError = usageError
 		if max, ok := maxArgs[path]; ok && c.Action != nil {
 			c.Action = refuseExtraArgs(path, max, c.Action)
+		}
+		if readCommands[path] && c.Action != nil {
+			c.Action = requireHall(path, c.Action)
 		}
 	})
 	return app
@@ -173,5 +177,8 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	}
 	msg := strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag --", 1)
 	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
+	if c != nil && c.Command != nil {
+		msg += flagSuggestion(err.Error(), c.Command.Flags)
+	}
 	return usageErrorf(name, "%s", msg)
 }

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"text/template"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/fsutil"
+	"github.com/wcphall/hall/sdk"
 )
 
 func init() { extraCommands = append(extraCommands, newCommand()) }
@@ -32,14 +34,16 @@ func newCommand() *cli.Command {
 		Description: "Creates the folder NAME with go.mod, main.go (one capability, served by the export run),\n" +
 			"main_test.go (the handler's logic, tested natively), registry_record.json and .gitignore.\n" +
 			"Then: hall build NAME (from anywhere), hall enroll NAME.wasm, hall run CAPABILITY < input.\n" +
-			"The SDK comes from the Hall source this hall binary was built from (a replace directive in go.mod),\n" +
-			"or --sdk DIR (a Hall checkout), or, for a released hall, the published module at the same version.",
+			"The SDK is copied into the scaffold (third_party/hall/sdk, the SDK this hall was built with, or that of\n" +
+			"--sdk DIR, a Hall checkout) and go.mod replaces the module with that folder (a relative path), so the\n" +
+			"scaffold builds offline, anywhere it is copied to. Once the module is published: delete third_party/,\n" +
+			"drop the replace line and run go get github.com/wcphall/hall/sdk@latest.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "module", Usage: "Go module `PATH` (default: example.com/NAME)"},
 			&cli.StringFlag{Name: "worker-id", Usage: "worker_id (default: org.example.NAME)"},
 			&cli.StringFlag{Name: "species", Usage: "worker_species_id (default: wrk.example.NAME)"},
 			&cli.StringFlag{Name: "capability", Usage: "the capability it serves (default: cap.example.NAME)"},
-			&cli.StringFlag{Name: "sdk", EnvVars: []string{"HALL_SRC"}, Usage: "a Hall source `DIR` to take the SDK from (default: the one hall was built from)"},
+			&cli.StringFlag{Name: "sdk", EnvVars: []string{"HALL_SRC"}, Usage: "a Hall source `DIR` to copy the SDK from (default: the SDK hall was built with)"},
 		},
 		Action: newAction,
 	}
@@ -85,14 +89,11 @@ func newAction(c *cli.Context) error {
 			return failf("%s: %v", id.flag, err)
 		}
 	}
-	sdkDir, how, err := sdkSource(c.String("sdk"))
+	sdkFiles, how, err := sdkSource(c.String("sdk"))
 	if err != nil {
 		return err
 	}
-	d.Replace, d.Require = sdkDir, "v0.0.0"
-	if sdkDir == "" {
-		d.Require = how
-	}
+	d.Require, d.Replace = "v0.0.0", "./"+vendoredSDK
 
 	files := map[string]string{}
 	for fname, tmpl := range scaffoldFiles {
@@ -102,11 +103,20 @@ func newAction(c *cli.Context) error {
 		}
 		files[fname] = b.String()
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return failf("%v", err)
+	for name, src := range sdkFiles {
+		files[filepath.ToSlash(filepath.Join(vendoredSDK, "sdk", name))] = src
 	}
-	for _, fname := range []string{"go.mod", "main.go", "main_test.go", "registry_record.json", ".gitignore"} {
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, fname), []byte(files[fname]), 0o644); err != nil {
+	names := make([]string, 0, len(files))
+	for fname := range files {
+		names = append(names, fname)
+	}
+	sort.Strings(names)
+	for _, fname := range names {
+		path := filepath.Join(dir, filepath.FromSlash(fname))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return failf("%v", err)
+		}
+		if err := fsutil.WriteFileAtomic(path, []byte(files[fname]), 0o644); err != nil {
 			return failf("%v", err)
 		}
 	}
@@ -115,6 +125,7 @@ func newAction(c *cli.Context) error {
 	fmt.Fprintf(w, "  %s/main.go              the handler (edit handle)\n", dir)
 	fmt.Fprintf(w, "  %s/main_test.go         its test: cd %s && go test ./...\n", dir, dir)
 	fmt.Fprintf(w, "  %s/registry_record.json what it may touch (nothing yet)\n", dir)
+	fmt.Fprintf(w, "  %s/%s/        the Hall SDK, copied (go.mod replaces the module with it)\n", dir, vendoredSDK)
 	fmt.Fprintf(w, "next:\n  hall build %s\n  hall enroll %s.wasm\n  echo 'some words to count' | hall run %s\n", dir, name, d.Capability)
 	fmt.Fprintf(c.App.ErrWriter, "hall: SDK: %s\n", how)
 	return nil
@@ -144,33 +155,63 @@ func goLine() string {
 	return v
 }
 
-// sdkSource finds the SDK a scaffold builds against: the Hall source given
-// (--sdk, HALL_SRC), else the source this binary was built from (its file
-// names are recorded in the binary), else, for a released hall, the
-// published module at hall's own version. It returns the directory to
-// replace the module with ("" for the published module) and a sentence
-// saying which was chosen (for the published module: the version).
-func sdkSource(given string) (dir, how string, err error) {
+// vendoredSDK is where a scaffold keeps its copy of the Hall module's SDK
+// (a module of its own, github.com/wcphall/hall, holding only sdk/), relative
+// to the scaffold's root. A relative replace keeps the scaffold buildable
+// wherever it is copied and its build reproducible: no path of the machine
+// that ran hall new is in it.
+const vendoredSDK = "third_party/hall"
+
+// sdkSource returns the SDK's Go files to copy into a scaffold (name →
+// content, tests left out) and a sentence saying where they come from: the
+// sdk/ folder of the Hall source given (--sdk, HALL_SRC), else the SDK
+// this binary was built with.
+func sdkSource(given string) (files map[string]string, how string, err error) {
+	files = map[string]string{}
 	if given != "" {
 		abs, err := filepath.Abs(given)
 		if err != nil {
-			return "", "", failf("--sdk: %v", err)
+			return nil, "", failf("--sdk: %v", err)
 		}
 		if !isHallSource(abs) {
-			return "", "", failf("--sdk %s: not a Hall source tree (no go.mod of %s with sdk/ beside it)", given, hallModule)
+			return nil, "", failf("--sdk %s: not a Hall source tree (no go.mod of %s with sdk/ beside it)", given, hallModule)
 		}
-		return abs, "the Hall source at " + abs + " (--sdk / HALL_SRC)", nil
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		root := filepath.Dir(filepath.Dir(filepath.Dir(file))) // cmd/hall/new.go → the module root
-		if isHallSource(root) {
-			return root, "the Hall source hall was built from, " + root + " (replace directive in go.mod)", nil
+		if err := collectSDK(os.DirFS(filepath.Join(abs, "sdk")), files); err != nil {
+			return nil, "", failf("--sdk %s: %v", given, err)
 		}
+		return files, "copied from the Hall source at " + abs + " (--sdk / HALL_SRC) into " + vendoredSDK, nil
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == hallModule && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return "", bi.Main.Version, nil
+	if err := collectSDK(sdk.Source(), files); err != nil {
+		return nil, "", failf("the SDK built into hall: %v", err)
 	}
-	return "", "", failf("cannot find the Hall SDK: hall was not built from a source tree that still exists here; pass --sdk DIR (a Hall checkout) or set HALL_SRC")
+	version := "a development build"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		version = bi.Main.Version
+	}
+	return files, "the SDK this hall was built with (" + version + "), copied into " + vendoredSDK, nil
+}
+
+// collectSDK adds the package's non-test Go files of fsys's root to files.
+func collectSDK(fsys fs.FS, files map[string]string) error {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		b, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return err
+		}
+		files[n] = string(b)
+	}
+	if _, ok := files["dispatch.go"]; !ok {
+		return errors.New("no sdk/dispatch.go: not the Hall SDK")
+	}
+	return nil
 }
 
 func isHallSource(dir string) bool {
@@ -194,11 +235,19 @@ var scaffoldFiles = map[string]string{
 go {{.GoVersion}}
 
 require ` + hallModule + ` {{.Require}}
-{{if .Replace}}
-// The SDK is not published yet: it is taken from the Hall source that built
-// hall. Once it is, drop this line and run: go get ` + hallModule + `/sdk@latest
+
+// The Hall module is not published yet: its SDK is copied into
+// {{.Replace}} (hall new). Once it is, delete that folder and this line
+// and run: go get ` + hallModule + `/sdk@latest
 replace ` + hallModule + ` => {{.Replace}}
-{{end}}`,
+`,
+	vendoredSDK + "/go.mod": `// The Hall SDK (github.com/wcphall/hall/sdk), copied by hall new so that
+// this worker builds offline and anywhere. Do not edit: a newer hall new,
+// or the published module, replaces it.
+module ` + hallModule + `
+
+go {{.GoVersion}}
+`,
 	"main.go": `// Command {{.Name}} is a Hall worker serving {{.Capability}}: it counts the
 // words and lines of its input and answers {"words": N, "lines": N}.
 //

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -168,19 +167,27 @@ func prefixLines(prefix, s string) string {
 
 // routeInput builds and validates the RouteInput from --input and flags.
 func routeInput(c *cli.Context) (*wcp.RouteInput, error) {
+	in, _, err := routeInputDrawn(c)
+	return in, err
+}
+
+// routeInputDrawn is routeInput, also reporting whether the correlation id
+// was drawn here (neither --correlation-id nor --input named one).
+func routeInputDrawn(c *cli.Context) (*wcp.RouteInput, bool, error) {
 	obj := map[string]any{}
+	drawn := false
 	if path := c.String("input"); path != "" {
 		data, err := readFileOrStdin(c, path)
 		if err != nil {
-			return nil, failf("--input: %v", err)
+			return nil, false, failf("--input: %v", err)
 		}
 		v, err := pyval.Decode(data)
 		if err != nil {
-			return nil, failf("--input %s: not valid JSON: %v", path, err)
+			return nil, false, failf("--input %s: not valid JSON: %v", path, err)
 		}
 		m, ok := v.(map[string]any)
 		if !ok {
-			return nil, failf("--input %s: must be a JSON object (a RouteInput)", path)
+			return nil, false, failf("--input %s: must be a JSON object (a RouteInput)", path)
 		}
 		obj = m
 	}
@@ -194,9 +201,9 @@ func routeInput(c *cli.Context) (*wcp.RouteInput, error) {
 	}
 	if obj["capability_id"] == "" {
 		if c.Command.Name == "run" {
-			return nil, usageErrorf("run", "run needs the CAPABILITY to run, e.g. hall run cap.doc.summarize < input")
+			return nil, false, usageErrorf("run", "run needs the CAPABILITY to run, e.g. hall run cap.doc.summarize < input")
 		}
-		return nil, usageErrorf(c.Command.Name, "--capability is required, e.g. --capability cap.doc.summarize")
+		return nil, false, usageErrorf(c.Command.Name, "--capability is required, e.g. --capability cap.doc.summarize")
 	}
 	set("env", "env")
 	set("data-label", "data_label")
@@ -205,7 +212,7 @@ func routeInput(c *cli.Context) (*wcp.RouteInput, error) {
 	if c.IsSet("tenant") || obj["tenant_id"] == nil {
 		tenant, assumed, err := cliTenant(c)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if assumed != "" {
 			fmt.Fprintln(c.App.ErrWriter, "hall: "+assumed)
@@ -216,6 +223,7 @@ func routeInput(c *cli.Context) (*wcp.RouteInput, error) {
 		obj["correlation_id"] = c.String("correlation-id")
 	} else if _, present := obj["correlation_id"]; !present {
 		obj["correlation_id"] = uuid.NewString()
+		drawn = true
 	}
 	if c.IsSet("dry-run") {
 		obj["dry_run"] = c.Bool("dry-run")
@@ -223,7 +231,7 @@ func routeInput(c *cli.Context) (*wcp.RouteInput, error) {
 	if c.IsSet("request") {
 		v, err := pyval.Decode([]byte(c.String("request")))
 		if err != nil {
-			return nil, failf("--request: not valid JSON: %v", err)
+			return nil, false, failf("--request: not valid JSON: %v", err)
 		}
 		obj["request"] = v
 	}
@@ -235,11 +243,11 @@ func routeInput(c *cli.Context) (*wcp.RouteInput, error) {
 			for i, p := range ie.Problems {
 				lines[i] = "hall: invalid request: " + p.Field + ": " + p.Message + flagHint(p.Field)
 			}
-			return nil, cli.Exit(strings.Join(lines, "\n"), exitError)
+			return nil, false, cli.Exit(strings.Join(lines, "\n"), exitError)
 		}
-		return nil, failf("%v", err)
+		return nil, false, failf("%v", err)
 	}
-	return &in, nil
+	return &in, drawn, nil
 }
 
 // flagHint names the flag that sets a RouteInput field.
@@ -320,25 +328,10 @@ func cliTenant(c *cli.Context) (tenant, assumed string, err error) {
 // capabilities closest to the one asked for (the denial stands: nothing
 // is routed to a capability that was not asked for).
 func capabilityHint(c *cli.Context, d *wcp.RouteDecision) {
-	h, _ := c.App.Metadata["hall"].(*host.Hall)
-	if h == nil || d.DenyReason == nil || d.DenyReason.Code != wcp.DenyNoMatchingRule {
-		return
-	}
-	caps := h.Registry().Capabilities()
-	if _, known := caps[d.CapabilityID]; known {
-		return
-	}
-	names := make([]string, 0, len(caps))
-	for cp := range caps {
-		names = append(names, cp)
-	}
-	slices.Sort(names)
-	if close := suggestAll(d.CapabilityID, names, 3); len(close) > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "hall: no enrolled worker serves %s; did you mean %s?\n", d.CapabilityID, strings.Join(close, " or "))
-	} else if len(names) > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "hall: no enrolled worker serves %s; enrolled capabilities: %s\n", d.CapabilityID, strings.Join(names, ", "))
-	} else {
-		fmt.Fprintf(c.App.ErrWriter, "hall: no worker is enrolled here (%s); enroll one with hall enroll MODULE.wasm\n", h.Options().RegistryDir)
+	if h, _ := c.App.Metadata["hall"].(*host.Hall); h != nil {
+		if hint := h.DenyHint(d); hint != "" {
+			fmt.Fprintln(c.App.ErrWriter, "hall: "+hint)
+		}
 	}
 }
 

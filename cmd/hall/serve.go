@@ -50,7 +50,7 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "cors-origin", Usage: "allow the pages of browser `ORIGIN` (scheme://host[:port], or \"*\" for any, never with credentials) to call the API; repeat for several; added to hall.json's http.cors_origins (default: none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
-		}, append(otelFlags(), hallFlags()...)...),
+		}, append(append(otelFlags(), tlsFlags()...), hallFlags()...)...),
 		Action: func(c *cli.Context) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
@@ -111,6 +111,11 @@ func serveCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ln, scheme, stopTLS, err := secureListener(ctx, c, ln, logger)
+			if err != nil {
+				return err
+			}
+			defer stopTLS()
 			// A signal shuts the Hall down at once, beside the HTTP server's
 			// own shutdown: it stops admitting and grants the dispatches in
 			// flight their grace period, then records those it cancels
@@ -120,7 +125,7 @@ func serveCommand() *cli.Command {
 			shutdownOnSignal := context.AfterFunc(ctx, func() { drained <- h.Shutdown(context.Background()) })
 			reloads := reloadOnChange(ctx, h, logger)
 			defer reloads()
-			logStartup(logger, h, ln.Addr().String())
+			logStartup(logger, h, scheme, ln.Addr().String())
 			err = server.Serve(ctx, ln, handler, server.ServeOptions{
 				WriteTimeout:    writeTimeout(h.Config()),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),

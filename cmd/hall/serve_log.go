@@ -27,11 +27,13 @@ func serverLogger(c *cli.Context, level slog.Level) (*slog.Logger, error) {
 
 // logStartup is the first record of a serving Hall: where it listens and
 // what it serves.
-func logStartup(logger *slog.Logger, h *host.Hall, addr string) {
+func logStartup(logger *slog.Logger, h *host.Hall, scheme, addr string) {
+	base := scheme + "://" + addr
 	level, _ := server.Compliance(h)
 	opts := h.Options()
 	logger.Info("hall: serving the Hall API",
-		"url", "http://"+addr,
+		"url", base,
+		"console", base+"/console",
 		"address", addr,
 		"home", opts.Home,
 		"rules_file", opts.Rules,
@@ -44,7 +46,7 @@ func logStartup(logger *slog.Logger, h *host.Hall, addr string) {
 		"tenant_max_concurrent", h.Admission().TenantSlots,
 		"memory_budget", memoryBudgetText(h.MemoryBudget()),
 		"version", buildVersion(),
-		"openapi", "http://"+addr+"/openapi.json",
+		"openapi", base+"/openapi.json",
 	)
 }
 

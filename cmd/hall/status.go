@@ -24,11 +24,15 @@ func init() { extraCommands = append(extraCommands, statusCommand()) }
 
 // statusReport is the JSON form of `hall status`.
 type statusReport struct {
-	Dir             string          `json:"dir"`
-	Home            string          `json:"home"`
-	Rules           statusRules     `json:"rules"`
-	Workers         []statusWorker  `json:"workers"`
-	Capabilities    []string        `json:"capabilities"`
+	Dir          string         `json:"dir"`
+	Home         string         `json:"home"`
+	Rules        statusRules    `json:"rules"`
+	Workers      []statusWorker `json:"workers"`
+	Capabilities []string       `json:"capabilities"`
+	// Unrouted are the capabilities no rule routes to a worker serving
+	// them: listed, enrolled, and never dispatched (fail-closed).
+	Unrouted        []string        `json:"unrouted_capabilities"`
+	SnapshotDigest  string          `json:"snapshot_digest"`
 	SkippedRecords  []string        `json:"skipped_records"`
 	ComplianceLevel string          `json:"compliance_level"`
 	Enabled         map[string]bool `json:"enabled"`
@@ -66,7 +70,11 @@ type statusServer struct {
 	Answering bool   `json:"answering"`
 	Online    *bool  `json:"online,omitempty"`
 	Version   string `json:"version,omitempty"`
-	Error     string `json:"error,omitempty"`
+	// SnapshotDigest is the snapshot the server decides under; SameHall
+	// whether it is this folder's (absent when nothing answers).
+	SnapshotDigest string `json:"snapshot_digest,omitempty"`
+	SameHall       *bool  `json:"same_hall,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 func statusCommand() *cli.Command {
@@ -78,7 +86,7 @@ func statusCommand() *cli.Command {
 			"and asks GET /health of the server at --addr (HALL_ADDR; what `hall serve` listens on by default).\n" +
 			"Online is the server's state when one answers; a Hall the CLI opens is always online.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "addr", EnvVars: []string{"HALL_ADDR"}, Value: "127.0.0.1:8765", Usage: "`ADDRESS` of the hall serve to ask"},
+			&cli.StringFlag{Name: "addr", EnvVars: []string{"HALL_ADDR"}, Value: "127.0.0.1:8765", Usage: "`ADDRESS` of the hall serve to ask: host:port (plain HTTP), or a URL (https://host:port for a server with --tls-cert)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
 		}, hallFlags()...),
 		Action: statusAction,
@@ -101,6 +109,7 @@ func statusAction(c *cli.Context) error {
 		Rules:          statusRules{Path: opts.Rules, Exists: statErr == nil, Count: len(h.Rules().Rules), Shadowed: len(h.Rules().Shadows)},
 		Workers:        []statusWorker{},
 		Capabilities:   []string{},
+		Unrouted:       []string{},
 		SkippedRecords: []string{},
 		Online:         h.Online(),
 		Ledger:         statusLedger{Path: filepath.Join(opts.Home, "hall.db")},
@@ -112,10 +121,16 @@ func statusAction(c *cli.Context) error {
 	for _, r := range h.Registry().Records() {
 		rep.Workers = append(rep.Workers, statusWorker{r.WorkerID, r.WorkerSpeciesID, r.Capabilities, r.ArtifactHash})
 	}
-	for cp := range h.Registry().Capabilities() {
+	rules := h.Rules()
+	for cp, species := range h.Registry().Capabilities() {
 		rep.Capabilities = append(rep.Capabilities, cp)
+		if !slices.ContainsFunc(species, func(sp string) bool { return rules.Routes(cp, sp) }) {
+			rep.Unrouted = append(rep.Unrouted, cp)
+		}
 	}
 	slices.Sort(rep.Capabilities)
+	slices.Sort(rep.Unrouted)
+	rep.SnapshotDigest = h.SnapshotDigest()
 	if p := h.Problems(); p != nil {
 		for _, e := range unjoin(p) {
 			rep.SkippedRecords = append(rep.SkippedRecords, e.Error())
@@ -138,6 +153,10 @@ func statusAction(c *cli.Context) error {
 		rep.Ledger.HeadChangeID, rep.Ledger.HeadChangeHash = chs[n-1].ChangeID, chs[n-1].Hash
 	}
 	rep.Server = probeServer(ctx, c.String("addr"))
+	if rep.Server.Answering && rep.Server.SnapshotDigest != "" {
+		same := rep.Server.SnapshotDigest == rep.SnapshotDigest
+		rep.Server.SameHall = &same
+	}
 	if rep.Server.Online != nil {
 		rep.Online = *rep.Server.Online
 	}
@@ -160,7 +179,17 @@ func statusAction(c *cli.Context) error {
 	if len(rep.SkippedRecords) > 0 {
 		fmt.Fprintf(w, "  skipped:       %d records that do not load (see hall route or the lines above)\n", len(rep.SkippedRecords))
 	}
-	fmt.Fprintf(w, "  capabilities:  %s\n", orNone(strings.Join(rep.Capabilities, ", ")))
+	caps := make([]string, len(rep.Capabilities))
+	for i, cp := range rep.Capabilities {
+		caps[i] = cp
+		if slices.Contains(rep.Unrouted, cp) {
+			caps[i] += " (no rule routes it)"
+		}
+	}
+	fmt.Fprintf(w, "  capabilities:  %s\n", orNone(strings.Join(caps, ", ")))
+	if len(rep.Unrouted) > 0 {
+		fmt.Fprintf(w, "                 a capability no rule routes is denied DENY_NO_MATCHING_RULE: add a rule to %s, or enroll again with hall enroll --add-rule MODULE.wasm (dev only)\n", rep.Rules.Path)
+	}
 	fmt.Fprintf(w, "  compliance:    %s\n", rep.ComplianceLevel)
 	fmt.Fprintf(w, "  ledger:        %s\n", rep.Ledger.Path)
 	if rep.Ledger.HeadReceiptID != "" {
@@ -174,10 +203,12 @@ func statusAction(c *cli.Context) error {
 		fmt.Fprintln(w, "    change chain: empty")
 	}
 	switch s := rep.Server; {
+	case s.SameHall != nil && !*s.SameHall:
+		fmt.Fprintf(w, "  server:        %s answers, but serves ANOTHER Hall (snapshot %s; this folder's is %s): it was started in another folder, with other files, or has not reloaded this folder's changes yet\n", serverURL(s.Address), s.SnapshotDigest, rep.SnapshotDigest)
 	case s.Answering:
-		fmt.Fprintf(w, "  server:        http://%s answers (version %s, %s)\n", s.Address, s.Version, map[bool]string{true: "online", false: "offline"}[rep.Online])
+		fmt.Fprintf(w, "  server:        %s answers (version %s, %s)\n", serverURL(s.Address), s.Version, map[bool]string{true: "online", false: "offline"}[rep.Online])
 	default:
-		fmt.Fprintf(w, "  server:        nothing answers on http://%s (start one with hall serve)\n", s.Address)
+		fmt.Fprintf(w, "  server:        nothing answers on %s (start one with hall serve)%s\n", serverURL(s.Address), errSuffix(s.Error))
 	}
 	return nil
 }
@@ -187,7 +218,7 @@ func probeServer(ctx context.Context, addr string) statusServer {
 	s := statusServer{Address: addr}
 	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, serverURL(addr)+"/health", nil)
 	if err != nil {
 		s.Error = err.Error()
 		return s
@@ -199,14 +230,15 @@ func probeServer(ctx context.Context, addr string) statusServer {
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Online  *bool  `json:"online"`
-		Version string `json:"version"`
+		Online         *bool  `json:"online"`
+		Version        string `json:"version"`
+		SnapshotDigest string `json:"snapshot_digest"`
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
 		s.Error = fmt.Sprintf("GET /health answered %s, not a Hall", resp.Status)
 		return s
 	}
-	s.Answering, s.Online, s.Version = true, body.Online, body.Version
+	s.Answering, s.Online, s.Version, s.SnapshotDigest = true, body.Online, body.Version, body.SnapshotDigest
 	return s
 }
 
@@ -215,4 +247,22 @@ func listSuffix(ids []string) string {
 		return ""
 	}
 	return " (" + strings.Join(ids, ", ") + ")"
+}
+
+// serverURL is the base URL of --addr: host:port means plain HTTP, a URL
+// is taken as it is (https:// for hall serve --tls-cert).
+func serverURL(addr string) string {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return strings.TrimRight(addr, "/")
+	}
+	return "http://" + addr
+}
+
+// errSuffix is ": why" for a probe that failed with a reason worth
+// showing (a TLS or HTTP mismatch), "" for a plain refusal.
+func errSuffix(e string) string {
+	if e == "" || strings.Contains(e, "connection refused") {
+		return ""
+	}
+	return ": " + e
 }

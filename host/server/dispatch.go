@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -19,8 +20,11 @@ import (
 
 // routeInput builds the RouteInput of a request body with the token's
 // tenant: the token, not the body, determines tenant_id (a body naming
-// another tenant is refused, one naming none gets the token's).
-func (s *Server) routeInput(r *http.Request, raw []byte) (*wcp.RouteInput, *apiError) {
+// another tenant is refused, one naming none gets the token's). Fields
+// left out get the CLI's defaults (host.DefaultRequest), named in the
+// Hall-Defaulted header; a run presenting approvalID with no correlation
+// id resumes the held request under its own (host.ResumeCorrelation).
+func (s *Server) routeInput(w http.ResponseWriter, r *http.Request, raw []byte, approvalID string) (*wcp.RouteInput, *apiError) {
 	v, err := pyval.Decode(raw)
 	if err != nil {
 		return nil, errf(http.StatusBadRequest, CodeInvalidJSON, "the RouteInput is not valid JSON: "+err.Error()).field("input")
@@ -37,6 +41,17 @@ func (s *Server) routeInput(r *http.Request, raw []byte) (*wcp.RouteInput, *apiE
 		if t != tenant {
 			return nil, errf(http.StatusForbidden, CodeTenantMismatch, fmt.Sprintf("tenant_id %q is not the token's tenant %q (leave tenant_id out: the token determines it)", t, tenant)).field("tenant_id")
 		}
+	}
+	_, hasCorrelation := obj["correlation_id"]
+	if approvalID != "" && !hasCorrelation && approval.CheckID(approvalID) == nil {
+		if t, ok := obj["tenant_id"].(string); ok {
+			if corr := s.h.ResumeCorrelation(r.Context(), approvalID, t); corr != "" {
+				obj["correlation_id"] = corr
+			}
+		}
+	}
+	if filled := host.DefaultRequest(obj); len(filled) > 0 {
+		w.Header().Set("Hall-Defaulted", strings.Join(filled, ", "))
 	}
 	in, err := wcp.RouteInputFromMap(obj)
 	if err != nil {
@@ -59,7 +74,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in, e := s.routeInput(r, body)
+	in, e := s.routeInput(w, r, body, "")
 	if e != nil {
 		writeError(w, r, e)
 		return
@@ -83,6 +98,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			Message: "the decision could not be recorded in the evidence ledger", Extra: map[string]any{"decision": dec}})
 		return
 	}
+	if hint := s.h.DenyHint(&dec); hint != "" {
+		// The body is the decision as recorded: the advice goes beside it.
+		w.Header().Set("Hall-Hint", hint)
+	}
 	writeRawJSON(w, http.StatusOK, body) // the decision as recorded, encoded once
 }
 
@@ -105,7 +124,7 @@ func isNull(raw json.RawMessage) bool {
 	return len(t) == 0 || string(t) == "null"
 }
 
-func (s *Server) parseRun(r *http.Request, body []byte) (*host.RunRequest, *apiError) {
+func (s *Server) parseRun(w http.ResponseWriter, r *http.Request, body []byte) (*host.RunRequest, *apiError) {
 	if !json.Valid(body) {
 		return nil, errf(http.StatusBadRequest, CodeInvalidJSON, "the request body is not valid JSON")
 	}
@@ -118,7 +137,7 @@ func (s *Server) parseRun(r *http.Request, body []byte) (*host.RunRequest, *apiE
 	if isNull(req.Input) {
 		return nil, errf(http.StatusUnprocessableEntity, CodeInvalidRequest, "input (the RouteInput) is required").field("input")
 	}
-	in, e := s.routeInput(r, req.Input)
+	in, e := s.routeInput(w, r, req.Input, req.ApprovalID)
 	if e != nil {
 		return nil, e
 	}
@@ -177,7 +196,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, e := s.parseRun(r, body)
+	req, e := s.parseRun(w, r, body)
 	if e != nil {
 		writeError(w, r, e)
 		return
@@ -239,8 +258,12 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if d.Denied {
-		writeError(w, r, &apiError{Status: d.Code().HTTPStatus(), Code: string(d.Code()), Message: d.DenyReason.Message,
-			Extra: map[string]any{"decision": res.Decision, "ran": false}})
+		extra := map[string]any{"decision": res.Decision, "ran": false}
+		if hint := s.h.DenyHint(d); hint != "" {
+			extra["hint"] = hint
+			w.Header().Set("Hall-Hint", hint)
+		}
+		writeError(w, r, &apiError{Status: d.Code().HTTPStatus(), Code: string(d.Code()), Message: d.DenyReason.Message, Extra: extra})
 		return
 	}
 	if !res.Ran {
@@ -257,6 +280,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		"duration_ms": float64(res.Duration.Microseconds()) / 1000,
 	}
 	if res.Err != nil {
+		if hint := s.h.FailureHint(res.Outcome, res.Err); hint != "" {
+			out["hint"] = hint
+		}
 		writeError(w, r, &apiError{Status: outcomeStatus(res.Outcome), Code: res.Outcome, Message: res.Err.Error(), Extra: out})
 		return
 	}

@@ -121,10 +121,21 @@ func (s *Server) enrollMultipart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	_, existed := s.h.Registry().Record(head.WorkerID)
+	workerID := head.WorkerID
+	if record == nil {
+		// The record comes from the module's wcp.record section: whether
+		// its worker id is enrolled decides 200 "updated" or 201, as for
+		// a record part (docs/HTTP.md; issue 27).
+		if sec, ok, err := wasmmod.CustomSection(module, host.RecordSection); ok && err == nil {
+			var embedded recordHead
+			if json.Unmarshal(sec, &embedded) == nil {
+				workerID = embedded.WorkerID
+			}
+		}
+	}
+	_, existed := s.h.Registry().Record(workerID)
 	res, err := s.h.Enroll(context.WithoutCancel(r.Context()), host.EnrollRequest{Module: module, Record: record, RecordSource: "record", Actor: tokenActor(r)})
-	if err == nil && head.WorkerID == "" {
-		// The record came from the module's wcp.record section.
+	if err == nil && workerID == "" {
 		existed = false
 	}
 	s.enrolled(w, r, res, err, existed)

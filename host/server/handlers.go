@@ -33,6 +33,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		"online":    s.h.Online(),
 		"version":   s.cfg.Version,
 		"timestamp": now(),
+		// Which Hall this is (rules, policies, configuration, records,
+		// trust): hall status compares it with the folder it runs in.
+		"snapshot_digest": s.h.SnapshotDigest(),
 	})
 }
 

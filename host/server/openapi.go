@@ -30,7 +30,8 @@ type apiOperation struct {
 // apiOperations is every route of the JSON API (the console's HTML pages
 // under /console are not part of it).
 var apiOperations = []apiOperation{
-	{"GET", "/health", "", "liveness: status, online, version", map[int]string{200: "the process serves (online or not)"}, ""},
+	{"GET", "/", "", "links to the console, this document and health (HTML for a browser)", map[int]string{200: "the links"}, ""},
+	{"GET", "/health", "", "liveness: status, online, version, snapshot_digest", map[int]string{200: "the process serves (online or not)"}, ""},
 	{"GET", "/openapi.json", "", "this document", map[int]string{200: "the OpenAPI 3.1 document"}, ""},
 	{"GET", "/metrics", "", "Prometheus metrics", map[int]string{200: "Prometheus text exposition"}, ""},
 	{"GET", "/wcp/health", "any", "compliance level, enabled checks, workers, rules", map[int]string{200: "the Hall's WCP health"}, ""},
@@ -43,8 +44,8 @@ var apiOperations = []apiOperation{
 	{"POST", "/api/server/go-offline", "admin", "refuse dispatches (HALL_OFFLINE)", map[int]string{200: "offline"}, ""},
 	{"GET", "/admin/rules", "admin", "the rules document in force, with its ETag", map[int]string{200: "rules.json"}, ""},
 	{"PUT", "/admin/rules", "admin", "replace the rules (If-Match: the ETag read)", map[int]string{200: "replaced"}, "application/json"},
-	{"POST", "/wcp/route", "tenant", "decide a request (a denial is a 200 decision)", map[int]string{200: "the RouteDecision, allowed or denied"}, "application/json"},
-	{"POST", "/wcp/run", "tenant", "decide and run the selected worker; the receipt is committed before the answer", map[int]string{200: "the worker ran (or a dry run)", 202: "the decision waits for a human approval"}, "application/json"},
+	{"POST", "/wcp/route", "tenant", "decide a request (fields left out get the CLI's defaults: env dev, data_label INTERNAL, tenant_risk low, qos_class P2, a new correlation_id, named in the Hall-Defaulted header; a denial is a 200 decision, its likely fix in Hall-Hint)", map[int]string{200: "the RouteDecision, allowed or denied"}, "application/json"},
+	{"POST", "/wcp/run", "tenant", "decide and run the selected worker; the receipt is committed before the answer (input defaults as /wcp/route; with approval_id and no correlation_id, the held request is resumed under its own)", map[int]string{200: "the worker ran (or a dry run)", 202: "the decision waits for a human approval"}, "application/json"},
 	{"POST", "/mcp", "tenant", "MCP Streamable HTTP: the capabilities as tools (docs/MCP.md)", map[int]string{200: "an MCP message or stream", 202: "accepted"}, "application/json"},
 	{"GET", "/mcp", "tenant", "MCP Streamable HTTP: the server's event stream", map[int]string{200: "an event stream"}, ""},
 	{"DELETE", "/mcp", "tenant", "MCP Streamable HTTP: end the session", map[int]string{200: "ended", 204: "ended"}, ""},

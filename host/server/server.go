@@ -104,6 +104,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.metrics = newMetrics(h.Online, func() int { return h.Registry().Len() }, h.Pools, h.Loads)
+	s.metrics.reg.MustRegister(reloadCollector{h.Reloads})
 	s.metrics.reg.MustRegister(approvalCollector{h})
 
 	r := chi.NewRouter()
@@ -120,6 +121,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		writeError(w, r, errf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.EscapedPath()))
 	})
 
+	r.Get("/", s.root)
 	r.Get("/health", s.health)
 	r.Get("/openapi.json", s.openAPI)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}}))

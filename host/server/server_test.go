@@ -277,7 +277,7 @@ func TestRoute(t *testing.T) {
 		{"malformed JSON", "application/json", `{"capability_id": "cap.doc.summarize",`, 400, server.CodeInvalidJSON, "input"},
 		{"not an object", "application/json", `["cap.doc.summarize"]`, 422, server.CodeInvalidInput, "input"},
 		{"invalid fields", "application/json", input("cap.doc.summarize", "c", "env", "production", "qos_class", "P9"), 422, server.CodeInvalidInput, "env"},
-		{"missing correlation id", "application/json", `{"capability_id":"cap.doc.summarize","env":"dev","data_label":"INTERNAL","tenant_risk":"low","qos_class":"P2"}`, 422, server.CodeInvalidInput, "correlation_id"},
+		{"correlation id not a string", "application/json", `{"capability_id":"cap.doc.summarize","env":"dev","data_label":"INTERNAL","tenant_risk":"low","qos_class":"P2","correlation_id":5}`, 422, server.CodeInvalidInput, "correlation_id"},
 		{"wrong content type", "text/plain", input("cap.doc.summarize", "c"), 415, server.CodeUnsupportedMedia, ""},
 		{"no content type", "", input("cap.doc.summarize", "c"), 415, server.CodeUnsupportedMedia, ""},
 		{"oversized", "application/json", input("cap.doc.summarize", "c", "request", map[string]any{"x": strings.Repeat("a", 5000)}), 413, server.CodeBodyTooLarge, ""},

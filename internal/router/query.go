@@ -13,3 +13,16 @@ func (rs *RuleSet) Routes(capability, species string) bool {
 	})
 	return found
 }
+
+// CapabilityRuleIDs returns the ids of the rules whose capability
+// condition can hold for capability, in file order: the rules that could
+// route it, whatever the rest of the request.
+func (rs *RuleSet) CapabilityRuleIDs(capability string) []string {
+	var ids []string
+	for _, r := range rs.Rules {
+		if r.conds[0].matches(capability) {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
+}

@@ -150,7 +150,22 @@ type Config struct {
 	// DefaultTenant is the tenant_id the hall CLI uses when neither
 	// --tenant nor HALL_TENANT names one (the CLI's own default: "local").
 	DefaultTenant string `json:"default_tenant,omitempty"`
+	// Policy bounds the evaluation of the policy file (docs/POLICY.md,
+	// "Cost").
+	Policy PolicyConfig `json:"policy,omitzero"`
 }
+
+// PolicyConfig is the "policy" block of hall.json.
+type PolicyConfig struct {
+	// CostLimit is the CEL cost one evaluation of the policy set may spend
+	// (0: policy.DefaultCostLimit, one million); past it the request is
+	// denied with DENY_POLICY_COST_EXCEEDED.
+	CostLimit uint64 `json:"cost_limit,omitempty"`
+}
+
+// MaxPolicyCostLimit is the largest policy.cost_limit hall.json may set:
+// some minutes of one core, already far past any useful policy.
+const MaxPolicyCostLimit = 1_000_000_000
 
 // WorkerSettings tune how one worker is dispatched.
 type WorkerSettings struct {
@@ -218,13 +233,16 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant, policy)", err)
 	}
 	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
 		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)
 	}
 	if err := CheckMemoryBudgetMB("limits.memory_budget_mb", c.Limits.MemoryBudgetMB); err != nil {
 		return Config{}, err
+	}
+	if n := c.Policy.CostLimit; n > MaxPolicyCostLimit {
+		return Config{}, fmt.Errorf("policy.cost_limit: %d is beyond any useful policy; give the CEL cost one evaluation of the policy set may spend, at most %d (0 or absent: one million)", n, uint64(MaxPolicyCostLimit))
 	}
 	return c, nil
 }

@@ -269,8 +269,8 @@ func TestSmallTypes(t *testing.T) {
 		}
 		seen[info.Code] = true
 	}
-	if len(DenyCodes()) != 21 {
-		t.Errorf("%d deny codes, want 21", len(DenyCodes()))
+	if len(DenyCodes()) != 22 {
+		t.Errorf("%d deny codes, want 22", len(DenyCodes()))
 	}
 	cfg := (*HallConfig)(nil)
 	off := false

@@ -67,6 +67,8 @@ var areas = []area{
 		{label: "10,000 wildcard rules, none matches (linear: the index cannot skip)", m: m("internal/router", "BenchmarkDecideRules/rules=10000/wildcards-no-match", "ns/op"), extra: []string{"allocs/op"},
 			anchor: anc("1 rule", m("internal/router", "BenchmarkDecideRules/rules=1/wildcards-no-match", "ns/op"))},
 		{label: "20 CEL policies (`internal/policy`)", m: m("internal/policy", "BenchmarkEvaluate20", "ns/op"), extra: []string{"allocs/op"}},
+		{label: "policy cost bomb over 59 KB of request.items, stopped by the default cost limit (10.8 s per decision before issue 25)", m: m("internal/policy", "BenchmarkCostLimit/bomb-59KB", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("a linear scan of the same items", m("internal/policy", "BenchmarkCostLimit/scan-59KB", "ns/op")), budget: "< 1 s"},
 	}},
 	{id: "hall-decide", title: "Hall.Decide", rows: []row{
 		{label: "1 enrolled worker", m: m("host", "BenchmarkHallDecide/workers=1", "ns/op"), extra: []string{"allocs/op"}, anchor: engine},

@@ -510,6 +510,9 @@ type RunResult struct {
 	Outcome string
 	Err     error
 	Limits  sandbox.Limits
+	// QueueWait is how long the dispatch waited for its dispatch slot
+	// (admission.go) and for cores (cores.go).
+	QueueWait time.Duration
 	// ReceiptID identifies the dispatch's evidence receipt.
 	ReceiptID string
 }
@@ -595,11 +598,13 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		wait = DefaultTimeout
 	}
 	actx, cancelWait := context.WithTimeout(ctx, wait)
+	slotWait := time.Now()
 	releaseSlot, err := h.admission.acquire(actx, req.Input.TenantID)
 	cancelWait()
 	if err != nil {
 		return res, err
 	}
+	res.QueueWait = time.Since(slotWait)
 	defer releaseSlot()
 	if h.life.closing() {
 		// Close began while this dispatch waited for its slot: it is not
@@ -683,7 +688,11 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		defer h.release(ctx, lw)
 	}
 	res.Ran = true
-	out, err := lw.worker.Call(ctx, plan.guestRequest(in, req.Payload, req.Timeout))
+	greq := plan.guestRequest(in, req.Payload, req.Timeout)
+	claim := h.coreClaim(snap, in.TenantID)
+	greq.CPU = claim
+	out, err := lw.worker.Call(ctx, greq)
+	res.QueueWait += claim.Waited()
 	if out != nil {
 		res.Output, res.Logs, res.Duration, res.Limits, res.Events = out.Output, out.Logs, out.Duration, out.Limits, out.Events
 	}

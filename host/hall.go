@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/cpushare"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/router"
 	"github.com/wcphall/hall/internal/sandbox"
@@ -153,7 +155,20 @@ type Config struct {
 	// Policy bounds the evaluation of the policy file (docs/POLICY.md,
 	// "Cost").
 	Policy PolicyConfig `json:"policy,omitzero"`
+	// Tenants holds per-tenant settings, by tenant id (cores.go).
+	Tenants map[string]TenantSettings `json:"tenants,omitempty"`
 }
+
+// TenantSettings tune how one tenant shares the Hall.
+type TenantSettings struct {
+	// Weight is the tenant's share of the cores relative to the others
+	// while they compete (0: 1; at most MaxTenantWeight): a tenant of
+	// weight 2 gets twice the CPU of a tenant of weight 1 (cores.go).
+	Weight int `json:"weight,omitempty"`
+}
+
+// MaxTenantWeight is the largest tenants.<id>.weight.
+const MaxTenantWeight = 1000
 
 // PolicyConfig is the "policy" block of hall.json.
 type PolicyConfig struct {
@@ -233,13 +248,21 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant, policy)", err)
+		return Config{}, fmt.Errorf("not a valid Hall configuration: %w (known keys: require_signatory, allowed_tenants, require_credential, require_worker_attestation, enforce_correlation_id, enforce_required_controls, enforce_blast_scoring_in_prod, enforce_privilege_envelopes, enforce_allowed_environments, enforce_worker_controls, egress_allowlist, limits, store_payloads, workers, allow_unknown_record_fields, default_tenant, policy, tenants)", err)
 	}
 	if mb := c.Limits.StackMB; mb < 0 || mb > 1024 {
 		return Config{}, fmt.Errorf("limits.stack_mb: %d is out of range; give the call stack budget of one worker instance in MiB, from 1 to 1024 (0 or absent: %d)", mb, DefaultStackMB)
 	}
 	if err := CheckMemoryBudgetMB("limits.memory_budget_mb", c.Limits.MemoryBudgetMB); err != nil {
 		return Config{}, err
+	}
+	for id, ts := range c.Tenants {
+		if strings.TrimSpace(id) == "" {
+			return Config{}, fmt.Errorf("tenants: a tenant id is empty; key each entry by the tenant_id its requests carry")
+		}
+		if ts.Weight < 0 || ts.Weight > MaxTenantWeight {
+			return Config{}, fmt.Errorf("tenants.%s.weight: %d is out of range; give the tenant's share of the cores relative to the others, from 1 to %d (0 or absent: 1)", id, ts.Weight, MaxTenantWeight)
+		}
 	}
 	if n := c.Policy.CostLimit; n > MaxPolicyCostLimit {
 		return Config{}, fmt.Errorf("policy.cost_limit: %d is beyond any useful policy; give the CEL cost one evaluation of the policy set may spend, at most %d (0 or absent: one million)", n, uint64(MaxPolicyCostLimit))
@@ -307,6 +330,9 @@ type Hall struct {
 	// admission hands out the dispatch slots fairly between tenants
 	// (admission.go).
 	admission *admission
+	// cores shares the CPUs between tenants while guest code runs
+	// (cores.go).
+	cores *cpushare.Scheduler
 
 	// uses and evicted count acquisitions and evictions of loaded
 	// workers (dispatch.go), guarded by mu.
@@ -346,7 +372,7 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	if opts.TenantShare < 0 || opts.TenantShare > 1 {
 		return nil, fmt.Errorf("Options.TenantShare: %v is not a share of the dispatch slots; give a fraction in (0, 1], or 0 for %v", opts.TenantShare, DefaultTenantShare)
 	}
-	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare)}
+	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare), cores: cpushare.New(0)}
 	if opts.Stores != nil && opts.Stores.Source != nil {
 		h.src = opts.Stores.Source
 	}

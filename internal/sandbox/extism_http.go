@@ -160,7 +160,11 @@ func extismHTTPRequest(ctx context.Context, p *extism.CurrentPlugin, stack []uin
 	if err := json.Unmarshal(raw, &r); err != nil {
 		panic(errorf(CodeWorkerTrap, "%s: http_request: invalid http request: %v", cs.w.name, err))
 	}
-	resp, fe := cs.w.egress.fetch(ctx, &cs.egress, "http_request", r.Method, r.URL, r.Headers, body)
+	var resp *httpResponse
+	var fe *fetchError
+	if err := cs.cpu.waiting(func() { resp, fe = cs.w.egress.fetch(ctx, &cs.egress, "http_request", r.Method, r.URL, r.Headers, body) }); err != nil {
+		panic(fmt.Errorf("%s: http_request: %w", cs.w.name, err))
+	}
 	if fe != nil {
 		if ctx.Err() != nil {
 			// The call's time limit ended (or its caller left) while the

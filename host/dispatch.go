@@ -606,6 +606,10 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	}
 	res.QueueWait = time.Since(slotWait)
 	defer releaseSlot()
+	// The dispatch's claim on the cores (cores.go): from here its tenant
+	// counts as active, so other tenants are held to their share.
+	claim := h.coreClaim(snap, req.Input.TenantID)
+	defer claim.Done()
 	if h.life.closing() {
 		// Close began while this dispatch waited for its slot: it is not
 		// admitted (nothing ran, nothing is recorded).
@@ -689,7 +693,6 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	}
 	res.Ran = true
 	greq := plan.guestRequest(in, req.Payload, req.Timeout)
-	claim := h.coreClaim(snap, in.TenantID)
 	greq.CPU = claim
 	out, err := lw.worker.Call(ctx, greq)
 	res.QueueWait += claim.Waited()

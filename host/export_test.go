@@ -72,7 +72,7 @@ func HoldCores(h *Hall, tenant string, n int) (release func(), err error) {
 		if err := c.Acquire(context.Background()); err != nil {
 			return nil, err
 		}
-		rel = append(rel, c.Release)
+		rel = append(rel, func() { c.Release(); c.Done() })
 	}
 	return func() {
 		for _, r := range rel {

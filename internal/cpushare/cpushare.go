@@ -22,9 +22,14 @@
 //     starts at the smallest virtual time of the active tenants: idle time
 //     is not credit, and a newcomer is served before the tenants that have
 //     been using the cores meanwhile.
-//   - A dispatch holding a core gives it up at a yield point when a
-//     waiting tenant's virtual time is below its own tenant's, or when its
-//     own tenant has a waiter and it has held the core for a Slice.
+//   - While more than one tenant is active (has a claim open: a dispatch
+//     in flight, whether or not it wants a core now), a tenant holds at
+//     most its share of the cores, by weight, at least one: the others'
+//     dispatches find a core for their work outside guest code too.
+//   - A dispatch holding a core gives it up at a yield point when its
+//     tenant holds more than its share, when a waiting tenant's virtual
+//     time is below its own tenant's, or when its own tenant has a waiter
+//     and it has held the core for a Slice.
 //
 // # Notes
 //
@@ -50,9 +55,10 @@ const Slice = 10 * time.Millisecond
 // Scheduler hands out cores. The zero value is not usable; see New.
 type Scheduler struct {
 	cores int
-	// waiting counts claims waiting for a core; Yield reads it without the
-	// lock (its fast path).
-	waiting atomic.Int64
+	// waiting counts claims waiting for a core, contended is 1 while more
+	// than one tenant is active; Yield reads them without the lock (its
+	// fast path).
+	waiting, contended atomic.Int64
 
 	// now is the clock (time.Now; tests give a fake one).
 	now func() time.Time
@@ -69,6 +75,9 @@ type tenant struct {
 	vtime   float64 // CPU nanoseconds used / weight
 	running int
 	waiters []*Claim // oldest first
+	// active counts the tenant's open claims (between Claim and Done):
+	// its dispatches in flight, whether or not they want a core now.
+	active int
 }
 
 // New returns a Scheduler of cores cores (≤ 0: GOMAXPROCS).
@@ -98,9 +107,17 @@ func (s *Scheduler) Stats() Stats {
 }
 
 // Claim is one dispatch's use of a core for tenant with weight (< 1: 1).
-// It implements sandbox.CPU.
+// It implements sandbox.CPU. From Claim to Done the tenant counts as
+// active: while it is, every other tenant is held to its share of the
+// cores, so that the dispatch's own work outside guest code (deciding,
+// recording evidence, making an instance) finds a core too.
 func (s *Scheduler) Claim(tenant string, weight int) *Claim {
-	return &Claim{s: s, tenant: tenant, weight: max(weight, 1)}
+	c := &Claim{s: s, tenant: tenant, weight: max(weight, 1)}
+	s.mu.Lock()
+	c.t = s.tenantLocked(tenant, c.weight)
+	c.t.active++
+	s.mu.Unlock()
+	return c
 }
 
 // Claim is a dispatch's claim on a core; see Scheduler.Claim.
@@ -115,12 +132,28 @@ type Claim struct {
 	ready   chan struct{}
 	granted time.Time // when the core was granted
 	charged time.Time // up to when its use is charged
+	done    bool
 
 	waited time.Duration // read by the claim's goroutine only
 }
 
 // Waited is how long the claim has waited for a core, in all.
 func (c *Claim) Waited() time.Duration { return c.waited }
+
+// Done ends the claim: its tenant no longer counts it as active. The
+// claim must not hold a core (Release first).
+func (c *Claim) Done() {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.done {
+		return
+	}
+	c.done = true
+	c.t.active--
+	s.forgetLocked(c.t)
+	s.grantLocked()
+}
 
 // Acquire waits for a core until ctx is done.
 func (c *Claim) Acquire(ctx context.Context) error {
@@ -176,12 +209,13 @@ func (c *Claim) Release() {
 	s.mu.Unlock()
 }
 
-// Yield gives the core up if the rules say another claim deserves it more,
-// and waits for one again; it returns at once otherwise. An error (ctx
-// done) means the claim no longer holds a core.
+// Yield gives the core up if the rules say another claim deserves it more
+// (or that its tenant holds more than its share while another tenant is
+// active), and waits for one again; it returns at once otherwise. An error
+// (ctx done) means the claim no longer holds a core.
 func (c *Claim) Yield(ctx context.Context) error {
 	s := c.s
-	if s.waiting.Load() == 0 {
+	if s.waiting.Load() == 0 && s.contended.Load() == 0 {
 		return nil
 	}
 	s.mu.Lock()
@@ -202,9 +236,20 @@ func (c *Claim) Yield(ctx context.Context) error {
 // enqueueLocked puts c at the back of its tenant's line.
 func (c *Claim) enqueueLocked() {
 	s := c.s
-	t := s.tenants[c.tenant]
+	t := s.tenantLocked(c.tenant, c.weight)
+	c.t = t
+	s.seq++
+	c.seq = s.seq
+	c.ready = make(chan struct{})
+	t.waiters = append(t.waiters, c)
+	s.waiting.Add(1)
+}
+
+// tenantLocked returns the tenant's state, starting it if it has none.
+func (s *Scheduler) tenantLocked(name string, weight int) *tenant {
+	t := s.tenants[name]
 	if t == nil {
-		t = &tenant{name: c.tenant, weight: c.weight}
+		t = &tenant{name: name}
 		// Idle time is not credit: start at the least-served active
 		// tenant's virtual time.
 		first := true
@@ -213,15 +258,34 @@ func (c *Claim) enqueueLocked() {
 				t.vtime, first = o.vtime, false
 			}
 		}
-		s.tenants[c.tenant] = t
+		s.tenants[name] = t
+		s.updateContendedLocked()
 	}
-	t.weight = c.weight
-	c.t = t
-	s.seq++
-	c.seq = s.seq
-	c.ready = make(chan struct{})
-	t.waiters = append(t.waiters, c)
-	s.waiting.Add(1)
+	t.weight = weight
+	return t
+}
+
+// updateContendedLocked keeps the Yield fast path's flag: whether more
+// than one tenant is active.
+func (s *Scheduler) updateContendedLocked() {
+	if len(s.tenants) > 1 {
+		s.contended.Store(1)
+	} else {
+		s.contended.Store(0)
+	}
+}
+
+// shareLocked is how many cores t may hold while other tenants are
+// active: its weight's part of the cores, at least one.
+func (s *Scheduler) shareLocked(t *tenant) int {
+	if len(s.tenants) < 2 {
+		return s.cores
+	}
+	total := 0
+	for _, o := range s.tenants {
+		total += o.weight
+	}
+	return max(1, s.cores*t.weight/max(total, 1))
 }
 
 // releaseLocked charges c's use, frees its core and grants it on.
@@ -244,8 +308,11 @@ func (c *Claim) chargeLocked(now time.Time) {
 	}
 }
 
-// preemptsLocked says whether a waiter should take c's core now.
+// preemptsLocked says whether c should give its core up now.
 func (s *Scheduler) preemptsLocked(c *Claim, now time.Time) bool {
+	if c.t.running > s.shareLocked(c.t) {
+		return true // over its share while another tenant is active
+	}
 	next := s.nextLocked()
 	if next == nil {
 		return false
@@ -257,11 +324,12 @@ func (s *Scheduler) preemptsLocked(c *Claim, now time.Time) bool {
 }
 
 // nextLocked is the tenant whose waiter gets the next free core: the
-// smallest virtual time, ties to the oldest waiter.
+// smallest virtual time, ties to the oldest waiter; a tenant at its share
+// is passed over.
 func (s *Scheduler) nextLocked() *tenant {
 	var next *tenant
 	for _, t := range s.tenants {
-		if len(t.waiters) == 0 {
+		if len(t.waiters) == 0 || t.running >= s.shareLocked(t) {
 			continue
 		}
 		if next == nil || t.vtime < next.vtime || (t.vtime == next.vtime && t.waiters[0].seq < next.waiters[0].seq) {
@@ -289,11 +357,12 @@ func (s *Scheduler) grantLocked() {
 	}
 }
 
-// forgetLocked drops a tenant that neither holds nor waits for a core.
-// When it comes back it starts at the least-served active tenant's virtual
-// time, as any newcomer does.
+// forgetLocked drops a tenant that neither holds, waits for a core nor has
+// a claim open. When it comes back it starts at the least-served active
+// tenant's virtual time, as any newcomer does.
 func (s *Scheduler) forgetLocked(t *tenant) {
-	if t.running == 0 && len(t.waiters) == 0 {
+	if t.running == 0 && len(t.waiters) == 0 && t.active == 0 {
 		delete(s.tenants, t.name)
+		s.updateContendedLocked()
 	}
 }

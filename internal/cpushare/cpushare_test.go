@@ -30,7 +30,8 @@ func newFake(cores int) (*Scheduler, *fakeClock) {
 
 // Two cores held by tenant A's spinning dispatches; tenant B's dispatch
 // waits until one of A's reaches a yield point, takes that core, and A's
-// gets it back when B releases it.
+// gets it back when B's dispatch is over (until then A is held to its
+// share, one core).
 func TestNewcomerTakesACoreAtTheNextYield(t *testing.T) {
 	ctx := context.Background()
 	s, clk := newFake(2)
@@ -57,11 +58,19 @@ func TestNewcomerTakesACoreAtTheNextYield(t *testing.T) {
 		t.Fatalf("after the yield: %+v, want B and one of A's running, the other of A's waiting", st)
 	}
 	b.Release()
+	// B's dispatch is still in flight (its work outside guest code): A
+	// stays at its share, one core.
+	if st := s.Stats(); st.Running != 1 || st.Waiting != 1 {
+		t.Fatalf("B between cores: %+v, want A at its share (one running, one waiting)", st)
+	}
+	b.Done()
 	if err := <-yielded; err != nil {
 		t.Fatal(err)
 	}
 	a1.Release()
 	a2.Release()
+	a1.Done()
+	a2.Done()
 	if st := s.Stats(); st.Running != 0 || st.Waiting != 0 || st.Tenants != 0 {
 		t.Fatalf("at the end: %+v", st)
 	}
@@ -82,6 +91,7 @@ func TestWeightsShareTheCore(t *testing.T) {
 		weight int
 	}{{"light", 1}, {"heavy", 2}} {
 		c := s.Claim(tc.tenant, tc.weight)
+		defer c.Done()
 		if tc.tenant == "light" {
 			if err := c.Acquire(ctx); err != nil {
 				t.Fatal(err)
@@ -92,6 +102,10 @@ func TestWeightsShareTheCore(t *testing.T) {
 				if err := c.Acquire(ctx); err != nil {
 					t.Error(err)
 					return
+				}
+			} else {
+				for s.Stats().Waiting == 0 {
+					time.Sleep(time.Millisecond) // polling until heavy is in line
 				}
 			}
 			defer c.Release()
@@ -145,10 +159,16 @@ func TestCancelledWaiterLeaves(t *testing.T) {
 	if st := s.Stats(); st.Waiting != 0 || st.Running != 1 {
 		t.Fatalf("%+v", st)
 	}
+	b.Done()
 	a.Release()
+	a.Done()
 	c := s.Claim("c", 1)
 	if err := c.Acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	c.Release()
+	c.Done()
+	if st := s.Stats(); st.Tenants != 0 {
+		t.Fatalf("%+v", st)
+	}
 }

@@ -112,6 +112,12 @@ var areas = []area{
 		{label: "1,000 workers (sandbox), each called once: Go heap", m: m("internal/sandbox", "BenchmarkIdleWorkers/workers=1000", "MiB-heap"), extra: []string{"MiB-rss", "MiB-ready"}},
 		{label: "100 workers (sandbox), each called once: Go heap", m: m("internal/sandbox", "BenchmarkIdleWorkers/workers=100", "MiB-heap"), extra: []string{"MiB-rss", "MiB-ready"}},
 	}},
+	{id: "fair-cpu", title: "Cores shared between tenants (issue 25)", rows: []row{
+		{label: "benign p99 under 8 CPU loops of another tenant, default slots", m: m("host", "BenchmarkFairCPU/default", "ms-p99-loaded"), extra: []string{"benign-refused"},
+			anchor: &anchor{label: "the benign p99 alone, alternated", m: m("host", "BenchmarkFairCPU/default", "ms-p99-alone"), ratioUnit: "loaded/alone-p99"}, budget: "≤ 3× alone, 0 refused"},
+		{label: "the same at `--max-concurrent 4`", m: m("host", "BenchmarkFairCPU/max-concurrent-4", "ms-p99-loaded"), extra: []string{"benign-refused"},
+			anchor: &anchor{label: "the benign p99 alone, alternated", m: m("host", "BenchmarkFairCPU/max-concurrent-4", "ms-p99-alone"), ratioUnit: "loaded/alone-p99"}, budget: "≤ 3× alone, 0 refused"},
+	}},
 	{id: "floor", title: "One-shot `hall run` against the floor", rows: []row{
 		{label: "`hall run` of count_vowels, warm cache (median)", m: m("host", "BenchmarkHallRunFloor", "ms/hall-run"),
 			anchor: &anchor{label: "the floor: plain Extism, same export, warm cache (median)", m: m("host", "BenchmarkHallRunFloor", "ms/floor"), ratioUnit: "hall/floor"},

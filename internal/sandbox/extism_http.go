@@ -162,7 +162,9 @@ func extismHTTPRequest(ctx context.Context, p *extism.CurrentPlugin, stack []uin
 	}
 	var resp *httpResponse
 	var fe *fetchError
-	if err := cs.cpu.waiting(func() { resp, fe = cs.w.egress.fetch(ctx, &cs.egress, "http_request", r.Method, r.URL, r.Headers, body) }); err != nil {
+	if err := cs.cpu.waiting(func() {
+		resp, fe = cs.w.egress.fetch(ctx, &cs.egress, "http_request", r.Method, r.URL, r.Headers, body)
+	}); err != nil {
 		panic(fmt.Errorf("%s: http_request: %w", cs.w.name, err))
 	}
 	if fe != nil {

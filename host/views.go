@@ -31,6 +31,7 @@ func (c Config) clone() Config {
 			out.Workers[id] = ws
 		}
 	}
+	out.Tenants = maps.Clone(c.Tenants)
 	return out
 }
 

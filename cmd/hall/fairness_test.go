@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -92,16 +95,19 @@ func fairCoresRun(t *testing.T, serveArgs ...string) {
 		t.Fatalf("the benign tenant alone was refused: %v", refused)
 	}
 
-	var stop atomic.Bool
+	// The loops' requests are abandoned at the end (the server then stops
+	// them), so the test does not wait out their 10 s limits.
+	lctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	hostile := map[string]int{}
 	for g := range 8 {
 		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
-				r := h.run(h.hostile, "cap.soak.loop", fmt.Sprintf("loop-%d-%d", g, i), "")
+			for i := 0; lctx.Err() == nil; i++ {
+				code := fairLoop(lctx, h, fmt.Sprintf("loop-%d-%d", g, i))
 				mu.Lock()
-				hostile[fmt.Sprintf("%d %s", r.status, r.code)]++
+				hostile[code]++
 				mu.Unlock()
 			}
 		})
@@ -117,7 +123,7 @@ func fairCoresRun(t *testing.T, serveArgs ...string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	loaded, refused := benign("loaded")
-	stop.Store(true)
+	stop()
 	wg.Wait()
 	t.Logf("benign p99 alone %v, under 8 CPU loops %v (×%.1f); hostile outcomes %v", alone, loaded, float64(loaded)/float64(alone), hostile)
 	if len(refused) > 0 {
@@ -143,4 +149,33 @@ func fairInFlight(t *testing.T, h *soakHall) int {
 		}
 	}
 	return 0
+}
+
+// fairLoop dispatches the spinning worker for org.evil until it ends or ctx
+// is done, and returns "<status> <code>" ("abandoned" when ctx ended it).
+func fairLoop(ctx context.Context, h *soakHall, corr string) string {
+	b, _ := json.Marshal(map[string]any{
+		"input": map[string]any{"capability_id": "cap.soak.loop", "env": "dev", "data_label": "INTERNAL",
+			"tenant_risk": "low", "qos_class": "P2", "correlation_id": corr},
+		"payload": "",
+	})
+	req, err := http.NewRequestWithContext(ctx, "POST", h.base+"/wcp/run", bytes.NewReader(b))
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+h.hostile)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := h.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "abandoned"
+		}
+		return err.Error()
+	}
+	defer res.Body.Close()
+	var body struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	json.NewDecoder(res.Body).Decode(&body)
+	return fmt.Sprintf("%d %s", res.StatusCode, body.Error.Code)
 }

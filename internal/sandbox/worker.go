@@ -753,7 +753,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 			if w.stop.Err() != nil {
 				return nil, fmt.Errorf("sandbox: %s: worker closed", w.name)
 			}
-			return res, errorf(CodeLimitTimeout, "%s: no core was free for the call within its time limit (%v); the guest did not run", w.name, lim.Timeout)
+			return res, errorf(CodeLimitTimeout, "%s: stopped after %v waiting for a core (the cores are shared between tenants); the guest did not run", w.name, lim.Timeout)
 		}
 		defer cs.cpu.release()
 	}

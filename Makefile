@@ -74,6 +74,7 @@ bench:
 	$(call bench_step,05-footprint,-bench BenchmarkIdleWorkers -benchtime 1x ./host/ ./internal/sandbox/)
 	@# hall run / the floor program, alternated: medians of 20 pairs.
 	$(call bench_step,06-floor,-bench BenchmarkHallRunFloor -benchtime 20x ./host/)
+	# Cores shared between tenants: a benign p99 under 8 CPU loops, over alone.
 	$(call bench_step,06b-fair-cpu,-bench BenchmarkFairCPU -benchtime 5x ./host/)
 	$(call bench_step,07-ledger,-bench 'BenchmarkAppend|BenchmarkDispatchPair|BenchmarkRecordDecisionParallel|BenchmarkRecordDispatchParallel|BenchmarkVerify$$|BenchmarkSignatureVerify' -benchmem ./internal/ledger/)
 	$(call bench_step,08-verify,-bench 'BenchmarkVerifyReceipts|BenchmarkVerifyEvidence' -benchmem -benchtime 1x ./internal/ledger/)

@@ -97,6 +97,8 @@ var areas = []area{
 		{label: "fresh-instance throughput, standard Go (instantiation included)", m: m("internal/sandbox", "BenchmarkCallFreshParallel", "calls/s")},
 		{label: "tight loop with termination checks, per iteration", m: m("internal/sandbox", "BenchmarkLoopTermination/close_on_done", "ns/iter"),
 			anchor: anc("the same loop unchecked", m("internal/sandbox", "BenchmarkLoopTermination/no_check", "ns/iter"))},
+		{label: "the same with yield points (how every worker is compiled, issue 25), per iteration", m: m("internal/sandbox", "BenchmarkLoopTermination/yield_points", "ns/iter"),
+			anchor: anc("termination checks only", m("internal/sandbox", "BenchmarkLoopTermination/close_on_done", "ns/iter"))},
 		{label: "compile 20,000 nested blocks", m: m("internal/sandbox", "BenchmarkCompileHostile/nested-blocks-20k", "ns/op"), extra: []string{"module-bytes"}},
 		{label: "compile a 1 MB function body", m: m("internal/sandbox", "BenchmarkCompileHostile/huge-body-1MB", "ns/op"), extra: []string{"module-bytes"}},
 		{label: "compile 20,000 functions", m: m("internal/sandbox", "BenchmarkCompileHostile/many-functions-20k", "ns/op"), extra: []string{"module-bytes"}},

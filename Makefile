@@ -25,7 +25,7 @@ test: lint crossbuild
 
 # The packages with concurrent state (pools, group commit, the server, the
 # Hall facade) also run under the race detector.
-RACE_PKGS := ./host/ ./internal/ledger/ ./internal/sandbox/ ./host/server/ ./internal/artifact/ ./internal/auth/
+RACE_PKGS := ./host/ ./internal/ledger/ ./internal/sandbox/ ./host/server/ ./internal/artifact/ ./internal/auth/ ./internal/cpushare/
 
 # Every package, and its tests (go vet type-checks them), builds for the
 # other supported targets (README.md, "Platforms"): a file that reaches

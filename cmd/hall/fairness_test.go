@@ -29,9 +29,6 @@ import (
 // (16×), and 3,045 ms with 2 of 24 requests refused at --max-concurrent 4:
 // slots were shared between tenants, cores were not.
 func TestFairCoresUnderCPULoops(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts hall serve twice and loads both cores")
-	}
 	for _, tc := range []struct {
 		name string
 		args []string

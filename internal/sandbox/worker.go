@@ -768,7 +768,6 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	}
 	in.sleep.watch(cctx)
 	in.sleep.cpu.Store(cs.cpu)
-	defer in.sleep.cpu.Store(nil)
 	cs.in = in
 	correlation := req.Config["wcp.correlation_id"]
 	in.correlation.Store(&correlation)
@@ -783,6 +782,8 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
 	rc, out, callErr := in.p.CallWithContext(cctx, req.Export, req.Input)
 	res.Duration = time.Since(start)
+	// Before the instance can be released for another call.
+	in.sleep.cpu.Store(nil)
 	// The Hall's egress records follow the guest's events; hall_emit
 	// cannot forge them (reservedEventPrefix).
 	res.Events, res.EventsDropped = append(cs.events, cs.egress.take()...), cs.eventsDropped

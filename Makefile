@@ -27,7 +27,7 @@ test: preflight lint crossbuild
 
 # The packages with concurrent state (pools, group commit, the server, the
 # Hall facade) also run under the race detector.
-RACE_PKGS := ./host/ ./internal/ledger/ ./internal/sandbox/ ./host/server/ ./internal/artifact/ ./internal/auth/
+RACE_PKGS := ./host/ ./internal/ledger/ ./internal/sandbox/ ./host/server/ ./internal/artifact/ ./internal/auth/ ./internal/cpushare/
 
 # Every package, and its tests (go vet type-checks them), builds for the
 # other supported targets (README.md, "Platforms"): a file that reaches
@@ -79,6 +79,8 @@ bench:
 	$(call bench_step,05-footprint,-bench BenchmarkIdleWorkers -benchtime 1x ./host/ ./internal/sandbox/)
 	@# hall run / the floor program, alternated: medians of 20 pairs.
 	$(call bench_step,06-floor,-bench BenchmarkHallRunFloor -benchtime 20x ./host/)
+	# Cores shared between tenants: a benign p99 under 8 CPU loops, over alone.
+	$(call bench_step,06b-fair-cpu,-bench BenchmarkFairCPU -benchtime 5x ./host/)
 	$(call bench_step,07-ledger,-bench 'BenchmarkAppend|BenchmarkDispatchPair|BenchmarkRecordDecisionParallel|BenchmarkRecordDispatchParallel|BenchmarkVerify$$|BenchmarkSignatureVerify' -benchmem ./internal/ledger/)
 	$(call bench_step,08-verify,-bench 'BenchmarkVerifyReceipts|BenchmarkVerifyEvidence' -benchmem -benchtime 1x ./internal/ledger/)
 	@# 32 connections, every answer checked: exactly 10,000 requests, 2,000

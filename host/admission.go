@@ -39,9 +39,18 @@ import (
 //     a new request at once, and with 4 slots the soak's hostile tenant
 //     sent ~500 refused requests a second, CPU the benign tenant lacked.)
 //
-// Running dispatches are never pre-empted: a tenant over its share keeps
+// Running dispatches keep their slots: a tenant over its share keeps
 // what it holds until those dispatches end (each bounded by its time
-// limit), and the freed slots go to the others first.
+// limit), and the freed slots go to the others first. Meanwhile (issue 25)
+// a tenant below its share is not kept waiting for them: while another
+// tenant holds more than its share, a tenant below its own is admitted
+// even when every slot is taken, borrowing against the over-share
+// tenant's excess (so at most twice the slots run at once, and only while
+// a tenant is over its share). Before, at --max-concurrent 4, a tenant
+// whose four loops held every slot kept another tenant waiting up to
+// their 10 s time limit, and refused (503). What the extra dispatches cost
+// is bounded elsewhere: the cores are shared by tenant (cores.go), the
+// memory by the Hall's memory budget.
 
 // DefaultMaxConcurrent is the number of dispatch slots when
 // Options.MaxConcurrent is zero: 16 per CPU. A dispatch is CPU-bound in
@@ -203,6 +212,20 @@ func (a *admission) release(tenant string) {
 	a.grantLocked()
 }
 
+// overShareLocked reports whether some tenant holds more than its share
+// while another holds or waits.
+func (a *admission) overShareLocked() bool {
+	if len(a.tenants) < 2 {
+		return false
+	}
+	for _, t := range a.tenants {
+		if t.held > a.share {
+			return true
+		}
+	}
+	return false
+}
+
 // forgetLocked drops a tenant that neither holds nor waits.
 func (a *admission) forgetLocked(name string, t *tenantSlots) {
 	if t.held == 0 && len(t.waiters) == 0 {
@@ -212,13 +235,20 @@ func (a *admission) forgetLocked(name string, t *tenantSlots) {
 
 // grantLocked hands free slots to waiters, by the rules above.
 func (a *admission) grantLocked() {
-	for a.running < a.slots {
+	for {
+		full := a.running >= a.slots
+		if full && !a.overShareLocked() {
+			return
+		}
 		var next *tenantSlots
 		for _, t := range a.tenants {
 			// Every tenant in the map holds or waits: another one wants a
 			// slot when there is more than one.
 			if len(t.waiters) == 0 || (t.held >= a.share && len(a.tenants) > 1) {
 				continue
+			}
+			if full && t.held >= a.share {
+				continue // borrowing is for tenants below their share
 			}
 			if next == nil || t.held < next.held || (t.held == next.held && t.waiters[0].seq < next.waiters[0].seq) {
 				next = t

@@ -37,17 +37,15 @@ func slotsHeld(t *testing.T, a *admission, tenant string, n int) []func() {
 	return rel
 }
 
-// Issue 10: one tenant flooding the dispatch slots; the next free slots go
-// to the waiting tenants with the fewest dispatches in flight, the oldest
-// waiter first among equals, and the flooding tenant is held to its share
-// while others want slots.
+// Issue 10: the next free slots go to the waiting tenants with the
+// fewest dispatches in flight, the oldest waiter first among equals, and a
+// tenant is held to its share while others want slots.
 func TestAdmissionOrder(t *testing.T) {
 	a := newAdmission(4, 0.5) // share: 2 slots
 
-	// Alone, a tenant takes slots beyond its share: the share is not a
-	// quota. beta takes the last one.
-	evil := slotsHeld(t, a, "org.evil", 3)
-	slotsHeld(t, a, "org.beta", 1)
+	// Every slot held, nobody over its share: nobody borrows.
+	evil := slotsHeld(t, a, "org.evil", 2)
+	slotsHeld(t, a, "org.beta", 2)
 
 	// Queued in this order: evil, acme, beta, acme.
 	e1, _ := a.enqueue("org.evil")
@@ -63,36 +61,65 @@ func TestAdmissionOrder(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 
-	// evil 2 (at its share), beta 1, acme 0: acme, though evil came first.
+	// evil 1, beta 2 (at its share), acme 0: acme, though evil came first.
 	evil[0]()
 	if !granted(a1) || granted(e1) || granted(b1) || granted(a2) {
 		t.Fatalf("first free slot: acme %v evil %v beta %v; want acme's first", granted(a1), granted(e1), granted(b1))
 	}
-	// evil 1, beta 1, acme 1: all equal, the oldest waiter (evil's).
+	// evil 0, acme 1: evil's.
 	evil[1]()
 	if !granted(e1) || granted(b1) || granted(a2) {
 		t.Fatalf("second free slot: evil %v beta %v acme %v; want evil", granted(e1), granted(b1), granted(a2))
 	}
-	// evil 1, beta 1, acme 1 again: beta's waiter is older than acme's.
-	evil[2]()
-	if !granted(b1) || granted(a2) {
-		t.Fatalf("third free slot: beta %v acme %v; want beta", granted(b1), granted(a2))
-	}
-	if st := a.stats(); st.Running != 4 || st.Waiting != 1 {
+	if st := a.stats(); st.Running != 4 || st.Waiting != 2 {
 		t.Fatalf("stats %+v", st)
 	}
-	// A slot freed by acme goes back to acme's waiter.
+	// A slot freed by acme goes back to acme's waiter (beta is at its
+	// share).
 	r, err := a.wait(context.Background(), a1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r()
 	r() // a release runs once
-	if !granted(a2) {
+	if !granted(a2) || granted(b1) {
 		t.Fatal("acme's second waiter not granted the free slot")
 	}
-	if st := a.stats(); st.Running != 4 || st.Waiting != 0 {
+	if st := a.stats(); st.Running != 4 || st.Waiting != 1 {
 		t.Fatalf("stats after a double release %+v", st)
+	}
+}
+
+// Issue 25: a tenant whose dispatches hold every slot (alone, it may) does
+// not keep another tenant waiting for them to end: while it is over its
+// share, a tenant below its own is admitted at once, up to its share.
+// Before, the other tenant waited up to the first tenant's time limit and
+// was refused.
+func TestAdmissionBorrowsBelowShare(t *testing.T) {
+	a := newAdmission(4, 0.5) // share: 2 slots
+	evil := slotsHeld(t, a, "org.evil", 4)
+	slotsHeld(t, a, "org.acme", 2) // borrowed
+	a3, err := a.enqueue("org.acme")
+	if err != nil || granted(a3) {
+		t.Fatalf("acme's third: %v granted %v; want a place in line (acme is at its share)", err, err == nil && granted(a3))
+	}
+	e5, _ := a.enqueue("org.evil")
+	if granted(e5) {
+		t.Fatal("evil, over its share, got a fifth slot")
+	}
+	if st := a.stats(); st.Running != 6 || st.Waiting != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// evil's excess ends: the freed slots are not lent again until the
+	// running dispatches are back within the slots.
+	evil[0]()
+	evil[1]()
+	if granted(e5) || granted(a3) {
+		t.Fatalf("with 4 running of 4 slots: evil %v acme %v granted", granted(e5), granted(a3))
+	}
+	evil[2]()
+	if !granted(e5) || granted(a3) {
+		t.Fatalf("a free slot: evil (1 held) %v, acme (2 held, its share) %v; want evil", granted(e5), granted(a3))
 	}
 }
 
@@ -125,7 +152,8 @@ func TestAdmissionShareWhileOthersHold(t *testing.T) {
 // HALL_SATURATED.
 func TestAdmissionRefusals(t *testing.T) {
 	a := newAdmission(2, 0.5)
-	slotsHeld(t, a, "org.evil", 2)
+	slotsHeld(t, a, "org.evil", 1)
+	slotsHeld(t, a, "org.beta", 1)
 	for i := range 2 {
 		if w, err := a.enqueue("org.evil"); err != nil || granted(w) {
 			t.Fatalf("evil's waiter %d: %v; want a place in line", i, err)
@@ -134,7 +162,7 @@ func TestAdmissionRefusals(t *testing.T) {
 	_, err := a.enqueue("org.evil")
 	var se *SaturatedError
 	if !errors.As(err, &se) || se.Code() != wcp.CodeHallSaturated || se.Waited != 0 {
-		t.Fatalf("a fifth dispatch of a tenant holding both slots with two waiting: %v; want HALL_SATURATED at once", err)
+		t.Fatalf("a fourth dispatch of a tenant with two waiting for two slots: %v; want HALL_SATURATED at once", err)
 	}
 	w, err := a.enqueue("org.acme")
 	if err != nil || granted(w) {
@@ -145,7 +173,7 @@ func TestAdmissionRefusals(t *testing.T) {
 	if _, err := a.wait(ctx, w); !errors.As(err, &se) || se.Waited == 0 || se.Tenant != "org.acme" {
 		t.Fatalf("a waiter that gave up: %v; want HALL_SATURATED after waiting", err)
 	}
-	if st := a.stats(); st.Waiting != 2 || st.Tenants != 1 {
+	if st := a.stats(); st.Waiting != 2 || st.Tenants != 2 {
 		t.Fatalf("the waiter did not leave the line: %+v", st)
 	}
 }

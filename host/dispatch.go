@@ -516,6 +516,9 @@ type RunResult struct {
 	Outcome string
 	Err     error
 	Limits  sandbox.Limits
+	// QueueWait is how long the dispatch waited for its dispatch slot
+	// (admission.go) and for cores (cores.go).
+	QueueWait time.Duration
 	// ReceiptID identifies the dispatch's evidence receipt.
 	ReceiptID string
 	// TraceID is the W3C trace id (32 hex digits) of the dispatch's span
@@ -672,6 +675,7 @@ func (h *Hall) run(ctx context.Context, req RunRequest, parent *frame) (*RunResu
 		// A hop runs on its root's slot (chain.go): it never waits for
 		// one its ancestors hold.
 		actx, cancelWait := context.WithTimeout(ctx, wait)
+		slotWait := time.Now()
 		actx, aspan := h.startSpan(actx, "hall.admission")
 		releaseSlot, err := h.admission.acquire(actx, req.Input.TenantID)
 		if aspan.IsRecording() {
@@ -686,9 +690,15 @@ func (h *Hall) run(ctx context.Context, req RunRequest, parent *frame) (*RunResu
 		if err != nil {
 			return res, err
 		}
+		res.QueueWait = time.Since(slotWait)
 		defer releaseSlot()
 	}
 	defer h.active.add(&res.Decision, res.WorkerID)()
+	// The dispatch's claim on the cores (cores.go): from here its tenant
+	// counts as active, so other tenants are held to their share. A hop's
+	// parent gives its core back while it waits in hall_invoke.
+	claim := h.coreClaim(snap, req.Input.TenantID)
+	defer claim.Done()
 	if h.life.closing() {
 		// Close began while this dispatch waited for its slot: it is not
 		// admitted (nothing ran, nothing is recorded).
@@ -776,11 +786,13 @@ func (h *Hall) run(ctx context.Context, req RunRequest, parent *frame) (*RunResu
 	cctx, cspan := h.startSpan(ctx, "hall.sandbox.call")
 	greq := plan.guestRequest(in, req.Payload, req.Timeout)
 	greq.Tracer = h.tracer
+	greq.CPU = claim
 	if plan.replayOf == "" {
 		greq.Invoke = h.invoker(fr)
 	}
 	greq.Hop = parent != nil
 	out, err := lw.worker.Call(cctx, greq)
+	res.QueueWait += claim.Waited()
 	if out != nil {
 		res.Output, res.Logs, res.Duration, res.Limits, res.Events = out.Output, out.Logs, out.Duration, out.Limits, out.Events
 	}

@@ -187,6 +187,7 @@ func receipt(res *RunResult, plan *Plan, payload []byte, started time.Time) *led
 		RequestHash:      d.RequestHash.String(),
 		InputHash:        digestOf(payload),
 		DurationMS:       float64(res.Duration.Microseconds()) / 1000,
+		QueueWaitMS:      float64(res.QueueWait.Microseconds()) / 1000,
 		Outcome:          res.Outcome,
 		Limits: ledger.Limits{
 			TimeoutMS:   res.Limits.Timeout.Milliseconds(),

@@ -62,3 +62,21 @@ func (fixedHashes) StoredHash(context.Context, string) ([]byte, error) {
 	h := sha256.Sum256([]byte("fixed"))
 	return h[:], nil
 }
+
+// HoldCores takes n of h's cores for tenant, as running guest code would,
+// until release is called.
+func HoldCores(h *Hall, tenant string, n int) (release func(), err error) {
+	var rel []func()
+	for range n {
+		c := h.cores.Claim(tenant, 1)
+		if err := c.Acquire(context.Background()); err != nil {
+			return nil, err
+		}
+		rel = append(rel, func() { c.Release(); c.Done() })
+	}
+	return func() {
+		for _, r := range rel {
+			r()
+		}
+	}, nil
+}

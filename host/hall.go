@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/cpushare"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/router"
 	"github.com/wcphall/hall/internal/sandbox"
@@ -175,6 +176,11 @@ type Config struct {
 	// Chain bounds governed pipelines: the sub-dispatches workers make
 	// through hall_invoke (chain.go, docs/ABI.md).
 	Chain ChainConfig `json:"chain,omitzero"`
+	// Policy bounds the evaluation of the policy file (docs/POLICY.md,
+	// "Cost").
+	Policy PolicyConfig `json:"policy,omitzero"`
+	// Tenants holds per-tenant settings, by tenant id (cores.go).
+	Tenants map[string]TenantSettings `json:"tenants,omitempty"`
 }
 
 // HTTPConfig configures the HTTP API.
@@ -185,6 +191,29 @@ type HTTPConfig struct {
 	// default: no cross-origin call is allowed.
 	CORSOrigins []string `json:"cors_origins,omitempty"`
 }
+
+// TenantSettings tune how one tenant shares the Hall.
+type TenantSettings struct {
+	// Weight is the tenant's share of the cores relative to the others
+	// while they compete (0: 1; at most MaxTenantWeight): a tenant of
+	// weight 2 gets twice the CPU of a tenant of weight 1 (cores.go).
+	Weight int `json:"weight,omitempty"`
+}
+
+// MaxTenantWeight is the largest tenants.<id>.weight.
+const MaxTenantWeight = 1000
+
+// PolicyConfig is the "policy" block of hall.json.
+type PolicyConfig struct {
+	// CostLimit is the CEL cost one evaluation of the policy set may spend
+	// (0: policy.DefaultCostLimit, one million); past it the request is
+	// denied with DENY_POLICY_COST_EXCEEDED.
+	CostLimit uint64 `json:"cost_limit,omitempty"`
+}
+
+// MaxPolicyCostLimit is the largest policy.cost_limit hall.json may set:
+// some minutes of one core, already far past any useful policy.
+const MaxPolicyCostLimit = 1_000_000_000
 
 // WorkerSettings tune how one worker is dispatched.
 type WorkerSettings struct {
@@ -277,6 +306,17 @@ func ParseConfig(data []byte) (Config, error) {
 			return Config{}, fmt.Errorf("http.cors_origins[%d]: %w", i, err)
 		}
 	}
+	for id, ts := range c.Tenants {
+		if strings.TrimSpace(id) == "" {
+			return Config{}, fmt.Errorf("tenants: a tenant id is empty; key each entry by the tenant_id its requests carry")
+		}
+		if ts.Weight < 0 || ts.Weight > MaxTenantWeight {
+			return Config{}, fmt.Errorf("tenants.%s.weight: %d is out of range; give the tenant's share of the cores relative to the others, from 1 to %d (0 or absent: 1)", id, ts.Weight, MaxTenantWeight)
+		}
+	}
+	if n := c.Policy.CostLimit; n > MaxPolicyCostLimit {
+		return Config{}, fmt.Errorf("policy.cost_limit: %d is beyond any useful policy; give the CEL cost one evaluation of the policy set may spend, at most %d (0 or absent: one million)", n, uint64(MaxPolicyCostLimit))
+	}
 	return c, nil
 }
 
@@ -346,6 +386,9 @@ type Hall struct {
 	// admission hands out the dispatch slots fairly between tenants
 	// (admission.go).
 	admission *admission
+	// cores shares the CPUs between tenants while guest code runs
+	// (cores.go).
+	cores *cpushare.Scheduler
 
 	// uses and evicted count acquisitions and evictions of loaded
 	// workers (dispatch.go), guarded by mu.
@@ -390,7 +433,7 @@ func Open(ctx context.Context, opts Options) (*Hall, error) {
 	if opts.TenantShare < 0 || opts.TenantShare > 1 {
 		return nil, fmt.Errorf("Options.TenantShare: %v is not a share of the dispatch slots; give a fraction in (0, 1], or 0 for %v", opts.TenantShare, DefaultTenantShare)
 	}
-	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare), tracer: tracing.Tracer(opts.TracerProvider)}
+	h := &Hall{opts: opts, log: opts.Logger, admission: newAdmission(opts.MaxConcurrent, opts.TenantShare), tracer: tracing.Tracer(opts.TracerProvider), cores: cpushare.New(0)}
 	if opts.Stores != nil && opts.Stores.Source != nil {
 		h.src = opts.Stores.Source
 	}

@@ -36,7 +36,7 @@ type integModSet struct {
 
 var integMods integModSet
 
-func integModules(t *testing.T) *integModSet {
+func integModules(t testing.TB) *integModSet {
 	t.Helper()
 	m := &integMods
 	m.once.Do(func() {

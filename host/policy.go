@@ -38,18 +38,18 @@ func (h *Hall) PolicyFile() string { p, _ := h.opts.policyPath(); return p }
 func (h *Hall) Policies() *policy.Set { return h.snap.Load().policies }
 
 // parsePolicies compiles the stored policy document once per snapshot
-// and returns it with its bytes. No document is no policies: PyHall's
+// under hall.json's policy block and returns it with its bytes. No document is no policies: PyHall's
 // behaviour (the files of Options report a policy file that was named but
 // does not exist as an error when they are read). A document that does
 // not compile fails the Open or Reload, with the document, the policy and
 // the position named. The policy set in force, or its absence, is part of
 // the snapshot recorded before the first decision under it
 // (snapshot_digest.go).
-func parsePolicies(d Doc) (*policy.Set, []byte, error) {
+func parsePolicies(d Doc, cfg PolicyConfig) (*policy.Set, []byte, error) {
 	if !d.Present {
 		return nil, nil, nil
 	}
-	set, err := policy.Parse(d.Name, d.Data)
+	set, err := policy.ParseLimits(d.Name, d.Data, policy.Limits{CostLimit: cfg.CostLimit})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,7 +146,7 @@ func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, i
 	}
 	f := policyFacts(set, w, in, dec)
 	_, span := h.startSpan(ctx, "hall.policy")
-	res := set.Evaluate(&f, dec.EscalationEffective.PolicyGate)
+	res := set.EvaluateContext(ctx, &f, dec.EscalationEffective.PolicyGate)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("hall.policy_set", digest), tracing.PolicyID.String(res.Policy), tracing.PolicyEffect.String(string(res.Outcome)))
 	}
@@ -202,6 +202,10 @@ func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, i
 		}
 		return false
 	default:
+		if res.Code == policy.CodeCostExceeded {
+			denyByPolicy(dec, wcp.DenyPolicyCostExceeded, "A policy went over the policy cost limit; the Hall denies rather than decide unchecked.", res.Reason, digest, false)
+			return false
+		}
 		denyByPolicy(dec, wcp.DenyPolicyGate, "The policy gate denied this request.", res.Reason, digest, false)
 		return false
 	}

@@ -325,7 +325,7 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	s := newSnapshot(rules, docs.Rules.Name, cfg, workers)
 	s.rulesDigest, s.rulesName = rulesDigest, docs.Rules.Name
 	s.problems = errors.Join(errs...)
-	if s.policies, s.src.policyDoc, err = parsePolicies(docs.Policy); err != nil {
+	if s.policies, s.src.policyDoc, err = parsePolicies(docs.Policy, cfg.Policy); err != nil {
 		return nil, err
 	}
 	s.src.rulesDoc = rulesData

@@ -38,6 +38,7 @@ func (c Config) clone() Config {
 			out.Chain.BlastThresholds[env] = maps.Clone(row)
 		}
 	}
+	out.Tenants = maps.Clone(c.Tenants)
 	return out
 }
 

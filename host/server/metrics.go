@@ -15,6 +15,7 @@ type metrics struct {
 	reg       *prometheus.Registry
 	decisions *prometheus.CounterVec
 	dispatch  *prometheus.HistogramVec
+	queueWait prometheus.Histogram
 	limitHits *prometheus.CounterVec
 	inFlight  prometheus.Gauge
 	rejected  *prometheus.CounterVec
@@ -34,6 +35,11 @@ func newMetrics(online func() bool, workers func() int, pools func() []host.Pool
 			// From a pooled small worker (~0.5 ms) to the default 10 s ceiling.
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"outcome"}),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hall_dispatch_queue_wait_seconds",
+			Help:    "Time governed dispatches that ran a worker waited for a dispatch slot and for cores (shared fairly between tenants), in all.",
+			Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hall_sandbox_limit_hits_total",
 			Help: "Dispatches stopped by a sandbox limit, by code (LIMIT_TIMEOUT, LIMIT_MEMORY, LIMIT_INPUT, LIMIT_OUTPUT).",
@@ -67,7 +73,7 @@ func newMetrics(online func() bool, workers func() int, pools func() []host.Pool
 	if loads != nil {
 		m.reg.MustRegister(loadCollector{loads})
 	}
-	m.reg.MustRegister(m.decisions, m.dispatch, m.limitHits, m.inFlight, m.rejected, m.requests, onlineGauge, workersGauge, poolCollector{pools},
+	m.reg.MustRegister(m.decisions, m.dispatch, m.queueWait, m.limitHits, m.inFlight, m.rejected, m.requests, onlineGauge, workersGauge, poolCollector{pools},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,6 +88,7 @@ func (m *metrics) decision(endpoint string, denied bool, code string) {
 
 func (m *metrics) ran(res *host.RunResult, seconds float64) {
 	m.dispatch.WithLabelValues(res.Outcome).Observe(seconds)
+	m.queueWait.Observe(res.QueueWait.Seconds())
 	if strings.HasPrefix(res.Outcome, "LIMIT_") {
 		m.limitHits.WithLabelValues(res.Outcome).Inc()
 	}

@@ -192,6 +192,7 @@ var codeTable = []CodeInfo{
 	{Code(DenyPolicyGateUnconfigured), KindDeny, http.StatusConflict, "the rule asks for a policy gate and none is configured"},
 	{Code(DenyInternalError), KindDeny, http.StatusInternalServerError, "the policy gate or privilege check failed"},
 	{Code(DenyPolicyGate), KindDeny, http.StatusForbidden, "the policy gate denied the request"},
+	{Code(DenyPolicyCostExceeded), KindDeny, http.StatusForbidden, "a policy's evaluation went over the policy cost limit (hall.json policy.cost_limit) and was stopped (fail closed); the Hall's own, not WCP's"},
 	{Code(DenyRequiresHumanApproval), KindDeny, http.StatusForbidden, "the policy gate requires a human approval"},
 	{Code(DenyPolicyGateInvalidResponse), KindDeny, http.StatusInternalServerError, "the policy gate answered something other than ALLOW, DENY or REQUIRE_HUMAN"},
 	{Code(DenyNoAvailableWorker), KindDeny, http.StatusNotFound, "no candidate worker of the matched rule is available"},

@@ -19,6 +19,7 @@ const (
 	DenyPolicyGateUnconfigured        DenyCode = "DENY_POLICY_GATE_UNCONFIGURED"
 	DenyInternalError                 DenyCode = "DENY_INTERNAL_ERROR"
 	DenyPolicyGate                    DenyCode = "DENY_POLICY_GATE"
+	DenyPolicyCostExceeded            DenyCode = "DENY_POLICY_COST_EXCEEDED"
 	DenyRequiresHumanApproval         DenyCode = "DENY_REQUIRES_HUMAN_APPROVAL"
 	DenyPolicyGateInvalidResponse     DenyCode = "DENY_POLICY_GATE_INVALID_RESPONSE"
 	DenyNoAvailableWorker             DenyCode = "DENY_NO_AVAILABLE_WORKER"

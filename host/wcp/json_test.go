@@ -269,8 +269,8 @@ func TestSmallTypes(t *testing.T) {
 		}
 		seen[info.Code] = true
 	}
-	if len(DenyCodes()) != 24 { // PyHall's 21, the Hall's three chain codes
-		t.Errorf("%d deny codes, want 24", len(DenyCodes()))
+	if len(DenyCodes()) != 25 { // PyHall's 21, the Hall's three chain codes and DENY_POLICY_COST_EXCEEDED
+		t.Errorf("%d deny codes, want 25", len(DenyCodes()))
 	}
 	cfg := (*HallConfig)(nil)
 	off := false

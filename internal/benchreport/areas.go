@@ -67,6 +67,8 @@ var areas = []area{
 		{label: "10,000 wildcard rules, none matches (linear: the index cannot skip)", m: m("internal/router", "BenchmarkDecideRules/rules=10000/wildcards-no-match", "ns/op"), extra: []string{"allocs/op"},
 			anchor: anc("1 rule", m("internal/router", "BenchmarkDecideRules/rules=1/wildcards-no-match", "ns/op"))},
 		{label: "20 CEL policies (`internal/policy`)", m: m("internal/policy", "BenchmarkEvaluate20", "ns/op"), extra: []string{"allocs/op"}},
+		{label: "policy cost bomb over 59 KB of request.items, stopped by the default cost limit (10.8 s per decision before issue 25)", m: m("internal/policy", "BenchmarkCostLimit/bomb-59KB", "ns/op"), extra: []string{"allocs/op"},
+			anchor: anc("a linear scan of the same items", m("internal/policy", "BenchmarkCostLimit/scan-59KB", "ns/op")), budget: "< 1 s"},
 	}},
 	{id: "hall-decide", title: "Hall.Decide", rows: []row{
 		{label: "1 enrolled worker", m: m("host", "BenchmarkHallDecide/workers=1", "ns/op"), extra: []string{"allocs/op"}, anchor: engine},
@@ -105,6 +107,8 @@ var areas = []area{
 		{label: "fresh-instance throughput, standard Go (instantiation included)", m: m("internal/sandbox", "BenchmarkCallFreshParallel", "calls/s")},
 		{label: "tight loop with termination checks, per iteration", m: m("internal/sandbox", "BenchmarkLoopTermination/close_on_done", "ns/iter"),
 			anchor: anc("the same loop unchecked", m("internal/sandbox", "BenchmarkLoopTermination/no_check", "ns/iter"))},
+		{label: "the same with yield points (how every worker is compiled, issue 25), per iteration", m: m("internal/sandbox", "BenchmarkLoopTermination/yield_points", "ns/iter"),
+			anchor: anc("termination checks only", m("internal/sandbox", "BenchmarkLoopTermination/close_on_done", "ns/iter"))},
 		{label: "compile 20,000 nested blocks", m: m("internal/sandbox", "BenchmarkCompileHostile/nested-blocks-20k", "ns/op"), extra: []string{"module-bytes"}},
 		{label: "compile a 1 MB function body", m: m("internal/sandbox", "BenchmarkCompileHostile/huge-body-1MB", "ns/op"), extra: []string{"module-bytes"}},
 		{label: "compile 20,000 functions", m: m("internal/sandbox", "BenchmarkCompileHostile/many-functions-20k", "ns/op"), extra: []string{"module-bytes"}},
@@ -119,6 +123,12 @@ var areas = []area{
 			budget: "≤ 1 MiB"},
 		{label: "1,000 workers (sandbox), each called once: Go heap", m: m("internal/sandbox", "BenchmarkIdleWorkers/workers=1000", "MiB-heap"), extra: []string{"MiB-rss", "MiB-ready"}},
 		{label: "100 workers (sandbox), each called once: Go heap", m: m("internal/sandbox", "BenchmarkIdleWorkers/workers=100", "MiB-heap"), extra: []string{"MiB-rss", "MiB-ready"}},
+	}},
+	{id: "fair-cpu", title: "Cores shared between tenants (issue 25)", rows: []row{
+		{label: "benign p99 under 8 CPU loops of another tenant, default slots", m: m("host", "BenchmarkFairCPU/default", "ms-p99-loaded"), extra: []string{"benign-refused"},
+			anchor: &anchor{label: "the benign p99 alone, alternated", m: m("host", "BenchmarkFairCPU/default", "ms-p99-alone"), ratioUnit: "loaded/alone-p99"}, budget: "≤ 3× alone, 0 refused"},
+		{label: "the same at `--max-concurrent 4`", m: m("host", "BenchmarkFairCPU/max-concurrent-4", "ms-p99-loaded"), extra: []string{"benign-refused"},
+			anchor: &anchor{label: "the benign p99 alone, alternated", m: m("host", "BenchmarkFairCPU/max-concurrent-4", "ms-p99-alone"), ratioUnit: "loaded/alone-p99"}, budget: "≤ 3× alone, 0 refused"},
 	}},
 	{id: "floor", title: "One-shot `hall run` against the floor", rows: []row{
 		{label: "`hall run` of count_vowels, warm cache (median)", m: m("host", "BenchmarkHallRunFloor", "ms/hall-run"),

@@ -58,6 +58,9 @@ type Receipt struct {
 	InputHash        string
 	OutputHash       string // "" when the worker produced no output
 	DurationMS       float64
+	// QueueWaitMS is how long the dispatch waited for a dispatch slot and
+	// for cores before and while it ran (0: not at all, or not recorded).
+	QueueWaitMS float64
 	// Outcome is "ok" or an upper-case error code such as LIMIT_TIMEOUT.
 	Outcome      string
 	ErrorMessage string
@@ -139,10 +142,12 @@ type receiptJSON struct {
 	InputHash        string   `json:"input_hash"`
 	OutputHash       string   `json:"output_hash,omitempty"`
 	DurationMS       float64  `json:"duration_ms"`
-	Outcome          string   `json:"outcome"`
-	ErrorMessage     string   `json:"error_message,omitempty"`
-	Limits           Limits   `json:"limits"`
-	Determinism      string   `json:"determinism"`
+	// Omitted when zero: receipts written before it keep their hashes.
+	QueueWaitMS  float64 `json:"queue_wait_ms,omitempty"`
+	Outcome      string  `json:"outcome"`
+	ErrorMessage string  `json:"error_message,omitempty"`
+	Limits       Limits  `json:"limits"`
+	Determinism  string  `json:"determinism"`
 	// Both omitted when empty, so receipts written before they existed
 	// keep their canonical bodies and hashes.
 	RecordDigest string          `json:"record_digest,omitempty"`
@@ -183,6 +188,7 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		InputHash:        r.InputHash,
 		OutputHash:       r.OutputHash,
 		DurationMS:       r.DurationMS,
+		QueueWaitMS:      r.QueueWaitMS,
 		Outcome:          r.Outcome,
 		ErrorMessage:     r.ErrorMessage,
 		Limits:           r.Limits,
@@ -279,6 +285,7 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		InputHash:        w.InputHash,
 		OutputHash:       w.OutputHash,
 		DurationMS:       w.DurationMS,
+		QueueWaitMS:      w.QueueWaitMS,
 		Outcome:          w.Outcome,
 		ErrorMessage:     w.ErrorMessage,
 		Limits:           w.Limits,
@@ -379,6 +386,9 @@ func (r *Receipt) validate() error {
 	}
 	if !outcomeCode.MatchString(r.Outcome) {
 		return invalid("outcome", fmt.Sprintf("%q is neither \"ok\" nor an upper-case error code", r.Outcome))
+	}
+	if r.QueueWaitMS < 0 || math.IsNaN(r.QueueWaitMS) || math.IsInf(r.QueueWaitMS, 0) {
+		return invalid("queue_wait_ms", fmt.Sprintf("%v is not a non-negative number of milliseconds", r.QueueWaitMS))
 	}
 	if r.DurationMS < 0 || math.IsNaN(r.DurationMS) || math.IsInf(r.DurationMS, 0) {
 		return invalid("duration_ms", "must be a finite number ≥ 0")

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -132,6 +133,7 @@ type Set struct {
 	ttl         time.Duration
 	policies    []compiled
 	usesRequest bool
+	limits      Limits
 	// all and ungated are every policy (a gated request) and the policies
 	// that apply to every request, each combined into one CEL program that
 	// answers the index of the deciding policy, or -1. One program per
@@ -175,9 +177,18 @@ var celEnv = sync.OnceValue(func() *cel.Env {
 	return e
 })
 
-// Parse compiles a policy document. file names it in errors. Every
-// problem is reported, joined.
-func Parse(file string, data []byte) (*Set, error) {
+// Parse compiles a policy document with the default Limits. file names it
+// in errors. Every problem is reported, joined.
+func Parse(file string, data []byte) (*Set, error) { return ParseLimits(file, data, Limits{}) }
+
+// ParseLimits compiles a policy document whose evaluations are bounded by
+// lim (cost.go). Besides what Parse checks, a policy whose estimated cost
+// grows faster than the request is refused, named, with POLICY_INVALID.
+func ParseLimits(file string, data []byte, lim Limits) (*Set, error) {
+	return parse(file, data, lim, true)
+}
+
+func parse(file string, data []byte, lim Limits, checkCost bool) (*Set, error) {
 	var f File
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -188,7 +199,7 @@ func Parse(file string, data []byte) (*Set, error) {
 		return nil, &Error{File: file, Index: -1, Field: "(document)", Msg: "unexpected data after the JSON object"}
 	}
 	sum := sha256.Sum256(data)
-	s := &Set{digest: "sha256:" + hex.EncodeToString(sum[:]), approvals: f.Approvals, ttl: DefaultApprovalTTL}
+	s := &Set{digest: "sha256:" + hex.EncodeToString(sum[:]), approvals: f.Approvals, ttl: DefaultApprovalTTL, limits: lim}
 	var errs []error
 	if v := f.Approvals.ExpiresAfter; v != "" {
 		d, err := time.ParseDuration(v)
@@ -239,7 +250,13 @@ func Parse(file string, data []byte) (*Set, error) {
 			bad("when", "is of type %s; it must be a bool", a.OutputType())
 			continue
 		}
-		prg, err := celEnv().Program(a, cel.EvalOptions(cel.OptOptimize))
+		if checkCost {
+			if why := checkGrowth(a); why != "" {
+				bad("when", "%s", why)
+				continue
+			}
+		}
+		prg, err := celEnv().Program(a, lim.programOptions()...)
 		if err != nil {
 			bad("when", "%v", err)
 			continue
@@ -282,7 +299,7 @@ func (s *Set) combine(gated bool) (cel.Program, error) {
 	if iss != nil && iss.Err() != nil {
 		return nil, iss.Err()
 	}
-	return celEnv().Program(a, cel.EvalOptions(cel.OptOptimize))
+	return celEnv().Program(a, s.limits.programOptions()...)
 }
 
 // selects reports whether the checked expression selects field anywhere.
@@ -348,15 +365,32 @@ type Result struct {
 	// Policy is the id of the policy that decided ("" for Allow).
 	Policy string
 	Reason string
+	// Code is CodeCostExceeded when the evaluation was stopped by the cost
+	// limit (a DENY naming the policy it was evaluating), else "".
+	Code string
 }
 
-// Evaluate runs the applicable policies on f: all of them when gated (the
-// matched rule sets escalation.policy_gate), else those that apply to
-// every request. DENY overrides REQUIRE_HUMAN overrides ALLOW; within an
-// effect the first policy in file order is reported. An evaluation error
-// (a missing map key, a type mismatch at run time) is a DENY naming the
-// policy: the set fails closed.
+// Evaluate is EvaluateContext without a context.
 func (s *Set) Evaluate(f *Facts, gated bool) Result {
+	return s.EvaluateContext(context.Background(), f, gated)
+}
+
+// EvaluateContext runs the applicable policies on f: all of them when
+// gated (the matched rule sets escalation.policy_gate), else those that
+// apply to every request. DENY overrides REQUIRE_HUMAN overrides ALLOW;
+// within an effect the first policy in file order is reported. An
+// evaluation error (a missing map key, a type mismatch at run time) is a
+// DENY naming the policy: the set fails closed.
+//
+// # Notes
+//
+//   - One call spends at most the set's cost limit (Limits.CostLimit) on
+//     the combined program, and as much again naming the policy at fault;
+//     past the limit the answer is a DENY with Code CodeCostExceeded
+//     naming the policy being evaluated (cost.go).
+//   - When ctx is done the evaluation stops within a few iterations and
+//     the answer is a DENY (fail closed) that says so.
+func (s *Set) EvaluateContext(ctx context.Context, f *Facts, gated bool) Result {
 	if s == nil {
 		return Result{Outcome: Allow}
 	}
@@ -365,7 +399,8 @@ func (s *Set) Evaluate(f *Facts, gated bool) Result {
 	if gated {
 		prg = s.all
 	}
-	if out, _, err := prg.Eval(&act); err == nil {
+	out, _, err := prg.ContextEval(ctx, &act)
+	if err == nil {
 		i, ok := out.(types.Int)
 		switch {
 		case ok && i < 0:
@@ -375,14 +410,34 @@ func (s *Set) Evaluate(f *Facts, gated bool) Result {
 			return Result{Outcome: p.spec.Effect, Policy: p.spec.ID, Reason: p.reason()}
 		}
 	}
-	// Some policy failed: evaluate them one by one to name it.
+	limit := s.limits.costLimit()
+	if overLimit, _ := stopped(err); overLimit {
+		if p := s.only(gated); p != nil {
+			// One policy applies: it is the one at fault, no need to spend
+			// the limit again to name it.
+			return p.overLimit(limit)
+		}
+	}
+	// Some policy failed, or the whole went over the cost limit: evaluate
+	// them one by one to name it. Their costs add up against the limit.
 	var human *compiled
+	var spent uint64
 	for i := range s.policies {
 		p := &s.policies[i]
 		if p.gated && !gated {
 			continue
 		}
-		out, _, err := p.prg.Eval(&act)
+		out, det, err := p.prg.ContextEval(ctx, &act)
+		if det != nil && det.ActualCost() != nil {
+			spent += *det.ActualCost()
+		}
+		overLimit, interrupted := stopped(err)
+		if overLimit || (err == nil && spent > limit) {
+			return p.overLimit(limit)
+		}
+		if interrupted {
+			return Result{Outcome: Deny, Policy: p.spec.ID, Reason: fmt.Sprintf("the evaluation of policy %s was interrupted (%v), so the Hall fails closed", p.spec.ID, context.Cause(ctx))}
+		}
 		if err != nil {
 			return Result{Outcome: Deny, Policy: p.spec.ID, Reason: fmt.Sprintf("policy %s could not be evaluated (%v), so the Hall fails closed", p.spec.ID, err)}
 		}
@@ -403,6 +458,26 @@ func (s *Set) Evaluate(f *Facts, gated bool) Result {
 		return Result{Outcome: RequireHuman, Policy: human.spec.ID, Reason: human.reason()}
 	}
 	return Result{Outcome: Allow}
+}
+
+// only returns the one policy that applies (nil: none or several).
+func (s *Set) only(gated bool) *compiled {
+	var one *compiled
+	for i := range s.policies {
+		if p := &s.policies[i]; !p.gated || gated {
+			if one != nil {
+				return nil
+			}
+			one = p
+		}
+	}
+	return one
+}
+
+// overLimit is the answer when p's evaluation went over the cost limit.
+func (p *compiled) overLimit(limit uint64) Result {
+	return Result{Outcome: Deny, Policy: p.spec.ID, Code: CodeCostExceeded,
+		Reason: fmt.Sprintf("policy %s went over the policy cost limit of %d per evaluation (hall.json policy.cost_limit), so the Hall fails closed", p.spec.ID, limit)}
 }
 
 func (p *compiled) reason() string {

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"github.com/wcphall/hall/internal/wasmmod"
+
 	"context"
 	"testing"
 	"time"
@@ -73,16 +75,22 @@ func BenchmarkCallFreshParallel(b *testing.B) {
 // edge and function entry.
 func BenchmarkLoopTermination(b *testing.B) {
 	const iterations = 10_000_000
-	for _, closeOnDone := range []bool{true, false} {
-		name := "close_on_done"
-		if !closeOnDone {
-			name = "no_check"
-		}
+	for _, name := range []string{"close_on_done", "no_check", "yield_points"} {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone))
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(name != "no_check"))
 			defer rt.Close(ctx)
-			mod, err := rt.Instantiate(ctx, fixtures.loop)
+			wasm := fixtures.loop
+			if name == "yield_points" {
+				// As every worker is compiled: yield points every
+				// YieldEvery iterations, listened to (cpu.go).
+				var err error
+				if wasm, _, err = wasmmod.GuardStackYielding(wasm, 1<<20, YieldEvery); err != nil {
+					b.Fatal(err)
+				}
+				ctx = withYields(ctx)
+			}
+			mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName(""))
 			if err != nil {
 				b.Fatal(err)
 			}

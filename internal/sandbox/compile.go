@@ -127,7 +127,9 @@ func CompileChild(r io.Reader, cacheDir string, maxBytes int) error {
 	defer cache.Close(ctx)
 	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(cache))
 	defer rt.Close(ctx)
-	cm, err := rt.CompileModule(ctx, wasm)
+	// With the yield listener, as Load compiles (cpu.go): the listener
+	// is part of wazero's cache key.
+	cm, err := rt.CompileModule(withYields(ctx), wasm)
 	if err != nil {
 		return errorf(CodeModuleInvalid, "%v", err)
 	}

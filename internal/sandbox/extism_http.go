@@ -118,7 +118,9 @@ type extismHTTPState struct {
 //     message ("HTTP request to '<url>' is not allowed") and the outcome
 //     EGRESS_DENIED. A request that fails on the network (or whose response
 //     is too large) traps it too, as in Extism, with the outcome
-//     WORKER_TRAP. A response with any status, 4xx and 5xx included, is a
+//     WORKER_TRAP. A request still in flight when the call's time limit
+//     ends makes the call's outcome LIMIT_TIMEOUT (a caller that left:
+//     the call is abandoned), never a trap. A response with any status, 4xx and 5xx included, is a
 //     response: the guest reads the status with http_status_code.
 //   - As in Extism, the host frees the request and body blocks it was given
 //     and returns 0 for an empty response body.
@@ -161,8 +163,21 @@ func extismHTTPRequest(ctx context.Context, p *extism.CurrentPlugin, stack []uin
 	if err := json.Unmarshal(raw, &r); err != nil {
 		panic(errorf(CodeWorkerTrap, "%s: http_request: invalid http request: %v", cs.w.name, err))
 	}
-	resp, fe := cs.w.egress.fetch(ctx, &cs.egress, "http_request", r.Method, r.URL, r.Headers, body)
+	var resp *httpResponse
+	var fe *fetchError
+	if err := cs.cpu.waiting(func() {
+		resp, fe = cs.w.egress.fetch(ctx, &cs.egress, "http_request", r.Method, r.URL, r.Headers, body)
+	}); err != nil {
+		panic(fmt.Errorf("%s: http_request: %w", cs.w.name, err))
+	}
 	if fe != nil {
+		if ctx.Err() != nil {
+			// The call's time limit ended (or its caller left) while the
+			// request was in flight: that, not the network, is the outcome,
+			// and classify names it (LIMIT_TIMEOUT or the caller's
+			// cancellation) from the context.
+			panic(fmt.Errorf("%s: http_request %s %s cut: %w", cs.w.name, strings.ToUpper(orGET(r.Method)), redactURL(r.URL), ctx.Err()))
+		}
 		if fe.Code == GuestEgressDenied {
 			panic(errorf(CodeEgressDenied, "%s: HTTP request to '%s' is not allowed: %s", cs.w.name, redactURL(r.URL), fe.Msg))
 		}

@@ -159,8 +159,12 @@ func hallHTTP(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 	cs := stateOf(ctx)
 	raw := readBlock(ctx, p, stack[0])
 	// A nil egress (no network_egress) refuses every request, and the
-	// attempt is recorded all the same.
-	stack[0] = writeBlock(p, cs.w.egress.do(ctx, &cs.egress, raw))
+	// attempt is recorded all the same. The exchange does not hold a core.
+	var out []byte
+	if err := cs.cpu.waiting(func() { out = cs.w.egress.do(ctx, &cs.egress, raw) }); err != nil {
+		panic(fmt.Errorf("%s: hall_http: %w", cs.w.name, err))
+	}
+	stack[0] = writeBlock(p, out)
 }
 
 // lookupSecret asks src for name without outliving ctx: a SecretSource is

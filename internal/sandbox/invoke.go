@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	extism "github.com/extism/go-sdk"
 
@@ -72,7 +73,14 @@ func hallInvoke(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 	case req.Capability == "":
 		out = errorJSON(GuestBadRequest, "hall_invoke: capability is required")
 	default:
-		res, ie := cs.invoke(ctx, req.Capability, req.Input)
+		// The caller waits on its hop without a core (cpu.go), as on an
+		// HTTP exchange: the hop takes its own, so a chain never waits on
+		// the core its ancestor holds.
+		var res []byte
+		var ie *InvokeError
+		if err := cs.cpu.waiting(func() { res, ie = cs.invoke(ctx, req.Capability, req.Input) }); err != nil {
+			panic(fmt.Errorf("%s: hall_invoke: %w", cs.w.name, err))
+		}
 		if ie != nil {
 			out = invokeErrorJSON(ie)
 		} else {

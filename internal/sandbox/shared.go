@@ -53,7 +53,7 @@ func (e *Engine) compiledPlugin(ctx context.Context, key pluginKey, wasm []byte,
 	sp := &sharedPlugin{ready: make(chan struct{}), refs: 1}
 	e.plugins[key] = sp
 	e.mu.Unlock()
-	sp.plugin, sp.err = extism.NewCompiledPlugin(ctx, extism.Manifest{
+	sp.plugin, sp.err = extism.NewCompiledPlugin(withYields(ctx), extism.Manifest{
 		Wasm: []extism.Wasm{extism.WasmData{Data: wasm}},
 	}, extism.PluginConfig{RuntimeConfig: rtCfg, EnableWasi: true}, funcs)
 	close(sp.ready)

@@ -15,6 +15,9 @@ import (
 // CloseOnContextDone stops it at its next function call or loop back-edge.
 type sleeper struct {
 	done atomic.Pointer[doneChan]
+	// cpu is the claim on a core of the call in progress (nil: none): a
+	// sleep gives it back (cpu.go).
+	cpu atomic.Pointer[cpuHold]
 }
 
 type doneChan struct{ c <-chan struct{} }
@@ -36,10 +39,14 @@ func (s *sleeper) sleep(ns int64) {
 		return
 	default:
 	}
-	t := time.NewTimer(time.Duration(ns))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-d.c:
-	}
+	// A sleeping guest does not use a core; the call's context ending
+	// while it waits for one again stops the guest at its next check.
+	_ = s.cpu.Load().waiting(func() {
+		t := time.NewTimer(time.Duration(ns))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-d.c:
+		}
+	})
 }

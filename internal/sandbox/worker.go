@@ -136,6 +136,11 @@ type Request struct {
 	// at once ahead of waiting calls when its charge fits, else it fails
 	// MEMORY_BUDGET at once.
 	Hop bool
+	// CPU, when set, is the call's claim on a core (cpu.go): acquired
+	// before the guest's instance is made and runs, given back while it
+	// sleeps or waits on HTTP, offered at its yield points. Nil: the call
+	// runs without asking.
+	CPU CPU
 }
 
 // Result is the outcome of a call. Worker.Call returns a non-nil Result
@@ -360,7 +365,7 @@ func (e *Engine) runnableForm(wasm []byte, sum [32]byte, lim Limits, name string
 // guardedName names the guarded form of the module whose SHA-256 is sum
 // under lim in the form cache.
 func guardedName(sum [32]byte, lim Limits) string {
-	return fmt.Sprintf("guarded-v4-%s-m%d-s%d.form", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes)
+	return fmt.Sprintf("guarded-v5-%s-m%d-s%d-y%d.form", hex.EncodeToString(sum[:]), lim.MemoryBytes, lim.StackBytes, YieldEvery)
 }
 
 // guardedFormOf returns wasm (the form Load has built so far from the
@@ -372,7 +377,7 @@ func guardedName(sum [32]byte, lim Limits) string {
 // memory limit (which boundTables used) and the stack budget.
 func (e *Engine) guardedFormOf(wasm []byte, sum [32]byte, lim Limits) ([]byte, error) {
 	name := guardedName(sum, lim)
-	guarded, _, err := wasmmod.GuardStack(wasm, lim.StackBytes)
+	guarded, _, err := wasmmod.GuardStackYielding(wasm, lim.StackBytes, YieldEvery)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +454,7 @@ func callableExports(wasm []byte) (map[string]bool, error) {
 func inspectModule(ctx context.Context, rtCfg wazero.RuntimeConfig, wasm []byte) (map[string]bool, error) {
 	rt := wazero.NewRuntimeWithConfig(ctx, rtCfg)
 	defer rt.Close(ctx)
-	cm, err := rt.CompileModule(ctx, wasm)
+	cm, err := rt.CompileModule(withYields(ctx), wasm)
 	if err != nil {
 		return nil, errorf(CodeModuleInvalid, "%v", err)
 	}
@@ -695,6 +700,8 @@ type callState struct {
 	eventsDropped int
 	egress        egressLog
 	invoke        Invoker
+	// cpu is the call's claim on a core (nil: none).
+	cpu *cpuHold
 }
 
 // http returns the Extism HTTP state of the instance serving the call.
@@ -761,6 +768,22 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	}
 	defer w.eng.budget.release(w.charge)
 
+	// A core, after the memory (waiting for memory does not hold one) and
+	// before the instance is made (instantiating is CPU work).
+	if req.CPU != nil {
+		cs.cpu = &cpuHold{cpu: req.CPU, ctx: cctx}
+		if err := cs.cpu.acquire(); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("sandbox: %s: call abandoned by caller: %w", w.name, ctx.Err())
+			}
+			if w.stop.Err() != nil {
+				return nil, fmt.Errorf("sandbox: %s: worker closed", w.name)
+			}
+			return res, errorf(CodeLimitTimeout, "%s: stopped after %v waiting for a core (the cores are shared between tenants); the guest did not run", w.name, lim.Timeout)
+		}
+		defer cs.cpu.release()
+	}
+
 	in, err := w.acquire(cctx, req.ReuseKey)
 	if err != nil {
 		var se *Error
@@ -770,6 +793,7 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	in.sleep.watch(cctx)
+	in.sleep.cpu.Store(cs.cpu)
 	cs.in = in
 	correlation := req.Config["wcp.correlation_id"]
 	in.correlation.Store(&correlation)
@@ -784,6 +808,8 @@ func (w *Worker) Call(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
 	rc, out, callErr := in.p.CallWithContext(cctx, req.Export, req.Input)
 	res.Duration = time.Since(start)
+	// Before the instance can be released for another call.
+	in.sleep.cpu.Store(nil)
 	// The Hall's egress records follow the guest's events; hall_emit
 	// cannot forge them (reservedEventPrefix).
 	res.Events, res.EventsDropped = append(cs.events, cs.egress.take()...), cs.eventsDropped

@@ -76,11 +76,43 @@ type StackGuard struct {
 //   - Deterministic; a module with no defined function is returned as is.
 //     Errors wrap ErrMalformed.
 func GuardStack(wasm []byte, budget uint64) ([]byte, StackGuard, error) {
+	return guard(wasm, budget, 0)
+}
+
+// YieldName is the name a module guarded with yield points
+// (GuardStackYielding) gives the function its yield points call. A host
+// listens to calls of it (wazero's experimental.FunctionListener) to pause
+// the guest there; GuardStackYielding drops a guest name that claims it.
+const YieldName = "hall.yield"
+
+// GuardStackYielding is GuardStack that also gives the module yield
+// points: a countdown, in a new mutable global the guest cannot reach, is
+// decremented at the start of every function the module defines and at the
+// top of every loop, and each time it reaches zero the function named
+// YieldName (new, defined, taking and returning nothing) is called, which
+// resets it to every. A host that listens to calls of that function gets
+// control of the guest's goroutine at least every `every` loop iterations
+// or calls, without any import (function indices do not change), and may
+// block there: this is how a host pre-empts a guest cooperatively.
+//
+// # Notes
+//
+//   - every 0 is GuardStack: no yield points.
+//   - A single instruction that takes long (memory.fill or memory.copy of
+//     a large memory, a host call) is not interrupted: yield points come
+//     between iterations and calls.
+//   - The countdown costs a global read, a decrement, a write and a test
+//     per iteration and call (BenchmarkLoopTermination in internal/sandbox).
+func GuardStackYielding(wasm []byte, budget uint64, every uint32) ([]byte, StackGuard, error) {
+	return guard(wasm, budget, every)
+}
+
+func guard(wasm []byte, budget uint64, every uint32) ([]byte, StackGuard, error) {
 	secs, err := sections(wasm)
 	if err != nil {
 		return nil, StackGuard{}, err
 	}
-	m := guardScan{}
+	m := guardScan{yieldEvery: every}
 	idx := map[byte]int{}
 	for i, s := range secs {
 		if s.id != sectionCustom {
@@ -126,6 +158,8 @@ const (
 )
 
 type guardScan struct {
+	// yieldEvery is the countdown of the yield points (0: none).
+	yieldEvery    uint32
 	types         []FuncType
 	funcTypes     []uint32 // every function's type index, imports first
 	importedFuncs int
@@ -306,6 +340,9 @@ func (m *guardScan) body(r *reader, i uint32) {
 		return
 	}
 	sig := uint64(len(ft.Params) + len(ft.Results))
+	if m.yieldEvery > 0 {
+		values += tickValues // the prologue's yield point
+	}
 	charge := frameBytes + slotBytes*(sig+locals+values)
 	m.bodies = append(m.bodies, guardBody{locals: r.buf[localsAt:localsEnd], code: code, results: ft.Results, charge: charge})
 	r.off = end
@@ -418,6 +455,13 @@ func (m *guardScan) instrs(r *reader, globals uint32, out *[]byte) uint64 {
 			m.prefixedFD(r, at)
 		default:
 			r.fail(at, fmt.Sprintf("opcode %#x is not enabled (WebAssembly 2.0 only)", op))
+		}
+		if out != nil && r.err == nil && op == 0x03 && m.yieldEvery > 0 {
+			// loop: the yield point at the top of every iteration.
+			*out = append(*out, r.buf[at:r.off]...)
+			*out = m.tick(*out)
+			values += tickValues
+			continue
 		}
 		if out != nil && r.err == nil {
 			if op == 0x0f {
@@ -562,7 +606,11 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 		return appendS64(nil, int64(len(types)-1))
 	}
 
-	codeSec := appendU32(nil, defined+1)
+	extra := uint32(1) // the trap function, then the yield function
+	if m.yieldEvery > 0 {
+		extra = 2
+	}
+	codeSec := appendU32(nil, defined+extra)
 	var body []byte
 	for _, b := range m.bodies {
 		g.MaxCharge = max(g.MaxCharge, b.charge)
@@ -577,6 +625,9 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 		body = appendU32(body, total)
 		body = append(body, 0x0b)
 		body = m.adjust(body, budgetGlobal, charge, 0x7d) // budget -= charge
+		if m.yieldEvery > 0 {
+			body = m.tick(body)
+		}
 		body = append(body, 0x02)
 		body = append(body, blockType(b.results)...)
 		body = append(body, b.code...)                    // ends the block
@@ -586,6 +637,15 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 		codeSec = append(codeSec, body...)
 	}
 	codeSec = append(codeSec, 0x03, 0x00, 0x00, 0x0b) // stack_exhausted: unreachable
+	if m.yieldEvery > 0 {
+		// hall.yield: ticks = every (the host's listener runs before).
+		y := append([]byte{0x00, 0x41}, appendS64(nil, int64(int32(m.yieldEvery)))...)
+		y = append(y, 0x24)
+		y = appendU32(y, budgetGlobal+1)
+		y = append(y, 0x0b)
+		codeSec = appendU32(codeSec, uint32(len(y)))
+		codeSec = append(codeSec, y...)
+	}
 
 	typeSec := appendU32(nil, uint32(len(types)))
 	typeSec = append(typeSec, payload(sectionType)...)
@@ -597,20 +657,28 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 		typeSec = append(typeSec, ft.Results...)
 	}
 
-	funcSec := appendU32(nil, defined+1)
+	funcSec := appendU32(nil, defined+extra)
 	funcSec = append(funcSec, payload(sectionFunction)...)
 	funcSec = appendU32(funcSec, trapType)
+	if m.yieldEvery > 0 {
+		funcSec = appendU32(funcSec, trapType) // hall.yield: () -> ()
+	}
 
 	definedGlobals := uint32(0)
 	if i, ok := idx[sectionGlobal]; ok {
 		r := reader{buf: wasm[:secs[i].end], off: secs[i].start}
 		definedGlobals = r.u32()
 	}
-	globalSec := appendU32(nil, definedGlobals+1)
+	globalSec := appendU32(nil, definedGlobals+extra)
 	globalSec = append(globalSec, payload(sectionGlobal)...)
 	globalSec = append(globalSec, 0x7e, 0x01, 0x42)
 	globalSec = appendS64(globalSec, int64(budget))
 	globalSec = append(globalSec, 0x0b)
+	if m.yieldEvery > 0 {
+		globalSec = append(globalSec, 0x7f, 0x01, 0x41) // ticks: mutable i32
+		globalSec = appendS64(globalSec, int64(int32(m.yieldEvery)))
+		globalSec = append(globalSec, 0x0b)
+	}
 
 	replaced := map[byte][]byte{
 		sectionType:     typeSec,
@@ -649,8 +717,28 @@ func (m *guardScan) rewrite(wasm []byte, secs []section, idx map[byte]int, budge
 	if !globalPlaced {
 		emit(sectionGlobal, globalSec)
 	}
-	out = append(out, m.names(wasm, secs, total)...)
+	out = append(out, m.names(wasm, secs, total, m.yieldEvery > 0)...)
 	return out, g, nil
+}
+
+// tickValues is how many values a yield point pushes (see frameBytes).
+const tickValues = 5
+
+// tick appends a yield point: ticks -= 1; if ticks == 0 { hall.yield() }.
+// The countdown is the global after the stack budget's, the yield function
+// the one after the trap function (rewrite).
+func (m *guardScan) tick(b []byte) []byte {
+	ticks := m.globals + 1
+	yield := uint32(len(m.funcTypes)) + 1
+	b = append(b, 0x23)
+	b = appendU32(b, ticks)
+	b = append(b, 0x41, 0x01, 0x6b, 0x24)
+	b = appendU32(b, ticks)
+	b = append(b, 0x23)
+	b = appendU32(b, ticks)
+	b = append(b, 0x45, 0x04, 0x40, 0x10)
+	b = appendU32(b, yield)
+	return append(b, 0x0b)
 }
 
 // adjust appends `budget = budget <op> charge`.
@@ -669,7 +757,7 @@ func (m *guardScan) adjust(body []byte, global uint32, charge int64, op byte) []
 // index the guest did not define, or the reserved name, is dropped; a name
 // section that does not decode is dropped whole (it is debugging
 // information only).
-func (m *guardScan) names(wasm []byte, secs []section, trap uint32) []byte {
+func (m *guardScan) names(wasm []byte, secs []section, trap uint32, yield bool) []byte {
 	type entry struct {
 		idx  uint32
 		name string
@@ -701,7 +789,7 @@ func (m *guardScan) names(wasm []byte, secs []section, trap uint32) []byte {
 			n := sr.u32()
 			for i := uint32(0); i < n && sr.err == nil; i++ {
 				e := entry{idx: sr.u32(), name: sr.name()}
-				if sr.err == nil && e.idx < trap && e.name != StackExhaustedName {
+				if sr.err == nil && e.idx < trap && e.name != StackExhaustedName && e.name != YieldName {
 					fs = append(fs, e)
 				}
 			}
@@ -716,6 +804,9 @@ func (m *guardScan) names(wasm []byte, secs []section, trap uint32) []byte {
 		break
 	}
 	funcs = append(funcs, entry{trap, StackExhaustedName})
+	if yield {
+		funcs = append(funcs, entry{trap + 1, YieldName})
+	}
 	slices.SortStableFunc(funcs, func(a, b entry) int { return int(int64(a.idx) - int64(b.idx)) })
 	sub := appendU32(nil, uint32(len(funcs)))
 	for _, e := range funcs {

@@ -170,6 +170,22 @@ func OpenLocalStores(home string, o LocalStoreOptions) (*Stores, error) {
 // local ledger's audit abilities the hall CLI uses (verification against
 // given keys and checkpoints, bundles, checkpoints, key rotation).
 func OpenLocalEvidence(home string, o LocalStoreOptions) (EvidenceStore, error) {
+	opts := ledgerOptions(o)
+	if o.ReadOnly {
+		path := filepath.Join(home, ledger.DBFile)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s: nothing has been recorded yet", ErrNoEvidence, path)
+		}
+	}
+	s, err := ledger.Open(home, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ledgerOptions are the ledger options o asks for.
+func ledgerOptions(o LocalStoreOptions) []ledger.Option {
 	var opts []ledger.Option
 	if o.StorePayloads {
 		opts = append(opts, ledger.WithPayloads())
@@ -184,17 +200,9 @@ func OpenLocalEvidence(home string, o LocalStoreOptions) (EvidenceStore, error) 
 		opts = append(opts, ledger.WithCheckpoints(p))
 	}
 	if o.ReadOnly {
-		path := filepath.Join(home, ledger.DBFile)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w at %s: nothing has been recorded yet", ErrNoEvidence, path)
-		}
 		opts = append(opts, ledger.ReadOnly())
 	}
-	s, err := ledger.Open(home, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return opts
 }
 
 // OpenLocalTokens opens the token database of the state directory home

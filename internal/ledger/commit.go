@@ -191,7 +191,9 @@ func (s *SQLite) commitBatch(batch []*write) {
 
 // committed releases the callers of a committed batch.
 func (s *SQLite) committed(batch []*write, errs []error) {
-	s.wal.afterCommit(s, s.commits.Add(1))
+	if n := s.commits.Add(1); !s.pg {
+		s.wal.afterCommit(s, n)
+	}
 	defer s.cp.afterCommit(s)
 	for i, w := range batch {
 		if errs[i] == nil {

@@ -120,6 +120,8 @@ type SQLite struct {
 	tails batchTails
 	// wal checkpoints the WAL in the background (walcheckpoint.go).
 	wal walCheckpointer
+	// pg: the database is PostgreSQL (OpenPostgres), not SQLite.
+	pg bool
 }
 
 var _ Store = (*SQLite)(nil)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/pgtest"
 	"github.com/wcphall/hall/internal/storetest"
 )
@@ -50,6 +51,16 @@ func pgBackend() storetest.Backend {
 			}
 			if n, _ := res.RowsAffected(); n != 1 {
 				t.Fatalf("tamper: changed %d row(s)", n)
+			}
+		},
+		TamperArtifact: func(t *testing.T, dsn string, d wcp.Digest) {
+			db, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`UPDATE modules SET module = $1 WHERE digest = $2`, []byte("\x00asm\x01\x00\x00\x00 changed"), d.String()); err != nil {
+				t.Fatal(err)
 			}
 		},
 	}

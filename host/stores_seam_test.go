@@ -23,6 +23,8 @@ var storeImplementations = []string{
 	// host that opens it, and the test harness that starts a server.
 	"internal/pgsql/",
 	"internal/pgtest/",
+	"internal/pgsource/",
+	"host/snapsource_postgres.go",
 	"host/stores_postgres.go",
 }
 

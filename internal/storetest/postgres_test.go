@@ -68,3 +68,15 @@ func pgBackend() storetest.Backend {
 
 // The storage seam's contract, run against PostgreSQL.
 func TestPostgresStores(t *testing.T) { storetest.TestStores(t, pgBackend()) }
+
+// The snapshot source's contract, run against PostgreSQL.
+func TestPostgresSnapshotSource(t *testing.T) {
+	storetest.TestSnapshotSource(t, func(t *testing.T) host.SnapshotSource {
+		src, err := host.OpenPostgresSource(pgtest.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { src.(interface{ Close() error }).Close() })
+		return src
+	})
+}

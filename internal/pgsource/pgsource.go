@@ -254,7 +254,7 @@ func (s *Store) listen(ctx context.Context, interval time.Duration, seen *int64,
 		}
 	}()
 	defer func() { stop(); <-done }() // before conn.Close
-	notify(nil) // listening: anything committed from now on is notified
+	notify(nil)                       // listening: anything committed from now on is notified
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {

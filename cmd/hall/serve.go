@@ -68,10 +68,11 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			defer closeDatabase(c) // after the Hall (defers run last first)
 			defer h.Close(context.Background())
-			tokens, err := host.OpenLocalTokens(c.String("home"))
+			tokens, err := openTokens(c)
 			if err != nil {
-				return failf("%v", err)
+				return err
 			}
 			defer tokens.Close()
 			handler := server.New(h, server.Config{

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/wcphall/hall/host"
+)
+
+// databaseFlag is the shared state of several Halls: with it, rules,
+// policy set, configuration, enrollments, modules, tokens, approvals and
+// the evidence ledger are in that PostgreSQL database, and --home keeps
+// only node-local things (compiled code, the signing key unless --key
+// names it). Without it, the files and SQLite databases of --home.
+func databaseFlag() cli.Flag {
+	return &cli.StringFlag{Name: "database-url", EnvVars: []string{"HALL_DATABASE_URL"},
+		Usage: "PostgreSQL `URL` (postgres://… or a keyword/value DSN such as \"host=/run/postgresql dbname=hall\") holding the shared state (docs/DEPLOY.md)"}
+}
+
+// withDatabase adds databaseFlag to a command's flags.
+func withDatabase(flags ...cli.Flag) []cli.Flag { return append(flags, databaseFlag()) }
+
+// databaseURL is the --database-url of c ("" for the local files).
+func databaseURL(c *cli.Context) string {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet("database-url") || cc.String("database-url") != "" {
+			return cc.String("database-url")
+		}
+	}
+	return ""
+}
+
+// postgresStores opens, once per process, every store of --database-url
+// (the evidence signed with --key, or the node key in --home); later
+// calls return the same stores. A command may close the part it asked
+// for when it is done with it (each part's Close may be called again);
+// closeDatabase closes them all.
+func postgresStores(c *cli.Context, o host.LocalStoreOptions) (*host.Stores, error) {
+	if st, ok := c.App.Metadata["pgstores"].(*host.Stores); ok {
+		return st, nil
+	}
+	dsn := databaseURL(c)
+	// Opened once for the process, read-write: the database is shared,
+	// and reading commands only read.
+	o.ReadOnly = false
+	st, err := host.OpenPostgresStores(dsn, c.String("home"), o)
+	if err != nil {
+		return nil, failf("--database-url: %s", safeMsg(err.Error()))
+	}
+	src, err := host.OpenPostgresSource(dsn)
+	if err != nil {
+		st.Close()
+		return nil, failf("--database-url: %s", safeMsg(err.Error()))
+	}
+	st.Source = src
+	if c.App.Metadata == nil {
+		c.App.Metadata = map[string]any{}
+	}
+	c.App.Metadata["pgstores"] = st
+	return st, nil
+}
+
+// closeDatabase closes the stores postgresStores opened, if any.
+func closeDatabase(c *cli.Context) {
+	if st, ok := c.App.Metadata["pgstores"].(*host.Stores); ok {
+		st.Close()
+		delete(c.App.Metadata, "pgstores")
+	}
+}
+
+// openTokenListEvidence opens the evidence hall tokens list reads
+// (read-only for the local files; host.ErrNoEvidence when nothing was
+// recorded there yet).
+func openTokenListEvidence(c *cli.Context) (host.EvidenceStore, error) {
+	if databaseURL(c) != "" {
+		return openLedgerWith(c, keyOptions(c))
+	}
+	return host.OpenLocalEvidence(c.String("home"), host.LocalStoreOptions{ReadOnly: true})
+}

@@ -35,6 +35,12 @@ type statusReport struct {
 	Ledger          statusLedger    `json:"ledger"`
 	Online          bool            `json:"online"`
 	Server          statusServer    `json:"server"`
+	// Snapshot is the digest of the snapshot in force (what a node of a
+	// shared database serves once it has loaded every change).
+	Snapshot string `json:"snapshot"`
+	// Database says where the shared state is ("" for the files of
+	// --home).
+	Database string `json:"database,omitempty"`
 }
 
 type statusRules struct {
@@ -106,6 +112,13 @@ func statusAction(c *cli.Context) error {
 		Ledger:         statusLedger{Path: filepath.Join(opts.Home, "hall.db")},
 		Server:         statusServer{Address: c.String("addr")},
 	}
+	rep.Snapshot = h.SnapshotDigest()
+	if databaseURL(c) != "" {
+		// The rules, records and evidence are in the database.
+		rep.Database = "postgres (--database-url)"
+		rep.Rules.Path, rep.Rules.Exists, statErr = "db:rules", len(h.Rules().Rules) > 0, nil
+		rep.Ledger.Path = rep.Database
+	}
 	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
 		return failf("--rules: %v", statErr)
 	}
@@ -162,6 +175,7 @@ func statusAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "  capabilities:  %s\n", orNone(strings.Join(rep.Capabilities, ", ")))
 	fmt.Fprintf(w, "  compliance:    %s\n", rep.ComplianceLevel)
+	fmt.Fprintf(w, "  snapshot:      %s\n", rep.Snapshot)
 	fmt.Fprintf(w, "  ledger:        %s\n", rep.Ledger.Path)
 	if rep.Ledger.HeadReceiptID != "" {
 		fmt.Fprintf(w, "    head receipt: %s (tenant %s) %s\n", rep.Ledger.HeadReceiptID, rep.Ledger.HeadReceiptTenant, rep.Ledger.HeadReceiptHash)

@@ -31,6 +31,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		"status":    status,
 		"online":    s.h.Online(),
 		"version":   s.cfg.Version,
+		"snapshot":  s.h.SnapshotDigest(),
 		"timestamp": now(),
 	})
 }

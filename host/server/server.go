@@ -96,6 +96,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.metrics = newMetrics(h.Online, func() int { return h.Registry().Len() }, h.Pools, h.Loads)
+	s.metrics.reg.MustRegister(snapshotCollector{h.SnapshotDigest})
 	s.metrics.reg.MustRegister(approvalCollector{h})
 
 	r := chi.NewRouter()

@@ -97,6 +97,9 @@ func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
 			return nil, err
 		}
 		extra.Stores = st
+		// A new shared database holds no rules yet (PUT /admin/rules or
+		// hall rules set stores them): every request is denied until then.
+		extra.MissingRulesOK = true
 	}
 	h, err := host.Open(contextOf(c), host.Options{
 		Stores:         extra.Stores,

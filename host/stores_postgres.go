@@ -6,6 +6,7 @@ import (
 	"github.com/wcphall/hall/internal/artifact"
 	"github.com/wcphall/hall/internal/auth"
 	"github.com/wcphall/hall/internal/ledger"
+	"github.com/wcphall/hall/internal/pgsql"
 )
 
 // OpenPostgresEvidence opens (creating its tables when missing, unless
@@ -24,6 +25,12 @@ func OpenPostgresEvidence(dsn, home string, o LocalStoreOptions) (EvidenceStore,
 	}
 	return s, nil
 }
+
+// ErrStoreUnavailable is wrapped by the errors of a PostgreSQL store whose
+// database cannot be reached (down, restarting, unreachable): nothing was
+// run or written, or the transaction was rolled back. The HTTP API answers
+// 503 STATE_UNAVAILABLE; the stores reconnect on their next call.
+var ErrStoreUnavailable = pgsql.ErrUnavailable
 
 // OpenPostgresStores opens every part but Source of the PostgreSQL
 // backend in the database dsn: the evidence ledger (OpenPostgresEvidence;

@@ -182,6 +182,52 @@ func TestMultiNodePostgres(t *testing.T) {
 	}
 	inForceEverywhere(t, []*node{live[1], live[0]}, "the rules changed through node 1")
 
+	// PostgreSQL stops: the nodes answer 503 STATE_UNAVAILABLE (nothing
+	// runs whose decision is not durable) and /health says so; it comes
+	// back: they serve again without being touched.
+	pg := pgtest.Start(t)
+	if err := pg.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			pg.Resume()
+		}
+	}()
+	runBody, _ := json.Marshal(map[string]any{
+		"input": map[string]any{"capability_id": "cap.doc.summarize", "env": "dev", "data_label": "INTERNAL",
+			"tenant_risk": "low", "qos_class": "P2", "correlation_id": "while-down"},
+		"payload": "The database is down.",
+	})
+	for _, n := range live {
+		r := curl(t, "POST", n.base+"/wcp/run", acmeTok, "application/json", runBody)
+		if code, _ := r.body["error"].(map[string]any)["code"].(string); r.status != 503 || code != "STATE_UNAVAILABLE" {
+			t.Errorf("run through %s while the database is down: %d %s", n.base, r.status, r.raw)
+		}
+		h := curl(t, "GET", n.base+"/health", "", "", nil)
+		if db, _ := h.body["database"].(map[string]any); db["status"] != "unreachable" {
+			t.Errorf("/health of %s while the database is down: %s", n.base, h.raw)
+		}
+	}
+	if err := pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	back := time.Now()
+	for _, n := range live {
+		for {
+			r, err := post(n.base+"/wcp/run", acmeTok, runBody)
+			if err == nil && r.status == 200 {
+				break
+			}
+			if time.Since(back) > 30*time.Second {
+				t.Fatalf("%s does not serve 30s after the database came back: %v %+v", n.base, err, r)
+			}
+		}
+	}
+	t.Logf("after the database came back, both nodes served again within %v", time.Since(back).Round(time.Millisecond))
+
 	// A token revoked through the CLI is refused by every node at once.
 	toks := hall(t, dir, "", append([]string{"tokens", "list", "--json", "--home", home0}, db...)...)
 	var tl []map[string]any

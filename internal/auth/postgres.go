@@ -54,3 +54,15 @@ func OpenPostgres(dsn string) (*Store, error) {
 	}
 	return &Store{db: db, path: "postgres database " + cfg.Database, lookup: lookup, pg: true}, nil
 }
+
+// Database names the database a shared store is kept in ("postgres"), or
+// "" for the local file.
+func (s *Store) Database() string {
+	if s.pg {
+		return "postgres"
+	}
+	return ""
+}
+
+// Ping reports whether the store's database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -92,8 +91,9 @@ func OpenPostgres(dsn, keyDir string, opts ...Option) (*SQLite, error) {
 }
 
 // ErrUnavailable: the ledger's database cannot be reached (down,
-// restarting, refusing connections). Nothing was written.
-var ErrUnavailable = errors.New("evidence database unavailable")
+// restarting, refusing connections); wrapped by the errors of a
+// PostgreSQL ledger's calls that failed for that reason.
+var ErrUnavailable = pgsql.ErrUnavailable
 
 // IsPostgres reports whether the ledger is kept in PostgreSQL.
 func (s *SQLite) IsPostgres() bool { return s.pg }

@@ -53,6 +53,27 @@ func OpenDB(cfg *pgx.ConnConfig, d Dialect) *sql.DB {
 // ParseDSN parses a postgres:// URL or a keyword/value DSN.
 func ParseDSN(dsn string) (*pgx.ConnConfig, error) { return pgx.ParseConfig(dsn) }
 
+// ErrUnavailable is wrapped by every error of a connection that could not
+// be made or was lost (PostgreSQL down, restarting, unreachable): the
+// statement did not run, or its outcome is unknown and its transaction
+// was rolled back. Callers answer "try again later" (HTTP 503), and the
+// pool reconnects on the next call.
+var ErrUnavailable = errors.New("STATE_UNAVAILABLE: the database cannot be reached")
+
+// unavailable wraps err with ErrUnavailable when it is a connection
+// failure; database/sql still sees driver.ErrBadConn through it.
+func unavailable(err error) error {
+	if err == nil || !Unavailable(err) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return &downError{err}
+}
+
+type downError struct{ err error }
+
+func (e *downError) Error() string   { return ErrUnavailable.Error() + ": " + e.err.Error() }
+func (e *downError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
 // Unavailable reports whether err says the database could not be reached
 // or went away (connection refused or reset, server shutting down or
 // starting), as opposed to a statement's own failure.
@@ -83,7 +104,7 @@ type connector struct {
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.inner.Connect(ctx)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	return &conn_{Conn: conn, c: c}, nil
 }
@@ -154,7 +175,7 @@ type conn_ struct {
 func (c *conn_) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
 	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, c.c.rewrite(q))
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	return stmt{st}, nil
 }
@@ -168,34 +189,48 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 		o.Isolation = driver.IsolationLevel(sql.LevelRepeatableRead)
 	}
 	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, o)
-	if err != nil || c.c.d.WriteLock == 0 || o.ReadOnly {
-		return tx, err
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if c.c.d.WriteLock == 0 || o.ReadOnly {
+		return committer{tx}, nil
 	}
 	if _, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`,
 		[]driver.NamedValue{{Ordinal: 1, Value: c.c.d.WriteLock}}); err != nil {
 		tx.Rollback()
-		return nil, err
+		return nil, unavailable(err)
 	}
-	return tx, nil
+	return committer{tx}, nil
+}
+
+// committer marks a COMMIT that failed for want of a connection.
+type committer struct{ driver.Tx }
+
+func (t committer) Commit() error {
+	return unavailable(t.Tx.Commit())
 }
 
 func (c *conn_) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, c.c.rewrite(q), args)
+	res, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, c.c.rewrite(q), args)
+	return res, unavailable(err)
 }
 
 func (c *conn_) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	return buffer(c.Conn.(driver.QueryerContext).QueryContext(ctx, c.c.rewrite(q), args))
+	rows, err := buffer(c.Conn.(driver.QueryerContext).QueryContext(ctx, c.c.rewrite(q), args))
+	return rows, unavailable(err)
 }
 
 // stmt is a prepared statement whose results are buffered (see buffer).
 type stmt struct{ driver.Stmt }
 
 func (s stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	return s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+	res, err := s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+	return res, unavailable(err)
 }
 
 func (s stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	return buffer(s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args))
+	rows, err := buffer(s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args))
+	return rows, unavailable(err)
 }
 
 // buffer reads every row of r into memory and closes r. SQLite lets a
@@ -244,7 +279,9 @@ func (r *rows) Next(dest []driver.Value) error {
 	return nil
 }
 
-func (c *conn_) Ping(ctx context.Context) error { return c.Conn.(driver.Pinger).Ping(ctx) }
+func (c *conn_) Ping(ctx context.Context) error {
+	return unavailable(c.Conn.(driver.Pinger).Ping(ctx))
+}
 
 func (c *conn_) ResetSession(ctx context.Context) error {
 	if r, ok := c.Conn.(driver.SessionResetter); ok {

@@ -51,6 +51,7 @@ type Server struct {
 	SocketDir string
 	bin       string
 	asUser    string // "postgres" when run as root
+	opts      string // the server's -o options
 }
 
 var (
@@ -133,8 +134,8 @@ func start() (*Server, error) {
 	}
 	// Unix socket only; fsync off: a test cluster never survives a crash
 	// of its machine (the Hall's durability tests kill hall, not Postgres).
-	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -c fsync=off -c full_page_writes=off -c max_connections=200", s.SocketDir)
-	if out, err := s.run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(s.Dir, "log"), "-w", "-s", "start"); err != nil {
+	s.opts = fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -c fsync=off -c full_page_writes=off -c max_connections=200", s.SocketDir)
+	if out, err := s.run("pg_ctl", "-D", data, "-o", s.opts, "-l", filepath.Join(s.Dir, "log"), "-w", "-s", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.Dir, "log"))
 		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
 	}
@@ -158,6 +159,24 @@ func (s *Server) run(name string, args ...string) ([]byte, error) {
 func (s *Server) Stop() error {
 	_, err := s.run("pg_ctl", "-D", filepath.Join(s.Dir, "data"), "-m", "immediate", "-w", "-s", "stop")
 	return errors.Join(err, os.RemoveAll(s.Dir))
+}
+
+// Pause stops the server (fast shutdown: clients' connections end) and
+// keeps its data; Resume starts it again. Tests of what clients do while
+// the database is unreachable use them.
+func (s *Server) Pause() error {
+	if out, err := s.run("pg_ctl", "-D", filepath.Join(s.Dir, "data"), "-m", "fast", "-w", "-s", "stop"); err != nil {
+		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Resume starts a paused server on the same data and socket.
+func (s *Server) Resume() error {
+	if out, err := s.run("pg_ctl", "-D", filepath.Join(s.Dir, "data"), "-o", s.opts, "-l", filepath.Join(s.Dir, "log"), "-w", "-s", "start"); err != nil {
+		return fmt.Errorf("pg_ctl start: %v: %s", err, out)
+	}
+	return nil
 }
 
 // Restart stops the server and starts it again on the same data (fast

@@ -182,6 +182,29 @@ func TestMultiNodePostgres(t *testing.T) {
 	}
 	inForceEverywhere(t, []*node{live[1], live[0]}, "the rules changed through node 1")
 
+	// A configuration set through the CLI is in force on both nodes
+	// within a second, and /admin/config answers it.
+	write(t, dir, "hall.json", `{"default_tenant": "org.acme"}`)
+	before := health(t, live[0].base)
+	if r := hall(t, dir, "", append([]string{"config", "set", "hall.json", "--home", home0, "--key", key}, db...)...); r.code != 0 {
+		t.Fatalf("hall config set: %+v", r)
+	}
+	start := time.Now()
+	for _, n := range live {
+		for health(t, n.base) == before {
+			if time.Since(start) > time.Second {
+				t.Fatalf("the configuration set through the CLI is not in force on %s a second later", n.base)
+			}
+		}
+	}
+	inForceEverywhere(t, live, "the configuration set through the CLI")
+	if r := curl(t, "GET", live[1].base+"/admin/config", adminTok, "", nil); r.status != 200 || r.body["default_tenant"] != "org.acme" {
+		t.Fatalf("GET /admin/config: %+v", r)
+	}
+	if r := curl(t, "PUT", live[1].base+"/admin/config", adminTok, "application/json", []byte(`{"bogus": true}`)); r.status != 422 {
+		t.Fatalf("PUT /admin/config of an invalid configuration: %+v", r)
+	}
+
 	// PostgreSQL stops: the nodes answer 503 STATE_UNAVAILABLE (nothing
 	// runs whose decision is not durable) and /health says so; it comes
 	// back: they serve again without being touched.

@@ -134,6 +134,9 @@ type LocalStoreOptions struct {
 	// created, migrated or written (an error wrapping ErrNoEvidence when
 	// there is no ledger).
 	ReadOnly bool
+	// NoMigrate (PostgreSQL only) refuses a database whose ledger schema
+	// is not at this Hall's version instead of migrating it.
+	NoMigrate bool
 }
 
 // OpenLocalStores opens the SQLite-and-files default of every part but
@@ -201,6 +204,9 @@ func ledgerOptions(o LocalStoreOptions) []ledger.Option {
 	}
 	if o.ReadOnly {
 		opts = append(opts, ledger.ReadOnly())
+	}
+	if o.NoMigrate {
+		opts = append(opts, ledger.NoMigrate())
 	}
 	return opts
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // databaseFlag is the shared state of several Halls: with it, rules,
@@ -42,6 +46,7 @@ func postgresStores(c *cli.Context, o host.LocalStoreOptions) (*host.Stores, err
 	// Opened once for the process, read-write: the database is shared,
 	// and reading commands only read.
 	o.ReadOnly = false
+	o.NoMigrate = c.Bool("no-migrate")
 	st, err := host.OpenPostgresStores(dsn, c.String("home"), o)
 	if err != nil {
 		return nil, failf("--database-url: %s", safeMsg(err.Error()))
@@ -75,4 +80,41 @@ func openTokenListEvidence(c *cli.Context) (host.EvidenceStore, error) {
 		return openLedgerWith(c, keyOptions(c))
 	}
 	return host.OpenLocalEvidence(c.String("home"), host.LocalStoreOptions{ReadOnly: true})
+}
+
+func init() { extraCommands = append(extraCommands, dbCommand()) }
+
+func dbCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "db",
+		Usage: "manage the shared PostgreSQL database of --database-url",
+		Subcommands: []*cli.Command{{
+			Name:  "migrate",
+			Usage: "bring the database's schema to this Hall's version (each ledger schema step is recorded in the change chain)",
+			Description: "Creates the tables on an empty database. hall serve does the same at start unless --no-migrate.\n" +
+				"The evidence ledger's schema is versioned; the step applied is a signed \"schema\" change of the change chain.",
+			ArgsUsage: " ",
+			Flags:     []cli.Flag{databaseFlag(), homeFlag(), keyFlag()},
+			Action: func(c *cli.Context) error {
+				if databaseURL(c) == "" {
+					return failf("hall db migrate: --database-url (or HALL_DATABASE_URL) names the database")
+				}
+				st, err := postgresStores(c, keyOptions(c))
+				if err != nil {
+					return err
+				}
+				defer closeDatabase(c)
+				chs, err := st.Evidence.Changes(contextOf(c), ledger.ChangeSchema)
+				if err != nil {
+					return failf("%s", safeMsg(err.Error()))
+				}
+				if len(chs) == 0 {
+					return failf("the database's change chain records no schema version")
+				}
+				last := chs[len(chs)-1]
+				fmt.Fprintf(c.App.Writer, "schema at this Hall's version, recorded in change %s (%s)\n", last.ChangeID, last.At.Format(time.RFC3339))
+				return nil
+			},
+		}},
+	}
 }

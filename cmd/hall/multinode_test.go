@@ -319,3 +319,20 @@ func post(url, token string, body []byte) (httpResult, error) {
 	}
 	return r, nil
 }
+
+// hall db migrate creates and versions the schema once (the step recorded
+// in the change chain; a second run finds it done), and hall serve
+// --no-migrate refuses a database that was not migrated.
+func TestDBMigrate(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	home := filepath.Join(dir, ".hall")
+	if r := hall(t, dir, "", "serve", "--no-migrate", "--addr", "127.0.0.1:0", "--home", home, "--database-url", dsn); r.code == 0 || !strings.Contains(r.stderr, "hall db migrate") {
+		t.Fatalf("serve --no-migrate on a new database: %+v", r)
+	}
+	first := hall(t, dir, "", "db", "migrate", "--home", home, "--database-url", dsn)
+	second := hall(t, dir, "", "db", "migrate", "--home", home, "--database-url", dsn)
+	if first.code != 0 || second.code != 0 || first.stdout != second.stdout || !strings.Contains(first.stdout, "recorded in change chg_") {
+		t.Fatalf("db migrate twice: %+v %+v", first, second)
+	}
+}

@@ -46,6 +46,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "shutdown-grace", Value: host.DefaultShutdownGrace, Usage: "how long shutdown lets dispatches in flight finish before cancelling them (each then recorded CANCELLED); 0: cancel at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
+			&cli.BoolFlag{Name: "no-migrate", Usage: "with --database-url: refuse to start on a database whose schema is not this Hall's instead of migrating it (hall db migrate does it)"},
 		}, hallFlags()...),
 		Action: func(c *cli.Context) error {
 			var level slog.Level

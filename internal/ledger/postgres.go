@@ -76,6 +76,13 @@ func OpenPostgres(dsn, keyDir string, opts ...Option) (*SQLite, error) {
 		s.abandon()
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
+	if o.noMigrate && !o.readOnly {
+		var v int
+		if err := s.w.QueryRowContext(ctx, `SELECT version FROM hall_user_version WHERE one = 1`).Scan(&v); err != nil || v != len(pgMigrations) {
+			s.abandon()
+			return nil, fmt.Errorf("ledger: the schema of %s is at version %d, this Hall's is %d, and migrating was forbidden (--no-migrate): run hall db migrate with this Hall's version", s.path, v, len(pgMigrations))
+		}
+	}
 	if !o.readOnly {
 		if err := pgBootstrap(ctx, s.w); err != nil {
 			s.abandon()
@@ -89,6 +96,11 @@ func OpenPostgres(dsn, keyDir string, opts ...Option) (*SQLite, error) {
 	go s.commitLoop()
 	return s, nil
 }
+
+// NoMigrate makes OpenPostgres refuse a database whose schema is not at
+// this Hall's version instead of migrating it (hall serve --no-migrate:
+// schema changes are made by hall db migrate alone).
+func NoMigrate() Option { return func(o *options) { o.noMigrate = true } }
 
 // ErrUnavailable: the ledger's database cannot be reached (down,
 // restarting, refusing connections); wrapped by the errors of a

@@ -52,6 +52,7 @@ type options struct {
 	readOnly    bool
 	busyTimeout time.Duration
 	sync        Sync
+	noMigrate   bool
 }
 
 // WithPayloads keeps receipts' InputPayload and OutputPayload. Without it

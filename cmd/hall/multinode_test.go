@@ -189,20 +189,58 @@ func TestMultiNodePostgres(t *testing.T) {
 	if r := hall(t, dir, "", append([]string{"config", "set", "hall.json", "--home", home0, "--key", key}, db...)...); r.code != 0 {
 		t.Fatalf("hall config set: %+v", r)
 	}
-	start := time.Now()
-	for _, n := range live {
-		for health(t, n.base) == before {
-			if time.Since(start) > time.Second {
-				t.Fatalf("the configuration set through the CLI is not in force on %s a second later", n.base)
-			}
-		}
-	}
-	inForceEverywhere(t, live, "the configuration set through the CLI")
+	changedEverywhere(t, live, before, "the configuration set through the CLI")
 	if r := curl(t, "GET", live[1].base+"/admin/config", adminTok, "", nil); r.status != 200 || r.body["default_tenant"] != "org.acme" {
 		t.Fatalf("GET /admin/config: %+v", r)
 	}
 	if r := curl(t, "PUT", live[1].base+"/admin/config", adminTok, "application/json", []byte(`{"bogus": true}`)); r.status != 422 {
 		t.Fatalf("PUT /admin/config of an invalid configuration: %+v", r)
+	}
+
+	// An approval granted on one node is usable once on any node: two
+	// runs presenting it at once on two nodes give one dispatch.
+	write(t, dir, "policy.json", heldPolicy)
+	before = health(t, live[0].base)
+	if r := hall(t, dir, "", append([]string{"policy", "set", "policy.json", "--home", home0, "--key", key}, db...)...); r.code != 0 {
+		t.Fatalf("hall policy set: %+v", r)
+	}
+	changedEverywhere(t, live, before, "the policy set through the CLI")
+	held, _ := json.Marshal(map[string]any{
+		"input": map[string]any{"capability_id": "cap.doc.summarize", "env": "dev", "data_label": "INTERNAL",
+			"tenant_risk": "low", "qos_class": "P2", "correlation_id": "hold-1"},
+		"payload": "Held for a human.",
+	})
+	r := curl(t, "POST", live[0].base+"/wcp/run", acmeTok, "application/json", held)
+	approvalID, _ := r.body["approval_id"].(string)
+	if r.status != 202 || approvalID == "" {
+		t.Fatalf("held run through node 0: %+v", r)
+	}
+	approverTok := strings.TrimSpace(hall(t, dir, "", append([]string{"tokens", "create", "--approver", "--home", home0, "--key", key}, db...)...).stdout)
+	if r := curl(t, "POST", live[1].base+"/wcp/approvals/"+approvalID+"/approve", approverTok, "application/json", []byte(`{}`)); r.status != 200 {
+		t.Fatalf("approve through node 1: %+v", r)
+	}
+	var again map[string]any
+	json.Unmarshal(held, &again)
+	again["approval_id"] = approvalID
+	resubmit, _ := json.Marshal(again)
+	results := make([]httpResult, len(live))
+	errs := make([]error, len(live))
+	var rw sync.WaitGroup
+	for i, n := range live {
+		rw.Go(func() { results[i], errs[i] = post(n.base+"/wcp/run", acmeTok, resubmit) })
+	}
+	rw.Wait()
+	ran := 0
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("approved run through %s: %v", live[i].base, errs[i])
+		}
+		if res.status == 200 && res.body["ran"] != false {
+			ran++
+		}
+	}
+	if ran != 1 {
+		t.Fatalf("one approval presented on two nodes at once ran %d times: %s | %s", ran, results[0].raw, results[1].raw)
 	}
 
 	// PostgreSQL stops: the nodes answer 503 STATE_UNAVAILABLE (nothing
@@ -287,6 +325,23 @@ func inForceEverywhere(t *testing.T, nodes []*node, what string) {
 		}
 	}
 	t.Logf("%s: in force on %d nodes %v after the first", what, len(nodes), time.Since(start).Round(time.Millisecond))
+}
+
+// changedEverywhere waits until every node serves a snapshot other than
+// before (a change made through the CLI, which no node answered), and
+// the same one, failing after one second.
+func changedEverywhere(t *testing.T, nodes []*node, before, what string) {
+	t.Helper()
+	start := time.Now()
+	for _, n := range nodes {
+		for health(t, n.base) == before {
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s is not in force on %s a second later", what, n.base)
+			}
+		}
+	}
+	inForceEverywhere(t, nodes, what)
+	t.Logf("%s: in force on %d nodes %v after the CLI returned", what, len(nodes), time.Since(start).Round(time.Millisecond))
 }
 
 func health(t *testing.T, base string) string {

@@ -82,6 +82,8 @@ bench:
 	$(call bench_step,10-http-summarizer,-bench 'BenchmarkRunHTTP/summarizer' -benchmem -benchtime 2000x ./host/server/)
 	$(call bench_step,11-mcp,-bench BenchmarkMCPOverhead -benchtime 2000x ./host/mcp/)
 	$(call bench_step,12-sdk,-bench . -benchmem ./sdk/)
+	@# Postgres beside SQLite (issue 22): route/run at c=32, 1 vs 8 tenants, 3 nodes vs 1.
+	$(call bench_step,13-postgres,-bench BenchmarkPostgresHTTP -benchtime 2000x ./host/server/)
 	$(BIN)/benchreport stamp $(BENCH_DIR)/end.env
 	$(BIN)/benchreport report -dir $(BENCH_DIR)
 

@@ -215,10 +215,17 @@ func NewDatabase(t testing.TB) string {
 // started; use it as TestMain's body.
 func Main(m *testing.M) int {
 	code := m.Run()
+	Stop()
+	return code
+}
+
+// Stop stops the shared server, if one was started, and removes its
+// directory: for a TestMain that runs m itself.
+func Stop() {
 	if srv != nil {
 		if err := srv.Stop(); err != nil && !strings.Contains(err.Error(), "no such") {
 			fmt.Fprintf(os.Stderr, "pgtest: stopping PostgreSQL: %v\n", err)
 		}
+		srv = nil
 	}
-	return code
 }

@@ -100,14 +100,16 @@ func openPGNodes(b *testing.B, n int) []*pgNode {
 //
 //   - route and run on one node, SQLite then PostgreSQL (the target:
 //     PostgreSQL at 60% of SQLite or more);
+//
 //   - run on PostgreSQL for one tenant, then eight (a chain per tenant;
 //     the ledger's writes share one advisory lock, so this shows what the
 //     chains cost, not parallel appends);
+//
 //   - run on three nodes of one database against one node, at the same
 //     total concurrency: on one 2-core machine this measures contention
 //     for the cores and the lock, not scaling (docs/DEPLOY.md).
 //
-//	go test -run '^$' -bench PostgresHTTP -benchtime 5000x ./host/server
+//     go test -run '^$' -bench PostgresHTTP -benchtime 5000x ./host/server
 func BenchmarkPostgresHTTP(b *testing.B) {
 	enrollNoop(b)
 	routeBody, _ := json.Marshal(input("cap.test.noop", "bench-pg-route"))

@@ -20,9 +20,6 @@ func databaseFlag() cli.Flag {
 		Usage: "PostgreSQL `URL` (postgres://… or a keyword/value DSN such as \"host=/run/postgresql dbname=hall\") holding the shared state (docs/DEPLOY.md)"}
 }
 
-// withDatabase adds databaseFlag to a command's flags.
-func withDatabase(flags ...cli.Flag) []cli.Flag { return append(flags, databaseFlag()) }
-
 // databaseURL is the --database-url of c ("" for the local files).
 func databaseURL(c *cli.Context) string {
 	for _, cc := range c.Lineage() {

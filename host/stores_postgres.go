@@ -1,7 +1,13 @@
 package host
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/wcphall/hall/internal/artifact"
 	"github.com/wcphall/hall/internal/auth"
@@ -75,4 +81,100 @@ func OpenPostgresTokens(dsn string) (TokenStore, error) {
 // node; what Get returns hashes to the digest asked for.
 func OpenPostgresArtifacts(dsn string) (ArtifactStore, error) {
 	return artifact.OpenPostgres(dsn)
+}
+
+// ImportSummary is what ImportLocal copied.
+type ImportSummary struct {
+	// LedgerRows is the number of rows copied per ledger table.
+	LedgerRows map[string]int
+	// Tokens, Modules and Records count what was copied of each.
+	Tokens, Modules, Records int
+	// Documents names the snapshot documents copied (rules, policy,
+	// config), those present in the files.
+	Documents []DocKind
+}
+
+// ImportLocal copies the Hall of opts — its state directory opts.Home
+// (the evidence ledger, byte for byte; the tokens; the modules) and its
+// files (rules, policy set, hall.json, enrolled records, as Open reads
+// them) — into the PostgreSQL database dsn, which must hold no ledger
+// yet. Afterwards `hall audit verify` reports the same chains and heads on
+// both sides, and Halls opened with OpenPostgresStores and
+// OpenPostgresSource serve what the local Hall served. The local Hall is
+// not changed (its ledger is migrated to this Hall's schema first, as Open
+// would). Nodes must then sign with the local Hall's key.
+func ImportLocal(ctx context.Context, dsn string, opts Options) (*ImportSummary, error) {
+	if opts.Home == "" {
+		return nil, errors.New("ImportLocal: Options.Home names the state directory to copy")
+	}
+	sum := &ImportSummary{}
+	var err error
+	if sum.LedgerRows, err = ledger.ImportSQLite(ctx, opts.Home, dsn); err != nil {
+		return nil, err
+	}
+	from, err := auth.Open(filepath.Join(opts.Home, auth.DBFile))
+	if err != nil {
+		return sum, err
+	}
+	defer from.Close()
+	to, err := auth.OpenPostgres(dsn)
+	if err != nil {
+		return sum, err
+	}
+	defer to.Close()
+	if sum.Tokens, err = to.ImportFrom(ctx, from); err != nil {
+		return sum, err
+	}
+	arts, err := artifact.OpenPostgres(dsn)
+	if err != nil {
+		return sum, err
+	}
+	defer arts.Close()
+	files, _ := filepath.Glob(filepath.Join(opts.Home, "artifacts", "sha256", "*.wasm"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return sum, err
+		}
+		d, err := arts.Put(ctx, b)
+		if err != nil {
+			return sum, err
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".wasm"); d.Hex() != want {
+			return sum, fmt.Errorf("module %s hashes to %s: it was altered; nothing more was copied (remove it or enroll it again)", f, d)
+		}
+		sum.Modules++
+	}
+	docs, err := newFileSource(opts).Load(ctx)
+	if err != nil {
+		return sum, err
+	}
+	src, err := OpenPostgresSource(dsn)
+	if err != nil {
+		return sum, err
+	}
+	defer src.(io.Closer).Close()
+	for _, d := range []struct {
+		kind DocKind
+		doc  Doc
+	}{{DocRules, docs.Rules}, {DocPolicy, docs.Policy}, {DocConfig, docs.Config}} {
+		if !d.doc.Present {
+			continue
+		}
+		if err := src.Put(ctx, d.kind, d.doc.Data, ""); err != nil {
+			return sum, err
+		}
+		sum.Documents = append(sum.Documents, d.kind)
+	}
+	for _, r := range docs.Records {
+		if r.Err != nil {
+			return sum, fmt.Errorf("%s: %w", r.Name, r.Err)
+		}
+		id := strings.TrimSuffix(filepath.Base(r.Name), ".json")
+		if _, err := src.PutRecord(ctx, id, r.Data); err != nil {
+			return sum, err
+		}
+		sum.Records++
+	}
+	return sum, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -89,14 +90,39 @@ func dbCommand() *cli.Command {
 			Name:  "migrate",
 			Usage: "bring the database's schema to this Hall's version (each ledger schema step is recorded in the change chain)",
 			Description: "Creates the tables on an empty database. hall serve does the same at start unless --no-migrate.\n" +
-				"The evidence ledger's schema is versioned; the step applied is a signed \"schema\" change of the change chain.",
+				"The evidence ledger's schema is versioned; the step applied is a signed \"schema\" change of the change chain.\n" +
+				"--from-home DIR first copies the Hall of this folder (its state directory DIR: the evidence ledger byte for byte,\n" +
+				"the tokens, the modules; and its rules, policy set, hall.json and enrolled records) into the database, which must\n" +
+				"hold no ledger yet; the nodes then sign with DIR's key (give them --key DIR/keys/ed25519.key).",
 			ArgsUsage: " ",
-			Flags:     []cli.Flag{databaseFlag(), homeFlag(), keyFlag()},
+			Flags: []cli.Flag{databaseFlag(), homeFlag(), keyFlag(),
+				&cli.StringFlag{Name: "from-home", Usage: "copy the local Hall whose state directory is `DIR` (and whose files are this folder's) into the empty database"},
+				&cli.StringFlag{Name: "rules", Value: "rules.json", Usage: "with --from-home: the routing rules `FILE`"},
+				&cli.StringFlag{Name: "registry-dir", Value: "enrolled", Usage: "with --from-home: the enrolled records `DIR`"},
+				&cli.StringFlag{Name: "config", Usage: "with --from-home: the Hall configuration `FILE` (default: hall.json if present)"},
+			},
 			Action: func(c *cli.Context) error {
 				if databaseURL(c) == "" {
 					return failf("hall db migrate: --database-url (or HALL_DATABASE_URL) names the database")
 				}
-				st, err := postgresStores(c, keyOptions(c))
+				opts := keyOptions(c)
+				if from := c.String("from-home"); from != "" {
+					sum, err := host.ImportLocal(contextOf(c), databaseURL(c), host.Options{Home: from,
+						Rules: c.String("rules"), RegistryDir: c.String("registry-dir"), ConfigFile: c.String("config")})
+					if err != nil {
+						return failf("--from-home %s: %s", from, safeMsg(err.Error()))
+					}
+					rows := 0
+					for _, n := range sum.LedgerRows {
+						rows += n
+					}
+					fmt.Fprintf(c.App.Writer, "copied %s: %d ledger rows (%d receipts, %d decision entries, %d changes), %d tokens, %d modules, %d records, documents %v\n",
+						from, rows, sum.LedgerRows["receipts"], sum.LedgerRows["entries"], sum.LedgerRows["changes"], sum.Tokens, sum.Modules, sum.Records, sum.Documents)
+					if opts.KeyFile == "" && opts.KeyFD == nil {
+						opts.KeyFile = filepath.Join(from, "keys", "ed25519.key")
+					}
+				}
+				st, err := postgresStores(c, opts)
 				if err != nil {
 					return err
 				}

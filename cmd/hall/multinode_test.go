@@ -391,3 +391,59 @@ func TestDBMigrate(t *testing.T) {
 		t.Fatalf("db migrate twice: %+v %+v", first, second)
 	}
 }
+
+// hall db migrate --from-home copies a local Hall into an empty database:
+// afterwards audit verify passes on both sides with the same chains and
+// heads, the copied Hall runs its worker with the copied tokens' evidence,
+// and a second copy into the same database is refused.
+func TestMigrateFromHome(t *testing.T) {
+	dir := t.TempDir()
+	home := filepath.Join(dir, ".hall")
+	env := []string{"HALL_HOME=" + home}
+	run := func(stdin string, args ...string) result {
+		t.Helper()
+		return hallWith(t, dir, stdin, env, args...)
+	}
+	rec, _ := filepath.Abs("../../plugins/summarizer/registry_record.json")
+	if r := run("", "enroll", plugin(t, "summarizer"), "--record", rec); r.code != 0 {
+		t.Fatalf("enroll: %+v", r)
+	}
+	if r := run("A short document. It has two sentences.", "run", "cap.doc.summarize", "--tenant", "org.acme"); r.code != 0 {
+		t.Fatalf("run: %+v", r)
+	}
+	if r := run("", "tokens", "create", "--admin"); r.code != 0 {
+		t.Fatalf("tokens create: %+v", r)
+	}
+	dsn := pgtest.NewDatabase(t)
+	key := filepath.Join(home, "keys", "ed25519.key")
+	db := []string{"--database-url", dsn, "--key", key}
+	if r := run("", append([]string{"db", "migrate", "--from-home", home}, db...)...); r.code != 0 || !strings.Contains(r.stdout, "1 tokens, 1 modules, 1 records") {
+		t.Fatalf("db migrate --from-home: %+v", r)
+	}
+	local, shared := run("", "audit", "verify"), run("", append([]string{"audit", "verify"}, db...)...)
+	if local.code != 0 || shared.code != 0 || local.stdout != shared.stdout {
+		t.Fatalf("audit verify, local then shared:\n%+v\n%+v", local, shared)
+	}
+	var ls, ss statusReport
+	for _, s := range []struct {
+		args []string
+		dst  *statusReport
+	}{{[]string{"status", "--json"}, &ls}, {append([]string{"status", "--json"}, db...), &ss}} {
+		r := run("", s.args...)
+		if err := json.Unmarshal([]byte(r.stdout), s.dst); err != nil {
+			t.Fatalf("%v: %v %+v", s.args, err, r)
+		}
+	}
+	if ls.Ledger.HeadReceiptHash == "" || ls.Ledger.HeadReceiptHash != ss.Ledger.HeadReceiptHash || ls.Ledger.HeadChangeHash != ss.Ledger.HeadChangeHash || ls.Snapshot != ss.Snapshot {
+		t.Fatalf("heads or snapshot differ: local %+v, shared %+v", ls.Ledger, ss.Ledger)
+	}
+	if r := run("Copied. It runs from the database.", append([]string{"run", "cap.doc.summarize", "--tenant", "org.acme"}, db...)...); r.code != 0 {
+		t.Fatalf("run on the copy: %+v", r)
+	}
+	if r := run("", append([]string{"audit", "verify"}, db...)...); r.code != 0 {
+		t.Fatalf("audit verify of the copy after a run: %+v", r)
+	}
+	if r := run("", append([]string{"db", "migrate", "--from-home", home}, db...)...); r.code == 0 || !strings.Contains(r.stderr, "already holds a ledger") {
+		t.Fatalf("a second copy: %+v", r)
+	}
+}

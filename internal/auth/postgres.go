@@ -66,3 +66,37 @@ func (s *Store) Database() string {
 
 // Ping reports whether the store's database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// ImportFrom copies every token of from (ids, hashes, scopes, names,
+// creation and revocation times, in their order) into s, which must hold
+// none of their ids; it returns how many it copied.
+func (s *Store) ImportFrom(ctx context.Context, from *Store) (int, error) {
+	rows, err := from.db.QueryContext(ctx, selectToken+` ORDER BY rowid`)
+	if err != nil {
+		return 0, fmt.Errorf("auth: import: %w", err)
+	}
+	defer rows.Close()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("auth: import: %w", err)
+	}
+	defer tx.Rollback()
+	n := 0
+	for rows.Next() {
+		var id, scope, name, created string
+		var hash []byte
+		var revoked *string
+		if err := rows.Scan(&id, &hash, &scope, &name, &created, &revoked); err != nil {
+			return n, fmt.Errorf("auth: import: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, hash, scope, name, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			id, hash, scope, name, created, revoked); err != nil {
+			return n, fmt.Errorf("auth: import: token %s: %w", id, err)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("auth: import: %w", err)
+	}
+	return n, tx.Commit()
+}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,7 +54,7 @@ func TestMultiNodePostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 		base, cmd, _ := startServe(t, ndir, append([]string{"--home", filepath.Join(ndir, ".hall"), "--key", key}, db...)...)
-		nodes = append(nodes, &node{base: base, kill: func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }})
+		nodes = append(nodes, &node{base: base, kill: func() { cmd.Process.Kill(); cmd.Wait() }})
 	}
 
 	// Enroll through node 0: the module, the record, the rules.

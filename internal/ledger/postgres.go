@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"fmt"
+	"hash/fnv"
 	"path/filepath"
 	"regexp"
 	"time"
@@ -159,4 +160,50 @@ func pgStatement(q string) (string, bool) {
 		return "UPDATE hall_user_version SET version = " + m[1] + " WHERE one = 1", true
 	}
 	return "", false
+}
+
+// onChains sets the chains w appends to.
+func onChains(w *write, chains ...string) *write {
+	w.chains = chains
+	return w
+}
+
+// lockContext is ctx carrying the locks a PostgreSQL write transaction of
+// batch takes (pgsql.WithTxLocks): when every write names its chains, the
+// ledger's lock in shared mode and one lock per chain, so that batches of
+// other chains (other tenants) append at the same time; otherwise the
+// ledger's lock alone, exclusive, as every write took before. Chain locks
+// are taken in ascending order after the shared lock, and an exclusive
+// holder takes no other: no two transactions wait for each other in a
+// cycle. A chain's head is read after its lock is held (READ COMMITTED:
+// each statement sees what committed before it), so chains stay linear.
+// SQLite ignores it (BEGIN IMMEDIATE serializes every writer).
+func (s *SQLite) lockContext(ctx context.Context, batch []*write) context.Context {
+	if !s.pg {
+		return ctx
+	}
+	seen := map[int32]bool{}
+	var keys []int32
+	for _, w := range batch {
+		if w.chains == nil {
+			return ctx // a write of unknown chains: exclusive
+		}
+		for _, c := range w.chains {
+			k := chainLockKey(c)
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	return pgsql.WithChainLocks(ctx, keys)
+}
+
+// chainLockKey is the second half of a chain's advisory lock (the first is
+// the ledger's key): FNV-1a of the chain's name. Two chains that collide
+// only share a lock.
+func chainLockKey(chain string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(chain))
+	return int32(h.Sum32())
 }

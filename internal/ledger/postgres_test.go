@@ -8,7 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/wcphall/hall/internal/pgsql"
 	"github.com/wcphall/hall/internal/pgtest"
 )
 
@@ -116,5 +118,49 @@ func TestPostgresRefusesFork(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "duplicate key") {
 			t.Errorf("%s: insert = %v, want a unique violation", name, err)
 		}
+	}
+}
+
+// Chains are locked apart on PostgreSQL: while another transaction holds
+// tenant org.a's receipt chain, an append to org.b commits; org.a's waits
+// for it and then links after it. Every chain verifies.
+func TestPostgresChainsLockedApart(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	s := openPG(t, dsn, filepath.Join(t.TempDir(), "node"))
+	appendN(t, s, "org.a", 1)
+	appendN(t, s, "org.b", 1)
+	cfg, err := pgsql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := pgsql.OpenDB(cfg, pgsql.Dialect{WriteLock: pgLockKey})
+	defer db.Close()
+	tx, err := db.BeginTx(pgsql.WithChainLocks(ctx, []int32{chainLockKey("r:org.a")}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := make(chan error, 1)
+	go func() { other <- s.Append(ctx, newReceipt("org.b", 2)) }()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatalf("append to org.b while org.a's chain is held: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		tx.Rollback()
+		t.Fatal("an append to org.b waited for org.a's chain lock (the chains are not locked apart)")
+	}
+	same := make(chan error, 1)
+	go func() { same <- s.Append(ctx, newReceipt("org.a", 2)) }()
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-same; err != nil {
+		t.Fatalf("append to org.a after its chain was released: %v", err)
+	}
+	rep := verifyOK(t, s, nil)
+	if rep.Receipts != 4 {
+		t.Fatalf("%d receipts, want 4", rep.Receipts)
 	}
 }

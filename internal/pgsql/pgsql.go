@@ -25,6 +25,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,6 +94,20 @@ func Unavailable(err error) bool {
 	}
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed")
+}
+
+type chainLocksKey struct{}
+
+// WithChainLocks makes the read-write transaction begun with ctx take the
+// dialect's WriteLock in shared mode, then the two-key advisory locks
+// (WriteLock, k) for each k of keys in ascending order, instead of
+// WriteLock exclusively: transactions of disjoint chains run at once, and
+// one that takes WriteLock exclusively (no chains given) waits for them
+// all. Every lock is transaction-scoped.
+func WithChainLocks(ctx context.Context, keys []int32) context.Context {
+	ks := slices.Clone(keys)
+	slices.Sort(ks)
+	return context.WithValue(ctx, chainLocksKey{}, slices.Compact(ks))
 }
 
 type connector struct {
@@ -195,10 +210,28 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 	if c.c.d.WriteLock == 0 || o.ReadOnly {
 		return committer{tx}, nil
 	}
-	if _, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`,
+	exec := c.Conn.(driver.ExecerContext)
+	keys, chained := ctx.Value(chainLocksKey{}).([]int32)
+	if !chained {
+		if _, err := exec.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`,
+			[]driver.NamedValue{{Ordinal: 1, Value: c.c.d.WriteLock}}); err != nil {
+			tx.Rollback()
+			return nil, unavailable(err)
+		}
+		return committer{tx}, nil
+	}
+	if _, err := exec.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1)`,
 		[]driver.NamedValue{{Ordinal: 1, Value: c.c.d.WriteLock}}); err != nil {
 		tx.Rollback()
 		return nil, unavailable(err)
+	}
+	for _, k := range keys {
+		// The two-key form: a key space apart from the one-key locks.
+		if _, err := exec.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`,
+			[]driver.NamedValue{{Ordinal: 1, Value: int64(int32(c.c.d.WriteLock))}, {Ordinal: 2, Value: int64(k)}}); err != nil {
+			tx.Rollback()
+			return nil, unavailable(err)
+		}
 	}
 	return committer{tx}, nil
 }

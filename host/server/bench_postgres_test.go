@@ -101,9 +101,9 @@ func openPGNodes(b *testing.B, n int) []*pgNode {
 //   - route and run on one node, SQLite then PostgreSQL (the target:
 //     PostgreSQL at 60% of SQLite or more);
 //
-//   - run on PostgreSQL for one tenant, then eight (a chain per tenant;
-//     the ledger's writes share one advisory lock, so this shows what the
-//     chains cost, not parallel appends);
+//   - run on PostgreSQL for one tenant, then eight (a chain per tenant,
+//     each locked apart: on two cores this shows what the locks cost more
+//     than what parallel appends gain);
 //
 //   - run on three nodes of one database against one node, at the same
 //     total concurrency: on one 2-core machine this measures contention

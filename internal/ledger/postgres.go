@@ -27,13 +27,15 @@ import (
 //
 // # Notes
 //
-//   - Every write transaction takes a transaction-scoped advisory lock
-//     (pg_advisory_xact_lock, released at COMMIT or ROLLBACK: nothing is
-//     left behind by a connection pooler or a killed node) before it reads
-//     a chain head, as SQLite's BEGIN IMMEDIATE does: appends from any
-//     number of nodes are serialized and every chain stays linear. The
-//     schema also refuses a fork itself: UNIQUE (chain, seq) and UNIQUE
-//     (chain, prev_hash) on every chain.
+//   - A write transaction locks every chain it appends to before it reads
+//     the chain's head (transaction-scoped advisory locks, released at
+//     COMMIT or ROLLBACK: nothing is left behind by a connection pooler or
+//     a killed node; see lockContext): appends to one chain from any
+//     number of nodes are serialized and every chain stays linear, while
+//     other chains append beside them. Writes whose chains are not known
+//     in advance lock the whole ledger, as SQLite's BEGIN IMMEDIATE does.
+//     The schema also refuses a fork itself: UNIQUE (chain, seq) and
+//     UNIQUE (chain, prev_hash) on every chain.
 //   - Reads that must see one state (Verify, Export, bundles) run in
 //     REPEATABLE READ read-only transactions.
 //   - A write is acknowledged after COMMIT returns: with synchronous_commit

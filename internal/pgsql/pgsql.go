@@ -8,7 +8,8 @@
 // statement a Dialect names is replaced whole. A read-only transaction
 // runs at REPEATABLE READ (one snapshot, as SQLite's deferred
 // transactions give); a writer's transactions take a transaction-scoped
-// advisory lock first, as SQLite's BEGIN IMMEDIATE serializes writers.
+// advisory lock first, as SQLite's BEGIN IMMEDIATE serializes writers, or
+// that lock shared and one lock per chain (WithChainLocks).
 //
 // # Notes
 //

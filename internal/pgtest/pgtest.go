@@ -111,7 +111,14 @@ func start() (*Server, error) {
 		}
 		s.asUser = "postgres"
 	}
-	if s.Dir, err = os.MkdirTemp("", "hallpg"); err != nil {
+	base := "" // $TMPDIR
+	if s.asUser != "" {
+		// The postgres user must reach the directory: /tmp, not a TMPDIR
+		// under root's home. A short path also keeps the socket's under
+		// the 107 bytes a unix socket path may have.
+		base = "/tmp"
+	}
+	if s.Dir, err = os.MkdirTemp(base, "hallpg"); err != nil {
 		return nil, err
 	}
 	s.SocketDir = filepath.Join(s.Dir, "sock")

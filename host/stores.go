@@ -16,7 +16,8 @@ import (
 
 // Stores is the storage seam: everything a Hall, its CLI and its HTTP API
 // keep between requests. The SQLite-and-files default (OpenLocalStores)
-// implements it; another backend implements the same interfaces and passes
+// implements it, and so does PostgreSQL, shared by several Halls
+// (OpenPostgresStores and OpenPostgresSource, docs/DEPLOY.md); both pass
 // the same contract tests (internal/storetest).
 //
 //	st, err := host.OpenLocalStores(".hall", host.LocalStoreOptions{})

@@ -100,14 +100,6 @@ func DefaultRequest(obj map[string]any) []string {
 	return filled
 }
 
-// SnapshotDigest returns the digest ("sha256:<hex>") of the snapshot in
-// force: the rules, policies, configuration, enrolled records and trust
-// settings every decision is taken under (the digest recorded in the
-// snapshot change, docs/EVIDENCE.md). Two Halls with the same digest decide
-// alike; hall status compares its own with the server's (GET /health) to
-// tell whether the server it reaches serves this folder's Hall.
-func (h *Hall) SnapshotDigest() string { return h.snap.Load().digest() }
-
 // limitKeys names, per limit outcome, the hall.json key that raises it.
 var limitKeys = map[wcp.Code]string{
 	wcp.CodeLimitTimeout: "timeout_ms", wcp.CodeLimitMemory: "memory_mb", wcp.CodeLimitInput: "input_bytes",

@@ -20,6 +20,7 @@ var hostSentinels = map[string]error{
 	"ErrClosed":             host.ErrClosed,
 	"ErrInvalidToken":       host.ErrInvalidToken,
 	"ErrNoEvidence":         host.ErrNoEvidence,
+	"ErrStoreUnavailable":   host.ErrStoreUnavailable,
 	"ErrOffline":            host.ErrOffline,
 	"ErrPreconditionFailed": host.ErrPreconditionFailed,
 	"ErrReceiptNotFound":    host.ErrReceiptNotFound,

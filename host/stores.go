@@ -16,7 +16,8 @@ import (
 
 // Stores is the storage seam: everything a Hall, its CLI and its HTTP API
 // keep between requests. The SQLite-and-files default (OpenLocalStores)
-// implements it; another backend implements the same interfaces and passes
+// implements it, and so does PostgreSQL, shared by several Halls
+// (OpenPostgresStores and OpenPostgresSource, docs/DEPLOY.md); both pass
 // the same contract tests (internal/storetest).
 //
 //	st, err := host.OpenLocalStores(".hall", host.LocalStoreOptions{})
@@ -134,6 +135,9 @@ type LocalStoreOptions struct {
 	// created, migrated or written (an error wrapping ErrNoEvidence when
 	// there is no ledger).
 	ReadOnly bool
+	// NoMigrate (PostgreSQL only) refuses a database whose ledger schema
+	// is not at this Hall's version instead of migrating it.
+	NoMigrate bool
 }
 
 // OpenLocalStores opens the SQLite-and-files default of every part but
@@ -170,6 +174,22 @@ func OpenLocalStores(home string, o LocalStoreOptions) (*Stores, error) {
 // local ledger's audit abilities the hall CLI uses (verification against
 // given keys and checkpoints, bundles, checkpoints, key rotation).
 func OpenLocalEvidence(home string, o LocalStoreOptions) (EvidenceStore, error) {
+	opts := ledgerOptions(o)
+	if o.ReadOnly {
+		path := filepath.Join(home, ledger.DBFile)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s: nothing has been recorded yet", ErrNoEvidence, path)
+		}
+	}
+	s, err := ledger.Open(home, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ledgerOptions are the ledger options o asks for.
+func ledgerOptions(o LocalStoreOptions) []ledger.Option {
 	var opts []ledger.Option
 	if o.StorePayloads {
 		opts = append(opts, ledger.WithPayloads())
@@ -184,17 +204,12 @@ func OpenLocalEvidence(home string, o LocalStoreOptions) (EvidenceStore, error) 
 		opts = append(opts, ledger.WithCheckpoints(p))
 	}
 	if o.ReadOnly {
-		path := filepath.Join(home, ledger.DBFile)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w at %s: nothing has been recorded yet", ErrNoEvidence, path)
-		}
 		opts = append(opts, ledger.ReadOnly())
 	}
-	s, err := ledger.Open(home, opts...)
-	if err != nil {
-		return nil, err
+	if o.NoMigrate {
+		opts = append(opts, ledger.NoMigrate())
 	}
-	return s, nil
+	return opts
 }
 
 // OpenLocalTokens opens the token database of the state directory home

@@ -19,17 +19,25 @@ var storeImplementations = []string{
 	"internal/auth/",
 	"internal/artifact/",
 	"host/stores.go",
+	// The PostgreSQL backend (issue 22): its dialect layer, the file of
+	// host that opens it, and the test harness that starts a server.
+	"internal/pgsql/",
+	"internal/pgtest/",
+	"internal/pgsource/",
+	"host/snapsource_postgres.go",
+	"host/stores_postgres.go",
 }
 
 // storeOpeners are the engine constructors that open stored state.
 var storeOpeners = map[string][]string{
-	"github.com/wcphall/hall/internal/ledger":   {"Open"},
-	"github.com/wcphall/hall/internal/auth":     {"Open"},
-	"github.com/wcphall/hall/internal/artifact": {"Open"},
+	"github.com/wcphall/hall/internal/ledger":   {"Open", "OpenPostgres"},
+	"github.com/wcphall/hall/internal/auth":     {"Open", "OpenPostgres"},
+	"github.com/wcphall/hall/internal/artifact": {"Open", "OpenPostgres"},
 }
 
 // storeDrivers are imports that reach a database directly.
-var storeDrivers = []string{"database/sql", "modernc.org/sqlite", "github.com/mattn/go-sqlite3"}
+var storeDrivers = []string{"database/sql", "modernc.org/sqlite", "github.com/mattn/go-sqlite3",
+	"github.com/jackc/pgx/v5", "github.com/jackc/pgx/v5/stdlib", "github.com/jackc/pgx/v5/pgxpool", "github.com/wcphall/hall/internal/pgsql"}
 
 // TestStateOnlyThroughStores checks, over every non-test Go file of the
 // module, that nothing but the store implementations imports a database

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wcphall/hall/internal/pgtest"
 )
 
 // hallBin is the real CLI binary, built once for the package's tests.
@@ -25,7 +27,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building hall: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m) // stops the PostgreSQL a test started, if any
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -49,6 +49,17 @@ func openLedger(c *cli.Context, readOnly bool) (auditLedger, error) {
 }
 
 func openLedgerWith(c *cli.Context, opts host.LocalStoreOptions) (auditLedger, error) {
+	if databaseURL(c) != "" {
+		st, err := postgresStores(c, opts)
+		if err != nil {
+			return nil, err
+		}
+		l, ok := st.Evidence.(auditLedger)
+		if !ok {
+			return nil, failf("the evidence store of --database-url cannot be audited by this command")
+		}
+		return l, nil
+	}
 	s, err := host.OpenLocalEvidence(c.String("home"), opts)
 	if errors.Is(err, host.ErrNoEvidence) {
 		return nil, failf("%v (or pass --home / HALL_HOME)", err)
@@ -75,7 +86,7 @@ func receiptsCommand() *cli.Command {
 			&cli.StringFlag{Name: "since", Usage: "only receipts since `WHEN`: a duration back from now (90m, 1h, 2d) or an RFC 3339 time (2026-12-07T10:00:00Z) or date (2026-12-07, UTC)"},
 			&cli.IntFlag{Name: "limit", Value: 50, Usage: "at most `N` receipts (0: all)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-			homeFlag(),
+			homeFlag(), databaseFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			s, err := openLedger(c, true)
@@ -121,7 +132,7 @@ func receiptsCommand() *cli.Command {
 			Usage:     "print one receipt: what ran (worker, module and record digests) under which privilege envelope, then the signed receipt",
 			ArgsUsage: "RECEIPT_ID",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print only the signed receipt as JSON"},
-				&cli.BoolFlag{Name: "tree", Usage: "print the chain of dispatches the receipt belongs to, from its root: each hop's worker, outcome, duration, blast score and module digest (with --json, as JSON)"}, homeFlag()},
+				&cli.BoolFlag{Name: "tree", Usage: "print the chain of dispatches the receipt belongs to, from its root: each hop's worker, outcome, duration, blast score and module digest (with --json, as JSON)"}, homeFlag(), databaseFlag()},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
 					return failf("receipts show needs one RECEIPT_ID")
@@ -164,7 +175,7 @@ func auditCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of standard output"},
 					&cli.StringFlag{Name: "bundle", Usage: "write an evidence bundle (every chain, the key set, the checkpoints) into the new `DIR`"},
-					homeFlag(), keyFlag(),
+					homeFlag(), keyFlag(), databaseFlag(),
 				},
 				Action: func(c *cli.Context) error {
 					s, err := openLedger(c, true)

@@ -46,7 +46,7 @@ func auditVerifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "checkpoints", EnvVars: []string{"HALL_CHECKPOINT_DIR"}, Usage: "check the signed checkpoints in `DIR` (a witness directory): every head they name must still be in the ledger"},
 			&cli.BoolFlag{Name: "json", Usage: "print the verification report as JSON (exit status as without it)"},
 			&cli.BoolFlag{Name: "allow-empty", Usage: "exit 0 for a ledger with nothing in it yet (no receipt, decision or change beyond its schema)"},
-			homeFlag(), keyFlag(),
+			homeFlag(), keyFlag(), databaseFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			var o ledger.VerifyOptions
@@ -129,7 +129,7 @@ func auditCheckpointCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", EnvVars: []string{"HALL_CHECKPOINT_DIR"}, Usage: "witness `DIR` to write the checkpoint into (default: kept in the ledger only)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the checkpoint as JSON"},
-			homeFlag(), keyFlag(),
+			homeFlag(), keyFlag(), databaseFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			opts := keyOptions(c)
@@ -174,7 +174,7 @@ func keysShowCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "every key that signed for this ledger, oldest first, with when each was rotated in and out"},
 			&cli.BoolFlag{Name: "json", Usage: "print {key_id, public_key} as JSON; with --all the key set (what hall audit verify --public-key and auditors read)"},
-			homeFlag(), keyFlag(),
+			homeFlag(), keyFlag(), databaseFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			s, err := openLedger(c, false)
@@ -212,7 +212,7 @@ func keysRotateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "rotate",
 		Usage: "replace the signing key: the rotation is recorded in the change chain, signed by the old key with the new key's proof; later entries are signed by the new key",
-		Flags: []cli.Flag{homeFlag(), keyFlag()},
+		Flags: []cli.Flag{homeFlag(), keyFlag(), databaseFlag()},
 		Action: func(c *cli.Context) error {
 			s, err := openLedger(c, false)
 			if err != nil {

@@ -55,8 +55,8 @@ type policyFixture struct {
 func policyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "policy",
-		Usage: "test the policy file (docs/POLICY.md)",
-		Subcommands: []*cli.Command{{
+		Usage: "test, read or replace the policy set (docs/POLICY.md)",
+		Subcommands: append(documentSubcommands(host.DocPolicy, "the policy set (policy.json)"), &cli.Command{
 			Name:      "test",
 			Usage:     "evaluate the policies on fixture files and compare each outcome with the expected one",
 			ArgsUsage: "FIXTURES.json",
@@ -69,7 +69,7 @@ func policyCommand() *cli.Command {
 				&cli.BoolFlag{Name: "json", Usage: "print the results as JSON"},
 			},
 			Action: policyTest,
-		}},
+		}),
 	}
 }
 

@@ -34,6 +34,7 @@ func hallFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", Usage: "Hall configuration `FILE` (default: hall.json if present, else the strict defaults)"},
 		homeFlag(),
 		keyFlag(),
+		databaseFlag(),
 	}
 }
 
@@ -89,7 +90,18 @@ func openHall(c *cli.Context) (*host.Hall, error) {
 
 // openHallWith is openHall with extra options.
 func openHallWith(c *cli.Context, extra host.Options) (*host.Hall, error) {
+	if databaseURL(c) != "" && extra.Stores == nil {
+		st, err := postgresStores(c, keyOptions(c))
+		if err != nil {
+			return nil, err
+		}
+		extra.Stores = st
+		// A new shared database holds no rules yet (PUT /admin/rules or
+		// hall rules set stores them): every request is denied until then.
+		extra.MissingRulesOK = true
+	}
 	h, err := host.Open(contextOf(c), host.Options{
+		Stores:         extra.Stores,
 		MissingRulesOK: extra.MissingRulesOK,
 		Logger:         extra.Logger,
 		Rules:          c.String("rules"),

@@ -50,6 +50,7 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "cors-origin", Usage: "allow the pages of browser `ORIGIN` (scheme://host[:port], or \"*\" for any, never with credentials) to call the API; repeat for several; added to hall.json's http.cors_origins (default: none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"HALL_LOG_FORMAT"}, Value: "json", Usage: "json (one JSON object per line) or text (key=value lines)"},
+			&cli.BoolFlag{Name: "no-migrate", Usage: "with --database-url: refuse to start on a database whose schema is not this Hall's instead of migrating it (hall db migrate does it)"},
 		}, append(append(otelFlags(), tlsFlags()...), hallFlags()...)...),
 		Action: func(c *cli.Context) error {
 			var level slog.Level
@@ -85,10 +86,11 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			defer closeDatabase(c) // after the Hall (defers run last first)
 			defer h.Close(context.Background())
-			tokens, err := host.OpenLocalTokens(c.String("home"))
+			tokens, err := openTokens(c)
 			if err != nil {
-				return failf("%v", err)
+				return err
 			}
 			defer tokens.Close()
 			handler := server.New(h, server.Config{

@@ -39,6 +39,9 @@ type statusReport struct {
 	Ledger          statusLedger    `json:"ledger"`
 	Online          bool            `json:"online"`
 	Server          statusServer    `json:"server"`
+	// Database says where the shared state is ("" for the files of
+	// --home).
+	Database string `json:"database,omitempty"`
 }
 
 type statusRules struct {
@@ -114,6 +117,12 @@ func statusAction(c *cli.Context) error {
 		Online:         h.Online(),
 		Ledger:         statusLedger{Path: filepath.Join(opts.Home, "hall.db")},
 		Server:         statusServer{Address: c.String("addr")},
+	}
+	if databaseURL(c) != "" {
+		// The rules, records and evidence are in the database.
+		rep.Database = "postgres (--database-url)"
+		rep.Rules.Path, rep.Rules.Exists, statErr = "db:rules", len(h.Rules().Rules) > 0, nil
+		rep.Ledger.Path = rep.Database
 	}
 	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
 		return failf("--rules: %v", statErr)
@@ -191,6 +200,7 @@ func statusAction(c *cli.Context) error {
 		fmt.Fprintf(w, "                 a capability no rule routes is denied DENY_NO_MATCHING_RULE: add a rule to %s, or enroll again with hall enroll --add-rule MODULE.wasm (dev only)\n", rep.Rules.Path)
 	}
 	fmt.Fprintf(w, "  compliance:    %s\n", rep.ComplianceLevel)
+	fmt.Fprintf(w, "  snapshot:      %s\n", rep.SnapshotDigest)
 	fmt.Fprintf(w, "  ledger:        %s\n", rep.Ledger.Path)
 	if rep.Ledger.HeadReceiptID != "" {
 		fmt.Fprintf(w, "    head receipt: %s (tenant %s) %s\n", rep.Ledger.HeadReceiptID, rep.Ledger.HeadReceiptTenant, rep.Ledger.HeadReceiptHash)

@@ -21,6 +21,13 @@ func openTokenEvidence(c *cli.Context) (auditLedger, error) {
 
 // openTokens opens the token store of the state directory.
 func openTokens(c *cli.Context) (host.TokenStore, error) {
+	if databaseURL(c) != "" {
+		st, err := postgresStores(c, keyOptions(c))
+		if err != nil {
+			return nil, err
+		}
+		return st.Tokens, nil
+	}
 	st, err := host.OpenLocalTokens(c.String("home"))
 	if err != nil {
 		return nil, failf("%v", err)
@@ -49,7 +56,7 @@ func tokensCommand() *cli.Command {
 					&cli.StringFlag{Name: "approver-tenant", Usage: "the tenant `ID` an approver belongs to: it cannot answer that tenant's requests"},
 					&cli.StringFlag{Name: "name", Usage: "a note on what the token is for"},
 					&cli.BoolFlag{Name: "json", Usage: "print {id, scope, token, created_at} as JSON"},
-					homeFlag(), keyFlag(),
+					homeFlag(), keyFlag(), databaseFlag(),
 				},
 				Action: func(c *cli.Context) error {
 					var scope auth.Scope
@@ -95,7 +102,7 @@ func tokensCommand() *cli.Command {
 				Name:      "list",
 				Usage:     "list tokens: ids, scopes, creation and revocation times, whether the evidence ledger records them (never the tokens)",
 				ArgsUsage: " ",
-				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}, homeFlag()},
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}, homeFlag(), databaseFlag()},
 				Action: func(c *cli.Context) error {
 					st, err := openTokens(c)
 					if err != nil {
@@ -107,7 +114,7 @@ func tokensCommand() *cli.Command {
 						return failf("%v", err)
 					}
 					recorded := map[string]bool{}
-					if ev, err := host.OpenLocalEvidence(c.String("home"), host.LocalStoreOptions{ReadOnly: true}); err == nil {
+					if ev, err := openTokenListEvidence(c); err == nil {
 						recorded, err = host.RecordedTokens(contextOf(c), ev)
 						ev.Close()
 						if err != nil {
@@ -157,7 +164,7 @@ func tokensCommand() *cli.Command {
 				Name:      "revoke",
 				Usage:     "revoke a token by id (a running server refuses it from its next request)",
 				ArgsUsage: "ID",
-				Flags:     []cli.Flag{homeFlag(), keyFlag()},
+				Flags:     []cli.Flag{homeFlag(), keyFlag(), databaseFlag()},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return failf("tokens revoke needs exactly one token ID (see hall tokens list)")

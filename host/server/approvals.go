@@ -155,7 +155,7 @@ func (s *Server) approvalError(w http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	s.log.Error("hall: approval store failed", "request_id", requestID(r), "error", err)
-	writeError(w, r, errf(http.StatusInternalServerError, CodeInternal, "the approvals could not be read or written (see the server log under request id "+requestID(r)+")"))
+	writeError(w, r, unavailableOr(err, errf(http.StatusInternalServerError, CodeInternal, "the approvals could not be read or written (see the server log under request id "+requestID(r)+")")))
 }
 
 // pendingRun is the 202 answer of a dispatch held for a human: nothing

@@ -94,8 +94,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.metrics.decision("route", dec.Denied, string(dec.Code()))
 	if err != nil {
 		s.log.Error("hall: decision not recorded", "request_id", requestID(r), "correlation_id", in.CorrelationID, "error", err)
-		writeError(w, r, &apiError{Status: http.StatusInternalServerError, Code: CodeEvidence,
-			Message: "the decision could not be recorded in the evidence ledger", Extra: map[string]any{"decision": dec}})
+		writeError(w, r, unavailableOr(err, &apiError{Status: http.StatusInternalServerError, Code: CodeEvidence,
+			Message: "the decision could not be recorded in the evidence ledger", Extra: map[string]any{"decision": dec}}))
 		return
 	}
 	if hint := s.h.DenyHint(&dec); hint != "" {
@@ -249,6 +249,10 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		}
 		if res != nil {
 			e.Extra = map[string]any{"decision": res.Decision, "ran": res.Ran}
+		}
+		if res == nil || !res.Ran {
+			// Nothing ran: a lost database is a 503 to retry.
+			e = unavailableOr(err, e)
 		}
 		writeError(w, r, e)
 		return

@@ -224,7 +224,7 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 		return
 	default:
 		s.log.Error("hall: enrollment failed", "request_id", requestID(r), "error", err)
-		writeError(w, r, errf(http.StatusInternalServerError, CodeInternal, "enrollment failed (see the server log under request id "+requestID(r)+")"))
+		writeError(w, r, unavailableOr(err, errf(http.StatusInternalServerError, CodeInternal, "enrollment failed (see the server log under request id "+requestID(r)+")")))
 		return
 	}
 	id := enrollmentID()
@@ -305,7 +305,7 @@ func (s *Server) putArtifact(w http.ResponseWriter, r *http.Request) {
 	d, err := s.h.PutArtifact(body, want)
 	if err != nil {
 		s.log.Error("hall: storing artifact failed", "request_id", requestID(r), "error", err)
-		writeError(w, r, errf(http.StatusInternalServerError, CodeInternal, "the module could not be stored (see the server log under request id "+requestID(r)+")"))
+		writeError(w, r, unavailableOr(err, errf(http.StatusInternalServerError, CodeInternal, "the module could not be stored (see the server log under request id "+requestID(r)+")")))
 		return
 	}
 	s.log.Info("hall: artifact stored", "request_id", requestID(r), "artifact_hash", d.String(), "size", len(body), "token_id", principal(r).ID)

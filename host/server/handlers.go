@@ -28,15 +28,20 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if !s.h.Online() {
 		status = "offline"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"status":    status,
-		"online":    s.h.Online(),
-		"version":   s.cfg.Version,
-		"timestamp": now(),
+	body := map[string]any{
+		"status":  status,
+		"online":  s.h.Online(),
+		"version": s.cfg.Version,
 		// Which Hall this is (rules, policies, configuration, records,
-		// trust): hall status compares it with the folder it runs in.
+		// trust): hall status compares it with the folder it runs in, and
+		// nodes of one database converge on it.
 		"snapshot_digest": s.h.SnapshotDigest(),
-	})
+		"timestamp":       now(),
+	}
+	if db := sharedDatabase(r.Context(), s.cfg.Tokens); db != nil {
+		body["database"] = db
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) wcpHealth(w http.ResponseWriter, r *http.Request) {
@@ -208,7 +213,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) evidenceError(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Error("http: evidence ledger failed", "request_id", requestID(r), "error", err)
-	writeError(w, r, errf(http.StatusInternalServerError, CodeEvidence, "the evidence ledger could not be read or written (see the server log)"))
+	writeError(w, r, unavailableOr(err, errf(http.StatusInternalServerError, CodeEvidence, "the evidence ledger could not be read or written (see the server log)")))
 }
 
 func (s *Server) goOnline(w http.ResponseWriter, r *http.Request)  { s.setOnline(w, r, true) }

@@ -67,12 +67,22 @@ func (l load) request() (addr string, req []byte, err error) {
 // run and fails the benchmark.
 func (l load) run(b *testing.B, conns int) (lat []time.Duration, elapsed time.Duration) {
 	b.Helper()
-	addr, req, err := l.request()
-	if err != nil {
-		b.Fatal(err)
-	}
+	return runLoads(b, []load{l}, conns)
+}
+
+// runLoads is load.run with several loads: connection i sends
+// loads[i%len(loads)] (another tenant's token, another server), and the
+// answers are checked by that load's check.
+func runLoads(b *testing.B, loads []load, conns int) (lat []time.Duration, elapsed time.Duration) {
+	b.Helper()
 	cs := make([]*loadConn, conns)
+	reqs := make([][]byte, conns)
 	for i := range cs {
+		addr, req, err := loads[i%len(loads)].request()
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs[i] = req
 		cs[i] = &loadConn{addr: addr}
 		if err := cs[i].dial(); err != nil {
 			b.Fatal(err)
@@ -96,9 +106,10 @@ func (l load) run(b *testing.B, conns int) (lat []time.Duration, elapsed time.Du
 		go func() {
 			defer wg.Done()
 			own := make([]time.Duration, 0, b.N/conns+1)
+			l := loads[i%len(loads)]
 			for failed.Load() == nil && next.Add(1) <= int64(b.N) {
 				t0 := time.Now()
-				status, body, err := c.roundTrip(req)
+				status, body, err := c.roundTrip(reqs[i])
 				if err == nil {
 					err = l.check(status, body)
 				}
@@ -115,7 +126,7 @@ func (l load) run(b *testing.B, conns int) (lat []time.Duration, elapsed time.Du
 	elapsed = time.Since(start)
 	b.StopTimer()
 	if err := failed.Load(); err != nil {
-		b.Fatalf("POST %s%s: %v", l.url, l.path, *err)
+		b.Fatalf("POST %s%s: %v", loads[0].url, loads[0].path, *err)
 	}
 	lat = slices.Concat(lats...)
 	slices.Sort(lat)

@@ -21,6 +21,7 @@ import (
 	"github.com/wcphall/hall/host/server"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/auth"
+	"github.com/wcphall/hall/internal/pgtest"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 
@@ -45,6 +46,7 @@ func (s secrets) Secret(name string) (string, bool) { v, ok := s[name]; return v
 
 func TestMain(m *testing.M) {
 	code, err := setup(m)
+	pgtest.Stop() // the PostgreSQL of the Postgres benchmarks, if one ran
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "host/server tests: setup failed:", err)
 		os.Exit(2)

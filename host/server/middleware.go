@@ -200,7 +200,7 @@ func (s *Server) authenticate(n need) func(http.Handler) http.Handler {
 			}
 			if err != nil {
 				s.log.Error("http: token store failed", "request_id", requestID(r), "error", err)
-				writeError(w, r, errf(http.StatusInternalServerError, CodeInternal, "the token store could not be read"))
+				writeError(w, r, unavailableOr(err, errf(http.StatusInternalServerError, CodeInternal, "the token store could not be read")))
 				return
 			}
 			state(r).token = &t

@@ -44,6 +44,10 @@ var apiOperations = []apiOperation{
 	{"POST", "/api/server/go-offline", "admin", "refuse dispatches (HALL_OFFLINE)", map[int]string{200: "offline"}, ""},
 	{"GET", "/admin/rules", "admin", "the rules document in force, with its ETag", map[int]string{200: "rules.json"}, ""},
 	{"PUT", "/admin/rules", "admin", "replace the rules (If-Match: the ETag read)", map[int]string{200: "replaced"}, "application/json"},
+	{"GET", "/admin/policy", "admin", "the stored policy set, with its ETag", map[int]string{200: "policy.json"}, ""},
+	{"PUT", "/admin/policy", "admin", "replace the policy set (If-Match: the ETag read); a recorded change, in force when answered", map[int]string{200: "replaced"}, "application/json"},
+	{"GET", "/admin/config", "admin", "the stored configuration (hall.json), with its ETag", map[int]string{200: "hall.json"}, ""},
+	{"PUT", "/admin/config", "admin", "replace the configuration (If-Match: the ETag read); a recorded change, in force when answered", map[int]string{200: "replaced"}, "application/json"},
 	{"POST", "/wcp/route", "tenant", "decide a request (fields left out get the CLI's defaults: env dev, data_label INTERNAL, tenant_risk low, qos_class P2, a new correlation_id, named in the Hall-Defaulted header; a denial is a 200 decision, its likely fix in Hall-Hint)", map[int]string{200: "the RouteDecision, allowed or denied"}, "application/json"},
 	{"POST", "/wcp/run", "tenant", "decide and run the selected worker; the receipt is committed before the answer (input defaults as /wcp/route; with approval_id and no correlation_id, the held request is resumed under its own)", map[int]string{200: "the worker ran (or a dry run)", 202: "the decision waits for a human approval"}, "application/json"},
 	{"POST", "/mcp", "tenant", "MCP Streamable HTTP: the capabilities as tools (docs/MCP.md)", map[int]string{200: "an MCP message or stream", 202: "accepted"}, "application/json"},
@@ -105,6 +109,15 @@ func (op apiOperation) errorStatuses() []int {
 	}
 	if op.Path == "/admin/rules" && op.Method == "PUT" {
 		st = append(st, http.StatusPreconditionFailed, http.StatusPreconditionRequired)
+	}
+	if op.Path == "/admin/policy" || op.Path == "/admin/config" {
+		// No document yet (GET); If-Match not naming the stored one (PUT).
+		st = append(st, http.StatusNotFound, http.StatusPreconditionFailed)
+	}
+	if op.Token != "" {
+		// STATE_UNAVAILABLE: the shared database of --database-url
+		// cannot be reached (the token itself is read from it).
+		st = append(st, http.StatusServiceUnavailable)
 	}
 	if op.Path == "/wcp/run" || op.Path == "/enroll" || strings.HasPrefix(op.Path, "/wcp/registry/") {
 		st = append(st, http.StatusServiceUnavailable)

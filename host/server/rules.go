@@ -80,7 +80,7 @@ func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		s.log.Error("hall: replacing the rules failed", "request_id", requestID(r), "error", err)
-		writeError(w, r, errf(http.StatusInternalServerError, CodeInternal, "the rules could not be replaced (see the server log under request id "+requestID(r)+"); the rules in force are unchanged"))
+		writeError(w, r, unavailableOr(err, errf(http.StatusInternalServerError, CodeInternal, "the rules could not be replaced (see the server log under request id "+requestID(r)+"); the rules in force are unchanged")))
 		return
 	}
 	s.log.Info("hall: rules replaced", "request_id", requestID(r), "rules_digest", digest, "token_id", principal(r).ID, "warnings", len(warnings))

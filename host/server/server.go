@@ -105,6 +105,7 @@ func New(h *host.Hall, cfg Config) http.Handler {
 	}
 	s.metrics = newMetrics(h.Online, func() int { return h.Registry().Len() }, h.Pools, h.Loads)
 	s.metrics.reg.MustRegister(reloadCollector{h.Reloads})
+	s.metrics.reg.MustRegister(snapshotCollector{h.SnapshotDigest})
 	s.metrics.reg.MustRegister(approvalCollector{h})
 
 	r := chi.NewRouter()
@@ -134,6 +135,10 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Post("/api/server/go-offline", s.goOffline)
 		r.Get("/admin/rules", s.getRules)
 		r.Put("/admin/rules", s.putRules)
+		r.Get("/admin/policy", s.getDocument(host.DocPolicy))
+		r.Put("/admin/policy", s.putDocument(host.DocPolicy))
+		r.Get("/admin/config", s.getDocument(host.DocConfig))
+		r.Put("/admin/config", s.putDocument(host.DocConfig))
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(tenantToken))

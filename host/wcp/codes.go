@@ -106,6 +106,7 @@ const (
 	CodeHallOffline         Code = "HALL_OFFLINE"
 	CodeHallSaturated       Code = "HALL_SATURATED"
 	CodeEvidenceUnavailable Code = "EVIDENCE_UNAVAILABLE"
+	CodeStateUnavailable    Code = "STATE_UNAVAILABLE"
 	CodeInternal            Code = "INTERNAL"
 	CodeRulesInvalid        Code = "RULES_INVALID"
 	CodePreconditionFailed  Code = "PRECONDITION_FAILED"
@@ -262,6 +263,7 @@ var codeTable = []CodeInfo{
 	{CodeHallOffline, KindHTTP, http.StatusServiceUnavailable, "the Hall is offline and refuses dispatch"},
 	{CodeHallSaturated, KindHTTP, http.StatusServiceUnavailable, "every dispatch slot is taken; retry after a second"},
 	{CodeEvidenceUnavailable, KindHTTP, http.StatusInternalServerError, "the evidence ledger could not be read or written"},
+	{CodeStateUnavailable, KindHTTP, http.StatusServiceUnavailable, "the shared database (--database-url) cannot be reached; nothing ran; retry after a second"},
 	{CodeInternal, KindHTTP, http.StatusInternalServerError, "the server failed; its log has the details under the request id"},
 	{CodeRulesInvalid, KindHTTP, http.StatusUnprocessableEntity, "a rules document was refused (it does not compile, or a rule is shadowed); the message says which; the rules in force are unchanged"},
 	{CodePreconditionFailed, KindHTTP, http.StatusPreconditionFailed, "If-Match does not name the rules in force (they changed since they were read); nothing is changed"},

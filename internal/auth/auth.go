@@ -161,6 +161,8 @@ type Store struct {
 
 	watch watcher    // has the file changed? (cache.go)
 	cache tokenCache // rows Authenticate found, valid while the file is unchanged
+	// pg: the store is in PostgreSQL (OpenPostgres); nothing is cached.
+	pg bool
 }
 
 const selectToken = `SELECT id, hash, scope, name, created_at, revoked_at FROM tokens`
@@ -294,8 +296,13 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Token, error) {
 	}
 	// A cached row is used only once a check that started during this
 	// call has found the database unchanged since it was read (cache.go).
-	cacheable := true
-	e, hit, gen := s.cache.get(key)
+	cacheable := !s.pg
+	var e cacheEntry
+	var hit bool
+	var gen uint64
+	if cacheable {
+		e, hit, gen = s.cache.get(key)
+	}
 	if hit {
 		if err := s.watch.sync(s.db, &s.cache); err != nil {
 			hit, cacheable = false, false // no check: ask the database

@@ -280,7 +280,7 @@ func (s *SQLite) RecordChange(ctx context.Context, c *Change) error {
 	n.ChangeID = newChangeID()
 	n.Version = formatV2
 	op := "record change " + n.ChangeID
-	return s.submit(ctx, newWrite(op, func(tx *sql.Tx) error { return s.linkChange(tx, op, &n) }, func() { *c = n }))
+	return s.submit(ctx, onChains(newWrite(op, func(tx *sql.Tx) error { return s.linkChange(tx, op, &n) }, func() { *c = n }), "c"))
 }
 
 // linkChange chains n to the change head, seals it and stores it, inside

@@ -34,9 +34,14 @@ type write struct {
 	committed func()
 	// pure: exec changes nothing but the database (and values of its own
 	// write), so it can run again in a new transaction after a rollback.
-	pure  bool
-	state atomic.Int32
-	done  chan error // buffered: the committer never blocks on a caller
+	pure bool
+	// chains names the chains exec appends to ("r:<tenant>" receipts,
+	// "e:<stream>" decision entries, "c" the change chain), nil when not
+	// known before it runs. On PostgreSQL a batch whose writes all name
+	// theirs locks only those chains (postgres.go, lockContext).
+	chains []string
+	state  atomic.Int32
+	done   chan error // buffered: the committer never blocks on a caller
 }
 
 func newWrite(op string, exec func(*sql.Tx) error, committed func()) *write {
@@ -138,7 +143,7 @@ func (s *SQLite) commitBatch(batch []*write) {
 		}
 	}
 	s.prepareWrites()
-	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
+	tx, err := s.w.BeginTx(s.lockContext(ctx, batch), nil) // BEGIN IMMEDIATE (see _txlock)
 	if err != nil {
 		failAll(err)
 		return
@@ -191,7 +196,9 @@ func (s *SQLite) commitBatch(batch []*write) {
 
 // committed releases the callers of a committed batch.
 func (s *SQLite) committed(batch []*write, errs []error) {
-	s.wal.afterCommit(s, s.commits.Add(1))
+	if n := s.commits.Add(1); !s.pg {
+		s.wal.afterCommit(s, n)
+	}
 	defer s.cp.afterCommit(s)
 	for i, w := range batch {
 		if errs[i] == nil {
@@ -229,7 +236,7 @@ func (s *SQLite) commitPlain(batch []*write) bool {
 		return true
 	}
 	s.prepareWrites()
-	tx, err := s.w.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE
+	tx, err := s.w.BeginTx(s.lockContext(context.Background(), batch), nil) // BEGIN IMMEDIATE
 	if err != nil {
 		return fail(err)
 	}

@@ -153,7 +153,7 @@ func (s *SQLite) RecordDecision(ctx context.Context, d DecisionRecord) error {
 		return err
 	}
 	op := "record decision " + d.DecisionID
-	return s.submit(ctx, newPureWrite(op, func(tx *sql.Tx) error { return s.sealEntry(tx, op, p) }, nil))
+	return s.submit(ctx, onChains(newPureWrite(op, func(tx *sql.Tx) error { return s.sealEntry(tx, op, p) }, nil), "e:"+p.e.TenantID))
 }
 
 // prepareDecision checks d and makes its pending entry: everything

@@ -251,6 +251,12 @@ func stepsApplied(ctx context.Context, db *sql.DB) (int, error) {
 // force into the change chain (verify_rows.go); it also runs for a
 // database already at schemaVersion whose chain does not say so yet.
 func migrate(ctx context.Context, db *sql.DB, readOnly bool, record func(context.Context, *sql.Tx, int) error) error {
+	return migrateSteps(ctx, db, migrations, readOnly, record)
+}
+
+// migrateSteps is migrate with the steps of a dialect (pgMigrations),
+// as many as migrations.
+func migrateSteps(ctx context.Context, db *sql.DB, migrations []migration, readOnly bool, record func(context.Context, *sql.Tx, int) error) error {
 	v, err := userVersion(ctx, db)
 	if err != nil {
 		return err

@@ -52,6 +52,7 @@ type options struct {
 	readOnly    bool
 	busyTimeout time.Duration
 	sync        Sync
+	noMigrate   bool
 }
 
 // WithPayloads keeps receipts' InputPayload and OutputPayload. Without it
@@ -120,6 +121,8 @@ type SQLite struct {
 	tails batchTails
 	// wal checkpoints the WAL in the background (walcheckpoint.go).
 	wal walCheckpointer
+	// pg: the database is PostgreSQL (OpenPostgres), not SQLite.
+	pg bool
 }
 
 var _ Store = (*SQLite)(nil)
@@ -332,7 +335,7 @@ func (s *SQLite) Append(ctx context.Context, r *Receipt) error {
 	if err != nil {
 		return err
 	}
-	return s.submit(ctx, newPureWrite("append", func(tx *sql.Tx) error { return s.link(tx, c) }, func() { *r = *c }))
+	return s.submit(ctx, onChains(newPureWrite("append", func(tx *sql.Tx) error { return s.link(tx, c) }, func() { *r = *c }), "r:"+c.TenantID))
 }
 
 // prepareReceipt checks r and returns the copy the committer links: what
@@ -390,7 +393,8 @@ func (s *SQLite) RecordDispatch(ctx context.Context, d DecisionRecord, events []
 		return err
 	}
 	op := "record dispatch " + d.DecisionID
-	return s.submit(ctx, newPureWrite(op, func(tx *sql.Tx) error {
+	// The events' stream is the decision's (sealEntry looks it up by id).
+	return s.submit(ctx, onChains(newPureWrite(op, func(tx *sql.Tx) error {
 		if err := s.sealEntry(tx, op, dec); err != nil {
 			return err
 		}
@@ -400,7 +404,7 @@ func (s *SQLite) RecordDispatch(ctx context.Context, d DecisionRecord, events []
 			}
 		}
 		return s.link(tx, c)
-	}, func() { *r = *c }))
+	}, func() { *r = *c }), "e:"+dec.e.TenantID, "r:"+c.TenantID))
 }
 
 // link chains c to its stream's head, seals it and stores it. The head is

@@ -1,0 +1,348 @@
+// Package pgsql opens PostgreSQL (through pgx's database/sql driver) for
+// code written in SQLite's dialect of SQL: the Hall's ledger and token
+// store run the same statements on both databases, and the differences
+// live here and in each package's PostgreSQL schema.
+//
+// What it translates: ? placeholders become $1, $2… (outside quotes and
+// comments); booleans are stored as 0 and 1 (SQLite's integers); a
+// statement a Dialect names is replaced whole. A read-only transaction
+// runs at REPEATABLE READ (one snapshot, as SQLite's deferred
+// transactions give); a writer's transactions take a transaction-scoped
+// advisory lock first, as SQLite's BEGIN IMMEDIATE serializes writers, or
+// that lock shared and one lock per chain (WithChainLocks).
+//
+// # Notes
+//
+//   - The lock is pg_advisory_xact_lock: released at COMMIT or ROLLBACK,
+//     so a connection pooler in transaction mode or a killed client never
+//     leaves it held (session advisory locks would).
+package pgsql
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// Dialect is what a package adds to the translation.
+type Dialect struct {
+	// WriteLock, when not 0, is the advisory lock key every read-write
+	// transaction takes before its first statement.
+	WriteLock int64
+	// Statement, when set, replaces a statement whole (ok true) before
+	// placeholders are numbered.
+	Statement func(q string) (string, bool)
+}
+
+// OpenDB opens a pool of connections to the database of cfg that speak
+// SQLite's dialect as d says.
+func OpenDB(cfg *pgx.ConnConfig, d Dialect) *sql.DB {
+	return sql.OpenDB(&connector{inner: stdlib.GetConnector(*cfg), d: d})
+}
+
+// ParseDSN parses a postgres:// URL or a keyword/value DSN.
+func ParseDSN(dsn string) (*pgx.ConnConfig, error) { return pgx.ParseConfig(dsn) }
+
+// ErrUnavailable is wrapped by every error of a connection that could not
+// be made or was lost (PostgreSQL down, restarting, unreachable): the
+// statement did not run, or its outcome is unknown and its transaction
+// was rolled back. Callers answer "try again later" (HTTP 503), and the
+// pool reconnects on the next call.
+var ErrUnavailable = errors.New("STATE_UNAVAILABLE: the database cannot be reached")
+
+// unavailable wraps err with ErrUnavailable when it is a connection
+// failure; database/sql still sees driver.ErrBadConn through it.
+func unavailable(err error) error {
+	if err == nil || !Unavailable(err) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return &downError{err}
+}
+
+type downError struct{ err error }
+
+func (e *downError) Error() string   { return ErrUnavailable.Error() + ": " + e.err.Error() }
+func (e *downError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// Unavailable reports whether err says the database could not be reached
+// or went away (connection refused or reset, server shutting down or
+// starting), as opposed to a statement's own failure.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-03: admin/crash shutdown,
+		// cannot connect now.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed")
+}
+
+type chainLocksKey struct{}
+
+// WithChainLocks makes the read-write transaction begun with ctx take the
+// dialect's WriteLock in shared mode, then the two-key advisory locks
+// (WriteLock, k) for each k of keys in ascending order, instead of
+// WriteLock exclusively: transactions of disjoint chains run at once, and
+// one that takes WriteLock exclusively (no chains given) waits for them
+// all. Every lock is transaction-scoped.
+func WithChainLocks(ctx context.Context, keys []int32) context.Context {
+	ks := slices.Clone(keys)
+	slices.Sort(ks)
+	return context.WithValue(ctx, chainLocksKey{}, slices.Compact(ks))
+}
+
+type connector struct {
+	inner driver.Connector
+	d     Dialect
+	cache sync.Map // SQLite text → PostgreSQL text
+}
+
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.inner.Connect(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return &conn_{Conn: conn, c: c}, nil
+}
+
+func (c *connector) Driver() driver.Driver { return c.inner.Driver() }
+
+// rewrite translates q (cached: the statements are a fixed set).
+func (c *connector) rewrite(q string) string {
+	if v, ok := c.cache.Load(q); ok {
+		return v.(string)
+	}
+	out := q
+	if c.d.Statement != nil {
+		if r, ok := c.d.Statement(q); ok {
+			out = r
+		} else {
+			out = Placeholders(q)
+		}
+	} else {
+		out = Placeholders(q)
+	}
+	c.cache.Store(q, out)
+	return out
+}
+
+// Placeholders numbers the ? placeholders of q ($1, $2…), leaving quoted
+// text and -- comments alone.
+func Placeholders(q string) string {
+	if !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		ch := q[i]
+		switch {
+		case ch == '\'' || ch == '"':
+			j := strings.IndexByte(q[i+1:], ch)
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+j+2])
+			i += j + 1
+		case ch == '-' && i+1 < len(q) && q[i+1] == '-':
+			j := strings.IndexByte(q[i:], '\n')
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+j])
+			i += j - 1
+		case ch == '?':
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+		default:
+			b.WriteByte(ch)
+		}
+	}
+	return b.String()
+}
+
+type conn_ struct {
+	driver.Conn
+	c *connector
+}
+
+func (c *conn_) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, c.c.rewrite(q))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return stmt{st}, nil
+}
+
+func (c *conn_) Prepare(q string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), q)
+}
+
+func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, error) {
+	if o.ReadOnly && sql.IsolationLevel(o.Isolation) == sql.LevelDefault {
+		o.Isolation = driver.IsolationLevel(sql.LevelRepeatableRead)
+	}
+	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, o)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if c.c.d.WriteLock == 0 || o.ReadOnly {
+		return committer{tx}, nil
+	}
+	exec := c.Conn.(driver.ExecerContext)
+	keys, chained := ctx.Value(chainLocksKey{}).([]int32)
+	if !chained {
+		if _, err := exec.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`,
+			[]driver.NamedValue{{Ordinal: 1, Value: c.c.d.WriteLock}}); err != nil {
+			tx.Rollback()
+			return nil, unavailable(err)
+		}
+		return committer{tx}, nil
+	}
+	if _, err := exec.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1)`,
+		[]driver.NamedValue{{Ordinal: 1, Value: c.c.d.WriteLock}}); err != nil {
+		tx.Rollback()
+		return nil, unavailable(err)
+	}
+	for _, k := range keys {
+		// The two-key form: a key space apart from the one-key locks.
+		if _, err := exec.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`,
+			[]driver.NamedValue{{Ordinal: 1, Value: int64(int32(c.c.d.WriteLock))}, {Ordinal: 2, Value: int64(k)}}); err != nil {
+			tx.Rollback()
+			return nil, unavailable(err)
+		}
+	}
+	return committer{tx}, nil
+}
+
+// committer marks a COMMIT that failed for want of a connection.
+type committer struct{ driver.Tx }
+
+func (t committer) Commit() error {
+	return unavailable(t.Tx.Commit())
+}
+
+func (c *conn_) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	res, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, c.c.rewrite(q), args)
+	return res, unavailable(err)
+}
+
+func (c *conn_) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	rows, err := buffer(c.Conn.(driver.QueryerContext).QueryContext(ctx, c.c.rewrite(q), args))
+	return rows, unavailable(err)
+}
+
+// stmt is a prepared statement whose results are buffered (see buffer).
+type stmt struct{ driver.Stmt }
+
+func (s stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	res, err := s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+	return res, unavailable(err)
+}
+
+func (s stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	rows, err := buffer(s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args))
+	return rows, unavailable(err)
+}
+
+// buffer reads every row of r into memory and closes r. SQLite lets a
+// transaction run a statement while another's rows are still open (the
+// ledger's Verify reads its keyring while walking receipts); a PostgreSQL
+// connection carries one result at a time. Buffering keeps the SQLite
+// code unchanged, at the price of holding a query's whole result in
+// memory (docs/DEPLOY.md: Verify and Export of a very large ledger).
+func buffer(r driver.Rows, err error) (driver.Rows, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b := &rows{cols: r.Columns()}
+	for {
+		row := make([]driver.Value, len(b.cols))
+		if err := r.Next(row); err != nil {
+			if err == io.EOF {
+				break
+			}
+			return nil, err
+		}
+		for i, v := range row {
+			if p, ok := v.([]byte); ok {
+				row[i] = bytes.Clone(p)
+			}
+		}
+		b.data = append(b.data, row)
+	}
+	return b, nil
+}
+
+type rows struct {
+	cols []string
+	data [][]driver.Value
+}
+
+func (r *rows) Columns() []string { return r.cols }
+func (r *rows) Close() error      { r.data = nil; return nil }
+func (r *rows) Next(dest []driver.Value) error {
+	if len(r.data) == 0 {
+		return io.EOF
+	}
+	copy(dest, r.data[0])
+	r.data = r.data[1:]
+	return nil
+}
+
+func (c *conn_) Ping(ctx context.Context) error {
+	return unavailable(c.Conn.(driver.Pinger).Ping(ctx))
+}
+
+func (c *conn_) ResetSession(ctx context.Context) error {
+	if r, ok := c.Conn.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *conn_) IsValid() bool {
+	if v, ok := c.Conn.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+// CheckNamedValue stores booleans as 0 and 1 (SQLite's integer columns)
+// and hands everything else to pgx.
+func (c *conn_) CheckNamedValue(nv *driver.NamedValue) error {
+	if b, ok := nv.Value.(bool); ok {
+		nv.Value = int64(0)
+		if b {
+			nv.Value = int64(1)
+		}
+		return nil
+	}
+	if ch, ok := c.Conn.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}

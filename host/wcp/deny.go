@@ -29,6 +29,11 @@ const (
 	DenyWorkerTampered                DenyCode = "DENY_WORKER_TAMPERED"
 	DenyPrivilegeEnvelopeUnconfigured DenyCode = "DENY_PRIVILEGE_ENVELOPE_UNCONFIGURED"
 	DenyPrivilegeEnvelopeViolated     DenyCode = "DENY_PRIVILEGE_ENVELOPE_VIOLATED"
+	// DenyWorkerUntrusted is the Hall's: the selected worker's namespace
+	// is under an enforce trust policy (trust.json) and its recorded
+	// signature does not verify under the policy in force (a key was
+	// removed, or it was enrolled unsigned before the policy).
+	DenyWorkerUntrusted DenyCode = "DENY_WORKER_UNTRUSTED"
 )
 
 // DenyCodeInfo describes one deny code: the HTTP status the Hall API answers

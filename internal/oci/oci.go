@@ -29,6 +29,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
+
+	"github.com/wcphall/hall/host/wcp"
 )
 
 // Media types of a Wasm worker artifact.
@@ -68,30 +70,30 @@ type Reference struct {
 
 // Error is a refusal or failure of this package with a stable code.
 type Error struct {
-	// Code is OCI_REFERENCE_INVALID, OCI_FETCH_FAILED or OCI_ARTIFACT_REFUSED.
-	Code string
+	// Kind is OCI_REFERENCE_INVALID, OCI_FETCH_FAILED or OCI_ARTIFACT_REFUSED.
+	Kind string
 	Msg  string
 	Err  error
 }
 
 func (e *Error) Error() string {
 	if e.Err != nil {
-		return e.Code + ": " + e.Msg + ": " + e.Err.Error()
+		return e.Kind + ": " + e.Msg + ": " + e.Err.Error()
 	}
-	return e.Code + ": " + e.Msg
+	return e.Kind + ": " + e.Msg
 }
 
 func (e *Error) Unwrap() error { return e.Err }
 
 // Codes of Error.
 const (
-	CodeReferenceInvalid = "OCI_REFERENCE_INVALID"
-	CodeFetchFailed      = "OCI_FETCH_FAILED"
-	CodeArtifactRefused  = "OCI_ARTIFACT_REFUSED"
+	CodeReferenceInvalid = string(wcp.CodeOCIReferenceInvalid)
+	CodeFetchFailed      = string(wcp.CodeOCIFetchFailed)
+	CodeArtifactRefused  = string(wcp.CodeOCIArtifactRefused)
 )
 
 func refused(format string, a ...any) error {
-	return &Error{Code: CodeArtifactRefused, Msg: fmt.Sprintf(format, a...)}
+	return &Error{Kind: CodeArtifactRefused, Msg: fmt.Sprintf(format, a...)}
 }
 
 // IsReference reports whether s is written as an oci:// reference.
@@ -101,7 +103,7 @@ func IsReference(s string) bool { return strings.HasPrefix(s, Scheme) }
 // reference names a tag, a digest, or both (the digest wins).
 func ParseReference(s string) (Reference, error) {
 	if !IsReference(s) {
-		return Reference{}, &Error{Code: CodeReferenceInvalid, Msg: fmt.Sprintf("%q: a registry reference starts with %s (oci://HOST[:PORT]/REPO:TAG or …@sha256:<hex>)", s, Scheme)}
+		return Reference{}, &Error{Kind: CodeReferenceInvalid, Msg: fmt.Sprintf("%q: a registry reference starts with %s (oci://HOST[:PORT]/REPO:TAG or …@sha256:<hex>)", s, Scheme)}
 	}
 	raw := strings.TrimPrefix(s, Scheme)
 	dgst := ""
@@ -110,18 +112,18 @@ func ParseReference(s string) (Reference, error) {
 	}
 	ref, err := registry.ParseReference(raw)
 	if err != nil {
-		return Reference{}, &Error{Code: CodeReferenceInvalid, Msg: fmt.Sprintf("%q: write oci://HOST[:PORT]/REPO:TAG or …@sha256:<hex>", s), Err: err}
+		return Reference{}, &Error{Kind: CodeReferenceInvalid, Msg: fmt.Sprintf("%q: write oci://HOST[:PORT]/REPO:TAG or …@sha256:<hex>", s), Err: err}
 	}
 	out := Reference{Registry: ref.Registry, Repository: ref.Repository, Tag: ref.Reference}
 	if dgst != "" {
 		d, err := digest.Parse(dgst)
 		if err != nil || d.Algorithm() != digest.SHA256 {
-			return Reference{}, &Error{Code: CodeReferenceInvalid, Msg: fmt.Sprintf("%q: the digest must be sha256:<64 hex digits>", s)}
+			return Reference{}, &Error{Kind: CodeReferenceInvalid, Msg: fmt.Sprintf("%q: the digest must be sha256:<64 hex digits>", s)}
 		}
 		out.Digest = d.String()
 	}
 	if out.Tag == "" && out.Digest == "" {
-		return Reference{}, &Error{Code: CodeReferenceInvalid, Msg: fmt.Sprintf("%q names no tag or digest: add :TAG or @sha256:<hex>", s)}
+		return Reference{}, &Error{Kind: CodeReferenceInvalid, Msg: fmt.Sprintf("%q names no tag or digest: add :TAG or @sha256:<hex>", s)}
 	}
 	return out, nil
 }
@@ -199,11 +201,11 @@ func (o Options) maxModule() int64 {
 // credentials.
 func Repository(ref Reference, o Options) (*remote.Repository, error) {
 	if o.PlainHTTP && !ref.IsLoopback() {
-		return nil, &Error{Code: CodeReferenceInvalid, Msg: fmt.Sprintf("--plain-http is for a registry on this machine (127.0.0.1, ::1, localhost); %s is not: use HTTPS", ref.Registry)}
+		return nil, &Error{Kind: CodeReferenceInvalid, Msg: fmt.Sprintf("--plain-http is for a registry on this machine (127.0.0.1, ::1, localhost); %s is not: use HTTPS", ref.Registry)}
 	}
 	repo, err := remote.NewRepository(ref.Registry + "/" + ref.Repository)
 	if err != nil {
-		return nil, &Error{Code: CodeReferenceInvalid, Msg: ref.String(), Err: err}
+		return nil, &Error{Kind: CodeReferenceInvalid, Msg: ref.String(), Err: err}
 	}
 	var store credentials.Store
 	if o.DockerConfig != "" {
@@ -212,7 +214,7 @@ func Repository(ref Reference, o Options) (*remote.Repository, error) {
 		store, err = credentials.NewStoreFromDocker(credentials.StoreOptions{})
 	}
 	if err != nil {
-		return nil, &Error{Code: CodeFetchFailed, Msg: "reading the Docker config file for registry credentials", Err: err}
+		return nil, &Error{Kind: CodeFetchFailed, Msg: "reading the Docker config file for registry credentials", Err: err}
 	}
 	hc := o.Client
 	if hc == nil {
@@ -244,7 +246,7 @@ type wasmConfig struct {
 // creation time), so pushing the same module twice yields one digest.
 func Push(ctx context.Context, ref Reference, module, record []byte, o Options) (ocispec.Descriptor, error) {
 	if ref.Tag == "" {
-		return ocispec.Descriptor{}, &Error{Code: CodeReferenceInvalid, Msg: ref.String() + ": push needs a tag (oci://HOST/REPO:TAG)"}
+		return ocispec.Descriptor{}, &Error{Kind: CodeReferenceInvalid, Msg: ref.String() + ": push needs a tag (oci://HOST/REPO:TAG)"}
 	}
 	repo, err := Repository(ref, o)
 	if err != nil {
@@ -281,7 +283,7 @@ func Push(ctx context.Context, ref Reference, module, record []byte, o Options) 
 	}
 	manDesc := content.NewDescriptorFromBytes(ocispec.MediaTypeImageManifest, manBytes)
 	if err := repo.PushReference(ctx, manDesc, strings.NewReader(string(manBytes)), ref.Tag); err != nil {
-		return ocispec.Descriptor{}, &Error{Code: CodeFetchFailed, Msg: "pushing the manifest to " + ref.String(), Err: err}
+		return ocispec.Descriptor{}, &Error{Kind: CodeFetchFailed, Msg: "pushing the manifest to " + ref.String(), Err: err}
 	}
 	return manDesc, nil
 }
@@ -292,7 +294,7 @@ func pushBlob(ctx context.Context, repo *remote.Repository, d ocispec.Descriptor
 		return nil
 	}
 	if err := repo.Push(ctx, d, strings.NewReader(string(data))); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
-		return &Error{Code: CodeFetchFailed, Msg: "pushing blob " + d.Digest.String(), Err: err}
+		return &Error{Kind: CodeFetchFailed, Msg: "pushing blob " + d.Digest.String(), Err: err}
 	}
 	return nil
 }
@@ -320,7 +322,7 @@ func Resolve(ctx context.Context, ref Reference, o Options) (ocispec.Descriptor,
 	}
 	desc, err := repo.Resolve(ctx, ref.ref())
 	if err != nil {
-		return ocispec.Descriptor{}, nil, &Error{Code: CodeFetchFailed, Msg: "resolving " + ref.String(), Err: err}
+		return ocispec.Descriptor{}, nil, &Error{Kind: CodeFetchFailed, Msg: "resolving " + ref.String(), Err: err}
 	}
 	if ref.Digest != "" && desc.Digest.String() != ref.Digest {
 		return ocispec.Descriptor{}, nil, refused("%s: the registry answered manifest %s for digest %s", ref, desc.Digest, ref.Digest)
@@ -337,10 +339,12 @@ func Pull(ctx context.Context, ref Reference, o Options) (*Artifact, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pullResolved(ctx, repo, ref, desc, o)
+	return PullResolved(ctx, repo, ref, desc, o)
 }
 
-func pullResolved(ctx context.Context, repo *remote.Repository, ref Reference, desc ocispec.Descriptor, o Options) (*Artifact, error) {
+// PullResolved fetches the Wasm artifact of desc, the manifest ref
+// resolved to (Resolve), with Pull's bounds and checks.
+func PullResolved(ctx context.Context, repo *remote.Repository, ref Reference, desc ocispec.Descriptor, o Options) (*Artifact, error) {
 	if desc.MediaType != ocispec.MediaTypeImageManifest {
 		return nil, refused("%s is a %q, not an OCI image manifest of a Wasm artifact", ref, desc.MediaType)
 	}
@@ -406,7 +410,7 @@ func FetchBounded(ctx context.Context, f Fetcher, desc ocispec.Descriptor, max i
 	}
 	rc, err := f.Fetch(ctx, desc)
 	if err != nil {
-		return nil, &Error{Code: CodeFetchFailed, Msg: "fetching the " + what + " " + desc.Digest.String(), Err: err}
+		return nil, &Error{Kind: CodeFetchFailed, Msg: "fetching the " + what + " " + desc.Digest.String(), Err: err}
 	}
 	defer rc.Close()
 	data, err := content.ReadAll(io.LimitReader(rc, desc.Size+1), desc)
@@ -423,3 +427,7 @@ type Desc = ocispec.Descriptor
 func Descriptor(mediaType string, size int64, d string) Desc {
 	return Desc{MediaType: mediaType, Size: size, Digest: digest.Digest(d)}
 }
+
+// Code is the error's code (OCI_REFERENCE_INVALID, OCI_FETCH_FAILED or
+// OCI_ARTIFACT_REFUSED).
+func (e *Error) Code() wcp.Code { return wcp.Code(e.Kind) }

@@ -141,7 +141,7 @@ func TestPullRefusesALayerThatDoesNotMatchItsDigest(t *testing.T) {
 	pref, _ := oci.ParseReference("oci://" + proxy + "/" + repo + ":1.0")
 	_, err := oci.Pull(ctx, pref, plain())
 	var oe *oci.Error
-	if !errors.As(err, &oe) || oe.Code != oci.CodeArtifactRefused || !strings.Contains(err.Error(), "does not match its descriptor") {
+	if !errors.As(err, &oe) || oe.Kind != oci.CodeArtifactRefused || !strings.Contains(err.Error(), "does not match its descriptor") {
 		t.Fatalf("err = %v, want OCI_ARTIFACT_REFUSED naming the mismatch", err)
 	}
 }

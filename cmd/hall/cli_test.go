@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wcphall/hall/internal/ocitest"
 )
 
 // hallBin is the real CLI binary, built once for the package's tests.
@@ -26,6 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	ocitest.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

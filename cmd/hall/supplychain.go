@@ -1,0 +1,217 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/internal/oci"
+	"github.com/wcphall/hall/internal/trust"
+)
+
+func init() {
+	extraCommands = append(extraCommands, pushCommand(), trustCommand())
+	categories["push"] = "Workers"
+	categories["trust"] = "Workers"
+	for path, n := range map[string]int{"push": 2, "trust get": 0, "trust set": 1} {
+		maxArgs[path] = n
+	}
+}
+
+func registryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "plain-http", Usage: "talk HTTP to a registry on loopback (127.0.0.1, ::1, localhost) only"},
+		&cli.StringFlag{Name: "docker-config", Usage: "Docker config `FILE` for registry credentials (default: Docker's)"},
+	}
+}
+
+func registryOptions(c *cli.Context) host.RegistryOptions {
+	return host.RegistryOptions{PlainHTTP: c.Bool("plain-http"), DockerConfig: c.String("docker-config")}
+}
+
+// enrollReference is `hall enroll oci://…`.
+func enrollReference(c *cli.Context, ref string) error {
+	if c.IsSet("record") || c.IsSet("bundle") {
+		return failf("--record and --bundle are for a local module: a registry artifact carries its record (in the module or a record layer) and its signatures (in the registry)")
+	}
+	h, err := openHallWith(c, host.Options{MissingRulesOK: true, Compiler: selfCompiler()})
+	if err != nil {
+		return err
+	}
+	defer h.Close(contextOf(c))
+	res, err := h.EnrollReference(contextOf(c), host.EnrollReferenceRequest{
+		Reference: ref, Registry: registryOptions(c), AddRule: c.Bool("add-rule") || firstEnrollment(c), Actor: localActor(),
+	})
+	if err != nil {
+		return cli.Exit(prefixLines("hall: enroll refused: ", err.Error()), exitError)
+	}
+	return printEnrolled(c, res)
+}
+
+// localSignature is the Sigstore bundle of a local module: --bundle FILE,
+// else MODULE.wasm.sigstore.json beside it (nil when neither).
+func localSignature(c *cli.Context, module string) (*host.Signed, error) {
+	path := c.String("bundle")
+	if path == "" {
+		path = module + ".sigstore.json"
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, failf("--bundle: %v", err)
+	}
+	if st.Size() > trust.MaxSignatureBytes {
+		return nil, failf("%s: %d bytes, over the %d-byte limit of a signature bundle; it was not read", path, st.Size(), trust.MaxSignatureBytes)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, failf("--bundle: %v", err)
+	}
+	return &host.Signed{Source: module, Signatures: []trust.Signature{{Format: trust.FormatBundle, Bundle: b, Source: path}}}, nil
+}
+
+// printProvenance prints where an enrolled module came from, who signed
+// it and the trust verdict.
+func printProvenance(c *cli.Context, p *host.ProvenanceBody) {
+	if p == nil {
+		return
+	}
+	w := c.App.Writer
+	if p.Source != "" {
+		fmt.Fprintf(w, "  source:    %s\n", p.Source)
+	}
+	t := p.Trust
+	switch {
+	case t.Verified:
+		fmt.Fprintf(w, "  signer:    %s (signature %s)\n", t.Signer, p.SignatureDigest)
+	case len(p.Signatures) > 0:
+		fmt.Fprintf(w, "  signer:    none verified\n")
+	default:
+		fmt.Fprintf(w, "  signer:    unsigned\n")
+	}
+	if t.Pattern != "" {
+		fmt.Fprintf(w, "  trust:     %s (%s)\n", t.Level, t.Pattern)
+	} else {
+		fmt.Fprintf(w, "  trust:     no trust policy applies\n")
+	}
+	if !t.Verified && t.Level == trust.Audit {
+		fmt.Fprintf(c.App.ErrWriter, "hall: warning: trust policy %s is audit: enrolled although %s\n", t.Pattern, t.Problem)
+	}
+}
+
+func pushCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "push",
+		Usage:     "push a worker module to an OCI registry as a Wasm artifact",
+		ArgsUsage: "MODULE.wasm oci://HOST[:PORT]/REPO:TAG",
+		Description: "The artifact is the Wasm OCI layout: config application/vnd.wasm.config.v0+json, one layer\n" +
+			"application/wasm (the module, its registry record embedded by hall build). --record FILE adds the\n" +
+			"record as a second layer application/vnd.wcp.record.v1+json. Prints the manifest digest: sign it\n" +
+			"with cosign sign --key, enroll it with hall enroll oci://…@DIGEST.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "record", Usage: "registry record `FILE` to push as a second layer"},
+			&cli.BoolFlag{Name: "json", Usage: "print {reference, digest, size} as JSON"},
+		}, registryFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return failf("push needs MODULE.wasm and oci://HOST[:PORT]/REPO:TAG")
+			}
+			module, err := readModule(c.Args().Get(0))
+			if err != nil {
+				return failf("%v", err)
+			}
+			ref, err := oci.ParseReference(c.Args().Get(1))
+			if err != nil {
+				return failf("%v", err)
+			}
+			var record []byte
+			if rp := c.String("record"); rp != "" {
+				if record, err = os.ReadFile(rp); err != nil {
+					return failf("--record: %v", err)
+				}
+			}
+			o := registryOptions(c)
+			desc, err := oci.Push(contextOf(c), ref, module, record, oci.Options{PlainHTTP: o.PlainHTTP, DockerConfig: o.DockerConfig})
+			if err != nil {
+				return failf("push: %v", err)
+			}
+			pinned := ref
+			pinned.Tag, pinned.Digest = "", desc.Digest.String()
+			if c.Bool("json") {
+				return printJSON(c, map[string]any{"reference": ref.String(), "digest": desc.Digest.String(), "pinned": pinned.String(), "size": desc.Size})
+			}
+			fmt.Fprintf(c.App.Writer, "pushed %s\n  digest:    %s\n  pinned:    %s\n", ref, desc.Digest, pinned)
+			return nil
+		},
+	}
+}
+
+func trustCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "trust",
+		Usage: "show or replace the trust policy (trust.json): who must have signed the workers of each namespace",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "get",
+				Usage:     "print the trust policy in force (keys inline), or say there is none",
+				ArgsUsage: " ",
+				Flags:     hallFlags(),
+				Action: func(c *cli.Context) error {
+					h, err := openHallWith(c, host.Options{MissingRulesOK: true})
+					if err != nil {
+						return err
+					}
+					defer h.Close(contextOf(c))
+					doc, digest := h.TrustDocument()
+					if doc == nil {
+						fmt.Fprintln(c.App.ErrWriter, "hall: no trust policy (trust.json): workers are enrolled without checking who signed them")
+						return nil
+					}
+					fmt.Fprintf(c.App.ErrWriter, "hall: trust policy %s\n", digest)
+					_, err = c.App.Writer.Write(doc)
+					return err
+				},
+			},
+			{
+				Name:      "set",
+				Usage:     "replace the trust policy with FILE (key and trusted-root paths relative to FILE are inlined); recorded in the evidence ledger",
+				ArgsUsage: "FILE",
+				Flags: append([]cli.Flag{
+					&cli.StringFlag{Name: "if-match", Usage: "replace only if the policy in force has this `DIGEST` (none: there is none)"},
+				}, hallFlags()...),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return failf("trust set needs FILE")
+					}
+					path := c.Args().First()
+					raw, err := os.ReadFile(path)
+					if err != nil {
+						return failf("%v", err)
+					}
+					doc, err := trust.Resolve(raw, filepath.Dir(path))
+					if err != nil {
+						return failf("%s: %v", path, err)
+					}
+					h, err := openHallWith(c, host.Options{MissingRulesOK: true})
+					if err != nil {
+						return err
+					}
+					defer h.Close(contextOf(c))
+					digest, err := h.SetTrust(contextOf(c), doc, c.String("if-match"), localActor())
+					if err != nil {
+						return failf("trust set: %v", err)
+					}
+					fmt.Fprintf(c.App.Writer, "trust policy %s in force (recorded)\n", digest)
+					return nil
+				},
+			},
+		},
+	}
+}

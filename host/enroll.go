@@ -73,6 +73,10 @@ type EnrollResult struct {
 	// signature); ProvenanceID is its change entry.
 	Provenance   *ProvenanceBody
 	ProvenanceID string
+	// NoTrustPolicy is set when no trust policy (trust.json) is in force:
+	// the worker was enrolled without checking who signed it, as before
+	// trust policies existed. Callers say so (hall enroll does, once).
+	NoTrustPolicy bool
 }
 
 // EnrollError lists every reason a module or record was refused.
@@ -217,7 +221,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if _, err := store.Put(ctx, req.Module); err != nil {
 		return nil, err
 	}
-	res := &EnrollResult{RecordSource: src, ArtifactHash: digest, RecordDigest: bw.recordDigest, ModulePath: ArtifactPath(store, digest)}
+	res := &EnrollResult{RecordSource: src, ArtifactHash: digest, RecordDigest: bw.recordDigest, ModulePath: ArtifactPath(store, digest), NoTrustPolicy: old.signers == nil}
 	if res.Record, err = cloneRecord(bw.rec); err != nil {
 		return nil, err
 	}

@@ -115,6 +115,9 @@ func printEnrolled(c *cli.Context, res *host.EnrollResult) error {
 	for _, id := range res.RulesAdded {
 		fmt.Fprintf(w, "  rule:      added %s (dev only) to %s\n", id, c.String("rules"))
 	}
+	if res.NoTrustPolicy {
+		fmt.Fprintln(c.App.ErrWriter, "hall: note: no trust.json: enrolled without checking who signed the module (docs/SUPPLY-CHAIN.md)")
+	}
 	for _, cp := range res.Unrouted {
 		fmt.Fprintf(c.App.ErrWriter, "hall: warning: no rule in %s routes %s to %s, so it cannot be dispatched (fail-closed); add a rule, or re-run with --add-rule for a dev-only one\n", c.String("rules"), cp, res.Record.WorkerSpeciesID)
 	}

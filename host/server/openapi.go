@@ -43,6 +43,8 @@ var apiOperations = []apiOperation{
 	{"POST", "/api/server/go-offline", "admin", "refuse dispatches (HALL_OFFLINE)", map[int]string{200: "offline"}, ""},
 	{"GET", "/admin/rules", "admin", "the rules document in force, with its ETag", map[int]string{200: "rules.json"}, ""},
 	{"PUT", "/admin/rules", "admin", "replace the rules (If-Match: the ETag read)", map[int]string{200: "replaced"}, "application/json"},
+	{"GET", "/admin/trust", "admin", "the trust policy in force (trust.json, keys inline), with its ETag", map[int]string{200: "trust.json", 404: "no trust policy"}, ""},
+	{"PUT", "/admin/trust", "admin", "replace the trust policy (If-Match: the ETag read); recorded", map[int]string{200: "replaced"}, "application/json"},
 	{"POST", "/wcp/route", "tenant", "decide a request (a denial is a 200 decision)", map[int]string{200: "the RouteDecision, allowed or denied"}, "application/json"},
 	{"POST", "/wcp/run", "tenant", "decide and run the selected worker; the receipt is committed before the answer", map[int]string{200: "the worker ran (or a dry run)", 202: "the decision waits for a human approval"}, "application/json"},
 	{"POST", "/mcp", "tenant", "MCP Streamable HTTP: the capabilities as tools (docs/MCP.md)", map[int]string{200: "an MCP message or stream", 202: "accepted"}, "application/json"},

@@ -119,6 +119,8 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Post("/api/server/go-offline", s.goOffline)
 		r.Get("/admin/rules", s.getRules)
 		r.Put("/admin/rules", s.putRules)
+		r.Get("/admin/trust", s.getTrust)
+		r.Put("/admin/trust", s.putTrust)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(tenantToken))

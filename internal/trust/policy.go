@@ -117,17 +117,20 @@ type Key struct {
 
 // Resolve returns doc with every key and trusted-root path replaced by
 // the content of the file it names, relative to dir, so that the result
-// parses without reading anything. Entries already inline are kept.
+// parses without reading anything. A document that names no file is
+// returned unchanged, byte for byte (its digest is the stored one's).
 func Resolve(doc []byte, dir string) ([]byte, error) {
 	var d Document
 	if err := strictJSON(doc, &d); err != nil {
 		return nil, fmt.Errorf("TRUST_INVALID: %w", err)
 	}
+	changed := false
 	for pat, ns := range d.Namespaces {
 		for i, k := range ns.Keys {
 			if strings.Contains(k, "-----BEGIN") {
 				continue
 			}
+			changed = true
 			b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(k)))
 			if err != nil {
 				return nil, fmt.Errorf("TRUST_INVALID: namespaces[%q].keys[%d]: %w: give a PEM public key file (cosign generate-key-pair writes cosign.pub)", pat, i, err)
@@ -138,11 +141,15 @@ func Resolve(doc []byte, dir string) ([]byte, error) {
 	}
 	var rootPath string
 	if len(d.TrustedRoot) > 0 && json.Unmarshal(d.TrustedRoot, &rootPath) == nil {
+		changed = true
 		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rootPath)))
 		if err != nil {
 			return nil, fmt.Errorf("TRUST_INVALID: trusted_root: %w: give the Sigstore trusted root JSON file", err)
 		}
 		d.TrustedRoot = b
+	}
+	if !changed {
+		return doc, nil // already self-contained: kept byte for byte
 	}
 	out, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {

@@ -334,3 +334,55 @@ func IsTrustError(err error) bool {
 	var ti *trust.Error
 	return errors.As(err, &te) || errors.As(err, &ti)
 }
+
+// ProvenanceCheck is what VerifyProvenance found.
+type ProvenanceCheck struct {
+	// Checked counts the recorded signatures verified again.
+	Checked int
+	// Keyless counts keyless signatures not verified again (that needs
+	// the trusted root they were verified against).
+	Keyless int
+	// Breaks say which provenance entries no longer verify.
+	Breaks []ProvenanceBreak
+}
+
+// ProvenanceBreak is a provenance change whose signature does not verify.
+type ProvenanceBreak struct {
+	ChangeID, WorkerID, Reason string
+}
+
+// VerifyProvenance verifies again, offline, every signature a provenance
+// change recorded as verified: the stored bundle (or simple-signing
+// signature) against the recorded signer's key, over the recorded
+// subject digest. changes are the ledger's provenance changes.
+func VerifyProvenance(changes []ledger.Change) ProvenanceCheck {
+	var out ProvenanceCheck
+	for _, c := range changes {
+		var b ProvenanceBody
+		if err := json.Unmarshal(c.Body, &b); err != nil {
+			out.Breaks = append(out.Breaks, ProvenanceBreak{c.ChangeID, c.Subject, fmt.Sprintf("provenance of %s: the body does not decode: %v", c.Subject, err)})
+			continue
+		}
+		if !b.Trust.Verified || b.Trust.Signer == nil {
+			continue
+		}
+		if len(b.Signatures) == 0 || b.Signatures[0].Digest() != b.SignatureDigest {
+			out.Breaks = append(out.Breaks, ProvenanceBreak{c.ChangeID, c.Subject, fmt.Sprintf("provenance of %s: the verified signature %s is not the one stored", c.Subject, b.SignatureDigest)})
+			continue
+		}
+		if b.Trust.Signer.PublicKey == "" {
+			out.Keyless++
+			continue
+		}
+		subject := b.Subject
+		if d, err := wcp.ParseDigest(subject); err == nil {
+			subject = d.Hex()
+		}
+		if err := trust.Reverify(subject, nil, b.Signatures[0], *b.Trust.Signer, nil); err != nil {
+			out.Breaks = append(out.Breaks, ProvenanceBreak{c.ChangeID, c.Subject, fmt.Sprintf("provenance of %s: the recorded signature %s no longer verifies: %v", c.Subject, b.SignatureDigest, err)})
+			continue
+		}
+		out.Checked++
+	}
+	return out
+}

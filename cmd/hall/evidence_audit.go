@@ -75,13 +75,21 @@ func auditVerifyCommand() *cli.Command {
 			if err != nil {
 				return failf("%s", safeMsg(err.Error()))
 			}
+			provs, err := s.Changes(contextOf(c), host.ChangeProvenance)
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			pc := host.VerifyProvenance(provs)
+			for _, b := range pc.Breaks {
+				rep.Breaks = append(rep.Breaks, ledger.Break{Chain: ledger.ChainChanges, Tenant: ledger.ChangeChain, ReceiptID: b.ChangeID, Reason: b.Reason})
+			}
 			if c.Bool("json") {
 				breaks := make([]string, len(rep.Breaks))
 				for i, b := range rep.Breaks {
 					breaks[i] = b.String()
 				}
 				if err := printSafeJSON(c, map[string]any{"ok": rep.OK(), "receipts": rep.Receipts, "streams": rep.Streams, "changes": rep.Changes,
-					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "snapshots": rep.Snapshots, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks}); err != nil {
+					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "snapshots": rep.Snapshots, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks, "signatures_verified": pc.Checked, "signatures_keyless": pc.Keyless}); err != nil {
 					return err
 				}
 				if !rep.OK() {
@@ -99,6 +107,9 @@ func auditVerifyCommand() *cli.Command {
 			}
 			if rep.Checkpoints > 0 {
 				read += fmt.Sprintf(", against %d checkpoint(s)", rep.Checkpoints)
+			}
+			if pc.Checked > 0 {
+				read += fmt.Sprintf("; %d recorded worker signature(s) verified again", pc.Checked)
 			}
 			if !rep.OK() {
 				return cli.Exit(fmt.Sprintf("hall: audit failed: %d break(s) in %s", len(rep.Breaks), read), exitError)

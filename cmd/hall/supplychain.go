@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/oci"
 	"github.com/wcphall/hall/internal/trust"
 )
@@ -213,5 +215,37 @@ func trustCommand() *cli.Command {
 				},
 			},
 		},
+	}
+}
+
+// printReceiptSigner prints who signed the module a receipt names: the
+// provenance change recorded with the enrollment of that record and
+// module, the latest one before the dispatch.
+func printReceiptSigner(c *cli.Context, s auditLedger, r *ledger.Receipt) {
+	w := c.App.Writer
+	changes, err := s.Changes(contextOf(c), host.ChangeProvenance)
+	if err != nil {
+		fmt.Fprintf(w, "signer: not known (%s)\n", safeMsg(err.Error()))
+		return
+	}
+	var found *host.ProvenanceBody
+	var id string
+	for _, ch := range changes {
+		if ch.Digest != r.RecordDigest || ch.ArtifactHash != r.ArtifactHash || ch.At.After(r.DispatchedAt) {
+			continue
+		}
+		var b host.ProvenanceBody
+		if json.Unmarshal(ch.Body, &b) == nil {
+			found, id = &b, ch.ChangeID
+		}
+	}
+	switch {
+	case found == nil:
+		fmt.Fprintln(w, "signer: none recorded (enrolled without a trust policy or a signature)")
+	case found.Trust.Verified && found.Trust.Signer != nil:
+		fmt.Fprintf(w, "signer: %s, verified under trust policy %s (%s); signature %s; source %s; provenance change %s\n",
+			safe(found.Trust.Signer.String()), safe(found.Trust.Pattern), found.Trust.Level, safe(found.SignatureDigest), safe(found.Source), safe(id))
+	default:
+		fmt.Fprintf(w, "signer: not verified (%s, %s): %s; provenance change %s\n", safe(found.Trust.Pattern), found.Trust.Level, safe(found.Trust.Problem), safe(id))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -150,6 +151,7 @@ func TestEnrollOCISignedUnderEnforce(t *testing.T) {
 			if !strings.Contains(run.stdout, `"artifact_hash": "`+sha(c.module)+`"`) {
 				t.Fatalf("run: %s", run.stdout)
 			}
+			checkSignerEvidence(t, c, run.stdout, p.Trust.Signer["key_id"])
 			// Enrolling the moved tag is a new decision: it is unsigned.
 			r = c.enroll(t, c.ref("1.0"))
 			if r.code == 0 || !strings.Contains(r.stderr, "TRUST_REFUSED") || !strings.Contains(r.stderr, moved) {
@@ -348,4 +350,42 @@ func hugeLayerRegistry(t *testing.T, served *atomic.Int64) string {
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// checkSignerEvidence: the signer is in hall receipts show and in the
+// exported evidence bundle; hall audit verify verifies the stored
+// signature again; the Node verifier accepts the bundle.
+func checkSignerEvidence(t *testing.T, c *chain, runJSON, keyID string) {
+	t.Helper()
+	var run struct {
+		ReceiptID string `json:"receipt_id"`
+	}
+	if err := json.Unmarshal([]byte(runJSON), &run); err != nil || run.ReceiptID == "" {
+		t.Fatalf("run --json: %v %s", err, runJSON)
+	}
+	r := hallIn(t, c.dir, "", nil, "receipts", "show", run.ReceiptID)
+	mustOK(t, r, "receipts show")
+	if !strings.Contains(r.stdout, "signer: key "+keyID+", verified under trust policy org.acme.* (enforce)") || !strings.Contains(r.stdout, c.digest) {
+		t.Fatalf("receipts show lacks the signer:\n%s", r.stdout)
+	}
+	r = hallIn(t, c.dir, "", nil, "audit", "verify")
+	mustOK(t, r, "audit verify")
+	if !strings.Contains(r.stdout, "recorded worker signature(s) verified again") {
+		t.Fatalf("audit verify: %s", r.stdout)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	mustOK(t, hallIn(t, c.dir, "", nil, "audit", "export", "--bundle", bundle), "audit export --bundle")
+	entries := readFile(t, filepath.Join(bundle, "entries.jsonl"))
+	if !strings.Contains(entries, `"kind":"provenance"`) || !strings.Contains(entries, keyID) {
+		t.Fatalf("the exported bundle has no provenance entry naming %s", keyID)
+	}
+	if script := nodeVerifierScript(t); script != "" {
+		r = hallIn(t, c.dir, "", nil, "keys", "show", "--all", "--json")
+		mustOK(t, r, "keys show")
+		write(t, c.dir, "keyset.json", r.stdout)
+		out, err := exec.Command("node", script, bundle, "--keys", filepath.Join(c.dir, "keyset.json")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "verified") {
+			t.Fatalf("node verifier: %v\n%s", err, out)
+		}
+	}
 }

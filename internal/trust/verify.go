@@ -6,10 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -17,6 +20,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/wcphall/hall/host/wcp"
 )
 
 // Formats of a Signature.
@@ -49,12 +54,20 @@ type Signature struct {
 	Source string `json:"source,omitempty"`
 }
 
-// Digest is "sha256:<hex>" of the signature's content (the bundle's
-// bytes, or the payload and signature): what the evidence names.
+// Digest is "sha256:<hex>" of the signature's content — the bundle's
+// canonical JSON (RFC 8785; its bytes when it is not JSON), or the
+// payload and signature — what the evidence names. Canonical, so that
+// the digest survives the evidence ledger storing the bundle canonically.
 func (s Signature) Digest() string {
 	h := sha256.New()
 	if s.Format == FormatBundle {
-		h.Write(s.Bundle)
+		b := []byte(s.Bundle)
+		if len(b) <= MaxSignatureBytes && checkDepth(b, 32) == nil {
+			if c, err := wcp.CanonicalJSON(b); err == nil {
+				b = c
+			}
+		}
+		h.Write(b)
 	} else {
 		h.Write(s.Payload)
 		h.Write([]byte{0})
@@ -67,6 +80,9 @@ func (s Signature) Digest() string {
 type Signer struct {
 	// KeyID is the trusted key's id (sha256 of its DER) for a key signer.
 	KeyID string `json:"key_id,omitempty"`
+	// PublicKey is that key (PEM), so that the evidence can be verified
+	// again without the trust policy (hall audit verify).
+	PublicKey string `json:"public_key,omitempty"`
 	// Issuer and Subject are a keyless signer's OIDC issuer and
 	// certificate subject (SAN).
 	Issuer  string `json:"issuer,omitempty"`
@@ -198,7 +214,7 @@ func (a Applied) verifyBundle(data, want, module []byte) (*Signer, error) {
 				errs = append(errs, fmt.Errorf("key %s: %v", k.ID, err))
 				continue
 			}
-			return &Signer{KeyID: k.ID}, nil
+			return keySigner(k), nil
 		}
 		if len(a.Keys) == 0 {
 			return nil, errors.New("signed with a key, and the namespace trusts no key")
@@ -274,13 +290,60 @@ func (a Applied) verifySimple(s *Signature, want []byte) (*Signer, error) {
 		switch pub := k.Pub.(type) {
 		case *ecdsa.PublicKey:
 			if ecdsa.VerifyASN1(pub, sum[:], s.Sig) {
-				return &Signer{KeyID: k.ID}, nil
+				return keySigner(k), nil
 			}
 		case ed25519.PublicKey:
 			if ed25519.Verify(pub, s.Payload, s.Sig) {
-				return &Signer{KeyID: k.ID}, nil
+				return keySigner(k), nil
 			}
 		}
 	}
 	return nil, errors.New("the signature does not verify with any trusted key")
+}
+
+func keySigner(k Key) *Signer {
+	s := &Signer{KeyID: k.ID}
+	if der, err := x509.MarshalPKIXPublicKey(k.Pub); err == nil {
+		s.PublicKey = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	}
+	return s
+}
+
+// Reverify verifies again, offline, that sig is a signature by signer
+// over the artifact whose SHA-256 is subject (hex): what hall audit
+// verify does with each recorded provenance. A keyless signer needs the
+// trusted root it was verified against: pass it as root (nil: such a
+// signature is reported as not re-verifiable).
+func Reverify(subject string, module []byte, sig Signature, signer Signer, trustedRoot []byte) error {
+	switch {
+	case signer.PublicKey != "":
+		k, err := ParseKey([]byte(signer.PublicKey))
+		if err != nil {
+			return fmt.Errorf("the recorded signer key: %v", err)
+		}
+		if k.ID != signer.KeyID {
+			return fmt.Errorf("the recorded key is %s, not the recorded key id %s", k.ID, signer.KeyID)
+		}
+		a := Applied{Pattern: "(recorded signer)", Level: Enforce, Keys: []Key{k}}
+		if r := a.Check(subject, module, []Signature{sig}); !r.Verified {
+			return errors.New(r.Problem)
+		}
+		return nil
+	case signer.Issuer != "":
+		if trustedRoot == nil {
+			return errors.New("a keyless signature: re-verifying it needs the trusted root it was verified against")
+		}
+		tr, err := root.NewTrustedRootFromJSON(trustedRoot)
+		if err != nil {
+			return err
+		}
+		id := identity{Identity: Identity{Issuer: signer.Issuer, Subject: regexp.QuoteMeta(signer.Subject)}}
+		id.re = regexp.MustCompile("^(?:" + id.Subject + ")$")
+		a := Applied{Pattern: "(recorded signer)", Level: Enforce, ids: []identity{id}, root: tr}
+		if r := a.Check(subject, module, []Signature{sig}); !r.Verified {
+			return errors.New(r.Problem)
+		}
+		return nil
+	}
+	return errors.New("no signer is recorded")
 }

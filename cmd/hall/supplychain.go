@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +19,11 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, pushCommand(), trustCommand())
+	extraCommands = append(extraCommands, pushCommand(), trustCommand(), signCommand())
 	categories["push"] = "Workers"
+	categories["sign"] = "Workers"
 	categories["trust"] = "Workers"
-	for path, n := range map[string]int{"push": 2, "trust get": 0, "trust set": 1} {
+	for path, n := range map[string]int{"push": 2, "trust get": 0, "trust set": 1, "sign": 1} {
 		maxArgs[path] = n
 	}
 }
@@ -248,4 +251,96 @@ func printReceiptSigner(c *cli.Context, s auditLedger, r *ledger.Receipt) {
 	default:
 		fmt.Fprintf(w, "signer: not verified (%s, %s): %s; provenance change %s\n", safe(found.Trust.Pattern), found.Trust.Level, safe(found.Trust.Problem), safe(id))
 	}
+}
+
+func signCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sign",
+		Usage:     "sign a worker module or registry artifact with a key, in the formats cosign writes (for teams without cosign)",
+		ArgsUsage: "MODULE.wasm | oci://HOST[:PORT]/REPO:TAG|@sha256:HEX",
+		Description: "A file gets MODULE.wasm.sigstore.json (or --bundle FILE): the Sigstore bundle cosign sign-blob --key --bundle\n" +
+			"writes. A registry artifact gets the bundle cosign sign --key attaches (a referrer, or the sha256-<hex> tag index\n" +
+			"where the registry has no referrers API), signing the manifest digest the tag resolves to now.\n" +
+			"--generate-key PREFIX writes PREFIX.key (PKCS#8, unencrypted, mode 0600) and PREFIX.pub (for trust.json).",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "key", Usage: "private key `FILE` (ECDSA P-256 or Ed25519, PKCS#8 PEM)"},
+			&cli.StringFlag{Name: "bundle", Usage: "write the bundle of a file to `FILE` (default MODULE.wasm.sigstore.json)"},
+			&cli.StringFlag{Name: "generate-key", Usage: "write a new key pair `PREFIX`.key and PREFIX.pub, then stop"},
+		}, registryFlags()...),
+		Action: func(c *cli.Context) error {
+			if p := c.String("generate-key"); p != "" {
+				priv, pub, err := trust.GenerateSigningKey()
+				if err != nil {
+					return failf("%v", err)
+				}
+				if _, err := os.Stat(p + ".key"); err == nil {
+					return failf("%s.key exists: choose another prefix (a key is never overwritten)", p)
+				}
+				if err := os.WriteFile(p+".key", priv, 0o600); err != nil {
+					return failf("%v", err)
+				}
+				if err := os.WriteFile(p+".pub", pub, 0o644); err != nil {
+					return failf("%v", err)
+				}
+				fmt.Fprintf(c.App.Writer, "wrote %s.key (private, keep it secret) and %s.pub (list it in trust.json)\n", p, p)
+				return nil
+			}
+			if c.NArg() != 1 || c.String("key") == "" {
+				return failf("sign needs --key FILE and one MODULE.wasm or oci:// reference")
+			}
+			raw, err := os.ReadFile(c.String("key"))
+			if err != nil {
+				return failf("--key: %v", err)
+			}
+			key, err := trust.LoadSigningKey(raw)
+			if err != nil {
+				return failf("--key %s: %v", c.String("key"), err)
+			}
+			target := c.Args().First()
+			if !oci.IsReference(target) {
+				module, err := readModule(target)
+				if err != nil {
+					return failf("%v", err)
+				}
+				b, err := key.SignBlob(module)
+				if err != nil {
+					return failf("signing: %v", err)
+				}
+				out := c.String("bundle")
+				if out == "" {
+					out = target + ".sigstore.json"
+				}
+				if err := os.WriteFile(out, b, 0o644); err != nil {
+					return failf("%v", err)
+				}
+				fmt.Fprintf(c.App.Writer, "signed %s (%s)\n  bundle:    %s\n", target, sha256Hex(module), out)
+				return nil
+			}
+			ref, err := oci.ParseReference(target)
+			if err != nil {
+				return failf("%v", err)
+			}
+			o := registryOptions(c)
+			oo := oci.Options{PlainHTTP: o.PlainHTTP, DockerConfig: o.DockerConfig}
+			desc, repo, err := oci.Resolve(contextOf(c), ref, oo)
+			if err != nil {
+				return failf("%v", err)
+			}
+			b, err := key.SignManifest(ref.Registry+"/"+ref.Repository, desc.Digest.Encoded())
+			if err != nil {
+				return failf("signing: %v", err)
+			}
+			att, err := oci.AttachBundle(contextOf(c), repo, desc, b)
+			if err != nil {
+				return failf("%v", err)
+			}
+			fmt.Fprintf(c.App.Writer, "signed %s\n  digest:    %s\n  signature: %s (referrer)\n", ref, desc.Digest, att.Digest)
+			return nil
+		},
+	}
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -389,3 +389,40 @@ func checkSignerEvidence(t *testing.T, c *chain, runJSON, keyID string) {
 		}
 	}
 }
+
+// TestHallSignLikeCosign: hall sign writes what cosign writes — the real
+// cosign verifies hall's bundles — and hall enroll accepts them under an
+// enforce policy, for a file and for a registry artifact.
+func TestHallSignLikeCosign(t *testing.T) {
+	reg := ocitest.SharedRegistry(t)
+	dir := hallDir(t)
+	mustOK(t, hallIn(t, dir, "", nil, "sign", "--generate-key", "acme"), "sign --generate-key")
+	write(t, dir, "trust.json", `{"namespaces": {"org.acme.*": {"level": "enforce", "keys": ["acme.pub"]}}}`)
+	module, _ := os.ReadFile(plugin(t, "summarizer"))
+	write(t, dir, "summarizer.wasm", string(module))
+	rec, _ := filepath.Abs("../../plugins/summarizer/registry_record.json")
+
+	mustOK(t, hallIn(t, dir, "", nil, "sign", "--key", "acme.key", "summarizer.wasm"), "sign a file")
+	if out, err := ocitest.RunCosign(t, dir, "verify-blob", "--key", "acme.pub", "--bundle", "summarizer.wasm.sigstore.json",
+		"--insecure-ignore-tlog=true", "--use-signed-timestamps=false", "summarizer.wasm"); err != nil {
+		t.Fatalf("cosign verify-blob of hall's bundle: %v\n%s", err, out)
+	}
+	r := hallIn(t, dir, "", nil, "enroll", "summarizer.wasm", "--record", rec)
+	mustOK(t, r, "enroll the signed file")
+	if !strings.Contains(r.stdout, "signer:    key sha256:") || !strings.Contains(r.stdout, "trust:     enforce (org.acme.*)") {
+		t.Fatalf("enroll: %s", r.stdout)
+	}
+
+	ref := "oci://" + reg.Host + "/" + ocitest.RepoName(t) + ":1.0"
+	mustOK(t, hallIn(t, dir, "", nil, "push", "summarizer.wasm", ref, "--record", rec, "--plain-http"), "push")
+	mustOK(t, hallIn(t, dir, "", nil, "sign", "--key", "acme.key", ref, "--plain-http"), "sign a registry artifact")
+	if out, err := ocitest.RunCosign(t, dir, "verify", "--key", "acme.pub", "--insecure-ignore-tlog=true", "--allow-http-registry",
+		"--allow-insecure-registry", strings.TrimPrefix(ref, "oci://")); err != nil {
+		t.Fatalf("cosign verify of hall's registry signature: %v\n%s", err, out)
+	}
+	r = hallIn(t, dir, "", nil, "enroll", ref, "--plain-http")
+	mustOK(t, r, "enroll the signed artifact")
+	if !strings.Contains(r.stdout, "signer:    key sha256:") {
+		t.Fatalf("enroll: %s", r.stdout)
+	}
+}

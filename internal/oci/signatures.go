@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 
@@ -126,4 +128,24 @@ func simpleSignatures(ctx context.Context, repo *remote.Repository, subject ocis
 		sigs = append(sigs, trust.Signature{Format: trust.FormatSimpleSigning, Payload: payload, Sig: sig, Source: tag})
 	}
 	return sigs, problems
+}
+
+// AttachBundle stores bundle (a Sigstore bundle of subject) as a referrer
+// of subject in repo, the way cosign v3 does: a manifest of artifact type
+// MediaTypeBundle whose one layer is the bundle and whose subject is the
+// signed manifest. Where the registry has no referrers API, oras-go keeps
+// the sha256-<hex> tag index cosign uses.
+func AttachBundle(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, bundle []byte) (ocispec.Descriptor, error) {
+	layer := content.NewDescriptorFromBytes(MediaTypeBundle, bundle)
+	if err := pushBlob(ctx, repo, layer, bundle); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, MediaTypeBundle, oras.PackManifestOptions{
+		Subject: &subject, Layers: []ocispec.Descriptor{layer},
+		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: "1970-01-01T00:00:00Z"},
+	})
+	if err != nil {
+		return ocispec.Descriptor{}, &Error{Kind: CodeFetchFailed, Msg: "attaching the signature to " + subject.Digest.String(), Err: err}
+	}
+	return desc, nil
 }

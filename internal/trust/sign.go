@@ -98,7 +98,7 @@ func (k *SigningKey) GetHashAlgorithm() protocommon.HashAlgorithm { return k.alg
 func (k *SigningKey) GetSigningAlgorithm() protocommon.PublicKeyDetails {
 	return k.alg.GetSignatureAlgorithm()
 }
-func (k *SigningKey) GetHint() []byte                 { return k.hint }
+func (k *SigningKey) GetHint() []byte                { return k.hint }
 func (k *SigningKey) GetPublicKey() crypto.PublicKey { return k.priv.Public() }
 func (k *SigningKey) GetKeyAlgorithm() string {
 	if _, ok := k.priv.(ed25519.PrivateKey); ok {

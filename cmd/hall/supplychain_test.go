@@ -426,3 +426,16 @@ func TestHallSignLikeCosign(t *testing.T) {
 		t.Fatalf("enroll: %s", r.stdout)
 	}
 }
+
+// TestSupplyChainDocBlocks runs docs/SUPPLY-CHAIN.md's shell blocks as
+// written, against a real registry and the real cosign.
+func TestSupplyChainDocBlocks(t *testing.T) {
+	reg := ocitest.SharedRegistry(t)
+	cosign := ocitest.Cosign(t)
+	path := "PATH=" + filepath.Dir(hallBin) + string(os.PathListSeparator) + filepath.Dir(cosign) + string(os.PathListSeparator) + os.Getenv("PATH")
+	blocks := shellBlocks(t, filepath.Join(repoRoot, "docs", "SUPPLY-CHAIN.md"))
+	if len(blocks) < 5 {
+		t.Fatalf("docs/SUPPLY-CHAIN.md has %d shell blocks", len(blocks))
+	}
+	runBlocks(t, "docs/SUPPLY-CHAIN.md", blocks, "REGISTRY="+reg.Host, path)
+}

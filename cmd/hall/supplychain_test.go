@@ -258,6 +258,18 @@ func TestEnrollOCIRefusals(t *testing.T) {
 		r := hallIn(t, d, "", nil, "enroll", plugin(t, "summarizer"), "--record", c.record, "--bundle", filepath.Join(d, "deep.json"))
 		refused(t, r, d, "TRUST_REFUSED", "nested deeper than 32 levels")
 	})
+	t.Run("audit-enrolls-and-warns", func(t *testing.T) {
+		d := fresh(t)
+		write(t, d, "trust.json", `{"namespaces": {"org.acme.*": {"level": "audit", "keys": ["cosign.pub"]}}}`)
+		write(t, d, "rec.json", readFile(t, c.record)+"\n\n\n")
+		c.push(t, "audited", filepath.Join(d, "rec.json"))
+		r := hallIn(t, d, "", nil, "enroll", c.ref("audited"), "--plain-http")
+		mustOK(t, r, "enroll under audit")
+		if !strings.Contains(r.stdout, "signer:    unsigned") || !strings.Contains(r.stdout, "trust:     audit (org.acme.*)") ||
+			!strings.Contains(r.stderr, "warning: trust policy org.acme.* is audit: enrolled although unsigned") {
+			t.Fatalf("audit:\n%s\n%s", r.stdout, r.stderr)
+		}
+	})
 	t.Run("enforce-with-no-signer", func(t *testing.T) {
 		d := fresh(t)
 		write(t, d, "trust.json", `{"namespaces": {"org.*": {"level": "enforce"}}}`)

@@ -240,7 +240,7 @@ func (h *Hall) checkTrust(s *snapshot, workerID string, module wcp.Digest, modul
 		}
 		sigs = out
 	}
-	body.Signatures = sigs
+	body.Signatures = boundSignatures(sigs, r.Verified)
 	if r.Refused() {
 		return nil, &TrustError{WorkerID: workerID, Result: r}
 	}
@@ -248,6 +248,31 @@ func (h *Hall) checkTrust(s *snapshot, workerID string, module wcp.Digest, modul
 		h.log.Warn("hall: trust policy (audit): enrolled although its signature does not verify", "worker_id", workerID, "namespace", r.Pattern, "problem", r.Problem)
 	}
 	return body, nil
+}
+
+// maxRecordedSignatureBytes bounds what a provenance change keeps of the
+// signatures that did not verify: a registry may attach anything to an
+// artifact, and the evidence ledger is not its mirror.
+const maxRecordedSignatureBytes = 64 << 10
+
+// boundSignatures keeps the verified signature (first) whole and the
+// others while they fit maxRecordedSignatureBytes.
+func boundSignatures(sigs []trust.Signature, verified bool) []trust.Signature {
+	var out []trust.Signature
+	total := 0
+	for i, sg := range sigs {
+		n := len(sg.Bundle) + len(sg.Payload) + len(sg.Sig)
+		if i == 0 && verified {
+			out = append(out, sg)
+			continue
+		}
+		if total+n > maxRecordedSignatureBytes {
+			continue
+		}
+		total += n
+		out = append(out, sg)
+	}
+	return out
 }
 
 // recordProvenance records body as the provenance change of the

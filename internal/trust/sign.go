@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -127,7 +128,14 @@ func (k *SigningKey) SignData(_ context.Context, data []byte) ([]byte, []byte, e
 
 // SignBlob is a Sigstore bundle of a message signature over data: what
 // cosign sign-blob --key --bundle writes (without a transparency log).
+// With an Ed25519 key it is a DSSE statement naming data's SHA-256
+// instead: a pure Ed25519 message signature names no digest, so it could
+// not be verified again from the digest the evidence records.
 func (k *SigningKey) SignBlob(data []byte) ([]byte, error) {
+	if _, ok := k.priv.(ed25519.PrivateKey); ok {
+		sum := sha256.Sum256(data)
+		return k.SignManifest("blob", hex.EncodeToString(sum[:]))
+	}
 	pb, err := sign.Bundle(&sign.PlainData{Data: data}, k, sign.BundleOptions{})
 	if err != nil {
 		return nil, err

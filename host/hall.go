@@ -459,7 +459,7 @@ func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) 
 		denyTampered(&dec, fmt.Sprintf("The record of %s was changed after it was enrolled; it was not run.", w.rec.WorkerID))
 		return dec, nil, s
 	}
-	if why := s.untrusted(w); why != "" {
+	if why := s.untrusted(h, w); why != "" {
 		denyUntrusted(&dec, why)
 		return dec, nil, s
 	}

@@ -107,7 +107,7 @@ type verdictCache struct {
 
 // verdict is the trust policy in force's verdict on w, computed once per
 // snapshot from the signatures recorded at its enrollment.
-func (s *snapshot) verdict(w *boundWorker) trust.Result {
+func (s *snapshot) verdict(h *Hall, w *boundWorker) trust.Result {
 	if v, ok := s.verdicts.m.Load(w.rec.WorkerID); ok {
 		return v.(trust.Result)
 	}
@@ -124,18 +124,26 @@ func (s *snapshot) verdict(w *boundWorker) trust.Result {
 		if d, err := wcp.ParseDigest(subject); err == nil {
 			subject = d.Hex()
 		}
-		r = a.Check(subject, nil, w.prov.body.Signatures)
+		// A signature over the module itself (a file's bundle) is
+		// verified against its bytes, as at enrollment.
+		var module []byte
+		if subject == w.moduleHex && h != nil {
+			if store, err := h.artifacts(); err == nil {
+				module, _ = store.Get(context.Background(), w.module)
+			}
+		}
+		r = a.Check(subject, module, w.prov.body.Signatures)
 	}
 	s.verdicts.m.Store(w.rec.WorkerID, r)
 	return r
 }
 
 // untrusted is why w may not run under s's trust policy ("" when it may).
-func (s *snapshot) untrusted(w *boundWorker) string {
+func (s *snapshot) untrusted(h *Hall, w *boundWorker) string {
 	if s.signers == nil {
 		return ""
 	}
-	r := s.verdict(w)
+	r := s.verdict(h, w)
 	if !r.Refused() {
 		return ""
 	}
@@ -380,7 +388,11 @@ type ProvenanceBreak struct {
 // change recorded as verified: the stored bundle (or simple-signing
 // signature) against the recorded signer's key, over the recorded
 // subject digest. changes are the ledger's provenance changes.
-func VerifyProvenance(changes []ledger.Change) ProvenanceCheck {
+//
+// modules, when not nil, returns a module's bytes by digest (nil when not
+// held): a signature over the module itself is then verified against
+// its bytes, as at enrollment.
+func VerifyProvenance(changes []ledger.Change, modules func(wcp.Digest) []byte) ProvenanceCheck {
 	var out ProvenanceCheck
 	for _, c := range changes {
 		var b ProvenanceBody
@@ -403,7 +415,11 @@ func VerifyProvenance(changes []ledger.Change) ProvenanceCheck {
 		if d, err := wcp.ParseDigest(subject); err == nil {
 			subject = d.Hex()
 		}
-		if err := trust.Reverify(subject, nil, b.Signatures[0], *b.Trust.Signer, nil); err != nil {
+		var module []byte
+		if d, err := wcp.ParseDigest(b.Subject); err == nil && modules != nil && b.Subject == c.ArtifactHash {
+			module = modules(d)
+		}
+		if err := trust.Reverify(subject, module, b.Signatures[0], *b.Trust.Signer, nil); err != nil {
 			out.Breaks = append(out.Breaks, ProvenanceBreak{c.ChangeID, c.Subject, fmt.Sprintf("provenance of %s: the recorded signature %s no longer verifies: %v", c.Subject, b.SignatureDigest, err)})
 			continue
 		}

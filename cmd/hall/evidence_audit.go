@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/ledger"
 )
 
@@ -79,7 +81,14 @@ func auditVerifyCommand() *cli.Command {
 			if err != nil {
 				return failf("%s", safeMsg(err.Error()))
 			}
-			pc := host.VerifyProvenance(provs)
+			var modules func(wcp.Digest) []byte
+			// Read-only: the artifact store is used only when it exists.
+			if _, err := os.Stat(filepath.Join(c.String("home"), "artifacts")); err == nil {
+				if store, err := host.OpenLocalArtifacts(c.String("home")); err == nil {
+					modules = func(d wcp.Digest) []byte { b, _ := store.Get(contextOf(c), d); return b }
+				}
+			}
+			pc := host.VerifyProvenance(provs, modules)
 			for _, b := range pc.Breaks {
 				rep.Breaks = append(rep.Breaks, ledger.Break{Chain: ledger.ChainChanges, Tenant: ledger.ChangeChain, ReceiptID: b.ChangeID, Reason: b.Reason})
 			}

@@ -129,8 +129,8 @@ func (k *SigningKey) SignData(_ context.Context, data []byte) ([]byte, []byte, e
 // SignBlob is a Sigstore bundle of a message signature over data: what
 // cosign sign-blob --key --bundle writes (without a transparency log).
 // With an Ed25519 key it is a DSSE statement naming data's SHA-256
-// instead: a pure Ed25519 message signature names no digest, so it could
-// not be verified again from the digest the evidence records.
+// instead: sigstore-go (v1.2.2) does not verify a pure Ed25519 message
+// signature ("unsupported digest algorithm").
 func (k *SigningKey) SignBlob(data []byte) ([]byte, error) {
 	if _, ok := k.priv.(ed25519.PrivateKey); ok {
 		sum := sha256.Sum256(data)

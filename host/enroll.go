@@ -41,6 +41,11 @@ type EnrollRequest struct {
 	// Actor is who enrolls, as the evidence ledger records it: "token:<id>"
 	// over HTTP, "local:<user>" from the CLI (default "embedder").
 	Actor string
+	// Signed is where the module came from and the signatures found for
+	// it (nil: a local module with no signature). The trust policy
+	// (trust.json) is applied to them; what was found and the verdict are
+	// recorded in a provenance change before the enrollment change.
+	Signed *Signed
 }
 
 // EnrollResult says what was enrolled.
@@ -68,6 +73,15 @@ type EnrollResult struct {
 	// verified PyHall record hash, and ArtifactHash is zero.
 	RoutingOnly bool
 	RecordHash  string
+	// Provenance is what was recorded of the module's origin, signer and
+	// trust verdict (nil when nothing was: no trust policy and no
+	// signature); ProvenanceID is its change entry.
+	Provenance   *ProvenanceBody
+	ProvenanceID string
+	// NoTrustPolicy is set when no trust policy (trust.json) is in force:
+	// the worker was enrolled without checking who signed it, as before
+	// trust policies existed. Callers say so (hall enroll does, once).
+	NoTrustPolicy bool
 }
 
 // EnrollError lists every reason a module or record was refused.
@@ -191,6 +205,10 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if err != nil {
 		return nil, err
 	}
+	prov, err := h.checkTrust(old, rec.WorkerID, digest, req.Module, req.Signed)
+	if err != nil {
+		return nil, err
+	}
 	compiled, err := h.load(ctx, old, bw, req.Module)
 	if err != nil {
 		return nil, moduleError(err.Error())
@@ -208,7 +226,7 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	if _, err := store.Put(ctx, req.Module); err != nil {
 		return nil, err
 	}
-	res := &EnrollResult{RecordSource: src, ArtifactHash: digest, RecordDigest: bw.recordDigest, ModulePath: ArtifactPath(store, digest)}
+	res := &EnrollResult{RecordSource: src, ArtifactHash: digest, RecordDigest: bw.recordDigest, ModulePath: ArtifactPath(store, digest), NoTrustPolicy: old.signers == nil}
 	if res.Record, err = cloneRecord(bw.rec); err != nil {
 		return nil, err
 	}
@@ -237,6 +255,14 @@ func (h *Hall) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult, er
 	}
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
+	if prov != nil {
+		pc, err := recordProvenance(ectx, ledgerStore, rec.WorkerID, bw.recordDigest.String(), digest.String(), actor(req.Actor), prov)
+		if err != nil {
+			return nil, err
+		}
+		res.Provenance, res.ProvenanceID = prov, pc.ChangeID
+		bw.prov = &provenance{body: *prov, changeID: pc.ChangeID, hash: pc.Hash}
+	}
 	if err := ledgerStore.RecordChange(ectx, change); err != nil {
 		return nil, fmt.Errorf("enroll: recording the enrollment in the evidence ledger: %w; nothing was enrolled", err)
 	}

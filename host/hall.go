@@ -361,6 +361,8 @@ type Hall struct {
 	// changeMu serialises changes (enroll, rules, reload), so that each
 	// builds on the snapshot the previous one installed.
 	changeMu sync.Mutex
+	// noTrustOnce says once that enrollments are not checked (no trust.json).
+	noTrustOnce sync.Once
 	// seals records each snapshot before its first decision
 	// (snapshot_digest.go).
 	seals sealState
@@ -571,6 +573,10 @@ func (h *Hall) planIn(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) (
 	}
 	if w.tampered != nil {
 		denyTampered(&dec, fmt.Sprintf("The record of %s was changed after it was enrolled; it was not run.", w.rec.WorkerID))
+		return dec, nil, s
+	}
+	if why := s.untrusted(h, w); why != "" {
+		denyUntrusted(&dec, why)
 		return dec, nil, s
 	}
 	if w.hasModule {

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"github.com/wcphall/hall/internal/registry"
 	"github.com/wcphall/hall/internal/router"
 	"github.com/wcphall/hall/internal/sandbox"
+	"github.com/wcphall/hall/internal/trust"
 )
 
 // snapshot is everything a decision and its dispatch read: the rules, the
@@ -46,6 +48,10 @@ type snapshot struct {
 
 	// policies is the compiled policy file (nil: none).
 	policies *policy.Set
+	// signers is the trust policy (trust.json; nil: none) and verdicts
+	// its verdict on each worker, computed on first use (trust.go).
+	signers  *trust.Policy
+	verdicts *verdictCache
 
 	// src is what the snapshot was read from, trust the Options that
 	// govern it, actor who made the change that built it ("file" for
@@ -71,6 +77,9 @@ type boundWorker struct {
 	envelope     json.RawMessage // canonical JSON of the envelope in force ({} when none)
 	policy       sandbox.Policy
 	limits       sandbox.Limits
+	// prov is what the evidence ledger recorded of where the module came
+	// from and who signed it (nil: nothing recorded; trust.go).
+	prov *provenance
 	// tampered is set when the record file no longer matches its seal:
 	// the worker stays selectable (its sealed record says what it serves)
 	// so that a dispatch to it is denied DENY_WORKER_TAMPERED.
@@ -328,6 +337,12 @@ func (h *Hall) buildSnapshot(ctx context.Context) (*snapshot, error) {
 	if s.policies, s.src.policyDoc, err = parsePolicies(docs.Policy, cfg.Policy); err != nil {
 		return nil, err
 	}
+	if s.signers, s.src.trustDoc, err = parseTrust(docs.Trust); err != nil {
+		return nil, err
+	}
+	if err := attachProvenance(ctx, store, s); err != nil {
+		return nil, err
+	}
 	s.src.rulesDoc = rulesData
 	if cfgData != nil {
 		s.src.configFile = digestOf(cfgData)
@@ -394,6 +409,7 @@ func newSnapshot(rules *router.RuleSet, rulesPath string, cfg Config, workers []
 		workers:   make(map[string]*boundWorker, len(workers)),
 		species:   map[string][]*boundWorker{},
 		seal:      &snapshotSeal{},
+		verdicts:  &verdictCache{},
 		privilege: registry.StockPrivilegePolicy{EgressAllowlist: cfg.EgressAllowlist},
 		max:       cfg.maxLimits(),
 	}
@@ -437,7 +453,7 @@ func (s *snapshot) with(w *boundWorker, actor string) *snapshot {
 		}
 	}
 	n := newSnapshot(s.rules, s.rulesName, s.cfg, append(workers, w))
-	n.rulesDigest, n.rulesName, n.policies = s.rulesDigest, s.rulesName, s.policies
+	n.rulesDigest, n.rulesName, n.policies, n.signers = s.rulesDigest, s.rulesName, s.policies, s.signers
 	n.problems = withoutWorker(s.problems, w.rec.WorkerID)
 	n.src, n.trust, n.actor = s.src, s.trust, actor
 	return n
@@ -452,7 +468,7 @@ func (s *snapshot) withRules(rules *router.RuleSet, data []byte, actor string) *
 		workers = append(workers, w)
 	}
 	n := newSnapshot(rules, s.rulesName, s.cfg, workers)
-	n.rulesDigest, n.rulesName, n.policies = digest, s.rulesName, s.policies
+	n.rulesDigest, n.rulesName, n.policies, n.signers = digest, s.rulesName, s.policies, s.signers
 	n.problems = s.problems
 	n.src, n.trust, n.actor = s.src, s.trust, actor
 	n.src.rulesDoc = data
@@ -623,12 +639,13 @@ func (c *currentHashes) WorkerHash(_ context.Context, species string) (string, b
 // same configuration and the same sealed records and modules. A reload
 // that finds nothing new does not notify OnChange watchers.
 func (s *snapshot) sameAs(o *snapshot) bool {
-	if s.rulesDigest != o.rulesDigest || s.policies.Digest() != o.policies.Digest() || len(s.workers) != len(o.workers) || !reflect.DeepEqual(s.cfg, o.cfg) {
+	if s.rulesDigest != o.rulesDigest || s.policies.Digest() != o.policies.Digest() || len(s.workers) != len(o.workers) || !reflect.DeepEqual(s.cfg, o.cfg) ||
+		!bytes.Equal(s.src.trustDoc, o.src.trustDoc) {
 		return false
 	}
 	for id, w := range s.workers {
 		ow := o.workers[id]
-		if ow == nil || ow.recordDigest != w.recordDigest || (ow.tampered == nil) != (w.tampered == nil) {
+		if ow == nil || ow.recordDigest != w.recordDigest || (ow.tampered == nil) != (w.tampered == nil) || ow.prov.digest() != w.prov.digest() {
 			return false
 		}
 	}

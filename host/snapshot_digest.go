@@ -56,6 +56,10 @@ type snapshotManifest struct {
 	// every entry (a fleet of 10,000 workers would add ~1 MB to each);
 	// entries carry what changed (sealBody.Changed["records"]).
 	Records string `json:"records"`
+	// TrustPolicy is the digest of the trust policy (trust.json, stored
+	// self-contained), absent from manifests without one so that their
+	// digests are unchanged.
+	TrustPolicy string `json:"trust_policy,omitempty"`
 	// Trust is what the embedder set that changes a decision or a
 	// dispatch outside the files.
 	Trust snapshotTrust `json:"trust"`
@@ -76,6 +80,7 @@ type snapshotTrust struct {
 type snapshotSource struct {
 	rulesDoc   []byte // the rules file's bytes (nil: none)
 	policyDoc  []byte // the policy file's bytes (nil: none)
+	trustDoc   []byte // the trust policy's bytes (nil: none)
 	configFile string // digest of hall.json's bytes ("": none)
 }
 
@@ -167,6 +172,9 @@ func (s *snapshot) buildManifest() (snapshotManifest, json.RawMessage, map[strin
 		ConfigFile: orAbsent(s.src.configFile),
 		Records:    digestOf(raw),
 		Trust:      s.trust,
+	}
+	if s.src.trustDoc != nil {
+		m.TrustPolicy = digestOf(s.src.trustDoc)
 	}
 	return m, cfg, recs, nil
 }
@@ -336,6 +344,9 @@ func (s *snapshot) changedSince(prev *snapshotManifest, prevRecords map[string]s
 	}
 	if prev == nil || prev.Policy != m.Policy {
 		out["policy"] = doc(s.src.policyDoc)
+	}
+	if (prev == nil && m.TrustPolicy != "") || (prev != nil && prev.TrustPolicy != m.TrustPolicy) {
+		out["trust_policy"] = doc(s.src.trustDoc)
 	}
 	if prev == nil || prev.Config != m.Config || prev.ConfigFile != m.ConfigFile {
 		out["config"] = s.seal.config

@@ -34,6 +34,8 @@ type sealedBody struct {
 		Config     string `json:"config"`
 		ConfigFile string `json:"config_file"`
 		Records    string `json:"records"`
+		// TrustPolicy is absent without a trust.json.
+		TrustPolicy string `json:"trust_policy"`
 	} `json:"manifest"`
 	Changed map[string]json.RawMessage `json:"changed"`
 }

@@ -17,6 +17,10 @@ const (
 	DocPolicy DocKind = "policy"
 	// DocConfig is the Hall configuration (hall.json).
 	DocConfig DocKind = "config"
+	// DocTrust is the trust policy (trust.json, docs/SUPPLY-CHAIN.md),
+	// stored self-contained (keys and trusted root inline). A source
+	// that does not store one reports it absent.
+	DocTrust DocKind = "trust"
 )
 
 // Doc is one stored document of a SnapshotSource.
@@ -49,6 +53,8 @@ type RecordDoc struct {
 // SnapshotDocs are the stored inputs of one snapshot: what Load returns.
 type SnapshotDocs struct {
 	Rules, Policy, Config Doc
+	// Trust is the trust policy (absent: no trust policy).
+	Trust Doc
 	// Records are every stored record, in Name order.
 	Records []RecordDoc
 }

@@ -12,12 +12,13 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/wcphall/hall/internal/fsutil"
+	"github.com/wcphall/hall/internal/trust"
 )
 
 // fileSource is the default SnapshotSource: the files named by Options,
 // as the Hall has always read them. Names are the files' paths.
 type fileSource struct {
-	rules, config, policy string
+	rules, config, policy, trust string
 	// configExplicit and policyExplicit: the file was named in Options,
 	// so its absence is an error rather than "none".
 	configExplicit, policyExplicit bool
@@ -45,6 +46,7 @@ func newFileSource(opts Options) *fileSource {
 		configExplicit: opts.ConfigFile != "",
 		policy:         policy,
 		policyExplicit: policyExplicit,
+		trust:          opts.path("trust.json"),
 		registry:       opts.path(opts.RegistryDir),
 	}
 }
@@ -52,7 +54,7 @@ func newFileSource(opts Options) *fileSource {
 func (f *fileSource) Load(context.Context) (*SnapshotDocs, error) {
 	var docs SnapshotDocs
 	var err error
-	for _, k := range []DocKind{DocConfig, DocRules, DocPolicy} {
+	for _, k := range []DocKind{DocConfig, DocRules, DocPolicy, DocTrust} {
 		d, err := f.read(k)
 		if err != nil {
 			return nil, err
@@ -64,6 +66,8 @@ func (f *fileSource) Load(context.Context) (*SnapshotDocs, error) {
 			docs.Rules = d
 		case DocPolicy:
 			docs.Policy = d
+		case DocTrust:
+			docs.Trust = d
 		}
 	}
 	if docs.Records, err = f.records(); err != nil {
@@ -84,8 +88,10 @@ func (f *fileSource) path(kind DocKind) (path string, explicit bool, what string
 		return f.policy, f.policyExplicit, "policies", nil
 	case DocConfig:
 		return f.config, f.configExplicit, "config", nil
+	case DocTrust:
+		return f.trust, false, "trust", nil
 	}
-	return "", false, "", fmt.Errorf("snapshot source: unknown document kind %q: use host.DocRules, DocPolicy or DocConfig", kind)
+	return "", false, "", fmt.Errorf("snapshot source: unknown document kind %q: use host.DocRules, DocPolicy, DocConfig or DocTrust", kind)
 }
 
 func (f *fileSource) read(kind DocKind) (Doc, error) {
@@ -99,6 +105,13 @@ func (f *fileSource) read(kind DocKind) (Doc, error) {
 	}
 	if err != nil {
 		return Doc{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if kind == DocTrust {
+		// Key and trusted-root files named relative to trust.json are
+		// inlined: the sealed document is what is verified with.
+		if data, err = trust.Resolve(data, filepath.Dir(path)); err != nil {
+			return Doc{}, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	return Doc{Name: path, Present: true, Data: data}, nil
 }
@@ -183,7 +196,7 @@ func (f *fileSource) Watch(ctx context.Context, notify func(error)) error {
 		return fmt.Errorf("watch: %w", err)
 	}
 	defer w.Close()
-	t := newWatchTargets([]string{f.rules, f.config, f.policy}, []string{f.registry}, nil,
+	t := newWatchTargets([]string{f.rules, f.config, f.policy, f.trust}, []string{f.registry}, nil,
 		filepath.Dir(f.rules), filepath.Dir(f.config))
 	if err := t.add(w); err != nil {
 		return err

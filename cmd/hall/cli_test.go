@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wcphall/hall/internal/pgtest"
+	"github.com/wcphall/hall/internal/ocitest"
 )
 
 // hallBin is the real CLI binary, built once for the package's tests.
@@ -28,6 +29,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := pgtest.Main(m) // stops the PostgreSQL a test started, if any
+	ocitest.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/oci"
 	"github.com/wcphall/hall/internal/sandbox"
 	"github.com/wcphall/hall/internal/wasmmod"
 )
@@ -29,12 +30,18 @@ func enrollCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "enroll",
 		Usage:     "enroll a worker module: store it by digest, write enrolled/<worker_id>.json, compile it",
-		ArgsUsage: "MODULE.wasm",
+		ArgsUsage: "MODULE.wasm | oci://HOST[:PORT]/REPO:TAG | oci://HOST[:PORT]/REPO@sha256:HEX",
 		Description: "The registry record comes from --record FILE, else the module's wcp.record custom section,\n" +
 			"else registry_record.json beside the module. artifact_hash is set to the module's digest; a record\n" +
-			"whose artifact_hash names other bytes is refused.",
+			"whose artifact_hash names other bytes is refused.\n" +
+			"An oci:// reference is resolved to its manifest digest once; that digest's Wasm artifact and its\n" +
+			"cosign signatures are fetched, checked against trust.json, and recorded (docs/SUPPLY-CHAIN.md).\n" +
+			"A local module's Sigstore bundle is --bundle FILE, else MODULE.wasm.sigstore.json beside it.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "record", Usage: "registry record `FILE`"},
+			&cli.StringFlag{Name: "bundle", Usage: "Sigstore bundle `FILE` of a local module (cosign sign-blob --bundle, hall sign)"},
+			&cli.BoolFlag{Name: "plain-http", Usage: "talk HTTP to a registry on loopback (127.0.0.1, ::1, localhost) only"},
+			&cli.StringFlag{Name: "docker-config", Usage: "Docker config `FILE` for registry credentials (default: Docker's)"},
 			&cli.BoolFlag{Name: "add-rule", Usage: "append a dev-only rule for capabilities no rule routes to the worker"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		}, hallFlags()...),
@@ -43,12 +50,18 @@ func enrollCommand() *cli.Command {
 				return failf("enroll needs exactly one MODULE.wasm")
 			}
 			path := c.Args().First()
+			if oci.IsReference(path) {
+				return enrollReference(c, path)
+			}
 			module, err := readModule(path)
 			if err != nil {
 				return failf("%v", err)
 			}
 			first := !c.Bool("add-rule") && firstEnrollment(c)
 			req := host.EnrollRequest{Module: module, AddRule: c.Bool("add-rule") || first, Actor: localActor()}
+			if req.Signed, err = localSignature(c, path); err != nil {
+				return err
+			}
 			if rp := c.String("record"); rp != "" {
 				if req.Record, err = os.ReadFile(rp); err != nil {
 					return failf("--record: %v", err)
@@ -76,35 +89,45 @@ func enrollCommand() *cli.Command {
 			if first && len(res.RulesAdded) > 0 {
 				announceFirstRules(c)
 			}
-			if c.Bool("json") {
-				return printJSON(c, map[string]any{
-					"enrolled": true, "worker_id": res.Record.WorkerID, "worker_species_id": res.Record.WorkerSpeciesID,
-					"artifact_hash": res.ArtifactHash.String(), "record_path": res.RecordPath, "module_path": res.ModulePath,
-					"record_source": res.RecordSource, "replaced": res.Replaced, "previous_artifact_hash": res.PreviousArtifact,
-					"unrouted_capabilities": nonNil(res.Unrouted), "rules_added": nonNil(res.RulesAdded),
-					"record_digest": res.RecordDigest.String(), "privilege_envelope": res.Record.Granted(), "config": res.Record.Config,
-				})
-			}
-			w := c.App.Writer
-			fmt.Fprintf(w, "enrolled %s (%s)\n", res.Record.WorkerID, res.Record.WorkerSpeciesID)
-			fmt.Fprintf(w, "  artifact:  %s\n  module:    %s\n  record:    %s (from %s)\n", res.ArtifactHash, res.ModulePath, res.RecordPath, res.RecordSource)
-			for _, cp := range res.Record.Capabilities {
-				fmt.Fprintf(w, "  serves:    %s -> export %s\n", cp, res.Record.Entrypoint(cp))
-			}
-			fmt.Fprintf(w, "  sealed:    %s\n", res.RecordDigest)
-			printGrant(w, res.Record)
-			if res.Replaced {
-				fmt.Fprintf(w, "  replaced:  the previous module %s of %s\n", res.PreviousArtifact, res.Record.WorkerID)
-			}
-			for _, id := range res.RulesAdded {
-				fmt.Fprintf(w, "  rule:      added %s (dev only) to %s\n", id, c.String("rules"))
-			}
-			for _, cp := range res.Unrouted {
-				fmt.Fprintf(c.App.ErrWriter, "hall: warning: no rule in %s routes %s to %s, so it cannot be dispatched (fail-closed); add a rule, or re-run with --add-rule for a dev-only one\n", c.String("rules"), cp, res.Record.WorkerSpeciesID)
-			}
-			return nil
+			return printEnrolled(c, res)
 		},
 	}
+}
+
+// printEnrolled prints an enrollment's result.
+func printEnrolled(c *cli.Context, res *host.EnrollResult) error {
+	if c.Bool("json") {
+		return printJSON(c, map[string]any{
+			"enrolled": true, "worker_id": res.Record.WorkerID, "worker_species_id": res.Record.WorkerSpeciesID,
+			"artifact_hash": res.ArtifactHash.String(), "record_path": res.RecordPath, "module_path": res.ModulePath,
+			"record_source": res.RecordSource, "replaced": res.Replaced, "previous_artifact_hash": res.PreviousArtifact,
+			"unrouted_capabilities": nonNil(res.Unrouted), "rules_added": nonNil(res.RulesAdded),
+			"record_digest": res.RecordDigest.String(), "privilege_envelope": res.Record.Granted(), "config": res.Record.Config,
+			"provenance": res.Provenance, "provenance_change_id": res.ProvenanceID,
+		})
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "enrolled %s (%s)\n", res.Record.WorkerID, res.Record.WorkerSpeciesID)
+	fmt.Fprintf(w, "  artifact:  %s\n  module:    %s\n  record:    %s (from %s)\n", res.ArtifactHash, res.ModulePath, res.RecordPath, res.RecordSource)
+	for _, cp := range res.Record.Capabilities {
+		fmt.Fprintf(w, "  serves:    %s -> export %s\n", cp, res.Record.Entrypoint(cp))
+	}
+	fmt.Fprintf(w, "  sealed:    %s\n", res.RecordDigest)
+	printProvenance(c, res.Provenance)
+	printGrant(w, res.Record)
+	if res.Replaced {
+		fmt.Fprintf(w, "  replaced:  the previous module %s of %s\n", res.PreviousArtifact, res.Record.WorkerID)
+	}
+	for _, id := range res.RulesAdded {
+		fmt.Fprintf(w, "  rule:      added %s (dev only) to %s\n", id, c.String("rules"))
+	}
+	if res.NoTrustPolicy {
+		fmt.Fprintln(c.App.ErrWriter, "hall: note: no trust.json: enrolled without checking who signed the module (docs/SUPPLY-CHAIN.md)")
+	}
+	for _, cp := range res.Unrouted {
+		fmt.Fprintf(c.App.ErrWriter, "hall: warning: no rule in %s routes %s to %s, so it cannot be dispatched (fail-closed); add a rule, or re-run with --add-rule for a dev-only one\n", c.String("rules"), cp, res.Record.WorkerSpeciesID)
+	}
+	return nil
 }
 
 func hasRecordSection(module []byte) bool {

@@ -77,13 +77,13 @@ func TestREADMEBlocks(t *testing.T) {
 	}
 }
 
-func runBlocks(t *testing.T, name string, blocks []string) {
+func runBlocks(t *testing.T, name string, blocks []string, env ...string) {
 	dir := t.TempDir()
 	tmp := t.TempDir()
 	script := "set -euo pipefail\n" + strings.Join(blocks, "\n")
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Dir = dir
-	cmd.Env = testEnv("HALL_SRC="+repoRoot, "HALL_ADDR="+freeAddr(t), "TMPDIR="+tmp)
+	cmd.Env = testEnv(append([]string{"HALL_SRC=" + repoRoot, "HALL_ADDR=" + freeAddr(t), "TMPDIR=" + tmp}, env...)...)
 	newProcessGroup(cmd)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -154,6 +154,7 @@ func receiptsCommand() *cli.Command {
 				}
 				if !c.Bool("json") {
 					printReceipt(c.App.Writer, r)
+					printReceiptSigner(c, s, r)
 					fmt.Fprintln(c.App.Writer, "\nsigned receipt:")
 				}
 				return printSafeJSON(c, r)

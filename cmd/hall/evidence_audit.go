@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wcphall/hall/host"
+	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/ledger"
 )
 
@@ -76,6 +78,21 @@ func auditVerifyCommand() *cli.Command {
 			if err != nil {
 				return failf("%s", safeMsg(err.Error()))
 			}
+			provs, err := s.Changes(contextOf(c), host.ChangeProvenance)
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			var modules func(wcp.Digest) []byte
+			// Read-only: the artifact store is used only when it exists.
+			if _, err := os.Stat(filepath.Join(c.String("home"), "artifacts")); err == nil {
+				if store, err := host.OpenLocalArtifacts(c.String("home")); err == nil {
+					modules = func(d wcp.Digest) []byte { b, _ := store.Get(contextOf(c), d); return b }
+				}
+			}
+			pc := host.VerifyProvenance(provs, modules)
+			for _, b := range pc.Breaks {
+				rep.Breaks = append(rep.Breaks, ledger.Break{Chain: ledger.ChainChanges, Tenant: ledger.ChangeChain, ReceiptID: b.ChangeID, Reason: b.Reason})
+			}
 			if rep.OK() && !c.Bool("allow-empty") {
 				if empty, err := ledgerEmpty(c, s, rep); err != nil {
 					return failf("%s", safeMsg(err.Error()))
@@ -91,7 +108,7 @@ func auditVerifyCommand() *cli.Command {
 					breaks[i] = b.String()
 				}
 				if err := printSafeJSON(c, map[string]any{"ok": rep.OK(), "receipts": rep.Receipts, "streams": rep.Streams, "changes": rep.Changes,
-					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "snapshots": rep.Snapshots, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks}); err != nil {
+					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "snapshots": rep.Snapshots, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks, "signatures_verified": pc.Checked, "signatures_keyless": pc.Keyless}); err != nil {
 					return err
 				}
 				if !rep.OK() {
@@ -109,6 +126,9 @@ func auditVerifyCommand() *cli.Command {
 			}
 			if rep.Checkpoints > 0 {
 				read += fmt.Sprintf(", against %d checkpoint(s)", rep.Checkpoints)
+			}
+			if pc.Checked > 0 {
+				read += fmt.Sprintf("; %d recorded worker signature(s) verified again", pc.Checked)
 			}
 			if !rep.OK() {
 				return cli.Exit(fmt.Sprintf("hall: audit failed: %d break(s) in %s", len(rep.Breaks), read), exitError)

@@ -48,6 +48,10 @@ func (s *Server) enrollJSON(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errf(http.StatusBadRequest, CodeInvalidJSON, "the registry record is not valid JSON"))
 		return
 	}
+	if rr, ok := isReferenceRequest(body); ok {
+		s.enrollReference(w, r, rr)
+		return
+	}
 	var head recordHead
 	_ = json.Unmarshal(body, &head) // EnrollStored reports a record that is not an object
 	_, existed := s.h.Registry().Record(head.WorkerID)
@@ -194,7 +198,7 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 	var ee *host.EnrollError
 	switch {
 	case err == nil:
-	case adminRefused(w, r, err):
+	case adminRefused(w, r, err), supplyChainRefused(w, r, err):
 		return
 	case errors.Is(err, host.ErrUnknownArtifact):
 		writeError(w, r, errf(http.StatusUnprocessableEntity, CodeArtifactUnknown, err.Error()).field("artifact_hash"))
@@ -251,6 +255,9 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, res *host.Enro
 	}
 	if len(res.Record.Config) > 0 {
 		body["config"] = res.Record.Config
+	}
+	if res.Provenance != nil {
+		body["provenance"] = res.Provenance
 	}
 	if res.RoutingOnly {
 		// Enrolled PyHall's way (docs/PYHALL.md): artifact_hash was the

@@ -22,6 +22,7 @@ import (
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/auth"
 	"github.com/wcphall/hall/internal/pgtest"
+	"github.com/wcphall/hall/internal/ocitest"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 
@@ -51,6 +52,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "host/server tests: setup failed:", err)
 		os.Exit(2)
 	}
+	ocitest.StopShared()
 	os.Exit(code)
 }
 

@@ -48,6 +48,8 @@ var apiOperations = []apiOperation{
 	{"PUT", "/admin/policy", "admin", "replace the policy set (If-Match: the ETag read); a recorded change, in force when answered", map[int]string{200: "replaced"}, "application/json"},
 	{"GET", "/admin/config", "admin", "the stored configuration (hall.json), with its ETag", map[int]string{200: "hall.json"}, ""},
 	{"PUT", "/admin/config", "admin", "replace the configuration (If-Match: the ETag read); a recorded change, in force when answered", map[int]string{200: "replaced"}, "application/json"},
+	{"GET", "/admin/trust", "admin", "the trust policy in force (trust.json, keys inline), with its ETag", map[int]string{200: "trust.json", 404: "no trust policy"}, ""},
+	{"PUT", "/admin/trust", "admin", "replace the trust policy (If-Match: the ETag read); recorded", map[int]string{200: "replaced"}, "application/json"},
 	{"POST", "/wcp/route", "tenant", "decide a request (fields left out get the CLI's defaults: env dev, data_label INTERNAL, tenant_risk low, qos_class P2, a new correlation_id, named in the Hall-Defaulted header; a denial is a 200 decision, its likely fix in Hall-Hint)", map[int]string{200: "the RouteDecision, allowed or denied"}, "application/json"},
 	{"POST", "/wcp/run", "tenant", "decide and run the selected worker; the receipt is committed before the answer (input defaults as /wcp/route; with approval_id and no correlation_id, the held request is resumed under its own)", map[int]string{200: "the worker ran (or a dry run)", 202: "the decision waits for a human approval"}, "application/json"},
 	{"POST", "/mcp", "tenant", "MCP Streamable HTTP: the capabilities as tools (docs/MCP.md)", map[int]string{200: "an MCP message or stream", 202: "accepted"}, "application/json"},

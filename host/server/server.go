@@ -139,6 +139,8 @@ func New(h *host.Hall, cfg Config) http.Handler {
 		r.Put("/admin/policy", s.putDocument(host.DocPolicy))
 		r.Get("/admin/config", s.getDocument(host.DocConfig))
 		r.Put("/admin/config", s.putDocument(host.DocConfig))
+		r.Get("/admin/trust", s.getTrust)
+		r.Put("/admin/trust", s.putTrust)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate(tenantToken))

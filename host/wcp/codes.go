@@ -84,6 +84,16 @@ const (
 	CodeHallDiskLow    Code = "HALL_DISK_LOW"
 )
 
+// Supply-chain errors: registries and the trust policy
+// (docs/SUPPLY-CHAIN.md).
+const (
+	CodeTrustRefused        Code = "TRUST_REFUSED"
+	CodeTrustInvalid        Code = "TRUST_INVALID"
+	CodeOCIReferenceInvalid Code = "OCI_REFERENCE_INVALID"
+	CodeOCIFetchFailed      Code = "OCI_FETCH_FAILED"
+	CodeOCIArtifactRefused  Code = "OCI_ARTIFACT_REFUSED"
+)
+
 // HTTP API errors.
 const (
 	CodeUnauthenticated     Code = "UNAUTHENTICATED"
@@ -207,6 +217,7 @@ var codeTable = []CodeInfo{
 	{Code(DenyToolNotDeclared), KindDeny, http.StatusForbidden, "a worker called a capability its privilege_envelope.tools does not list; denied before routing and recorded (the Hall's code)"},
 	{Code(DenyChainLimit), KindDeny, http.StatusTooManyRequests, "a sub-dispatch would pass the chain's depth, calls per dispatch or calls per chain (hall.json chain); recorded (the Hall's code)"},
 	{Code(DenyChainBlast), KindDeny, http.StatusForbidden, "a sub-dispatch would take the chain's summed blast score past the threshold for its env and data label (hall.json chain.blast_thresholds); recorded (the Hall's code)"},
+	{Code(DenyWorkerUntrusted), KindDeny, http.StatusForbidden, "the worker's namespace is under an enforce trust policy and its recorded signature does not verify under the policy in force"},
 
 	// A worker that ran and failed is a gateway error: 502, 504 when it ran
 	// out of time.
@@ -241,6 +252,11 @@ var codeTable = []CodeInfo{
 	{CodeRecordMismatch, KindEnroll, http.StatusUnprocessableEntity, "a supplied record differs from the module's embedded wcp.record"},
 	{CodeRecordTampered, KindEnroll, http.StatusConflict, "an enrolled record file no longer matches its seal"},
 	{CodeHallClosed, KindEnroll, http.StatusServiceUnavailable, "the Hall was closed"},
+	{CodeTrustRefused, KindEnroll, http.StatusForbidden, "the trust policy refused the worker: unsigned, or not signed by a signer trusted for its namespace, or its namespace is enforced with no signer configured; nothing was enrolled"},
+	{CodeTrustInvalid, KindEnroll, http.StatusUnprocessableEntity, "trust.json cannot be used; the message names the field"},
+	{CodeOCIReferenceInvalid, KindEnroll, http.StatusUnprocessableEntity, "not an oci://HOST[:PORT]/REPO:TAG or …@sha256:<hex> reference, or --plain-http for a registry that is not on loopback"},
+	{CodeOCIFetchFailed, KindEnroll, http.StatusBadGateway, "the registry could not be reached, refused the credentials, or does not hold the reference"},
+	{CodeOCIArtifactRefused, KindEnroll, http.StatusUnprocessableEntity, "the registry served something the Hall refuses: not a Wasm artifact, a layer over its size limit (not read), or content that does not match its digest"},
 	{CodeHallDiskLow, KindEnroll, http.StatusInsufficientStorage, "the state directory's file system is below the Hall's free-space floor; the dispatch was refused so its evidence can always be written"},
 
 	{CodeUnauthenticated, KindHTTP, http.StatusUnauthorized, "no bearer token, or a token that is malformed, unknown or revoked"},

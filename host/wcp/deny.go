@@ -35,6 +35,11 @@ const (
 	DenyToolNotDeclared DenyCode = "DENY_TOOL_NOT_DECLARED"
 	DenyChainLimit      DenyCode = "DENY_CHAIN_LIMIT"
 	DenyChainBlast      DenyCode = "DENY_CHAIN_BLAST"
+	// DenyWorkerUntrusted is the Hall's: the selected worker's namespace
+	// is under an enforce trust policy (trust.json) and its recorded
+	// signature does not verify under the policy in force (a key was
+	// removed, or it was enrolled unsigned before the policy).
+	DenyWorkerUntrusted DenyCode = "DENY_WORKER_UNTRUSTED"
 )
 
 // DenyCodeInfo describes one deny code: the HTTP status the Hall API answers

@@ -269,8 +269,10 @@ func TestSmallTypes(t *testing.T) {
 		}
 		seen[info.Code] = true
 	}
-	if len(DenyCodes()) != 25 { // PyHall's 21, the Hall's three chain codes and DENY_POLICY_COST_EXCEEDED
-		t.Errorf("%d deny codes, want 25", len(DenyCodes()))
+	// WCP's 21; the Hall's three chain codes, DENY_POLICY_COST_EXCEEDED
+	// and DENY_WORKER_UNTRUSTED (trust policies, docs/SUPPLY-CHAIN.md).
+	if len(DenyCodes()) != 26 {
+		t.Errorf("%d deny codes, want 26", len(DenyCodes()))
 	}
 	cfg := (*HallConfig)(nil)
 	off := false

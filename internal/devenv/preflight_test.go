@@ -75,7 +75,7 @@ func TestPreflightOnAFreshMachine(t *testing.T) {
 		t.Fatalf("preflight passed on a machine without wabt, node, chromium:\n%s", out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	want := "sudo apt-get install -y wabt nodejs npm chromium curl git"
+	want := "sudo apt-get install -y wabt nodejs npm chromium curl git docker-registry"
 	if !havePostgres() { // found by its path, not PATH
 		want += " postgresql"
 	}

@@ -1113,8 +1113,10 @@ func TestDecideDenyCodesCovered(t *testing.T) {
 	for _, tc := range denyCodeCoverage {
 		seen[tc] = true
 	}
+	// Codes the host decides after the router, each tested there.
+	hostDecided := map[wcp.DenyCode]string{wcp.DenyWorkerUntrusted: "host.TestTrustPolicySealedAndKeyRemovalDenies"}
 	for _, info := range wcp.DenyCodes() {
-		if !seen[info.Code] {
+		if !seen[info.Code] && hostDecided[info.Code] == "" {
 			t.Errorf("%s has no test case in TestDecideDenies", info.Code)
 		}
 	}

@@ -70,7 +70,9 @@ const NoDocument = noPart
 
 // SnapshotSource is where a Hall's snapshot inputs are stored: the rules,
 // the policy set, the configuration (hall.json) and the enrolled records.
-// It stores bytes and nothing else: parsing, validation, digests, seals
+// It stores bytes and nothing else (one exception: the files of Options
+// return a trust.json that names key files relative to itself in its
+// self-contained form, keys inline): parsing, validation, digests, seals
 // and recording in the evidence ledger are the Hall's, so a second
 // backend (a database shared by several Halls) cannot change what a
 // document means. The default is the files named by Options (Dir, Rules,

@@ -42,6 +42,7 @@ func (p *pgSource) Load(ctx context.Context) (*SnapshotDocs, error) {
 		Rules:  Doc{Name: pgDocName(DocRules)},
 		Policy: Doc{Name: pgDocName(DocPolicy)},
 		Config: Doc{Name: pgDocName(DocConfig)},
+		Trust:  Doc{Name: pgDocName(DocTrust)},
 	}
 	for _, d := range docs {
 		switch d.Kind {
@@ -51,6 +52,8 @@ func (p *pgSource) Load(ctx context.Context) (*SnapshotDocs, error) {
 			out.Policy = Doc{Name: pgDocName(DocPolicy), Present: true, Data: d.Data}
 		case string(DocConfig):
 			out.Config = Doc{Name: pgDocName(DocConfig), Present: true, Data: d.Data}
+		case string(DocTrust):
+			out.Trust = Doc{Name: pgDocName(DocTrust), Present: true, Data: d.Data}
 		case pgsource.KindRecord:
 			out.Records = append(out.Records, RecordDoc{Name: pgRecordName(d.Name), Data: d.Data})
 		}
@@ -60,10 +63,10 @@ func (p *pgSource) Load(ctx context.Context) (*SnapshotDocs, error) {
 
 func checkKind(kind DocKind) error {
 	switch kind {
-	case DocRules, DocPolicy, DocConfig:
+	case DocRules, DocPolicy, DocConfig, DocTrust:
 		return nil
 	}
-	return fmt.Errorf("snapshot source: unknown document kind %q (rules, policy or config)", kind)
+	return fmt.Errorf("snapshot source: unknown document kind %q (rules, policy, config or trust)", kind)
 }
 
 func (p *pgSource) Get(ctx context.Context, kind DocKind) (Doc, error) {

@@ -48,7 +48,7 @@ func (m *memSource) doc(k host.DocKind) host.Doc {
 func (m *memSource) Load(context.Context) (*host.SnapshotDocs, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	docs := &host.SnapshotDocs{Rules: m.doc(host.DocRules), Policy: m.doc(host.DocPolicy), Config: m.doc(host.DocConfig)}
+	docs := &host.SnapshotDocs{Rules: m.doc(host.DocRules), Policy: m.doc(host.DocPolicy), Config: m.doc(host.DocConfig), Trust: m.doc(host.DocTrust)}
 	for name, data := range m.records {
 		docs.Records = append(docs.Records, host.RecordDoc{Name: name, Data: slices.Clone(data)})
 	}

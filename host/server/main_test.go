@@ -21,8 +21,8 @@ import (
 	"github.com/wcphall/hall/host/server"
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/auth"
-	"github.com/wcphall/hall/internal/pgtest"
 	"github.com/wcphall/hall/internal/ocitest"
+	"github.com/wcphall/hall/internal/pgtest"
 	"github.com/wcphall/hall/internal/wasmtest"
 )
 

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wcphall/hall/internal/pgtest"
 	"github.com/wcphall/hall/internal/ocitest"
+	"github.com/wcphall/hall/internal/pgtest"
 )
 
 // hallBin is the real CLI binary, built once for the package's tests.

@@ -50,7 +50,7 @@ func noopHall(t *testing.T) string {
 func TestRedteamCompiledFormCacheIsEvidence(t *testing.T) {
 	dir := noopHall(t)
 	mustOK(t, hallIn(t, dir, "x", nil, "run", "cap.test.noop", "--tenant", "org.acme"), "first run (fills the cache)")
-	guarded, _ := filepath.Glob(filepath.Join(dir, ".hall", "cache", "guarded-v4-*.form"))
+	guarded, _ := filepath.Glob(filepath.Join(dir, ".hall", "cache", "guarded-*.form"))
 	if len(guarded) != 1 {
 		t.Fatalf("guarded forms in the cache: %v", guarded)
 	}

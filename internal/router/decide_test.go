@@ -1114,7 +1114,10 @@ func TestDecideDenyCodesCovered(t *testing.T) {
 		seen[tc] = true
 	}
 	// Codes the host decides after the router, each tested there.
-	hostDecided := map[wcp.DenyCode]string{wcp.DenyWorkerUntrusted: "host.TestTrustPolicySealedAndKeyRemovalDenies"}
+	hostDecided := map[wcp.DenyCode]string{
+		wcp.DenyWorkerUntrusted:    "host.TestTrustPolicySealedAndKeyRemovalDenies",
+		wcp.DenyPolicyCostExceeded: "host.TestPolicyCostLimitDeniesAndIsRecorded",
+	}
 	for _, info := range wcp.DenyCodes() {
 		if !seen[info.Code] && hostDecided[info.Code] == "" {
 			t.Errorf("%s has no test case in TestDecideDenies", info.Code)

@@ -26,7 +26,7 @@ import "github.com/wcphall/hall/internal/cpushare"
 //     (hall_dispatch_queue_wait_seconds).
 //
 // Measured on 2 cores (BenchmarkFairCPU, docs/RATIONALE or `make bench`):
-// see README "Performance".
+// see docs/PERFORMANCE.md.
 
 // CoreStats is a moment's view of the Hall's cores.
 type CoreStats struct {

@@ -268,7 +268,7 @@ type LimitsConfig struct {
 }
 
 // DefaultConfig is the configuration of a Hall without a hall.json:
-// PyHall's floors plus the Hall's stricter checks (README, "Deviations").
+// PyHall's floors plus the Hall's stricter checks (docs/GUIDE.md, "Conformance with PyHall and deliberate deviations").
 func DefaultConfig() Config { return Config{HallConfig: wcp.DefaultStrict()} }
 
 // ParseConfig decodes a hall.json document over DefaultConfig: a key given

@@ -513,7 +513,7 @@ func parseBlast(s string, br *wcp.BlastRadius) error {
 // checkout from changing the bytes (the record's digest, not the VCS
 // stamp, is what names the build); the variables a user may have set that
 // change code generation (GOWASM, GOEXPERIMENT, GOFLAGS) are reset.
-// README.md, "Reproducible builds", documents the set.
+// docs/GUIDE.md, "Reproducible builds", documents the set.
 var (
 	reproducibleBuildFlags = []string{"-buildmode=c-shared", "-trimpath", "-buildvcs=false"}
 	reproducibleBuildEnv   = []string{"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOWASM=", "GOEXPERIMENT=", "GOFLAGS="}

@@ -306,7 +306,7 @@ func printDecision(c *cli.Context, dec *wcp.RouteDecision) error {
 }
 
 // defaultTenant is the tenant of CLI requests that name none: requests
-// from this machine's operator (README, "Defaults of the CLI").
+// from this machine's operator (docs/GUIDE.md, "Defaults of the CLI").
 const defaultTenant = "local"
 
 // cliTenant is the request's tenant: --tenant, else HALL_TENANT, else

@@ -5,7 +5,7 @@ package wcp
 // floors PyHall turns on by default are *bool fields where nil means "on".
 //
 // The Hall's own generated configuration (DefaultStrict) turns on the
-// stricter checks documented in the README; they are separate fields whose
+// stricter checks documented in docs/GUIDE.md; they are separate fields whose
 // zero value is PyHall's behaviour.
 type HallConfig struct {
 	// RequireSignatory denies tenants not listed in AllowedTenants

@@ -62,7 +62,7 @@ type RouteInput struct {
 }
 
 // Bounds on caller strings, a deviation from PyHall, which accepts any
-// length and any character (README, "Deviations"). A caller string is
+// length and any character (docs/GUIDE.md, "Conformance with PyHall and deliberate deviations"). A caller string is
 // copied into the decision, every telemetry event, the receipts and their
 // indexes: ten 7 MiB correlation ids grew hall.db from 20 MB to 1.4 GB.
 // Control characters are refused because they are signed into evidence and

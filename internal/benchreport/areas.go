@@ -28,7 +28,7 @@ type anchor struct {
 }
 
 // An area is one table of the report and one generated block of the
-// README (<!-- bench:begin id --> … <!-- bench:end -->).
+// docs/PERFORMANCE.md (<!-- bench:begin id --> … <!-- bench:end -->).
 type area struct {
 	id, title string
 	rows      []row

@@ -2,11 +2,9 @@ package ledger
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"fmt"
 	"hash/fnv"
-	"path/filepath"
 	"regexp"
 	"time"
 
@@ -60,24 +58,9 @@ func OpenPostgres(dsn, keyDir string, opts ...Option) (*SQLite, error) {
 		s.abandon()
 		return nil, fmt.Errorf("ledger: %w: %s: %v", ErrUnavailable, s.path, err)
 	}
-	if o.keyPath == "" {
-		s.opts.keyPath = filepath.Join(keyDir, KeyFile)
-	}
-	var priv ed25519.PrivateKey
-	if o.keyReader != nil {
-		s.opts.keyPath = ""
-		priv, err = readKeyFrom(o.keyReader, "the key stream")
-	} else {
-		priv, err = loadKey(s.opts.keyPath, !o.readOnly)
-	}
-	switch {
-	case err == nil:
-		s.key.Store(newSigner(priv))
-	case o.readOnly:
-		s.keyError = err
-	default:
+	if err := s.loadSigningKey(keyDir); err != nil {
 		s.abandon()
-		return nil, fmt.Errorf("ledger: %w", err)
+		return nil, err
 	}
 	if o.noMigrate && !o.readOnly {
 		var v int

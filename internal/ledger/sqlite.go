@@ -173,24 +173,9 @@ func Open(dir string, opts ...Option) (*SQLite, error) {
 		s.abandon()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
-	if o.keyPath == "" {
-		s.opts.keyPath = filepath.Join(dir, KeyFile)
-	}
-	var priv ed25519.PrivateKey
-	if o.keyReader != nil {
-		s.opts.keyPath = ""
-		priv, err = readKeyFrom(o.keyReader, "the key stream")
-	} else {
-		priv, err = loadKey(s.opts.keyPath, !o.readOnly)
-	}
-	switch {
-	case err == nil:
-		s.key.Store(newSigner(priv))
-	case o.readOnly:
-		s.keyError = err
-	default:
+	if err := s.loadSigningKey(dir); err != nil {
 		s.abandon()
-		return nil, fmt.Errorf("ledger: %w", err)
+		return nil, err
 	}
 	// After the key: the migration's transaction signs the schema version.
 	if err := migrate(context.Background(), s.w, o.readOnly, s.recordSchema); err != nil {
@@ -640,4 +625,32 @@ func (s *SQLite) Export(ctx context.Context, w io.Writer) error {
 		return s.wrap("export", err)
 	}
 	return bw.Flush()
+}
+
+// loadSigningKey reads the receipt-signing key that s's options name (the
+// key stream, the key file, or dir/KeyFile) into s; one that cannot be
+// read is an error unless s is read-only, which then keeps it as
+// keyError (it can verify, not sign).
+func (s *SQLite) loadSigningKey(dir string) error {
+	o := s.opts
+	if o.keyPath == "" {
+		s.opts.keyPath = filepath.Join(dir, KeyFile)
+	}
+	var priv ed25519.PrivateKey
+	var err error
+	if o.keyReader != nil {
+		s.opts.keyPath = ""
+		priv, err = readKeyFrom(o.keyReader, "the key stream")
+	} else {
+		priv, err = loadKey(s.opts.keyPath, !o.readOnly)
+	}
+	switch {
+	case err == nil:
+		s.key.Store(newSigner(priv))
+	case o.readOnly:
+		s.keyError = err
+	default:
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
 }

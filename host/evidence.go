@@ -205,6 +205,7 @@ func receipt(res *RunResult, plan *Plan, payload []byte, started time.Time) *led
 		r.Determinism = "deterministic"
 	}
 	res.chain.fill(r)
+	r.Signer = plan.signer()
 	if len(res.Output) > 0 {
 		r.OutputHash = digestOf(res.Output)
 	}

@@ -138,6 +138,24 @@ func (s *snapshot) verdict(h *Hall, w *boundWorker) trust.Result {
 	return r
 }
 
+// signer is who signed the module p runs, as the trust policy of p's
+// snapshot verified it when p was decided ("" when none applied or none
+// verified). The verdict is the one the decision used (cached per
+// snapshot); none is computed here.
+func (p *Plan) signer() string {
+	if p.snap.signers == nil {
+		return ""
+	}
+	v, ok := p.snap.verdicts.m.Load(p.w.rec.WorkerID)
+	if !ok {
+		return ""
+	}
+	if r := v.(trust.Result); r.Verified && r.Signer != nil {
+		return r.Signer.String()
+	}
+	return ""
+}
+
 // untrusted is why w may not run under s's trust policy ("" when it may).
 func (s *snapshot) untrusted(h *Hall, w *boundWorker) string {
 	if s.signers == nil {

@@ -83,6 +83,23 @@ func TestTrustPolicySealedAndKeyRemovalDenies(t *testing.T) {
 	if d := h.Decide(ctx, in); d.Denied {
 		t.Fatalf("signed worker: %s", d.Code())
 	}
+	// The receipt of what ran names who signed it (issue 24: receipts
+	// carry the signer), as the trust policy in force verified it.
+	run, err := h.Run(ctx, host.RunRequest{Input: in, Payload: []byte("A signed worker summarizes this sentence.")})
+	if err != nil || run.Outcome != "ok" {
+		t.Fatalf("signed worker run: %v %+v", err, run)
+	}
+	ev, err := h.Evidence()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcpt, err := ev.Receipt(ctx, run.ReceiptID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "key " + res.Provenance.Trust.Signer.KeyID; rcpt.Signer != want {
+		t.Fatalf("receipt signer %q, want %q", rcpt.Signer, want)
+	}
 	before := lastSealed(t, h)
 	doc, d0 := h.TrustDocument()
 	if before.Manifest.TrustPolicy != d0 || !strings.Contains(string(doc), "BEGIN PUBLIC KEY") {

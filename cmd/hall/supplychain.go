@@ -226,6 +226,11 @@ func trustCommand() *cli.Command {
 // module, the latest one before the dispatch.
 func printReceiptSigner(c *cli.Context, s auditLedger, r *ledger.Receipt) {
 	w := c.App.Writer
+	if r.Signer != "" {
+		// Signed with the receipt: who signed the module that ran, as the
+		// trust policy in force verified it when the dispatch was decided.
+		fmt.Fprintf(w, "receipt signer: %s\n", safe(r.Signer))
+	}
 	changes, err := s.Changes(contextOf(c), host.ChangeProvenance)
 	if err != nil {
 		fmt.Fprintf(w, "signer: not known (%s)\n", safeMsg(err.Error()))

@@ -377,7 +377,7 @@ func checkSignerEvidence(t *testing.T, c *chain, runJSON, keyID string) {
 	}
 	r := hallIn(t, c.dir, "", nil, "receipts", "show", run.ReceiptID)
 	mustOK(t, r, "receipts show")
-	if !strings.Contains(r.stdout, "signer: key "+keyID+", verified under trust policy org.acme.* (enforce)") || !strings.Contains(r.stdout, c.digest) {
+	if !strings.Contains(r.stdout, "receipt signer: key "+keyID+"\n") || !strings.Contains(r.stdout, "signer: key "+keyID+", verified under trust policy org.acme.* (enforce)") || !strings.Contains(r.stdout, c.digest) {
 		t.Fatalf("receipts show lacks the signer:\n%s", r.stdout)
 	}
 	r = hallIn(t, c.dir, "", nil, "audit", "verify")

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/wcphall/hall/host/wcp"
 )
@@ -91,6 +94,13 @@ type Receipt struct {
 	// evidence to the trace (docs/OBSERVABILITY.md). It is signed like
 	// every field, and says nothing about what ran.
 	TraceID string
+	// Signer is who signed the module that ran, as the trust policy in
+	// force verified it when the dispatch was decided ("key <key id>", or
+	// "<subject> (issuer <issuer>)" for a keyless signer); "" when no
+	// trust policy applied or no signature verified. The provenance
+	// change of the worker's enrollment holds the signature itself
+	// (docs/SUPPLY-CHAIN.md).
+	Signer string
 	// Chain fields of a governed pipeline (docs/EVIDENCE.md, "Chains of
 	// dispatches"), all zero for a dispatch that neither is a hop nor
 	// made one. ParentDecisionID is the decision of the dispatch whose
@@ -159,6 +169,9 @@ type receiptJSON struct {
 	// Omitted when empty: receipts of untraced dispatches, and those
 	// written before tracing, keep their hashes.
 	TraceID string `json:"trace_id,omitempty"`
+	// Omitted when no signer was verified: older receipts keep their
+	// hashes.
+	Signer string `json:"signer,omitempty"`
 	// Omitted outside chains: other receipts keep their bodies.
 	ParentDecisionID string `json:"parent_decision_id,omitempty"`
 	ChainDepth       int    `json:"chain_depth,omitempty"`
@@ -198,6 +211,7 @@ func (r *Receipt) wire(withSeal bool) receiptJSON {
 		ReplayOf:         r.ReplayOf,
 		Snapshot:         r.Snapshot,
 		TraceID:          r.TraceID,
+		Signer:           r.Signer,
 		ParentDecisionID: r.ParentDecisionID,
 		ChainDepth:       r.ChainDepth,
 		BlastScore:       r.BlastScore,
@@ -293,6 +307,7 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 		RecordDigest:     w.RecordDigest,
 		Snapshot:         w.Snapshot,
 		TraceID:          w.TraceID,
+		Signer:           w.Signer,
 		Envelope:         w.Envelope,
 		ReplayOf:         w.ReplayOf,
 		ParentDecisionID: w.ParentDecisionID,
@@ -318,6 +333,10 @@ var receiptID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 // traceID is the form of a W3C trace id (all zeros, which is invalid, is
 // refused beside it).
 var traceID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// maxSignerLen bounds a receipt's signer: a key id, or a keyless
+// signer's certificate subject and issuer.
+const maxSignerLen = 1024
 
 const zeroTraceID = "00000000000000000000000000000000"
 
@@ -368,6 +387,9 @@ func (r *Receipt) validate() error {
 	}
 	if r.ReplayOf != "" && !receiptID.MatchString(r.ReplayOf) {
 		return invalid("replay_of", fmt.Sprintf("%q is not a receipt id (a UUID)", r.ReplayOf))
+	}
+	if len(r.Signer) > maxSignerLen || !utf8.ValidString(r.Signer) || strings.ContainsFunc(r.Signer, unicode.IsControl) {
+		return invalid("signer", fmt.Sprintf("is not a signer's name (printable UTF-8, at most %d bytes)", maxSignerLen))
 	}
 	if r.TraceID != "" && (!traceID.MatchString(r.TraceID) || r.TraceID == zeroTraceID) {
 		return invalid("trace_id", fmt.Sprintf("%q is not a W3C trace id (32 lowercase hex digits, not all zero)", r.TraceID))

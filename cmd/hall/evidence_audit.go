@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -82,13 +83,8 @@ func auditVerifyCommand() *cli.Command {
 			if err != nil {
 				return failf("%s", safeMsg(err.Error()))
 			}
-			var modules func(wcp.Digest) []byte
-			// Read-only: the artifact store is used only when it exists.
-			if _, err := os.Stat(filepath.Join(c.String("home"), "artifacts")); err == nil {
-				if store, err := host.OpenLocalArtifacts(c.String("home")); err == nil {
-					modules = func(d wcp.Digest) []byte { b, _ := store.Get(contextOf(c), d); return b }
-				}
-			}
+			modules, closeModules := auditModules(c)
+			defer closeModules()
 			pc := host.VerifyProvenance(provs, modules)
 			for _, b := range pc.Breaks {
 				rep.Breaks = append(rep.Breaks, ledger.Break{Chain: ledger.ChainChanges, Tenant: ledger.ChangeChain, ReceiptID: b.ChangeID, Reason: b.Reason})
@@ -367,4 +363,31 @@ func ledgerEmpty(c *cli.Context, s auditLedger, rep *ledger.Report) (bool, error
 		}
 	}
 	return true, nil
+}
+
+// auditModules reads worker modules by digest from the Hall's artifact
+// store (the shared database's with --database-url, else the state
+// directory's, used only when it exists: audit verify creates nothing), so
+// that a signature over a module's own bytes is verified against them; nil
+// when there is no store.
+func auditModules(c *cli.Context) (func(wcp.Digest) []byte, func()) {
+	var store host.ArtifactStore
+	if dsn := databaseURL(c); dsn != "" {
+		if s, err := host.OpenPostgresArtifacts(dsn); err == nil {
+			store = s
+		}
+	} else if _, err := os.Stat(filepath.Join(c.String("home"), "artifacts")); err == nil {
+		if s, err := host.OpenLocalArtifacts(c.String("home")); err == nil {
+			store = s
+		}
+	}
+	if store == nil {
+		return nil, func() {}
+	}
+	closeStore := func() {
+		if cl, ok := store.(io.Closer); ok {
+			cl.Close()
+		}
+	}
+	return func(d wcp.Digest) []byte { b, _ := store.Get(contextOf(c), d); return b }, closeStore
 }

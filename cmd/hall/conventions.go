@@ -70,7 +70,11 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 		}
 		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if !slices.Contains(globalFlags, name) {
-			return nil, usageErrorf("", "unknown flag %s before the command (before it: --home, --rules, --registry-dir, --config, --version; other flags go after the command)", a)
+			hint := ""
+			if s := suggestOne(name, append(slices.Clone(globalFlags), "version", "help")); s != "" {
+				hint = "; did you mean --" + s + "?"
+			}
+			return nil, usageErrorf("", "unknown flag %s before the command%s (before it: --home, --rules, --registry-dir, --config, --version; other flags go after the command)", a, hint)
 		}
 		if !hasVal {
 			if i+1 >= len(args) {

@@ -33,6 +33,8 @@ func TestUsageConventions(t *testing.T) {
 		{"completion unknown shell", []string{"completion", "bsh"}, []string{`did you mean "bash"?`}},
 		{"global flag without value", []string{"--home"}, []string{"--home needs a value"}},
 		{"unknown flag before command", []string{"--verbose", "status"}, []string{"unknown flag --verbose before the command"}},
+		{"global flag typo", []string{"--versoin"}, []string{"unknown flag --versoin before the command", "did you mean --version?"}},
+		{"global flag typo with value", []string{"--hom=/tmp", "status"}, []string{"did you mean --home?"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -445,6 +445,59 @@ func TestChainInvokeBadPointer(t *testing.T) {
 	h.verify()
 }
 
+// hall_invoke_mem checks every range the guest names against its memory
+// before anything is decided: each bad range traps WORKER_BAD_POINTER,
+// no hop is decided, and the Hall keeps serving.
+func TestChainInvokeMemBadPointer(t *testing.T) {
+	h := openChain(t, "", host.Options{}, nil)
+	for _, which := range []string{"cap", "input", "output"} {
+		t.Run(which, func(t *testing.T) {
+			corr := "c-badmem-" + which
+			res := h.run(context.Background(), "caller", corr, `{"op":"badptr_mem","text":"`+which+`"}`)
+			if res.Outcome != "WORKER_BAD_POINTER" || res.Err == nil || !strings.Contains(res.Err.Error(), "hall_invoke_mem") {
+				t.Fatalf("outcome %s (%v), want WORKER_BAD_POINTER from hall_invoke_mem", res.Outcome, res.Err)
+			}
+			if rs := h.receipts(corr); len(rs) != 1 {
+				t.Fatalf("%d receipts, want the caller's only (no hop decided)", len(rs))
+			}
+			if res := h.run(context.Background(), "caller", corr+"-after", `{"op":"call","cap":"cap.test.leaf","input":{"op":"echo","text":"x"}}`); string(res.Output) != "echo:x" {
+				t.Fatalf("after a bad pointer: %s %q", res.Outcome, res.Output)
+			}
+		})
+	}
+	h.verify()
+}
+
+// Modules built with the first SDK speak hall_invoke (JSON in kernel
+// blocks): the Hall still serves it, with the same decisions and errors.
+func TestChainLegacyInvoke(t *testing.T) {
+	h := openChain(t, "", host.Options{}, nil)
+	res := h.run(context.Background(), "caller", "c-legacy", `{"op":"legacy_call","cap":"cap.test.leaf","input":{"op":"echo","text":"old"}}`)
+	if res.Outcome != "ok" || string(res.Output) != "echo:old" {
+		t.Fatalf("outcome %s output %q, want ok echo:old", res.Outcome, res.Output)
+	}
+	rs := h.receipts("c-legacy")
+	if len(rs) != 2 || byDecision(rs)[res.Decision.DecisionID.String()].ChainHops != 1 {
+		t.Fatalf("%d receipts, want root and hop, linked", len(rs))
+	}
+	res = h.run(context.Background(), "caller", "c-legacy-denied", `{"op":"legacy_call","cap":"cap.test.self","input":{}}`)
+	if e := outputInvokeError(t, res.Output); e.Code != "INVOKE_DENIED" || e.DenyCode != "DENY_TOOL_NOT_DECLARED" || e.DecisionID == "" {
+		t.Fatalf("legacy denial %+v, want INVOKE_DENIED DENY_TOOL_NOT_DECLARED with its decision", e)
+	}
+	h.verify()
+}
+
+// A reply longer than the buffer the SDK offers hall_invoke_mem is held
+// by the host and copied by hall_invoke_take: the caller gets it whole.
+func TestChainLongReply(t *testing.T) {
+	h := openChain(t, "", host.Options{}, nil)
+	text := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
+	res := h.run(context.Background(), "caller", "c-long", `{"op":"call","cap":"cap.test.leaf","input":{"op":"echo","text":"`+text+`"}}`)
+	if res.Outcome != "ok" || string(res.Output) != "echo:"+text {
+		t.Fatalf("outcome %s, output of %d bytes, want ok and the %d-byte echo", res.Outcome, len(res.Output), len("echo:"+text))
+	}
+}
+
 // startSignal is a SecretSource that reports the first lookup of
 // "started": the hop is running.
 type startSignal struct {

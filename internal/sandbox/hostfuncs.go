@@ -37,11 +37,14 @@ const (
 //     guest can act on.
 func (w *Worker) hostFunctions() []extism.HostFunction {
 	i64 := []extism.ValueType{extism.ValueTypeI64}
+	const i32 = extism.ValueTypeI32
 	return append([]extism.HostFunction{
 		extism.NewHostFunctionWithStack("hall_secret", hallSecret, i64, i64),
 		extism.NewHostFunctionWithStack("hall_http", hallHTTP, i64, i64),
 		extism.NewHostFunctionWithStack("hall_emit", hallEmit, i64, nil),
 		extism.NewHostFunctionWithStack("hall_invoke", hallInvoke, i64, i64),
+		extism.NewHostFunctionWithStack("hall_invoke_mem", hallInvokeMem, []extism.ValueType{i32, i32, i32, i32, i32, i32}, i64),
+		extism.NewHostFunctionWithStack("hall_invoke_take", hallInvokeTake, []extism.ValueType{i32, i32}, []extism.ValueType{i32}),
 	}, extismHTTPFunctions()...)
 }
 

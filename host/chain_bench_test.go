@@ -16,10 +16,10 @@ import (
 // same tenant, so no figure includes an instantiation. Each iteration
 // runs, in turn: the leaf directly (direct), the caller alone (root: it
 // parses its input and echoes), and the caller making one hop to the leaf
-// (root+hop: it parses its input, calls Call.Invoke, outputs the reply).
-// The hop's cost is root+hop minus root: the caller's Invoke (its host
-// call and the reply's copy), the hop's decision, the leaf's sandboxed
-// run and its evidence, and the caller's larger input. overhead-% is how
+// (root+hop: it parses the same input, calls Call.Invoke, outputs the
+// reply). The hop's cost is root+hop minus root: the caller's Invoke (its
+// host call and the reply's copy), the hop's decision, the leaf's
+// sandboxed run and its evidence. overhead-% is how
 // much more that is than direct, for a leaf that echoes (/echo: the hop's
 // fixed cost against the cheapest dispatch) and one that computes for a
 // few milliseconds (/work). /nop records nothing (the Hall's own work);
@@ -84,8 +84,10 @@ func BenchmarkChainHop(b *testing.B) {
 				}
 				return d
 			}
-			const echo = `{"op":"echo","text":"x"}`
-			hop := `{"op":"` + tc.op + `","cap":"cap.test.leaf","input":` + tc.leaf + `}`
+			// The caller's input is the same but for op: root parses what
+			// root+hop parses, so the difference is the hop alone.
+			args := `"text":"x","cap":"cap.test.leaf","input":` + tc.leaf + `}`
+			echo, hop := `{"op":"echo",`+args, `{"op":"`+tc.op+`",`+args
 			for range 3 { // warm: compiled, pools filled
 				run("cap.test.leaf", tc.leaf)
 				run("cap.test.caller", echo)

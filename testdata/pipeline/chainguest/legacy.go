@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 
 	"github.com/wcphall/hall/sdk"
@@ -21,11 +22,53 @@ func kernelFree(off uint64)
 //go:wasmimport extism:host/env length
 func kernelLength(off uint64) uint64
 
+//go:wasmimport extism:host/env load_u64
+func kernelLoadU64(off uint64) uint64
+
 //go:wasmimport extism:host/env load_u8
 func kernelLoadU8(off uint64) uint32
 
+//go:wasmimport extism:host/env store_u64
+func kernelStoreU64(off, v uint64)
+
 //go:wasmimport extism:host/env store_u8
 func kernelStoreU8(off uint64, v uint32)
+
+// writeKernel and readKernel copy as that SDK did: 8 bytes per host
+// call, the block's last 8 bytes as one more word.
+func writeKernel(b []byte) uint64 {
+	n := uint64(len(b))
+	off := kernelAlloc(n)
+	i := uint64(0)
+	for ; i+8 <= n; i += 8 {
+		kernelStoreU64(off+i, binary.LittleEndian.Uint64(b[i:]))
+	}
+	if i < n && n >= 8 {
+		kernelStoreU64(off+n-8, binary.LittleEndian.Uint64(b[n-8:]))
+		return off
+	}
+	for ; i < n; i++ {
+		kernelStoreU8(off+i, uint32(b[i]))
+	}
+	return off
+}
+
+func readKernel(off uint64) []byte {
+	n := kernelLength(off)
+	buf := make([]byte, n)
+	i := uint64(0)
+	for ; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(buf[i:], kernelLoadU64(off+i))
+	}
+	if i < n && n >= 8 {
+		binary.LittleEndian.PutUint64(buf[n-8:], kernelLoadU64(off+n-8))
+		return buf
+	}
+	for ; i < n; i++ {
+		buf[i] = byte(kernelLoadU8(off + i))
+	}
+	return buf
+}
 
 func legacyInvoke(capability string, input []byte) ([]byte, error) {
 	req, err := json.Marshal(struct {
@@ -35,16 +78,10 @@ func legacyInvoke(capability string, input []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	arg := kernelAlloc(uint64(len(req)))
-	for i, b := range req {
-		kernelStoreU8(arg+uint64(i), uint32(b))
-	}
+	arg := writeKernel(req)
 	res := rawInvoke(arg)
 	kernelFree(arg)
-	reply := make([]byte, kernelLength(res))
-	for i := range reply {
-		reply[i] = byte(kernelLoadU8(res + uint64(i)))
-	}
+	reply := readKernel(res)
 	kernelFree(res)
 	var r struct {
 		Output []byte     `json:"output"`

@@ -31,7 +31,9 @@ const (
 //     time than its caller has: host/chain.go, TestChainHopEatsDeadline). WASI sleeps end at the deadline (sleep.go) and
 //     FIFOs, sockets and devices are never opened (fs.go).
 //   - Bad guest input never panics the host. A host function traps the call
-//     only for an offset that is not a kernel block (WORKER_BAD_POINTER):
+//     only for an offset that is not a kernel block, or (hall_invoke_mem,
+//     hall_invoke_take) a range outside the guest's memory
+//     (WORKER_BAD_POINTER):
 //     the trap is a panic wazero recovers and returns from the guest call,
 //     and Worker.Call reports the code. Everything else is an error JSON the
 //     guest can act on.

@@ -108,10 +108,10 @@ func invokeErrorJSON(e *InvokeError) []byte {
 	return b
 }
 
-// InvokeReplyError is the bit of hall_invoke_mem's result that says the
+// invokeReplyError is the bit of hall_invoke_mem's result that says the
 // reply is an error (docs/ABI.md): the JSON of an InvokeError rather than
 // the hop's output.
-const InvokeReplyError = 1 << 32
+const invokeReplyError = 1 << 32
 
 // maxCapabilityBytes bounds the capability id hall_invoke_mem reads; no
 // valid id comes near it (wcp.CheckID).
@@ -121,7 +121,7 @@ const maxCapabilityBytes = 4096
 // out_ptr, out_cap i32) -> i64: hall_invoke with its arguments read from,
 // and its reply written to, the guest's own linear memory, with no kernel
 // block, no JSON and no base64 on the way (RATIONALE.md, "Sub-dispatch").
-// The result's low 32 bits are the reply's length n; InvokeReplyError is
+// The result's low 32 bits are the reply's length n; invokeReplyError is
 // set when the reply is an InvokeError's JSON. A reply of at most out_cap
 // bytes is written at out_ptr; a longer one is held for
 // hall_invoke_take.
@@ -161,7 +161,7 @@ func hallInvokeMem(ctx context.Context, _ *extism.CurrentPlugin, stack []uint64)
 	var flag uint64
 	if ie != nil {
 		out, _ = json.Marshal(ie)
-		flag = InvokeReplyError
+		flag = invokeReplyError
 	}
 	if uint64(len(out)) > math.MaxUint32 {
 		panic(errorf(CodeLimitOutput, "%s: hall_invoke_mem: a reply of %d bytes cannot be returned", cs.w.name, len(out)))

@@ -12,7 +12,8 @@ import (
 // decision of its own (routing rules, controls, envelopes, policies,
 // approvals, attestation) for this call's tenant, env, data label, tenant
 // risk, QoS class and correlation id; it is recorded with this call's
-// decision as its parent (docs/ABI.md, "hall_invoke").
+// decision as its parent (docs/ABI.md, "hall_invoke" and
+// "hall_invoke_mem").
 //
 // The error is an *Error; test it with errors.Is:
 //

@@ -93,7 +93,7 @@ bench:
 	@# off, alternated in rounds, 32 connections: 2,000 requests each.
 	$(call bench_step,13-tracing,-bench BenchmarkTracingOverhead -benchtime 2000x ./host/server/)
 	@# One hop (hall_invoke) against a direct Hall.Run of the same worker, alternated.
-	$(call bench_step,14-chain,-bench BenchmarkChainHop -benchtime 300x ./host/)
+	$(call bench_step,14-chain,-bench BenchmarkChainHop -benchtime 1000x ./host/)
 	@# Postgres beside SQLite (issue 22): route/run at c=32, 1 vs 8 tenants, 3 nodes vs 1.
 	$(call bench_step,15-postgres,-bench BenchmarkPostgresHTTP -benchtime 2000x ./host/server/)
 	$(BIN)/benchreport stamp $(BENCH_DIR)/end.env

@@ -15,9 +15,10 @@ import (
 )
 
 // Governed pipelines (issue 23). A worker asks for another capability
-// through hall_invoke (sdk Call.Invoke); the Hall decides that hop as a
-// dispatch of its own, through the same path as Run, and records it under
-// the decision of the dispatch that asked (its parent). A root dispatch
+// through hall_invoke_mem (sdk Call.Invoke) or hall_invoke (the first
+// SDK's); the Hall decides that hop as a dispatch of its own, through the
+// same path as Run, and records it under the decision of the dispatch
+// that asked (its parent). A root dispatch
 // and every hop below it form a chain.
 //
 // The rules, in the order a hop meets them:
@@ -44,7 +45,15 @@ import (
 //     threshold for the root's env and data label (ChainConfig
 //     BlastThreshold), else DENY_CHAIN_BLAST, recorded.
 //
-// Resources: a hop runs while its parent waits inside hall_invoke, so a
+// Snapshots: a hop is decided under the newest snapshot, as any Run
+// (planFor), so a reload mid-chain applies to the hops after it (a
+// withdrawn rule or worker stops the chain at its next hop) and each hop's
+// decision and receipt name the snapshot it used. The chain's limits and
+// blast threshold stay its root's (chain.cfg): a chain's budget is fixed
+// when it is admitted (docs/EVIDENCE.md, "Chains of dispatches";
+// TestChainHopSnapshotAfterReload).
+//
+// Resources: a hop runs while its parent waits inside the host call, so a
 // chain never runs two workers at once. It takes no dispatch slot (it
 // runs on its root's, admission.go) and never waits for the memory
 // budget (sandbox Request.Hop): its ancestors hold their own charges, so

@@ -445,6 +445,165 @@ func TestChainInvokeBadPointer(t *testing.T) {
 	h.verify()
 }
 
+// hall_invoke_mem checks every range the guest names against its memory
+// before anything is decided: each bad range traps WORKER_BAD_POINTER,
+// no hop is decided, and the Hall keeps serving.
+func TestChainInvokeMemBadPointer(t *testing.T) {
+	h := openChain(t, "", host.Options{}, nil)
+	for _, which := range []string{"cap", "input", "output"} {
+		t.Run(which, func(t *testing.T) {
+			corr := "c-badmem-" + which
+			res := h.run(context.Background(), "caller", corr, `{"op":"badptr_mem","text":"`+which+`"}`)
+			if res.Outcome != "WORKER_BAD_POINTER" || res.Err == nil || !strings.Contains(res.Err.Error(), "hall_invoke_mem") {
+				t.Fatalf("outcome %s (%v), want WORKER_BAD_POINTER from hall_invoke_mem", res.Outcome, res.Err)
+			}
+			if rs := h.receipts(corr); len(rs) != 1 {
+				t.Fatalf("%d receipts, want the caller's only (no hop decided)", len(rs))
+			}
+			if res := h.run(context.Background(), "caller", corr+"-after", `{"op":"call","cap":"cap.test.leaf","input":{"op":"echo","text":"x"}}`); string(res.Output) != "echo:x" {
+				t.Fatalf("after a bad pointer: %s %q", res.Outcome, res.Output)
+			}
+		})
+	}
+	h.verify()
+}
+
+// Modules built with the first SDK speak hall_invoke (JSON in kernel
+// blocks): the Hall still serves it, with the same decisions and errors.
+func TestChainLegacyInvoke(t *testing.T) {
+	h := openChain(t, "", host.Options{}, nil)
+	res := h.run(context.Background(), "caller", "c-legacy", `{"op":"legacy_call","cap":"cap.test.leaf","input":{"op":"echo","text":"old"}}`)
+	if res.Outcome != "ok" || string(res.Output) != "echo:old" {
+		t.Fatalf("outcome %s output %q, want ok echo:old", res.Outcome, res.Output)
+	}
+	rs := h.receipts("c-legacy")
+	if len(rs) != 2 || byDecision(rs)[res.Decision.DecisionID.String()].ChainHops != 1 {
+		t.Fatalf("%d receipts, want root and hop, linked", len(rs))
+	}
+	res = h.run(context.Background(), "caller", "c-legacy-denied", `{"op":"legacy_call","cap":"cap.test.self","input":{}}`)
+	if e := outputInvokeError(t, res.Output); e.Code != "INVOKE_DENIED" || e.DenyCode != "DENY_TOOL_NOT_DECLARED" || e.DecisionID == "" {
+		t.Fatalf("legacy denial %+v, want INVOKE_DENIED DENY_TOOL_NOT_DECLARED with its decision", e)
+	}
+	h.verify()
+}
+
+// A reply longer than the buffer the SDK offers hall_invoke_mem is held
+// by the host and copied by hall_invoke_take: the caller gets it whole.
+func TestChainLongReply(t *testing.T) {
+	h := openChain(t, "", host.Options{}, nil)
+	text := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
+	res := h.run(context.Background(), "caller", "c-long", `{"op":"call","cap":"cap.test.leaf","input":{"op":"echo","text":"`+text+`"}}`)
+	if res.Outcome != "ok" || string(res.Output) != "echo:"+text {
+		t.Fatalf("outcome %s, output of %d bytes, want ok and the %d-byte echo", res.Outcome, len(res.Output), len("echo:"+text))
+	}
+}
+
+// reloadGate is a SecretSource that, at the lookup of "reload", lets the
+// test change the Hall's snapshot while the worker that asked waits.
+type reloadGate struct {
+	reached, done chan struct{}
+}
+
+func (g *reloadGate) Secret(name string) (string, bool) {
+	if name == "reload" {
+		close(g.reached)
+		<-g.done
+	}
+	return "yes", true
+}
+
+// A hop is decided under the snapshot in force when it is decided, the
+// newest, as any Run: a reload that lands mid-chain applies to the hops
+// after it (a withdrawn rule stops the next hop), while the root keeps
+// the snapshot it was decided under. Each decision and receipt names its
+// own snapshot (docs/EVIDENCE.md, "Chains of dispatches").
+func TestChainHopSnapshotAfterReload(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// rules replace the Hall's while the root runs.
+		rules string
+		// denied is the hop's deny code, "" when it runs.
+		denied wcp.DenyCode
+	}{
+		{"rule-withdrawn", chainRules("caller", "self", "a", "b"), wcp.DenyNoMatchingRule},
+		{"rules-changed", chainRules("caller", "leaf", "self", "a", "b", "extra"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			g := &reloadGate{reached: make(chan struct{}), done: make(chan struct{})}
+			h := openChain(t, "", host.Options{Secrets: g}, map[string]string{
+				"caller": chainWorker("org.acme", "caller", []string{"cap.test.leaf"}, "", `, "secrets_access": ["reload"]`),
+			})
+			before := h.SnapshotDigest()
+			type result struct {
+				res *host.RunResult
+				err error
+			}
+			ran := make(chan result, 1)
+			go func() {
+				res, err := h.Run(ctx, host.RunRequest{Input: routeInput(t, "cap.test.caller", "dev", "INTERNAL", "c-reload"),
+					Payload: []byte(`{"op":"call","cap":"cap.test.leaf","input":{"op":"echo","text":"x"},"secret":"reload"}`)})
+				ran <- result{res, err}
+			}()
+			<-g.reached
+			if _, _, err := h.ReplaceRules(ctx, []byte(tc.rules), "", "test"); err != nil {
+				close(g.done)
+				t.Fatal(err)
+			}
+			after := h.SnapshotDigest()
+			close(g.done)
+			r := <-ran
+			if r.err != nil || r.res.Outcome != "ok" {
+				t.Fatalf("root: %v %+v", r.err, r.res)
+			}
+			if before == after || before == "" {
+				t.Fatalf("the reload left the snapshot digest %q", after)
+			}
+			ev, err := h.Evidence()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rootID := r.res.Decision.DecisionID.String()
+			var hopID string
+			if tc.denied != "" {
+				e := outputInvokeError(t, r.res.Output)
+				if e.Code != "INVOKE_DENIED" || e.DenyCode != string(tc.denied) {
+					t.Fatalf("hop after the reload: %+v, want INVOKE_DENIED %s", e, tc.denied)
+				}
+				hopID = e.DecisionID
+			} else {
+				if string(r.res.Output) != "echo:x" {
+					t.Fatalf("root output %q, want the hop's echo:x", r.res.Output)
+				}
+				for _, rc := range h.receipts("c-reload") {
+					switch rc.DecisionID {
+					case rootID:
+					default:
+						hopID = rc.DecisionID
+						if rc.Snapshot != after {
+							t.Fatalf("hop receipt names snapshot %s, want the newest %s", rc.Snapshot, after)
+						}
+					}
+				}
+			}
+			root := byDecision(h.receipts("c-reload"))[rootID]
+			if root.Snapshot != before {
+				t.Fatalf("root receipt names snapshot %s, want the one it was decided under, %s", root.Snapshot, before)
+			}
+			for id, want := range map[string]string{rootID: before, hopID: after} {
+				d, err := ev.Decision(ctx, id)
+				if err != nil {
+					t.Fatalf("decision %s: %v", id, err)
+				}
+				if d.Snapshot != want {
+					t.Fatalf("decision %s names snapshot %s, want %s", id, d.Snapshot, want)
+				}
+			}
+			h.verify()
+		})
+	}
+}
+
 // startSignal is a SecretSource that reports the first lookup of
 // "started": the hop is running.
 type startSignal struct {

@@ -2,6 +2,8 @@
 
 package sdk
 
+import "unsafe"
+
 // Outside GOOS=wasip1 there is no Extism kernel. These stand-ins keep the
 // package compiling for godoc, vet and host-side tests of pure helpers.
 // Dispatch checks abiAvailable before it builds a Call, so none of them is
@@ -32,4 +34,7 @@ func extismLogError(uint64)            { panic(noABI) }
 func hallSecret(uint64) uint64         { panic(noABI) }
 func hallHTTP(uint64) uint64           { panic(noABI) }
 func hallEmit(uint64)                  { panic(noABI) }
-func hallInvoke(uint64) uint64         { panic(noABI) }
+func hallInvokeMem(unsafe.Pointer, uint32, unsafe.Pointer, uint32, unsafe.Pointer, uint32) uint64 {
+	panic(noABI)
+}
+func hallInvokeTake(unsafe.Pointer, uint32) uint32 { panic(noABI) }

@@ -2,6 +2,8 @@
 
 package sdk
 
+import "unsafe"
+
 // The Extism kernel imports (EIP-007). Every uint64 named off or an offset
 // result is an offset in the kernel's own memory, not in the guest's; bytes
 // cross the boundary only through the load/store calls below.
@@ -76,8 +78,15 @@ func hallHTTP(reqOff uint64) uint64
 //go:wasmimport extism:host/user hall_emit
 func hallEmit(eventOff uint64)
 
-//go:wasmimport extism:host/user hall_invoke
-func hallInvoke(reqOff uint64) uint64
+// hall_invoke_mem and hall_invoke_take take offsets in this module's own
+// memory (docs/ABI.md); hall_invoke, their predecessor with kernel
+// blocks, is still served for modules built with an older SDK.
+
+//go:wasmimport extism:host/user hall_invoke_mem
+func hallInvokeMem(capPtr unsafe.Pointer, capLen uint32, inPtr unsafe.Pointer, inLen uint32, outPtr unsafe.Pointer, outCap uint32) uint64
+
+//go:wasmimport extism:host/user hall_invoke_take
+func hallInvokeTake(ptr unsafe.Pointer, n uint32) uint32
 
 // abiAvailable reports whether the functions above are real imports.
 const abiAvailable = true

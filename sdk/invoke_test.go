@@ -7,21 +7,26 @@ import (
 
 func TestParseInvokeReply(t *testing.T) {
 	for _, tc := range []struct {
-		name, reply, want string
-		wantErr           error
-		denyCode, outcome string
+		name, reply string
+		isErr       bool
+		want        string
+		wantErr     error
+		denyCode    string
+		outcome     string
 	}{
-		{"output", `{"output":"aGk="}`, "hi", nil, "", ""},
-		{"empty-output", `{"output":""}`, "", nil, "", ""},
-		{"denied", `{"error":{"code":"INVOKE_DENIED","message":"m","deny_code":"DENY_TOOL_NOT_DECLARED","decision_id":"d"}}`, "", ErrInvokeDenied, "DENY_TOOL_NOT_DECLARED", ""},
-		{"failed", `{"error":{"code":"INVOKE_FAILED","message":"m","outcome":"LIMIT_TIMEOUT"}}`, "", ErrInvokeFailed, "", "LIMIT_TIMEOUT"},
-		{"chain-limit", `{"error":{"code":"CHAIN_LIMIT","message":"m","deny_code":"DENY_CHAIN_LIMIT"}}`, "", ErrChainLimit, "DENY_CHAIN_LIMIT", ""},
-		{"unavailable", `{"error":{"code":"INVOKE_UNAVAILABLE","message":"m"}}`, "", ErrInvokeUnavailable, "", ""},
-		{"no-block", ``, "", ErrHostProtocol, "", ""},
-		{"not-json", `nope`, "", ErrHostProtocol, "", ""},
+		{"output", `hi`, false, "hi", nil, "", ""},
+		{"output-that-looks-like-an-error", `{"code":"INVOKE_DENIED"}`, false, `{"code":"INVOKE_DENIED"}`, nil, "", ""},
+		{"empty-output", ``, false, "", nil, "", ""},
+		{"denied", `{"code":"INVOKE_DENIED","message":"m","deny_code":"DENY_TOOL_NOT_DECLARED","decision_id":"d"}`, true, "", ErrInvokeDenied, "DENY_TOOL_NOT_DECLARED", ""},
+		{"failed", `{"code":"INVOKE_FAILED","message":"m","outcome":"LIMIT_TIMEOUT"}`, true, "", ErrInvokeFailed, "", "LIMIT_TIMEOUT"},
+		{"chain-limit", `{"code":"CHAIN_LIMIT","message":"m","deny_code":"DENY_CHAIN_LIMIT"}`, true, "", ErrChainLimit, "DENY_CHAIN_LIMIT", ""},
+		{"unavailable", `{"code":"INVOKE_UNAVAILABLE","message":"m"}`, true, "", ErrInvokeUnavailable, "", ""},
+		{"error-without-code", `{"message":"m"}`, true, "", ErrHostProtocol, "", ""},
+		{"error-empty", ``, true, "", ErrHostProtocol, "", ""},
+		{"error-not-json", `nope`, true, "", ErrHostProtocol, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseInvokeReply([]byte(tc.reply))
+			got, err := parseInvokeReply([]byte(tc.reply), tc.isErr)
 			if tc.wantErr == nil {
 				if err != nil || string(got) != tc.want {
 					t.Fatalf("got %q, %v; want %q", got, err, tc.want)

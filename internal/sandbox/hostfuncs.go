@@ -31,17 +31,22 @@ const (
 //     time than its caller has: host/chain.go, TestChainHopEatsDeadline). WASI sleeps end at the deadline (sleep.go) and
 //     FIFOs, sockets and devices are never opened (fs.go).
 //   - Bad guest input never panics the host. A host function traps the call
-//     only for an offset that is not a kernel block (WORKER_BAD_POINTER):
+//     only for an offset that is not a kernel block, or (hall_invoke_mem,
+//     hall_invoke_take) a range outside the guest's memory
+//     (WORKER_BAD_POINTER):
 //     the trap is a panic wazero recovers and returns from the guest call,
 //     and Worker.Call reports the code. Everything else is an error JSON the
 //     guest can act on.
 func (w *Worker) hostFunctions() []extism.HostFunction {
 	i64 := []extism.ValueType{extism.ValueTypeI64}
+	const i32 = extism.ValueTypeI32
 	return append([]extism.HostFunction{
 		extism.NewHostFunctionWithStack("hall_secret", hallSecret, i64, i64),
 		extism.NewHostFunctionWithStack("hall_http", hallHTTP, i64, i64),
 		extism.NewHostFunctionWithStack("hall_emit", hallEmit, i64, nil),
 		extism.NewHostFunctionWithStack("hall_invoke", hallInvoke, i64, i64),
+		extism.NewHostFunctionWithStack("hall_invoke_mem", hallInvokeMem, []extism.ValueType{i32, i32, i32, i32, i32, i32}, i64),
+		extism.NewHostFunctionWithStack("hall_invoke_take", hallInvokeTake, []extism.ValueType{i32, i32}, []extism.ValueType{i32}),
 	}, extismHTTPFunctions()...)
 }
 

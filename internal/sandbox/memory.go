@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 )
 
@@ -29,6 +30,10 @@ type memoryGuard struct {
 	// held is the capacity of the instance's linear memories now: what an
 	// idle instance keeps (Config.IdleMemory).
 	held atomic.Int64
+	// mems are the linear memories allocated for the instance, in order:
+	// the Extism kernel's and the guest's (guestMemory). Allocate runs
+	// only while the instance is instantiated, on one goroutine.
+	mems []*linearMemory
 }
 
 // sizeHints remembers, per declared initial size of a linear memory (the
@@ -79,7 +84,47 @@ func (g *memoryGuard) Allocate(capacity, max uint64) experimental.LinearMemory {
 	if h := g.sizes.get(initial); h > capacity {
 		capacity = min(h, limit)
 	}
-	return &linearMemory{guard: g, limit: limit, initial: initial, initialCap: capacity}
+	m := &linearMemory{guard: g, limit: limit, initial: initial, initialCap: capacity}
+	g.mems = append(g.mems, m)
+	return m
+}
+
+// guestMemory returns the guest module's own linear memory: the one the
+// guard allocated that is not the Extism kernel's (kernel), or nil when
+// there is not exactly one such memory (a module without a memory).
+//
+// Extism hands host functions only the kernel's memory (CurrentPlugin
+// Memory) and never the calling module, but every linear memory of an
+// instance is allocated by its guard, and wazero's view of a memory is
+// the very slice Reallocate returned: reading linearMemory.buf is reading
+// the guest's memory as wazero sees it (its length is the memory's size).
+// The kernel's is told apart by its backing array.
+func (g *memoryGuard) guestMemory(kernel api.Memory) *linearMemory {
+	var kb []byte
+	if kernel != nil {
+		kb, _ = kernel.Read(0, kernel.Size())
+	}
+	var guest *linearMemory
+	for _, m := range g.mems {
+		if len(m.buf) > 0 && len(kb) > 0 && &m.buf[0] == &kb[0] {
+			continue
+		}
+		if guest != nil || m.unmap != nil {
+			return nil
+		}
+		guest = m
+	}
+	return guest
+}
+
+// span returns the n bytes of the memory at off, or false when they are
+// not all inside it. The slice aliases the memory: valid until the guest
+// runs again (a memory.grow may move it).
+func (m *linearMemory) span(off, n uint32) ([]byte, bool) {
+	if m == nil || uint64(off)+uint64(n) > uint64(len(m.buf)) {
+		return nil, false
+	}
+	return m.buf[off : off+n], true
 }
 
 type linearMemory struct {

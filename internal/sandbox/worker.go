@@ -102,6 +102,9 @@ type instance struct {
 	sleep *sleeper
 	// http is Extism's per-instance state of the last http_request.
 	http extismHTTPState
+	// guest is the guest module's linear memory (memoryGuard.guestMemory),
+	// which hall_invoke_mem reads and writes; nil without one.
+	guest *linearMemory
 	// correlation is the wcp.correlation_id of the call the instance
 	// serves, for the guest's log lines in the Engine's log.
 	correlation atomic.Pointer[string]
@@ -545,7 +548,7 @@ func (w *Worker) newInstance(ctx context.Context, inCall bool) (*instance, error
 		}
 		return nil, errorf(CodeModuleInvalid, "%s: %v", w.name, err)
 	}
-	in := &instance{p: p, guard: g, logs: logs, stdio: stdio, sleep: sl}
+	in := &instance{p: p, guard: g, logs: logs, stdio: stdio, sleep: sl, guest: g.guestMemory(p.Memory())}
 	p.SetLogger(func(level extism.LogLevel, msg string) {
 		logs.Write([]byte("[" + level.String() + "] " + msg + "\n"))
 		w.guestLog(in, level, msg)
@@ -700,6 +703,9 @@ type callState struct {
 	eventsDropped int
 	egress        egressLog
 	invoke        Invoker
+	// reply is the last hall_invoke_mem reply that did not fit the
+	// guest's buffer, until hall_invoke_take copies it.
+	reply []byte
 	// cpu is the call's claim on a core (nil: none).
 	cpu *cpuHold
 }

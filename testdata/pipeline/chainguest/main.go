@@ -18,6 +18,10 @@
 //   - work: n rounds of SHA-256 over 1 KiB (a worker that computes).
 //   - spin: never returns (a hop that eats its caller's deadline).
 //   - badptr: calls hall_invoke with an offset outside kernel memory.
+//   - badptr_mem: calls hall_invoke_mem with the range named by "text"
+//     (cap, input or output) outside the module's memory.
+//   - legacy_call: call, through hall_invoke and its JSON kernel blocks,
+//     as modules built with the first SDK do (legacy.go).
 package main
 
 import (
@@ -25,12 +29,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/wcphall/hall/sdk"
 )
 
 //go:wasmimport extism:host/user hall_invoke
 func rawInvoke(off uint64) uint64
+
+//go:wasmimport extism:host/user hall_invoke_mem
+func rawInvokeMem(capPtr, capLen, inPtr, inLen, outPtr, outCap uint32) uint64
 
 type program struct {
 	Op    string          `json:"op"`
@@ -120,6 +128,22 @@ func serve(c *sdk.Call) error {
 	case "badptr":
 		rawInvoke(1 << 40)
 		return nil
+	case "badptr_mem":
+		capability, buf := []byte("cap.test.leaf"), make([]byte, 64)
+		capPtr, bufPtr := uint32(uintptr(unsafe.Pointer(&capability[0]))), uint32(uintptr(unsafe.Pointer(&buf[0])))
+		const outside = 0xFFFF_FF00
+		switch p.Text {
+		case "cap":
+			rawInvokeMem(outside, 64, bufPtr, 0, bufPtr, 64)
+		case "input":
+			rawInvokeMem(capPtr, uint32(len(capability)), bufPtr, 1<<20|outside, bufPtr, 64)
+		case "output":
+			rawInvokeMem(capPtr, uint32(len(capability)), bufPtr, 0, outside, 1024)
+		}
+		return nil
+	case "legacy_call":
+		out, err := legacyInvoke(p.Cap, p.Input)
+		return invokeResult(c, out, err)
 	}
 	return errors.New("unknown op " + p.Op)
 }

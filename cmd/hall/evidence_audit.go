@@ -244,7 +244,7 @@ func keysRotateCommand() *cli.Command {
 			fmt.Fprintln(c.App.ErrWriter, "publish the key set (hall keys show --all --json) where auditors fetch it; processes using another key file must be restarted with this one")
 			// Token issuances are bound under a key derived from the
 			// signing key (docs/EVIDENCE.md, "Tokens").
-			fmt.Fprintln(c.App.ErrWriter, "approver and admin tokens are bound to the old key: re-issue them (hall tokens create --approver / --admin) before they approve or administer again")
+			fmt.Fprintln(c.App.ErrWriter, "approver and admin tokens issued by a Hall older than keyless bindings are bound to the old key: re-issue those (hall tokens create --approver / --admin) before they approve or administer again")
 			return nil
 		},
 	}

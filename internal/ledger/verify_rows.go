@@ -205,7 +205,11 @@ func (s *SQLite) recordSchema(ctx context.Context, tx *sql.Tx, from int) error {
 	if sv.Steps, err = schemaSteps(ctx, tx, after); err != nil {
 		return err
 	}
-	if err := s.syncKeyWith(tx, tx.QueryRowContext(ctx, qSigningKey)); err != nil {
+	k := s.key.Load()
+	if k == nil {
+		return s.keyError
+	}
+	if err := s.syncKeyWith(tx, tx.QueryRowContext(ctx, qSigningKey, k.id)); err != nil {
 		return err
 	}
 	body, err := canonicalMarshal(sv)

@@ -1,0 +1,133 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wcphall/hall/internal/pgtest"
+)
+
+// keyNodes opens two nodes of one ledger with their own keys, on both
+// backends: the first writes first, so its key is the ledger's own.
+func keyNodes(t *testing.T, backend string) (a, b *SQLite) {
+	t.Helper()
+	dir := t.TempDir()
+	switch backend {
+	case "postgres":
+		dsn := pgtest.NewDatabase(t)
+		a = openPG(t, dsn, filepath.Join(dir, "a"))
+		b = openPG(t, dsn, filepath.Join(dir, "b"))
+	default:
+		var err error
+		if a, err = Open(dir, WithKeyFile(filepath.Join(dir, "a.key"))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		if b, err = Open(dir, WithKeyFile(filepath.Join(dir, "b.key"))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+	}
+	return a, b
+}
+
+// TestAdmittedKeySigns (issue 22, item 4): a node with its own key signs
+// nothing until an administrator admits the key (ErrKeyNotAdmitted, with
+// the hall keys admit command), then signs beside the ledger's key; a
+// revoked key signs nothing more; verify trusts an admitted key through
+// the admission, reports both signers, and reports by name an entry
+// signed by a key never admitted (even one the verifier was told to
+// trust) or signed after its revocation.
+func TestAdmittedKeySigns(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			a, b := keyNodes(t, backend)
+			if err := a.Append(ctx, newReceipt("org.a", 1)); err != nil {
+				t.Fatal(err)
+			}
+			err := b.Append(ctx, newReceipt("org.b", 1))
+			if !errors.Is(err, ErrKeyNotAdmitted) || !strings.Contains(err.Error(), "hall keys admit "+hex.EncodeToString(b.PublicKey())) {
+				t.Fatalf("an unadmitted node's append: %v, want ErrKeyNotAdmitted with the admit command", err)
+			}
+			if st, err := b.KeyStanding(ctx); err != nil || st.Standing != "not_admitted" || st.Signs() {
+				t.Fatalf("standing before admission: %+v %v", st, err)
+			}
+			if _, err := b.AdmitKey(ctx, b.PublicKey(), "self", "local:b"); !errors.Is(err, ErrKeyNotAdmitted) {
+				t.Fatalf("an unadmitted key admitting itself: %v", err)
+			}
+
+			adm, err := a.AdmitKey(ctx, b.PublicKey(), "node-b", "local:admin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if adm.Kind != ChangeKeyAdmit || adm.Subject != b.KeyID() || adm.SigningKeyID != a.KeyID() {
+				t.Fatalf("admission change: %+v", adm)
+			}
+			for name, pub := range map[string]ed25519.PublicKey{"twice": b.PublicKey(), "the ledger's own": a.PublicKey()} {
+				if _, err := a.AdmitKey(ctx, pub, "x", "local:admin"); !errors.Is(err, ErrInvalid) {
+					t.Errorf("admitting %s key: %v", name, err)
+				}
+			}
+			if err := b.Append(ctx, newReceipt("org.b", 1)); err != nil {
+				t.Fatalf("the admitted node's append: %v", err)
+			}
+			if err := b.Append(ctx, newReceipt("org.a", 2)); err != nil {
+				t.Fatalf("the admitted node appending to the other's chain: %v", err)
+			}
+			if err := a.Append(ctx, newReceipt("org.a", 3)); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := b.KeyStanding(ctx); st.Standing != "admitted" {
+				t.Fatalf("standing after admission: %+v", st)
+			}
+			if _, err := b.RotateKey(ctx, "local:b"); !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), "admitted") {
+				t.Fatalf("rotating an admitted key: %v", err)
+			}
+			ks, err := b.KeySet(ctx)
+			if err != nil || len(ks.Keys) != 2 || ks.Keys[0].KeyID != a.KeyID() || ks.Keys[1].Node != "node-b" || ks.Keys[1].AdmittedIn != adm.ChangeID {
+				t.Fatalf("key set: %+v %v", ks, err)
+			}
+
+			rep := verifyOK(t, a, nil)
+			signers := map[string]Signer{}
+			for _, s := range rep.Signers {
+				signers[s.KeyID] = s
+			}
+			if signers[a.KeyID()].Entries == 0 || signers[b.KeyID()].Entries != 2 || signers[b.KeyID()].Node != "node-b" {
+				t.Fatalf("signers: %+v", rep.Signers)
+			}
+
+			// Revoked: the node signs nothing more; what was signed before
+			// still verifies.
+			if _, err := a.RevokeKey(ctx, a.KeyID(), "local:admin", ""); !errors.Is(err, ErrKey) {
+				t.Fatalf("revoking the ledger's own key: %v", err)
+			}
+			if _, err := a.RevokeKey(ctx, b.KeyID(), "local:admin", "node retired"); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Append(ctx, newReceipt("org.b", 2)); !errors.Is(err, ErrKeyNotAdmitted) || !strings.Contains(err.Error(), "revoked") {
+				t.Fatalf("a revoked node's append: %v", err)
+			}
+			if st, _ := b.KeyStanding(ctx); st.Standing != "revoked" {
+				t.Fatalf("standing after revocation: %+v", st)
+			}
+			if _, err := a.AdmitKey(ctx, b.PublicKey(), "again", "local:admin"); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("re-admitting a revoked key: %v", err)
+			}
+			verifyOK(t, a, nil)
+
+			// A row the revoked key signed anyway, written directly.
+			forge(t, b, newReceipt("org.b", 3))
+			if rep := verifyWith(t, a, nil); !breakNaming(rep, b.KeyID(), "signed after its revocation") {
+				t.Fatalf("an entry signed after revocation: %v", rep.Breaks)
+			}
+		})
+	}
+}
+

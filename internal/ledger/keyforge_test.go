@@ -1,0 +1,90 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wcphall/hall/internal/pgtest"
+)
+
+// forge appends r to s's ledger signed by s's key without the checks of a
+// write transaction: a row written directly by whoever holds the key.
+func forge(t *testing.T, s *SQLite, r *Receipt) {
+	t.Helper()
+	tx, err := s.w.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.prepareReceipt(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.link(tx, c); err != nil {
+		tx.Rollback()
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func verifyWith(t *testing.T, s *SQLite, keys map[string]ed25519.PublicKey) *Report {
+	t.Helper()
+	rep, err := s.VerifyWith(context.Background(), VerifyOptions{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func breakNaming(rep *Report, keyID, want string) bool {
+	for _, b := range rep.Breaks {
+		if strings.Contains(b.Reason, keyID) && strings.Contains(b.Reason, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestUnadmittedKeyReported (issue 22, item 4): a row signed by a key
+// the keyring never admitted is reported by its key id, also by a
+// verifier told to trust that key (a key set it was handed, a node's own
+// key): before keys were admitted, any trusted key could sign anywhere in
+// the ledger and verify passed.
+func TestUnadmittedKeyReported(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			var a, c *SQLite
+			if backend == "postgres" {
+				dsn := pgtest.NewDatabase(t)
+				a, c = openPG(t, dsn, filepath.Join(dir, "a")), openPG(t, dsn, filepath.Join(dir, "c"))
+			} else {
+				var err error
+				if a, err = Open(dir, WithKeyFile(filepath.Join(dir, "a.key"))); err != nil {
+					t.Fatal(err)
+				}
+				defer a.Close()
+				if c, err = Open(dir, WithKeyFile(filepath.Join(dir, "c.key"))); err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+			}
+			if err := a.Append(ctx, newReceipt("org.a", 1)); err != nil {
+				t.Fatal(err)
+			}
+			forge(t, c, newReceipt("org.c", 1))
+			if rep := verifyWith(t, a, nil); !breakNaming(rep, c.KeyID(), "signed by key") {
+				t.Fatalf("an entry by an unadmitted key, verifier trusting the ledger's key: %v", rep.Breaks)
+			}
+			trusting := map[string]ed25519.PublicKey{a.KeyID(): a.PublicKey(), c.KeyID(): c.PublicKey()}
+			if rep := verifyWith(t, a, trusting); !breakNaming(rep, c.KeyID(), "never admitted") {
+				t.Fatalf("an entry by an unadmitted key the verifier trusts: %v", rep.Breaks)
+			}
+		})
+	}
+}

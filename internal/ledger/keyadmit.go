@@ -374,3 +374,23 @@ func (s *SQLite) keyFileName() string {
 	}
 	return "its key"
 }
+
+// unresolvable is, for a signature this process cannot check because it
+// does not know the signing key, ErrKeyNotAdmitted when its own key may
+// not sign (the ledger's own public key reaches a node in its admission,
+// so a node not admitted yet cannot check the others' entries: it should
+// say why, not call them altered), else nil.
+func (s *SQLite) unresolvable(ctx context.Context) error {
+	k := s.key.Load()
+	if k == nil {
+		return nil
+	}
+	var slot, kind string
+	if err := s.r.QueryRowContext(ctx, qSigningKey, k.id).Scan(&slot, &kind); err != nil {
+		return nil
+	}
+	if s.standingOf(k, slot, kind).Signs() {
+		return nil
+	}
+	return fmt.Errorf("ledger: %w", s.notAdmitted(k, slot, kind))
+}

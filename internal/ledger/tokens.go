@@ -158,6 +158,11 @@ func (s *SQLite) TokenStanding(ctx context.Context, id string) (TokenStanding, e
 			return out, fmt.Errorf("ledger: token %s: %w: change %s does not hash to its hash", id, errChangesAltered, f.changeID)
 		}
 		pub := s.publicKey(ctx, s.r, f.keyID)
+		if pub == nil {
+			if err := s.unresolvable(ctx); err != nil {
+				return out, err
+			}
+		}
 		raw, derr := base64.StdEncoding.DecodeString(f.sig)
 		if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(f.hash), raw) {
 			return out, fmt.Errorf("ledger: token %s: %w: the signature of change %s does not verify with key %s", id, errChangesAltered, f.changeID, f.keyID)

@@ -130,4 +130,3 @@ func TestAdmittedKeySigns(t *testing.T) {
 		})
 	}
 }
-

@@ -9,9 +9,9 @@ import (
 // without it SQLite parsed every statement of every write again (~9% of a
 // decision's cost at /wcp/route, issue 12).
 const (
-	qSavepoint     = `SAVEPOINT item`
-	qRelease       = `RELEASE item`
-	qRollbackTo    = `ROLLBACK TO item`
+	qSavepoint  = `SAVEPOINT item`
+	qRelease    = `RELEASE item`
+	qRollbackTo = `ROLLBACK TO item`
 	// qSigningKey is the ledger's own key and the newest key change naming
 	// the process's key (its standing in the keyring, keyadmit.go): one
 	// round trip per write transaction.

@@ -128,6 +128,11 @@ func keyEvents(ctx context.Context, q queryer) ([]keyEvent, string, error) {
 	return out, first, rows.Err()
 }
 
+// qSigningKey is the ledger's own key and the newest key change naming
+// the process's key (its standing in the keyring): one round trip per
+// write transaction (syncKey), prepared with the hot statements.
+const qSigningKey = `SELECT key_id, COALESCE((SELECT kind FROM changes WHERE subject = ? AND kind IN ('key_admit', 'key_revoke', 'key') ORDER BY seq DESC LIMIT 1), '') FROM signing_key WHERE slot = 1`
+
 // qKeyStanding is the newest admission or revocation of a key: its kind.
 const qKeyStanding = `SELECT kind, body FROM changes WHERE subject = ? AND kind IN ('key_admit', 'key_revoke', 'key') ORDER BY seq DESC LIMIT 1`
 

@@ -9,13 +9,9 @@ import (
 // without it SQLite parsed every statement of every write again (~9% of a
 // decision's cost at /wcp/route, issue 12).
 const (
-	qSavepoint  = `SAVEPOINT item`
-	qRelease    = `RELEASE item`
-	qRollbackTo = `ROLLBACK TO item`
-	// qSigningKey is the ledger's own key and the newest key change naming
-	// the process's key (its standing in the keyring, keyadmit.go): one
-	// round trip per write transaction.
-	qSigningKey    = `SELECT key_id, COALESCE((SELECT kind FROM changes WHERE subject = ? AND kind IN ('key_admit', 'key_revoke', 'key') ORDER BY seq DESC LIMIT 1), '') FROM signing_key WHERE slot = 1`
+	qSavepoint     = `SAVEPOINT item`
+	qRelease       = `RELEASE item`
+	qRollbackTo    = `ROLLBACK TO item`
 	qStreamHead    = `SELECT seq, receipt_hash FROM stream_heads WHERE tenant_id = ?`
 	qInsertReceipt = `INSERT INTO receipts (tenant_id, seq, receipt_id, correlation_id, worker_id, dispatched_at, prev_receipt_hash, receipt_hash, signing_key_id, signature, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpsertStream  = `INSERT INTO stream_heads (tenant_id, seq, receipt_id, receipt_hash) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, receipt_id = excluded.receipt_id, receipt_hash = excluded.receipt_hash`

@@ -121,12 +121,33 @@ func TestAdmittedKeySigns(t *testing.T) {
 				t.Fatalf("re-admitting a revoked key: %v", err)
 			}
 			verifyOK(t, a, nil)
+			nodeVerifies(t, a, "", "")
 
 			// A row the revoked key signed anyway, written directly.
 			forge(t, b, newReceipt("org.b", 3))
 			if rep := verifyWith(t, a, nil); !breakNaming(rep, b.KeyID(), "signed after its revocation") {
 				t.Fatalf("an entry signed after revocation: %v", rep.Breaks)
 			}
+			nodeVerifies(t, a, "org.b", "signed by a key after its revocation")
 		})
+	}
+}
+
+// nodeVerifies exports s's evidence bundle and runs the independent Node
+// verifier on it: it passes when want is "", else fails naming want at
+// the stream.
+func nodeVerifies(t *testing.T, s *SQLite, stream, want string) {
+	t.Helper()
+	script := nodeVerifier(t)
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	if _, err := s.ExportBundle(context.Background(), bundle); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runNode(t, script, nil, bundle)
+	switch {
+	case want == "" && code != 0:
+		t.Fatalf("the Node verifier refuses a bundle with admitted keys: %s", out)
+	case want != "" && (code == 0 || !strings.Contains(out, want) || !strings.Contains(out, stream)):
+		t.Fatalf("the Node verifier, want %q at %s: exit %d: %s", want, stream, code, out)
 	}
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,6 +85,23 @@ func TestUnadmittedKeyReported(t *testing.T) {
 			trusting := map[string]ed25519.PublicKey{a.KeyID(): a.PublicKey(), c.KeyID(): c.PublicKey()}
 			if rep := verifyWith(t, a, trusting); !breakNaming(rep, c.KeyID(), "never admitted") {
 				t.Fatalf("an entry by an unadmitted key the verifier trusts: %v", rep.Breaks)
+			}
+			if backend == "sqlite" {
+				// The independent verifier, handed a key set holding c.
+				script := nodeVerifier(t)
+				bundle := filepath.Join(t.TempDir(), "bundle")
+				if _, err := a.ExportBundle(ctx, bundle); err != nil {
+					t.Fatal(err)
+				}
+				ks := &KeySet{Keys: []PublishedKey{{KeyID: a.KeyID(), PublicKey: base64.StdEncoding.EncodeToString(a.PublicKey())},
+					{KeyID: c.KeyID(), PublicKey: base64.StdEncoding.EncodeToString(c.PublicKey())}}}
+				kp := filepath.Join(t.TempDir(), "keys.json")
+				if err := writeJSONFile(kp, ks); err != nil {
+					t.Fatal(err)
+				}
+				if out, code := runNode(t, script, nil, bundle, "--keys", kp); code == 0 || !strings.Contains(out, "never admitted") {
+					t.Fatalf("the Node verifier trusting the unadmitted key: exit %d: %s", code, out)
+				}
 			}
 		})
 	}

@@ -128,10 +128,12 @@ func keyEvents(ctx context.Context, q queryer) ([]keyEvent, string, error) {
 	return out, first, rows.Err()
 }
 
-// qSigningKey is the ledger's own key and the newest key change naming
-// the process's key (its standing in the keyring): one round trip per
-// write transaction (syncKey), prepared with the hot statements.
-const qSigningKey = `SELECT key_id, COALESCE((SELECT kind FROM changes WHERE subject = ? AND kind IN ('key_admit', 'key_revoke', 'key') ORDER BY seq DESC LIMIT 1), '') FROM signing_key WHERE slot = 1`
+// qSigningKey is the ledger's own key and, when the process's key (both
+// arguments) is another, the newest key change naming it (its standing in
+// the keyring): one round trip per write transaction (syncKey), prepared
+// with the hot statements. CASE evaluates the subquery only for a key
+// that is not the ledger's own, so a single Hall pays one comparison.
+const qSigningKey = `SELECT key_id, CASE WHEN key_id = ? THEN '' ELSE COALESCE((SELECT kind FROM changes WHERE subject = ? AND kind IN ('key_admit', 'key_revoke', 'key') ORDER BY seq DESC LIMIT 1), '') END FROM signing_key WHERE slot = 1`
 
 // qKeyStanding is the newest admission or revocation of a key: its kind.
 const qKeyStanding = `SELECT kind, body FROM changes WHERE subject = ? AND kind IN ('key_admit', 'key_revoke', 'key') ORDER BY seq DESC LIMIT 1`
@@ -325,7 +327,7 @@ func (s *SQLite) KeyStanding(ctx context.Context) (KeyStanding, error) {
 		return KeyStanding{}, fmt.Errorf("ledger: key standing: %w", s.keyError)
 	}
 	var slot, kind string
-	err := s.r.QueryRowContext(ctx, qSigningKey, k.id).Scan(&slot, &kind)
+	err := s.r.QueryRowContext(ctx, qSigningKey, k.id, k.id).Scan(&slot, &kind)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return KeyStanding{KeyID: k.id, Standing: "own"}, nil
@@ -391,7 +393,7 @@ func (s *SQLite) unresolvable(ctx context.Context) error {
 		return nil
 	}
 	var slot, kind string
-	if err := s.r.QueryRowContext(ctx, qSigningKey, k.id).Scan(&slot, &kind); err != nil {
+	if err := s.r.QueryRowContext(ctx, qSigningKey, k.id, k.id).Scan(&slot, &kind); err != nil {
 		return nil
 	}
 	if s.standingOf(k, slot, kind).Signs() {

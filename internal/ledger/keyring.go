@@ -97,7 +97,7 @@ func (s *SQLite) syncKey(tx *sql.Tx) error {
 	if k == nil {
 		return s.keyError
 	}
-	return s.syncKeyWith(tx, s.queryRowTx(tx, qSigningKey, k.id))
+	return s.syncKeyWith(tx, s.queryRowTx(tx, qSigningKey, k.id, k.id))
 }
 
 // syncKeyWith is syncKey with the slot already queried (row, of

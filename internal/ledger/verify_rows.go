@@ -209,7 +209,7 @@ func (s *SQLite) recordSchema(ctx context.Context, tx *sql.Tx, from int) error {
 	if k == nil {
 		return s.keyError
 	}
-	if err := s.syncKeyWith(tx, tx.QueryRowContext(ctx, qSigningKey, k.id)); err != nil {
+	if err := s.syncKeyWith(tx, tx.QueryRowContext(ctx, qSigningKey, k.id, k.id)); err != nil {
 		return err
 	}
 	body, err := canonicalMarshal(sv)

@@ -56,19 +56,18 @@ type KeyRevocation struct {
 
 // keyEvent is an admission or revocation read from the change chain.
 type keyEvent struct {
-	kind       string // ChangeKeyAdmit or ChangeKeyRevoke
-	keyID      string
-	node       string
-	pub        ed25519.PublicKey // the admitted key
-	by         string            // the admission's signer (its body's claim)
-	byPub      ed25519.PublicKey
-	signer     string // signing_key_id of the change
-	heads      map[string]uint64
-	changeID   string
-	seq        uint64
-	at         string
-	hash, sig  string
-	headsValid bool
+	kind      string // ChangeKeyAdmit or ChangeKeyRevoke
+	keyID     string
+	node      string
+	pub       ed25519.PublicKey // the admitted key
+	by        string            // the admission's signer (its body's claim)
+	byPub     ed25519.PublicKey
+	signer    string // signing_key_id of the change
+	heads     map[string]uint64
+	changeID  string
+	seq       uint64
+	at        string
+	hash, sig string
 }
 
 // keyEvents reads the admissions and revocations of the change chain, in

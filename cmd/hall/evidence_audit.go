@@ -278,7 +278,7 @@ func keysRotateCommand() *cli.Command {
 func keysAdmitCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "admit",
-		Usage:     "admit a node's signing key to the keyring of the shared database (a signed key_admit change, made with your key, which must be in the keyring already)",
+		Usage:     "admit a node's signing key to the keyring of the shared database (a signed key_admit change, made with the ledger's own key: the administrator's --home or --key)",
 		ArgsUsage: "PUBKEY|FILE",
 		Description: "PUBKEY is the node's public key as 64 hex digits (what its log, /health and hall keys show print), or FILE a PEM\n" +
 			"\"PUBLIC KEY\" file. From the node's next write on, it signs with its own key beside the others; hall audit verify\n" +

@@ -141,7 +141,7 @@ const qKeyStanding = `SELECT kind, body FROM changes WHERE subject = ? AND kind 
 // ledger's keyring: from the next write on, a process holding it signs
 // for the ledger beside the ledger's own key. It records a
 // [ChangeKeyAdmit] change, signed by this process's key (which must be
-// in the keyring itself), naming the key, the node, who admitted it and
+// the ledger's own: the administrator's), naming the key, the node, who admitted it and
 // the heads of every chain at that moment. actor says who admitted it
 // ("local:<user>").
 //
@@ -171,7 +171,7 @@ func (s *SQLite) AdmitKey(ctx context.Context, pub ed25519.PublicKey, node, acto
 	var rec Change
 	err := s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
 		cur := s.key.Load()
-		if err := s.refuseKnownKey(tx, op, id); err != nil {
+		if err := s.refuseKnownKey(tx, op, id, cur); err != nil {
 			return err
 		}
 		heads, err := keyHeads(tx)
@@ -212,15 +212,15 @@ func (s *SQLite) RevokeKey(ctx context.Context, keyID, actor, reason string) (*C
 	}
 	var rec Change
 	err := s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
-		var slot string
-		if err := tx.QueryRowContext(context.Background(), `SELECT key_id FROM signing_key WHERE slot = 1`).Scan(&slot); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return s.wrap(op, err)
+		slot, err := s.ownKeyOnly(tx, op, s.key.Load())
+		if err != nil {
+			return err
 		}
 		if keyID == slot {
 			return fmt.Errorf("ledger: %s: %w: %s is the ledger's own key, not an admitted one: rotate it (hall keys rotate) instead", op, ErrKey, keyID)
 		}
 		var kind, body string
-		err := tx.QueryRowContext(context.Background(), qKeyStanding, keyID).Scan(&kind, &body)
+		err = tx.QueryRowContext(context.Background(), qKeyStanding, keyID).Scan(&kind, &body)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("ledger: %s: %w", op, invalid("key_id", fmt.Sprintf("%s was never admitted to this ledger's keyring (hall keys show --all lists the keys)", keyID)))
@@ -256,17 +256,18 @@ func (s *SQLite) RevokeKey(ctx context.Context, keyID, actor, reason string) (*C
 }
 
 // refuseKnownKey refuses to admit id when the ledger already knows it:
-// its own key, or a key a change names (admitted, revoked, rotated).
-func (s *SQLite) refuseKnownKey(tx *sql.Tx, op, id string) error {
-	var slot string
-	if err := tx.QueryRowContext(context.Background(), `SELECT key_id FROM signing_key WHERE slot = 1`).Scan(&slot); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return s.wrap(op, err)
+// its own key, or a key a change names (admitted, revoked, rotated); and
+// refuses an admission by any key but the ledger's own (cur must be it).
+func (s *SQLite) refuseKnownKey(tx *sql.Tx, op, id string, cur *signer) error {
+	slot, err := s.ownKeyOnly(tx, op, cur)
+	if err != nil {
+		return err
 	}
 	if id == slot {
 		return fmt.Errorf("ledger: %s: %w", op, invalid("public_key", fmt.Sprintf("%s is the ledger's own key: it signs already", id)))
 	}
 	var kind, body string
-	err := tx.QueryRowContext(context.Background(), qKeyStanding, id).Scan(&kind, &body)
+	err = tx.QueryRowContext(context.Background(), qKeyStanding, id).Scan(&kind, &body)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
@@ -278,6 +279,21 @@ func (s *SQLite) refuseKnownKey(tx *sql.Tx, op, id string) error {
 		return fmt.Errorf("ledger: %s: %w", op, invalid("public_key", fmt.Sprintf("%s was revoked; a revoked key is never admitted again: give the node a new key (delete its keys/ed25519.key and restart it)", id)))
 	}
 	return fmt.Errorf("ledger: %s: %w", op, invalid("public_key", fmt.Sprintf("%s is a key of this ledger's rotations already", id)))
+}
+
+// ownKeyOnly returns the ledger's own key (the signing-key slot) and
+// refuses when cur is not it: only the administrator's key, the ledger's
+// own, admits and revokes. A node's admitted key that could admit others
+// would outlive its own revocation through the keys it admitted.
+func (s *SQLite) ownKeyOnly(tx *sql.Tx, op string, cur *signer) (string, error) {
+	var slot string
+	if err := tx.QueryRowContext(context.Background(), `SELECT key_id FROM signing_key WHERE slot = 1`).Scan(&slot); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", s.wrap(op, err)
+	}
+	if slot != "" && slot != cur.id {
+		return "", fmt.Errorf("ledger: %s: %w: only the ledger's own key (%s, the administrator's) admits and revokes keys; this process holds %s, a node's admitted key: run the command with the administrator's --home or --key", op, ErrKey, slot, cur.id)
+	}
+	return slot, nil
 }
 
 // keyHeads is currentHeads and the change chain's next position: the

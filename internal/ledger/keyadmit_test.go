@@ -86,6 +86,10 @@ func TestAdmittedKeySigns(t *testing.T) {
 			if st, _ := b.KeyStanding(ctx); st.Standing != "admitted" {
 				t.Fatalf("standing after admission: %+v", st)
 			}
+			_, c, _ := ed25519.GenerateKey(nil)
+			if _, err := b.AdmitKey(ctx, c.Public().(ed25519.PublicKey), "node-c", "local:b"); !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), "only the ledger's own key") {
+				t.Fatalf("an admitted node admitting another key: %v", err)
+			}
 			if _, err := b.RotateKey(ctx, "local:b"); !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), "admitted") {
 				t.Fatalf("rotating an admitted key: %v", err)
 			}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wcphall/hall/internal/pgtest"
 )
@@ -104,5 +105,51 @@ func TestUnadmittedKeyReported(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAdmissionOnlyByOwnKey: an admission signed by a node's admitted key
+// (written directly: AdmitKey refuses it) establishes nothing: a key it
+// admits is reported as never admitted, so revoking a node cannot leave
+// keys it admitted behind.
+func TestAdmissionOnlyByOwnKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var nodes [3]*SQLite
+	for i := range nodes {
+		s, err := Open(dir, WithKeyFile(filepath.Join(dir, string(rune('a'+i))+".key")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		nodes[i] = s
+	}
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	if err := a.Append(ctx, newReceipt("org.a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AdmitKey(ctx, b.PublicKey(), "node-b", "local:admin"); err != nil {
+		t.Fatal(err)
+	}
+	body, err := canonicalMarshal(KeyAdmission{KeyID: c.KeyID(), PublicKey: base64.StdEncoding.EncodeToString(c.PublicKey()), Node: "node-c",
+		AdmittedBy: b.KeyID(), AdmittedByPublicKey: base64.StdEncoding.EncodeToString(b.PublicKey())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := b.w.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := Change{Kind: ChangeKeyAdmit, Subject: c.KeyID(), Digest: digestOf(c.PublicKey()), Body: body, Actor: "local:b",
+		At: time.Now().UTC().Truncate(time.Microsecond), Version: formatV2, ChangeID: newChangeID()}
+	if err := b.linkChange(tx, "forge", &ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	forge(t, c, newReceipt("org.c", 1))
+	if rep := verifyWith(t, a, nil); !breakNaming(rep, c.KeyID(), "never admitted") {
+		t.Fatalf("an entry by a key a node admitted: %v", rep.Breaks)
 	}
 }

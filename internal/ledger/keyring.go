@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -522,7 +523,8 @@ func (kr *keyRing) index() {
 // withAdmissions adds the keyring's admissions and revocations (in chain
 // order) to kr: a key admitted by a change whose signer kr trusts, and
 // whose signature by that key verifies, is trusted from the heads of its
-// admission until those of its revocation. first is the key that signed
+// admission until those of its revocation; an admission counts only when
+// the ledger's own key (first, or a key of its rotations) signed it. first is the key that signed
 // the chain's first change; from then on a trusted key that the chain
 // does not establish (first, rotations, admissions) signs nothing: being
 // trusted by a verifier (a key set handed to it, a node's own key) is not
@@ -532,10 +534,12 @@ func (kr *keyRing) withAdmissions(evs []keyEvent, first string, rots []rotation)
 		return kr // a ledger older than its change chain: no keyring to check
 	}
 	kr.admitted, kr.revoked, kr.node = map[string]map[string]uint64{}, map[string]map[string]uint64{}, map[string]string{}
-	kr.established = map[string]bool{first: true}
+	// The ledger's own key and its rotations: the keys that admit.
+	lineage := map[string]bool{first: true}
 	for _, r := range rots {
-		kr.established[r.OldKeyID], kr.established[r.NewKeyID] = true, true
+		lineage[r.OldKeyID], lineage[r.NewKeyID] = true, true
 	}
+	kr.established = maps.Clone(lineage)
 	for _, e := range evs {
 		if e.kind == ChangeKeyRevoke {
 			if _, ok := kr.revoked[e.keyID]; !ok {
@@ -545,6 +549,9 @@ func (kr *keyRing) withAdmissions(evs []keyEvent, first string, rots []rotation)
 		}
 		if _, ok := kr.admitted[e.keyID]; ok {
 			continue
+		}
+		if !lineage[e.signer] {
+			continue // only the ledger's own key admits (ownKeyOnly)
 		}
 		kr.admitted[e.keyID], kr.node[e.keyID], kr.established[e.keyID] = e.heads, e.node, true
 		signer, ok := kr.keys[e.signer]

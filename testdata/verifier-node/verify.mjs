@@ -174,14 +174,19 @@ function verifyBundle(dir, keysPath) {
   // key of the change chain's first entry, one its rotations name, or one
   // a "key_admit" change admitted, and an admitted key signs only between
   // the heads of its admission and those of its "key_revoke".
-  const admitted = new Map(); const revoked = new Map(); const established = new Set();
+  // Only the ledger's own key (the first change's, or one its rotations
+  // name) admits and revokes.
+  const admitted = new Map(); const revoked = new Map(); const lineage = new Set();
   const firstChange = entries.find((l) => l.chain === 'changes');
-  if (firstChange) established.add(firstChange.entry.signing_key_id);
+  if (firstChange) lineage.add(firstChange.entry.signing_key_id);
+  for (const l of entries) {
+    if (l.chain === 'changes' && l.entry.kind === 'key') { lineage.add(l.entry.body.old_key_id); lineage.add(l.entry.body.new_key_id); }
+  }
+  const established = new Set(lineage);
   for (const l of entries) {
     if (l.chain !== 'changes') continue;
     const kind = l.entry.kind; const b = l.entry.body;
-    if (kind === 'key') { established.add(b.old_key_id); established.add(b.new_key_id); continue; }
-    if (kind !== 'key_admit' && kind !== 'key_revoke') continue;
+    if ((kind !== 'key_admit' && kind !== 'key_revoke') || !lineage.has(l.entry.signing_key_id)) continue;
     const heads = new Map((b.heads || []).map((h) => [pos(h.chain, h.stream), h.sequence]));
     if (kind === 'key_admit' && !admitted.has(b.key_id)) { admitted.set(b.key_id, heads); established.add(b.key_id); }
     if (kind === 'key_revoke' && !revoked.has(b.key_id)) revoked.set(b.key_id, heads);

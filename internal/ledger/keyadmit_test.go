@@ -7,6 +7,8 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wcphall/hall/internal/pgtest"
@@ -97,13 +99,27 @@ func TestAdmittedKeySigns(t *testing.T) {
 			if err != nil || len(ks.Keys) != 2 || ks.Keys[0].KeyID != a.KeyID() || ks.Keys[1].Node != "node-b" || ks.Keys[1].AdmittedIn != adm.ChangeID {
 				t.Fatalf("key set: %+v %v", ks, err)
 			}
+			admittedKeySet := ks
 
+			// The ledger's own key rotates; the admitted key signs on, and a
+			// verifier trusting only the new key reaches it through the
+			// rotation's proof and the admission.
+			oldA := a.KeyID()
+			if _, err := a.RotateKey(ctx, "local:admin"); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Append(ctx, newReceipt("org.b", 2)); err != nil {
+				t.Fatalf("the admitted node's append after the ledger's key rotated: %v", err)
+			}
+			if err := a.Append(ctx, newReceipt("org.a", 4)); err != nil {
+				t.Fatal(err)
+			}
 			rep := verifyOK(t, a, nil)
 			signers := map[string]Signer{}
 			for _, s := range rep.Signers {
 				signers[s.KeyID] = s
 			}
-			if signers[a.KeyID()].Entries == 0 || signers[b.KeyID()].Entries != 2 || signers[b.KeyID()].Node != "node-b" {
+			if signers[a.KeyID()].Entries == 0 || signers[oldA].Entries == 0 || signers[b.KeyID()].Entries != 3 || signers[b.KeyID()].Node != "node-b" {
 				t.Fatalf("signers: %+v", rep.Signers)
 			}
 
@@ -115,7 +131,7 @@ func TestAdmittedKeySigns(t *testing.T) {
 			if _, err := a.RevokeKey(ctx, b.KeyID(), "local:admin", "node retired"); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.Append(ctx, newReceipt("org.b", 2)); !errors.Is(err, ErrKeyNotAdmitted) || !strings.Contains(err.Error(), "revoked") {
+			if err := b.Append(ctx, newReceipt("org.b", 5)); !errors.Is(err, ErrKeyNotAdmitted) || !strings.Contains(err.Error(), "revoked") {
 				t.Fatalf("a revoked node's append: %v", err)
 			}
 			if st, _ := b.KeyStanding(ctx); st.Standing != "revoked" {
@@ -126,6 +142,9 @@ func TestAdmittedKeySigns(t *testing.T) {
 			}
 			verifyOK(t, a, nil)
 			nodeVerifies(t, a, "", "")
+			if ks, err := a.KeySet(ctx); err != nil || len(ks.Keys) != 3 || ks.Keys[2].KeyID != b.KeyID() || ks.Keys[2].RevokedIn == "" || ks.Keys[2].ValidUntil == "" || ks.Keys[1].RotatedIn == "" {
+				t.Fatalf("key set after a rotation and the revocation: %+v %v (before: %+v)", ks, err, admittedKeySet)
+			}
 
 			// A row the revoked key signed anyway, written directly.
 			forge(t, b, newReceipt("org.b", 3))
@@ -154,4 +173,51 @@ func nodeVerifies(t *testing.T, s *SQLite, stream, want string) {
 	case want != "" && (code == 0 || !strings.Contains(out, want) || !strings.Contains(out, stream)):
 		t.Fatalf("the Node verifier, want %q at %s: exit %d: %s", want, stream, code, out)
 	}
+}
+
+// TestRevocationDuringBurst: a node appends from several goroutines while
+// the administrator revokes its key. Every append either commits before
+// the revocation's heads or fails with ErrKeyNotAdmitted, so the ledger
+// verifies: the standing read after the write's locks leaves no window
+// in which a revoked key signs.
+func TestRevocationDuringBurst(t *testing.T) {
+	ctx := context.Background()
+	a, b := keyNodes(t, "postgres")
+	if err := a.Append(ctx, newReceipt("org.a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AdmitKey(ctx, b.PublicKey(), "node-b", "local:admin"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int64
+	started := make(chan struct{})
+	var once sync.Once
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				err := b.Append(ctx, newReceipt([]string{"org.a", "org.b"}[(w+i)%2], w*100+i))
+				switch {
+				case err == nil:
+					ok.Add(1)
+					once.Do(func() { close(started) })
+				case errors.Is(err, ErrKeyNotAdmitted):
+					refused.Add(1)
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	<-started
+	if _, err := a.RevokeKey(ctx, b.KeyID(), "local:admin", ""); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Logf("the burst ended before the revocation (%d appends)", ok.Load())
+	}
+	rep := verifyOK(t, a, nil)
+	t.Logf("%d appends committed, %d refused after the revocation; %d receipts verify", ok.Load(), refused.Load(), rep.Receipts)
 }

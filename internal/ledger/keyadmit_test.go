@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wcphall/hall/internal/pgtest"
 )
@@ -123,6 +125,11 @@ func TestAdmittedKeySigns(t *testing.T) {
 				t.Fatalf("signers: %+v", rep.Signers)
 			}
 
+			// A checkpoint by the admitted node, stored with the ledger.
+			if _, err := b.Checkpoint(ctx); err != nil {
+				t.Fatalf("a checkpoint by the admitted node: %v", err)
+			}
+
 			// Revoked: the node signs nothing more; what was signed before
 			// still verifies.
 			if _, err := a.RevokeKey(ctx, a.KeyID(), "local:admin", ""); !errors.Is(err, ErrKey) {
@@ -144,6 +151,21 @@ func TestAdmittedKeySigns(t *testing.T) {
 			nodeVerifies(t, a, "", "")
 			if ks, err := a.KeySet(ctx); err != nil || len(ks.Keys) != 3 || ks.Keys[2].KeyID != b.KeyID() || ks.Keys[2].RevokedIn == "" || ks.Keys[2].ValidUntil == "" || ks.Keys[1].RotatedIn == "" {
 				t.Fatalf("key set after a rotation and the revocation: %+v %v (before: %+v)", ks, err, admittedKeySet)
+			}
+
+			// A checkpoint the revoked key signed anyway, of heads written
+			// after its revocation.
+			if err := a.Append(ctx, newReceipt("org.b", 6)); err != nil {
+				t.Fatal(err)
+			}
+			late := Checkpoint{Version: formatV2, CheckpointID: "cp_late", CreatedAt: time.Now().UTC().Format(time.RFC3339Nano),
+				Heads: verifyOK(t, a, nil).Heads, SigningKeyID: b.KeyID()}
+			if late.Hash, err = late.ComputeHash(); err != nil {
+				t.Fatal(err)
+			}
+			late.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(b.key.Load().priv, []byte(late.Hash)))
+			if rep, err := a.VerifyWith(ctx, VerifyOptions{Checkpoints: []Checkpoint{late}}); err != nil || !breakNaming(rep, b.KeyID(), "revoked before the heads it names") {
+				t.Fatalf("a checkpoint signed after the revocation: %v %v", rep, err)
 			}
 
 			// A row the revoked key signed anyway, written directly.

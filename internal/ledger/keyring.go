@@ -667,6 +667,27 @@ func (kr *keyRing) position(chain, stream string, seq uint64, keyID string) stri
 	return ""
 }
 
+// checkpointSigner returns why keyID may not sign a checkpoint of heads:
+// a key the keyring never admitted, or an admitted key revoked before
+// the heads it names; "" otherwise. (Rotated-out keys are checked by the
+// callers.)
+func (kr *keyRing) checkpointSigner(keyID string, heads []Head) string {
+	if kr.established == nil {
+		return ""
+	}
+	if !kr.established[keyID] {
+		return fmt.Sprintf("signed by key %s, which was never admitted to the ledger's keyring", keyID)
+	}
+	if r, ok := kr.revoked[keyID]; ok {
+		for _, h := range heads {
+			if h.Sequence > r[posKey(h.Chain, h.Tenant)] {
+				return fmt.Sprintf("signed by key %s (node %s), which was revoked before the heads it names", keyID, kr.node[keyID])
+			}
+		}
+	}
+	return ""
+}
+
 // verifySig checks a signature by a trusted key, whatever its position.
 func (kr *keyRing) verifySig(keyID, hash, sig string) string {
 	v, ok := kr.verifiers[keyID]

@@ -486,6 +486,9 @@ func checkStoredCheckpoint(ring *keyRing, id, at, hash, keyID, sig, body string)
 	if reason := ring.verifySig(cp.SigningKeyID, cp.Hash, cp.Signature); reason != "" {
 		return reason
 	}
+	if reason := ring.checkpointSigner(cp.SigningKeyID, cp.Heads); reason != "" {
+		return reason
+	}
 	if u, ok := ring.until[cp.SigningKeyID]; ok {
 		for _, h := range cp.Heads {
 			if h.Sequence > u[posKey(h.Chain, h.Tenant)] {

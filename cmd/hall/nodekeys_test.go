@@ -99,6 +99,19 @@ func TestNodeKeysAdmitted(t *testing.T) {
 		t.Fatalf("run through node A: %d %s", r.status, r.raw)
 	}
 
+	// Bad input: one line naming the fix, nothing recorded.
+	for _, args := range [][]string{
+		{"keys", "admit", "not-a-key", "--name", "node-b"},
+		{"keys", "admit", hexB, "--name", "node\tb"},
+		{"keys", "revoke", "ed25519:0000000000000000"},
+	} {
+		r := hall(t, dir, "", append(append(args, "--home", home0), db...)...)
+		if r.code == 0 || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 || !strings.Contains(r.stderr, "hall") {
+			t.Fatalf("hall %s: %+v", strings.Join(args, " "), r)
+		}
+		t.Logf("hall %s: %s", strings.Join(args, " "), strings.TrimSpace(r.stderr))
+	}
+
 	// Admitted through the CLI: B signs at its next request.
 	adm := hall(t, dir, "", append([]string{"keys", "admit", hexB, "--name", "node-b", "--home", home0}, db...)...)
 	if adm.code != 0 || !strings.Contains(adm.stdout, "admitted "+idB) {

@@ -313,7 +313,7 @@ func keyHeads(tx *sql.Tx) ([]Head, error) {
 
 func checkLabel(field, v string) error {
 	if strings.TrimSpace(v) == "" || strings.ContainsFunc(v, isControl) || len(v) > 128 {
-		return invalid(field, "is required: at most 128 characters without control characters")
+		return invalid(field, "must be 1 to 128 characters without control characters")
 	}
 	return nil
 }

@@ -217,6 +217,16 @@ func keysShowCommand() *cli.Command {
 				if st, err := s.KeyStanding(contextOf(c)); err == nil && !st.Signs() {
 					fmt.Fprintf(c.App.ErrWriter, "this key is %s: it signs nothing for this ledger until an administrator runs: %s\n", strings.ReplaceAll(st.Standing, "_", " "), admitCommand(c, s.PublicKey()))
 				}
+				// The nodes' keys of a shared database's keyring, one line
+				// each (--all: with their public keys).
+				if ks, err := s.KeySet(contextOf(c)); err == nil {
+					for _, k := range ks.Keys {
+						if k.Node == "" {
+							continue
+						}
+						fmt.Fprintf(c.App.Writer, "admitted: %s node %s, valid %s .. %s\n", k.KeyID, safe(k.Node), k.ValidFrom, orDash(k.ValidUntil, "now"))
+					}
+				}
 				return nil
 			}
 			ks, err := s.KeySet(contextOf(c))

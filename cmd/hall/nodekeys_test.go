@@ -137,6 +137,9 @@ func TestNodeKeysAdmitted(t *testing.T) {
 	if show.code != 0 || !strings.Contains(show.stdout, idB) || !strings.Contains(show.stdout, "node: node-b") {
 		t.Fatalf("hall keys show --all: %+v", show)
 	}
+	if show := hall(t, dir, "", append([]string{"keys", "show", "--home", home0}, db...)...); show.code != 0 || !strings.Contains(show.stdout, "admitted: "+idB+" node node-b, valid ") {
+		t.Fatalf("hall keys show: %+v", show)
+	}
 
 	// verify passes, and names both signers.
 	v := hall(t, dir, "", append([]string{"audit", "verify", "--json", "--home", home0}, db...)...)

@@ -161,7 +161,12 @@ func (h *Hall) reloadLocked(ctx context.Context) (changed bool, err error) {
 			err = store.RecordChange(ectx, &ledger.Change{Kind: ledger.ChangeRules, Subject: next.rulesName, Digest: next.rulesDigest, Body: compactJSON(next.src.rulesDoc), Actor: "file", At: time.Now().UTC()})
 			cancel()
 		}
-		if err != nil {
+		// A node of a shared database whose key is not admitted yet signs
+		// nothing, so decides nothing: it takes the new snapshot in all
+		// the same (whoever changed the rules recorded them, and the
+		// snapshot change, which holds them, is recorded before its first
+		// decision once the key is admitted).
+		if err != nil && !errors.Is(err, ledger.ErrKeyNotAdmitted) {
 			return false, fmt.Errorf("reload: recording the rules change: %w; the previous snapshot keeps serving", err)
 		}
 	}

@@ -91,6 +91,18 @@ func (v evidenceView) KeySet(ctx context.Context) (*ledger.KeySet, error) {
 	return ks.KeySet(ctx)
 }
 
+// KeyStanding is where the ledger's signing key (this node's) stands in
+// its keyring; the HTTP API's /health reports a key that may not sign.
+func (v evidenceView) KeyStanding(ctx context.Context) (ledger.KeyStanding, error) {
+	ks, ok := v.s.(interface {
+		KeyStanding(ctx context.Context) (ledger.KeyStanding, error)
+	})
+	if !ok {
+		return ledger.KeyStanding{}, fmt.Errorf("the evidence store %T keeps no keyring", v.s)
+	}
+	return ks.KeyStanding(ctx)
+}
+
 func (v evidenceView) Decision(ctx context.Context, id string) (*ledger.DecisionRecord, error) {
 	ds, ok := v.s.(interface {
 		Decision(ctx context.Context, id string) (*ledger.DecisionRecord, error)

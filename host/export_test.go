@@ -34,7 +34,7 @@ func RecordTokenIssued(h *Hall, id, scope string) error {
 	// The fixed id has no row: the Hall checks it against a store that
 	// holds a fixed hash for every id.
 	h.UseTokens(fixedHashes{})
-	binding, err := tokenBinding(context.Background(), fixedHashes{}, store, id)
+	binding, err := tokenBinding(context.Background(), fixedHashes{}, store, id, false)
 	if err != nil {
 		return err
 	}

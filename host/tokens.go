@@ -32,9 +32,10 @@ type tokenHashes interface {
 	StoredHash(ctx context.Context, id string) ([]byte, error)
 }
 
-// tokenBinding returns the binding of token id's stored hash in tokens
-// under evidence's key, or "" when either cannot give one.
-func tokenBinding(ctx context.Context, tokens TokenStore, evidence EvidenceStore, id string) (string, error) {
+// tokenBinding returns the binding of token id's stored hash in tokens,
+// or "" when either cannot give one. legacy asks for the form of
+// issuances recorded before bindings were keyless (under evidence's key).
+func tokenBinding(ctx context.Context, tokens TokenStore, evidence EvidenceStore, id string, legacy bool) (string, error) {
 	th, ok1 := tokens.(tokenHashes)
 	te, ok2 := evidence.(tokenEvidence)
 	if !ok1 || !ok2 {
@@ -43,6 +44,14 @@ func tokenBinding(ctx context.Context, tokens TokenStore, evidence EvidenceStore
 	h, err := th.StoredHash(ctx, id)
 	if err != nil {
 		return "", err
+	}
+	if legacy {
+		if lb, ok := evidence.(interface {
+			LegacyTokenBinding(id string, storedHash []byte) string
+		}); ok {
+			return lb.LegacyTokenBinding(id, h), nil
+		}
+		return "", nil
 	}
 	return te.TokenBinding(id, h), nil
 }
@@ -69,7 +78,7 @@ func IssueToken(ctx context.Context, tokens TokenStore, evidence EvidenceStore, 
 	if err != nil {
 		return "", Token{}, err
 	}
-	binding, err := tokenBinding(ctx, tokens, evidence, tok.ID)
+	binding, err := tokenBinding(ctx, tokens, evidence, tok.ID, false)
 	var c *ledger.Change
 	if err == nil {
 		c, err = ledger.TokenChange(ledger.TokenEvent{TokenID: tok.ID, Event: ledger.TokenIssued, Scope: tok.Scope.String(), Label: tok.Name,
@@ -253,7 +262,7 @@ func (h *Hall) checkBinding(ctx context.Context, evidence EvidenceStore, id stri
 		defer local.Close()
 		tokens = local
 	}
-	got, err := tokenBinding(ctx, tokens, evidence, id)
+	got, err := tokenBinding(ctx, tokens, evidence, id, !strings.HasPrefix(st.Issued.Binding, "sha256:"))
 	if errors.Is(err, ErrTokenNotFound) {
 		return fmt.Sprintf("token %s is not in the token database", id), nil
 	}
@@ -261,7 +270,7 @@ func (h *Hall) checkBinding(ctx context.Context, evidence EvidenceStore, id stri
 		return "", fmt.Errorf("reading token %s's row in the token database: %w", id, err)
 	}
 	if got == "" || !hmac.Equal([]byte(got), []byte(st.Issued.Binding)) {
-		return fmt.Sprintf("token %s's row in the token database is not the one its signed issuance binds (its hash was replaced, or the signing key rotated since): %s", id, reissue), nil
+		return fmt.Sprintf("token %s's row in the token database is not the one its signed issuance binds (its hash was replaced, or, for a token issued before bindings were keyless, the signing key rotated since or this node signs with another key): %s", id, reissue), nil
 	}
 	return "", nil
 }

@@ -95,6 +95,38 @@ func TestDecideApprovalActsOnTokenEvidence(t *testing.T) {
 	if err != nil || !res.Ran {
 		t.Fatalf("the approved request: ran %v, %v %+v", res.Ran, err, res.Decision.DenyReason)
 	}
+	// Bindings are keyless now (every node checks them, whatever key it
+	// signs with); one recorded by an earlier Hall, an HMAC under the
+	// signing key, is still honoured where that key signs.
+	te := stores.Evidence.(interface {
+		TokenStanding(ctx context.Context, id string) (ledger.TokenStanding, error)
+		LegacyTokenBinding(id string, storedHash []byte) string
+	})
+	if st, err := te.TokenStanding(ctx, ok.ID); err != nil || !strings.HasPrefix(st.Issued.Binding, "sha256:") {
+		t.Fatalf("the binding of a token issued now: %+v %v", st.Issued, err)
+	}
+	_, legacy, err := stores.Tokens.Create(ctx, auth.ApproverScope("org.other"), "legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := stores.Tokens.(interface {
+		StoredHash(ctx context.Context, id string) ([]byte, error)
+	}).StoredHash(ctx, legacy.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = ledger.TokenChange(ledger.TokenEvent{TokenID: legacy.ID, Event: ledger.TokenIssued, Scope: "approver:org.other",
+		Binding: te.LegacyTokenBinding(legacy.ID, stored)}, "local:test")
+	if err == nil {
+		err = stores.Evidence.RecordChange(ctx, c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, _ := pend(t, h)
+	if _, err := h.DecideApproval(ctx, id2, true, host.Approver{Actor: "token:" + legacy.ID, Tenant: "org.other"}, ""); err != nil {
+		t.Fatalf("a token whose issuance carries an earlier Hall's binding: %v", err)
+	}
 	rec, err := host.RecordedTokens(ctx, stores.Evidence)
 	if err != nil || !rec[ok.ID] || rec[minted.ID] {
 		t.Fatalf("RecordedTokens: %v %v", rec, err)

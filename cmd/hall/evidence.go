@@ -38,6 +38,9 @@ type auditLedger interface {
 	PublicKey() ed25519.PublicKey
 	KeySet(ctx context.Context) (*ledger.KeySet, error)
 	RotateKey(ctx context.Context, actor string) (*ledger.Change, error)
+	AdmitKey(ctx context.Context, pub ed25519.PublicKey, node, actor string) (*ledger.Change, error)
+	RevokeKey(ctx context.Context, keyID, actor, reason string) (*ledger.Change, error)
+	KeyStanding(ctx context.Context) (ledger.KeyStanding, error)
 }
 
 // openLedger opens the evidence ledger of the state directory; reading
@@ -244,10 +247,12 @@ func printReceiptsJSON(c *cli.Context, seq iter.Seq2[*ledger.Receipt, error]) er
 func keysCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keys",
-		Usage: "the Hall's evidence-signing key",
+		Usage: "the Hall's evidence-signing keys: this node's key, the keyring of a shared database",
 		Subcommands: []*cli.Command{
 			keysShowCommand(),
 			keysRotateCommand(),
+			keysAdmitCommand(),
+			keysRevokeCommand(),
 		},
 	}
 }

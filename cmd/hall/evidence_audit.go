@@ -104,7 +104,7 @@ func auditVerifyCommand() *cli.Command {
 					breaks[i] = b.String()
 				}
 				if err := printSafeJSON(c, map[string]any{"ok": rep.OK(), "receipts": rep.Receipts, "streams": rep.Streams, "changes": rep.Changes,
-					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "snapshots": rep.Snapshots, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks, "signatures_verified": pc.Checked, "signatures_keyless": pc.Keyless}); err != nil {
+					"decisions": rep.Decisions, "decision_streams": rep.DecisionStreams, "snapshots": rep.Snapshots, "checkpoints": rep.Checkpoints, "unchained": rep.Unchained, "breaks": breaks, "signatures_verified": pc.Checked, "signatures_keyless": pc.Keyless, "signers": rep.Signers}); err != nil {
 					return err
 				}
 				if !rep.OK() {
@@ -125,6 +125,17 @@ func auditVerifyCommand() *cli.Command {
 			}
 			if pc.Checked > 0 {
 				read += fmt.Sprintf("; %d recorded worker signature(s) verified again", pc.Checked)
+			}
+			if len(rep.Signers) > 1 {
+				var who []string
+				for _, sg := range rep.Signers {
+					w := sg.KeyID
+					if sg.Node != "" {
+						w += " (node " + safe(sg.Node) + ")"
+					}
+					who = append(who, fmt.Sprintf("%s: %d", w, sg.Entries))
+				}
+				read += "; signed by " + strings.Join(who, ", ")
 			}
 			if !rep.OK() {
 				return cli.Exit(fmt.Sprintf("hall: audit failed: %d break(s) in %s", len(rep.Breaks), read), exitError)
@@ -203,6 +214,19 @@ func keysShowCommand() *cli.Command {
 			}
 			if !c.Bool("all") {
 				fmt.Fprintf(c.App.Writer, "key id: %s\n%s", s.KeyID(), ledger.EncodePublicKey(s.PublicKey()))
+				if st, err := s.KeyStanding(contextOf(c)); err == nil && !st.Signs() {
+					fmt.Fprintf(c.App.ErrWriter, "this key is %s: it signs nothing for this ledger until an administrator runs: %s\n", strings.ReplaceAll(st.Standing, "_", " "), admitCommand(c, s.PublicKey()))
+				}
+				// The nodes' keys of a shared database's keyring, one line
+				// each (--all: with their public keys).
+				if ks, err := s.KeySet(contextOf(c)); err == nil {
+					for _, k := range ks.Keys {
+						if k.Node == "" {
+							continue
+						}
+						fmt.Fprintf(c.App.Writer, "admitted: %s node %s, valid %s .. %s\n", k.KeyID, safe(k.Node), k.ValidFrom, orDash(k.ValidUntil, "now"))
+					}
+				}
 				return nil
 			}
 			ks, err := s.KeySet(contextOf(c))
@@ -214,7 +238,18 @@ func keysShowCommand() *cli.Command {
 			}
 			for _, k := range ks.Keys {
 				from, until := orDash(k.ValidFrom, "the first entry"), orDash(k.ValidUntil, "now (current)")
-				fmt.Fprintf(c.App.Writer, "key id: %s\nvalid: %s .. %s\n", k.KeyID, from, until)
+				if k.AdmittedIn != "" {
+					until = orDash(k.ValidUntil, "now (admitted)")
+				}
+				fmt.Fprintf(c.App.Writer, "key id: %s\n", k.KeyID)
+				if k.Node != "" {
+					fmt.Fprintf(c.App.Writer, "node: %s (admitted by change %s", safe(k.Node), k.AdmittedIn)
+					if k.RevokedIn != "" {
+						fmt.Fprintf(c.App.Writer, ", revoked by change %s", k.RevokedIn)
+					}
+					fmt.Fprintln(c.App.Writer, ")")
+				}
+				fmt.Fprintf(c.App.Writer, "valid: %s .. %s\n", from, until)
 				if pub, err := ks.Public(); err == nil {
 					fmt.Fprintf(c.App.Writer, "%s\n", ledger.EncodePublicKey(ed25519.PublicKey(pub[k.KeyID])))
 				}
@@ -244,10 +279,94 @@ func keysRotateCommand() *cli.Command {
 			fmt.Fprintln(c.App.ErrWriter, "publish the key set (hall keys show --all --json) where auditors fetch it; processes using another key file must be restarted with this one")
 			// Token issuances are bound under a key derived from the
 			// signing key (docs/EVIDENCE.md, "Tokens").
-			fmt.Fprintln(c.App.ErrWriter, "approver and admin tokens are bound to the old key: re-issue them (hall tokens create --approver / --admin) before they approve or administer again")
+			fmt.Fprintln(c.App.ErrWriter, "approver and admin tokens issued by a Hall older than keyless bindings are bound to the old key: re-issue those (hall tokens create --approver / --admin) before they approve or administer again")
 			return nil
 		},
 	}
+}
+
+func keysAdmitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "admit",
+		Usage:     "admit a node's signing key to the keyring of the shared database (a signed key_admit change, made with the ledger's own key: the administrator's --home or --key)",
+		ArgsUsage: "PUBKEY|FILE",
+		Description: "PUBKEY is the node's public key as 64 hex digits (what its log, /health and hall keys show print), or FILE a PEM\n" +
+			"\"PUBLIC KEY\" file. From the node's next write on, it signs with its own key beside the others; hall audit verify\n" +
+			"checks that every entry's key was admitted, and not revoked, when it signed (docs/DEPLOY.md, \"Key custody\").",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Required: true, Usage: "the `NODE` the key belongs to (a label: hall keys show --all and hall audit verify print it)"},
+			homeFlag(), keyFlag(), databaseFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return failf("hall keys admit: give the node's public key (64 hex digits) or a PEM public key file, and --name NODE")
+			}
+			arg := c.Args().First()
+			var pub ed25519.PublicKey
+			var err error
+			if _, serr := os.Stat(arg); serr == nil {
+				pub, err = ledger.ReadPublicKey(arg)
+			} else {
+				pub, err = ledger.ParsePublicKey([]byte(arg))
+			}
+			if err != nil {
+				return failf("hall keys admit %s: %s", safe(arg), safeMsg(err.Error()))
+			}
+			s, err := openLedger(c, false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ch, err := s.AdmitKey(contextOf(c), pub, c.String("name"), localActor())
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			fmt.Fprintf(c.App.Writer, "admitted %s (node %s), signed by %s (change %s)\n", ch.Subject, safe(c.String("name")), ch.SigningKeyID, ch.ChangeID)
+			return nil
+		},
+	}
+}
+
+func keysRevokeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "revoke",
+		Usage:     "end the validity of an admitted key (a signed key_revoke change): the node signs nothing more, and hall audit verify reports an entry it signs later",
+		ArgsUsage: "KEYID",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "reason", Usage: "why, recorded with the revocation"},
+			homeFlag(), keyFlag(), databaseFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return failf("hall keys revoke: give the key id (ed25519:…) of an admitted key (hall keys show --all lists them)")
+			}
+			s, err := openLedger(c, false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ch, err := s.RevokeKey(contextOf(c), c.Args().First(), localActor(), c.String("reason"))
+			if err != nil {
+				return failf("%s", safeMsg(err.Error()))
+			}
+			fmt.Fprintf(c.App.Writer, "revoked %s, signed by %s (change %s)\n", ch.Subject, ch.SigningKeyID, ch.ChangeID)
+			return nil
+		},
+	}
+}
+
+// admitCommand is the hall keys admit command for pub, with the node's
+// host name.
+func admitCommand(c *cli.Context, pub ed25519.PublicKey) string {
+	name, err := os.Hostname()
+	if err != nil || name == "" || strings.ContainsAny(name, " \t\n") {
+		name = "NODE"
+	}
+	cmd := ledger.AdmitCommand(pub, name)
+	if databaseURL(c) == "" {
+		cmd = strings.TrimSuffix(cmd, " --database-url URL")
+	}
+	return cmd
 }
 
 func orDash(s, alt string) string {

@@ -128,6 +128,7 @@ func serveCommand() *cli.Command {
 			reloads := reloadOnChange(ctx, h, logger)
 			defer reloads()
 			logStartup(logger, h, scheme, ln.Addr().String())
+			logKeyStanding(ctx, logger, h)
 			err = server.Serve(ctx, ln, handler, server.ServeOptions{
 				WriteTimeout:    writeTimeout(h.Config()),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),

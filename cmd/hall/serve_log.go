@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/ledger"
 )
 
 // serverLogger is the one logger of `hall serve`: every line it writes,
@@ -57,4 +59,32 @@ func memoryBudgetText(b uint64) string {
 		return "half of physical memory (default)"
 	}
 	return fmt.Sprintf("%d MiB", b>>20)
+}
+
+// logKeyStanding warns when this node's signing key may not sign for the
+// ledger (a node of a shared database whose key is not admitted, or was
+// revoked), with the command that admits it: until then the node decides
+// nothing (503 KEY_NOT_ADMITTED) and /health says so.
+func logKeyStanding(ctx context.Context, logger *slog.Logger, h *host.Hall) {
+	ev, err := h.Evidence()
+	if err != nil {
+		return
+	}
+	ks, ok := ev.(interface {
+		KeyStanding(ctx context.Context) (ledger.KeyStanding, error)
+	})
+	if !ok {
+		return
+	}
+	st, err := ks.KeyStanding(ctx)
+	if err != nil || st.Signs() {
+		return
+	}
+	if st.Admit != "" {
+		logger.Warn("hall: this node's signing key is not admitted to the shared ledger's keyring: it decides nothing (503 KEY_NOT_ADMITTED) until an administrator runs: "+st.Admit,
+			"key_id", st.KeyID, "standing", st.Standing, "admit", st.Admit)
+		return
+	}
+	logger.Warn("hall: this node's signing key was "+st.Standing+": it decides nothing (503 KEY_NOT_ADMITTED); give it a new key and have that admitted (hall keys admit)",
+		"key_id", st.KeyID, "standing", st.Standing)
 }

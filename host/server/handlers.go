@@ -41,6 +41,11 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if db := sharedDatabase(r.Context(), s.cfg.Tokens); db != nil {
 		body["database"] = db
 	}
+	if k := signingKey(r.Context(), s.h); k != nil {
+		// It decides nothing (503 KEY_NOT_ADMITTED) until admitted.
+		body["status"] = "key_not_admitted"
+		body["signing_key"] = k
+	}
 	writeJSON(w, http.StatusOK, body)
 }
 

@@ -72,6 +72,7 @@ const (
 	CodeLedgerReadOnly     Code = "LEDGER_READ_ONLY"
 	CodeLedgerSchemaTooNew Code = "LEDGER_SCHEMA_TOO_NEW"
 	CodeLedgerKey          Code = "LEDGER_KEY"
+	CodeKeyNotAdmitted     Code = "KEY_NOT_ADMITTED"
 	CodeLedgerClosed       Code = "LEDGER_CLOSED"
 	CodeSnapshotUnrecorded Code = "SNAPSHOT_UNRECORDED"
 )
@@ -246,6 +247,7 @@ var codeTable = []CodeInfo{
 	{CodeLedgerReadOnly, KindLedger, http.StatusInternalServerError, "the ledger cannot be written (opened read-only, a read-only file or file system)"},
 	{CodeLedgerSchemaTooNew, KindLedger, http.StatusInternalServerError, "the ledger database was migrated by a newer Hall"},
 	{CodeLedgerKey, KindLedger, http.StatusInternalServerError, "the ledger signing key is missing, unreadable or malformed"},
+	{CodeKeyNotAdmitted, KindLedger, http.StatusServiceUnavailable, "this node's signing key is not admitted to the shared ledger's keyring (or was revoked): it signs nothing, so nothing is decided or run; the message gives the hall keys admit command an administrator runs"},
 	{CodeLedgerClosed, KindLedger, http.StatusServiceUnavailable, "a write was submitted after the ledger was closed"},
 	{CodeSnapshotUnrecorded, KindLedger, http.StatusServiceUnavailable, "the rules, policies, configuration and records in force could not be recorded in the evidence ledger; nothing is decided under them (Decide denies DENY_INTERNAL_ERROR naming this code)"},
 

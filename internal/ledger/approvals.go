@@ -399,16 +399,13 @@ func (s *SQLite) signedApprovals(ctx context.Context, q queryer, ids []string) (
 }
 
 // publicKey is the key with id keyID that signed for this ledger: the
-// current one, or one the recorded rotations name (nil when none).
+// current one, or one the recorded rotations or admissions name (nil
+// when none).
 func (s *SQLite) publicKey(ctx context.Context, q queryer, keyID string) ed25519.PublicKey {
 	if k := s.key.Load(); k != nil && k.id == keyID {
 		return k.pub
 	}
-	rots, err := rotations(ctx, q)
-	if err != nil {
-		return nil
-	}
-	ks, err := s.keySetFrom(rots)
+	ks, err := s.keySetTx(ctx, q)
 	if err != nil {
 		return nil
 	}

@@ -212,12 +212,3 @@ func writeJSONFile(path string, v any) error {
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
-
-// keySetTx is KeySet inside a read transaction.
-func (s *SQLite) keySetTx(ctx context.Context, tx *sql.Tx) (*KeySet, error) {
-	rots, err := rotations(ctx, tx)
-	if err != nil {
-		return nil, s.wrap("key set", err)
-	}
-	return s.keySetFrom(rots)
-}

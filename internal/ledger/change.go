@@ -391,6 +391,11 @@ func (s *SQLite) SignedChange(ctx context.Context, changeID string) (*Change, er
 		return nil, fmt.Errorf("ledger: change %s: %w: its body hashes to %s, not to its hash %s", changeID, errChangesAltered, got, hash)
 	}
 	pub := s.publicKey(ctx, s.r, keyID)
+	if pub == nil {
+		if err := s.unresolvable(ctx); err != nil {
+			return nil, err
+		}
+	}
 	raw, derr := base64.StdEncoding.DecodeString(sig)
 	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(hash), raw) {
 		return nil, fmt.Errorf("ledger: change %s: %w: its signature does not verify with key %s", changeID, errChangesAltered, keyID)
@@ -522,6 +527,11 @@ func (s *SQLite) changesToHead(ctx context.Context, q queryer, from int64, visit
 		return nil
 	}
 	pub := s.publicKey(ctx, q, headKey)
+	if pub == nil {
+		if err := s.unresolvable(ctx); err != nil {
+			return err
+		}
+	}
 	raw, derr := base64.StdEncoding.DecodeString(prev.sig)
 	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(prev.hash), raw) {
 		return fmt.Errorf("%w: the signature of change %s, the head, does not verify with key %s", errChangesAltered, prev.ChangeID, headKey)

@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -87,23 +89,32 @@ func parsePrivateKey(data []byte, name string) (ed25519.PrivateKey, error) {
 
 // syncKey runs at the start of every write transaction: it makes sure this
 // process signs with the ledger's current key (table signing_key), picking
-// up a rotation another process made, and registers the key of a ledger
-// that has none yet.
-func (s *SQLite) syncKey(tx *sql.Tx) error { return s.syncKeyWith(tx, s.queryRowTx(tx, qSigningKey)) }
+// up a rotation another process made, registers the key of a ledger that
+// has none yet, and lets a key admitted to the keyring (AdmitKey) sign
+// beside it. It runs after the transaction's locks are held, so a
+// revocation committed before is seen: a revoked key signs nothing more.
+func (s *SQLite) syncKey(tx *sql.Tx) error {
+	k := s.key.Load()
+	if k == nil {
+		return s.keyError
+	}
+	return s.syncKeyWith(tx, s.queryRowTx(tx, qSigningKey, k.id, k.id))
+}
 
-// syncKeyWith is syncKey with the slot already queried (row).
+// syncKeyWith is syncKey with the slot already queried (row, of
+// qSigningKey with the process's key id).
 func (s *SQLite) syncKeyWith(tx *sql.Tx, row *sql.Row) error {
 	k := s.key.Load()
 	if k == nil {
 		return s.keyError
 	}
-	var id string
-	err := row.Scan(&id)
+	var id, kind string
+	err := row.Scan(&id, &kind)
 	if errors.Is(err, sql.ErrNoRows) {
 		_, err = tx.ExecContext(context.Background(), `INSERT INTO signing_key (slot, key_id) VALUES (1, ?)`, k.id)
 		return err
 	}
-	if err != nil || id == k.id {
+	if err != nil || id == k.id || kind == ChangeKeyAdmit {
 		return err
 	}
 	if s.opts.keyPath != "" {
@@ -114,7 +125,7 @@ func (s *SQLite) syncKeyWith(tx *sql.Tx, row *sql.Row) error {
 			}
 		}
 	}
-	return fmt.Errorf("%w: the ledger's signing key is %s but this process holds %s (rotated by hall keys rotate?); restart it with the current key", ErrKey, id, k.id)
+	return s.notAdmitted(k, id, kind)
 }
 
 // nextSuffix names the new key file while a rotation commits.
@@ -186,6 +197,15 @@ func (s *SQLite) RotateKey(ctx context.Context, actor string) (*Change, error) {
 	op := "rotate key"
 	err = s.submit(ctx, newWrite(op, func(tx *sql.Tx) error {
 		cur := s.key.Load()
+		var slot string
+		if err := tx.QueryRowContext(context.Background(), `SELECT key_id FROM signing_key WHERE slot = 1`).Scan(&slot); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return s.wrap(op, err)
+		}
+		if slot != "" && slot != cur.id {
+			// An admitted node's key: its successor would need an
+			// admission of its own, which only an administrator gives.
+			return fmt.Errorf("ledger: rotate key: %w: %s is a key admitted to the keyring, not the ledger's own key (%s): give the node a new key, have it admitted (hall keys admit) and revoke this one (hall keys revoke %s)", ErrKey, cur.id, slot, cur.id)
+		}
 		heads, err := currentHeads(tx)
 		if err != nil {
 			return s.wrap(op, err)
@@ -315,6 +335,13 @@ type PublishedKey struct {
 	// RotatedIn and RotatedOut are the change ids of those rotations.
 	RotatedIn  string `json:"rotated_in,omitempty"`
 	RotatedOut string `json:"rotated_out,omitempty"`
+	// Node, AdmittedIn and RevokedIn are, for a key admitted to the
+	// keyring (hall keys admit), the node it was admitted for and the
+	// change ids of its admission and revocation; ValidFrom and
+	// ValidUntil are then their times.
+	Node       string `json:"node,omitempty"`
+	AdmittedIn string `json:"admitted_in,omitempty"`
+	RevokedIn  string `json:"revoked_in,omitempty"`
 }
 
 // KeySet is the published set of a ledger's signing keys, oldest first.
@@ -426,6 +453,20 @@ type keyRing struct {
 	// first; until[key] is nil for a key never rotated out.
 	after, until map[string]map[string]uint64
 	ids          []string // trusted ids, sorted, for messages
+	// admitted[key] are the heads when the keyring admitted the key
+	// (keyadmit.go), revoked[key] those when it was revoked; node[key]
+	// the node it was admitted for.
+	admitted, revoked map[string]map[string]uint64
+	node              map[string]string
+	// established holds the keys the change chain gives the right to
+	// sign: the key of its first change (the ledger's own, admitted at
+	// creation), the keys of its rotations and the admitted ones. A
+	// trusted key outside it signs nothing. nil for a ledger older than
+	// its change chain.
+	established map[string]bool
+	// signed counts, by key, the entries whose key and position check out
+	// (Report.Signers).
+	signed map[string]*atomic.Uint64
 }
 
 func posKey(chain, stream string) string { return chainOf(chain, stream) + "\x00" + stream }
@@ -462,13 +503,90 @@ func newKeyRing(trusted map[string]ed25519.PublicKey, rots []rotation) *keyRing 
 		}
 		kr.after[r.NewKeyID] = hm
 	}
+	kr.index()
+	return kr
+}
+
+// index rebuilds the verifiers, ids and counters from keys.
+func (kr *keyRing) index() {
 	kr.verifiers = make(map[string]*keyVerifier, len(kr.keys))
+	kr.signed = make(map[string]*atomic.Uint64, len(kr.keys))
+	kr.ids = kr.ids[:0]
 	for id, k := range kr.keys {
 		kr.ids = append(kr.ids, id)
 		kr.verifiers[id] = newKeyVerifier(k)
+		kr.signed[id] = new(atomic.Uint64)
 	}
 	slices.Sort(kr.ids)
+}
+
+// withAdmissions adds the keyring's admissions and revocations (in chain
+// order) to kr: a key admitted by a change whose signer kr trusts, and
+// whose signature by that key verifies, is trusted from the heads of its
+// admission until those of its revocation; an admission counts only when
+// the ledger's own key (first, or a key of its rotations) signed it. first is the key that signed
+// the chain's first change; from then on a trusted key that the chain
+// does not establish (first, rotations, admissions) signs nothing: being
+// trusted by a verifier (a key set handed to it, a node's own key) is not
+// being admitted.
+func (kr *keyRing) withAdmissions(evs []keyEvent, first string, rots []rotation) *keyRing {
+	if first == "" {
+		return kr // a ledger older than its change chain: no keyring to check
+	}
+	kr.admitted, kr.revoked, kr.node = map[string]map[string]uint64{}, map[string]map[string]uint64{}, map[string]string{}
+	// The ledger's own key and its rotations: the keys that admit.
+	lineage := map[string]bool{first: true}
+	for _, r := range rots {
+		lineage[r.OldKeyID], lineage[r.NewKeyID] = true, true
+	}
+	kr.established = maps.Clone(lineage)
+	for _, e := range evs {
+		if e.kind == ChangeKeyRevoke {
+			if _, ok := kr.revoked[e.keyID]; !ok {
+				kr.revoked[e.keyID] = e.heads
+			}
+			continue
+		}
+		if _, ok := kr.admitted[e.keyID]; ok {
+			continue
+		}
+		if !lineage[e.signer] {
+			continue // only the ledger's own key admits (ownKeyOnly)
+		}
+		kr.admitted[e.keyID], kr.node[e.keyID], kr.established[e.keyID] = e.heads, e.node, true
+		signer, ok := kr.keys[e.signer]
+		sig, err := base64.StdEncoding.DecodeString(e.sig)
+		if !ok || err != nil || !ed25519.Verify(signer, []byte(e.hash), sig) {
+			continue // the change walk reports the admission itself
+		}
+		if _, ok := kr.keys[e.keyID]; !ok {
+			kr.keys[e.keyID] = e.pub
+		}
+	}
+	kr.index()
 	return kr
+}
+
+// signers returns, by key, how many entries each trusted key signed (those
+// whose key and position check out), with its node, oldest key id first.
+func (kr *keyRing) signers() []Signer {
+	var out []Signer
+	for _, id := range kr.ids {
+		if n := kr.signed[id].Load(); n > 0 {
+			out = append(out, Signer{KeyID: id, Node: kr.node[id], Entries: n})
+		}
+	}
+	return out
+}
+
+// Signer is one key that signed entries of a verified ledger
+// ([Report.Signers]).
+type Signer struct {
+	KeyID string `json:"key_id"`
+	// Node is the node the key was admitted for ("" for the ledger's own
+	// key and its rotations).
+	Node    string `json:"node,omitempty"`
+	Entries uint64 `json:"entries"`
 }
 
 // check returns why an entry at (chain, stream, seq) signed by keyID over
@@ -507,6 +625,9 @@ func (kr *keyRing) checkUnsigned(chain, stream string, seq uint64, keyID string)
 }
 
 func (kr *keyRing) unknownKey(keyID string) string {
+	if kr.established != nil && !kr.established[keyID] {
+		return fmt.Sprintf("signed by key %s, not by %s: a key never admitted to the ledger's keyring", keyID, strings.Join(kr.ids, " or "))
+	}
 	return fmt.Sprintf("signed by key %s, not by %s", keyID, strings.Join(kr.ids, " or "))
 }
 
@@ -517,12 +638,52 @@ func badSignature(keyID string) string {
 // checkPosition returns why keyID may not sign position seq of the
 // chain, or "".
 func (kr *keyRing) checkPosition(chain, stream string, seq uint64, keyID string) string {
+	reason := kr.position(chain, stream, seq, keyID)
+	if c := kr.signed[keyID]; reason == "" && c != nil {
+		c.Add(1)
+	}
+	return reason
+}
+
+func (kr *keyRing) position(chain, stream string, seq uint64, keyID string) string {
 	pk := posKey(chain, stream)
+	if kr.established != nil {
+		if !kr.established[keyID] {
+			return fmt.Sprintf("signed by key %s, which was never admitted to the ledger's keyring (hall keys admit), nor is it the ledger's own key", keyID)
+		}
+		if a, ok := kr.admitted[keyID]; ok && seq <= a[pk] {
+			return fmt.Sprintf("signed by key %s (node %s), which was admitted to the keyring after position %d of this chain: signed before its admission", keyID, kr.node[keyID], a[pk])
+		}
+		if r, ok := kr.revoked[keyID]; ok && seq > r[pk] {
+			return fmt.Sprintf("signed by key %s (node %s), which was revoked at position %d of this chain: signed after its revocation", keyID, kr.node[keyID], r[pk])
+		}
+	}
 	if a, ok := kr.after[keyID]; ok && seq <= a[pk] {
 		return fmt.Sprintf("signed by key %s, which was rotated in after position %d of this chain", keyID, a[pk])
 	}
 	if u, ok := kr.until[keyID]; ok && seq > u[pk] {
 		return fmt.Sprintf("signed by key %s, which was rotated out at position %d of this chain: signed after its retirement", keyID, u[pk])
+	}
+	return ""
+}
+
+// checkpointSigner returns why keyID may not sign a checkpoint of heads:
+// a key the keyring never admitted, or an admitted key revoked before
+// the heads it names; "" otherwise. (Rotated-out keys are checked by the
+// callers.)
+func (kr *keyRing) checkpointSigner(keyID string, heads []Head) string {
+	if kr.established == nil {
+		return ""
+	}
+	if !kr.established[keyID] {
+		return fmt.Sprintf("signed by key %s, which was never admitted to the ledger's keyring", keyID)
+	}
+	if r, ok := kr.revoked[keyID]; ok {
+		for _, h := range heads {
+			if h.Sequence > r[posKey(h.Chain, h.Tenant)] {
+				return fmt.Sprintf("signed by key %s (node %s), which was revoked before the heads it names", keyID, kr.node[keyID])
+			}
+		}
 	}
 	return ""
 }
@@ -542,31 +703,63 @@ func (kr *keyRing) verifySig(keyID, hash, sig string) string {
 
 // KeySet returns the ledger's published key set: every key that has
 // signed for it, oldest first, with the validity recorded by the
-// rotations. With no rotation it is the current key alone.
+// rotations, and the keys admitted to its keyring with their nodes and
+// validity. With no rotation and no admission it is the current key alone.
 func (s *SQLite) KeySet(ctx context.Context) (*KeySet, error) {
-	rots, err := rotations(ctx, s.r)
+	return s.keySetTx(ctx, s.r)
+}
+
+// keySetTx is KeySet read through q (a read transaction).
+func (s *SQLite) keySetTx(ctx context.Context, q queryer) (*KeySet, error) {
+	rots, err := rotations(ctx, q)
 	if err != nil {
 		return nil, s.wrap("key set", err)
 	}
-	return s.keySetFrom(rots)
+	evs, _, err := keyEvents(ctx, q)
+	if err != nil {
+		return nil, s.wrap("key set", err)
+	}
+	return s.keySetFrom(rots, evs)
 }
 
-func (s *SQLite) keySetFrom(rots []rotation) (*KeySet, error) {
+func (s *SQLite) keySetFrom(rots []rotation, evs []keyEvent) (*KeySet, error) {
 	ks := &KeySet{}
-	if len(rots) == 0 {
+	at := map[string]int{}
+	add := func(k PublishedKey) {
+		if _, ok := at[k.KeyID]; !ok {
+			at[k.KeyID] = len(ks.Keys)
+			ks.Keys = append(ks.Keys, k)
+		}
+	}
+	switch {
+	case len(rots) > 0:
+		for i, r := range rots {
+			if i == 0 {
+				add(PublishedKey{KeyID: r.OldKeyID, PublicKey: r.OldPublicKey})
+			}
+			ks.Keys[len(ks.Keys)-1].ValidUntil, ks.Keys[len(ks.Keys)-1].RotatedOut = r.at, r.changeID
+			add(PublishedKey{KeyID: r.NewKeyID, PublicKey: r.NewPublicKey, ValidFrom: r.at, RotatedIn: r.changeID})
+		}
+	case len(evs) > 0 && evs[0].kind == ChangeKeyAdmit:
+		// The ledger's own key admitted the first key: its public half
+		// is in the admission (this process may hold an admitted key).
+		add(PublishedKey{KeyID: evs[0].by, PublicKey: base64.StdEncoding.EncodeToString(evs[0].byPub)})
+	default:
 		k := s.key.Load()
 		if k == nil {
 			return nil, fmt.Errorf("ledger: key set: %w", s.keyError)
 		}
-		ks.Keys = append(ks.Keys, PublishedKey{KeyID: k.id, PublicKey: base64.StdEncoding.EncodeToString(k.pub)})
-		return ks, nil
+		add(PublishedKey{KeyID: k.id, PublicKey: base64.StdEncoding.EncodeToString(k.pub)})
 	}
-	for i, r := range rots {
-		if i == 0 {
-			ks.Keys = append(ks.Keys, PublishedKey{KeyID: r.OldKeyID, PublicKey: r.OldPublicKey})
+	for _, e := range evs {
+		if e.kind == ChangeKeyAdmit {
+			add(PublishedKey{KeyID: e.by, PublicKey: base64.StdEncoding.EncodeToString(e.byPub)})
+			add(PublishedKey{KeyID: e.keyID, PublicKey: base64.StdEncoding.EncodeToString(e.pub), Node: e.node, ValidFrom: e.at, AdmittedIn: e.changeID})
+			continue
 		}
-		ks.Keys[len(ks.Keys)-1].ValidUntil, ks.Keys[len(ks.Keys)-1].RotatedOut = r.at, r.changeID
-		ks.Keys = append(ks.Keys, PublishedKey{KeyID: r.NewKeyID, PublicKey: r.NewPublicKey, ValidFrom: r.at, RotatedIn: r.changeID})
+		if i, ok := at[e.keyID]; ok && ks.Keys[i].RevokedIn == "" {
+			ks.Keys[i].ValidUntil, ks.Keys[i].RevokedIn = e.at, e.changeID
+		}
 	}
 	return ks, nil
 }

@@ -455,6 +455,11 @@ func (s *SQLite) Receipt(ctx context.Context, id string) (*Receipt, error) {
 		return nil, fmt.Errorf("ledger: receipt %q does not verify: its body hashes to %s, not its receipt_hash %s (altered; run hall audit verify)", id, got, hash)
 	}
 	pub := s.publicKey(ctx, s.r, keyID)
+	if pub == nil {
+		if err := s.unresolvable(ctx); err != nil {
+			return nil, err
+		}
+	}
 	raw, derr := base64.StdEncoding.DecodeString(sig)
 	if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(hash), raw) {
 		return nil, fmt.Errorf("ledger: receipt %q does not verify: its signature is not key %s's (altered; run hall audit verify)", id, keyID)

@@ -12,7 +12,6 @@ const (
 	qSavepoint     = `SAVEPOINT item`
 	qRelease       = `RELEASE item`
 	qRollbackTo    = `ROLLBACK TO item`
-	qSigningKey    = `SELECT key_id FROM signing_key WHERE slot = 1`
 	qStreamHead    = `SELECT seq, receipt_hash FROM stream_heads WHERE tenant_id = ?`
 	qInsertReceipt = `INSERT INTO receipts (tenant_id, seq, receipt_id, correlation_id, worker_id, dispatched_at, prev_receipt_hash, receipt_hash, signing_key_id, signature, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpsertStream  = `INSERT INTO stream_heads (tenant_id, seq, receipt_id, receipt_hash) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, receipt_id = excluded.receipt_id, receipt_hash = excluded.receipt_hash`

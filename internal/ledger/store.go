@@ -130,6 +130,10 @@ type Report struct {
 	// somewhere the database's writers cannot reach is what makes cutting
 	// the end of a chain detectable (see RATIONALE.md).
 	Heads []Head
+	// Signers are the keys that signed the entries verified, with their
+	// node and how many entries each signed (several when the nodes of a
+	// shared database sign with their own admitted keys).
+	Signers []Signer
 }
 
 // OK reports whether nothing is broken: no stream, nor the change chain.
@@ -206,6 +210,11 @@ var (
 	ErrSchemaTooNew error = &codeError{wcp.CodeLedgerSchemaTooNew, ""}
 	// ErrKey: the signing key is missing, unreadable or malformed.
 	ErrKey error = &codeError{wcp.CodeLedgerKey, ""}
+	// ErrKeyNotAdmitted: this process's signing key is neither the
+	// ledger's own key nor admitted to its keyring ([SQLite.AdmitKey]),
+	// or it was revoked: it signs nothing. The message gives the
+	// hall keys admit command.
+	ErrKeyNotAdmitted error = &codeError{wcp.CodeKeyNotAdmitted, ""}
 	// ErrClosed: a write was submitted after the ledger was closed.
 	ErrClosed error = &codeError{wcp.CodeLedgerClosed, "the ledger is closed"}
 )

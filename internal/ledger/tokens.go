@@ -42,20 +42,42 @@ type TokenEvent struct {
 	CreatedAt string `json:"created_at,omitempty"`
 	RevokedAt string `json:"revoked_at,omitempty"`
 	// Binding, of an issuance, is TokenBinding of the token's id and the
-	// hash its token database stores: hex HMAC-SHA256 under a key derived
-	// from the signing key. It lets the Hall see that the hash was not
-	// swapped since; it is not the hash and does not reveal it.
+	// hash its token database stores. It lets the Hall see that the hash
+	// was not swapped since; it is not the hash and does not reveal it.
 	Binding string `json:"binding,omitempty"`
 }
 
-// tokenBindingPurpose is the DerivedKey purpose of token bindings.
+// tokenBindingPurpose is the DerivedKey purpose of the bindings of
+// issuances recorded before bindings were public (LegacyTokenBinding).
 const tokenBindingPurpose = "hall token binding v1"
 
-// TokenBinding returns hex HMAC-SHA256(k, id || 0x00 || storedHash), k
-// the ledger's DerivedKey for token bindings, or "" when the ledger has
-// no signing key. It changes with the key (a rotation voids bindings:
-// re-issue the tokens that approve or administer).
+// TokenBinding returns "sha256:" + hex SHA-256("hall token binding v2",
+// 0x00, id, 0x00, storedHash): what an issuance's Binding holds.
+//
+// # Notes
+//
+//   - It is keyless, so that every node of a shared database checks a
+//     binding whatever key it signs with (issue 22: nodes sign with their
+//     own keys), and a key rotation leaves tokens valid. The signature of
+//     the issuance change is what makes the binding evidence; the binding
+//     needs no secret because storedHash is the SHA-256 of a token of 256
+//     random bits: its hash reveals nothing a guess could use.
 func (s *SQLite) TokenBinding(id string, storedHash []byte) string {
+	h := sha256.New()
+	h.Write([]byte("hall token binding v2"))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	h.Write([]byte{0})
+	h.Write(storedHash)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// LegacyTokenBinding is the binding of issuances recorded before
+// TokenBinding was keyless: hex HMAC-SHA256(k, id || 0x00 || storedHash),
+// k the DerivedKey for token bindings ("" when the ledger has no signing
+// key). It changes with the key: a rotation, or a node holding another
+// key, voids it (re-issue those tokens).
+func (s *SQLite) LegacyTokenBinding(id string, storedHash []byte) string {
 	k := s.DerivedKey(tokenBindingPurpose)
 	if k == nil {
 		return ""
@@ -136,6 +158,11 @@ func (s *SQLite) TokenStanding(ctx context.Context, id string) (TokenStanding, e
 			return out, fmt.Errorf("ledger: token %s: %w: change %s does not hash to its hash", id, errChangesAltered, f.changeID)
 		}
 		pub := s.publicKey(ctx, s.r, f.keyID)
+		if pub == nil {
+			if err := s.unresolvable(ctx); err != nil {
+				return out, err
+			}
+		}
 		raw, derr := base64.StdEncoding.DecodeString(f.sig)
 		if pub == nil || derr != nil || !ed25519.Verify(pub, []byte(f.hash), raw) {
 			return out, fmt.Errorf("ledger: token %s: %w: the signature of change %s does not verify with key %s", id, errChangesAltered, f.changeID, f.keyID)

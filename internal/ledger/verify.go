@@ -121,7 +121,11 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 	if err != nil {
 		return nil, s.wrap("verify", err)
 	}
-	ring := newKeyRing(o.Keys, rots)
+	evs, first, err := keyEvents(ctx, tx)
+	if err != nil {
+		return nil, s.wrap("verify", err)
+	}
+	ring := newKeyRing(o.Keys, rots).withAdmissions(evs, first, rots)
 	rep := &Report{}
 	w := walker{ring: ring}
 	pre := &walker{ring: ring} // used by the checkers, never changed
@@ -206,6 +210,7 @@ func (s *SQLite) VerifyWith(ctx context.Context, o VerifyOptions) (*Report, erro
 		}
 	}
 	sortBreaks(rep.Breaks)
+	rep.Signers = ring.signers()
 	return rep, nil
 }
 

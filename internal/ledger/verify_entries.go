@@ -347,6 +347,10 @@ func (s *SQLite) checkCheckpoints(ctx context.Context, tx *sql.Tx, ring *keyRing
 			fail("%s", reason)
 			continue
 		}
+		if reason := ring.checkpointSigner(cp.SigningKeyID, cp.Heads); reason != "" {
+			fail("%s", reason)
+			continue
+		}
 		// A retired key cannot vouch for heads past its retirement.
 		if u, ok := ring.until[cp.SigningKeyID]; ok {
 			late := false

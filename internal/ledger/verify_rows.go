@@ -205,7 +205,11 @@ func (s *SQLite) recordSchema(ctx context.Context, tx *sql.Tx, from int) error {
 	if sv.Steps, err = schemaSteps(ctx, tx, after); err != nil {
 		return err
 	}
-	if err := s.syncKeyWith(tx, tx.QueryRowContext(ctx, qSigningKey)); err != nil {
+	k := s.key.Load()
+	if k == nil {
+		return s.keyError
+	}
+	if err := s.syncKeyWith(tx, tx.QueryRowContext(ctx, qSigningKey, k.id, k.id)); err != nil {
 		return err
 	}
 	body, err := canonicalMarshal(sv)
@@ -480,6 +484,9 @@ func checkStoredCheckpoint(ring *keyRing, id, at, hash, keyID, sig, body string)
 		}
 	}
 	if reason := ring.verifySig(cp.SigningKeyID, cp.Hash, cp.Signature); reason != "" {
+		return reason
+	}
+	if reason := ring.checkpointSigner(cp.SigningKeyID, cp.Heads); reason != "" {
 		return reason
 	}
 	if u, ok := ring.until[cp.SigningKeyID]; ok {

@@ -170,6 +170,28 @@ function verifyBundle(dir, keysPath) {
     if (keys.has(r.new_key_id) && !keys.has(r.old_key_id)) fail(`change ${l.entry.change_id}`, `old key ${r.old_key_id} is not in the key set`);
   }
 
+  // The keyring (EVIDENCE.md "Keys"): every key that signs must be the
+  // key of the change chain's first entry, one its rotations name, or one
+  // a "key_admit" change admitted, and an admitted key signs only between
+  // the heads of its admission and those of its "key_revoke".
+  // Only the ledger's own key (the first change's, or one its rotations
+  // name) admits and revokes.
+  const admitted = new Map(); const revoked = new Map(); const lineage = new Set();
+  const firstChange = entries.find((l) => l.chain === 'changes');
+  if (firstChange) lineage.add(firstChange.entry.signing_key_id);
+  for (const l of entries) {
+    if (l.chain === 'changes' && l.entry.kind === 'key') { lineage.add(l.entry.body.old_key_id); lineage.add(l.entry.body.new_key_id); }
+  }
+  const established = new Set(lineage);
+  for (const l of entries) {
+    if (l.chain !== 'changes') continue;
+    const kind = l.entry.kind; const b = l.entry.body;
+    if ((kind !== 'key_admit' && kind !== 'key_revoke') || !lineage.has(l.entry.signing_key_id)) continue;
+    const heads = new Map((b.heads || []).map((h) => [pos(h.chain, h.stream), h.sequence]));
+    if (kind === 'key_admit' && !admitted.has(b.key_id)) { admitted.set(b.key_id, heads); established.add(b.key_id); }
+    if (kind === 'key_revoke' && !revoked.has(b.key_id)) revoked.set(b.key_id, heads);
+  }
+
   const last = new Map(); // chain/stream -> {seq, hash}
   const byPos = new Map(); // chain/stream/seq -> {id, hash}
   const counts = { receipts: 0, decisions: 0, changes: 0 };
@@ -206,6 +228,9 @@ function verifyBundle(dir, keysPath) {
     }
     if (after.has(e.signing_key_id) && l.sequence <= (after.get(e.signing_key_id).get(p) || 0)) fail(where, 'signed by a key before it was rotated in');
     if (until.has(e.signing_key_id) && l.sequence > (until.get(e.signing_key_id).get(p) || 0)) fail(where, 'signed by a key after it was rotated out');
+    if (firstChange && !established.has(e.signing_key_id)) fail(where, `signed by key ${e.signing_key_id}, which the keyring never admitted`);
+    if (admitted.has(e.signing_key_id) && l.sequence <= (admitted.get(e.signing_key_id).get(p) || 0)) fail(where, 'signed by a key before its admission');
+    if (revoked.has(e.signing_key_id) && l.sequence > (revoked.get(e.signing_key_id).get(p) || 0)) fail(where, 'signed by a key after its revocation');
     if (e.sequence !== l.sequence || streamOf(l.chain, e) !== l.stream) fail(where, 'sequence or stream differs from the signed entry');
     const prev = last.get(p) || { seq: 0, hash: null };
     if (e.sequence !== prev.seq + 1) fail(where, `sequence ${e.sequence} follows ${prev.seq}`);

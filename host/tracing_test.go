@@ -287,10 +287,39 @@ func TestTracingApprovalLink(t *testing.T) {
 	if len(resumed.Links()) != 1 || resumed.Links()[0].SpanContext.SpanID() != held.SpanContext().SpanID() {
 		t.Fatalf("the resumed call's links %v do not name the held call %s", resumed.Links(), held.SpanContext().SpanID())
 	}
+	// Each policy the evaluation reached is a span of its own, under the
+	// set's: the DENY policy (evaluated first) did not match, the
+	// REQUIRE_HUMAN one did. Its id and its result, never the inputs.
 	for _, run := range runs {
-		spans := spansOf(rec, run.SpanContext().TraceID())
-		if p := spans["hall.policy"]; p == nil || attr(p, "hall.policy_id") != "prod-writes-need-a-human" {
-			t.Errorf("trace %s: no hall.policy span of the deciding policy", run.SpanContext().TraceID())
+		tid := run.SpanContext().TraceID()
+		spans := spansOf(rec, tid)
+		set := spans["hall.policies"]
+		if set == nil || set.Parent().SpanID() != spans["hall.decide"].SpanContext().SpanID() {
+			t.Fatalf("trace %s: no hall.policies span under hall.decide", tid)
+		}
+		for key, want := range map[string]string{"hall.policy_id": "prod-writes-need-a-human", "hall.policy_effect": "REQUIRE_HUMAN"} {
+			if got := attr(set, key); got != want {
+				t.Errorf("hall.policies %s = %q, want %q", key, got, want)
+			}
+		}
+		var got []string
+		for _, s := range rec.Ended() {
+			if s.SpanContext().TraceID() != tid || s.Name() != "hall.policy" {
+				continue
+			}
+			if s.Parent().SpanID() != set.SpanContext().SpanID() {
+				t.Errorf("hall.policy %s: parent is not hall.policies", attr(s, "hall.policy_id"))
+			}
+			got = append(got, attr(s, "hall.policy_id")+" "+attr(s, "hall.policy_effect")+" "+attr(s, "hall.policy.result"))
+			for _, kv := range s.Attributes() {
+				if k := string(kv.Key); k != "hall.policy_id" && k != "hall.policy_effect" && k != "hall.policy.result" {
+					t.Errorf("hall.policy carries %s", k)
+				}
+			}
+		}
+		want := []string{"no-restricted-in-dev DENY no_match", "prod-writes-need-a-human REQUIRE_HUMAN match"}
+		if !slices.Equal(got, want) {
+			t.Errorf("trace %s: hall.policy spans %q, want %q", tid, got, want)
 		}
 	}
 }

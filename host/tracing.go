@@ -220,6 +220,21 @@ func policySpans(ctx context.Context, tracer trace.Tracer, span trace.Span, set 
 	}
 }
 
+// admissionSpan records the wait of a dispatch that queued for its slot,
+// from began to now: a "hall.admission" span naming the tenant, an error
+// when the wait ended without a slot (DENY_SATURATED, the Hall closing).
+func admissionSpan(ctx context.Context, tracer trace.Tracer, tenant string, began time.Time, err error) {
+	kv := []attribute.KeyValue{tracing.TenantID.String(tenant), tracing.QueueWaitMS.Float64(float64(time.Since(began).Microseconds()) / 1000)}
+	if err != nil {
+		kv = append(kv, tracing.ErrorType.String(errorCode(err)))
+	}
+	_, span := tracer.Start(ctx, "hall.admission", trace.WithTimestamp(began), trace.WithAttributes(kv...))
+	if err != nil {
+		span.SetStatus(codes.Error, errorCode(err))
+	}
+	span.End()
+}
+
 // endCommit ends an evidence commit's span, naming what it committed.
 func endCommit(span trace.Span, decisionID, receiptID string, err error) {
 	if !span.IsRecording() {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -75,7 +76,10 @@ func TestTracingRunSpanTree(t *testing.T) {
 	if root == nil || root.Parent().IsValid() {
 		t.Fatalf("no root hall.run span in %v", slices.Collect(mapKeys(spans)))
 	}
-	for _, name := range []string{"hall.decide", "hall.admission", "hall.sandbox.call", "hall.evidence.commit"} {
+	if spans["hall.admission"] != nil {
+		t.Error("a dispatch admitted at once has a hall.admission span")
+	}
+	for _, name := range []string{"hall.decide", "hall.sandbox.call", "hall.evidence.commit"} {
 		s := spans[name]
 		if s == nil {
 			t.Errorf("no %s span", name)
@@ -135,6 +139,46 @@ func TestTracingRunSpanTree(t *testing.T) {
 	rep, err := store.Verify(context.Background(), nil)
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}
+
+// A dispatch that queued for its slot has a hall.admission span of the
+// wait, under its hall.run, naming the tenant and the wait.
+func TestTracingAdmissionWait(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	h := newHall(t, host.Options{TracerProvider: tp, MaxConcurrent: 1})
+	release, err := host.HoldDispatchSlot(h, "org.acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := input(t, "cap.test.logger", "org.acme")
+	type ran struct {
+		res *host.RunResult
+		err error
+	}
+	done := make(chan ran, 1)
+	go func() {
+		res, err := h.Run(context.Background(), host.RunRequest{Input: in})
+		done <- ran{res, err}
+	}()
+	for h.Admission().Waiting == 0 {
+		runtime.Gosched() // until the run waits for the slot held here
+	}
+	release()
+	r := <-done
+	if r.err != nil || r.res.Outcome != "ok" {
+		t.Fatalf("run: %v %+v", r.err, r.res)
+	}
+	tid, _ := trace.TraceIDFromHex(r.res.TraceID)
+	spans := spansOf(rec, tid)
+	a := spans["hall.admission"]
+	if a == nil || a.Parent().SpanID() != spans["hall.run"].SpanContext().SpanID() {
+		t.Fatalf("no hall.admission under hall.run: %v", slices.Collect(mapKeys(spans)))
+	}
+	if attr(a, "hall.tenant_id") != "org.acme" || attr(a, "hall.admission.wait_ms") == "" || a.Status().Code != 0 {
+		t.Errorf("hall.admission attributes %v, status %v", a.Attributes(), a.Status())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,8 @@ const rounds = 40
 //   - cpu-overhead-% and cpu-overhead-iqr-%: the same for the process CPU
 //     per dispatch (client, server, exporter and receiver together, all
 //     in this process), less moved by the machine's other load;
-//   - each one's dispatches/s and CPU µs per dispatch over the whole run.
+//   - each one's dispatches/s, CPU µs and heap bytes allocated per
+//     dispatch over the whole run.
 //
 // The receiver runs in this process: an HTTP handler that reads each
 // export request and answers 200, without decoding it. That is fair to
@@ -113,6 +115,7 @@ func BenchmarkTracingOverhead(b *testing.B) {
 			per := max(b.N/rounds, 64)
 			var rateRatios, cpuRatios []float64
 			var cpu [2]time.Duration
+			var allocated [2]uint64
 			b.ResetTimer()
 			for r := 0; modes[0].n < b.N || modes[1].n < b.N; r++ {
 				order := []int{0, 1}
@@ -122,12 +125,13 @@ func BenchmarkTracingOverhead(b *testing.B) {
 				var rate, cpuPer [2]float64
 				for _, i := range order {
 					n := max(min(per, b.N-modes[i].n), 1)
-					cpu0 := processCPU()
+					cpu0, bytes0 := processCPU(), heapAllocated()
 					d, err := burst(modes[i].conns, modes[i].req, n)
 					if err == nil && i == 1 {
 						err = tp.ForceFlush(context.Background())
 					}
 					c := processCPU() - cpu0
+					allocated[i] += heapAllocated() - bytes0
 					if err != nil {
 						b.Fatalf("tracing %s: %v", modes[i].name, err)
 					}
@@ -162,8 +166,21 @@ func BenchmarkTracingOverhead(b *testing.B) {
 				b.ReportMetric((med-1)*100, "cpu-overhead-%")
 				b.ReportMetric((p75-p25)*100, "cpu-overhead-iqr-%")
 			}
+			// What each dispatch allocated (the whole process: client,
+			// server, exporter, receiver): the garbage collector's share
+			// of tracing's cost follows it, and it is not moved by the
+			// machine's load.
+			b.ReportMetric(float64(allocated[0])/float64(modes[0].n), "off-B/dispatch")
+			b.ReportMetric(float64(allocated[1])/float64(modes[1].n), "on-B/dispatch")
 		})
 	}
+}
+
+// heapAllocated is the bytes the process has allocated on the heap so far.
+func heapAllocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // quartiles is the median, first and third quartile of xs (sorted here).

@@ -137,11 +137,24 @@ func newAdmission(slots int, share float64) *admission {
 // acquire takes a slot for tenant, waiting until the rules above grant one
 // or ctx is done. The returned release gives it back (once).
 func (a *admission) acquire(ctx context.Context, tenant string) (release func(), err error) {
+	release, _, err = a.acquireQueued(ctx, tenant)
+	return release, err
+}
+
+// acquireQueued is acquire, and whether the dispatch queued: it was not
+// granted its slot at once (the admission span is made only then).
+func (a *admission) acquireQueued(ctx context.Context, tenant string) (release func(), queued bool, err error) {
 	w, err := a.enqueue(tenant)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return a.wait(ctx, w)
+	select {
+	case <-w.ready:
+	default:
+		queued = true
+	}
+	release, err = a.wait(ctx, w)
+	return release, queued, err
 }
 
 // enqueue puts a waiter for tenant in line and grants what can be granted;

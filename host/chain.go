@@ -295,7 +295,11 @@ func (h *Hall) invoke(ctx context.Context, f *frame, capability string, input []
 		remaining := time.Until(dl)
 		timeout = max(remaining-hopMargin(remaining), time.Millisecond)
 	}
+	// Traced, the hop is a "hall.hop" span under its parent's sandbox
+	// call, over its own decision, sandbox call and evidence commit.
+	hctx, span := h.startSpan(hctx, "hall.hop")
 	res, err := h.run(hctx, RunRequest{Input: in, Payload: input, Timeout: timeout}, f)
+	endRun(span, res, err)
 	switch {
 	case err != nil:
 		// A failure of the Hall (the hop's evidence could not be

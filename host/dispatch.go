@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wcphall/hall/host/wcp"
@@ -676,16 +675,13 @@ func (h *Hall) run(ctx context.Context, req RunRequest, parent *frame) (*RunResu
 		// one its ancestors hold.
 		actx, cancelWait := context.WithTimeout(ctx, wait)
 		slotWait := time.Now()
-		actx, aspan := h.startSpan(actx, "hall.admission")
-		releaseSlot, err := h.admission.acquire(actx, req.Input.TenantID)
-		if aspan.IsRecording() {
-			aspan.SetAttributes(tracing.TenantID.String(req.Input.TenantID))
-			if err != nil {
-				aspan.SetStatus(codes.Error, errorCode(err))
-				aspan.SetAttributes(tracing.ErrorType.String(errorCode(err)))
-			}
+		releaseSlot, queued, err := h.admission.acquireQueued(actx, req.Input.TenantID)
+		if (queued || err != nil) && h.tracer != nil {
+			// The wait for a slot is a span when there was one: a
+			// dispatch admitted at once makes none (a sixth of what
+			// tracing a dispatch costs, for a span of no length).
+			admissionSpan(ctx, h.tracer, req.Input.TenantID, slotWait, err)
 		}
-		aspan.End()
 		cancelWait()
 		if err != nil {
 			return res, err

@@ -528,8 +528,7 @@ func (h *Hall) planFor(ctx context.Context, in *wcp.RouteInput, rp *replaySpec) 
 	ctx, span := h.startSpan(ctx, "hall.decide")
 	dec, p, s := h.planIn(ctx, in, rp)
 	if span.IsRecording() {
-		decisionAttributes(span, &dec)
-		span.SetAttributes(tracing.Snapshot.String(s.digest()))
+		decisionAttributes(span, &dec, s.digest())
 	}
 	span.End()
 	return dec, p, s

@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
-
-	"go.opentelemetry.io/otel/attribute"
+	"time"
 
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/ledger"
 	"github.com/wcphall/hall/internal/policy"
 	"github.com/wcphall/hall/internal/pyval"
 	"github.com/wcphall/hall/internal/router"
-	"github.com/wcphall/hall/internal/tracing"
 )
 
 // ChangePolicy is the ledger change kind earlier Halls recorded when a
@@ -145,10 +143,15 @@ func (h *Hall) applyPolicies(ctx context.Context, s *snapshot, w *boundWorker, i
 		}
 	}
 	f := policyFacts(set, w, in, dec)
-	_, span := h.startSpan(ctx, "hall.policy")
-	res := set.EvaluateContext(ctx, &f, dec.EscalationEffective.PolicyGate)
+	gated := dec.EscalationEffective.PolicyGate
+	pctx, span := h.startSpan(ctx, "hall.policies")
+	var began time.Time
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String("hall.policy_set", digest), tracing.PolicyID.String(res.Policy), tracing.PolicyEffect.String(string(res.Outcome)))
+		began = time.Now()
+	}
+	res := set.EvaluateContext(ctx, &f, gated)
+	if span.IsRecording() {
+		policySpans(pctx, h.tracer, span, set, res, gated, began, time.Now())
 	}
 	span.End()
 	if res.Outcome == policy.Allow && set.Approvals().HumanRequired {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/policy"
 	"github.com/wcphall/hall/internal/sandbox"
 	"github.com/wcphall/hall/internal/tracing"
 )
@@ -76,62 +78,76 @@ func guestLogEvents(span trace.Span, logs []byte) {
 }
 
 // decisionAttributes describes a decision on span: never its input's
-// payload or free-text fields, only ids and codes.
-func decisionAttributes(span trace.Span, dec *wcp.RouteDecision) {
-	outcome := "allow"
-	if dec.Denied {
-		outcome = "deny"
-	}
-	span.SetAttributes(
+// payload or free-text fields, only ids and codes. One SetAttributes call
+// per span (and no key twice): each call grows the span's attribute slice
+// again, and the SDK dedupes what it holds when the span ends.
+func decisionAttributes(span trace.Span, dec *wcp.RouteDecision, snapshot string) {
+	var buf [8]attribute.KeyValue
+	kv := append(buf[:0],
 		tracing.CapabilityID.String(dec.CapabilityID),
 		tracing.TenantID.String(dec.TenantID),
 		tracing.RuleID.String(dec.MatchedRuleID),
 		tracing.DecisionID.String(dec.DecisionID.String()),
-		tracing.Outcome.String(outcome),
+		tracing.Outcome.String(outcomeOf(dec)),
+		tracing.Snapshot.String(snapshot),
 	)
 	if dec.Denied && dec.DenyReason != nil {
-		span.SetAttributes(tracing.DenyCode.String(string(dec.DenyReason.Code)))
+		kv = append(kv, tracing.DenyCode.String(string(dec.DenyReason.Code)))
 	}
 	if dec.SelectedWorkerSpeciesID != "" {
-		span.SetAttributes(attribute.String("hall.worker_species_id", string(dec.SelectedWorkerSpeciesID)))
+		kv = append(kv, attribute.String("hall.worker_species_id", string(dec.SelectedWorkerSpeciesID)))
 	}
+	span.SetAttributes(kv...)
 }
 
-// endRun ends the span of a Run with what the dispatch came to.
+// outcomeOf is a decision's hall.outcome: allow or deny.
+func outcomeOf(dec *wcp.RouteDecision) string {
+	if dec.Denied {
+		return "deny"
+	}
+	return "allow"
+}
+
+// endRun ends the span of a Run with what the dispatch came to, in one
+// SetAttributes call.
 func endRun(span trace.Span, res *RunResult, err error) {
 	if !span.IsRecording() {
 		return
 	}
+	var buf [8]attribute.KeyValue
+	kv := buf[:0]
+	errType := ""
 	if res != nil {
 		// The decision's own attributes are on hall.decide; the run names
 		// it, and what came of it.
 		d := &res.Decision
-		outcome := "allow"
-		if d.Denied {
-			outcome = "deny"
-			if d.DenyReason != nil {
-				span.SetAttributes(tracing.DenyCode.String(string(d.DenyReason.Code)))
-			}
+		outcome := outcomeOf(d)
+		if d.Denied && d.DenyReason != nil {
+			kv = append(kv, tracing.DenyCode.String(string(d.DenyReason.Code)))
 		}
-		span.SetAttributes(tracing.DecisionID.String(d.DecisionID.String()), tracing.Outcome.String(outcome))
+		kv = append(kv, tracing.DecisionID.String(d.DecisionID.String()))
 		if res.WorkerID != "" {
-			span.SetAttributes(tracing.WorkerID.String(res.WorkerID))
+			kv = append(kv, tracing.WorkerID.String(res.WorkerID))
 		}
 		if res.Ran {
-			span.SetAttributes(tracing.Outcome.String(res.Outcome))
+			outcome = res.Outcome
 			if res.Outcome != "ok" {
-				span.SetStatus(codes.Error, res.Outcome)
-				span.SetAttributes(tracing.ErrorType.String(res.Outcome))
+				errType = res.Outcome
 			}
 		}
+		kv = append(kv, tracing.Outcome.String(outcome))
 		if res.ReceiptID != "" {
-			span.SetAttributes(tracing.ReceiptID.String(res.ReceiptID))
+			kv = append(kv, tracing.ReceiptID.String(res.ReceiptID))
 		}
 	}
 	if err != nil {
-		span.SetStatus(codes.Error, errorCode(err))
-		span.SetAttributes(tracing.ErrorType.String(errorCode(err)))
+		errType = errorCode(err)
 	}
+	if errType != "" {
+		span.SetStatus(codes.Error, errType)
+		kv = append(kv, tracing.ErrorType.String(errType))
+	}
+	span.SetAttributes(kv...)
 	span.End()
 }
 
@@ -180,22 +196,64 @@ func (m *heldSpans) get(id string) (trace.SpanContext, bool) {
 	return sc, ok
 }
 
+// policySpans describes a policy set's evaluation on span (hall.policies:
+// the set's digest, the deciding policy and the outcome) and makes each
+// policy the evaluation reached a "hall.policy" child span with its id,
+// its declared effect and what it answered (policy.Step), never the facts
+// it was asked. The applicable policies run as one CEL program
+// (internal/policy: one evaluation's fixed cost instead of one per
+// policy), so each policy's span covers that one evaluation: its result,
+// not its duration, is its own.
+func policySpans(ctx context.Context, tracer trace.Tracer, span trace.Span, set *policy.Set, res policy.Result, gated bool, from, to time.Time) {
+	span.SetAttributes(attribute.String("hall.policy_set", set.Digest()), tracing.PolicyID.String(res.Policy), tracing.PolicyEffect.String(string(res.Outcome)))
+	for st := range set.Steps(res, gated) {
+		kv := []attribute.KeyValue{tracing.PolicyID.String(st.ID), tracing.PolicyEffect.String(string(st.Effect)), tracing.PolicyResult.String(string(st.Result))}
+		failed := st.Result == policy.StepError || st.Result == policy.StepCostExceeded
+		if failed {
+			kv = append(kv, tracing.ErrorType.String(string(st.Result)))
+		}
+		_, ps := tracer.Start(ctx, "hall.policy", trace.WithTimestamp(from), trace.WithAttributes(kv...))
+		if failed {
+			ps.SetStatus(codes.Error, string(st.Result))
+		}
+		ps.End(trace.WithTimestamp(to))
+	}
+}
+
+// admissionSpan records the wait of a dispatch that queued for its slot,
+// from began to now: a "hall.admission" span naming the tenant, an error
+// when the wait ended without a slot (DENY_SATURATED, the Hall closing).
+func admissionSpan(ctx context.Context, tracer trace.Tracer, tenant string, began time.Time, err error) {
+	kv := []attribute.KeyValue{tracing.TenantID.String(tenant), tracing.QueueWaitMS.Float64(float64(time.Since(began).Microseconds()) / 1000)}
+	if err != nil {
+		kv = append(kv, tracing.ErrorType.String(errorCode(err)))
+	}
+	_, span := tracer.Start(ctx, "hall.admission", trace.WithTimestamp(began), trace.WithAttributes(kv...))
+	if err != nil {
+		span.SetStatus(codes.Error, errorCode(err))
+	}
+	span.End()
+}
+
 // endCommit ends an evidence commit's span, naming what it committed.
 func endCommit(span trace.Span, decisionID, receiptID string, err error) {
 	if !span.IsRecording() {
 		span.End()
 		return
 	}
+	var buf [3]attribute.KeyValue
+	kv := buf[:0]
 	if decisionID != "" {
-		span.SetAttributes(tracing.DecisionID.String(decisionID))
+		kv = append(kv, tracing.DecisionID.String(decisionID))
 	}
 	if receiptID != "" {
-		span.SetAttributes(tracing.ReceiptID.String(receiptID))
+		kv = append(kv, tracing.ReceiptID.String(receiptID))
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, "EVIDENCE_UNRECORDED")
-		span.SetAttributes(tracing.ErrorType.String("EVIDENCE_UNRECORDED"))
+		kv = append(kv, tracing.ErrorType.String("EVIDENCE_UNRECORDED"))
 	}
+	span.SetAttributes(kv...)
 	span.End()
 }
 
@@ -203,7 +261,8 @@ func endCommit(span trace.Span, decisionID, receiptID string, err error) {
 // module that ran, the outcome code and the linear memory it held, and
 // the guest's log lines as events.
 func sandboxAttributes(span trace.Span, plan *Plan, out *sandbox.Result, err error) {
-	span.SetAttributes(tracing.WorkerID.String(plan.WorkerID()), tracing.ModuleDigest.String(plan.ArtifactHash()))
+	var buf [6]attribute.KeyValue
+	kv := append(buf[:0], tracing.WorkerID.String(plan.WorkerID()), tracing.ModuleDigest.String(plan.ArtifactHash()))
 	outcome := "ok"
 	if err != nil {
 		outcome = string(wcp.CodeHallError)
@@ -211,11 +270,14 @@ func sandboxAttributes(span trace.Span, plan *Plan, out *sandbox.Result, err err
 			outcome = se.Code
 		}
 		span.SetStatus(codes.Error, outcome)
-		span.SetAttributes(tracing.ErrorType.String(outcome))
+		kv = append(kv, tracing.ErrorType.String(outcome))
 	}
-	span.SetAttributes(tracing.Outcome.String(outcome))
+	kv = append(kv, tracing.Outcome.String(outcome))
 	if out != nil {
-		span.SetAttributes(tracing.MemoryBytes.Int64(int64(out.MemoryBytes)))
+		kv = append(kv, tracing.MemoryBytes.Int64(int64(out.MemoryBytes)))
+	}
+	span.SetAttributes(kv...)
+	if out != nil {
 		guestLogEvents(span, out.Logs)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -75,7 +76,10 @@ func TestTracingRunSpanTree(t *testing.T) {
 	if root == nil || root.Parent().IsValid() {
 		t.Fatalf("no root hall.run span in %v", slices.Collect(mapKeys(spans)))
 	}
-	for _, name := range []string{"hall.decide", "hall.admission", "hall.sandbox.call", "hall.evidence.commit"} {
+	if spans["hall.admission"] != nil {
+		t.Error("a dispatch admitted at once has a hall.admission span")
+	}
+	for _, name := range []string{"hall.decide", "hall.sandbox.call", "hall.evidence.commit"} {
 		s := spans[name]
 		if s == nil {
 			t.Errorf("no %s span", name)
@@ -135,6 +139,46 @@ func TestTracingRunSpanTree(t *testing.T) {
 	rep, err := store.Verify(context.Background(), nil)
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}
+
+// A dispatch that queued for its slot has a hall.admission span of the
+// wait, under its hall.run, naming the tenant and the wait.
+func TestTracingAdmissionWait(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	h := newHall(t, host.Options{TracerProvider: tp, MaxConcurrent: 1})
+	release, err := host.HoldDispatchSlot(h, "org.acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := input(t, "cap.test.logger", "org.acme")
+	type ran struct {
+		res *host.RunResult
+		err error
+	}
+	done := make(chan ran, 1)
+	go func() {
+		res, err := h.Run(context.Background(), host.RunRequest{Input: in})
+		done <- ran{res, err}
+	}()
+	for h.Admission().Waiting == 0 {
+		runtime.Gosched() // until the run waits for the slot held here
+	}
+	release()
+	r := <-done
+	if r.err != nil || r.res.Outcome != "ok" {
+		t.Fatalf("run: %v %+v", r.err, r.res)
+	}
+	tid, _ := trace.TraceIDFromHex(r.res.TraceID)
+	spans := spansOf(rec, tid)
+	a := spans["hall.admission"]
+	if a == nil || a.Parent().SpanID() != spans["hall.run"].SpanContext().SpanID() {
+		t.Fatalf("no hall.admission under hall.run: %v", slices.Collect(mapKeys(spans)))
+	}
+	if attr(a, "hall.tenant_id") != "org.acme" || attr(a, "hall.admission.wait_ms") == "" || a.Status().Code != 0 {
+		t.Errorf("hall.admission attributes %v, status %v", a.Attributes(), a.Status())
 	}
 }
 
@@ -287,10 +331,39 @@ func TestTracingApprovalLink(t *testing.T) {
 	if len(resumed.Links()) != 1 || resumed.Links()[0].SpanContext.SpanID() != held.SpanContext().SpanID() {
 		t.Fatalf("the resumed call's links %v do not name the held call %s", resumed.Links(), held.SpanContext().SpanID())
 	}
+	// Each policy the evaluation reached is a span of its own, under the
+	// set's: the DENY policy (evaluated first) did not match, the
+	// REQUIRE_HUMAN one did. Its id and its result, never the inputs.
 	for _, run := range runs {
-		spans := spansOf(rec, run.SpanContext().TraceID())
-		if p := spans["hall.policy"]; p == nil || attr(p, "hall.policy_id") != "prod-writes-need-a-human" {
-			t.Errorf("trace %s: no hall.policy span of the deciding policy", run.SpanContext().TraceID())
+		tid := run.SpanContext().TraceID()
+		spans := spansOf(rec, tid)
+		set := spans["hall.policies"]
+		if set == nil || set.Parent().SpanID() != spans["hall.decide"].SpanContext().SpanID() {
+			t.Fatalf("trace %s: no hall.policies span under hall.decide", tid)
+		}
+		for key, want := range map[string]string{"hall.policy_id": "prod-writes-need-a-human", "hall.policy_effect": "REQUIRE_HUMAN"} {
+			if got := attr(set, key); got != want {
+				t.Errorf("hall.policies %s = %q, want %q", key, got, want)
+			}
+		}
+		var got []string
+		for _, s := range rec.Ended() {
+			if s.SpanContext().TraceID() != tid || s.Name() != "hall.policy" {
+				continue
+			}
+			if s.Parent().SpanID() != set.SpanContext().SpanID() {
+				t.Errorf("hall.policy %s: parent is not hall.policies", attr(s, "hall.policy_id"))
+			}
+			got = append(got, attr(s, "hall.policy_id")+" "+attr(s, "hall.policy_effect")+" "+attr(s, "hall.policy.result"))
+			for _, kv := range s.Attributes() {
+				if k := string(kv.Key); k != "hall.policy_id" && k != "hall.policy_effect" && k != "hall.policy.result" {
+					t.Errorf("hall.policy carries %s", k)
+				}
+			}
+		}
+		want := []string{"no-restricted-in-dev DENY no_match", "prod-writes-need-a-human REQUIRE_HUMAN match"}
+		if !slices.Equal(got, want) {
+			t.Errorf("trace %s: hall.policy spans %q, want %q", tid, got, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -147,7 +148,7 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "lower the worker's time limit for this run"},
 			&cli.BoolFlag{Name: "logs", Usage: "print the worker's captured log, stdout and stderr to standard error"},
 			approvalFlag(),
-		), hallFlags()...),
+		), append(otelFlags(), hallFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return failf("run takes one CAPABILITY (flags go before it)")
@@ -167,7 +168,18 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			h, err := openHall(c)
+			// Traced as hall serve is (otel.go); the spans are flushed
+			// before the process exits, whatever the exit status.
+			tp, stopTracing, err := tracerProvider(c)
+			if err != nil {
+				return err
+			}
+			ctx := contextOf(c)
+			if tp != nil {
+				defer shutdownTracing(slog.New(slog.NewTextHandler(c.App.ErrWriter, nil)), stopTracing)
+				ctx = traceparentFromEnv(ctx)
+			}
+			h, err := openHallWith(c, host.Options{TracerProvider: tp})
 			if err != nil {
 				return err
 			}
@@ -183,7 +195,7 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := h.Run(contextOf(c), host.RunRequest{Input: in, Payload: payload, Timeout: c.Duration("timeout"), ApprovalID: c.String("approval")})
+			res, err := h.Run(ctx, host.RunRequest{Input: in, Payload: payload, Timeout: c.Duration("timeout"), ApprovalID: c.String("approval")})
 			if err != nil {
 				return failf("%v", err)
 			}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -20,7 +21,7 @@ import (
 	"github.com/wcphall/hall/internal/tracing"
 )
 
-// Tracing of hall serve and hall mcp (docs/OBSERVABILITY.md): off unless
+// Tracing of hall serve, hall mcp and hall run (docs/OBSERVABILITY.md): off unless
 // the standard OpenTelemetry environment or a flag asks for it. The
 // variables are the SDK's own, read by the SDK and the OTLP exporters:
 // OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (and
@@ -114,6 +115,15 @@ func tracerProvider(c *cli.Context) (trace.TracerProvider, func(context.Context)
 	// the batching from OTEL_BSP_*: the SDK reads both.
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return tp, tp.Shutdown, nil
+}
+
+// traceparentFromEnv returns ctx with the remote parent that the
+// TRACEPARENT and TRACESTATE environment variables carry (OpenTelemetry's
+// environment variables as context propagation carriers): a script or CI
+// job that traces itself makes hall run's trace a child of its own. An
+// absent or malformed TRACEPARENT is no parent.
+func traceparentFromEnv(ctx context.Context) context.Context {
+	return tracing.Extract(ctx, propagation.MapCarrier{"traceparent": os.Getenv("TRACEPARENT"), "tracestate": os.Getenv("TRACESTATE")})
 }
 
 // withTracing is logger with trace_id and span_id on every record logged

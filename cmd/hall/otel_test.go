@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wcphall/hall/internal/wasmtest"
 )
 
 // The tracing tests export to a receiver nobody here wrote: the
@@ -456,7 +461,9 @@ func TestTracingCollector(t *testing.T) {
 		wantAttr(t, dec, "hall.rule_id", "rr_summarize")
 		wantAttr(t, dec, "hall.outcome", "allow")
 		wantAttr(t, dec, "hall.decision_id", run.attr("hall.decision_id"))
-		tr.childOf(t, "hall.admission", run)
+		if tr.has("hall.admission") {
+			t.Errorf("a dispatch admitted at once has a hall.admission span: %s", tr.names())
+		}
 		call := tr.childOf(t, "hall.sandbox.call", run)
 		wantAttr(t, call, "hall.worker_id", "org.acme.summarizer")
 		if !strings.HasPrefix(call.attr("hall.module_digest"), "sha256:") || call.attr("hall.sandbox.memory_bytes") == "" {
@@ -544,4 +551,158 @@ func TestTracingCollectorGRPC(t *testing.T) {
 		t.Errorf("service.name %q, want the default hall", srv.service)
 	}
 	tr.childOf(t, "hall.decide", tr.childOf(t, "hall.run", srv))
+}
+
+// childNamed returns the one child of parent named name, failing the
+// test otherwise (a trace of a chain holds several spans of one name).
+func (tr *traceTree) childNamed(t *testing.T, parent *otlpSpan, name string) *otlpSpan {
+	t.Helper()
+	var found *otlpSpan
+	for i := range tr.spans {
+		if s := &tr.spans[i]; s.Name == name && s.ParentSpanID == parent.SpanID {
+			if found != nil {
+				t.Fatalf("two spans %q under %s", name, parent.Name)
+			}
+			found = s
+		}
+	}
+	if found == nil {
+		t.Fatalf("no span %q under %s; the trace: %s", name, parent.Name, tr.names())
+	}
+	return found
+}
+
+// commitOf checks that one of parent's hall.evidence.commit children
+// committed receipt (a dispatch whose decision is committed before it
+// runs, as a chain's parent's is, has two commits).
+func (tr *traceTree) commitOf(t *testing.T, parent *otlpSpan, receipt string) {
+	t.Helper()
+	for _, s := range tr.spans {
+		if s.Name == "hall.evidence.commit" && s.ParentSpanID == parent.SpanID && s.attr("hall.receipt_id") == receipt && receipt != "" {
+			return
+		}
+	}
+	t.Errorf("no hall.evidence.commit of receipt %q under %s; the trace: %s", receipt, parent.Name, tr.names())
+}
+
+// TestTracingCollectorRunHopStdio: hall run traces as hall serve does
+// (the same OTEL_* environment, TRACEPARENT as its parent) and flushes
+// before it exits; a sub-dispatch (hall_invoke) is a hall.hop span under
+// its parent's sandbox call, over its own decision, sandbox call and
+// evidence commit; an MCP tools/call over stdio (hall mcp) carries its
+// jsonrpc.request.id. All asserted on what the real collector received.
+func TestTracingCollectorRunHopStdio(t *testing.T) {
+	col := startCollector(t)
+	dir := mcpDir(t)
+	// The chain guest (host chain tests) as a caller that invokes a leaf.
+	var rules struct {
+		Rules []json.RawMessage `json:"rules"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "rules.json"))
+	if err != nil || json.Unmarshal(b, &rules) != nil {
+		t.Fatalf("rules.json: %v", err)
+	}
+	for _, n := range []string{"caller", "leaf"} {
+		rules.Rules = append(rules.Rules, json.RawMessage(fmt.Sprintf(`{"rule_id": "r_%s", "match": {"capability_id": "cap.test.%s", "env": {"in": ["dev"]}},
+		  "decision": {"candidate_workers_ranked": [{"worker_species_id": "wrk.test.%s"}]}}`, n, n, n)))
+	}
+	b, _ = json.Marshal(rules)
+	write(t, dir, "rules.json", string(b))
+	guest := filepath.Join(t.TempDir(), "chainguest.wasm")
+	if err := wasmtest.BuildTo("../../testdata/pipeline/chainguest", guest); err != nil {
+		t.Fatal(err)
+	}
+	for n, tools := range map[string]string{"caller": `["cap.test.leaf"]`, "leaf": `[]`} {
+		write(t, dir, n+".json", fmt.Sprintf(`{"worker_id": "org.acme.%s", "worker_species_id": "wrk.test.%s", "capabilities": ["cap.test.%s"], "risk_tier": "low",
+		  "privilege_envelope": {"network_egress": "none", "tools": %s}}`, n, n, n, tools))
+		mustOK(t, hallInNoEnv(t, dir, "", "enroll", guest, "--record", n+".json"), "enroll "+n)
+	}
+	const (
+		runTrace  = "9bf92f3577b34da6a3ce929d0e0e473b"
+		runParent = "40f067aa0ba902bb"
+		mcpTrace  = "abf92f3577b34da6a3ce929d0e0e473c"
+		mcpParent = "50f067aa0ba902bc"
+	)
+	otelEnv := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + col.httpURL, "OTEL_SERVICE_NAME=hall-under-test", "OTEL_TRACES_SAMPLER=parentbased_always_on"}
+
+	// hall run, traced by the environment alone, child of TRACEPARENT.
+	r := hallIn(t, dir, `{"op": "call", "cap": "cap.test.leaf", "input": {"op": "echo", "text": "`+traceMarker+`"}}`,
+		append(otelEnv, "TRACEPARENT=00-"+runTrace+"-"+runParent+"-01"),
+		"run", "--tenant", "org.acme", "--correlation-id", "c-run-traced", "cap.test.caller")
+	mustOK(t, r, "hall run cap.test.caller")
+	if !strings.Contains(r.stdout, "echo:") {
+		t.Fatalf("hall run: the hop's answer is not in the output: %s", r.stdout)
+	}
+
+	// hall mcp over stdio, the Go SDK's client, traceparent in _meta.
+	cmd := exec.Command(hallBin, "mcp", "--tenant", "org.acme")
+	cmd.Dir = dir
+	cmd.Env = testEnv(append(otelEnv, "HALL_HOME="+filepath.Join(dir, ".hall"))...)
+	c := sdk.NewClient(&sdk.Implementation{Name: "hall-trace-test", Version: "v0"}, nil)
+	cs, err := c.Connect(context.Background(), &sdk.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "doc_summarize", Arguments: map[string]any{"text": "One. " + traceMarker + ". Three.", "sentences": 1},
+		Meta: sdk.Meta{"correlation_id": "c-stdio-traced", "traceparent": "00-" + mcpTrace + "-" + mcpParent + "-01"}})
+	if err != nil || res.IsError {
+		t.Fatalf("tools/call over stdio: %v %+v", err, res)
+	}
+	cs.Close() // hall mcp exits, flushing its spans
+	if cmd.ProcessState == nil || !cmd.ProcessState.Exited() {
+		t.Fatalf("hall mcp has not exited after the session closed")
+	}
+
+	spans := col.stop(t)
+	raw, _ := os.ReadFile(col.file)
+	if bytes.Contains(raw, []byte("MARKER-9c41e7")) {
+		t.Errorf("payload text reached the collector:\n%s", raw)
+	}
+	t.Run("run-and-hop", func(t *testing.T) {
+		tr := treeOf(spans, runTrace)
+		var run *otlpSpan
+		for i := range tr.spans {
+			if tr.spans[i].Name == "hall.run" {
+				run = &tr.spans[i]
+			}
+		}
+		if run == nil {
+			t.Fatalf("no hall.run in trace %s of hall run: %s", runTrace, tr.names())
+		}
+		if run.ParentSpanID != runParent || run.service != "hall-under-test" {
+			t.Errorf("hall.run: parent %s service %q, want TRACEPARENT's %s, hall-under-test", run.ParentSpanID, run.service, runParent)
+		}
+		wantAttr(t, run, "hall.worker_id", "org.acme.caller")
+		wantAttr(t, run, "hall.outcome", "ok")
+		dec := tr.childNamed(t, run, "hall.decide")
+		wantAttr(t, dec, "hall.capability_id", "cap.test.caller")
+		call := tr.childNamed(t, run, "hall.sandbox.call")
+		wantAttr(t, call, "hall.worker_id", "org.acme.caller")
+		tr.commitOf(t, run, run.attr("hall.receipt_id"))
+		hop := tr.childNamed(t, call, "hall.hop")
+		wantAttr(t, hop, "hall.worker_id", "org.acme.leaf")
+		wantAttr(t, hop, "hall.outcome", "ok")
+		if hop.attr("hall.receipt_id") == "" || hop.attr("hall.receipt_id") == run.attr("hall.receipt_id") {
+			t.Errorf("hall.hop receipt %q: want the hop's own receipt (the run's is %q)", hop.attr("hall.receipt_id"), run.attr("hall.receipt_id"))
+		}
+		hdec := tr.childNamed(t, hop, "hall.decide")
+		wantAttr(t, hdec, "hall.capability_id", "cap.test.leaf")
+		wantAttr(t, hdec, "hall.decision_id", hop.attr("hall.decision_id"))
+		hcall := tr.childNamed(t, hop, "hall.sandbox.call")
+		wantAttr(t, hcall, "hall.worker_id", "org.acme.leaf")
+		tr.commitOf(t, hop, hop.attr("hall.receipt_id"))
+	})
+	t.Run("stdio", func(t *testing.T) {
+		tr := treeOf(spans, mcpTrace)
+		tool := tr.one(t, "tools/call doc_summarize")
+		if tool.ParentSpanID != mcpParent || tool.Kind != 2 {
+			t.Errorf("tools/call: parent %s kind %d, want _meta.traceparent's %s, server", tool.ParentSpanID, tool.Kind, mcpParent)
+		}
+		if id := tool.attr("jsonrpc.request.id"); id == "" || strings.Trim(id, "0123456789") != "" {
+			t.Errorf("tools/call over stdio: jsonrpc.request.id %q, want the client's numeric id", id)
+		}
+		wantAttr(t, tool, "mcp.method.name", "tools/call")
+		run := tr.childOf(t, "hall.run", tool)
+		tr.childOf(t, "hall.sandbox.call", run)
+	})
 }

@@ -215,7 +215,7 @@ func (s *Server) tenant(req *sdk.CallToolRequest) (string, error) {
 	if req.Extra != nil && req.Extra.TokenInfo != nil && req.Extra.TokenInfo.UserID != "" {
 		return req.Extra.TokenInfo.UserID, nil
 	}
-	if req.Extra != nil && req.Extra.Header != nil {
+	if req.Extra != nil && req.Extra.Header != nil && req.Extra.Header.Get(hdrStdio) == "" {
 		return "", errors.New("this HTTP request carries no authenticated tenant")
 	}
 	if s.cfg.Tenant == "" {

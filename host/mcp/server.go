@@ -156,7 +156,11 @@ func (s *Server) ServeStdio(ctx context.Context, r io.ReadCloser, w io.WriteClos
 	if s.cfg.Tenant == "" {
 		return errors.New("no tenant for stdio sessions: give --tenant, set HALL_TENANT or \"tenant\" in " + ConfigFile)
 	}
-	err := s.srv.Run(ctx, &sdk.IOTransport{Reader: r, Writer: w})
+	var t sdk.Transport = &sdk.IOTransport{Reader: r, Writer: w}
+	if s.h.TracerProvider() != nil {
+		t = stdioIDs{t} // tracing.go: jsonrpc.request.id on tools/call spans
+	}
+	err := s.srv.Run(ctx, t)
 	if errors.Is(err, io.EOF) || (err != nil && ctx.Err() != nil) {
 		return nil
 	}
@@ -260,6 +264,7 @@ func (s *Server) Handler(o HTTPOptions) http.Handler {
 func wholeAnswers(next http.Handler, limit int64, traced bool) http.Handler {
 	progressToken := []byte(`"progressToken"`)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		unmark(r) // tracing.go: the Hall's own headers come from the Hall only
 		if r.Method != http.MethodPost || r.Body == nil {
 			next.ServeHTTP(w, r)
 			return

@@ -3,8 +3,10 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -97,14 +99,51 @@ func endToolSpan(span trace.Span, r *sdk.CallToolResult) {
 const (
 	hdrRequestID     = "X-Hall-Jsonrpc-Id"
 	hdrTransportSpan = "X-Hall-Transport-Span"
+	// hdrStdio marks the RequestExtra stdioIDs makes: a call that came
+	// over stdio, whose tenant is the configured one. Over HTTP the
+	// tenant comes from the bearer token first, and wholeAnswers removes
+	// the header from what a client sends.
+	hdrStdio = "X-Hall-Stdio"
 )
+
+// stdioIDs is the stdio transport of a traced Server: the SDK gives a
+// tool handler no JSON-RPC id and, over stdio, no RequestExtra, so its
+// connection gives each tools/call one that carries the id (as
+// markTransport does over HTTP), for jsonrpc.request.id.
+//
+// Only when the Hall traces: the wrapper hides the SDK's own connection's
+// unexported hooks (its refusal of JSON-RPC batches once the session
+// negotiated protocol 2025-06-18 or later).
+type stdioIDs struct{ sdk.Transport }
+
+func (t stdioIDs) Connect(ctx context.Context) (sdk.Connection, error) {
+	c, err := t.Transport.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stdioConn{c}, nil
+}
+
+type stdioConn struct{ sdk.Connection }
+
+func (c stdioConn) Read(ctx context.Context) (jsonrpc.Message, error) {
+	m, err := c.Connection.Read(ctx)
+	if r, ok := m.(*jsonrpc.Request); ok && r.Method == "tools/call" && r.ID.IsValid() && r.Extra == nil {
+		h := http.Header{}
+		h.Set(hdrStdio, "1")
+		if id := fmt.Sprint(r.ID.Raw()); id != "" && len(id) <= 64 {
+			h.Set(hdrRequestID, id)
+		}
+		r.Extra = &sdk.RequestExtra{Header: h}
+	}
+	return m, err
+}
 
 // markTransport sets, on a traced Streamable HTTP request, the JSON-RPC id
 // of the tools/call data holds (its string, or its number's digits) and
 // the request's own span (a traceparent value).
 func markTransport(r *http.Request, data []byte) {
-	r.Header.Del(hdrRequestID)
-	r.Header.Del(hdrTransportSpan)
+	unmark(r)
 	var msg struct {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
@@ -125,4 +164,12 @@ func markTransport(r *http.Request, data []byte) {
 	if tp := carrier["traceparent"]; tp != "" {
 		r.Header.Set(hdrTransportSpan, tp)
 	}
+}
+
+// unmark removes the Hall's own headers from what a client sent: only the
+// Hall sets them (markTransport, stdioIDs).
+func unmark(r *http.Request) {
+	r.Header.Del(hdrRequestID)
+	r.Header.Del(hdrTransportSpan)
+	r.Header.Del(hdrStdio)
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -42,15 +43,18 @@ func traceRequests(tp trace.TracerProvider) func(http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			if span.IsRecording() {
+				// One SetAttributes call: each one grows the span's slice.
+				var buf [5]attribute.KeyValue
+				kv := append(buf[:0], tracing.HTTPMethod.String(r.Method), tracing.URLPath.String(r.URL.Path), tracing.HTTPStatus.Int(status))
 				if route != "" {
 					span.SetName(r.Method + " " + route)
-					span.SetAttributes(tracing.HTTPRoute.String(route))
+					kv = append(kv, tracing.HTTPRoute.String(route))
 				}
-				span.SetAttributes(tracing.HTTPMethod.String(r.Method), tracing.URLPath.String(r.URL.Path), tracing.HTTPStatus.Int(status))
 				if status >= 500 {
 					span.SetStatus(codes.Error, strconv.Itoa(status))
-					span.SetAttributes(tracing.ErrorType.String(strconv.Itoa(status)))
+					kv = append(kv, tracing.ErrorType.String(strconv.Itoa(status)))
 				}
+				span.SetAttributes(kv...)
 			}
 		})
 	}

@@ -164,9 +164,9 @@ var areas = []area{
 		{label: "`POST /wcp/route`", m: m("host/server", "BenchmarkRouteHTTP", "decisions/s"), extra: []string{"p50-ms", "p99-ms", "allocs/op"},
 			anchor: anc("the ledger's share alone: the same decisions (`RecordDecisionParallel`)", m("internal/ledger", "BenchmarkRecordDecisionParallel", "decisions/s")), budget: "≥ 6,000/s"},
 		{label: "bearer token check (cached), parallel", m: m("internal/auth", "BenchmarkAuthenticate", "ns/op"), extra: []string{"allocs/op"}},
-		{label: "`POST /wcp/run` traced (always-on, OTLP/HTTP to a local receiver), summarizer", m: m("host/server", "BenchmarkTracingOverhead/summarizer", "on-dispatches/s"), extra: []string{"cpu-overhead-%"},
+		{label: "`POST /wcp/run` traced (always-on, OTLP/HTTP to a local receiver), summarizer", m: m("host/server", "BenchmarkTracingOverhead/summarizer", "on-dispatches/s"), extra: []string{"overhead-iqr-%", "cpu-overhead-%", "cpu-overhead-iqr-%"},
 			anchor: &anchor{label: "untraced, same worker, alternated", m: m("host/server", "BenchmarkTracingOverhead/summarizer", "off-dispatches/s"), ratioUnit: "overhead-%", pct: true}, budget: "≤ 5%"},
-		{label: "`POST /wcp/run` traced (always-on, OTLP/HTTP to a local receiver), small WAT worker", m: m("host/server", "BenchmarkTracingOverhead/wat-noop", "on-dispatches/s"), extra: []string{"cpu-overhead-%"},
+		{label: "`POST /wcp/run` traced (always-on, OTLP/HTTP to a local receiver), small WAT worker", m: m("host/server", "BenchmarkTracingOverhead/wat-noop", "on-dispatches/s"), extra: []string{"overhead-iqr-%", "cpu-overhead-%", "cpu-overhead-iqr-%"},
 			anchor: &anchor{label: "untraced, same worker, alternated", m: m("host/server", "BenchmarkTracingOverhead/wat-noop", "off-dispatches/s"), ratioUnit: "overhead-%", pct: true}, budget: "≤ 5%"},
 	}},
 	{id: "mcp", title: "MCP overhead", rows: []row{

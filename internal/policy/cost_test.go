@@ -66,6 +66,13 @@ func TestCostBombStoppedByLimit(t *testing.T) {
 	if !strings.Contains(res.Reason, "cost limit") {
 		t.Errorf("reason %q does not name the cost limit", res.Reason)
 	}
+	var steps []policy.Step
+	for st := range set.Steps(res, false) {
+		steps = append(steps, st)
+	}
+	if len(steps) != 1 || steps[0] != (policy.Step{ID: "bomb", Effect: policy.RequireHuman, Result: policy.StepCostExceeded}) {
+		t.Errorf("steps %+v, want bomb cost_exceeded", steps)
+	}
 }
 
 // An evaluation whose context is done stops at once and fails closed.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"reflect"
 	"regexp"
 	"strings"
@@ -368,6 +369,80 @@ type Result struct {
 	// Code is CodeCostExceeded when the evaluation was stopped by the cost
 	// limit (a DENY naming the policy it was evaluating), else "".
 	Code string
+
+	// decider is 1 + the index of the policy the combined program
+	// answered (0: none, Allow); steps, when not nil, is what the
+	// evaluation one policy at a time reached (the rare path of an error
+	// or the cost limit). Set.Steps reads them.
+	decider int
+	steps   []Step
+}
+
+// Step is one policy's part in an evaluation (Set.Steps): its id, its
+// declared effect and what it answered — never the facts it was asked.
+type Step struct {
+	ID     string
+	Effect Outcome
+	Result StepResult
+}
+
+// StepResult is what one policy answered.
+type StepResult string
+
+// What a policy answered: its condition held (match) or did not
+// (no_match), could not be evaluated (error: the set fails closed), or
+// went over the cost limit (cost_exceeded).
+const (
+	StepMatch        StepResult = "match"
+	StepNoMatch      StepResult = "no_match"
+	StepError        StepResult = "error"
+	StepCostExceeded StepResult = "cost_exceeded"
+)
+
+// Steps yields, in the order they were evaluated, the policies the
+// evaluation that answered res reached (res from EvaluateContext on this
+// set with the same gated): the tracing of each policy evaluation
+// (docs/OBSERVABILITY.md). It costs nothing until called.
+//
+// # Notes
+//
+//   - The applicable policies are one CEL program that evaluates the DENY
+//     policies, then the REQUIRE_HUMAN ones, in file order, and stops at
+//     the first that holds: the policies before it answered no_match, it
+//     answered match, and those after it were not evaluated (not
+//     yielded). An Allow reached every applicable policy.
+//   - When the combined program failed (an error, the cost limit), the
+//     policies were evaluated one at a time in file order, and Steps
+//     yields what that pass reached.
+func (s *Set) Steps(res Result, gated bool) iter.Seq[Step] {
+	return func(yield func(Step) bool) {
+		if s == nil {
+			return
+		}
+		if res.steps != nil {
+			for _, st := range res.steps {
+				if !yield(st) {
+					return
+				}
+			}
+			return
+		}
+		for _, effect := range []Outcome{Deny, RequireHuman} {
+			for i := range s.policies {
+				p := &s.policies[i]
+				if p.spec.Effect != effect || (p.gated && !gated) {
+					continue
+				}
+				st := Step{ID: p.spec.ID, Effect: p.spec.Effect, Result: StepNoMatch}
+				if i == res.decider-1 {
+					st.Result = StepMatch
+				}
+				if !yield(st) || st.Result == StepMatch {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Evaluate is EvaluateContext without a context.
@@ -407,7 +482,7 @@ func (s *Set) EvaluateContext(ctx context.Context, f *Facts, gated bool) Result 
 			return Result{Outcome: Allow}
 		case ok && int(i) < len(s.policies):
 			p := &s.policies[i]
-			return Result{Outcome: p.spec.Effect, Policy: p.spec.ID, Reason: p.reason()}
+			return Result{Outcome: p.spec.Effect, Policy: p.spec.ID, Reason: p.reason(), decider: int(i) + 1}
 		}
 	}
 	limit := s.limits.costLimit()
@@ -415,13 +490,17 @@ func (s *Set) EvaluateContext(ctx context.Context, f *Facts, gated bool) Result 
 		if p := s.only(gated); p != nil {
 			// One policy applies: it is the one at fault, no need to spend
 			// the limit again to name it.
-			return p.overLimit(limit)
+			res := p.overLimit(limit)
+			res.steps = []Step{p.step(StepCostExceeded)}
+			return res
 		}
 	}
 	// Some policy failed, or the whole went over the cost limit: evaluate
 	// them one by one to name it. Their costs add up against the limit.
+	// What each answered is kept for Steps (a rare path: it may allocate).
 	var human *compiled
 	var spent uint64
+	var steps []Step
 	for i := range s.policies {
 		p := &s.policies[i]
 		if p.gated && !gated {
@@ -431,33 +510,47 @@ func (s *Set) EvaluateContext(ctx context.Context, f *Facts, gated bool) Result 
 		if det != nil && det.ActualCost() != nil {
 			spent += *det.ActualCost()
 		}
+		fail := func(res Result, r StepResult) Result {
+			res.steps = append(steps, p.step(r))
+			return res
+		}
 		overLimit, interrupted := stopped(err)
 		if overLimit || (err == nil && spent > limit) {
-			return p.overLimit(limit)
+			return fail(p.overLimit(limit), StepCostExceeded)
 		}
 		if interrupted {
-			return Result{Outcome: Deny, Policy: p.spec.ID, Reason: fmt.Sprintf("the evaluation of policy %s was interrupted (%v), so the Hall fails closed", p.spec.ID, context.Cause(ctx))}
+			return fail(Result{Outcome: Deny, Policy: p.spec.ID, Reason: fmt.Sprintf("the evaluation of policy %s was interrupted (%v), so the Hall fails closed", p.spec.ID, context.Cause(ctx))}, StepError)
 		}
 		if err != nil {
-			return Result{Outcome: Deny, Policy: p.spec.ID, Reason: fmt.Sprintf("policy %s could not be evaluated (%v), so the Hall fails closed", p.spec.ID, err)}
+			return fail(Result{Outcome: Deny, Policy: p.spec.ID, Reason: fmt.Sprintf("policy %s could not be evaluated (%v), so the Hall fails closed", p.spec.ID, err)}, StepError)
 		}
 		if out != types.True {
 			if _, ok := out.(types.Bool); !ok {
-				return Result{Outcome: Deny, Policy: p.spec.ID, Reason: fmt.Sprintf("policy %s answered %v, not a bool, so the Hall fails closed", p.spec.ID, out)}
+				return fail(Result{Outcome: Deny, Policy: p.spec.ID, Reason: fmt.Sprintf("policy %s answered %v, not a bool, so the Hall fails closed", p.spec.ID, out)}, StepError)
 			}
+			steps = append(steps, p.step(StepNoMatch))
 			continue
 		}
 		if p.spec.Effect == Deny {
-			return Result{Outcome: Deny, Policy: p.spec.ID, Reason: p.reason()}
+			return fail(Result{Outcome: Deny, Policy: p.spec.ID, Reason: p.reason()}, StepMatch)
 		}
+		steps = append(steps, p.step(StepMatch))
 		if human == nil {
 			human = p
 		}
 	}
-	if human != nil {
-		return Result{Outcome: RequireHuman, Policy: human.spec.ID, Reason: human.reason()}
+	if steps == nil {
+		steps = []Step{}
 	}
-	return Result{Outcome: Allow}
+	if human != nil {
+		return Result{Outcome: RequireHuman, Policy: human.spec.ID, Reason: human.reason(), steps: steps}
+	}
+	return Result{Outcome: Allow, steps: steps}
+}
+
+// step is p's Step with result r.
+func (p *compiled) step(r StepResult) Step {
+	return Step{ID: p.spec.ID, Effect: p.spec.Effect, Result: r}
 }
 
 // only returns the one policy that applies (nil: none or several).

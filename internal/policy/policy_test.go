@@ -30,36 +30,46 @@ func TestEvaluate(t *testing.T) {
 		want   policy.Outcome
 		policy string
 		reason string
+		steps  string // what Steps yields: "id effect result, …"
 		mutate func(*policy.Facts)
 	}{
-		{name: "no policies allow", doc: `{"policies": []}`, want: policy.Allow},
+		{name: "no policies allow", doc: `{"policies": []}`, want: policy.Allow, steps: ""},
 		{name: "require human for prod writes by high-risk workers",
 			doc:  `{"policies": [{"id": "prod-writes", "when": "input.env == 'prod' && worker.risk_tier == 'high' && size(worker.envelope.filesystem_writes) > 0", "effect": "REQUIRE_HUMAN", "reason": "prod writes by a high-risk worker"}]}`,
-			want: policy.RequireHuman, policy: "prod-writes", reason: "prod writes by a high-risk worker"},
+			want: policy.RequireHuman, policy: "prod-writes", reason: "prod writes by a high-risk worker", steps: "prod-writes REQUIRE_HUMAN match"},
 		{name: "not matching allows",
 			doc:    `{"policies": [{"id": "prod-writes", "when": "input.env == 'prod' && worker.risk_tier == 'high'", "effect": "REQUIRE_HUMAN"}]}`,
-			mutate: func(f *policy.Facts) { f.Worker.RiskTier = "low" }, want: policy.Allow},
+			mutate: func(f *policy.Facts) { f.Worker.RiskTier = "low" }, want: policy.Allow, steps: "prod-writes REQUIRE_HUMAN no_match"},
 		{name: "deny overrides require human whatever the order",
 			doc:  `{"policies": [{"id": "h", "when": "true", "effect": "REQUIRE_HUMAN"}, {"id": "d", "when": "tenant == 'org.acme'", "effect": "DENY", "reason": "no"}]}`,
-			want: policy.Deny, policy: "d", reason: "no"},
+			want: policy.Deny, policy: "d", reason: "no", steps: "d DENY match"},
+		{name: "each policy reached is a step, in evaluation order",
+			doc:  `{"policies": [{"id": "h", "when": "true", "effect": "REQUIRE_HUMAN"}, {"id": "d1", "when": "false", "effect": "DENY"}, {"id": "d2", "when": "tenant == 'org.acme'", "effect": "DENY"}, {"id": "d3", "when": "true", "effect": "DENY"}]}`,
+			want: policy.Deny, policy: "d2", steps: "d1 DENY no_match, d2 DENY match"},
+		{name: "human after the denies",
+			doc:  `{"policies": [{"id": "h1", "when": "false", "effect": "REQUIRE_HUMAN"}, {"id": "h2", "when": "true", "effect": "REQUIRE_HUMAN"}, {"id": "d1", "when": "false", "effect": "DENY"}]}`,
+			want: policy.RequireHuman, policy: "h2", steps: "d1 DENY no_match, h1 REQUIRE_HUMAN no_match, h2 REQUIRE_HUMAN match"},
+		{name: "an error names what the one-by-one pass reached",
+			doc:  `{"policies": [{"id": "h", "when": "true", "effect": "REQUIRE_HUMAN"}, {"id": "n", "when": "false", "effect": "DENY"}, {"id": "e", "when": "input.request.egress == true", "effect": "DENY"}]}`,
+			want: policy.Deny, policy: "e", steps: "h REQUIRE_HUMAN match, n DENY no_match, e DENY error"},
 		{name: "policy_gate policies skip ungated requests",
 			doc:  `{"policies": [{"id": "g", "applies_to": "policy_gate", "when": "true", "effect": "DENY"}]}`,
-			want: policy.Allow},
+			want: policy.Allow, steps: ""},
 		{name: "policy_gate policies apply to gated requests",
 			doc:   `{"policies": [{"id": "g", "applies_to": "policy_gate", "when": "true", "effect": "DENY"}]}`,
-			gated: true, want: policy.Deny, policy: "g", reason: "policy g"},
+			gated: true, want: policy.Deny, policy: "g", reason: "policy g", steps: "g DENY match"},
 		{name: "request payload",
 			doc:  `{"policies": [{"id": "w", "when": "input.request.?writes.orValue(false) == true", "effect": "REQUIRE_HUMAN"}]}`,
-			want: policy.RequireHuman, policy: "w"},
+			want: policy.RequireHuman, policy: "w", steps: "w REQUIRE_HUMAN match"},
 		{name: "evaluation error fails closed",
 			doc:  `{"policies": [{"id": "missing-key", "when": "input.request.egress == true", "effect": "REQUIRE_HUMAN"}]}`,
-			want: policy.Deny, policy: "missing-key"},
+			want: policy.Deny, policy: "missing-key", steps: "missing-key REQUIRE_HUMAN error"},
 		{name: "time",
 			doc:  `{"policies": [{"id": "weekend", "when": "now.getDayOfWeek() == 5", "effect": "DENY"}]}`,
-			want: policy.Deny, policy: "weekend"},
+			want: policy.Deny, policy: "weekend", steps: "weekend DENY match"},
 		{name: "module digest",
 			doc:  `{"policies": [{"id": "pin", "when": "!worker.module_digest.startsWith('sha256:aaaa')", "effect": "DENY"}]}`,
-			want: policy.Allow},
+			want: policy.Allow, steps: "pin DENY no_match"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,6 +84,13 @@ func TestEvaluate(t *testing.T) {
 			got := s.Evaluate(f, tc.gated)
 			if got.Outcome != tc.want || got.Policy != tc.policy || (tc.reason != "" && got.Reason != tc.reason) {
 				t.Fatalf("got %+v, want %s by %q (%q)", got, tc.want, tc.policy, tc.reason)
+			}
+			var steps []string
+			for st := range s.Steps(got, tc.gated) {
+				steps = append(steps, st.ID+" "+string(st.Effect)+" "+string(st.Result))
+			}
+			if g := strings.Join(steps, ", "); g != tc.steps {
+				t.Errorf("steps %q, want %q", g, tc.steps)
 			}
 		})
 	}

@@ -77,6 +77,7 @@ const (
 	MemoryBytes  = attribute.Key("hall.sandbox.memory_bytes")
 	PolicyID     = attribute.Key("hall.policy_id")
 	PolicyEffect = attribute.Key("hall.policy_effect")
+	PolicyResult = attribute.Key("hall.policy.result")
 	ApprovalID   = attribute.Key("hall.approval_id")
 	QueueWaitMS  = attribute.Key("hall.admission.wait_ms")
 	Correlation  = attribute.Key("hall.correlation_id")

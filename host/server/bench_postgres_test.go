@@ -11,6 +11,7 @@ import (
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/pgsql"
 	"github.com/wcphall/hall/internal/pgtest"
 )
 
@@ -99,7 +100,9 @@ func openPGNodes(b *testing.B, n int) []*pgNode {
 // worker, instances reused):
 //
 //   - route and run on one node, SQLite then PostgreSQL (the target:
-//     PostgreSQL at 60% of SQLite or more);
+//     PostgreSQL at 60% of SQLite or more, reported as pct-of-sqlite
+//     against the SQLite figure of the same run, with the database
+//     round trips per request, roundtrips/op);
 //
 //   - run on PostgreSQL for one tenant, then eight (a chain per tenant,
 //     each locked apart: on two cores this shows what the locks cost more
@@ -120,16 +123,32 @@ func BenchmarkPostgresHTTP(b *testing.B) {
 		return body
 	}
 	acmeRun, _ := json.Marshal(runBody(input("cap.test.noop", "bench-pg-run"), "x"))
+	// The SQLite rates of this run, which the PostgreSQL ones are read
+	// against (pct-of-sqlite).
+	sqlite := map[string]float64{}
 	b.Run("route/sqlite", func(b *testing.B) {
 		ts := httpServer(b, server.Config{MaxConcurrent: 64})
 		lat, el := load{url: ts, path: "/wcp/route", token: fx.acme, body: routeBody, check: allowedDecision}.run(b, 32)
 		reportLoad(b, lat, el, "decisions/s")
+		sqlite["route"] = float64(len(lat)) / el.Seconds()
 	})
 	b.Run("run/sqlite", func(b *testing.B) {
 		ts := httpServer(b, server.Config{MaxConcurrent: 64})
 		lat, el := load{url: ts, path: "/wcp/run", token: fx.acme, body: acmeRun, check: committedRun}.run(b, 32)
 		reportLoad(b, lat, el, "dispatches/s")
+		sqlite["run"] = float64(len(lat)) / el.Seconds()
 	})
+	// pgLoad runs loads and reports, beside the rate, the round trips
+	// to the database per request and the rate against SQLite's (of).
+	pgLoad := func(b *testing.B, loads []load, unit, of string) {
+		rt := pgsql.RoundTrips()
+		lat, el := runLoads(b, loads, 32)
+		reportLoad(b, lat, el, unit)
+		b.ReportMetric(float64(pgsql.RoundTrips()-rt)/float64(len(lat)), "roundtrips/op")
+		if base := sqlite[of]; base > 0 {
+			b.ReportMetric(100*float64(len(lat))/el.Seconds()/base, "pct-of-sqlite")
+		}
+	}
 	tenantLoads := func(nodes []*pgNode, tenants int, path string) []load {
 		var ls []load
 		for i := range max(tenants, len(nodes)) {
@@ -148,8 +167,7 @@ func BenchmarkPostgresHTTP(b *testing.B) {
 	}
 	b.Run("route/postgres", func(b *testing.B) {
 		nodes := openPGNodes(b, 1)
-		lat, el := runLoads(b, tenantLoads(nodes, 1, "/wcp/route"), 32)
-		reportLoad(b, lat, el, "decisions/s")
+		pgLoad(b, tenantLoads(nodes, 1, "/wcp/route"), "decisions/s", "route")
 	})
 	for _, tc := range []struct {
 		name           string
@@ -157,8 +175,11 @@ func BenchmarkPostgresHTTP(b *testing.B) {
 	}{{"run/postgres", 1, 1}, {"run/postgres-8-tenants", 1, 8}, {"run/postgres-3-nodes", 3, 1}} {
 		b.Run(tc.name, func(b *testing.B) {
 			nodes := openPGNodes(b, tc.nodes)
-			lat, el := runLoads(b, tenantLoads(nodes, tc.tenants, "/wcp/run"), 32)
-			reportLoad(b, lat, el, "dispatches/s")
+			of := ""
+			if tc.name == "run/postgres" {
+				of = "run"
+			}
+			pgLoad(b, tenantLoads(nodes, tc.tenants, "/wcp/run"), "dispatches/s", of)
 		})
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -96,6 +97,17 @@ func Unavailable(err error) bool {
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed")
 }
+
+// roundTrips counts the requests this process sent to PostgreSQL through
+// OpenDB's pools and waited for: one per BEGIN (with its locks), COMMIT,
+// ROLLBACK, statement run, statement prepared and ping.
+var roundTrips atomic.Int64
+
+// RoundTrips returns how many requests this process has sent to
+// PostgreSQL through OpenDB's pools and waited for the answer of (the
+// benchmarks report it per decision: each is a wait for the database, and
+// on a loaded machine a context switch to its server process and back).
+func RoundTrips() int64 { return roundTrips.Load() }
 
 type chainLocksKey struct{}
 
@@ -189,6 +201,7 @@ type conn_ struct {
 }
 
 func (c *conn_) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	roundTrips.Add(1)
 	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, c.c.rewrite(q))
 	if err != nil {
 		return nil, unavailable(err)
@@ -204,6 +217,7 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 	if o.ReadOnly && sql.IsolationLevel(o.Isolation) == sql.LevelDefault {
 		o.Isolation = driver.IsolationLevel(sql.LevelRepeatableRead)
 	}
+	roundTrips.Add(1)
 	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, o)
 	if err != nil {
 		return nil, unavailable(err)
@@ -213,6 +227,7 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 	}
 	exec := c.Conn.(driver.ExecerContext)
 	keys, chained := ctx.Value(chainLocksKey{}).([]int32)
+	roundTrips.Add(int64(1 + len(keys)))
 	if !chained {
 		if _, err := exec.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`,
 			[]driver.NamedValue{{Ordinal: 1, Value: c.c.d.WriteLock}}); err != nil {
@@ -241,15 +256,23 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 type committer struct{ driver.Tx }
 
 func (t committer) Commit() error {
+	roundTrips.Add(1)
 	return unavailable(t.Tx.Commit())
 }
 
+func (t committer) Rollback() error {
+	roundTrips.Add(1)
+	return t.Tx.Rollback()
+}
+
 func (c *conn_) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	roundTrips.Add(1)
 	res, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, c.c.rewrite(q), args)
 	return res, unavailable(err)
 }
 
 func (c *conn_) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	roundTrips.Add(1)
 	rows, err := buffer(c.Conn.(driver.QueryerContext).QueryContext(ctx, c.c.rewrite(q), args))
 	return rows, unavailable(err)
 }
@@ -258,11 +281,13 @@ func (c *conn_) QueryContext(ctx context.Context, q string, args []driver.NamedV
 type stmt struct{ driver.Stmt }
 
 func (s stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	roundTrips.Add(1)
 	res, err := s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
 	return res, unavailable(err)
 }
 
 func (s stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	roundTrips.Add(1)
 	rows, err := buffer(s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args))
 	return rows, unavailable(err)
 }
@@ -314,6 +339,7 @@ func (r *rows) Next(dest []driver.Value) error {
 }
 
 func (c *conn_) Ping(ctx context.Context) error {
+	roundTrips.Add(1)
 	return unavailable(c.Conn.(driver.Pinger).Ping(ctx))
 }
 

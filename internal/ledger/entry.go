@@ -134,7 +134,11 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 			return s.wrap(op, err)
 		}
 	}
-	if d := p.d; d != nil {
+	if d := p.d; d != nil && s.pg && s.tails.on {
+		// With the batch's entries, in one statement (flushEntriesPG).
+		s.tails.decisions = append(s.tails.decisions, decisionInsert{id: d.DecisionID, corr: d.CorrelationID, tenant: d.TenantID,
+			capability: d.CapabilityID, denied: d.Denied, code: d.DenyCode, dry: d.DryRun, at: e.RecordedAt, seq: e.Sequence})
+	} else if d != nil {
 		if err := s.execTx(tx, qInsertDecision,
 			d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
 			e.RecordedAt, "", int64(e.Sequence)); err != nil {

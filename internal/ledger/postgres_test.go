@@ -164,3 +164,86 @@ func TestPostgresChainsLockedApart(t *testing.T) {
 		t.Fatalf("%d receipts, want 4", rep.Receipts)
 	}
 }
+
+// TestPostgresBatchRoundTrips: a batch of decisions costs a fixed number
+// of round trips to the database whatever its size (issue 22: each
+// decision cost two, its entry and its decisions row, plus one per lock),
+// and what it stored reads back and verifies: entries in queue order,
+// one head per chain, each decision's row and signed entry, and the
+// denied and dry-run columns stored as SQLite stores them.
+func TestPostgresBatchRoundTrips(t *testing.T) {
+	s := openPG(t, pgtest.NewDatabase(t), t.TempDir())
+	ctx := context.Background()
+	if err := s.RecordDecision(ctx, newDecision("org.a", "allowed", 0)); err != nil {
+		t.Fatal(err)
+	}
+	st := stallNow(t, s)
+	const n = 32
+	ds := make([]DecisionRecord, n)
+	done := make([]<-chan error, n)
+	for i := range ds {
+		ds[i] = newDecision([]string{"org.a", "org.b"}[i%2], []string{"allowed", "denied", "dry"}[i%3], 1+i)
+		d := ds[i]
+		done[i] = async(func() error { return s.RecordDecision(ctx, d) })
+		waitQueued(t, s, i+1)
+	}
+	commits, rt := s.commits.Load(), pgsql.RoundTrips()
+	st.release(t)
+	for i := range ds {
+		if err := recv(t, done[i]); err != nil {
+			t.Fatalf("decision %d: %v", i, err)
+		}
+	}
+	if got := s.commits.Load() - commits; got != 2 {
+		t.Fatalf("the stall and %d queued decisions took %d commits, want 2", n, got)
+	}
+	// The stall's COMMIT, then BEGIN with the locks, the signing key, the
+	// head of each of the 2 chains, the batch's rows, COMMIT.
+	if got, want := pgsql.RoundTrips()-rt, int64(1+1+1+2+1+1); got != want {
+		t.Errorf("a batch of %d decisions on 2 chains took %d round trips, want %d", n, got, want)
+	}
+	for i, d := range ds {
+		got, err := s.Decision(ctx, d.DecisionID)
+		if err != nil {
+			t.Fatalf("decision %d: %v", i, err)
+		}
+		if got.TenantID != d.TenantID || got.Denied != d.Denied || got.DryRun != d.DryRun || got.DenyCode != d.DenyCode {
+			t.Errorf("decision %d reads back as %+v, recorded %+v", i, got, d)
+		}
+	}
+	for _, c := range []struct {
+		stream string
+		seq    int
+	}{{"org.a", 1 + n/2}, {"org.b", n / 2}} {
+		var seq, rows int
+		if err := s.r.QueryRow(`SELECT seq FROM entry_heads WHERE stream = ?`, c.stream).Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.r.QueryRow(`SELECT count(*) FROM decisions WHERE tenant_id = ? AND entry_seq IS NOT NULL AND decision = ''`, c.stream).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if seq != c.seq || rows != c.seq {
+			t.Errorf("chain %s: head at %d with %d decisions rows, want %d", c.stream, seq, rows, c.seq)
+		}
+	}
+	var order []string
+	rows, err := s.r.Query(`SELECT entry_id FROM entries WHERE seq > 1 OR stream = 'org.b' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		order = append(order, id)
+	}
+	rows.Close()
+	for i, d := range ds {
+		if i >= len(order) || order[i] != d.DecisionID {
+			t.Fatalf("entries inserted in the order %v, want the queue's", order)
+		}
+	}
+	rep := verifyOK(t, s, nil)
+	if rep.Decisions != n+1 {
+		t.Errorf("Verify read %d decisions, want %d", rep.Decisions, n+1)
+	}
+}

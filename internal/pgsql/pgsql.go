@@ -217,6 +217,12 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 	if o.ReadOnly && sql.IsolationLevel(o.Isolation) == sql.LevelDefault {
 		o.Isolation = driver.IsolationLevel(sql.LevelRepeatableRead)
 	}
+	if c.c.d.WriteLock != 0 && !o.ReadOnly && sql.IsolationLevel(o.Isolation) == sql.LevelDefault {
+		if pc, ok := c.Conn.(*stdlib.Conn); ok {
+			keys, chained := ctx.Value(chainLocksKey{}).([]int32)
+			return beginLocked(ctx, pc.Conn().PgConn(), lockStatements(c.c.d.WriteLock, keys, chained))
+		}
+	}
 	roundTrips.Add(1)
 	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, o)
 	if err != nil {
@@ -250,6 +256,70 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 		}
 	}
 	return committer{tx}, nil
+}
+
+// lockStatements is BEGIN and the advisory locks of a read-write
+// transaction (WithChainLocks), as one simple-protocol query: PostgreSQL
+// runs its statements in order, each after the one before has returned
+// (so each lock is held before the next is asked for, and every statement
+// after them sees what committed before its locks were granted), and the
+// whole is one round trip instead of one per lock.
+func lockStatements(writeLock int64, keys []int32, chained bool) string {
+	var b strings.Builder
+	b.WriteString("BEGIN; ")
+	if !chained {
+		b.WriteString("SELECT pg_advisory_xact_lock(" + strconv.FormatInt(writeLock, 10) + ")")
+		return b.String()
+	}
+	b.WriteString("SELECT pg_advisory_xact_lock_shared(" + strconv.FormatInt(writeLock, 10) + ")")
+	for _, k := range keys {
+		// The two-key form: a key space apart from the one-key locks.
+		b.WriteString("; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(int64(int32(writeLock)), 10) + ", " + strconv.FormatInt(int64(k), 10) + ")")
+	}
+	return b.String()
+}
+
+// beginLocked begins a transaction on pc and takes its locks (q, from
+// lockStatements) in one round trip. The transaction is ended by the
+// returned driver.Tx, on the same connection, as pgx's own would be.
+func beginLocked(ctx context.Context, pc *pgconn.PgConn, q string) (driver.Tx, error) {
+	roundTrips.Add(1)
+	if _, err := pc.Exec(ctx, q).ReadAll(); err != nil {
+		if pc.TxStatus() != 'I' && !pc.IsClosed() {
+			// BEGIN ran and a lock failed: the transaction is aborted.
+			roundTrips.Add(1)
+			pc.Exec(context.Background(), "ROLLBACK").ReadAll()
+		}
+		return nil, unavailable(err)
+	}
+	return &lockedTx{pc: pc}, nil
+}
+
+// lockedTx is a transaction begun by beginLocked.
+type lockedTx struct{ pc *pgconn.PgConn }
+
+// Commit commits, and fails when the server rolled the transaction back
+// instead (a statement of it had failed): COMMIT then answers ROLLBACK,
+// which is not an error of the protocol (pgx.ErrTxCommitRollback).
+func (t *lockedTx) Commit() error {
+	roundTrips.Add(1)
+	res, err := t.pc.Exec(context.Background(), "COMMIT").ReadAll()
+	if err != nil {
+		return unavailable(err)
+	}
+	if len(res) != 1 || res[0].CommandTag.String() != "COMMIT" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+func (t *lockedTx) Rollback() error {
+	if t.pc.IsClosed() {
+		return driver.ErrBadConn
+	}
+	roundTrips.Add(1)
+	_, err := t.pc.Exec(context.Background(), "ROLLBACK").ReadAll()
+	return unavailable(err)
 }
 
 // committer marks a COMMIT that failed for want of a connection.

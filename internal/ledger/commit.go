@@ -246,6 +246,14 @@ func (s *SQLite) commitPlain(batch []*write) bool {
 	}
 	s.tails.begin()
 	defer s.tails.end()
+	if s.pg {
+		if err := s.prefetchHeads(tx, batch); err != nil {
+			// The savepoint path reads the heads one by one and
+			// reports what fails.
+			tx.Rollback()
+			return false
+		}
+	}
 	for _, w := range batch {
 		if err := w.exec(tx); err != nil {
 			tx.Rollback()

@@ -96,6 +96,8 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	tail, inBatch := s.tails.get(e.TenantID)
 	if inBatch {
 		seq, head = tail.seq, tail.hash
+	} else if h, ok := s.tails.head("e:" + e.TenantID); ok {
+		seq, head = h.seq, h.hash
 	} else if err := s.queryRowTx(tx, qEntryHead, e.TenantID).Scan(&seq, &head); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap(op, err)
 	}

@@ -9,7 +9,8 @@
 // runs at REPEATABLE READ (one snapshot, as SQLite's deferred
 // transactions give); a writer's transactions take a transaction-scoped
 // advisory lock first, as SQLite's BEGIN IMMEDIATE serializes writers, or
-// that lock shared and one lock per chain (WithChainLocks).
+// that lock shared and one lock per chain (WithChainLocks), sent with
+// BEGIN as one query: one round trip however many locks.
 //
 // # Notes
 //

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/pgsql"
 )
 
 // One signature per stream per commit (docs/EVIDENCE.md, section 1, rule 4):
@@ -269,24 +271,38 @@ func (s *SQLite) flushEntriesPG(tx *sql.Tx) error {
 	for tenant, t := range b.receipts {
 		sTenants, sSeqs, sIDs, sHashes = append(sTenants, tenant), append(sSeqs, int64(t.seq)), append(sIDs, t.id), append(sHashes, t.hash)
 	}
-	return s.execTx(tx, qFlushPG, streams, seqs, ids, kinds, corrs, ats, prevs, hashes, keys, sigs, bodies,
+	// Sent with COMMIT, in its round trip (pgsql.AtCommit): if it fails,
+	// nothing is committed and commitPlain hands the batch to the
+	// savepoint path.
+	_, err := tx.ExecContext(pgsql.AtCommit(context.Background()), qFlushPG, streams, seqs, ids, kinds, corrs, ats, prevs, hashes, keys, sigs, bodies,
 		hStreams, hSeqs, hIDs, hHashes,
 		dIDs, dCorrs, dTenants, dCaps, dDenied, dCodes, dDry, dAts, dSeqs,
 		rTenants, rSeqs, rIDs, rCorrs, rWorkers, rAts, rPrevs, rHashes, rKeys, rSigs, rBodies,
 		sTenants, sSeqs, sIDs, sHashes)
+	return err
 }
 
 // qChainHeads reads the heads of decision chains and receipt streams.
 const qChainHeads = `SELECT 'e', stream, seq, hash FROM entry_heads WHERE stream = ANY(?::text[])
 UNION ALL SELECT 'r', tenant_id, seq, receipt_hash FROM stream_heads WHERE tenant_id = ANY(?::text[])`
 
-// prefetchHeads reads, in one statement, the head of every chain the
-// writes of batch name (PostgreSQL): sealEntry and link then take them
-// from s.tails.heads instead of one round trip per chain. It runs inside
-// the batch's transaction once its locks are held, so, as the reads it
-// replaces, it sees every append committed before (READ COMMITTED: a
-// statement's snapshot is taken when it starts).
-func (s *SQLite) prefetchHeads(tx *sql.Tx, batch []*write) error {
+// prefetches are what a batch reads under its locks, sent with its BEGIN
+// (pgsql.WithPrefetch, PostgreSQL): the signing key's id (into keyID, ""
+// when no row holds one) and, in one statement, the head of every chain
+// its writes name, into s.tails.heads; sealEntry and link then take the
+// heads from there instead of a round trip per chain. They run once the
+// locks are held, so, as the reads they replace, they see every append
+// committed before (READ COMMITTED: a statement's snapshot is taken when
+// it starts). A chain named by no write is read on its own, as before.
+func (s *SQLite) prefetches(batch []*write, keyID *string) []pgsql.Prefetch {
+	qs := []pgsql.Prefetch{{Query: qSigningKey, Row: func(v []any) error {
+		id, ok := v[0].(string)
+		if !ok {
+			return fmt.Errorf("signing_key.key_id is %T", v[0])
+		}
+		*keyID = id
+		return nil
+	}}}
 	var es, rs []string
 	for _, w := range batch {
 		for _, c := range w.chains {
@@ -298,36 +314,35 @@ func (s *SQLite) prefetchHeads(tx *sql.Tx, batch []*write) error {
 		}
 	}
 	if len(es)+len(rs) == 0 {
-		return nil
+		return qs
 	}
 	slices.Sort(es)
 	es = slices.Compact(es)
 	slices.Sort(rs)
 	rs = slices.Compact(rs)
-	rows, err := tx.Query(qChainHeads, es, rs)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
 	b := &s.tails
 	if b.heads == nil {
 		b.heads = map[string]chainHead{}
 	}
+	// A chain without a head row is new. The map is used only if BEGIN,
+	// and so the read below, succeeded.
 	for _, t := range es {
 		b.heads["e:"+t] = chainHead{}
 	}
 	for _, t := range rs {
 		b.heads["r:"+t] = chainHead{}
 	}
-	for rows.Next() {
-		var kind, chain string
-		var h chainHead
-		if err := rows.Scan(&kind, &chain, &h.seq, &h.hash); err != nil {
-			return err
+	return append(qs, pgsql.Prefetch{Query: qChainHeads, Args: []any{es, rs}, Row: func(v []any) error {
+		kind, _ := v[0].(string)
+		chain, _ := v[1].(string)
+		seq, _ := v[2].(int64)
+		hash, ok := v[3].(string)
+		if kind == "" || !ok || seq < 1 {
+			return fmt.Errorf("chain heads: unexpected row %v", v)
 		}
-		b.heads[kind+":"+chain] = h
-	}
-	return rows.Err()
+		b.heads[kind+":"+chain] = chainHead{seq: uint64(seq), hash: hash}
+		return nil
+	}})
 }
 
 func boolInt(b bool) int64 {

@@ -3,8 +3,11 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync/atomic"
+
+	"github.com/wcphall/hall/internal/pgsql"
 )
 
 // maxBatch bounds how many writes one transaction carries, so that one
@@ -236,22 +239,23 @@ func (s *SQLite) commitPlain(batch []*write) bool {
 		return true
 	}
 	s.prepareWrites()
-	tx, err := s.w.BeginTx(s.lockContext(context.Background(), batch), nil) // BEGIN IMMEDIATE
+	s.tails.begin()
+	defer s.tails.end()
+	ctx := s.lockContext(context.Background(), batch)
+	var keyID string
+	if s.pg {
+		// What the batch must read under its locks comes back with
+		// BEGIN (RATIONALE.md, "A batch is two round trips…").
+		ctx = pgsql.WithPrefetch(ctx, s.prefetches(batch, &keyID)...)
+	}
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE
 	if err != nil {
 		return fail(err)
 	}
-	if err := s.syncKey(tx); err != nil {
-		tx.Rollback()
-		return fail(err)
-	}
-	s.tails.begin()
-	defer s.tails.end()
-	if s.pg {
-		if err := s.prefetchHeads(tx, batch); err != nil {
-			// The savepoint path reads the heads one by one and
-			// reports what fails.
+	if k := s.key.Load(); !s.pg || k == nil || keyID != k.id {
+		if err := s.syncKey(tx); err != nil {
 			tx.Rollback()
-			return false
+			return fail(err)
 		}
 	}
 	for _, w := range batch {
@@ -267,6 +271,11 @@ func (s *SQLite) commitPlain(batch []*write) bool {
 		return false
 	}
 	if err := tx.Commit(); err != nil {
+		if errors.Is(err, pgsql.ErrAtCommit) {
+			// The rows sent with COMMIT were refused: nothing was
+			// committed; the savepoint path finds the write at fault.
+			return false
+		}
 		return fail(fmt.Errorf("commit: %w", err))
 	}
 	s.committed(batch, make([]error, len(batch)))

@@ -10,7 +10,9 @@
 // transactions give); a writer's transactions take a transaction-scoped
 // advisory lock first, as SQLite's BEGIN IMMEDIATE serializes writers, or
 // that lock shared and one lock per chain (WithChainLocks), sent with
-// BEGIN as one query: one round trip however many locks.
+// BEGIN as one query: one round trip however many locks. What a writer
+// reads under its locks can go in that round trip (WithPrefetch), and
+// what it writes last with its COMMIT (AtCommit).
 //
 // # Notes
 //
@@ -25,6 +27,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -100,8 +103,10 @@ func Unavailable(err error) bool {
 }
 
 // roundTrips counts the requests this process sent to PostgreSQL through
-// OpenDB's pools and waited for: one per BEGIN (with its locks), COMMIT,
-// ROLLBACK, statement run, statement prepared and ping.
+// OpenDB's pools and waited for: one per BEGIN (with its locks and
+// prefetches), COMMIT (with the statements sent with it), ROLLBACK,
+// statement run, statement prepared and ping. Not counted: pgx's one-time
+// description of a statement new to a connection (its statement cache).
 var roundTrips atomic.Int64
 
 // RoundTrips returns how many requests this process has sent to
@@ -199,6 +204,8 @@ func Placeholders(q string) string {
 type conn_ struct {
 	driver.Conn
 	c *connector
+	// tx is the transaction beginLocked began, until it ends.
+	tx *lockedTx
 }
 
 func (c *conn_) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
@@ -221,7 +228,8 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 	if c.c.d.WriteLock != 0 && !o.ReadOnly && sql.IsolationLevel(o.Isolation) == sql.LevelDefault {
 		if pc, ok := c.Conn.(*stdlib.Conn); ok {
 			keys, chained := ctx.Value(chainLocksKey{}).([]int32)
-			return beginLocked(ctx, pc.Conn().PgConn(), lockStatements(c.c.d.WriteLock, keys, chained))
+			pre, _ := ctx.Value(prefetchKey{}).([]Prefetch)
+			return c.beginLocked(ctx, pc.Conn(), lockStatements(c.c.d.WriteLock, keys, chained), pre)
 		}
 	}
 	roundTrips.Add(1)
@@ -259,67 +267,218 @@ func (c *conn_) BeginTx(ctx context.Context, o driver.TxOptions) (driver.Tx, err
 	return committer{tx}, nil
 }
 
-// lockStatements is BEGIN and the advisory locks of a read-write
-// transaction (WithChainLocks), as one simple-protocol query: PostgreSQL
-// runs its statements in order, each after the one before has returned
-// (so each lock is held before the next is asked for, and every statement
-// after them sees what committed before its locks were granted), and the
-// whole is one round trip instead of one per lock.
-func lockStatements(writeLock int64, keys []int32, chained bool) string {
-	var b strings.Builder
-	b.WriteString("BEGIN; ")
+// lockStatements are BEGIN and the advisory locks of a read-write
+// transaction (WithChainLocks), in the order they must run. Sent together
+// (one simple-protocol query, or one pipeline with prefetches), they are
+// one round trip: PostgreSQL runs them in order, each after the one before
+// has returned, so each lock is held before the next is asked for, and
+// every statement after them sees what committed before its locks were
+// granted (READ COMMITTED: a statement's snapshot is taken when it starts).
+func lockStatements(writeLock int64, keys []int32, chained bool) []string {
 	if !chained {
-		b.WriteString("SELECT pg_advisory_xact_lock(" + strconv.FormatInt(writeLock, 10) + ")")
-		return b.String()
+		return []string{"BEGIN", "SELECT pg_advisory_xact_lock(" + strconv.FormatInt(writeLock, 10) + ")"}
 	}
-	b.WriteString("SELECT pg_advisory_xact_lock_shared(" + strconv.FormatInt(writeLock, 10) + ")")
+	qs := []string{"BEGIN", "SELECT pg_advisory_xact_lock_shared(" + strconv.FormatInt(writeLock, 10) + ")"}
 	for _, k := range keys {
 		// The two-key form: a key space apart from the one-key locks.
-		b.WriteString("; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(int64(int32(writeLock)), 10) + ", " + strconv.FormatInt(int64(k), 10) + ")")
+		qs = append(qs, "SELECT pg_advisory_xact_lock("+strconv.FormatInt(int64(int32(writeLock)), 10)+", "+strconv.FormatInt(int64(k), 10)+")")
 	}
-	return b.String()
+	return qs
 }
 
-// beginLocked begins a transaction on pc and takes its locks (q, from
-// lockStatements) in one round trip. The transaction is ended by the
-// returned driver.Tx, on the same connection, as pgx's own would be.
-func beginLocked(ctx context.Context, pc *pgconn.PgConn, q string) (driver.Tx, error) {
+// Prefetch is a query that a read-write transaction runs in the round trip
+// that begins it, once its locks are held (WithPrefetch): what a writer
+// must read under its locks before it writes, without a round trip of its
+// own.
+type Prefetch struct {
+	// Query is in SQLite's dialect, as every statement given to OpenDB's
+	// pools; Args are its arguments.
+	Query string
+	Args  []any
+	// Row receives the values of each row, as pgx decodes them (string
+	// for text, int64 for bigint…). An error fails BeginTx.
+	Row func(values []any) error
+}
+
+type prefetchKey struct{}
+
+// WithPrefetch makes the read-write transaction begun with ctx (of a
+// dialect with a WriteLock) run qs, in order, after its locks, in the
+// round trip of BEGIN.
+func WithPrefetch(ctx context.Context, qs ...Prefetch) context.Context {
+	return context.WithValue(ctx, prefetchKey{}, qs)
+}
+
+type atCommitKey struct{}
+
+// AtCommit marks ctx so that a statement executed with it, in a read-write
+// transaction of a dialect with a WriteLock, is not sent at once but with
+// the transaction's COMMIT, in one round trip. Its result is not known
+// when ExecContext returns (0 rows affected); if it fails, nothing of the
+// transaction is committed and Commit returns an error wrapping
+// ErrAtCommit and the statement's own.
+func AtCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, atCommitKey{}, true)
+}
+
+// ErrAtCommit is wrapped by the error of a Commit whose statement sent with
+// it (AtCommit) failed: the transaction was rolled back, nothing of it is
+// in the database.
+var ErrAtCommit = errors.New("a statement sent with COMMIT failed; nothing was committed")
+
+// beginLocked begins a transaction on conn and takes its locks (qs, from
+// lockStatements), then runs the prefetches, in one round trip. The
+// transaction is ended by the returned driver.Tx, on the same connection,
+// as pgx's own would be.
+func (c *conn_) beginLocked(ctx context.Context, conn *pgx.Conn, qs []string, pre []Prefetch) (driver.Tx, error) {
+	pc := conn.PgConn()
 	roundTrips.Add(1)
-	if _, err := pc.Exec(ctx, q).ReadAll(); err != nil {
+	var err error
+	if len(pre) == 0 {
+		_, err = pc.Exec(ctx, strings.Join(qs, "; ")).ReadAll()
+	} else {
+		err = c.pipeline(ctx, conn, qs, pre)
+	}
+	if err != nil {
 		if pc.TxStatus() != 'I' && !pc.IsClosed() {
-			// BEGIN ran and a lock failed: the transaction is aborted.
+			// BEGIN ran and a lock or a prefetch failed: the
+			// transaction is aborted.
 			roundTrips.Add(1)
 			pc.Exec(context.Background(), "ROLLBACK").ReadAll()
 		}
 		return nil, unavailable(err)
 	}
-	return &lockedTx{pc: pc}, nil
+	t := &lockedTx{c: c, conn: conn}
+	c.tx = t
+	return t, nil
+}
+
+// pipeline sends qs and the prefetches as one pipeline (pgx's Batch: one
+// Sync, one round trip; a statement after a failed one is not run) and
+// reads their results.
+func (c *conn_) pipeline(ctx context.Context, conn *pgx.Conn, qs []string, pre []Prefetch) error {
+	b := &pgx.Batch{}
+	for _, q := range qs {
+		b.Queue(q)
+	}
+	for _, p := range pre {
+		b.Queue(c.c.rewrite(p.Query), p.Args...)
+	}
+	br := conn.SendBatch(ctx, b)
+	err := func() error {
+		for range qs {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		for _, p := range pre {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				v, err := rows.Values()
+				if err == nil {
+					err = p.Row(v)
+				}
+				if err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // lockedTx is a transaction begun by beginLocked.
-type lockedTx struct{ pc *pgconn.PgConn }
+type lockedTx struct {
+	c    *conn_
+	conn *pgx.Conn
+	// pending are the statements executed with AtCommit, sent with COMMIT.
+	pending []pendingStmt
+}
+
+type pendingStmt struct {
+	q    string
+	args []any
+}
 
 // Commit commits, and fails when the server rolled the transaction back
 // instead (a statement of it had failed): COMMIT then answers ROLLBACK,
-// which is not an error of the protocol (pgx.ErrTxCommitRollback).
+// which is not an error of the protocol (pgx.ErrTxCommitRollback). The
+// statements executed with AtCommit go in the same round trip, before
+// COMMIT.
 func (t *lockedTx) Commit() error {
+	t.c.tx = nil
 	roundTrips.Add(1)
-	res, err := t.pc.Exec(context.Background(), "COMMIT").ReadAll()
-	if err != nil {
-		return unavailable(err)
+	pc := t.conn.PgConn()
+	if len(t.pending) == 0 {
+		res, err := pc.Exec(context.Background(), "COMMIT").ReadAll()
+		if err != nil {
+			return unavailable(err)
+		}
+		if len(res) != 1 || res[0].CommandTag.String() != "COMMIT" {
+			return pgx.ErrTxCommitRollback
+		}
+		return nil
 	}
-	if len(res) != 1 || res[0].CommandTag.String() != "COMMIT" {
+	b := &pgx.Batch{}
+	for _, p := range t.pending {
+		b.Queue(p.q, p.args...)
+	}
+	t.pending = nil
+	b.Queue("COMMIT")
+	br := t.conn.SendBatch(context.Background(), b)
+	var stmtErr error
+	for range b.Len() - 1 {
+		if _, err := br.Exec(); err != nil {
+			stmtErr = err
+			break
+		}
+	}
+	var tag pgconn.CommandTag
+	var err error
+	if stmtErr == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil && stmtErr == nil {
+		err = cerr
+	}
+	switch {
+	case stmtErr != nil:
+		if pc.TxStatus() != 'I' && !pc.IsClosed() {
+			roundTrips.Add(1)
+			pc.Exec(context.Background(), "ROLLBACK").ReadAll()
+		}
+		if Unavailable(stmtErr) {
+			return unavailable(stmtErr)
+		}
+		return fmt.Errorf("%w: %w", ErrAtCommit, stmtErr)
+	case err != nil:
+		return unavailable(err)
+	case tag.String() != "COMMIT":
 		return pgx.ErrTxCommitRollback
 	}
 	return nil
 }
 
 func (t *lockedTx) Rollback() error {
-	if t.pc.IsClosed() {
+	t.c.tx, t.pending = nil, nil
+	pc := t.conn.PgConn()
+	if pc.IsClosed() {
 		return driver.ErrBadConn
 	}
 	roundTrips.Add(1)
-	_, err := t.pc.Exec(context.Background(), "ROLLBACK").ReadAll()
+	_, err := pc.Exec(context.Background(), "ROLLBACK").ReadAll()
 	return unavailable(err)
 }
 
@@ -337,6 +496,14 @@ func (t committer) Rollback() error {
 }
 
 func (c *conn_) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	if c.tx != nil && ctx.Value(atCommitKey{}) != nil {
+		vs := make([]any, len(args))
+		for i, a := range args {
+			vs[i] = a.Value
+		}
+		c.tx.pending = append(c.tx.pending, pendingStmt{q: c.c.rewrite(q), args: vs})
+		return driver.RowsAffected(0), nil
+	}
 	roundTrips.Add(1)
 	res, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, c.c.rewrite(q), args)
 	return res, unavailable(err)

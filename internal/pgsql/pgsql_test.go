@@ -124,3 +124,71 @@ func TestChainLockHeldUntilCommit(t *testing.T) {
 		t.Fatalf("after the commit: %v", err)
 	}
 }
+
+// TestPrefetchAndAtCommit: a writer's transaction can read under its
+// locks in the round trip of BEGIN and send its rows with COMMIT: two
+// round trips. A statement sent with COMMIT that fails commits nothing,
+// and Commit says so with ErrAtCommit.
+func TestPrefetchAndAtCommit(t *testing.T) {
+	db := openT(t, pgtest.NewDatabase(t), Dialect{WriteLock: 42})
+	ctx := context.Background()
+	if _, err := db.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO t (k, v) VALUES ('a', 1), ('b', 2)`); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	pre := Prefetch{Query: `SELECT k, v FROM t WHERE k = ANY(?::text[]) ORDER BY k`, Args: []any{[]string{"b", "c"}}, Row: func(v []any) error {
+		got[v[0].(string)] = v[1].(int64)
+		return nil
+	}}
+	rt := RoundTrips()
+	tx, err := db.BeginTx(WithPrefetch(WithChainLocks(ctx, []int32{1}), pre), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got["b"] != 2 {
+		t.Fatalf("prefetched %v, want map[b:2]", got)
+	}
+	if _, err := tx.ExecContext(AtCommit(ctx), `INSERT INTO t (k, v) VALUES (?, ?)`, "c", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := RoundTrips() - rt; n != 2 {
+		t.Errorf("BEGIN with a prefetch, then a row with COMMIT: %d round trips, want 2", n)
+	}
+	var v int64
+	if err := db.QueryRow(`SELECT v FROM t WHERE k = 'c'`).Scan(&v); err != nil || v != 3 {
+		t.Fatalf("the row sent with COMMIT: %d, %v", v, err)
+	}
+
+	tx, err = db.BeginTx(WithPrefetch(ctx, pre), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO t (k, v) VALUES (?, ?)`, "d", 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(AtCommit(ctx), `INSERT INTO t (k, v) VALUES (?, ?)`, "a", 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); !errors.Is(err, ErrAtCommit) {
+		t.Fatalf("Commit with a duplicate key sent with it = %v, want ErrAtCommit", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("%d rows after the failed commit (%v), want 3: nothing of it committed", n, err)
+	}
+	// A prefetch that fails fails BeginTx, and leaves the connection
+	// usable.
+	bad := Prefetch{Query: `SELECT nosuch FROM t`, Row: func([]any) error { return nil }}
+	if _, err := db.BeginTx(WithPrefetch(ctx, bad), nil); err == nil {
+		t.Fatal("BeginTx with a failing prefetch succeeded")
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("after a failed BeginTx: %d rows, %v", n, err)
+	}
+}

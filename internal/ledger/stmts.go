@@ -38,9 +38,6 @@ func (s *SQLite) prepareWrites() {
 	s.stmts = map[string]*sql.Stmt{}
 	qs := []string{qSavepoint, qRelease, qRollbackTo, qSigningKey, qStreamHead, qInsertReceipt, qUpsertStream,
 		qDecisionTenant, qNewestDecision, qEntryHead, qInsertEntry, qUpsertEntry, qInsertDecision}
-	if s.pg {
-		qs = append(qs, qFlushPG)
-	}
 	for _, q := range qs {
 		if st, err := s.w.Prepare(q); err == nil {
 			s.stmts[q] = st

@@ -94,7 +94,8 @@ bench:
 	$(call bench_step,13-tracing,-bench BenchmarkTracingOverhead -benchtime 2000x ./host/server/)
 	@# One hop (hall_invoke) against a direct Hall.Run of the same worker, alternated.
 	$(call bench_step,14-chain,-bench BenchmarkChainHop -benchtime 1000x ./host/)
-	@# Postgres beside SQLite (issue 22): route/run at c=32, 1 vs 8 tenants, 3 nodes vs 1.
+	@# Postgres beside SQLite (issue 22), fsync on both: route/run at c=32, once and alternated
+	@# in 6 rounds (median ratio), round trips per request, 1 vs 8 tenants, 3 nodes vs 1.
 	$(call bench_step,15-postgres,-bench BenchmarkPostgresHTTP -benchtime 2000x ./host/server/)
 	$(BIN)/benchreport stamp $(BENCH_DIR)/end.env
 	$(BIN)/benchreport report -dir $(BENCH_DIR)

@@ -7,12 +7,23 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/wcphall/hall/host"
 	"github.com/wcphall/hall/host/server"
+	"github.com/wcphall/hall/internal/pgsql"
 	"github.com/wcphall/hall/internal/pgtest"
 )
+
+// median returns the median of xs (sorted in place).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
 
 // pgNode is one Hall over the stores of a PostgreSQL database (a node of
 // a shared deployment, in this process), with its HTTP server.
@@ -99,7 +110,11 @@ func openPGNodes(b *testing.B, n int) []*pgNode {
 // worker, instances reused):
 //
 //   - route and run on one node, SQLite then PostgreSQL (the target:
-//     PostgreSQL at 60% of SQLite or more);
+//     PostgreSQL at 60% of SQLite or more, reported as pct-of-sqlite
+//     against the SQLite figure of the same run, with the database
+//     round trips per request, roundtrips/op), and the same alternated
+//     in six rounds (route/alternating, run/alternating: the median
+//     ratio, steadier on a shared machine than one pair of runs);
 //
 //   - run on PostgreSQL for one tenant, then eight (a chain per tenant,
 //     each locked apart: on two cores this shows what the locks cost more
@@ -109,8 +124,15 @@ func openPGNodes(b *testing.B, n int) []*pgNode {
 //     total concurrency: on one 2-core machine this measures contention
 //     for the cores and the lock, not scaling (docs/DEPLOY.md).
 //
-//     go test -run '^$' -bench PostgresHTTP -benchtime 5000x ./host/server
+// Both databases commit to disk: SQLite with synchronous FULL, PostgreSQL
+// with fsync and synchronous_commit on (pgtest.Durable).
+//
+//	go test -run '^$' -bench PostgresHTTP -benchtime 5000x ./host/server
 func BenchmarkPostgresHTTP(b *testing.B) {
+	// Commits wait for the disk on both sides: SQLite's ledger commits
+	// with synchronous FULL, and PostgreSQL here with fsync on (the test
+	// cluster runs without it) and synchronous_commit on.
+	pgtest.Durable(b)
 	enrollNoop(b)
 	routeBody, _ := json.Marshal(input("cap.test.noop", "bench-pg-route"))
 	runFor := func(tenant string) []byte {
@@ -120,16 +142,32 @@ func BenchmarkPostgresHTTP(b *testing.B) {
 		return body
 	}
 	acmeRun, _ := json.Marshal(runBody(input("cap.test.noop", "bench-pg-run"), "x"))
+	// The SQLite rates of this run, which the PostgreSQL ones are read
+	// against (pct-of-sqlite).
+	sqlite := map[string]float64{}
 	b.Run("route/sqlite", func(b *testing.B) {
 		ts := httpServer(b, server.Config{MaxConcurrent: 64})
 		lat, el := load{url: ts, path: "/wcp/route", token: fx.acme, body: routeBody, check: allowedDecision}.run(b, 32)
 		reportLoad(b, lat, el, "decisions/s")
+		sqlite["route"] = float64(len(lat)) / el.Seconds()
 	})
 	b.Run("run/sqlite", func(b *testing.B) {
 		ts := httpServer(b, server.Config{MaxConcurrent: 64})
 		lat, el := load{url: ts, path: "/wcp/run", token: fx.acme, body: acmeRun, check: committedRun}.run(b, 32)
 		reportLoad(b, lat, el, "dispatches/s")
+		sqlite["run"] = float64(len(lat)) / el.Seconds()
 	})
+	// pgLoad runs loads and reports, beside the rate, the round trips
+	// to the database per request and the rate against SQLite's (of).
+	pgLoad := func(b *testing.B, loads []load, unit, of string) {
+		rt := pgsql.RoundTrips()
+		lat, el := runLoads(b, loads, 32)
+		reportLoad(b, lat, el, unit)
+		b.ReportMetric(float64(pgsql.RoundTrips()-rt)/float64(len(lat)), "roundtrips/op")
+		if base := sqlite[of]; base > 0 {
+			b.ReportMetric(100*float64(len(lat))/el.Seconds()/base, "pct-of-sqlite")
+		}
+	}
 	tenantLoads := func(nodes []*pgNode, tenants int, path string) []load {
 		var ls []load
 		for i := range max(tenants, len(nodes)) {
@@ -148,17 +186,60 @@ func BenchmarkPostgresHTTP(b *testing.B) {
 	}
 	b.Run("route/postgres", func(b *testing.B) {
 		nodes := openPGNodes(b, 1)
-		lat, el := runLoads(b, tenantLoads(nodes, 1, "/wcp/route"), 32)
-		reportLoad(b, lat, el, "decisions/s")
+		pgLoad(b, tenantLoads(nodes, 1, "/wcp/route"), "decisions/s", "route")
 	})
+	// The same comparison, alternated: rounds of SQLite and PostgreSQL
+	// one after the other (the order swapped every round), so that both
+	// see the same load on a shared machine; pct-of-sqlite is the median
+	// of the rounds' ratios.
+	for _, path := range []string{"/wcp/route", "/wcp/run"} {
+		name, unit, body, check := "route/alternating", "decisions/s", routeBody, allowedDecision
+		if path == "/wcp/run" {
+			name, unit, body, check = "run/alternating", "dispatches/s", acmeRun, committedRun
+		}
+		b.Run(name, func(b *testing.B) {
+			sq := load{url: httpServer(b, server.Config{MaxConcurrent: 64}), path: path, token: fx.acme, body: body, check: check}
+			pg := tenantLoads(openPGNodes(b, 1), 1, path)
+			const rounds = 6
+			n := max(b.N/rounds, 64)
+			var ratios, costs, sqRates, pgRates []float64
+			rt, pgN := pgsql.RoundTrips(), 0
+			b.ResetTimer()
+			for r := range rounds {
+				var sqRate, pgRate float64
+				for i := range 2 {
+					if (i == 0) == (r%2 == 0) {
+						lat, el := runLoadsN(b, []load{sq}, 32, n)
+						sqRate = float64(len(lat)) / el.Seconds()
+					} else {
+						lat, el := runLoadsN(b, pg, 32, n)
+						pgRate, pgN = float64(len(lat))/el.Seconds(), pgN+len(lat)
+					}
+				}
+				ratios, costs = append(ratios, pgRate/sqRate), append(costs, sqRate/pgRate)
+				sqRates, pgRates = append(sqRates, sqRate), append(pgRates, pgRate)
+			}
+			b.StopTimer()
+			b.ReportMetric(median(sqRates), "sqlite-"+unit)
+			b.ReportMetric(median(pgRates), "postgres-"+unit)
+			b.ReportMetric(100*median(ratios), "pct-of-sqlite")
+			// The cost of a request on PostgreSQL in multiples of its cost
+			// on SQLite (the report's × anchor).
+			b.ReportMetric(median(costs), "cost-x-sqlite")
+			b.ReportMetric(float64(pgsql.RoundTrips()-rt)/float64(pgN), "roundtrips/op")
+		})
+	}
 	for _, tc := range []struct {
 		name           string
 		nodes, tenants int
 	}{{"run/postgres", 1, 1}, {"run/postgres-8-tenants", 1, 8}, {"run/postgres-3-nodes", 3, 1}} {
 		b.Run(tc.name, func(b *testing.B) {
 			nodes := openPGNodes(b, tc.nodes)
-			lat, el := runLoads(b, tenantLoads(nodes, tc.tenants, "/wcp/run"), 32)
-			reportLoad(b, lat, el, "dispatches/s")
+			of := ""
+			if tc.name == "run/postgres" {
+				of = "run"
+			}
+			pgLoad(b, tenantLoads(nodes, tc.tenants, "/wcp/run"), "dispatches/s", of)
 		})
 	}
 }

@@ -75,6 +75,17 @@ func (l load) run(b *testing.B, conns int) (lat []time.Duration, elapsed time.Du
 // answers are checked by that load's check.
 func runLoads(b *testing.B, loads []load, conns int) (lat []time.Duration, elapsed time.Duration) {
 	b.Helper()
+	b.ResetTimer()
+	lat, elapsed = runLoadsN(b, loads, conns, b.N)
+	b.StopTimer()
+	return lat, elapsed
+}
+
+// runLoadsN is runLoads sending n requests, the benchmark's timer left
+// alone (for benchmarks that alternate loads and report their own
+// figures).
+func runLoadsN(b *testing.B, loads []load, conns, n int) (lat []time.Duration, elapsed time.Duration) {
+	b.Helper()
 	cs := make([]*loadConn, conns)
 	reqs := make([][]byte, conns)
 	for i := range cs {
@@ -99,15 +110,14 @@ func runLoads(b *testing.B, loads []load, conns int) (lat []time.Duration, elaps
 		wg     sync.WaitGroup
 		lats   = make([][]time.Duration, conns)
 	)
-	b.ResetTimer()
 	start := time.Now()
 	for i, c := range cs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			own := make([]time.Duration, 0, b.N/conns+1)
+			own := make([]time.Duration, 0, n/conns+1)
 			l := loads[i%len(loads)]
-			for failed.Load() == nil && next.Add(1) <= int64(b.N) {
+			for failed.Load() == nil && next.Add(1) <= int64(n) {
 				t0 := time.Now()
 				status, body, err := c.roundTrip(reqs[i])
 				if err == nil {
@@ -124,7 +134,6 @@ func runLoads(b *testing.B, loads []load, conns int) (lat []time.Duration, elaps
 	}
 	wg.Wait()
 	elapsed = time.Since(start)
-	b.StopTimer()
 	if err := failed.Load(); err != nil {
 		b.Fatalf("POST %s%s: %v", loads[0].url, loads[0].path, *err)
 	}

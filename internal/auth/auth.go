@@ -161,7 +161,7 @@ type Store struct {
 
 	watch watcher    // has the file changed? (cache.go)
 	cache tokenCache // rows Authenticate found, valid while the file is unchanged
-	// pg: the store is in PostgreSQL (OpenPostgres); nothing is cached.
+	// pg: the store is in PostgreSQL (OpenPostgres).
 	pg bool
 }
 
@@ -216,7 +216,9 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("auth: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, lookup: lookup}, nil
+	s := &Store{db: db, path: path, lookup: lookup}
+	s.watch.versionSQL = "PRAGMA data_version"
+	return s, nil
 }
 
 // Path returns the database file.
@@ -296,7 +298,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Token, error) {
 	}
 	// A cached row is used only once a check that started during this
 	// call has found the database unchanged since it was read (cache.go).
-	cacheable := !s.pg
+	cacheable := true
 	var e cacheEntry
 	var hit bool
 	var gen uint64

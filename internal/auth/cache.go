@@ -42,6 +42,15 @@ import (
 //   - If the check fails, the call reads the database and caches nothing;
 //     the next check pins another connection.
 //
+// On PostgreSQL (OpenPostgres) the check reads tokens_version.v instead
+// of PRAGMA data_version: a statement-level trigger on the token table
+// increments it in the transaction of every statement that inserts,
+// updates, deletes or truncates tokens, by any client, so it moves with
+// every commit that changes tokens, and only then. The check is a plain
+// SELECT outside any transaction: under READ COMMITTED its snapshot is
+// taken when it starts, so it sees every commit that finished before, and
+// the argument above holds as it is (RATIONALE.md, "PostgreSQL").
+//
 // Only rows are cached, never a token: the key is the token's public id and
 // the entry holds the stored hash, compared in constant time with the hash
 // of the presented token on every call, as without the cache. Unknown ids
@@ -134,14 +143,17 @@ type watcher struct {
 	next *round // the one after cur, shared by the calls waiting for it
 
 	// The connection, used by the one running check (or by close).
-	connMu  sync.Mutex
-	closed  bool
-	conn    *sql.Conn   // pinned; nil until the first check and after an error
-	stmt    driver.Stmt // PRAGMA data_version, prepared on conn
-	version int64       // what it last returned
-	known   bool        // version was read on conn
-	check   func(any) error
-	dest    [1]driver.Value
+	connMu sync.Mutex
+	closed bool
+	conn   *sql.Conn // pinned; nil until the first check and after an error
+	// versionSQL is the statement that reads the database's version: PRAGMA
+	// data_version on SQLite, the tokens_version row on PostgreSQL.
+	versionSQL string
+	stmt       driver.Stmt // versionSQL, prepared on conn
+	version    int64       // what it last returned
+	known      bool        // version was read on conn
+	check      func(any) error
+	dest       [1]driver.Value
 
 	afterRead func() // tests: called by a check once it has read the version
 }
@@ -255,11 +267,11 @@ func (w *watcher) read(db *sql.DB) (int64, error) {
 		w.check = w.query
 	}
 	if err := w.conn.Raw(w.check); err != nil {
-		return 0, fmt.Errorf("auth: PRAGMA data_version: %w", err)
+		return 0, fmt.Errorf("auth: %s: %w", w.versionSQL, err)
 	}
 	v, ok := w.dest[0].(int64)
 	if !ok {
-		return 0, fmt.Errorf("auth: PRAGMA data_version returned %T", w.dest[0])
+		return 0, fmt.Errorf("auth: %s returned %T", w.versionSQL, w.dest[0])
 	}
 	return v, nil
 }
@@ -273,7 +285,7 @@ func (w *watcher) query(dc any) (err error) {
 		if !ok {
 			return fmt.Errorf("driver connection %T cannot prepare", dc)
 		}
-		if w.stmt, err = p.PrepareContext(ctx, "PRAGMA data_version"); err != nil {
+		if w.stmt, err = p.PrepareContext(ctx, w.versionSQL); err != nil {
 			w.stmt = nil
 			return err
 		}

@@ -275,8 +275,14 @@ func TestCacheBound(t *testing.T) {
 // store revokes; every call that starts after Revoke returned fails, and
 // the token not revoked keeps working.
 func TestCacheConcurrentRevocation(t *testing.T) {
-	ctx := context.Background()
 	server, cli := openPair(t)
+	testConcurrentRevocation(t, server, cli)
+}
+
+// testConcurrentRevocation: calls racing a revocation by cli are never
+// answered with the token once Revoke has returned.
+func testConcurrentRevocation(t *testing.T, server, cli *Store) {
+	ctx := context.Background()
 	keep, keepMeta, err := cli.Create(ctx, AdminScope(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -417,8 +423,14 @@ func TestChildProcess(t *testing.T) {
 // check is running, after a revocation that check may have missed, waits
 // for the next check rather than use that one.
 func TestCacheWaitsForACheckStartedAfterTheCall(t *testing.T) {
-	ctx := context.Background()
 	server, cli := openPair(t)
+	testWaitsForACheckStartedAfterTheCall(t, server, cli)
+}
+
+// testWaitsForACheckStartedAfterTheCall: a call made after a revocation
+// returned is not answered by a check that started before it.
+func testWaitsForACheckStartedAfterTheCall(t *testing.T, server, cli *Store) {
+	ctx := context.Background()
 	tok, meta, err := cli.Create(ctx, TenantScope("org.acme"), "")
 	if err != nil {
 		t.Fatal(err)

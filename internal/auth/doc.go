@@ -24,6 +24,10 @@
 //     that uses one first checks, on a connection of its own, that the file
 //     has not changed since (PRAGMA data_version; see cache.go and
 //     RATIONALE.md). Only rows are kept, never tokens, and at most 1024.
+//     On PostgreSQL (OpenPostgres, shared by many nodes) the check reads a
+//     version row that a trigger on the token table moves with every
+//     change, whoever makes it: a token revoked through any node is
+//     refused by every node from its next request.
 //   - This database is an access list, not evidence: Create and Revoke
 //     here record nothing. The Hall's own paths (host.IssueToken and
 //     host.RevokeToken, which hall tokens uses) also record each issuance

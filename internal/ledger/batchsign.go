@@ -1,10 +1,16 @@
 package ledger
 
 import (
+	"context"
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/wcphall/hall/host/wcp"
+	"github.com/wcphall/hall/internal/pgsql"
 )
 
 // One signature per stream per commit (docs/EVIDENCE.md, section 1, rule 4):
@@ -49,6 +55,45 @@ type batchTails struct {
 	// next receipt links to it without reading the head row back, and the
 	// head row is written once per stream when the batch ends.
 	receipts map[string]receiptTail
+	// decisions and receiptRows are the batch's decisions rows and
+	// receipts, on PostgreSQL only: inserted with its entries when the
+	// batch ends (flushEntriesPG).
+	decisions   []decisionInsert
+	receiptRows []receiptInsert
+	// heads are the heads of the batch's chains ("e:<stream>",
+	// "r:<tenant>") as the database held them once the batch's locks
+	// were granted, read in one statement (prefetchHeads, PostgreSQL);
+	// a chain in no head row is there with seq 0.
+	heads map[string]chainHead
+}
+
+// chainHead is a chain's head row: its sequence number and hash.
+type chainHead struct {
+	seq  uint64
+	hash string
+}
+
+// head returns chain's head as prefetchHeads read it, if it did.
+func (b *batchTails) head(chain string) (chainHead, bool) {
+	if !b.on {
+		return chainHead{}, false
+	}
+	h, ok := b.heads[chain]
+	return h, ok
+}
+
+// receiptInsert is one receipt, sealed, ready to insert.
+type receiptInsert struct {
+	c    Receipt
+	prev any // nil for a stream's first receipt
+	body string
+}
+
+// decisionInsert is one decisions row, ready to insert.
+type decisionInsert struct {
+	id, corr, tenant, capability, code, at string
+	denied, dry                            bool
+	seq                                    uint64
 }
 
 // receiptTail is a receipt stream's newest receipt of the batch.
@@ -60,12 +105,16 @@ type receiptTail struct {
 func (b *batchTails) begin() {
 	b.on = true
 	b.rows = b.rows[:0]
+	b.decisions = b.decisions[:0]
+	clear(b.receiptRows)
+	b.receiptRows = b.receiptRows[:0]
 	b.order = b.order[:0]
 	if b.tails == nil {
 		b.tails, b.receipts = map[string]streamTail{}, map[string]receiptTail{}
 	}
 	clear(b.tails)
 	clear(b.receipts)
+	clear(b.heads)
 }
 
 func (b *batchTails) end() {
@@ -104,6 +153,9 @@ func (s *SQLite) insertEntry(tx *sql.Tx, r *entryInsert) error {
 // of each stream, and moves each stream's head. It runs inside the
 // batch's transaction after every write of it succeeded.
 func (s *SQLite) flushEntries(tx *sql.Tx) error {
+	if s.pg {
+		return s.flushEntriesPG(tx)
+	}
 	b := &s.tails
 	for tenant, t := range b.receipts {
 		if err := s.execTx(tx, qUpsertStream, tenant, int64(t.seq), t.id, t.hash); err != nil {
@@ -129,6 +181,178 @@ func (s *SQLite) flushEntries(tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// qFlushPG is flushEntries on PostgreSQL: the batch's entries, its
+// decisions rows, its receipts and the heads of its chains in one
+// statement (arrays unnested into rows, inserted in the batch's order),
+// instead of a round trip to the database per row. It runs, like every
+// write of the batch, after the chains' locks were taken and their heads
+// read (see lockContext); UNIQUE (stream, seq) and (stream, prev_hash) of
+// both kinds of chain still refuse a fork row by row.
+const qFlushPG = `WITH e AS (
+	INSERT INTO entries (stream, seq, entry_id, kind, correlation_id, recorded_at, prev_hash, hash, signing_key_id, signature, body)
+	SELECT u.stream, u.seq, u.entry_id, u.kind, u.corr, u.at, u.prev, u.hash, u.key_id, u.sig, u.body
+	FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
+		WITH ORDINALITY AS u(stream, seq, entry_id, kind, corr, at, prev, hash, key_id, sig, body, n)
+	ORDER BY u.n
+), h AS (
+	INSERT INTO entry_heads (stream, seq, entry_id, hash)
+	SELECT u.stream, u.seq, u.entry_id, u.hash FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[]) AS u(stream, seq, entry_id, hash)
+	ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, entry_id = excluded.entry_id, hash = excluded.hash
+), d AS (
+	INSERT INTO decisions (decision_id, correlation_id, tenant_id, capability_id, denied, deny_code, dry_run, decided_at, decision, entry_seq)
+	SELECT u.id, u.corr, u.tenant, u.cap, u.denied, u.code, u.dry, u.at, '', u.seq
+	FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::bigint[])
+		WITH ORDINALITY AS u(id, corr, tenant, cap, denied, code, dry, at, seq, n)
+	ORDER BY u.n
+), r AS (
+	INSERT INTO receipts (tenant_id, seq, receipt_id, correlation_id, worker_id, dispatched_at, prev_receipt_hash, receipt_hash, signing_key_id, signature, body)
+	SELECT u.tenant, u.seq, u.id, u.corr, u.worker, u.at, u.prev, u.hash, u.key_id, u.sig, u.body
+	FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
+		WITH ORDINALITY AS u(tenant, seq, id, corr, worker, at, prev, hash, key_id, sig, body, n)
+	ORDER BY u.n
+)
+INSERT INTO stream_heads (tenant_id, seq, receipt_id, receipt_hash)
+SELECT u.tenant, u.seq, u.id, u.hash FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[]) AS u(tenant, seq, id, hash)
+ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, receipt_id = excluded.receipt_id, receipt_hash = excluded.receipt_hash`
+
+// flushEntriesPG is flushEntries on PostgreSQL (qFlushPG).
+func (s *SQLite) flushEntriesPG(tx *sql.Tx) error {
+	b := &s.tails
+	if len(b.rows) == 0 && len(b.decisions) == 0 && len(b.receiptRows) == 0 && len(b.receipts) == 0 {
+		return nil
+	}
+	for _, stream := range b.order {
+		r := &b.rows[b.tails[stream].last]
+		r.sig = r.key.sign(r.hash)
+	}
+	n := len(b.rows)
+	var (
+		streams, ids, kinds, corrs, ats, hashes, keys, sigs, bodies = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seqs                                                        = make([]int64, n)
+		prevs                                                       = make([]*string, n)
+	)
+	for i := range b.rows {
+		r := &b.rows[i]
+		streams[i], seqs[i], ids[i], kinds[i], corrs[i], ats[i] = r.stream, int64(r.seq), r.id, r.kind, r.corr, r.at
+		if p, ok := r.prev.(string); ok {
+			prevs[i] = &p
+		}
+		hashes[i], keys[i], sigs[i], bodies[i] = r.hash, r.key.id, r.sig, r.body
+	}
+	hs := len(b.order)
+	hStreams, hSeqs, hIDs, hHashes := make([]string, hs), make([]int64, hs), make([]string, hs), make([]string, hs)
+	for i, stream := range b.order {
+		t := b.tails[stream]
+		hStreams[i], hSeqs[i], hIDs[i], hHashes[i] = stream, int64(t.seq), b.rows[t.last].id, t.hash
+	}
+	m := len(b.decisions)
+	dIDs, dCorrs, dTenants, dCaps, dCodes, dAts := make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m)
+	dDenied, dDry, dSeqs := make([]int64, m), make([]int64, m), make([]int64, m)
+	for i, d := range b.decisions {
+		dIDs[i], dCorrs[i], dTenants[i], dCaps[i], dCodes[i], dAts[i] = d.id, d.corr, d.tenant, d.capability, d.code, d.at
+		dDenied[i], dDry[i], dSeqs[i] = boolInt(d.denied), boolInt(d.dry), int64(d.seq)
+	}
+	k := len(b.receiptRows)
+	rTenants, rIDs, rCorrs, rWorkers, rAts, rHashes, rKeys, rSigs, rBodies := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	rSeqs, rPrevs := make([]int64, k), make([]*string, k)
+	for i := range b.receiptRows {
+		r := &b.receiptRows[i]
+		c := &r.c
+		rTenants[i], rSeqs[i], rIDs[i], rCorrs[i], rWorkers[i], rAts[i] = c.TenantID, int64(c.Sequence), c.ReceiptID, c.CorrelationID, c.WorkerID, c.DispatchedAt.Format(wcp.TimeLayout)
+		if p, ok := r.prev.(string); ok {
+			rPrevs[i] = &p
+		}
+		rHashes[i], rKeys[i], rSigs[i], rBodies[i] = c.ReceiptHash, c.SigningKeyID, c.Signature, r.body
+	}
+	sh := len(b.receipts)
+	sTenants, sSeqs, sIDs, sHashes := make([]string, 0, sh), make([]int64, 0, sh), make([]string, 0, sh), make([]string, 0, sh)
+	for tenant, t := range b.receipts {
+		sTenants, sSeqs, sIDs, sHashes = append(sTenants, tenant), append(sSeqs, int64(t.seq)), append(sIDs, t.id), append(sHashes, t.hash)
+	}
+	// Sent with COMMIT, in its round trip (pgsql.AtCommit): if it fails,
+	// nothing is committed and commitPlain hands the batch to the
+	// savepoint path.
+	_, err := tx.ExecContext(pgsql.AtCommit(context.Background()), qFlushPG, streams, seqs, ids, kinds, corrs, ats, prevs, hashes, keys, sigs, bodies,
+		hStreams, hSeqs, hIDs, hHashes,
+		dIDs, dCorrs, dTenants, dCaps, dDenied, dCodes, dDry, dAts, dSeqs,
+		rTenants, rSeqs, rIDs, rCorrs, rWorkers, rAts, rPrevs, rHashes, rKeys, rSigs, rBodies,
+		sTenants, sSeqs, sIDs, sHashes)
+	return err
+}
+
+// qChainHeads reads the heads of decision chains and receipt streams.
+const qChainHeads = `SELECT 'e', stream, seq, hash FROM entry_heads WHERE stream = ANY(?::text[])
+UNION ALL SELECT 'r', tenant_id, seq, receipt_hash FROM stream_heads WHERE tenant_id = ANY(?::text[])`
+
+// prefetches are what a batch reads under its locks, sent with its BEGIN
+// (pgsql.WithPrefetch, PostgreSQL): the signing key's id (into keyID, ""
+// when no row holds one) and, in one statement, the head of every chain
+// its writes name, into s.tails.heads; sealEntry and link then take the
+// heads from there instead of a round trip per chain. They run once the
+// locks are held, so, as the reads they replace, they see every append
+// committed before (READ COMMITTED: a statement's snapshot is taken when
+// it starts). A chain named by no write is read on its own, as before.
+func (s *SQLite) prefetches(batch []*write, k *signer, keySigns *bool) []pgsql.Prefetch {
+	qs := []pgsql.Prefetch{{Query: qSigningKey, Args: []any{k.id, k.id}, Row: func(v []any) error {
+		id, ok := v[0].(string)
+		kind, ok2 := v[1].(string)
+		if !ok || !ok2 {
+			return fmt.Errorf("signing_key: key_id is %T, standing %T", v[0], v[1])
+		}
+		// The process's key signs as it is: it is the ledger's own, or
+		// admitted and not revoked since (syncKeyWith's fast cases).
+		*keySigns = id == k.id || kind == ChangeKeyAdmit
+		return nil
+	}}}
+	var es, rs []string
+	for _, w := range batch {
+		for _, c := range w.chains {
+			if t, ok := strings.CutPrefix(c, "e:"); ok {
+				es = append(es, t)
+			} else if t, ok := strings.CutPrefix(c, "r:"); ok {
+				rs = append(rs, t)
+			}
+		}
+	}
+	if len(es)+len(rs) == 0 {
+		return qs
+	}
+	slices.Sort(es)
+	es = slices.Compact(es)
+	slices.Sort(rs)
+	rs = slices.Compact(rs)
+	b := &s.tails
+	if b.heads == nil {
+		b.heads = map[string]chainHead{}
+	}
+	// A chain without a head row is new. The map is used only if BEGIN,
+	// and so the read below, succeeded.
+	for _, t := range es {
+		b.heads["e:"+t] = chainHead{}
+	}
+	for _, t := range rs {
+		b.heads["r:"+t] = chainHead{}
+	}
+	return append(qs, pgsql.Prefetch{Query: qChainHeads, Args: []any{es, rs}, Row: func(v []any) error {
+		kind, _ := v[0].(string)
+		chain, _ := v[1].(string)
+		seq, _ := v[2].(int64)
+		hash, ok := v[3].(string)
+		if kind == "" || !ok || seq < 1 {
+			return fmt.Errorf("chain heads: unexpected row %v", v)
+		}
+		b.heads[kind+":"+chain] = chainHead{seq: uint64(seq), hash: hash}
+		return nil
+	}})
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // uncovered is a verifier's run of unsigned entries waiting for the

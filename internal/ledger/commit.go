@@ -3,8 +3,11 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync/atomic"
+
+	"github.com/wcphall/hall/internal/pgsql"
 )
 
 // maxBatch bounds how many writes one transaction carries, so that one
@@ -236,16 +239,27 @@ func (s *SQLite) commitPlain(batch []*write) bool {
 		return true
 	}
 	s.prepareWrites()
-	tx, err := s.w.BeginTx(s.lockContext(context.Background(), batch), nil) // BEGIN IMMEDIATE
+	s.tails.begin()
+	defer s.tails.end()
+	ctx := s.lockContext(context.Background(), batch)
+	k := s.key.Load()
+	keySigns := false
+	if s.pg && k != nil {
+		// What the batch must read under its locks comes back with
+		// BEGIN (RATIONALE.md, "A batch is two round trips…"), the
+		// standing of the process's key among it.
+		ctx = pgsql.WithPrefetch(ctx, s.prefetches(batch, k, &keySigns)...)
+	}
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE
 	if err != nil {
 		return fail(err)
 	}
-	if err := s.syncKey(tx); err != nil {
-		tx.Rollback()
-		return fail(err)
+	if !keySigns {
+		if err := s.syncKey(tx); err != nil {
+			tx.Rollback()
+			return fail(err)
+		}
 	}
-	s.tails.begin()
-	defer s.tails.end()
 	for _, w := range batch {
 		if err := w.exec(tx); err != nil {
 			tx.Rollback()
@@ -259,6 +273,11 @@ func (s *SQLite) commitPlain(batch []*write) bool {
 		return false
 	}
 	if err := tx.Commit(); err != nil {
+		if errors.Is(err, pgsql.ErrAtCommit) {
+			// The rows sent with COMMIT were refused: nothing was
+			// committed; the savepoint path finds the write at fault.
+			return false
+		}
 		return fail(fmt.Errorf("commit: %w", err))
 	}
 	s.committed(batch, make([]error, len(batch)))

@@ -96,6 +96,8 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 	tail, inBatch := s.tails.get(e.TenantID)
 	if inBatch {
 		seq, head = tail.seq, tail.hash
+	} else if h, ok := s.tails.head("e:" + e.TenantID); ok {
+		seq, head = h.seq, h.hash
 	} else if err := s.queryRowTx(tx, qEntryHead, e.TenantID).Scan(&seq, &head); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap(op, err)
 	}
@@ -134,7 +136,11 @@ func (s *SQLite) sealEntry(tx *sql.Tx, op string, p *pendingEntry) error {
 			return s.wrap(op, err)
 		}
 	}
-	if d := p.d; d != nil {
+	if d := p.d; d != nil && s.pg && s.tails.on {
+		// With the batch's entries, in one statement (flushEntriesPG).
+		s.tails.decisions = append(s.tails.decisions, decisionInsert{id: d.DecisionID, corr: d.CorrelationID, tenant: d.TenantID,
+			capability: d.CapabilityID, denied: d.Denied, code: d.DenyCode, dry: d.DryRun, at: e.RecordedAt, seq: e.Sequence})
+	} else if d != nil {
 		if err := s.execTx(tx, qInsertDecision,
 			d.DecisionID, d.CorrelationID, d.TenantID, d.CapabilityID, d.Denied, d.DenyCode, d.DryRun,
 			e.RecordedAt, "", int64(e.Sequence)); err != nil {

@@ -34,6 +34,10 @@ import (
 //     in advance lock the whole ledger, as SQLite's BEGIN IMMEDIATE does.
 //     The schema also refuses a fork itself: UNIQUE (chain, seq) and
 //     UNIQUE (chain, prev_hash) on every chain.
+//   - A batch costs two round trips to the database whatever its size:
+//     BEGIN with its locks, the signing key and the heads of its chains;
+//     then all its rows in one statement with COMMIT (RATIONALE.md, "A
+//     batch is two round trips on PostgreSQL").
 //   - Reads that must see one state (Verify, Export, bundles) run in
 //     REPEATABLE READ read-only transactions.
 //   - A write is acknowledged after COMMIT returns: with synchronous_commit

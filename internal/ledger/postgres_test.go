@@ -164,3 +164,183 @@ func TestPostgresChainsLockedApart(t *testing.T) {
 		t.Fatalf("%d receipts, want 4", rep.Receipts)
 	}
 }
+
+// TestPostgresBatchRoundTrips: a batch of decisions costs a fixed number
+// of round trips to the database whatever its size (issue 22: each
+// decision cost two, its entry and its decisions row, plus one per lock),
+// and what it stored reads back and verifies: entries in queue order,
+// one head per chain, each decision's row and signed entry, and the
+// denied and dry-run columns stored as SQLite stores them.
+func TestPostgresBatchRoundTrips(t *testing.T) {
+	s := openPG(t, pgtest.NewDatabase(t), t.TempDir())
+	ctx := context.Background()
+	if err := s.RecordDecision(ctx, newDecision("org.a", "allowed", 0)); err != nil {
+		t.Fatal(err)
+	}
+	st := stallNow(t, s)
+	const n = 32
+	ds := make([]DecisionRecord, n)
+	done := make([]<-chan error, n)
+	for i := range ds {
+		ds[i] = newDecision([]string{"org.a", "org.b"}[i%2], []string{"allowed", "denied", "dry"}[i%3], 1+i)
+		d := ds[i]
+		done[i] = async(func() error { return s.RecordDecision(ctx, d) })
+		waitQueued(t, s, i+1)
+	}
+	commits, rt := s.commits.Load(), pgsql.RoundTrips()
+	st.release(t)
+	for i := range ds {
+		if err := recv(t, done[i]); err != nil {
+			t.Fatalf("decision %d: %v", i, err)
+		}
+	}
+	if got := s.commits.Load() - commits; got != 2 {
+		t.Fatalf("the stall and %d queued decisions took %d commits, want 2", n, got)
+	}
+	// The stall's COMMIT, then BEGIN with the locks, the signing key and
+	// the heads of the 2 chains, then the batch's rows with COMMIT.
+	if got, want := pgsql.RoundTrips()-rt, int64(1+1+1); got != want {
+		t.Errorf("a batch of %d decisions on 2 chains took %d round trips, want %d", n, got, want)
+	}
+	for i, d := range ds {
+		got, err := s.Decision(ctx, d.DecisionID)
+		if err != nil {
+			t.Fatalf("decision %d: %v", i, err)
+		}
+		if got.TenantID != d.TenantID || got.Denied != d.Denied || got.DryRun != d.DryRun || got.DenyCode != d.DenyCode {
+			t.Errorf("decision %d reads back as %+v, recorded %+v", i, got, d)
+		}
+	}
+	for _, c := range []struct {
+		stream string
+		seq    int
+	}{{"org.a", 1 + n/2}, {"org.b", n / 2}} {
+		var seq, rows int
+		if err := s.r.QueryRow(`SELECT seq FROM entry_heads WHERE stream = ?`, c.stream).Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.r.QueryRow(`SELECT count(*) FROM decisions WHERE tenant_id = ? AND entry_seq IS NOT NULL AND decision = ''`, c.stream).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if seq != c.seq || rows != c.seq {
+			t.Errorf("chain %s: head at %d with %d decisions rows, want %d", c.stream, seq, rows, c.seq)
+		}
+	}
+	var order []string
+	rows, err := s.r.Query(`SELECT entry_id FROM entries WHERE seq > 1 OR stream = 'org.b' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		order = append(order, id)
+	}
+	rows.Close()
+	for i, d := range ds {
+		if i >= len(order) || order[i] != d.DecisionID {
+			t.Fatalf("entries inserted in the order %v, want the queue's", order)
+		}
+	}
+	rep := verifyOK(t, s, nil)
+	if rep.Decisions != n+1 {
+		t.Errorf("Verify read %d decisions, want %d", rep.Decisions, n+1)
+	}
+}
+
+// TestPostgresReceiptBatchRoundTrips: a batch of receipts costs a fixed
+// number of round trips (issue 22: one more per receipt), each stream
+// stays linear in queue order, and the heads move to the batch's last.
+func TestPostgresReceiptBatchRoundTrips(t *testing.T) {
+	s := openPG(t, pgtest.NewDatabase(t), t.TempDir())
+	ctx := context.Background()
+	first := appendN(t, s, "a", 1)[0]
+	st := stallNow(t, s)
+	const n = 16
+	rs := make([]*Receipt, n)
+	done := make([]<-chan error, n)
+	for i := range rs {
+		rs[i] = newReceipt([]string{"a", "b"}[i%2], 10+i)
+		r := rs[i]
+		done[i] = async(func() error { return s.Append(ctx, r) })
+		waitQueued(t, s, i+1)
+	}
+	rt := pgsql.RoundTrips()
+	st.release(t)
+	for i := range rs {
+		if err := recv(t, done[i]); err != nil {
+			t.Fatalf("receipt %d: %v", i, err)
+		}
+	}
+	// The stall's COMMIT, then BEGIN with the locks, the signing key and
+	// the heads of the 2 streams, then the batch's rows with COMMIT.
+	if got, want := pgsql.RoundTrips()-rt, int64(1+1+1); got != want {
+		t.Errorf("a batch of %d receipts on 2 streams took %d round trips, want %d", n, got, want)
+	}
+	prev := map[string]*Receipt{"a": first}
+	for i, r := range rs {
+		p := prev[r.TenantID]
+		wantSeq, wantPrev := uint64(1), ""
+		if p != nil {
+			wantSeq, wantPrev = p.Sequence+1, p.ReceiptHash
+		}
+		if r.Sequence != wantSeq || r.PrevReceiptHash != wantPrev {
+			t.Errorf("receipt %d of %s: seq %d prev %q, want %d %q", i, r.TenantID, r.Sequence, r.PrevReceiptHash, wantSeq, wantPrev)
+		}
+		prev[r.TenantID] = r
+		got, err := s.Receipt(ctx, r.ReceiptID)
+		if err != nil || got.ReceiptHash != r.ReceiptHash {
+			t.Fatalf("receipt %d reads back as %+v, %v", i, got, err)
+		}
+	}
+	for tenant, last := range prev {
+		var seq int
+		var id string
+		if err := s.r.QueryRow(`SELECT seq, receipt_id FROM stream_heads WHERE tenant_id = ?`, tenant).Scan(&seq, &id); err != nil {
+			t.Fatal(err)
+		}
+		if uint64(seq) != last.Sequence || id != last.ReceiptID {
+			t.Errorf("stream %s: head at %d %s, want %d %s", tenant, seq, id, last.Sequence, last.ReceiptID)
+		}
+	}
+	verifyOK(t, s, nil)
+}
+
+// TestPostgresBatchFailingRowFailsAlone: a row the database refuses when
+// the batch's rows are inserted together (here a decision id used twice)
+// fails its own write only; the batch runs again write by write and the
+// others commit.
+func TestPostgresBatchFailingRowFailsAlone(t *testing.T) {
+	s := openPG(t, pgtest.NewDatabase(t), t.TempDir())
+	ctx := context.Background()
+	dup := newDecision("org.a", "allowed", 0)
+	if err := s.RecordDecision(ctx, dup); err != nil {
+		t.Fatal(err)
+	}
+	st := stallNow(t, s)
+	ds := []DecisionRecord{newDecision("org.a", "allowed", 1), dup, newDecision("org.a", "denied", 2)}
+	ds[1].CorrelationID = "again"
+	done := make([]<-chan error, len(ds))
+	for i := range ds {
+		d := ds[i]
+		done[i] = async(func() error { return s.RecordDecision(ctx, d) })
+		waitQueued(t, s, i+1)
+	}
+	rc := newReceipt("a", 1)
+	rcDone := async(func() error { return s.Append(ctx, rc) })
+	waitQueued(t, s, len(ds)+1)
+	st.release(t)
+	for i := range ds {
+		err := recv(t, done[i])
+		if (i == 1) != (err != nil) {
+			t.Errorf("decision %d: %v", i, err)
+		}
+	}
+	if err := recv(t, rcDone); err != nil {
+		t.Errorf("receipt: %v", err)
+	}
+	rep := verifyOK(t, s, nil)
+	if rep.Decisions != 3 || rep.Receipts != 1 {
+		t.Errorf("Verify read %d decisions and %d receipts, want 3 and 1", rep.Decisions, rep.Receipts)
+	}
+}

@@ -400,6 +400,8 @@ func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
 	var head string
 	if t, ok := s.tails.receipts[c.TenantID]; ok && s.tails.on {
 		seq, head = t.seq, t.hash
+	} else if h, ok := s.tails.head("r:" + c.TenantID); ok {
+		seq, head = h.seq, h.hash
 	} else if err := s.queryRowTx(tx, qStreamHead, c.TenantID).Scan(&seq, &head); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s.wrap("append", err)
 	}
@@ -417,7 +419,12 @@ func (s *SQLite) link(tx *sql.Tx, c *Receipt) error {
 	if c.PrevReceiptHash != "" {
 		prev = c.PrevReceiptHash
 	}
-	if err := s.execTx(tx, qInsertReceipt,
+	if s.pg && s.tails.on {
+		// Inserted with the batch's other rows, in one statement
+		// (flushEntriesPG); a UNIQUE failure there sends the batch to
+		// the savepoint path, which inserts it here and reports it.
+		s.tails.receiptRows = append(s.tails.receiptRows, receiptInsert{c: *c, prev: prev, body: string(body)})
+	} else if err := s.execTx(tx, qInsertReceipt,
 		c.TenantID, int64(c.Sequence), c.ReceiptID, c.CorrelationID, c.WorkerID, c.DispatchedAt.Format(wcp.TimeLayout),
 		prev, c.ReceiptHash, c.SigningKeyID, c.Signature, string(body)); err != nil {
 		// UNIQUE(tenant_id, seq) failing means the head row no longer

@@ -141,13 +141,16 @@ func start() (*Server, error) {
 	}
 	// Unix socket only; fsync off: a test cluster never survives a crash
 	// of its machine (the Hall's durability tests kill hall, not Postgres).
-	s.opts = fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -c fsync=off -c full_page_writes=off -c max_connections=200", s.SocketDir)
+	s.opts = fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s%s -c max_connections=200", s.SocketDir, noSync)
 	if out, err := s.run("pg_ctl", "-D", data, "-o", s.opts, "-l", filepath.Join(s.Dir, "log"), "-w", "-s", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.Dir, "log"))
 		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
 	}
 	return s, nil
 }
+
+// noSync are the server options of a test cluster that Durable removes.
+const noSync = " -c fsync=off -c full_page_writes=off"
 
 // run runs a PostgreSQL binary as the server's user.
 func (s *Server) run(name string, args ...string) ([]byte, error) {
@@ -195,6 +198,30 @@ func (s *Server) Restart() error {
 	}
 	return nil
 }
+
+// Durable restarts the shared server with fsync and full_page_writes on
+// (PostgreSQL's defaults; the tests run without them) for the rest of the
+// test binary, so that a COMMIT waits for the disk as SQLite's FULL
+// synchronous commits do: benchmarks that set PostgreSQL beside SQLite
+// call it before opening anything. Connections open at the time end.
+func Durable(t testing.TB) {
+	t.Helper()
+	s := Start(t)
+	durableMu.Lock()
+	defer durableMu.Unlock()
+	if !strings.Contains(s.opts, noSync) {
+		return
+	}
+	if err := s.Pause(); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	s.opts = strings.Replace(s.opts, noSync, "", 1)
+	if err := s.Resume(); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+var durableMu sync.Mutex
 
 // DSN is the keyword/value connection string of database name.
 func (s *Server) DSN(name string) string {

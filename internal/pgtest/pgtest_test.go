@@ -40,3 +40,36 @@ func TestNewDatabaseIsFreshAndPrivate(t *testing.T) {
 		t.Fatalf("a fresh database has table x of another test")
 	}
 }
+
+// TestDurable: after Durable the server commits to disk (fsync and
+// full_page_writes on, synchronous_commit on), and databases made before
+// it are still there.
+func TestDurable(t *testing.T) {
+	ctx := context.Background()
+	before := pgtest.NewDatabase(t)
+	show := func(dsn, name string) string {
+		t.Helper()
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var v string
+		if err := db.QueryRowContext(ctx, "SHOW "+name).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := show(before, "fsync"); got != "off" {
+		// -count above 1: Durable ran in this binary already.
+		t.Logf("fsync is %s before Durable", got)
+	}
+	pgtest.Durable(t)
+	pgtest.Durable(t) // once is enough; again changes nothing
+	for _, name := range []string{"fsync", "full_page_writes", "synchronous_commit"} {
+		if got := show(before, name); got != "on" {
+			t.Errorf("%s is %s after Durable, want on", name, got)
+		}
+	}
+	show(pgtest.NewDatabase(t), "fsync")
+}

@@ -108,27 +108,22 @@ func outcomeOf(dec *wcp.RouteDecision) string {
 	return "allow"
 }
 
-// endRun ends the span of a Run with what the dispatch came to, in one
-// SetAttributes call.
-func endRun(span trace.Span, res *RunResult, err error) {
+// endRun describes on span what a dispatch came to (hall.outcome, and
+// error.type with an error status when it failed), in one SetAttributes
+// call, and ends span when the run owns it (a hall.run or hall.hop span;
+// not the request's span it adopted, which its maker ends). The
+// decision's facts are on hall.decide, the worker's on
+// hall.sandbox.call, the receipt's id on hall.evidence.commit: each
+// attribute once per dispatch.
+func endRun(span trace.Span, res *RunResult, err error, own bool) {
 	if !span.IsRecording() {
 		return
 	}
-	var buf [8]attribute.KeyValue
+	var buf [2]attribute.KeyValue
 	kv := buf[:0]
 	errType := ""
 	if res != nil {
-		// The decision's own attributes are on hall.decide; the run names
-		// it, and what came of it.
-		d := &res.Decision
-		outcome := outcomeOf(d)
-		if d.Denied && d.DenyReason != nil {
-			kv = append(kv, tracing.DenyCode.String(string(d.DenyReason.Code)))
-		}
-		kv = append(kv, tracing.DecisionID.String(d.DecisionID.String()))
-		if res.WorkerID != "" {
-			kv = append(kv, tracing.WorkerID.String(res.WorkerID))
-		}
+		outcome := outcomeOf(&res.Decision)
 		if res.Ran {
 			outcome = res.Outcome
 			if res.Outcome != "ok" {
@@ -136,9 +131,6 @@ func endRun(span trace.Span, res *RunResult, err error) {
 			}
 		}
 		kv = append(kv, tracing.Outcome.String(outcome))
-		if res.ReceiptID != "" {
-			kv = append(kv, tracing.ReceiptID.String(res.ReceiptID))
-		}
 	}
 	if err != nil {
 		errType = errorCode(err)
@@ -148,7 +140,9 @@ func endRun(span trace.Span, res *RunResult, err error) {
 		kv = append(kv, tracing.ErrorType.String(errType))
 	}
 	span.SetAttributes(kv...)
-	span.End()
+	if own {
+		span.End()
+	}
 }
 
 // errorCode is the stable code of a Hall error for error.type (never its
@@ -221,10 +215,11 @@ func policySpans(ctx context.Context, tracer trace.Tracer, span trace.Span, set 
 }
 
 // admissionSpan records the wait of a dispatch that queued for its slot,
-// from began to now: a "hall.admission" span naming the tenant, an error
-// when the wait ended without a slot (DENY_SATURATED, the Hall closing).
-func admissionSpan(ctx context.Context, tracer trace.Tracer, tenant string, began time.Time, err error) {
-	kv := []attribute.KeyValue{tracing.TenantID.String(tenant), tracing.QueueWaitMS.Float64(float64(time.Since(began).Microseconds()) / 1000)}
+// from began to now: a "hall.admission" span with its length in
+// milliseconds (the tenant that waited is hall.decide's), an error when
+// the wait ended without a slot (DENY_SATURATED, the Hall closing).
+func admissionSpan(ctx context.Context, tracer trace.Tracer, began time.Time, err error) {
+	kv := []attribute.KeyValue{tracing.QueueWaitMS.Float64(float64(time.Since(began).Microseconds()) / 1000)}
 	if err != nil {
 		kv = append(kv, tracing.ErrorType.String(errorCode(err)))
 	}
@@ -235,17 +230,15 @@ func admissionSpan(ctx context.Context, tracer trace.Tracer, tenant string, bega
 	span.End()
 }
 
-// endCommit ends an evidence commit's span, naming what it committed.
-func endCommit(span trace.Span, decisionID, receiptID string, err error) {
+// endCommit ends an evidence commit's span, naming the receipt it
+// committed, if any (the decision's id is on hall.decide).
+func endCommit(span trace.Span, receiptID string, err error) {
 	if !span.IsRecording() {
 		span.End()
 		return
 	}
-	var buf [3]attribute.KeyValue
+	var buf [2]attribute.KeyValue
 	kv := buf[:0]
-	if decisionID != "" {
-		kv = append(kv, tracing.DecisionID.String(decisionID))
-	}
 	if receiptID != "" {
 		kv = append(kv, tracing.ReceiptID.String(receiptID))
 	}

@@ -97,3 +97,29 @@ const (
 	GenAIToolName  = attribute.Key("gen_ai.tool.name")
 	GenAIOperation = attribute.Key("gen_ai.operation.name")
 )
+
+// runSpanKey marks, in a context, the span a Run directly under it makes
+// its own (AdoptRun).
+type runSpanKey struct{}
+
+// AdoptRun returns ctx marked so that a Run called with it (or with a
+// context derived from it without a span of its own) puts its attributes
+// on span, the Hall's own span of the request that carries the Run (the
+// HTTP server span of POST /wcp/run, an MCP tools/call span), instead of
+// making a "hall.run" span of its own: one span fewer per dispatch, and
+// the request's span names what the dispatch came to. span must be ctx's
+// span; the caller that started it ends it.
+func AdoptRun(ctx context.Context, span trace.Span) context.Context {
+	return context.WithValue(ctx, runSpanKey{}, span)
+}
+
+// RunSpan is the span AdoptRun marked in ctx, when it is still ctx's span
+// (no span was started under it since) and records; ok is false otherwise,
+// and the Run makes a span of its own.
+func RunSpan(ctx context.Context) (span trace.Span, ok bool) {
+	s, _ := ctx.Value(runSpanKey{}).(trace.Span)
+	if s == nil || !s.IsRecording() || s.SpanContext().SpanID() != trace.SpanContextFromContext(ctx).SpanID() {
+		return nil, false
+	}
+	return s, true
+}

@@ -68,7 +68,9 @@ func (s *Server) startToolSpan(ctx context.Context, name string, req *sdk.CallTo
 			span.SetAttributes(tracing.MCPSession.String(id))
 		}
 	}
-	return ctx, span
+	// The call's Run puts its attributes on this span rather than a
+	// hall.run span of its own.
+	return tracing.AdoptRun(ctx, span), span
 }
 
 // endToolSpan ends a tools/call span with the result's status: a result
@@ -76,10 +78,11 @@ func (s *Server) startToolSpan(ctx context.Context, name string, req *sdk.CallTo
 func endToolSpan(span trace.Span, r *sdk.CallToolResult) {
 	if span.IsRecording() && r != nil {
 		if m := r.Meta; m != nil {
-			for _, k := range []string{"decision_id", "receipt_id", "deny_code", "outcome", "status"} {
-				if v, ok := m[k].(string); ok && v != "" {
-					span.SetAttributes(attribute.String("hall."+k, v))
-				}
+			// Only what no other span of the call names: the Run put
+			// hall.outcome here, the decision's id and deny code are on
+			// hall.decide, the receipt's id on hall.evidence.commit.
+			if v, ok := m["status"].(string); ok && v != "" {
+				span.SetAttributes(attribute.String("hall.status", v))
 			}
 		}
 		if r.IsError {

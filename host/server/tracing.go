@@ -33,7 +33,9 @@ func traceRequests(tp trace.TracerProvider) func(http.Handler) http.Handler {
 			ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 			defer span.End()
 			sw := &statusWriter{ResponseWriter: w}
-			next.ServeHTTP(sw, r.WithContext(ctx))
+			// A Run under this request puts its attributes on this
+			// span rather than a hall.run span of its own.
+			next.ServeHTTP(sw, r.WithContext(tracing.AdoptRun(ctx, span)))
 			route := ""
 			if rc := chi.RouteContext(r.Context()); rc != nil {
 				route = rc.RoutePattern()

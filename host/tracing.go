@@ -191,7 +191,7 @@ func (m *heldSpans) get(id string) (trace.SpanContext, bool) {
 }
 
 // policySpans describes a policy set's evaluation on span (hall.policies:
-// the set's digest, the deciding policy and the outcome) and makes each
+// the set's digest and the outcome) and makes each
 // policy the evaluation reached a "hall.policy" child span with its id,
 // its declared effect and what it answered (policy.Step), never the facts
 // it was asked. The applicable policies run as one CEL program
@@ -199,7 +199,9 @@ func (m *heldSpans) get(id string) (trace.SpanContext, bool) {
 // policy), so each policy's span covers that one evaluation: its result,
 // not its duration, is its own.
 func policySpans(ctx context.Context, tracer trace.Tracer, span trace.Span, set *policy.Set, res policy.Result, gated bool, from, to time.Time) {
-	span.SetAttributes(attribute.String("hall.policy_set", set.Digest()), tracing.PolicyID.String(res.Policy), tracing.PolicyEffect.String(string(res.Outcome)))
+	// The deciding policy is the hall.policy child whose result is
+	// match: its id is there, not repeated here.
+	span.SetAttributes(attribute.String("hall.policy_set", set.Digest()), tracing.PolicyEffect.String(string(res.Outcome)))
 	for st := range set.Steps(res, gated) {
 		kv := []attribute.KeyValue{tracing.PolicyID.String(st.ID), tracing.PolicyEffect.String(string(st.Effect)), tracing.PolicyResult.String(string(st.Result))}
 		failed := st.Result == policy.StepError || st.Result == policy.StepCostExceeded

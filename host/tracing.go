@@ -18,10 +18,13 @@ import (
 )
 
 // Tracing (docs/OBSERVABILITY.md). A Hall traces only when
-// Options.TracerProvider is set; then each Run is a "hall.run" span with
-// children "hall.decide" (and "hall.policy" under it), "hall.admission",
-// "hall.sandbox.call" (and one "hall.egress" client span per HTTP
-// exchange of the guest) and "hall.evidence.commit". Off, h.tracer is nil
+// Options.TracerProvider is set; then each Run is a "hall.run" span (or,
+// under the span host/server or host/mcp made for the request that
+// carries it, that span: tracing.AdoptRun) with children "hall.decide"
+// (and "hall.policies" under it), "hall.admission", "hall.sandbox.call"
+// (and one "hall.egress" client span per HTTP exchange of the guest, one
+// "hall.hop" per sub-dispatch) and "hall.evidence.commit", each
+// attribute on one of them only. Off, h.tracer is nil
 // and every span helper is a nil check (BenchmarkHallDecide's allocations
 // are those of a Hall without tracing).
 //

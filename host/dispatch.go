@@ -566,9 +566,11 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	// tools/call), the run's attributes go on that span; otherwise (hall
 	// run, an embedder) the run is a "hall.run" span of its own.
 	var span trace.Span = noop.Span{}
-	adopted := false
+	var adopted *tracing.Adopted
 	if h.tracer != nil {
-		if span, adopted = tracing.RunSpan(ctx); !adopted {
+		if a, ok := tracing.RunSpan(ctx); ok {
+			adopted, span = a, a.Span
+		} else {
 			ctx, span = h.startSpan(ctx, "hall.run")
 		}
 	}
@@ -581,7 +583,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		}
 	}
 	res, err := h.runRoot(ctx, req)
-	endRun(span, res, err, !adopted)
+	endRun(span, res, err, adopted)
 	return res, err
 }
 

@@ -113,12 +113,13 @@ func outcomeOf(dec *wcp.RouteDecision) string {
 
 // endRun describes on span what a dispatch came to (hall.outcome, and
 // error.type with an error status when it failed), in one SetAttributes
-// call, and ends span when the run owns it (a hall.run or hall.hop span;
-// not the request's span it adopted, which its maker ends). The
+// call, and ends it: a hall.run or hall.hop span. A request's span the
+// run adopted (adopted not nil) gets the status now and the attributes
+// through adopted, set and ended by its maker with its own. The
 // decision's facts are on hall.decide, the worker's on
 // hall.sandbox.call, the receipt's id on hall.evidence.commit: each
 // attribute once per dispatch.
-func endRun(span trace.Span, res *RunResult, err error, own bool) {
+func endRun(span trace.Span, res *RunResult, err error, adopted *tracing.Adopted) {
 	if !span.IsRecording() {
 		return
 	}
@@ -142,10 +143,12 @@ func endRun(span trace.Span, res *RunResult, err error, own bool) {
 		span.SetStatus(codes.Error, errType)
 		kv = append(kv, tracing.ErrorType.String(errType))
 	}
-	span.SetAttributes(kv...)
-	if own {
-		span.End()
+	if adopted != nil {
+		adopted.Add(kv...)
+		return
 	}
+	span.SetAttributes(kv...)
+	span.End()
 }
 
 // errorCode is the stable code of a Hall error for error.type (never its

@@ -226,7 +226,10 @@ func TestTracingRunAdoptsRequestSpan(t *testing.T) {
 	h, rec := tracedHall(t)
 	tracer := tracing.Tracer(h.TracerProvider())
 	ctx, req := tracer.Start(context.Background(), "POST /wcp/run", trace.WithSpanKind(trace.SpanKindServer))
-	res, err := h.Run(tracing.AdoptRun(ctx, req), host.RunRequest{Input: input(t, "cap.test.logger", "org.acme"), Payload: []byte("x")})
+	adopted := &tracing.Adopted{Span: req}
+	res, err := h.Run(tracing.AdoptRun(ctx, adopted), host.RunRequest{Input: input(t, "cap.test.logger", "org.acme"), Payload: []byte("x")})
+	// The span's maker sets what the run left with its own attributes.
+	req.SetAttributes(adopted.AppendTo(nil)...)
 	req.End()
 	if err != nil || res.Outcome != "ok" {
 		t.Fatalf("run: %v %+v", err, res)
@@ -247,7 +250,7 @@ func TestTracingRunAdoptsRequestSpan(t *testing.T) {
 	onceEach(t, spans)
 
 	ctx, req = tracer.Start(context.Background(), "POST /wcp/run", trace.WithSpanKind(trace.SpanKindServer))
-	inner, between := tracer.Start(tracing.AdoptRun(ctx, req), "between")
+	inner, between := tracer.Start(tracing.AdoptRun(ctx, &tracing.Adopted{Span: req}), "between")
 	res, err = h.Run(inner, host.RunRequest{Input: input(t, "cap.test.logger", "org.acme"), Payload: []byte("x")})
 	between.End()
 	req.End()

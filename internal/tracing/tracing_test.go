@@ -70,10 +70,15 @@ func TestRunSpan(t *testing.T) {
 	}
 	remote := Extract(context.Background(), propagation.MapCarrier{"traceparent": parent})
 	off := trace.SpanFromContext(remote) // a remote parent: records nothing
-	if _, ok := RunSpan(AdoptRun(remote, off)); ok {
+	if _, ok := RunSpan(AdoptRun(remote, &Adopted{Span: off})); ok {
 		t.Error("RunSpan of a span that does not record")
 	}
-	if _, ok := RunSpan(AdoptRun(context.Background(), nil)); ok {
+	if _, ok := RunSpan(AdoptRun(context.Background(), &Adopted{})); ok {
 		t.Error("RunSpan of a nil span")
+	}
+	var a Adopted
+	a.Add(Outcome.String("ok"), ErrorType.String("X"), ReceiptID.String("r"), WorkerID.String("dropped"))
+	if got := a.AppendTo(nil, ErrorType); len(got) != 2 || got[0].Key != Outcome || got[1].Key != ReceiptID {
+		t.Errorf("AppendTo: %v", got)
 	}
 }

@@ -91,7 +91,7 @@ bench:
 	$(call bench_step,12-sdk,-bench . -benchmem ./sdk/)
 	@# Tracing on (always-on sampler, OTLP/HTTP to a local receiver) against
 	@# off, alternated in rounds, 32 connections: 2,000 requests each.
-	$(call bench_step,13-tracing,-bench BenchmarkTracingOverhead -benchtime 2000x ./host/server/)
+	$(call bench_step,13-tracing,-bench 'BenchmarkTracingOverhead|BenchmarkSpanExport' -benchtime 2000x ./host/server/ ./internal/tracing/)
 	@# One hop (hall_invoke) against a direct Hall.Run of the same worker, alternated.
 	$(call bench_step,14-chain,-bench BenchmarkChainHop -benchtime 1000x ./host/)
 	@# Postgres beside SQLite (issue 22), fsync on both: route/run at c=32, once and alternated

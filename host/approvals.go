@@ -312,7 +312,7 @@ func (h *Hall) recordDecisionUsing(ctx context.Context, s *snapshot, dec *wcp.Ro
 	ectx, cancel := evidenceContext(ctx)
 	defer cancel()
 	ectx, span := h.startSpan(ectx, "hall.evidence.commit")
-	defer func() { endCommit(span, decisionID, "", err) }()
+	defer func() { endCommit(span, "", err) }()
 	err = st.RecordDecisionUsing(ectx, d, ledger.ApprovalUpdate{
 		ID: id, From: approval.Approved, To: approval.Used, Kind: ChangeApprovalUsed, Actor: "tenant:" + call.use.TenantID, Now: time.Now(),
 		Apply: func(a *approval.Approval) {

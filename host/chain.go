@@ -299,7 +299,7 @@ func (h *Hall) invoke(ctx context.Context, f *frame, capability string, input []
 	// call, over its own decision, sandbox call and evidence commit.
 	hctx, span := h.startSpan(hctx, "hall.hop")
 	res, err := h.run(hctx, RunRequest{Input: in, Payload: input, Timeout: timeout}, f)
-	endRun(span, res, err)
+	endRun(span, res, err, nil)
 	switch {
 	case err != nil:
 		// A failure of the Hall (the hop's evidence could not be

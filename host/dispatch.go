@@ -15,6 +15,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wcphall/hall/host/wcp"
 	"github.com/wcphall/hall/internal/artifact"
@@ -561,7 +562,18 @@ func evidenceContext(ctx context.Context) (context.Context, context.CancelFunc) 
 //     default: call extism.SetLogLevel(extism.LogLevelInfo) once at start
 //     (the hall CLI does). The Hall never changes it.
 func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
-	ctx, span := h.startSpan(ctx, "hall.run")
+	// Under the Hall's own span of the request (POST /wcp/run, an MCP
+	// tools/call), the run's attributes go on that span; otherwise (hall
+	// run, an embedder) the run is a "hall.run" span of its own.
+	var span trace.Span = noop.Span{}
+	var adopted *tracing.Adopted
+	if h.tracer != nil {
+		if a, ok := tracing.RunSpan(ctx); ok {
+			adopted, span = a, a.Span
+		} else {
+			ctx, span = h.startSpan(ctx, "hall.run")
+		}
+	}
 	if span.IsRecording() && req.ApprovalID != "" {
 		// The call a human approval resumes links to the call that was
 		// held for it, when this process held it.
@@ -571,7 +583,7 @@ func (h *Hall) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		}
 	}
 	res, err := h.runRoot(ctx, req)
-	endRun(span, res, err)
+	endRun(span, res, err, adopted)
 	return res, err
 }
 
@@ -680,7 +692,7 @@ func (h *Hall) run(ctx context.Context, req RunRequest, parent *frame) (*RunResu
 			// The wait for a slot is a span when there was one: a
 			// dispatch admitted at once makes none (a sixth of what
 			// tracing a dispatch costs, for a span of no length).
-			admissionSpan(ctx, h.tracer, req.Input.TenantID, slotWait, err)
+			admissionSpan(ctx, h.tracer, slotWait, err)
 		}
 		cancelWait()
 		if err != nil {
@@ -833,11 +845,7 @@ func (h *Hall) appendReceipt(ctx context.Context, store ledger.Store, res *RunRe
 	ectx, span := h.startSpan(ectx, "hall.evidence.commit")
 	r := receipt(res, plan, payload, started)
 	err := store.Append(ectx, r)
-	if span.IsRecording() { // the decision id's string costs an allocation
-		endCommit(span, res.Decision.DecisionID.String(), r.ReceiptID, err)
-	} else {
-		span.End()
-	}
+	endCommit(span, r.ReceiptID, err)
 	if err != nil {
 		res.Output = nil
 		return fmt.Errorf("the worker ran but its evidence receipt could not be committed, so its output is withheld: %w", err)

@@ -103,7 +103,7 @@ func (h *Hall) recordDecisionJSON(ctx context.Context, s *snapshot, dec *wcp.Rou
 	defer cancel()
 	ctx, span := h.startSpan(ctx, "hall.evidence.commit")
 	err = store.RecordDecision(ctx, d)
-	endCommit(span, d.DecisionID, "", err)
+	endCommit(span, "", err)
 	if err != nil {
 		return nil, fmt.Errorf("recording decision %s in the evidence ledger: %w", dec.DecisionID, err)
 	}
@@ -151,7 +151,7 @@ func (h *Hall) recordDispatch(ctx context.Context, store dispatchRecorder, res *
 	ectx, span := h.startSpan(ectx, "hall.evidence.commit")
 	r := receipt(res, plan, payload, started)
 	err = store.RecordDispatch(ectx, d, res.Events, r)
-	defer func() { endCommit(span, d.DecisionID, r.ReceiptID, err) }()
+	defer func() { endCommit(span, r.ReceiptID, err) }()
 	if err != nil && len(res.Events) > 0 && errors.Is(err, ledger.ErrInvalid) {
 		// A worker's malformed event does not cost its evidence: logged,
 		// as with a decision recorded first, and recorded without it.

@@ -18,10 +18,13 @@ import (
 )
 
 // Tracing (docs/OBSERVABILITY.md). A Hall traces only when
-// Options.TracerProvider is set; then each Run is a "hall.run" span with
-// children "hall.decide" (and "hall.policy" under it), "hall.admission",
-// "hall.sandbox.call" (and one "hall.egress" client span per HTTP
-// exchange of the guest) and "hall.evidence.commit". Off, h.tracer is nil
+// Options.TracerProvider is set; then each Run is a "hall.run" span (or,
+// under the span host/server or host/mcp made for the request that
+// carries it, that span: tracing.AdoptRun) with children "hall.decide"
+// (and "hall.policies" under it), "hall.admission", "hall.sandbox.call"
+// (and one "hall.egress" client span per HTTP exchange of the guest, one
+// "hall.hop" per sub-dispatch) and "hall.evidence.commit", each
+// attribute on one of them only. Off, h.tracer is nil
 // and every span helper is a nil check (BenchmarkHallDecide's allocations
 // are those of a Hall without tracing).
 //
@@ -108,27 +111,23 @@ func outcomeOf(dec *wcp.RouteDecision) string {
 	return "allow"
 }
 
-// endRun ends the span of a Run with what the dispatch came to, in one
-// SetAttributes call.
-func endRun(span trace.Span, res *RunResult, err error) {
+// endRun describes on span what a dispatch came to (hall.outcome, and
+// error.type with an error status when it failed), in one SetAttributes
+// call, and ends it: a hall.run or hall.hop span. A request's span the
+// run adopted (adopted not nil) gets the status now and the attributes
+// through adopted, set and ended by its maker with its own. The
+// decision's facts are on hall.decide, the worker's on
+// hall.sandbox.call, the receipt's id on hall.evidence.commit: each
+// attribute once per dispatch.
+func endRun(span trace.Span, res *RunResult, err error, adopted *tracing.Adopted) {
 	if !span.IsRecording() {
 		return
 	}
-	var buf [8]attribute.KeyValue
+	var buf [2]attribute.KeyValue
 	kv := buf[:0]
 	errType := ""
 	if res != nil {
-		// The decision's own attributes are on hall.decide; the run names
-		// it, and what came of it.
-		d := &res.Decision
-		outcome := outcomeOf(d)
-		if d.Denied && d.DenyReason != nil {
-			kv = append(kv, tracing.DenyCode.String(string(d.DenyReason.Code)))
-		}
-		kv = append(kv, tracing.DecisionID.String(d.DecisionID.String()))
-		if res.WorkerID != "" {
-			kv = append(kv, tracing.WorkerID.String(res.WorkerID))
-		}
+		outcome := outcomeOf(&res.Decision)
 		if res.Ran {
 			outcome = res.Outcome
 			if res.Outcome != "ok" {
@@ -136,9 +135,6 @@ func endRun(span trace.Span, res *RunResult, err error) {
 			}
 		}
 		kv = append(kv, tracing.Outcome.String(outcome))
-		if res.ReceiptID != "" {
-			kv = append(kv, tracing.ReceiptID.String(res.ReceiptID))
-		}
 	}
 	if err != nil {
 		errType = errorCode(err)
@@ -146,6 +142,10 @@ func endRun(span trace.Span, res *RunResult, err error) {
 	if errType != "" {
 		span.SetStatus(codes.Error, errType)
 		kv = append(kv, tracing.ErrorType.String(errType))
+	}
+	if adopted != nil {
+		adopted.Add(kv...)
+		return
 	}
 	span.SetAttributes(kv...)
 	span.End()
@@ -197,7 +197,7 @@ func (m *heldSpans) get(id string) (trace.SpanContext, bool) {
 }
 
 // policySpans describes a policy set's evaluation on span (hall.policies:
-// the set's digest, the deciding policy and the outcome) and makes each
+// the set's digest and the outcome) and makes each
 // policy the evaluation reached a "hall.policy" child span with its id,
 // its declared effect and what it answered (policy.Step), never the facts
 // it was asked. The applicable policies run as one CEL program
@@ -205,7 +205,9 @@ func (m *heldSpans) get(id string) (trace.SpanContext, bool) {
 // policy), so each policy's span covers that one evaluation: its result,
 // not its duration, is its own.
 func policySpans(ctx context.Context, tracer trace.Tracer, span trace.Span, set *policy.Set, res policy.Result, gated bool, from, to time.Time) {
-	span.SetAttributes(attribute.String("hall.policy_set", set.Digest()), tracing.PolicyID.String(res.Policy), tracing.PolicyEffect.String(string(res.Outcome)))
+	// The deciding policy is the hall.policy child whose result is
+	// match: its id is there, not repeated here.
+	span.SetAttributes(attribute.String("hall.policy_set", set.Digest()), tracing.PolicyEffect.String(string(res.Outcome)))
 	for st := range set.Steps(res, gated) {
 		kv := []attribute.KeyValue{tracing.PolicyID.String(st.ID), tracing.PolicyEffect.String(string(st.Effect)), tracing.PolicyResult.String(string(st.Result))}
 		failed := st.Result == policy.StepError || st.Result == policy.StepCostExceeded
@@ -221,10 +223,11 @@ func policySpans(ctx context.Context, tracer trace.Tracer, span trace.Span, set 
 }
 
 // admissionSpan records the wait of a dispatch that queued for its slot,
-// from began to now: a "hall.admission" span naming the tenant, an error
-// when the wait ended without a slot (DENY_SATURATED, the Hall closing).
-func admissionSpan(ctx context.Context, tracer trace.Tracer, tenant string, began time.Time, err error) {
-	kv := []attribute.KeyValue{tracing.TenantID.String(tenant), tracing.QueueWaitMS.Float64(float64(time.Since(began).Microseconds()) / 1000)}
+// from began to now: a "hall.admission" span with its length in
+// milliseconds (the tenant that waited is hall.decide's), an error when
+// the wait ended without a slot (DENY_SATURATED, the Hall closing).
+func admissionSpan(ctx context.Context, tracer trace.Tracer, began time.Time, err error) {
+	kv := []attribute.KeyValue{tracing.QueueWaitMS.Float64(float64(time.Since(began).Microseconds()) / 1000)}
 	if err != nil {
 		kv = append(kv, tracing.ErrorType.String(errorCode(err)))
 	}
@@ -235,17 +238,15 @@ func admissionSpan(ctx context.Context, tracer trace.Tracer, tenant string, bega
 	span.End()
 }
 
-// endCommit ends an evidence commit's span, naming what it committed.
-func endCommit(span trace.Span, decisionID, receiptID string, err error) {
+// endCommit ends an evidence commit's span, naming the receipt it
+// committed, if any (the decision's id is on hall.decide).
+func endCommit(span trace.Span, receiptID string, err error) {
 	if !span.IsRecording() {
 		span.End()
 		return
 	}
-	var buf [3]attribute.KeyValue
+	var buf [2]attribute.KeyValue
 	kv := buf[:0]
-	if decisionID != "" {
-		kv = append(kv, tracing.DecisionID.String(decisionID))
-	}
 	if receiptID != "" {
 		kv = append(kv, tracing.ReceiptID.String(receiptID))
 	}

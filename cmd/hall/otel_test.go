@@ -454,13 +454,15 @@ func TestTracingCollector(t *testing.T) {
 		}
 		wantAttr(t, srv, "http.route", "/wcp/run")
 		wantAttr(t, srv, "http.response.status_code", "200")
-		run := tr.childOf(t, "hall.run", srv)
-		wantAttr(t, run, "hall.receipt_id", receiptID)
+		// The server span is the dispatch's: no hall.run under it.
+		run := srv
 		wantAttr(t, run, "hall.outcome", "ok")
 		dec := tr.childOf(t, "hall.decide", run)
 		wantAttr(t, dec, "hall.rule_id", "rr_summarize")
 		wantAttr(t, dec, "hall.outcome", "allow")
-		wantAttr(t, dec, "hall.decision_id", run.attr("hall.decision_id"))
+		if dec.attr("hall.decision_id") == "" {
+			t.Errorf("hall.decide has no hall.decision_id: %v", dec.Attributes)
+		}
 		if tr.has("hall.admission") {
 			t.Errorf("a dispatch admitted at once has a hall.admission span: %s", tr.names())
 		}
@@ -471,23 +473,28 @@ func TestTracingCollector(t *testing.T) {
 		}
 		commit := tr.childOf(t, "hall.evidence.commit", run)
 		wantAttr(t, commit, "hall.receipt_id", receiptID)
+		tr.onceEach(t)
 	})
 	t.Run("denied", func(t *testing.T) {
 		tr := treeOf(spans, denyTrace)
-		srv := tr.one(t, "POST /wcp/run")
-		run := tr.childOf(t, "hall.run", srv)
+		run := tr.one(t, "POST /wcp/run")
+		wantAttr(t, run, "hall.outcome", "deny")
 		dec := tr.childOf(t, "hall.decide", run)
 		wantAttr(t, dec, "hall.outcome", "deny")
 		wantAttr(t, dec, "hall.deny_code", "DENY_NO_MATCHING_RULE")
 		tr.childOf(t, "hall.evidence.commit", run)
-		if tr.has("hall.sandbox.call") {
-			t.Errorf("a denied request has a sandbox call: %s", tr.names())
+		if tr.has("hall.sandbox.call") || tr.has("hall.run") {
+			t.Errorf("a denied request has a sandbox call or a hall.run: %s", tr.names())
 		}
+		tr.onceEach(t)
 	})
 	t.Run("limit-timeout", func(t *testing.T) {
 		tr := treeOf(spans, slowTrace)
-		run := tr.childOf(t, "hall.run", tr.one(t, "POST /wcp/run"))
+		run := tr.one(t, "POST /wcp/run")
 		wantAttr(t, run, "hall.outcome", "LIMIT_TIMEOUT")
+		if run.Status.Code != 2 {
+			t.Errorf("POST /wcp/run status %d, want error (2): the dispatch failed", run.Status.Code)
+		}
 		call := tr.childOf(t, "hall.sandbox.call", run)
 		wantAttr(t, call, "hall.outcome", "LIMIT_TIMEOUT")
 		wantAttr(t, call, "error.type", "LIMIT_TIMEOUT")
@@ -495,6 +502,7 @@ func TestTracingCollector(t *testing.T) {
 			t.Errorf("hall.sandbox.call status %d, want error (2)", call.Status.Code)
 		}
 		tr.childOf(t, "hall.evidence.commit", run)
+		tr.onceEach(t)
 	})
 	t.Run("mcp", func(t *testing.T) {
 		tr := treeOf(spans, mcpTrace)
@@ -511,13 +519,18 @@ func TestTracingCollector(t *testing.T) {
 		if len(tool.Links) != 1 || treeOf(spans, tool.Links[0].TraceID).byID[tool.Links[0].SpanID] == nil || treeOf(spans, tool.Links[0].TraceID).byID[tool.Links[0].SpanID].Name != "POST /mcp" {
 			t.Errorf("tools/call links %v: want the POST /mcp span that carried it", tool.Links)
 		}
-		run := tr.childOf(t, "hall.run", tool)
-		if run.attr("hall.receipt_id") == "" || tool.attr("hall.receipt_id") != run.attr("hall.receipt_id") {
-			t.Errorf("receipt ids: tools/call %q, hall.run %q", tool.attr("hall.receipt_id"), run.attr("hall.receipt_id"))
+		// The tools/call span is the dispatch's: no hall.run under it.
+		run := tool
+		wantAttr(t, run, "hall.outcome", "ok")
+		if tr.has("hall.run") {
+			t.Errorf("a hall.run under tools/call: %s", tr.names())
 		}
 		tr.childOf(t, "hall.decide", run)
 		tr.childOf(t, "hall.sandbox.call", run)
-		tr.childOf(t, "hall.evidence.commit", run)
+		if commit := tr.childOf(t, "hall.evidence.commit", run); commit.attr("hall.receipt_id") == "" {
+			t.Errorf("hall.evidence.commit under tools/call names no receipt: %v", commit.Attributes)
+		}
+		tr.onceEach(t)
 	})
 	if t.Failed() {
 		t.Logf("hall serve log:\n%s", logs.String())
@@ -550,7 +563,7 @@ func TestTracingCollectorGRPC(t *testing.T) {
 	if srv.service != "hall" {
 		t.Errorf("service.name %q, want the default hall", srv.service)
 	}
-	tr.childOf(t, "hall.decide", tr.childOf(t, "hall.run", srv))
+	tr.childOf(t, "hall.decide", srv)
 }
 
 // childNamed returns the one child of parent named name, failing the
@@ -572,17 +585,39 @@ func (tr *traceTree) childNamed(t *testing.T, parent *otlpSpan, name string) *ot
 	return found
 }
 
-// commitOf checks that one of parent's hall.evidence.commit children
-// committed receipt (a dispatch whose decision is committed before it
-// runs, as a chain's parent's is, has two commits).
-func (tr *traceTree) commitOf(t *testing.T, parent *otlpSpan, receipt string) {
+// receiptUnder is the receipt id that one of parent's
+// hall.evidence.commit children committed (a dispatch whose decision is
+// committed before it runs, as a chain's parent's is, has two commits),
+// failing the test when none names one.
+func (tr *traceTree) receiptUnder(t *testing.T, parent *otlpSpan) string {
 	t.Helper()
 	for _, s := range tr.spans {
-		if s.Name == "hall.evidence.commit" && s.ParentSpanID == parent.SpanID && s.attr("hall.receipt_id") == receipt && receipt != "" {
-			return
+		if r := s.attr("hall.receipt_id"); s.Name == "hall.evidence.commit" && s.ParentSpanID == parent.SpanID && r != "" {
+			return r
 		}
 	}
-	t.Errorf("no hall.evidence.commit of receipt %q under %s; the trace: %s", receipt, parent.Name, tr.names())
+	t.Errorf("no hall.evidence.commit of a receipt under %s; the trace: %s", parent.Name, tr.names())
+	return ""
+}
+
+// onceEach fails when an attribute is on more than one span of the
+// trace, a trace of one dispatch (docs/OBSERVABILITY.md: each fact on the
+// one span where it belongs): hall.outcome and error.type excepted, which
+// each span has of its own.
+func (tr *traceTree) onceEach(t *testing.T) {
+	t.Helper()
+	on := map[string]string{}
+	for _, s := range tr.spans {
+		for _, a := range s.Attributes {
+			if a.Key == "hall.outcome" || a.Key == "error.type" {
+				continue
+			}
+			if other, ok := on[a.Key]; ok {
+				t.Errorf("attribute %s is on both %s and %s", a.Key, other, s.Name)
+			}
+			on[a.Key] = s.Name
+		}
+	}
 }
 
 // TestTracingCollectorRunHopStdio: hall run traces as hall serve does
@@ -672,25 +707,24 @@ func TestTracingCollectorRunHopStdio(t *testing.T) {
 		if run.ParentSpanID != runParent || run.service != "hall-under-test" {
 			t.Errorf("hall.run: parent %s service %q, want TRACEPARENT's %s, hall-under-test", run.ParentSpanID, run.service, runParent)
 		}
-		wantAttr(t, run, "hall.worker_id", "org.acme.caller")
 		wantAttr(t, run, "hall.outcome", "ok")
 		dec := tr.childNamed(t, run, "hall.decide")
 		wantAttr(t, dec, "hall.capability_id", "cap.test.caller")
 		call := tr.childNamed(t, run, "hall.sandbox.call")
 		wantAttr(t, call, "hall.worker_id", "org.acme.caller")
-		tr.commitOf(t, run, run.attr("hall.receipt_id"))
+		runReceipt := tr.receiptUnder(t, run)
 		hop := tr.childNamed(t, call, "hall.hop")
-		wantAttr(t, hop, "hall.worker_id", "org.acme.leaf")
 		wantAttr(t, hop, "hall.outcome", "ok")
-		if hop.attr("hall.receipt_id") == "" || hop.attr("hall.receipt_id") == run.attr("hall.receipt_id") {
-			t.Errorf("hall.hop receipt %q: want the hop's own receipt (the run's is %q)", hop.attr("hall.receipt_id"), run.attr("hall.receipt_id"))
-		}
 		hdec := tr.childNamed(t, hop, "hall.decide")
 		wantAttr(t, hdec, "hall.capability_id", "cap.test.leaf")
-		wantAttr(t, hdec, "hall.decision_id", hop.attr("hall.decision_id"))
+		if hdec.attr("hall.decision_id") == "" || hdec.attr("hall.decision_id") == dec.attr("hall.decision_id") {
+			t.Errorf("the hop's hall.decide decision %q: want its own (the run's is %q)", hdec.attr("hall.decision_id"), dec.attr("hall.decision_id"))
+		}
 		hcall := tr.childNamed(t, hop, "hall.sandbox.call")
 		wantAttr(t, hcall, "hall.worker_id", "org.acme.leaf")
-		tr.commitOf(t, hop, hop.attr("hall.receipt_id"))
+		if hopReceipt := tr.receiptUnder(t, hop); hopReceipt == runReceipt {
+			t.Errorf("hall.hop receipt %q: want the hop's own receipt, not the run's", hopReceipt)
+		}
 	})
 	t.Run("stdio", func(t *testing.T) {
 		tr := treeOf(spans, mcpTrace)
@@ -702,7 +736,12 @@ func TestTracingCollectorRunHopStdio(t *testing.T) {
 			t.Errorf("tools/call over stdio: jsonrpc.request.id %q, want the client's numeric id", id)
 		}
 		wantAttr(t, tool, "mcp.method.name", "tools/call")
-		run := tr.childOf(t, "hall.run", tool)
-		tr.childOf(t, "hall.sandbox.call", run)
+		wantAttr(t, tool, "hall.outcome", "ok")
+		tr.childOf(t, "hall.decide", tool)
+		tr.childOf(t, "hall.sandbox.call", tool)
+		if tr.has("hall.run") {
+			t.Errorf("a hall.run under tools/call: %s", tr.names())
+		}
+		tr.onceEach(t)
 	})
 }

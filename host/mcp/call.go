@@ -37,10 +37,10 @@ func (s *Server) handler(name string) sdk.ToolHandler {
 		if t == nil {
 			return nil, fmt.Errorf("tool %s is no longer served (the Hall changed); list the tools again", name)
 		}
-		ctx, span := s.startToolSpan(ctx, name, req)
+		ctx, run := s.startToolSpan(ctx, name, req)
 		var r *sdk.CallToolResult
 		s.runners.do(ctx, func() { r = s.call(ctx, t, req) })
-		endToolSpan(span, r)
+		endToolSpan(run, r)
 		return r, nil
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wcphall/hall/internal/tracing"
 )
@@ -24,10 +25,10 @@ import (
 // transport's span, when there is one (Streamable HTTP), is linked. Never
 // the arguments or the result. Nothing when the Hall does not trace.
 // Without trace context in _meta, the transport's span is the parent.
-func (s *Server) startToolSpan(ctx context.Context, name string, req *sdk.CallToolRequest) (context.Context, trace.Span) {
+func (s *Server) startToolSpan(ctx context.Context, name string, req *sdk.CallToolRequest) (context.Context, *tracing.Adopted) {
 	tracer := tracing.Tracer(s.h.TracerProvider())
 	if tracer == nil {
-		return ctx, trace.SpanFromContext(context.Background())
+		return ctx, untraced
 	}
 	parent, fromMeta := ctx, false
 	var opts []trace.SpanStartOption
@@ -62,30 +63,44 @@ func (s *Server) startToolSpan(ctx context.Context, name string, req *sdk.CallTo
 		tracing.GenAIToolName.String(name),
 		tracing.GenAIOperation.String("execute_tool"),
 	))
-	ctx, span := tracer.Start(parent, "tools/call "+name, opts...)
 	if req.Session != nil {
 		if id := req.Session.ID(); id != "" {
-			span.SetAttributes(tracing.MCPSession.String(id))
+			opts = append(opts, trace.WithAttributes(tracing.MCPSession.String(id)))
 		}
 	}
-	return ctx, span
+	ctx, span := tracer.Start(parent, "tools/call "+name, opts...)
+	// The call's Run takes this span as its own rather than a hall.run
+	// span, and leaves its attributes in run for endToolSpan.
+	run := &tracing.Adopted{Span: span}
+	return tracing.AdoptRun(ctx, run), run
 }
+
+// untraced is the tools/call "span" of a Hall that does not trace: it
+// records nothing, and no Run adopts it.
+var untraced = &tracing.Adopted{Span: noop.Span{}}
 
 // endToolSpan ends a tools/call span with the result's status: a result
 // that is an error is error.type "tool_error", as the conventions say.
-func endToolSpan(span trace.Span, r *sdk.CallToolResult) {
+func endToolSpan(run *tracing.Adopted, r *sdk.CallToolResult) {
+	span := run.Span
 	if span.IsRecording() && r != nil {
+		var kv []attribute.KeyValue
 		if m := r.Meta; m != nil {
-			for _, k := range []string{"decision_id", "receipt_id", "deny_code", "outcome", "status"} {
-				if v, ok := m[k].(string); ok && v != "" {
-					span.SetAttributes(attribute.String("hall."+k, v))
-				}
+			// Only what no other span of the call names: the Run put
+			// hall.outcome here, the decision's id and deny code are on
+			// hall.decide, the receipt's id on hall.evidence.commit.
+			if v, ok := m["status"].(string); ok && v != "" {
+				kv = append(kv, attribute.String("hall.status", v))
 			}
 		}
 		if r.IsError {
 			span.SetStatus(codes.Error, "tool_error")
-			span.SetAttributes(tracing.ErrorType.String("tool_error"))
+			kv = append(kv, tracing.ErrorType.String("tool_error"))
+			kv = run.AppendTo(kv, tracing.ErrorType)
+		} else {
+			kv = run.AppendTo(kv)
 		}
+		span.SetAttributes(kv...)
 	}
 	span.End()
 }

@@ -20,6 +20,13 @@ import (
 // route, path and status, never the query string, headers or body.
 // GET /health and /metrics (probes and scrapes) are not traced. Installed
 // only when the Hall traces: otherwise requests pay nothing.
+// tracedWriter is a traced request's statusWriter and the Run it
+// carries, in one allocation.
+type tracedWriter struct {
+	statusWriter
+	run tracing.Adopted
+}
+
 func traceRequests(tp trace.TracerProvider) func(http.Handler) http.Handler {
 	tracer := tracing.Tracer(tp)
 	return func(next http.Handler) http.Handler {
@@ -32,8 +39,13 @@ func traceRequests(tp trace.TracerProvider) func(http.Handler) http.Handler {
 			ctx := tracing.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 			defer span.End()
-			sw := &statusWriter{ResponseWriter: w}
-			next.ServeHTTP(sw, r.WithContext(ctx))
+			// A Run under this request takes this span as its own
+			// rather than a hall.run span, and leaves its attributes in
+			// tw.run for the one SetAttributes call below.
+			tw := &tracedWriter{statusWriter: statusWriter{ResponseWriter: w}}
+			tw.run.Span = span
+			sw := &tw.statusWriter
+			next.ServeHTTP(sw, r.WithContext(tracing.AdoptRun(ctx, &tw.run)))
 			route := ""
 			if rc := chi.RouteContext(r.Context()); rc != nil {
 				route = rc.RoutePattern()
@@ -44,8 +56,8 @@ func traceRequests(tp trace.TracerProvider) func(http.Handler) http.Handler {
 			}
 			if span.IsRecording() {
 				// One SetAttributes call: each one grows the span's slice.
-				var buf [5]attribute.KeyValue
-				kv := append(buf[:0], tracing.HTTPMethod.String(r.Method), tracing.URLPath.String(r.URL.Path), tracing.HTTPStatus.Int(status))
+				kv := make([]attribute.KeyValue, 0, 8)
+				kv = append(kv, tracing.HTTPMethod.String(r.Method), tracing.URLPath.String(r.URL.Path), tracing.HTTPStatus.Int(status))
 				if route != "" {
 					span.SetName(r.Method + " " + route)
 					kv = append(kv, tracing.HTTPRoute.String(route))
@@ -53,6 +65,9 @@ func traceRequests(tp trace.TracerProvider) func(http.Handler) http.Handler {
 				if status >= 500 {
 					span.SetStatus(codes.Error, strconv.Itoa(status))
 					kv = append(kv, tracing.ErrorType.String(strconv.Itoa(status)))
+					kv = tw.run.AppendTo(kv, tracing.ErrorType)
+				} else {
+					kv = tw.run.AppendTo(kv)
 				}
 				span.SetAttributes(kv...)
 			}

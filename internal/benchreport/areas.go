@@ -168,6 +168,7 @@ var areas = []area{
 			anchor: &anchor{label: "untraced, same worker, alternated", m: m("host/server", "BenchmarkTracingOverhead/summarizer", "off-dispatches/s"), ratioUnit: "overhead-%", pct: true}, budget: "≤ 5%"},
 		{label: "`POST /wcp/run` traced (always-on, OTLP/HTTP to a local receiver), small WAT worker", m: m("host/server", "BenchmarkTracingOverhead/wat-noop", "on-dispatches/s"), extra: []string{"overhead-iqr-%", "cpu-overhead-%", "cpu-overhead-iqr-%"},
 			anchor: &anchor{label: "untraced, same worker, alternated", m: m("host/server", "BenchmarkTracingOverhead/wat-noop", "off-dispatches/s"), ratioUnit: "overhead-%", pct: true}, budget: "≤ 5%"},
+		{label: "the SDK's share alone: a traced dispatch's four spans and 17 attributes, made and exported over OTLP/HTTP to a local receiver (CPU µs per dispatch)", m: m("internal/tracing", "BenchmarkSpanExport", "cpu-µs/op"), extra: []string{"B/op", "allocs/op", "otlp-B/op"}},
 	}},
 	{id: "postgres", title: "PostgreSQL beside SQLite", rows: []row{
 		{label: "`POST /wcp/route` on PostgreSQL, alternated with SQLite in 6 rounds (median)", m: m("host/server", "BenchmarkPostgresHTTP/route/alternating", "postgres-decisions/s"), extra: []string{"pct-of-sqlite", "roundtrips/op"},

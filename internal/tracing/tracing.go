@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -97,3 +98,61 @@ const (
 	GenAIToolName  = attribute.Key("gen_ai.tool.name")
 	GenAIOperation = attribute.Key("gen_ai.operation.name")
 )
+
+// runSpanKey marks, in a context, the span a Run directly under it makes
+// its own (AdoptRun).
+type runSpanKey struct{}
+
+// Adopted is the Hall's own span of a request (the HTTP server span of
+// POST /wcp/run, an MCP tools/call span) as a Run under it adopts it
+// (AdoptRun): the Run sets its status, and leaves its attributes here for
+// the span's maker to set with its own in one call (each SetAttributes
+// call grows the span's attribute slice again).
+type Adopted struct {
+	Span  trace.Span
+	attrs [3]attribute.KeyValue
+	n     int
+}
+
+// Add keeps kv for the span's maker (at most three; more are dropped:
+// the Run sets two, hall.outcome and error.type).
+func (a *Adopted) Add(kv ...attribute.KeyValue) {
+	for _, x := range kv {
+		if a.n < len(a.attrs) {
+			a.attrs[a.n] = x
+			a.n++
+		}
+	}
+}
+
+// AppendTo appends the attributes the Run left to kv, but for those of
+// the keys in except (which the maker sets itself).
+func (a *Adopted) AppendTo(kv []attribute.KeyValue, except ...attribute.Key) []attribute.KeyValue {
+	for _, x := range a.attrs[:a.n] {
+		if !slices.Contains(except, x.Key) {
+			kv = append(kv, x)
+		}
+	}
+	return kv
+}
+
+// AdoptRun returns ctx marked so that a Run called with it (or with a
+// context derived from it without a span of its own) takes a.Span, the
+// Hall's own span of the request that carries the Run, as its own
+// instead of making a "hall.run" span: one span fewer per dispatch, and
+// the request's span names what the dispatch came to. a.Span must be
+// ctx's span; the caller that started it ends it, with a's attributes.
+func AdoptRun(ctx context.Context, a *Adopted) context.Context {
+	return context.WithValue(ctx, runSpanKey{}, a)
+}
+
+// RunSpan is what AdoptRun marked in ctx, when its span is still ctx's
+// span (no span was started under it since) and records; ok is false
+// otherwise, and the Run makes a span of its own.
+func RunSpan(ctx context.Context) (a *Adopted, ok bool) {
+	a, _ = ctx.Value(runSpanKey{}).(*Adopted)
+	if a == nil || a.Span == nil || !a.Span.IsRecording() || a.Span.SpanContext().SpanID() != trace.SpanContextFromContext(ctx).SpanID() {
+		return nil, false
+	}
+	return a, true
+}

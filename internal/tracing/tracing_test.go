@@ -60,3 +60,25 @@ func TestPropagation(t *testing.T) {
 		t.Error("TraceID of a remote, non-recording span context")
 	}
 }
+
+// RunSpan finds the span AdoptRun marked only while it is still the
+// context's span and records: not through a span started under it, not
+// for a span that records nothing, not in an unmarked context.
+func TestRunSpan(t *testing.T) {
+	if _, ok := RunSpan(context.Background()); ok {
+		t.Error("RunSpan of an unmarked context")
+	}
+	remote := Extract(context.Background(), propagation.MapCarrier{"traceparent": parent})
+	off := trace.SpanFromContext(remote) // a remote parent: records nothing
+	if _, ok := RunSpan(AdoptRun(remote, &Adopted{Span: off})); ok {
+		t.Error("RunSpan of a span that does not record")
+	}
+	if _, ok := RunSpan(AdoptRun(context.Background(), &Adopted{})); ok {
+		t.Error("RunSpan of a nil span")
+	}
+	var a Adopted
+	a.Add(Outcome.String("ok"), ErrorType.String("X"), ReceiptID.String("r"), WorkerID.String("dropped"))
+	if got := a.AppendTo(nil, ErrorType); len(got) != 2 || got[0].Key != Outcome || got[1].Key != ReceiptID {
+		t.Errorf("AppendTo: %v", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -564,28 +565,47 @@ func testWizardTUI(t *testing.T, pkg string) {
 	cmd.Dir = pkg
 	cmd.Env = testEnv("TERM=xterm-256color")
 	term := startPTY(t, cmd, 60, 160)
-	tty := term.tty
-	expect := func(s string) { t.Helper(); term.expect(t, s, false) }
 	// huh moves between fields and groups through commands, so a key sent
-	// before the previous one is processed could reach the wrong field.
-	keys := func(ks ...string) {
+	// before the previous one is processed could reach the wrong field:
+	// after each key, wait until the screen shows its effect, the focused
+	// field (the one with the ┃ bar) with its title and value line.
+	focused := func(title, value string) {
 		t.Helper()
-		for _, k := range ks {
-			if _, err := tty.Write([]byte(k)); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(150 * time.Millisecond)
+		term.expectScreen(t, fmt.Sprintf("the focus on %q showing %q", title, value), func(lines []string) bool {
+			return slices.Contains(lines, "┃ "+title) && slices.Contains(lines, strings.TrimRight("┃ "+value, " "))
+		})
+	}
+	key := func(k, title, value string) {
+		t.Helper()
+		if _, err := term.tty.Write([]byte(k)); err != nil {
+			t.Fatal(err)
 		}
+		focused(title, value)
 	}
 	const enter, down, clear = "\r", "\x1b[B", "\x15" // ctrl+u clears an input
-	expect("Worker id")
-	keys(clear, "org.example.tui", enter, enter, enter, down, enter)
-	expect("Allowed environments")
-	keys(enter, enter)
-	expect("Readable directories")
-	keys(enter, enter, enter, enter)
-	expect("Blast radius: data")
-	keys(clear, "4", enter, enter, enter, enter, enter)
+	focused("Worker id", "> org.example.signer")
+	key(clear, "Worker id", ">")
+	key("org.example.tui", "Worker id", "> org.example.tui")
+	key(enter, "Worker species", "> wrk.doc.signer")
+	key(enter, "Capabilities", "> cap.doc.sign")
+	key(enter, "Risk tier", "> medium")
+	key(down, "Risk tier", "> high")
+	key(enter, "Controls", "> ctrl.obs.audit-log-append-only")
+	key(enter, "Allowed environments", "> ✓ dev")
+	key(enter, "Secrets", "> signing_key")
+	key(enter, "Network egress", "> none")
+	key(enter, "Writable directories", ">")
+	key(enter, "Readable directories", "> /srv/documents")
+	key(enter, "Blast radius: data", "> 1")
+	key(clear, "Blast radius: data", ">")
+	key("4", "Blast radius: data", "> 4")
+	key(enter, "Blast radius: network", "> 0")
+	key(enter, "Blast radius: financial", "> 0")
+	key(enter, "Blast radius: time", "> 1")
+	key(enter, "Reversibility", "> reversible")
+	if _, err := term.tty.Write([]byte(enter)); err != nil { // submit
+		t.Fatal(err)
+	}
 	screen, waitErr := term.wait(cmd)
 	if waitErr != nil {
 		t.Fatalf("hall build: %v; the terminal shows:\n%s", waitErr, screen)
@@ -611,11 +631,13 @@ func testWizardTUI(t *testing.T, pkg string) {
 
 // ptyScreen runs a command on a pseudo-terminal and records what it shows.
 type ptyScreen struct {
-	tty  *os.File
-	mu   sync.Mutex
-	buf  []byte
-	seen int // buf[:seen] has been matched by ordered expectations
-	done chan struct{}
+	tty        *os.File
+	rows, cols int
+	mu         sync.Mutex
+	buf        []byte
+	seen       int           // buf[:seen] has been matched by ordered expectations
+	changed    chan struct{} // closed (and replaced) when buf grows
+	done       chan struct{}
 }
 
 func startPTY(t *testing.T, cmd *exec.Cmd, rows, cols uint16) *ptyScreen {
@@ -625,7 +647,7 @@ func startPTY(t *testing.T, cmd *exec.Cmd, rows, cols uint16) *ptyScreen {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tty.Close() })
-	s := &ptyScreen{tty: tty, done: make(chan struct{})}
+	s := &ptyScreen{tty: tty, rows: int(rows), cols: int(cols), changed: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		b := make([]byte, 4096)
@@ -633,6 +655,8 @@ func startPTY(t *testing.T, cmd *exec.Cmd, rows, cols uint16) *ptyScreen {
 			n, err := tty.Read(b)
 			s.mu.Lock()
 			s.buf = append(s.buf, b[:n]...)
+			close(s.changed)
+			s.changed = make(chan struct{})
 			s.mu.Unlock()
 			if err != nil {
 				return
@@ -642,12 +666,36 @@ func startPTY(t *testing.T, cmd *exec.Cmd, rows, cols uint16) *ptyScreen {
 	return s
 }
 
+// until waits up to a minute for cond, called with the output so far
+// under the lock each time the program writes; it reports whether cond
+// held. No polling: the reader wakes it.
+func (s *ptyScreen) until(cond func() bool) bool {
+	deadline := time.After(time.Minute) // a hang guard, not a speed check
+	for {
+		s.mu.Lock()
+		ok, changed := cond(), s.changed
+		s.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-s.done:
+			s.mu.Lock()
+			ok := cond()
+			s.mu.Unlock()
+			return ok
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 // expect waits up to a minute for text on the screen: after the previous
 // ordered match when ordered, anywhere otherwise.
 func (s *ptyScreen) expect(t *testing.T, text string, ordered bool) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		s.mu.Lock()
+	if s.until(func() bool {
 		from := 0
 		if ordered {
 			from = s.seen
@@ -656,14 +704,25 @@ func (s *ptyScreen) expect(t *testing.T, text string, ordered bool) {
 		if i >= 0 && ordered {
 			s.seen = from + i + len(text)
 		}
-		s.mu.Unlock()
-		if i >= 0 {
-			return
-		}
+		return i >= 0
+	}) {
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.Fatalf("the terminal never showed %q; it shows:\n%s", text, s.buf[s.seen:])
+}
+
+// expectScreen waits up to a minute until the screen, as a terminal
+// renders the output so far (renderScreen), satisfies ok.
+func (s *ptyScreen) expectScreen(t *testing.T, what string, ok func(lines []string) bool) {
+	t.Helper()
+	if s.until(func() bool { return ok(renderScreen(s.buf, s.rows, s.cols)) }) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.Fatalf("the screen never showed %s; it shows:\n%s", what, strings.Join(renderScreen(s.buf, s.rows, s.cols), "\n"))
 }
 
 // wait waits for the command and returns everything the terminal showed.

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -112,9 +113,36 @@ func textOf[S chromedp.Selectable](t *testing.T, ctx context.Context, sel S, wha
 	}
 }
 
+// pageSettled resolves once the page has loaded (its load event, which
+// the last WaitVisible does not wait for) and Chromium has composited
+// two frames of it since.
+const pageSettled = `new Promise(resolve => {
+	const painted = () => requestAnimationFrame(() => requestAnimationFrame(() => resolve(true)));
+	if (document.readyState === "complete") painted(); else addEventListener("load", painted, {once: true});
+})`
+
+// screenshot saves a full-page screenshot of the settled page. The page
+// may still be loading when the WaitVisible before it returns (see
+// textOf), so it first waits for pageSettled; Chromium may answer
+// "Unable to capture screenshot" while it has no frame to copy, so that
+// answer alone is asked again, within the step's deadline.
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
-	png := step(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
+	step(t, ctx, "let the page settle before screenshot "+name, chromedp.Evaluate[bool](pageSettled, chromedp.EvalAwaitPromise))
+	png := step(t, ctx, "screenshot "+name, chromedp.Action[[]byte](func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
+		for {
+			png, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err == nil || !strings.Contains(err.Error(), "Unable to capture screenshot") {
+				return png, err
+			}
+			t.Logf("screenshot %s: %v; asking again", name, err)
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+			case <-time.After(100 * time.Millisecond): // spacing the attempts, within the deadline
+			}
+		}
+	}))
 	path := filepath.Join(dir, name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)

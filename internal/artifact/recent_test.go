@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"testing"
-	"time"
 )
 
 // TestGetAfterVerifyDetectsTampering: the bytes Verify read are handed to
@@ -33,10 +32,7 @@ func TestGetAfterVerifyDetectsTampering(t *testing.T) {
 		t.Fatal(v, err)
 	}
 	path := s.Path(d)
-	time.Sleep(10 * time.Millisecond) // ctime granularity
-	if err := os.Chmod(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	chmodNewCtime(t, path, 0o600)
 	if err := os.WriteFile(path, []byte("\x00asm\x01\x00\x00\x00 ORIGINAL BYTES"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -51,10 +51,7 @@ func TestTamperingDetectedEvenWithSameSizeAndMtime(t *testing.T) {
 	}
 	path := s.Path(d)
 	fi, _ := os.Stat(path)
-	time.Sleep(10 * time.Millisecond) // ctime granularity
-	if err := os.Chmod(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	chmodNewCtime(t, path, 0o600)
 	tampered := []byte("\x00asm\x01\x00\x00\x00 ORIGINAL BYTES")
 	if err := os.WriteFile(path, tampered, 0o600); err != nil {
 		t.Fatal(err)
@@ -82,5 +79,35 @@ func TestMissing(t *testing.T) {
 	}
 	if _, err := s.Verify(d); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Verify: %v", err)
+	}
+}
+
+// chmodNewCtime sets path's mode until its change time differs from the
+// one it had: the file system stamps with a coarse clock (a jiffy, up to
+// 10 ms, on some kernels), so a write right after a Verify can carry the
+// change time Verify saw. It polls that clock instead of sleeping a
+// guessed granularity.
+func chmodNewCtime(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	ctime := func() (int64, bool) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, c, ok := changeTime(fi)
+		return c, ok
+	}
+	was, _ := ctime()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if now, ok := ctime(); now != was || !ok { // !ok: the store hashes on every read
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the change time did not move in 10 s", path)
+		}
+		time.Sleep(time.Millisecond) // polling the file system's clock
 	}
 }

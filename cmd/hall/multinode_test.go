@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,35 +56,10 @@ func TestMultiNodePostgres(t *testing.T) {
 	}
 
 	// Enroll through node 0: the module, the record, the rules.
-	module, err := os.ReadFile(plugin(t, "summarizer"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(module)
-	artifactHash := "sha256:" + hex.EncodeToString(sum[:])
-	var record map[string]any
-	b, err := os.ReadFile("../../plugins/summarizer/registry_record.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &record); err != nil {
-		t.Fatal(err)
-	}
-	record["artifact_hash"] = artifactHash
-	recordJSON, _ := json.Marshal(record)
+	enrollSummarizer(t, nodes[0].base, adminTok)
 	rules, err := os.ReadFile(filepath.Join(quickstart, "rules.json"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	n0 := nodes[0].base
-	if r := curl(t, "PUT", n0+"/artifacts/"+artifactHash, adminTok, "application/wasm", module); r.status != 201 {
-		t.Fatalf("upload through node 0: %+v", r)
-	}
-	if r := curl(t, "POST", n0+"/enroll", adminTok, "application/json", recordJSON); r.status != 201 {
-		t.Fatalf("enroll through node 0: %+v", r)
-	}
-	if r := curl(t, "PUT", n0+"/admin/rules", adminTok, "application/json", rules); r.status != 200 {
-		t.Fatalf("rules through node 0: %+v", r)
 	}
 
 	// In force on the others within a second: they serve node 0's

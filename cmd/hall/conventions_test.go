@@ -28,6 +28,8 @@ func TestUsageConventions(t *testing.T) {
 		{"extra arguments to run", []string{"run", "cap.x", "y"}, []string{"run"}},
 		{"unknown flag", []string{"route", "--capabilty", "cap.x"}, []string{"unknown flag --capabilty", "hall route --help"}},
 		{"missing required flag", []string{"route"}, []string{"--capability is required"}},
+		{"missing required flag of keys admit", []string{"keys", "admit", "abc"}, []string{"--name is required"}},
+		{"missing required flag of record embed", []string{"record", "embed", "x.wasm"}, []string{"--record is required"}},
 		{"run without capability", []string{"run"}, []string{"run needs the CAPABILITY"}},
 		{"completion without shell", []string{"completion"}, []string{"bash, zsh or fish"}},
 		{"completion unknown shell", []string{"completion", "bsh"}, []string{`did you mean "bash"?`}},

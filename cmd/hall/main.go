@@ -109,6 +109,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	}
 	walkCommands(app.Commands, "", func(path string, c *cli.Command) {
 		c.OnUsageError = usageError
+		if c.Action != nil {
+			c.Action = requireFlags(path, c)
+		}
 		if max, ok := maxArgs[path]; ok && c.Action != nil {
 			c.Action = refuseExtraArgs(path, max, c.Action)
 		}
@@ -166,6 +169,31 @@ func usageErrorf(cmd, format string, args ...any) error {
 		help = "hall " + cmd + " --help"
 	}
 	return cli.Exit(fmt.Sprintf("hall: %s\nRun '%s' for usage.", fmt.Sprintf(format, args...), help), exitError)
+}
+
+// requireFlags takes c's required flags out of urfave/cli's hands, which
+// prints the whole help on standard output for a missing one, and checks
+// them before c's action instead: one line on stderr naming the flag.
+func requireFlags(path string, c *cli.Command) cli.ActionFunc {
+	var required []string
+	for _, f := range c.Flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Required {
+			sf.Required = false
+			required = append(required, sf.Name)
+		}
+	}
+	action := c.Action
+	if len(required) == 0 {
+		return action
+	}
+	return func(ctx *cli.Context) error {
+		for _, name := range required {
+			if !ctx.IsSet(name) {
+				return usageErrorf(path, "--%s is required", name)
+			}
+		}
+		return action(ctx)
+	}
 }
 
 // usageError is every command's OnUsageError: urfave/cli would print the

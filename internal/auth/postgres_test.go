@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"os"
 	"testing"
 
@@ -40,20 +39,8 @@ func openPGPair(t *testing.T) (server, cli *Store, raw *sql.DB) {
 // request), and refuses it from its first call after another node
 // revoked it.
 func TestPostgresCacheSeesRevocationByAnotherNode(t *testing.T) {
-	ctx := context.Background()
 	server, cli, _ := openPGPair(t)
-	for i := range 5 {
-		tok, meta, err := cli.Create(ctx, TenantScope("org.acme"), fmt.Sprint(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		mustAuth(t, server, tok, meta) // created after the cache was filled
-		if _, err := cli.Revoke(ctx, meta.ID); err != nil {
-			t.Fatal(err)
-		}
-		mustFail(t, server, tok, "revoked by another node")
-		mustFail(t, server, tok, "revoked by another node, asked again")
-	}
+	revokedElsewhere(t, server, cli, 5, "another node")
 }
 
 // TestPostgresCacheHitsSkipTheLookup: a cached token costs one round trip
